@@ -1,0 +1,1 @@
+"""Example sites for consent-gate."""

@@ -1,0 +1,1 @@
+"""A FastAPI app that reads the visitor's consent in its views."""

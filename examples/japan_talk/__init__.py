@@ -1,0 +1,1 @@
+"""Japan Talk: a small Starlette travel blog used as the consent-gate demo site."""

@@ -1,0 +1,1 @@
+"""A bare ASGI callable (no framework), including a streamed page."""

@@ -1,0 +1,250 @@
+"""ConsentMiddleware: wraps any ASGI app, enforcing the visitor's consent on every HTML page.
+
+One request: read the consent once, answer our own routes, otherwise call the site with
+``scope["state"]["consent"]`` and rewrite its HTML as it streams out. Work that does not
+depend on the request (config, keys, host patterns, snippets, CSP values) is done once here.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .config import Config, load_config
+from .consent import Consent, ConsentCodec, ConsentResolver, privacy_signal
+from .csp import CspBuilder
+from .disclosure import Discloser, RequestInfo
+from .errors import LedgerUnavailable
+from .headers import cookie_value, header_value, merge_vary, private_cache_control
+from .hosts import HostMatcher
+from .plan import PlanBuilder, charset_of
+from .rewrite import HtmlRewriter
+from .routes import ConsentUI
+from .secrets import dev_mode_requested, signing_keys
+
+logger = logging.getLogger("consent_gate")
+
+#: Decoded bytes handed to the rewriter at once when inflating a compressed body.
+_INFLATE_STEP = 64 * 1024
+_REWRITABLE_CHARSET_BLOCKLIST = ("utf-16", "utf-32", "utf16", "utf32")
+
+
+class ConsentMiddleware:
+    """Pure ASGI middleware; stateless across requests (a responder object per response)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        config: str | Path | Config = "partners.toml",
+        *,
+        secret: str | Sequence[str] | None = None,
+        dev: bool | None = None,
+        ledger: Discloser | None = None,
+    ) -> None:
+        self.app = app
+        self.config = config if isinstance(config, Config) else load_config(config)
+        policy = self.config.policy
+        dev_mode = dev_mode_requested() if dev is None else dev
+        if secret is None:
+            keys = signing_keys(policy.secret_env, dev=dev_mode)
+        else:
+            keys = (secret,) if isinstance(secret, str) else tuple(secret)
+        self.codec = ConsentCodec(keys, max_age_seconds=policy.cookie.max_age_days * 86400)
+        self.resolver = ConsentResolver(self.config, self.codec)
+        self.matcher = HostMatcher({pid: p.hosts for pid, p in self.config.partners.items()})
+        self.discloser = ledger if ledger is not None else Discloser.from_config(self.config, keys[0])
+        self.ui = ConsentUI(self.config, self.resolver, record_event=self.discloser.record_event)
+        self.plans = PlanBuilder(self.config, self.matcher, self.ui)
+        self.csp = CspBuilder(self.config)
+        self.cookie_name = policy.cookie.name
+        self.honor_gpc = policy.honor_gpc
+        self.honor_dnt = policy.honor_dnt
+        self.vary = ["Cookie", "Accept-Language"] + (["Sec-GPC"] if policy.honor_gpc else [])
+
+    def consent_for(self, scope: Scope) -> Consent:
+        headers = scope.get("headers", ())
+        return self.resolver.resolve(
+            cookie_value(headers, self.cookie_name),
+            privacy_signal(headers, honor_gpc=self.honor_gpc, honor_dnt=self.honor_dnt),
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        consent = self.consent_for(scope)
+        if self.ui.owns(scope["path"]):
+            await self.ui.handle(scope, receive, send, consent)
+            return
+        inner = dict(scope)
+        state = scope.get("state")
+        inner["state"] = state = dict(state) if state is not None else {}
+        state["consent"] = consent
+        # Ask for identity bodies: compressed HTML could not be rewritten (compression goes outside us).
+        inner["headers"] = [(k, v) for k, v in scope["headers"] if k != b"accept-encoding"]
+        if scope["method"] == "HEAD":
+            await self.app(inner, receive, send)
+            return
+        responder = HtmlResponder(self, inner, send, consent)
+        await self.app(inner, receive, responder.send)
+
+
+class HtmlResponder:
+    """Per-response state: holds the start message until the first body decides what to do."""
+
+    def __init__(self, gate: ConsentMiddleware, scope: Scope, send: Send, consent: Consent) -> None:
+        self.gate = gate
+        self.scope = scope
+        self.raw_send = send
+        self.consent = consent
+        self.start: Message | None = None
+        self.mode = "undecided"  # -> "pass" | "rewrite"
+        self.rewriter: HtmlRewriter | None = None
+        self.inflater: Any = None
+        self.request: RequestInfo | None = None
+        self.charset: str | None = None
+
+    async def send(self, message: Message) -> None:
+        kind = message["type"]
+        if kind == "http.response.start":
+            self.start = message
+            return
+        if self.mode == "undecided":
+            if kind != "http.response.body":
+                await self._pass_through(message)
+                return
+            await self._decide(message)
+        if self.mode == "pass":
+            await self.raw_send(message)
+            return
+        await self._rewrite_body(message)
+
+    async def _pass_through(self, message: Message) -> None:
+        self.mode = "pass"
+        if self.start is not None:
+            await self.raw_send(self.start)
+        await self.raw_send(message)
+
+    async def _decide(self, first: Message) -> None:
+        start = self.start
+        if start is None:  # a broken app; let the server complain about it
+            self.mode = "pass"
+            return
+        headers = MutableHeaders(scope=start)
+        status = int(start.get("status", 200))
+        content_type = headers.get("content-type", "").lower()
+        if not (200 <= status < 300 and status != 204 and content_type.startswith("text/html")):
+            self.mode = "pass"
+            await self.raw_send(start)
+            return
+        encoding = headers.get("content-encoding", "identity").strip().lower()
+        charset_ok = not any(cs in content_type for cs in _REWRITABLE_CHARSET_BLOCKLIST)
+        plan_allowed = self._allowed_partners()
+        csp_value = self.gate.csp.value(plan_allowed) if self.gate.csp.enabled else None
+        self._consent_headers(headers, csp_value)
+        if encoding not in ("identity", "gzip", "x-gzip", "deflate") or not charset_ok:
+            # We cannot read these bytes; the CSP still stops unconsented partners in the browser.
+            logger.warning(
+                "consent-gate: %s %s sent HTML we cannot rewrite (Content-Encoding %r, %s); "
+                "partner tags in it are only stopped by the CSP. Fix: let the app send identity "
+                "bodies and put compression (GZipMiddleware, the reverse proxy) outside "
+                "ConsentMiddleware.", self.scope["method"], self.scope["path"], encoding, content_type)
+            self.mode = "pass"
+            await self.raw_send(start)
+            return
+        if encoding != "identity":
+            # wbits 47 = auto-detect gzip or zlib header.
+            self.inflater = zlib.decompressobj(47 if encoding != "deflate" else 15)
+            del headers["content-encoding"]
+        self.mode = "rewrite"
+        self.charset = charset_of(content_type)
+        plan = self.gate.plans.plan(self.consent, plan_allowed, self.scope, self.charset)
+        self.rewriter = HtmlRewriter(plan)
+        self.request = RequestInfo.from_scope(self.scope, self.consent)
+        if not first.get("more_body", False) and self.inflater is None:
+            # One-chunk body: rewrite it all now so Content-Length can stay exact.
+            body = await self._rewrite_chunk(first.get("body", b""), final=True)
+            headers["content-length"] = str(len(body))
+            await self.raw_send(start)
+            await self.raw_send({"type": "http.response.body", "body": body, "more_body": False})
+            self.mode = "done"
+            return
+        if "content-length" in headers:
+            del headers["content-length"]
+        await self.raw_send(start)
+
+    def _allowed_partners(self) -> frozenset[str]:
+        allowed = self.consent.allowed_partners
+        if allowed and not self.gate.discloser.available():
+            # Fail closed: without a working ledger no partner is enabled.
+            return frozenset()
+        return allowed
+
+    def _consent_headers(self, headers: MutableHeaders, csp_value: bytes | None) -> None:
+        headers["vary"] = merge_vary(headers.get("vary"), self.gate.vary)
+        headers["cache-control"] = private_cache_control(headers.get("cache-control"))
+        # The body now depends on consent: the app's validators no longer describe it.
+        for name in ("etag", "last-modified"):
+            if name in headers:
+                del headers[name]
+        if csp_value is not None:
+            headers.append(self.gate.csp.header_name.decode("latin-1"), csp_value.decode("latin-1"))
+
+    async def _rewrite_body(self, message: Message) -> None:
+        if self.mode == "done":
+            return
+        if message["type"] != "http.response.body":
+            await self.raw_send(message)
+            return
+        more = bool(message.get("more_body", False))
+        data = message.get("body", b"")
+        if self.inflater is not None:
+            out = bytearray()
+            pending = data
+            while pending:
+                piece = self.inflater.decompress(pending, _INFLATE_STEP)
+                pending = self.inflater.unconsumed_tail
+                out += await self._rewrite_chunk(piece, final=False)
+            if not more:
+                out += await self._rewrite_chunk(self.inflater.flush(), final=True)
+            body = bytes(out)
+        else:
+            body = await self._rewrite_chunk(data, final=not more)
+        if body or not more:
+            await self.raw_send({"type": "http.response.body", "body": body, "more_body": more})
+
+    async def _rewrite_chunk(self, data: bytes, *, final: bool) -> bytes:
+        rewriter = self.rewriter
+        if rewriter is None:
+            return data
+        before = rewriter.snapshot()
+        out = rewriter.feed(data) if data else b""
+        if final:
+            out += rewriter.finish()
+        enabled = rewriter.take_enabled()
+        if enabled and self.request is not None:
+            try:
+                await self.gate.discloser.disclose(enabled, self.request)
+            except LedgerUnavailable:
+                # Log before disclose failed: redo this chunk with every partner blocked.
+                blocked = self.gate.plans.blocked(self.consent, self.scope, self.charset)
+                rewriter.restore(before, blocked)
+                out = rewriter.feed(data) if data else b""
+                if final:
+                    out += rewriter.finish()
+                rewriter.take_enabled()
+        if final and rewriter.unknown_hosts:
+            self.gate.plans.report_unknown(rewriter.unknown_hosts, self.scope.get("path", ""))
+        return out
+
+
+def request_id() -> str:
+    return f"{int(time.time()):x}-{secrets.token_hex(6)}"

@@ -1,0 +1,161 @@
+"""From a page view to ledger records: who received what, on which legal basis.
+
+The middleware calls :meth:`Discloser.disclose` with the partners a chunk is about to
+enable and sends the chunk only after it returns (log before disclose).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from starlette.types import Scope
+
+from .config import Config
+from .consent import Consent
+from .errors import LedgerUnavailable
+from .headers import header_value
+from .ledger import (
+    ConsentEvent,
+    DisclosureRecord,
+    LedgerWriter,
+    minimise_ip,
+    open_store,
+    page_path,
+    ua_family,
+)
+
+logger = logging.getLogger("consent_gate")
+
+#: After a failed write, pages are served with partners off; retry the ledger this often.
+_RETRY_SECONDS = 5.0
+_ERROR_LOG_INTERVAL = 60.0
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """What a disclosure record needs to know about the request, read once."""
+
+    request_id: str
+    path: str
+    query: str
+    client_ip: str | None
+    user_agent: str
+    consent: Consent
+
+    @classmethod
+    def from_scope(cls, scope: Scope, consent: Consent, *, trust_proxy: bool = False) -> RequestInfo:
+        headers = scope.get("headers", ())
+        client = scope.get("client")
+        ip = client[0] if client else None
+        if trust_proxy:
+            forwarded = header_value(headers, b"x-forwarded-for")
+            if forwarded:
+                ip = forwarded.decode("latin-1").split(",")[0].strip() or ip
+        ua = (header_value(headers, b"user-agent") or b"").decode("latin-1")
+        return cls(
+            request_id=f"{int(time.time()):x}-{secrets.token_hex(6)}",
+            path=scope.get("path", "/"),
+            query=scope.get("query_string", b"").decode("latin-1"),
+            client_ip=ip,
+            user_agent=ua,
+            consent=consent,
+        )
+
+
+class Discloser:
+    """Builds records from config + request and hands them to the ledger writer."""
+
+    def __init__(self, config: Config, writer: LedgerWriter | None, ip_key: bytes | None) -> None:
+        self.config = config
+        self.writer = writer
+        self.ip_key = ip_key
+        self.fail_open = config.ledger.fail == "open"
+        self._failed_at: float | None = None
+        self._last_error_log = 0.0
+        self._necessary = config.necessary_purposes
+        self._partner_meta: Mapping[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
+            pid: (p.purposes, p.receives, p.cookies) for pid, p in config.partners.items()
+        }
+
+    @classmethod
+    def from_config(cls, config: Config, signing_key: str) -> Discloser:
+        store = open_store(config.ledger.path)
+        # The IP hash key is derived from the signing key so that hashes cannot be reversed
+        # by brute force without the secret, yet stay stable for one deployment.
+        ip_key = f"consent-gate.ip.{signing_key}".encode() if config.ledger.ip == "hash" else None
+        return cls(config, LedgerWriter(store), ip_key)
+
+    def available(self) -> bool:
+        """False right after a failed write: partners stay off until the retry interval passes."""
+        if self.fail_open or self._failed_at is None:
+            return True
+        return time.monotonic() - self._failed_at >= _RETRY_SECONDS
+
+    def _failed(self, exc: LedgerUnavailable) -> None:
+        now = time.monotonic()
+        self._failed_at = now
+        if now - self._last_error_log >= _ERROR_LOG_INTERVAL:
+            self._last_error_log = now
+            logger.error("consent-gate: the ledger cannot write (%s); %s", exc.cause,
+                         "partners are enabled anyway (fail = \"open\")" if self.fail_open
+                         else "partners are disabled until it can (fail = \"closed\")")
+
+    def _legal_basis(self, purposes: tuple[str, ...], consent: Consent) -> str:
+        if all(p in self._necessary for p in purposes):
+            return "necessary"
+        return "consent" if consent.decided else "opt-out-not-exercised"
+
+    async def disclose(self, partners: frozenset[str], request: RequestInfo) -> None:
+        """Make one record per partner durable; raise LedgerUnavailable when fail-closed."""
+        if self.writer is None:
+            return
+        ledger = self.config.ledger
+        now = dt.datetime.now(dt.UTC)
+        ip = minimise_ip(request.client_ip, ledger.ip, self.ip_key)
+        family = ua_family(request.user_agent)
+        path = page_path(request.path, request.query, ledger.keep_query)
+        records = []
+        for pid in sorted(partners):
+            purposes, receives, cookies = self._partner_meta[pid]
+            records.append(DisclosureRecord(
+                time=now, request_id=request.request_id, consent_id=request.consent.consent_id,
+                path=path, partner=pid, purposes=purposes,
+                legal_basis=self._legal_basis(purposes, request.consent),
+                data_categories=receives, cookies=cookies,
+                policy_version=request.consent.policy_version, ip=ip, ua_family=family,
+            ))
+        try:
+            await self.writer.write(records)
+        except LedgerUnavailable as exc:
+            self._failed(exc)
+            if not self.fail_open:
+                raise
+        else:
+            self._failed_at = None
+
+    async def record_event(self, action: str, new: Consent, previous: Consent | None, source: str,
+                           scope: Scope) -> None:
+        """Proof of consent: written before the cookie is set; a failure is logged, not fatal."""
+        if self.writer is None:
+            return
+        info = RequestInfo.from_scope(scope, new, trust_proxy=self.config.policy.trust_proxy)
+        event = ConsentEvent(
+            time=dt.datetime.now(dt.UTC), consent_id=new.consent_id or "", action=action,
+            choices={pid: pid in new.granted for pid in self.config.purposes},
+            policy_version=new.policy_version, source=source,
+            ip=minimise_ip(info.client_ip, self.config.ledger.ip, self.ip_key),
+            ua_family=ua_family(info.user_agent),
+        )
+        try:
+            await self.writer.write([event])
+        except LedgerUnavailable as exc:
+            self._failed(exc)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()

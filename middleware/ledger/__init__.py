@@ -1,0 +1,41 @@
+"""The disclosure ledger: records, hash chain, stores, the group-commit writer."""
+
+from __future__ import annotations
+
+from middleware.errors import LedgerUnavailable as LedgerUnavailable
+from middleware.ledger.chain import Checkpoint as Checkpoint
+from middleware.ledger.chain import Problem as Problem
+from middleware.ledger.chain import StoredRow as StoredRow
+from middleware.ledger.chain import VerifyReport as VerifyReport
+from middleware.ledger.chain import verify as verify
+from middleware.ledger.minimise import minimise_ip as minimise_ip
+from middleware.ledger.minimise import ua_family as ua_family
+from middleware.ledger.records import ConsentEvent as ConsentEvent
+from middleware.ledger.records import DisclosureRecord as DisclosureRecord
+from middleware.ledger.records import page_path as page_path
+from middleware.ledger.query import open_store as open_store
+from middleware.ledger.retention import purge as purge
+from middleware.ledger.sqlite import SqliteStore as SqliteStore
+from middleware.ledger.store import Filters as Filters
+from middleware.ledger.store import LedgerStore as LedgerStore
+from middleware.ledger.writer import LedgerWriter as LedgerWriter
+
+__all__ = [
+    "Checkpoint",
+    "ConsentEvent",
+    "DisclosureRecord",
+    "Filters",
+    "LedgerStore",
+    "LedgerUnavailable",
+    "LedgerWriter",
+    "Problem",
+    "SqliteStore",
+    "StoredRow",
+    "VerifyReport",
+    "minimise_ip",
+    "open_store",
+    "page_path",
+    "purge",
+    "ua_family",
+    "verify",
+]

@@ -1,0 +1,270 @@
+"""The hash chain: one chain per writer, spanning both record tables.
+
+Each stored row carries ``writer_id`` (random per writer start), ``seq`` (1..n within
+the writer), ``prev_hash`` (the hash of the writer's previous row, or of the purge
+checkpoint it follows) and ``hash`` = SHA-256 over a canonical serialisation of the
+record, the writer id, the seq and the prev hash. Writers share no lock: each
+process extends only its own chain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from middleware.ledger.records import Record, RecordKind, format_time
+
+if TYPE_CHECKING:
+    from middleware.ledger.store import LedgerStore
+
+GENESIS = "0" * 64
+
+
+def canonical_json(obj: Any) -> bytes:
+    return json.dumps(
+        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def record_hash(kind: RecordKind, body: dict[str, Any], writer_id: str, seq: int, prev: str) -> str:
+    payload = {"kind": kind, "record": body, "writer": writer_id, "seq": seq, "prev": prev}
+    return hashlib.sha256(canonical_json(payload)).hexdigest()
+
+
+def new_writer_id() -> str:
+    return secrets.token_hex(8)
+
+
+@dataclass(frozen=True)
+class ChainedRecord:
+    """A record with its place in its writer's chain, ready to insert."""
+
+    record: Record
+    writer_id: str
+    seq: int
+    prev_hash: str
+    hash: str
+
+
+class ChainCursor:
+    """The tip of one writer's chain. Only the writer thread touches it.
+
+    ``link`` does not move the tip; ``advance`` does, after the rows are committed,
+    so a failed transaction is simply retried with the same seqs.
+    """
+
+    def __init__(self, writer_id: str | None = None) -> None:
+        self.writer_id = writer_id or new_writer_id()
+        self.seq = 0
+        self.tip = GENESIS
+
+    def link(self, records: Iterable[Record]) -> list[ChainedRecord]:
+        out: list[ChainedRecord] = []
+        seq, prev = self.seq, self.tip
+        for rec in records:
+            seq += 1
+            h = record_hash(rec.kind, rec.to_dict(), self.writer_id, seq, prev)
+            out.append(ChainedRecord(rec, self.writer_id, seq, prev, h))
+            prev = h
+        return out
+
+    def advance(self, rows: Sequence[ChainedRecord]) -> None:
+        if rows:
+            self.seq, self.tip = rows[-1].seq, rows[-1].hash
+
+
+@dataclass(frozen=True)
+class StoredRow:
+    """A row as read back from a store: which table and row, and the chain fields."""
+
+    table: str
+    rowid: int
+    record: Record
+    writer_id: str
+    seq: int
+    prev_hash: str
+    hash: str
+
+    def computed_hash(self) -> str:
+        return record_hash(self.record.kind, self.record.to_dict(), self.writer_id, self.seq,
+                           self.prev_hash)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.record.kind,
+            "table": self.table,
+            "rowid": self.rowid,
+            **self.record.to_dict(),
+            "writer_id": self.writer_id,
+            "seq": self.seq,
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+        }
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Left by a purge: a writer's chain up to ``last_seq`` was deleted on purpose."""
+
+    writer_id: str
+    last_seq: int
+    last_hash: str
+    purged: int  # rows deleted by this purge for this writer
+    time: datetime
+    signature: str | None = None
+    rowid: int = 0
+
+    def payload(self) -> bytes:
+        return canonical_json({
+            "writer": self.writer_id, "last_seq": self.last_seq, "last_hash": self.last_hash,
+            "purged": self.purged, "time": format_time(self.time),
+        })
+
+    def signed(self, key: bytes | None) -> Checkpoint:
+        if not key:
+            return self
+        sig = hmac.new(key, self.payload(), hashlib.sha256).hexdigest()
+        return Checkpoint(self.writer_id, self.last_seq, self.last_hash, self.purged, self.time,
+                          sig, self.rowid)
+
+    def signature_ok(self, key: bytes) -> bool:
+        if self.signature is None:
+            return False
+        want = hmac.new(key, self.payload(), hashlib.sha256).hexdigest()
+        return hmac.compare_digest(want, self.signature)
+
+
+@dataclass(frozen=True)
+class Problem:
+    table: str
+    rowid: int
+    writer_id: str
+    seq: int
+    what: str
+
+    def __str__(self) -> str:
+        return f"{self.table} row {self.rowid} (writer {self.writer_id} seq {self.seq}): {self.what}"
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    rows: int
+    writers: int
+    checkpoints: int
+    problems: tuple[Problem, ...] = field(default=())
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def first_problem(self) -> Problem | None:
+        return self.problems[0] if self.problems else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "rows": self.rows,
+            "writers": self.writers,
+            "checkpoints": self.checkpoints,
+            "problems": [
+                {"table": p.table, "rowid": p.rowid, "writer_id": p.writer_id, "seq": p.seq,
+                 "what": p.what}
+                for p in self.problems
+            ],
+            "warnings": list(self.warnings),
+        }
+
+
+def verify_rows(
+    rows: Iterable[StoredRow],
+    checkpoints: Iterable[Checkpoint],
+    key: bytes | None = None,
+    max_problems: int = 100,
+) -> VerifyReport:
+    """Check chains. ``rows`` must come ordered by (writer_id, seq, table, rowid).
+
+    Edited row: its hash no longer matches its content (or, if the hash was recomputed,
+    the next row's prev_hash no longer matches it). Deleted row: a gap in seq, or the
+    first row of a chain is not seq 1 and no purge checkpoint explains it. Inserted row:
+    a duplicate seq, or a prev_hash that does not point at the previous row.
+    A deleted *tail* of a chain cannot be seen from the rows alone.
+    """
+    problems: list[Problem] = []
+    warnings: list[str] = []
+    latest: dict[str, Checkpoint] = {}
+    n_cp = 0
+    for cp in checkpoints:
+        n_cp += 1
+        if key is not None and not cp.signature_ok(key):
+            problems.append(Problem("checkpoints", cp.rowid, cp.writer_id, cp.last_seq,
+                                    "checkpoint signature missing or wrong (forged purge?)"))
+            continue
+        if key is None and cp.signature is not None:
+            warnings.append("checkpoint signatures not checked: no key given")
+        prev = latest.get(cp.writer_id)
+        if prev is None or cp.last_seq > prev.last_seq:
+            latest[cp.writer_id] = cp
+
+    n_rows = 0
+    writers: set[str] = set()
+    cur_writer: str | None = None
+    last_seq, last_hash, last_name = 0, GENESIS, ""
+
+    def add(row: StoredRow, what: str) -> None:
+        problems.append(Problem(row.table, row.rowid, row.writer_id, row.seq, what))
+
+    for row in rows:
+        n_rows += 1
+        if row.writer_id != cur_writer:
+            cur_writer = row.writer_id
+            writers.add(cur_writer)
+            cp = latest.get(cur_writer)
+            if cp is not None:
+                last_seq, last_hash = cp.last_seq, cp.last_hash
+                last_name = f"purge checkpoint {cp.rowid} (seq {cp.last_seq})"
+            else:
+                last_seq, last_hash, last_name = 0, GENESIS, "start of chain"
+        if len(problems) >= max_problems:
+            continue
+        if row.computed_hash() != row.hash:
+            add(row, "hash does not match the row's content (row edited)")
+        if row.seq <= last_seq:
+            if cp_seq_covers(latest.get(row.writer_id), row.seq):
+                add(row, "row is older than its writer's purge checkpoint "
+                         "(inserted, or purge incomplete)")
+            else:
+                add(row, f"duplicate seq {row.seq} (row inserted)")
+            continue
+        if row.seq > last_seq + 1:
+            missing = (f"seq {last_seq + 1}" if row.seq == last_seq + 2
+                       else f"seq {last_seq + 1}..{row.seq - 1}")
+            add(row, f"{missing} missing before this row (rows deleted)")
+        elif row.prev_hash != last_hash:
+            add(row, f"prev_hash does not match {last_name} (row inserted, or the previous "
+                     "row was edited and re-hashed)")
+        last_seq, last_hash = row.seq, row.hash
+        last_name = f"{row.table} row {row.rowid} (seq {row.seq})"
+
+    return VerifyReport(n_rows, len(writers | set(latest)), n_cp, tuple(problems),
+                        tuple(dict.fromkeys(warnings)))
+
+
+def cp_seq_covers(cp: Checkpoint | None, seq: int) -> bool:
+    return cp is not None and seq <= cp.last_seq
+
+
+def verify(store: LedgerStore, key: bytes | None = None, max_problems: int = 100) -> VerifyReport:
+    """Check every writer's chain in ``store`` (streaming); see ``verify_rows``.
+
+    With ``key``, purge checkpoints must carry a valid HMAC signature, so that a
+    deletion cannot pass for a purge.
+    """
+    return verify_rows(store.chain_rows(), store.checkpoints(), key, max_problems)

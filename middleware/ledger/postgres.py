@@ -1,0 +1,222 @@
+"""PostgresStore: the same ledger in PostgreSQL (psycopg 3), for sites that scale out.
+
+Each writer keeps its own chain, so many application servers append concurrently
+with no lock beyond PostgreSQL's own. ``synchronous_commit`` is forced on for the
+session: a commit has reached the WAL on disk before ``append`` returns. Schema
+migrations run under a transaction-scoped advisory lock.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from middleware.errors import LedgerUnavailable
+from middleware.ledger._sql import FETCH, Migration, Row, SqlStore, fetch_batches
+
+_MIGRATION_LOCK = 0x1ED6E6  # advisory lock key: "ledger"
+
+_MIGRATIONS: tuple[Migration, ...] = (
+    (1, "disclosures, consent events, purge checkpoints", (
+        """CREATE TABLE disclosures (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            time timestamptz NOT NULL,
+            request_id text NOT NULL,
+            consent_id text,
+            path text NOT NULL,
+            partner text NOT NULL,
+            purposes jsonb NOT NULL,
+            legal_basis text NOT NULL,
+            data_categories jsonb NOT NULL,
+            cookies jsonb NOT NULL,
+            policy_version text NOT NULL,
+            ip text,
+            ua_family text NOT NULL,
+            fields jsonb NOT NULL,
+            writer_id text NOT NULL,
+            seq bigint NOT NULL,
+            prev_hash text NOT NULL,
+            hash text NOT NULL
+        )""",
+        "CREATE INDEX disclosures_time ON disclosures (time)",
+        "CREATE INDEX disclosures_partner_time ON disclosures (partner, time)",
+        "CREATE INDEX disclosures_consent_time ON disclosures (consent_id, time)",
+        "CREATE INDEX disclosures_path_time ON disclosures (path, time)",
+        "CREATE INDEX disclosures_chain ON disclosures (writer_id, seq)",
+        """CREATE TABLE consent_events (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            time timestamptz NOT NULL,
+            consent_id text NOT NULL,
+            action text NOT NULL,
+            choices jsonb NOT NULL,
+            policy_version text NOT NULL,
+            source text NOT NULL,
+            ip text,
+            ua_family text NOT NULL,
+            writer_id text NOT NULL,
+            seq bigint NOT NULL,
+            prev_hash text NOT NULL,
+            hash text NOT NULL
+        )""",
+        "CREATE INDEX consent_events_consent_time ON consent_events (consent_id, time)",
+        "CREATE INDEX consent_events_time ON consent_events (time)",
+        "CREATE INDEX consent_events_chain ON consent_events (writer_id, seq)",
+        """CREATE TABLE checkpoints (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            writer_id text NOT NULL,
+            last_seq bigint NOT NULL,
+            last_hash text NOT NULL,
+            purged bigint NOT NULL,
+            time timestamptz NOT NULL,
+            signature text
+        )""",
+        "CREATE INDEX checkpoints_writer ON checkpoints (writer_id, last_seq)",
+    )),
+)
+SCHEMA_VERSION = _MIGRATIONS[-1][0]
+
+
+class PostgresStore(SqlStore):
+    """The ledger in a PostgreSQL database given by a libpq DSN. Connects lazily."""
+
+    def __init__(self, dsn: str, *, connect_timeout_s: int = 5) -> None:
+        super().__init__()
+        self.dsn = dsn
+        self.connect_timeout_s = connect_timeout_s
+        self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
+        self._names = threading.Lock()
+        self._n = 0
+
+    def __repr__(self) -> str:
+        return "PostgresStore(<dsn>)"  # the DSN may hold a password
+
+    def _connect(self, autocommit: bool) -> psycopg.Connection[tuple[Any, ...]]:
+        conn = psycopg.connect(self.dsn, autocommit=autocommit,
+                               connect_timeout=self.connect_timeout_s)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SET TIME ZONE 'UTC'")
+                cur.execute("SET synchronous_commit = on")
+            if not autocommit:
+                conn.commit()
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _migrate(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            cur.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY "
+                        "KEY, description text NOT NULL, applied_at timestamptz NOT NULL)")
+            cur.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+            row = cur.fetchone()
+            version = int(row[0]) if row else 0
+            if version > SCHEMA_VERSION:
+                raise LedgerUnavailable(
+                    f"the PostgreSQL ledger has schema version {version}, newer than this "
+                    f"consent-gate knows ({SCHEMA_VERSION}); upgrade consent-gate")
+            for v, description, statements in _MIGRATIONS:
+                if v <= version:
+                    continue
+                for stmt in statements:
+                    cur.execute(stmt.encode())
+                cur.execute("INSERT INTO schema_migrations VALUES (%s, %s, now())",
+                            (v, description))
+
+    def _connection(self) -> psycopg.Connection[tuple[Any, ...]]:
+        if self._conn is None or self._conn.closed:
+            try:
+                conn = self._connect(autocommit=True)
+                try:
+                    self._migrate(conn)
+                except BaseException:
+                    conn.close()
+                    raise
+            except LedgerUnavailable:
+                raise
+            except psycopg.Error as exc:
+                raise LedgerUnavailable(f"cannot open PostgreSQL ledger: {exc}") from exc
+            self._conn = conn
+        return self._conn
+
+    def open(self) -> None:
+        with self._lock:
+            self._connection()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    @contextmanager
+    def _write_tx(self) -> Iterator[psycopg.Cursor[tuple[Any, ...]]]:
+        conn = self._connection()
+        try:
+            with conn.transaction(), conn.cursor() as cur:
+                yield cur
+        except psycopg.Error:
+            if conn.broken or conn.closed:
+                self._conn = None
+                conn.close()
+            raise
+
+    def _read(self, sql: str, params: Sequence[Any]) -> list[Row]:
+        with self._lock:
+            return list(self._connection().execute(self._q(sql).encode(), params).fetchall())
+
+    @contextmanager
+    def _stream(
+        self, queries: Sequence[tuple[str, Sequence[Any]]]
+    ) -> Iterator[list[Iterator[Row]]]:
+        self.open()
+        try:
+            conn = self._connect(autocommit=False)
+        except psycopg.Error as exc:
+            raise LedgerUnavailable(f"cannot open PostgreSQL ledger: {exc}") from exc
+        try:
+            # One snapshot for every query, server-side cursors for constant memory.
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            its: list[Iterator[Row]] = []
+            for sql, params in queries:
+                with self._names:
+                    self._n += 1
+                    name = f"ledger_stream_{self._n}"
+                cur = conn.cursor(name=name)
+                cur.itersize = FETCH
+                cur.execute(self._q(sql).encode(), params)
+                its.append(fetch_batches(cur))
+            yield its
+        finally:
+            conn.close()
+
+    # -- dialect -----------------------------------------------------------------------
+    def _q(self, sql: str) -> str:
+        return sql.replace("?", "%s")
+
+    def _ts_param(self, t: datetime) -> Any:
+        return t.astimezone(UTC)
+
+    def _ts_value(self, v: Any) -> datetime:
+        if not isinstance(v, datetime):
+            raise TypeError(f"expected a timestamptz, got {v!r}")
+        return v.astimezone(UTC)
+
+    def _json_param(self, v: Any) -> Any:
+        return Jsonb(v)
+
+    def _json_value(self, v: Any) -> Any:
+        return v
+
+    def _day_expr(self, col: str) -> str:
+        return f"to_char({col} AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+
+    def _json_each(self, col: str) -> str:
+        return f"jsonb_array_elements_text({col}) AS j(value)"

@@ -1,0 +1,214 @@
+"""The two kinds of ledger record: a disclosure to a partner, and a consent event.
+
+Records are values: frozen, validated on construction, times normalised to UTC.
+``to_dict``/``from_dict`` give the JSON-able form that the hash chain and the
+exports use, so a record read back from any store equals the one written.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any, ClassVar, Literal, TypeAlias, get_args
+
+LegalBasis: TypeAlias = Literal["consent", "opt-out-not-exercised", "necessary"]
+ConsentAction: TypeAlias = Literal["given", "changed", "withdrawn"]
+ConsentSource: TypeAlias = Literal["banner", "preferences", "gpc", "form", "placeholder"]
+RecordKind: TypeAlias = Literal["disclosure", "consent"]
+
+LEGAL_BASES: frozenset[str] = frozenset(get_args(LegalBasis))
+CONSENT_ACTIONS: frozenset[str] = frozenset(get_args(ConsentAction))
+CONSENT_SOURCES: frozenset[str] = frozenset(get_args(ConsentSource))
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def format_time(t: datetime) -> str:
+    """Fixed-width UTC ISO form (``2024-05-01T12:00:00.000000Z``): sorts as text."""
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(value: str | datetime) -> datetime:
+    if isinstance(value, datetime):
+        t = value
+    else:
+        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if t.tzinfo is None:
+        raise ValueError(f"time {value!r} has no timezone; ledger times are UTC")
+    return t.astimezone(UTC)
+
+
+def _utc(name: str, t: datetime) -> datetime:
+    if not isinstance(t, datetime) or t.tzinfo is None:
+        raise ValueError(f"{name} must be a timezone-aware datetime, got {t!r}")
+    # Microsecond precision is what every store keeps; truncate nothing, just normalise.
+    return t.astimezone(UTC)
+
+
+def _strs(name: str, values: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(values, str):
+        raise ValueError(f"{name} must be a sequence of strings, not a string ({values!r})")
+    out = tuple(values)
+    for v in out:
+        if not isinstance(v, str):
+            raise ValueError(f"{name} must contain strings only, got {v!r}")
+    return out
+
+
+def _json_mapping(name: str, value: Mapping[str, Any]) -> Mapping[str, Any]:
+    try:
+        # Round trip through JSON: proves it is JSON-able and detaches it from the caller.
+        copied = json.loads(json.dumps(dict(value), allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a JSON-able mapping with string keys: {exc}") from None
+    return MappingProxyType(copied)
+
+
+def page_path(path: str, query: str | bytes = "", keep_query: bool = False) -> str:
+    """The page path as the ledger keeps it: without the query string unless asked.
+
+    Query strings often carry personal data (search terms, e-mail addresses,
+    tokens), so ``keep_query`` defaults to False. Accepts the ASGI ``query_string``
+    bytes as they are.
+    """
+    path = path.split("?", 1)[0] or "/"
+    if not keep_query:
+        return path
+    q = query.decode("latin-1") if isinstance(query, bytes) else query
+    return f"{path}?{q}" if q else path
+
+
+@dataclass(frozen=True)
+class DisclosureRecord:
+    """A partner was enabled on a page: its tags could reach the visitor's browser."""
+
+    time: datetime
+    request_id: str
+    consent_id: str | None
+    path: str
+    partner: str
+    purposes: tuple[str, ...]
+    legal_basis: LegalBasis
+    data_categories: tuple[str, ...] = ()
+    cookies: tuple[str, ...] = ()
+    policy_version: str = ""
+    ip: str | None = None
+    ua_family: str = "other"
+    #: Free-form JSON-able details, e.g. for future server-side disclosures.
+    fields: Mapping[str, Any] = field(default_factory=lambda: _EMPTY, hash=False)
+
+    kind: ClassVar[RecordKind] = "disclosure"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "time", _utc("time", self.time))
+        if self.legal_basis not in LEGAL_BASES:
+            raise ValueError(
+                f"legal_basis {self.legal_basis!r} is not one of {sorted(LEGAL_BASES)}"
+            )
+        if not self.partner:
+            raise ValueError("partner must not be empty")
+        object.__setattr__(self, "purposes", _strs("purposes", self.purposes))
+        object.__setattr__(self, "data_categories", _strs("data_categories", self.data_categories))
+        object.__setattr__(self, "cookies", _strs("cookies", self.cookies))
+        object.__setattr__(self, "fields", _json_mapping("fields", self.fields))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "time": format_time(self.time),
+            "request_id": self.request_id,
+            "consent_id": self.consent_id,
+            "path": self.path,
+            "partner": self.partner,
+            "purposes": list(self.purposes),
+            "legal_basis": self.legal_basis,
+            "data_categories": list(self.data_categories),
+            "cookies": list(self.cookies),
+            "policy_version": self.policy_version,
+            "ip": self.ip,
+            "ua_family": self.ua_family,
+            "fields": dict(self.fields),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> DisclosureRecord:
+        return cls(
+            time=parse_time(d["time"]),
+            request_id=d["request_id"],
+            consent_id=d["consent_id"],
+            path=d["path"],
+            partner=d["partner"],
+            purposes=tuple(d["purposes"]),
+            legal_basis=d["legal_basis"],
+            data_categories=tuple(d["data_categories"]),
+            cookies=tuple(d["cookies"]),
+            policy_version=d["policy_version"],
+            ip=d["ip"],
+            ua_family=d["ua_family"],
+            fields=d.get("fields") or {},
+        )
+
+
+@dataclass(frozen=True)
+class ConsentEvent:
+    """Proof of consent: what the visitor chose, when, under which policy version."""
+
+    time: datetime
+    consent_id: str
+    action: ConsentAction
+    choices: Mapping[str, bool] = field(hash=False)
+    policy_version: str
+    source: ConsentSource
+    ip: str | None = None
+    ua_family: str = "other"
+
+    kind: ClassVar[RecordKind] = "consent"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "time", _utc("time", self.time))
+        if self.action not in CONSENT_ACTIONS:
+            raise ValueError(f"action {self.action!r} is not one of {sorted(CONSENT_ACTIONS)}")
+        if self.source not in CONSENT_SOURCES:
+            raise ValueError(f"source {self.source!r} is not one of {sorted(CONSENT_SOURCES)}")
+        for k, v in self.choices.items():
+            if not isinstance(k, str) or not isinstance(v, bool):
+                raise ValueError(f"choices must map purpose id -> bool, got {k!r}: {v!r}")
+        object.__setattr__(self, "choices", MappingProxyType(dict(sorted(self.choices.items()))))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "time": format_time(self.time),
+            "consent_id": self.consent_id,
+            "action": self.action,
+            "choices": dict(self.choices),
+            "policy_version": self.policy_version,
+            "source": self.source,
+            "ip": self.ip,
+            "ua_family": self.ua_family,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ConsentEvent:
+        return cls(
+            time=parse_time(d["time"]),
+            consent_id=d["consent_id"],
+            action=d["action"],
+            choices=dict(d["choices"]),
+            policy_version=d["policy_version"],
+            source=d["source"],
+            ip=d["ip"],
+            ua_family=d["ua_family"],
+        )
+
+
+Record: TypeAlias = DisclosureRecord | ConsentEvent
+
+
+def record_from_dict(kind: str, d: Mapping[str, Any]) -> Record:
+    if kind == "disclosure":
+        return DisclosureRecord.from_dict(d)
+    if kind == "consent":
+        return ConsentEvent.from_dict(d)
+    raise ValueError(f"unknown record kind {kind!r}; known: consent, disclosure")

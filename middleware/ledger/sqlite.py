@@ -1,0 +1,236 @@
+"""SqliteStore: the embedded default, one file shared by every worker process.
+
+WAL so readers never block the writer; ``synchronous=FULL`` so a commit is on disk
+(WAL + fsync) before ``append`` returns; ``BEGIN IMMEDIATE`` so concurrent processes
+queue on the write lock (``busy_timeout``) instead of failing mid-transaction.
+
+References: https://sqlite.org/wal.html, https://sqlite.org/pragma.html#pragma_synchronous
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from middleware.errors import LedgerUnavailable
+from middleware.ledger._sql import Migration, Row, SqlStore, fetch_batches
+from middleware.ledger.records import format_time, parse_time
+
+_MIGRATIONS: tuple[Migration, ...] = (
+    (1, "disclosures, consent events, purge checkpoints", (
+        """CREATE TABLE disclosures (
+            id INTEGER PRIMARY KEY,
+            time TEXT NOT NULL,
+            request_id TEXT NOT NULL,
+            consent_id TEXT,
+            path TEXT NOT NULL,
+            partner TEXT NOT NULL,
+            purposes TEXT NOT NULL,
+            legal_basis TEXT NOT NULL,
+            data_categories TEXT NOT NULL,
+            cookies TEXT NOT NULL,
+            policy_version TEXT NOT NULL,
+            ip TEXT,
+            ua_family TEXT NOT NULL,
+            fields TEXT NOT NULL,
+            writer_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL
+        )""",
+        "CREATE INDEX disclosures_time ON disclosures (time)",
+        "CREATE INDEX disclosures_partner_time ON disclosures (partner, time)",
+        "CREATE INDEX disclosures_consent_time ON disclosures (consent_id, time)",
+        "CREATE INDEX disclosures_path_time ON disclosures (path, time)",
+        "CREATE INDEX disclosures_chain ON disclosures (writer_id, seq)",
+        """CREATE TABLE consent_events (
+            id INTEGER PRIMARY KEY,
+            time TEXT NOT NULL,
+            consent_id TEXT NOT NULL,
+            action TEXT NOT NULL,
+            choices TEXT NOT NULL,
+            policy_version TEXT NOT NULL,
+            source TEXT NOT NULL,
+            ip TEXT,
+            ua_family TEXT NOT NULL,
+            writer_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL
+        )""",
+        "CREATE INDEX consent_events_consent_time ON consent_events (consent_id, time)",
+        "CREATE INDEX consent_events_time ON consent_events (time)",
+        "CREATE INDEX consent_events_chain ON consent_events (writer_id, seq)",
+        """CREATE TABLE checkpoints (
+            id INTEGER PRIMARY KEY,
+            writer_id TEXT NOT NULL,
+            last_seq INTEGER NOT NULL,
+            last_hash TEXT NOT NULL,
+            purged INTEGER NOT NULL,
+            time TEXT NOT NULL,
+            signature TEXT
+        )""",
+        "CREATE INDEX checkpoints_writer ON checkpoints (writer_id, last_seq)",
+    )),
+)
+SCHEMA_VERSION = _MIGRATIONS[-1][0]
+
+
+class SqliteStore(SqlStore):
+    """The ledger in one SQLite file (created with mode 0600). Connects lazily."""
+
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout_s: float = 5.0) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.busy_timeout_s = busy_timeout_s
+        self._conn: sqlite3.Connection | None = None
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({str(self.path)!r})"
+
+    # -- connections -------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        if not self.path.exists():
+            # Create it ourselves so that the mode is 0600 whatever the umask; SQLite gives
+            # the -wal and -shm files the same permissions as the database file.
+            fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
+            os.close(fd)
+        conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None,
+                               check_same_thread=False)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
+            for attempt in range(50):
+                try:
+                    conn.execute("PRAGMA journal_mode = WAL")
+                    break
+                except sqlite3.OperationalError:
+                    if attempt == 49:
+                        raise
+                    time.sleep(0.02)
+            conn.execute("PRAGMA synchronous = FULL")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+        if version == SCHEMA_VERSION:
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Re-read under the write lock: another process may have migrated meanwhile.
+            (version,) = conn.execute("PRAGMA user_version").fetchone()
+            if version > SCHEMA_VERSION:
+                raise LedgerUnavailable(
+                    f"{self.path} has ledger schema version {version}, newer than this "
+                    f"consent-gate knows ({SCHEMA_VERSION}); upgrade consent-gate")
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER "
+                         "PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL)")
+            for v, description, statements in _MIGRATIONS:
+                if v <= version:
+                    continue
+                for stmt in statements:
+                    conn.execute(stmt)
+                conn.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                             (v, description, format_time(datetime.now().astimezone())))
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            try:
+                conn = self._connect()
+                try:
+                    self._migrate(conn)
+                except BaseException:
+                    conn.close()
+                    raise
+            except LedgerUnavailable:
+                raise
+            except (OSError, sqlite3.Error) as exc:
+                raise LedgerUnavailable(f"cannot open SQLite ledger {self.path}: {exc}") from exc
+            self._conn = conn
+        return self._conn
+
+    def open(self) -> None:
+        with self._lock:
+            self._connection()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    @contextmanager
+    def _write_tx(self) -> Iterator[sqlite3.Cursor]:
+        conn = self._connection()
+        try:
+            cur = conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                yield cur
+                cur.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error:
+            # The connection may be unusable (I/O error, file replaced): reconnect next time.
+            self._drop()
+            raise
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except sqlite3.Error:
+                pass
+            self._conn = None
+
+    def _read(self, sql: str, params: Sequence[Any]) -> list[Row]:
+        with self._lock:
+            return list(self._connection().execute(sql, params).fetchall())
+
+    @contextmanager
+    def _stream(
+        self, queries: Sequence[tuple[str, Sequence[Any]]]
+    ) -> Iterator[list[Iterator[Row]]]:
+        self.open()
+        conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None,
+                               check_same_thread=False)
+        try:
+            conn.execute("BEGIN")  # one read snapshot for every query
+            yield [fetch_batches(conn.execute(sql, params)) for sql, params in queries]
+        finally:
+            conn.close()
+
+    # -- dialect -----------------------------------------------------------------------
+    def _ts_param(self, t: datetime) -> Any:
+        return format_time(t)
+
+    def _ts_value(self, v: Any) -> datetime:
+        return parse_time(str(v))
+
+    def _json_param(self, v: Any) -> Any:
+        return json.dumps(v, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+    def _json_value(self, v: Any) -> Any:
+        return json.loads(v)
+
+    def _day_expr(self, col: str) -> str:
+        return f"substr({col}, 1, 10)"
+
+    def _json_each(self, col: str) -> str:
+        return f"json_each({col}) AS j"

@@ -1,0 +1,251 @@
+"""LedgerWriter: one background thread, a queue, group commit.
+
+``await writer.write(records)`` puts the records on the queue and waits on an asyncio
+future; the thread takes everything queued (lingering up to ``max_wait_s`` for more
+while there is concurrency), writes it all in one transaction and then resolves every
+waiter with ``loop.call_soon_threadsafe``. The event loop never touches the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from middleware.errors import LedgerUnavailable
+from middleware.ledger.chain import ChainCursor
+from middleware.ledger.records import Record
+from middleware.ledger.store import LedgerStore
+
+log = logging.getLogger("consent_gate.ledger")
+
+
+@dataclass
+class WriterStats:
+    transactions: int = 0
+    records: int = 0
+    failures: int = 0
+    last_error: str | None = None
+    #: Sizes of the most recent batches (bounded: the writer runs for weeks).
+    batch_sizes: deque[int] = field(default_factory=lambda: deque(maxlen=4096))
+
+
+class _Waiter:
+    __slots__ = ("cfut", "fut", "loop", "records")
+
+    def __init__(
+        self,
+        records: Sequence[Record],
+        loop: asyncio.AbstractEventLoop | None = None,
+        fut: asyncio.Future[None] | None = None,
+        cfut: concurrent.futures.Future[None] | None = None,
+    ) -> None:
+        self.records = records
+        self.loop = loop
+        self.fut = fut
+        self.cfut = cfut
+
+    def resolve(self, error: BaseException | None) -> None:
+        if self.cfut is not None:
+            if error is None:
+                self.cfut.set_result(None)
+            else:
+                self.cfut.set_exception(error)
+        if self.loop is not None and self.fut is not None:
+            try:
+                self.loop.call_soon_threadsafe(_settle, self.fut, error)
+            except RuntimeError:
+                pass  # the loop is closed: nobody is waiting any more
+
+
+def _settle(fut: asyncio.Future[None], error: BaseException | None) -> None:
+    if fut.done():  # the awaiting coroutine was cancelled
+        return
+    if error is None:
+        fut.set_result(None)
+    else:
+        fut.set_exception(error)
+
+
+_STOP = object()
+
+
+class LedgerWriter:
+    """Durable, batched writes to a LedgerStore from any thread or event loop.
+
+    ``max_batch`` records at most per transaction; ``max_wait_s`` is how long a batch
+    may linger for more records, only while writes are arriving concurrently (a lone
+    write is committed at once). A failed transaction fails only its own waiters with
+    ``LedgerUnavailable``; the next batch tries again (the store reconnects).
+    """
+
+    def __init__(
+        self,
+        store: LedgerStore,
+        *,
+        max_batch: int = 512,
+        max_wait_s: float = 0.002,
+        writer_id: str | None = None,
+    ) -> None:
+        self.store = store
+        self.max_batch = max_batch
+        self.max_wait_s = max_wait_s
+        self.cursor = ChainCursor(writer_id)
+        self.stats = WriterStats()
+        self._queue: queue.SimpleQueue[_Waiter | object] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._closed = False
+
+    @property
+    def writer_id(self) -> str:
+        return self.cursor.writer_id
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the thread (cheap, never blocks on I/O). ``write`` also starts it lazily."""
+        with self._start_lock:
+            if self._closed:
+                raise LedgerUnavailable("the ledger writer is closed")
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name=f"ledger-writer-{self.writer_id}", daemon=True)
+                self._thread.start()
+
+    def close(self, timeout: float | None = 30.0) -> None:
+        """Flush what is queued, stop the thread, close the store. Blocking: from async
+        code use ``await writer.aclose()``."""
+        with self._start_lock:
+            if self._closed:
+                return
+            self._closed = True
+            thread = self._thread
+        if thread is not None:
+            self._queue.put(_STOP)
+            thread.join(timeout)
+        # A write that raced with close() must not wait forever.
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, _Waiter):
+                item.resolve(LedgerUnavailable("the ledger writer is closed"))
+        self.store.close()
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self.close)
+
+    # -- writing -----------------------------------------------------------------------
+    async def write(self, records: Sequence[Record], timeout: float | None = None) -> None:
+        """Return once ``records`` are committed; raise ``LedgerUnavailable`` if they
+        cannot be (or not within ``timeout`` seconds: they may still be written later)."""
+        if not records:
+            return
+        if self._thread is None:
+            self.start()
+        elif self._closed:
+            raise LedgerUnavailable("the ledger writer is closed")
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        self._queue.put(_Waiter(tuple(records), loop=loop, fut=fut))
+        if timeout is None:
+            await fut
+            return
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            raise LedgerUnavailable(f"no commit within {timeout:g} s") from None
+
+    def write_sync(self, records: Sequence[Record], timeout: float | None = None) -> None:
+        """Blocking ``write`` for the CLI, tests and non-async code."""
+        if not records:
+            return
+        if self._thread is None:
+            self.start()
+        elif self._closed:
+            raise LedgerUnavailable("the ledger writer is closed")
+        cfut: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._queue.put(_Waiter(tuple(records), cfut=cfut))
+        try:
+            cfut.result(timeout)
+        except concurrent.futures.TimeoutError:
+            raise LedgerUnavailable(f"no commit within {timeout:g} s") from None
+
+    # -- the thread --------------------------------------------------------------------
+    def _collect(self, first: _Waiter) -> tuple[list[_Waiter], bool]:
+        batch = [first]
+        n = len(first.records)
+        stop = False
+        deadline: float | None = None
+        while n < self.max_batch:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                # Linger only when writes are arriving together: a lone write goes now.
+                if len(batch) == 1 or self.max_wait_s <= 0:
+                    break
+                if deadline is None:
+                    deadline = time.monotonic() + self.max_wait_s
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    item = self._queue.get(timeout=remaining)
+                except queue.Empty:
+                    break
+            if not isinstance(item, _Waiter):  # the stop marker
+                stop = True
+                break
+            batch.append(item)
+            n += len(item.records)
+        return batch, stop
+
+    def _commit(self, batch: list[_Waiter]) -> None:
+        records = [r for w in batch for r in w.records]
+        rows = self.cursor.link(records)
+        error: BaseException | None = None
+        try:
+            self.store.append(rows)
+        except LedgerUnavailable as exc:
+            error = exc
+        except Exception as exc:  # any driver error means "not durable"
+            error = LedgerUnavailable(f"{type(exc).__name__}: {exc}")
+        if error is None:
+            self.cursor.advance(rows)
+            self.stats.transactions += 1
+            self.stats.records += len(records)
+            self.stats.batch_sizes.append(len(records))
+        else:
+            self.stats.failures += 1
+            self.stats.last_error = str(error)
+            log.error("ledger write failed (%d records): %s", len(records), error)
+        for w in batch:
+            w.resolve(error)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if not isinstance(item, _Waiter):  # the stop marker
+                return
+            batch, stop = self._collect(item)
+            self._commit(batch)
+            if stop:
+                # Flush whatever was queued behind the stop marker too.
+                rest: list[_Waiter] = []
+                while True:
+                    try:
+                        more = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if isinstance(more, _Waiter):
+                        rest.append(more)
+                if rest:
+                    self._commit(rest)
+                return

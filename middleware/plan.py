@@ -1,0 +1,129 @@
+"""Per-request RewritePlan: which snippets go where, which partners stay enabled.
+
+A site has few distinct consent states, so plans are cached by what they depend on
+(allowed partners, granted purposes, banner variant, language, charset); the per-request
+cost is one dict lookup.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+from starlette.types import Scope
+
+from .config import POSITIONS, Config, Position
+from .consent import Consent
+from .hosts import HostMatcher
+from .rewrite import RewritePlan
+from .routes import ConsentUI
+
+logger = logging.getLogger("consent_gate")
+
+_MAX_CACHED_PLANS = 4096
+_MAX_UNKNOWN_REPORTS = 10_000
+
+
+def _ascii_safe(data: bytes) -> bytes:
+    """Re-encode UTF-8 text as ASCII with character references: safe in any ASCII-compatible charset."""
+    return data.decode("utf-8").encode("ascii", "xmlcharrefreplace")
+
+
+class PlanBuilder:
+    def __init__(self, config: Config, matcher: HostMatcher, ui: ConsentUI) -> None:
+        self.config = config
+        self.matcher = matcher
+        self.ui = ui
+        self.necessary = config.necessary_purposes
+        # Rendered once: partner -> position -> bytes.
+        self.snippets: dict[str, dict[Position, bytes]] = {}
+        for pid, partner in config.partners.items():
+            per_position: dict[Position, bytes] = {}
+            for snippet in partner.inject:
+                per_position[snippet.at] = per_position.get(snippet.at, b"") + snippet.html.encode()
+            self.snippets[pid] = per_position
+        self._order = list(config.partners)
+        self._cache: dict[tuple[Any, ...], RewritePlan] = {}
+        self.unknown_hosts: Counter[str] = Counter()
+        self._reported: set[tuple[str, str]] = set()
+
+    def plan(self, consent: Consent, allowed: frozenset[str], scope: Scope,
+             charset: str | None) -> RewritePlan:
+        lang = self.ui.language(scope)
+        # Injected text is plain ASCII unless the page declares UTF-8 (Shift_JIS pages stay intact).
+        ascii_only = not _declares_utf8(charset)
+        granted = consent.granted if allowed or not consent.allowed_partners else self.necessary
+        key = (allowed, granted, consent.decided, consent.stale_version is not None, consent.gpc,
+               lang, ascii_only)
+        cached = self._cache.get(key)
+        if cached is None:
+            cached = self._build(consent, allowed, granted, lang, ascii_only)
+            if len(self._cache) < _MAX_CACHED_PLANS:
+                self._cache[key] = cached
+        return cached
+
+    def _build(self, consent: Consent, allowed: frozenset[str], granted: frozenset[str],
+               lang: str, ascii_only: bool) -> RewritePlan:
+        parts: dict[Position, bytes] = dict.fromkeys(POSITIONS, b"")
+        injected: set[str] = set()
+        for pid in self._order:
+            if pid not in allowed:
+                continue
+            for position, html in self.snippets[pid].items():
+                parts[position] += html
+                injected.add(pid)
+        tail = b""
+        if consent.needs_banner:
+            tail += self.ui.banner(consent, lang)
+        if self.config.ui.footer_link:
+            tail += self.ui.footer_link(lang)
+        parts["body-end"] += tail
+        if ascii_only:
+            parts = {pos: _ascii_safe(html) for pos, html in parts.items()}
+        return RewritePlan(
+            head_end=parts["head-end"],
+            body_start=parts["body-start"],
+            body_end=parts["body-end"],
+            injected_partners=frozenset(injected),
+            allowed_partners=allowed,
+            granted_purposes=granted,
+            matcher=self.matcher,
+            placeholder=functools.partial(self._placeholder, lang=lang, ascii_only=ascii_only),
+        )
+
+    def _placeholder(self, partner_id: str, attrs: Any, *, lang: str, ascii_only: bool) -> bytes:
+        html = self.ui.placeholder(partner_id, attrs, lang)
+        return _ascii_safe(html) if ascii_only else html
+
+    def blocked(self, consent: Consent, scope: Scope, charset: str | None) -> RewritePlan:
+        """The plan with every partner disabled (the ledger could not record a disclosure)."""
+        return self.plan(consent, frozenset(), scope, charset)
+
+    def report_unknown(self, hosts: Iterable[str], path: str) -> None:
+        """Warn once per (host, path) about third-party hosts that no partner declares."""
+        for host in hosts:
+            self.unknown_hosts[host] += 1
+            key = (host, path)
+            if key in self._reported or len(self._reported) >= _MAX_UNKNOWN_REPORTS:
+                continue
+            self._reported.add(key)
+            logger.warning(
+                "consent-gate: %s loads from third-party host %s, which no partner in %s declares; "
+                "it is not gated. Add it to a partner's hosts (or to [csp.extra]) after review.",
+                path, host, self.config.source)
+
+
+def _declares_utf8(charset: str | None) -> bool:
+    return charset is not None and charset.replace("-", "").replace("_", "").lower() == "utf8"
+
+
+def charset_of(content_type: str) -> str | None:
+    """The charset parameter of a Content-Type value, lowercased, or None."""
+    for param in content_type.split(";")[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip('"').lower() or None
+    return None

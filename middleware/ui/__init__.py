@@ -1,0 +1,1 @@
+"""First-party consent UI: banner, preferences and partners pages, their CSS and JS."""

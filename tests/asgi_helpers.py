@@ -1,0 +1,130 @@
+"""Small factories for middleware tests: raw ASGI apps, a message recorder, configs, cookies."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from middleware import ConsentMiddleware
+from middleware.config import Config, parse_config
+from middleware.consent import StoredChoice
+
+SECRET = "test-secret-" + "x" * 40
+ADS_SNIPPET = '<script async src="https://pagead2.googlesyndication.com/pagead/js/adsbygoogle.js"></script>'
+SOCIAL_SNIPPET = '<script async src="https://platform.twitter.com/widgets.js"></script>'
+
+CONFIG: dict[str, Any] = {
+    "policy": {"version": "v1", "effective": dt.date(2008, 1, 23)},
+    "purposes": {
+        "necessary": {"title": "Necessary", "description": "Needed.", "necessary": True},
+        "ads": {"title": "Ads", "description": "Ads.", "sale_or_sharing": True},
+        "social": {"title": "Social", "description": "Buttons."},
+    },
+    "partners": {
+        "adsense": {
+            "name": "Google AdSense", "purposes": ["ads"],
+            "hosts": ["pagead2.googlesyndication.com", "*.doubleclick.net"],
+            "receives": ["ip_address", "cookies", "page_url"], "cookies": ["__gads"],
+            "privacy_url": "https://policies.google.com/privacy",
+            "inject": [{"at": "head-end", "html": ADS_SNIPPET}],
+        },
+        "x": {
+            "name": "X", "purposes": ["social"], "hosts": ["platform.twitter.com"],
+            "receives": ["ip_address", "referrer"], "privacy_url": "https://x.com/privacy",
+            "inject": [{"at": "body-end", "html": SOCIAL_SNIPPET}],
+        },
+    },
+    "ledger": {"path": "ledger.sqlite3"},
+}
+
+PAGE = (b"<!DOCTYPE html><html><head><title>T</title></head>"
+        b"<body><h1>Hello</h1><p>text</p></body></html>")
+
+
+def make_config(tmp_path: Path, **overrides: Any) -> Config:
+    data = copy.deepcopy(CONFIG)
+    data["ledger"]["path"] = str(tmp_path / "ledger.sqlite3")
+    for section, values in overrides.items():
+        data.setdefault(section, {}).update(values)
+    return parse_config(data, "test.toml")
+
+
+def make_gate(app: Any, tmp_path: Path, **overrides: Any) -> ConsentMiddleware:
+    return ConsentMiddleware(app, config=make_config(tmp_path, **overrides), secret=SECRET)
+
+
+def cookie_for(gate: ConsentMiddleware, granted: set[str], version: str | None = None,
+               source: str = "banner") -> str:
+    choice = StoredChoice("cid-" + "a" * 12, frozenset(granted), version or gate.config.policy.version,
+                          source, dt.datetime.now(dt.UTC))
+    return f"{gate.config.policy.cookie.name}={gate.codec.dumps(choice)}"
+
+
+def html_app(chunks: Sequence[bytes] = (PAGE,), *, status: int = 200,
+             headers: Sequence[tuple[bytes, bytes]] | None = None,
+             log: list[str] | None = None) -> Callable[..., Awaitable[None]]:
+    """A bare ASGI app streaming ``chunks``; appends to ``log`` as it sends each one."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        assert scope["type"] == "http"
+        hdrs = list(headers) if headers is not None else [(b"content-type", b"text/html; charset=utf-8")]
+        await send({"type": "http.response.start", "status": status, "headers": hdrs})
+        for i, chunk in enumerate(chunks):
+            if log is not None:
+                log.append(f"app-sends-{i}")
+            await send({"type": "http.response.body", "body": chunk,
+                        "more_body": i < len(chunks) - 1})
+
+    return app
+
+
+class Recorder:
+    """Collects what the middleware sends, so tests can assert on chunks (not whole bodies)."""
+
+    def __init__(self, log: list[str] | None = None) -> None:
+        self.messages: list[dict[str, Any]] = []
+        self.log = log
+
+    async def __call__(self, message: dict[str, Any]) -> None:
+        if self.log is not None and message["type"] == "http.response.body":
+            self.log.append(f"sent-{len(self.bodies)}")
+        self.messages.append(message)
+
+    @property
+    def start(self) -> dict[str, Any]:
+        return next(m for m in self.messages if m["type"] == "http.response.start")
+
+    @property
+    def bodies(self) -> list[bytes]:
+        return [m.get("body", b"") for m in self.messages if m["type"] == "http.response.body"]
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(self.bodies)
+
+    def header(self, name: bytes) -> list[bytes]:
+        return [v for k, v in self.start["headers"] if k == name]
+
+
+def http_scope(path: str = "/", *, method: str = "GET", cookie: str | None = None,
+               headers: Sequence[tuple[bytes, bytes]] = ()) -> dict[str, Any]:
+    hdrs = [(b"host", b"testserver"), (b"accept-encoding", b"gzip, br"), *headers]
+    if cookie:
+        hdrs.append((b"cookie", cookie.encode()))
+    return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+            "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+            "root_path": "", "headers": hdrs, "client": ("203.0.113.7", 5000),
+            "server": ("testserver", 80)}
+
+
+async def receive_nothing() -> dict[str, Any]:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+async def run(gate: Any, scope: dict[str, Any], log: list[str] | None = None) -> Recorder:
+    recorder = Recorder(log)
+    await gate(scope, receive_nothing, recorder)
+    return recorder

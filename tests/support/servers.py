@@ -1,0 +1,261 @@
+"""Start real servers (uvicorn or any command) on a loopback port in a subprocess.
+
+    with start_uvicorn("tests.support.sample_site:app") as srv:
+        httpx.get(srv.url + "/")
+
+    argv = ["consent-gate", "run", "examples.japan_talk.app:app",
+            "--config", "partners.toml", "--port", "{port}"]
+    with start_command(argv, cwd="examples/japan_talk") as srv:
+        ...
+
+Output (stdout and stderr together) goes to a temporary log file, never to a pipe that
+could fill up and block the server; it is included in the error when start-up fails and
+available as ``srv.output()``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Self
+
+__all__ = [
+    "REPO_ROOT",
+    "ServerProcess",
+    "ServerStartError",
+    "free_port",
+    "start_command",
+    "start_uvicorn",
+    "wait_for_port",
+]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+LOOPBACK = "127.0.0.1"
+
+
+class ServerStartError(RuntimeError):
+    pass
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """A TCP port that is free on ``host`` right now (the kernel's pick)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _accepts(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not _accepts(host, port):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"nothing accepts connections on {host}:{port} after {timeout}s")
+        time.sleep(0.05)
+
+
+class ServerProcess:
+    """A server subprocess listening on ``host:port``; use as a context manager."""
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        port: int,
+        host: str = LOOPBACK,
+        env: Mapping[str, str] | None = None,
+        inherit_env: bool = True,
+        cwd: str | os.PathLike[str] | None = None,
+        startup_timeout: float = 20.0,
+        stop_timeout: float = 5.0,
+    ) -> None:
+        self.port = port
+        self.host = host
+        self.argv = [a.replace("{port}", str(port)).replace("{host}", host) for a in argv]
+        base = dict(os.environ) if inherit_env else {}
+        base.setdefault("PYTHONUNBUFFERED", "1")
+        self.env = {**base, **(env or {})}
+        self.cwd = Path(cwd) if cwd is not None else REPO_ROOT
+        self.startup_timeout = startup_timeout
+        self.stop_timeout = stop_timeout
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path: Path | None = None
+        self.startup_seconds: float | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL without trailing slash, e.g. ``http://127.0.0.1:40123``."""
+        return f"http://{self.host}:{self.port}"
+
+    def output(self) -> str:
+        """Everything the server wrote to stdout/stderr so far."""
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        return self.log_path.read_text(errors="replace")
+
+    def start(self) -> Self:
+        if self.proc is not None:
+            raise RuntimeError("already started")
+        if _accepts(self.host, self.port):
+            raise ServerStartError(f"{self.host}:{self.port} is already in use")
+        fd, name = tempfile.mkstemp(prefix="consent-gate-server-", suffix=".log")
+        self.log_path = Path(name)
+        t0 = time.monotonic()
+        with os.fdopen(fd, "wb") as log:
+            self.proc = subprocess.Popen(
+                self.argv,
+                cwd=self.cwd,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # own process group: stop() reaches its children
+            )
+        deadline = t0 + self.startup_timeout
+        while True:
+            if self.proc.poll() is not None:
+                code = self.proc.returncode
+                raise ServerStartError(
+                    f"server exited with code {code} before accepting connections\n"
+                    f"argv: {self.argv}\ncwd: {self.cwd}\n--- output ---\n{self.output()}"
+                )
+            if _accepts(self.host, self.port):
+                break
+            if time.monotonic() > deadline:
+                out = self.output()
+                self.stop()
+                raise ServerStartError(
+                    f"server did not accept connections on {self.host}:{self.port} within "
+                    f"{self.startup_timeout}s\nargv: {self.argv}\ncwd: {self.cwd}\n"
+                    f"--- output ---\n{out}"
+                )
+            time.sleep(0.05)
+        self.startup_seconds = time.monotonic() - t0
+        return self
+
+    def _signal(self, sig: int) -> None:
+        assert self.proc is not None
+        try:
+            os.killpg(self.proc.pid, sig)  # the group we created with start_new_session
+        except (ProcessLookupError, PermissionError):
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(sig)
+
+    def stop(self) -> int | None:
+        """SIGTERM, wait ``stop_timeout``, then SIGKILL. Returns the exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self._signal(signal.SIGTERM)
+            try:
+                self.proc.wait(self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                self._signal(signal.SIGKILL)
+                self.proc.wait(self.stop_timeout)
+        return self.proc.returncode
+
+    def __enter__(self) -> Self:
+        # start_uvicorn()/start_command() return a started server: enter only once.
+        return self if self.proc is not None else self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        if self.log_path is not None:
+            with contextlib.suppress(OSError):
+                self.log_path.unlink()
+
+
+def start_command(
+    argv: Sequence[str],
+    *,
+    port: int | None = None,
+    host: str = LOOPBACK,
+    env: Mapping[str, str] | None = None,
+    inherit_env: bool = True,
+    cwd: str | os.PathLike[str] | None = None,
+    startup_timeout: float = 20.0,
+) -> ServerProcess:
+    """Start ``argv`` (``{port}``/``{host}`` are substituted) and wait until it listens.
+
+    Without ``port`` a free one is picked; if another process grabs it in the meantime
+    ("address already in use"), it retries with a new port, up to three times.
+    """
+    attempts = 3 if port is None else 1
+    for attempt in range(attempts):
+        srv = ServerProcess(
+            argv,
+            port=free_port(host) if port is None else port,
+            host=host,
+            env=env,
+            inherit_env=inherit_env,
+            cwd=cwd,
+            startup_timeout=startup_timeout,
+        )
+        try:
+            return srv.start()
+        except ServerStartError as exc:
+            if attempt + 1 < attempts and "address already in use" in str(exc).lower():
+                continue
+            raise
+    raise AssertionError("unreachable")
+
+
+def start_uvicorn(
+    app: str,
+    *,
+    port: int | None = None,
+    host: str = LOOPBACK,
+    env: Mapping[str, str] | None = None,
+    inherit_env: bool = True,
+    cwd: str | os.PathLike[str] | None = None,
+    app_dir: str | os.PathLike[str] | None = None,
+    extra_args: Sequence[str] = (),
+    log_level: str = "info",
+    startup_timeout: float = 20.0,
+) -> ServerProcess:
+    """Run ``python -m uvicorn APP`` (an import string) and wait until it listens.
+
+    ``cwd`` defaults to the repository root, which uvicorn puts on ``sys.path``
+    (``--app-dir``, default: ``cwd``), so ``tests.support.sample_site:app`` and
+    ``examples.japan_talk.app:app`` import from there.
+    """
+    argv = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        app,
+        "--host",
+        "{host}",
+        "--port",
+        "{port}",
+        "--log-level",
+        log_level,
+        "--timeout-graceful-shutdown",
+        "2",
+    ]
+    if app_dir is not None:
+        argv += ["--app-dir", str(app_dir)]
+    argv += list(extra_args)
+    return start_command(
+        argv,
+        port=port,
+        host=host,
+        env=env,
+        inherit_env=inherit_env,
+        cwd=cwd,
+        startup_timeout=startup_timeout,
+    )

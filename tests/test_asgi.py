@@ -1,0 +1,219 @@
+"""ConsentMiddleware at the ASGI level: what is rewritten, what passes untouched, and headers."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import zlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from middleware import Consent, consent_of
+
+from .asgi_helpers import (
+    ADS_SNIPPET,
+    PAGE,
+    SOCIAL_SNIPPET,
+    cookie_for,
+    html_app,
+    http_scope,
+    make_gate,
+    receive_nothing,
+    run,
+)
+
+
+def test_middleware_no_cookie_injects_no_partner_but_shows_banner(tmp_path: Path) -> None:
+    gate = make_gate(html_app(), tmp_path)
+    out = asyncio.run(run(gate, http_scope()))
+    assert ADS_SNIPPET.encode() not in out.body and SOCIAL_SNIPPET.encode() not in out.body
+    assert b'id="consent-gate-banner"' in out.body
+
+
+@pytest.mark.parametrize(("granted", "ads", "social"), [
+    (set(), False, False), ({"ads"}, True, False), ({"social"}, False, True),
+    ({"ads", "social"}, True, True),
+])
+def test_middleware_injects_exactly_consented_partners(tmp_path: Path, granted: set[str], ads: bool,
+                                                       social: bool) -> None:
+    gate = make_gate(html_app(), tmp_path)
+    out = asyncio.run(run(gate, http_scope(cookie=cookie_for(gate, granted))))
+    assert (ADS_SNIPPET.encode() + b"</head>" in out.body) is ads
+    assert (SOCIAL_SNIPPET.encode() in out.body) is social
+    assert b'id="consent-gate-banner"' not in out.body
+
+
+def test_middleware_bytes_outside_injection_points_unchanged(tmp_path: Path) -> None:
+    gate = make_gate(html_app(), tmp_path)
+    out = asyncio.run(run(gate, http_scope(cookie=cookie_for(gate, {"ads"}))))
+    body = out.body
+    head_at = body.index(b"</head>")
+    assert body.startswith(PAGE[: PAGE.index(b"</head>")])
+    assert body[head_at - len(ADS_SNIPPET):head_at] == ADS_SNIPPET.encode()
+    body_end_at = body.index(b"</body>")
+    assert body[body_end_at:] == b"</body></html>"
+    assert b"<body><h1>Hello</h1><p>text</p>" in body
+
+
+def test_middleware_streams_chunks_without_buffering(tmp_path: Path) -> None:
+    log: list[str] = []
+    chunks = [b"<html><head></head><body>", b"<p>one</p>" * 100, b"<p>two</p>" * 100, b"</body></html>"]
+    gate = make_gate(html_app(chunks, log=log), tmp_path)
+    out = asyncio.run(run(gate, http_scope(cookie=cookie_for(gate, set())), log=log))
+    # The first chunk leaves before the app produces the second: nothing waits for the whole body.
+    assert log.index("sent-0") < log.index("app-sends-1")
+    assert len(out.bodies) >= 3
+    assert out.header(b"content-length") == []
+    assert out.messages[-1]["more_body"] is False
+
+
+def test_middleware_tag_split_across_chunks_still_injects(tmp_path: Path) -> None:
+    page = PAGE
+    cut = page.index(b"</head>") + 3
+    gate = make_gate(html_app([page[:cut], page[cut:]]), tmp_path)
+    out = asyncio.run(run(gate, http_scope(cookie=cookie_for(gate, {"ads"}))))
+    assert ADS_SNIPPET.encode() + b"</head>" in out.body
+
+
+def test_middleware_single_chunk_keeps_exact_content_length(tmp_path: Path) -> None:
+    headers = [(b"content-type", b"text/html; charset=utf-8"), (b"content-length", str(len(PAGE)).encode())]
+    gate = make_gate(html_app(headers=headers), tmp_path)
+    out = asyncio.run(run(gate, http_scope(cookie=cookie_for(gate, {"ads", "social"}))))
+    assert out.header(b"content-length") == [str(len(out.body)).encode()]
+    assert len(out.body) > len(PAGE)
+
+
+def test_middleware_html_is_private_and_varies_on_cookie(tmp_path: Path) -> None:
+    headers = [(b"content-type", b"text/html"), (b"cache-control", b"public, max-age=600"),
+               (b"vary", b"Accept-Encoding"), (b"etag", b'"abc"')]
+    gate = make_gate(html_app(headers=headers), tmp_path)
+    out = asyncio.run(run(gate, http_scope()))
+    assert out.header(b"cache-control") == [b"private, max-age=600"]
+    vary = out.header(b"vary")[0].decode()
+    assert vary.startswith("Accept-Encoding, Cookie")
+    assert out.header(b"etag") == []
+
+
+def test_middleware_keeps_stricter_cache_control(tmp_path: Path) -> None:
+    headers = [(b"content-type", b"text/html"), (b"cache-control", b"no-store")]
+    gate = make_gate(html_app(headers=headers), tmp_path)
+    out = asyncio.run(run(gate, http_scope()))
+    assert out.header(b"cache-control") == [b"no-store"]
+
+
+@pytest.mark.parametrize(("status", "content_type", "method"), [
+    (200, b"application/json", "GET"),
+    (200, b"text/plain", "GET"),
+    (404, b"text/html", "GET"),
+    (500, b"text/html", "GET"),
+    (204, b"text/html", "GET"),
+    (304, b"text/html", "GET"),
+    (200, b"text/html", "HEAD"),
+])
+def test_middleware_passes_through_untouched(tmp_path: Path, status: int, content_type: bytes,
+                                             method: str) -> None:
+    headers = [(b"content-type", content_type), (b"x-app", b"1")]
+    body = PAGE if status not in (204, 304) else b""
+    inner = html_app([body], status=status, headers=headers)
+    gate = make_gate(inner, tmp_path)
+    out = asyncio.run(run(gate, http_scope(method=method)))
+    assert out.body == body
+    assert out.start["status"] == status
+    assert out.start["headers"] == headers
+
+
+def test_middleware_pathsend_passes_through(tmp_path: Path) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/html")]})
+        await send({"type": "http.response.pathsend", "path": "/tmp/x.html"})
+
+    gate = make_gate(app, tmp_path)
+    out = asyncio.run(run(gate, http_scope()))
+    assert [m["type"] for m in out.messages] == ["http.response.start", "http.response.pathsend"]
+
+
+def test_middleware_gzip_html_is_decoded_and_rewritten(tmp_path: Path) -> None:
+    compressed = gzip.compress(PAGE)
+    headers = [(b"content-type", b"text/html; charset=utf-8"), (b"content-encoding", b"gzip"),
+               (b"content-length", str(len(compressed)).encode())]
+    chunks = [compressed[:20], compressed[20:]]
+    gate = make_gate(html_app(chunks, headers=headers), tmp_path)
+    out = asyncio.run(run(gate, http_scope(cookie=cookie_for(gate, {"ads"}))))
+    assert out.header(b"content-encoding") == []
+    assert out.header(b"content-length") == []
+    assert ADS_SNIPPET.encode() + b"</head>" in out.body
+
+
+def test_middleware_deflate_html_is_decoded(tmp_path: Path) -> None:
+    headers = [(b"content-type", b"text/html; charset=utf-8"), (b"content-encoding", b"deflate")]
+    gate = make_gate(html_app([zlib.compress(PAGE)], headers=headers), tmp_path)
+    out = asyncio.run(run(gate, http_scope(cookie=cookie_for(gate, {"social"}))))
+    assert SOCIAL_SNIPPET.encode() in out.body
+
+
+def test_middleware_unknown_encoding_passes_with_csp_and_warning(tmp_path: Path,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    headers = [(b"content-type", b"text/html"), (b"content-encoding", b"br")]
+    gate = make_gate(html_app([b"\x1b\x00opaque"], headers=headers), tmp_path)
+    out = asyncio.run(run(gate, http_scope(path="/compressed")))
+    assert out.body == b"\x1b\x00opaque"
+    csp = out.header(b"content-security-policy")
+    assert csp and b"pagead2.googlesyndication.com" not in csp[0]
+    assert "/compressed" in caplog.text and "GZipMiddleware" in caplog.text
+
+
+def test_middleware_strips_accept_encoding_and_exposes_consent(tmp_path: Path) -> None:
+    seen: dict[str, Any] = {}
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen["headers"] = dict(scope["headers"])
+        seen["consent"] = consent_of(scope)
+        await html_app()(scope, receive, send)
+
+    gate = make_gate(app, tmp_path)
+    asyncio.run(run(gate, http_scope(cookie=cookie_for(gate, {"ads"}))))
+    assert b"accept-encoding" not in seen["headers"]
+    consent: Consent = seen["consent"]
+    assert consent.allows("ads") and consent.allows_partner("adsense") and not consent.allows("social")
+
+
+def test_middleware_lifespan_and_websocket_pass_through(tmp_path: Path) -> None:
+    seen: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(scope["type"])
+
+    gate = make_gate(app, tmp_path)
+    asyncio.run(gate({"type": "lifespan"}, receive_nothing, lambda m: None))
+    asyncio.run(gate({"type": "websocket", "path": "/ws", "headers": []}, receive_nothing,
+                     lambda m: None))
+    assert seen == ["lifespan", "websocket"]
+
+
+def test_middleware_app_csp_is_kept_and_ours_added(tmp_path: Path) -> None:
+    headers = [(b"content-type", b"text/html"), (b"content-security-policy", b"default-src 'self'")]
+    gate = make_gate(html_app(headers=headers), tmp_path)
+    out = asyncio.run(run(gate, http_scope(cookie=cookie_for(gate, {"ads"}))))
+    policies = out.header(b"content-security-policy")
+    assert policies[0] == b"default-src 'self'"
+    assert len(policies) == 2 and b"pagead2.googlesyndication.com" in policies[1]
+    assert b"platform.twitter.com" not in policies[1]
+
+
+def test_middleware_tampered_cookie_is_no_consent_not_error(tmp_path: Path) -> None:
+    gate = make_gate(html_app(), tmp_path)
+    cookie = cookie_for(gate, {"ads", "social"})
+    tampered = cookie[:-3] + ("AAA" if not cookie.endswith("AAA") else "BBB")
+    out = asyncio.run(run(gate, http_scope(cookie=tampered)))
+    assert out.start["status"] == 200
+    assert ADS_SNIPPET.encode() not in out.body and b'id="consent-gate-banner"' in out.body
+
+
+def test_middleware_old_policy_version_cookie_gets_banner_again(tmp_path: Path) -> None:
+    gate = make_gate(html_app(), tmp_path)
+    out = asyncio.run(run(gate, http_scope(cookie=cookie_for(gate, {"ads"}, version="v0"))))
+    assert ADS_SNIPPET.encode() not in out.body
+    assert b'id="consent-gate-banner"' in out.body

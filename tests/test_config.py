@@ -1,0 +1,115 @@
+"""Config validation: every error names the file, the key path and what was expected."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from middleware.config import load_config, parse_config
+from middleware.errors import ConfigError
+
+BASE: dict[str, Any] = {
+    "policy": {"version": "2008-01-23", "effective": dt.date(2008, 1, 23)},
+    "purposes": {
+        "necessary": {"title": "Necessary", "description": "Needed.", "necessary": True},
+        "ads": {"title": "Ads", "description": "Ads.", "sale_or_sharing": True},
+        "social": {"title": "Social", "description": "Buttons."},
+    },
+    "partners": {
+        "google-adsense": {
+            "name": "Google AdSense",
+            "purposes": ["ads"],
+            "hosts": ["pagead2.googlesyndication.com", "*.doubleclick.net"],
+            "receives": ["ip_address", "cookies"],
+            "privacy_url": "https://policies.google.com/privacy",
+            "inject": [{"at": "head-end", "html": "<script src='https://pagead2.googlesyndication.com/a.js'></script>"}],
+        }
+    },
+}
+
+
+def with_change(path: str, value: Any) -> dict[str, Any]:
+    data = copy.deepcopy(BASE)
+    *parents, last = path.split(".")
+    node = data
+    for key in parents:
+        node = node[key]
+    if value is _DELETE:
+        del node[last]
+    else:
+        node[last] = value
+    return data
+
+
+_DELETE = object()
+
+
+def test_config_valid_base_loads_frozen_values() -> None:
+    config = parse_config(BASE, "p.toml")
+    assert config.policy.default == "deny"
+    assert config.policy.cookie.name == "consent"
+    assert config.partners["google-adsense"].hosts == ("pagead2.googlesyndication.com", "*.doubleclick.net")
+    assert config.partners["google-adsense"].inject[0].at == "head-end"
+    assert config.necessary_purposes == frozenset({"necessary"})
+    with pytest.raises(AttributeError):
+        config.policy.version = "x"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        ("partners.google-adsense.purposes", ["ads", "adz"],
+         "p.toml: partners.google-adsense.purposes[1]: unknown purpose 'adz'; known: ads, necessary, social"),
+        ("partners.google-adsense.colour", "red", "p.toml: partners.google-adsense.colour: unknown key"),
+        ("policy.versoin", "x", "p.toml: policy.versoin: unknown key"),
+        ("policy.default", "maybe", "p.toml: policy.default: expected one of 'deny', 'allow', got 'maybe'"),
+        ("policy.effective", "2008-01-23", "p.toml: policy.effective: expected a date"),
+        ("policy.version", _DELETE, "p.toml: policy.version: missing; expected a string"),
+        ("policy.prefix", "consent", "p.toml: policy.prefix: expected a path like '/.consent/'"),
+        ("policy.honor_gpc", "yes", "p.toml: policy.honor_gpc: expected true or false"),
+        ("partners.google-adsense.hosts", ["https://x.com/"], "p.toml: partners.google-adsense.hosts[0]: expected a lowercase host"),
+        ("partners.google-adsense.receives", ["ip_address", "soul"], "p.toml: partners.google-adsense.receives[1]: unknown data category 'soul'"),
+        ("partners.google-adsense.privacy_url", "http://x", "p.toml: partners.google-adsense.privacy_url: expected an https:// URL"),
+        ("partners.google-adsense.inject", [{"at": "footer", "html": "<b>"}], "p.toml: partners.google-adsense.inject[0].at: expected one of 'head-end', 'body-start', 'body-end', got 'footer'"),
+        ("partners.google-adsense.inject", [{"at": "head-end", "html": "<b>", "when": 1}], "p.toml: partners.google-adsense.inject[0].when: unknown key"),
+        ("partners.Bad_Id", {}, "p.toml: partners.Bad_Id: expected a partner id"),
+        ("csp.mode", "maybe", "p.toml: csp.mode: expected one of 'enforce', 'report-only', 'off'"),
+        ("ledger.fail", "sometimes", "p.toml: ledger.fail: expected one of 'closed', 'open'"),
+        ("ui", {"texts": {"ja": {"banner_titel": "x"}}}, "p.toml: ui.texts.ja.banner_titel: unknown text key"),
+        ("ui", {"default_language": "ja"}, "p.toml: ui.default_language: no [ui.texts.ja] table"),
+        ("policy.cookie", {"max_age_days": 1000}, "p.toml: policy.cookie.max_age_days: expected 1..400, got 1000"),
+        ("policy.cookie", {"max_age_days": True}, "p.toml: policy.cookie.max_age_days: expected an integer, got bool"),
+        ("purposes", {}, "p.toml: purposes: expected at least one"),
+        ("surprise", 1, "p.toml: surprise: unknown key"),
+    ],
+)
+def test_config_error_names_file_key_path_and_expectation(path: str, value: Any, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(with_change(path, value), "p.toml")
+    assert str(info.value).startswith(message), str(info.value)
+
+
+def test_config_load_reports_toml_syntax_error_with_file(tmp_path: Path) -> None:
+    path = tmp_path / "broken.toml"
+    path.write_text("[policy\nversion = 1\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value).startswith(f"{path}: invalid TOML")
+
+
+def test_config_load_missing_file_is_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read the file"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_config_example_files_are_valid() -> None:
+    root = Path(__file__).resolve().parent.parent / "examples"
+    files = sorted(root.glob("*/partners.toml"))
+    assert files, "the examples ship their partners.toml"
+    for path in files:
+        config = load_config(path)
+        assert config.partners, path
