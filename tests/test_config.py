@@ -37,7 +37,7 @@ def with_change(path: str, value: Any) -> dict[str, Any]:
     *parents, last = path.split(".")
     node = data
     for key in parents:
-        node = node[key]
+        node = node.setdefault(key, {})
     if value is _DELETE:
         del node[last]
     else:

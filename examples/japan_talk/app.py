@@ -306,7 +306,8 @@ load.</li>
 </ul>
 <p>The <a href="/.consent/partners">partners page</a> lists every partner, what it receives,
 which cookies it sets and a link to its own privacy policy. You can change or withdraw your
-choices at any time; when you withdraw, we stop loading the partner and expire the cookies it
+choices at any time with the &ldquo;Privacy choices&rdquo; link at the bottom of every page;
+when you withdraw, we stop loading the partner and expire the cookies it
 set on our domain. If your browser sends the Global Privacy Control signal, we treat it as an
 opt-out of advertising, which may count as a &ldquo;sale&rdquo; or &ldquo;sharing&rdquo; of
 personal information under some laws.</p>

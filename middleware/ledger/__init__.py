@@ -10,10 +10,10 @@ from middleware.ledger.chain import VerifyReport as VerifyReport
 from middleware.ledger.chain import verify as verify
 from middleware.ledger.minimise import minimise_ip as minimise_ip
 from middleware.ledger.minimise import ua_family as ua_family
+from middleware.ledger.query import open_store as open_store
 from middleware.ledger.records import ConsentEvent as ConsentEvent
 from middleware.ledger.records import DisclosureRecord as DisclosureRecord
 from middleware.ledger.records import page_path as page_path
-from middleware.ledger.query import open_store as open_store
 from middleware.ledger.retention import purge as purge
 from middleware.ledger.sqlite import SqliteStore as SqliteStore
 from middleware.ledger.store import Filters as Filters

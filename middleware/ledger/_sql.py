@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Self
 
 from middleware.ledger.chain import ChainedRecord, Checkpoint, StoredRow
 from middleware.ledger.records import ConsentEvent, DisclosureRecord, Record, format_time
@@ -36,6 +36,11 @@ CHECKPOINT_COLS = ("id", "writer_id", "last_seq", "last_hash", "purged", "time",
 
 FETCH = 1000
 
+
+def _insert_sql(table: str, record_cols: tuple[str, ...]) -> str:
+    cols = (*record_cols, *CHAIN_COLS)
+    return f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+
 Row = Sequence[Any]
 
 
@@ -44,6 +49,12 @@ class SqlStore:
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- dialect hooks ---------------------------------------------------------------
     def _q(self, sql: str) -> str:
@@ -90,7 +101,8 @@ class SqlStore:
     # -- rows <-> records --------------------------------------------------------------
     def _params(self, row: ChainedRecord) -> list[Any]:
         body = row.record.to_dict()
-        cols = DISCLOSURE_COLS if isinstance(row.record, DisclosureRecord) else CONSENT_COLS
+        cols: tuple[str, ...] = (DISCLOSURE_COLS if isinstance(row.record, DisclosureRecord)
+                                 else CONSENT_COLS)
         out: list[Any] = []
         for c in cols:
             if c == "time":
@@ -103,7 +115,7 @@ class SqlStore:
 
     def _stored(self, table: str, r: Row) -> StoredRow:
         # Column order: id, record columns, chain columns (see _select_cols).
-        cols = DISCLOSURE_COLS if table == DISCLOSURES else CONSENT_COLS
+        cols: tuple[str, ...] = DISCLOSURE_COLS if table == DISCLOSURES else CONSENT_COLS
         body: dict[str, Any] = {}
         for i, c in enumerate(cols, start=1):
             v = r[i]
@@ -120,7 +132,7 @@ class SqlStore:
 
     @staticmethod
     def _select_cols(table: str) -> str:
-        cols = DISCLOSURE_COLS if table == DISCLOSURES else CONSENT_COLS
+        cols: tuple[str, ...] = DISCLOSURE_COLS if table == DISCLOSURES else CONSENT_COLS
         return ", ".join(("id", *cols, *CHAIN_COLS))
 
     # -- writes ------------------------------------------------------------------------
@@ -131,15 +143,9 @@ class SqlStore:
         cons = [self._params(r) for r in rows if isinstance(r.record, ConsentEvent)]
         with self._lock, self._write_tx() as cur:
             if disc:
-                cols = (*DISCLOSURE_COLS, *CHAIN_COLS)
-                cur.executemany(self._q(
-                    f"INSERT INTO {DISCLOSURES} ({', '.join(cols)}) "
-                    f"VALUES ({', '.join('?' * len(cols))})"), disc)
+                cur.executemany(self._q(_insert_sql(DISCLOSURES, DISCLOSURE_COLS)), disc)
             if cons:
-                cols = (*CONSENT_COLS, *CHAIN_COLS)
-                cur.executemany(self._q(
-                    f"INSERT INTO {CONSENT_EVENTS} ({', '.join(cols)}) "
-                    f"VALUES ({', '.join('?' * len(cols))})"), cons)
+                cur.executemany(self._q(_insert_sql(CONSENT_EVENTS, CONSENT_COLS)), cons)
 
     def purge(self, cutoff: datetime, make: PurgeCheckpointFactory) -> list[Checkpoint]:
         ts = self._ts_param(cutoff)
@@ -149,20 +155,23 @@ class SqlStore:
                 cur.execute(self._q(sql), params)
                 return list(cur.fetchall())
 
+            def pairs(sql: str, params: Sequence[Any]) -> dict[str, int]:
+                return {str(w): int(n) for w, n in one(sql, params) if n is not None}
+
             both = (f"SELECT writer_id, seq FROM {DISCLOSURES} WHERE time {{op}} ? UNION ALL "
                     f"SELECT writer_id, seq FROM {CONSENT_EVENTS} WHERE time {{op}} ?")
-            old = dict(one(f"SELECT writer_id, MAX(seq) FROM ({both.format(op='<')}) o "
-                           "GROUP BY writer_id", [ts, ts]))
+            old = pairs(f"SELECT writer_id, MAX(seq) FROM ({both.format(op='<')}) o "
+                        "GROUP BY writer_id", [ts, ts])
             if not old:
                 return []
-            new = dict(one(f"SELECT writer_id, MIN(seq) FROM ({both.format(op='>=')}) n "
-                           "GROUP BY writer_id", [ts, ts]))
-            done = dict(one("SELECT writer_id, MAX(last_seq) FROM checkpoints GROUP BY writer_id",
-                            []))
+            new = pairs(f"SELECT writer_id, MIN(seq) FROM ({both.format(op='>=')}) n "
+                        "GROUP BY writer_id", [ts, ts])
+            done = pairs("SELECT writer_id, MAX(last_seq) FROM checkpoints GROUP BY writer_id",
+                         [])
             for writer, max_old in sorted(old.items()):
                 keep_from = new.get(writer)
-                last = int(keep_from) - 1 if keep_from is not None else int(max_old)
-                if last <= int(done.get(writer) or 0):
+                last = keep_from - 1 if keep_from is not None else max_old
+                if last <= done.get(writer, 0):
                     continue
                 tip = one(f"SELECT hash FROM {DISCLOSURES} WHERE writer_id = ? AND seq = ? "
                           f"UNION ALL SELECT hash FROM {CONSENT_EVENTS} "

@@ -149,7 +149,8 @@ class Problem:
     what: str
 
     def __str__(self) -> str:
-        return f"{self.table} row {self.rowid} (writer {self.writer_id} seq {self.seq}): {self.what}"
+        where = f"{self.table} row {self.rowid} (writer {self.writer_id} seq {self.seq})"
+        return f"{where}: {self.what}"
 
 
 @dataclass(frozen=True)
@@ -226,10 +227,10 @@ def verify_rows(
         if row.writer_id != cur_writer:
             cur_writer = row.writer_id
             writers.add(cur_writer)
-            cp = latest.get(cur_writer)
-            if cp is not None:
-                last_seq, last_hash = cp.last_seq, cp.last_hash
-                last_name = f"purge checkpoint {cp.rowid} (seq {cp.last_seq})"
+            start = latest.get(cur_writer)
+            if start is not None:
+                last_seq, last_hash = start.last_seq, start.last_hash
+                last_name = f"purge checkpoint {start.rowid} (seq {start.last_seq})"
             else:
                 last_seq, last_hash, last_name = 0, GENESIS, "start of chain"
         if len(problems) >= max_problems:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import json
 import os
 import re
+import sqlite3
 import sys
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -410,9 +410,14 @@ def run_log(args: argparse.Namespace) -> int:
             return EXIT_OK
         sys.stderr.write(f"consent-gate log: unknown command {cmd!r}\n")
         return EXIT_USAGE
-    except ConsentGateError as exc:
+    except (ConsentGateError, OSError, sqlite3.Error) as exc:
         sys.stderr.write(f"consent-gate log: error: {exc}\n")
         return EXIT_USAGE
+    except Exception as exc:
+        if type(exc).__module__.startswith("psycopg"):
+            sys.stderr.write(f"consent-gate log: error: {exc}\n")
+            return EXIT_USAGE
+        raise
     finally:
         store.close()
 
@@ -428,5 +433,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 if __name__ == "__main__":
     raise SystemExit(main())
 
-
-__all__ = ["add_log_parser", "io", "main", "run_log"]

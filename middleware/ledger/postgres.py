@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any
 
@@ -181,20 +181,23 @@ class PostgresStore(SqlStore):
             conn = self._connect(autocommit=False)
         except psycopg.Error as exc:
             raise LedgerUnavailable(f"cannot open PostgreSQL ledger: {exc}") from exc
+        cursors: list[psycopg.ServerCursor[tuple[Any, ...]]] = []
         try:
             # One snapshot for every query, server-side cursors for constant memory.
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-            its: list[Iterator[Row]] = []
             for sql, params in queries:
                 with self._names:
                     self._n += 1
                     name = f"ledger_stream_{self._n}"
                 cur = conn.cursor(name=name)
+                cursors.append(cur)
                 cur.itersize = FETCH
                 cur.execute(self._q(sql).encode(), params)
-                its.append(fetch_batches(cur))
-            yield its
+            yield [fetch_batches(c) for c in cursors]
         finally:
+            for c in cursors:
+                with suppress(psycopg.Error):
+                    c.close()
             conn.close()
 
     # -- dialect -----------------------------------------------------------------------

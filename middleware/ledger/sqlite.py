@@ -14,7 +14,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -193,10 +193,8 @@ class SqliteStore(SqlStore):
 
     def _drop(self) -> None:
         if self._conn is not None:
-            try:
+            with suppress(sqlite3.Error):
                 self._conn.close()
-            except sqlite3.Error:
-                pass
             self._conn = None
 
     def _read(self, sql: str, params: Sequence[Any]) -> list[Row]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Protocol
+from typing import Protocol, Self
 
 from middleware.ledger.chain import ChainedRecord, Checkpoint, StoredRow
 
@@ -65,6 +65,10 @@ class LedgerStore(Protocol):
         """Connect and create or migrate the schema. Idempotent."""
 
     def close(self) -> None: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc: object) -> None: ...
 
     def append(self, rows: Sequence[ChainedRecord]) -> None:
         """Insert the rows in one transaction; return only once it is durable."""

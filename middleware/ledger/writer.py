@@ -16,6 +16,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 
 from middleware.errors import LedgerUnavailable
@@ -58,10 +59,9 @@ class _Waiter:
             else:
                 self.cfut.set_exception(error)
         if self.loop is not None and self.fut is not None:
-            try:
+            # A closed loop raises RuntimeError: nobody is waiting any more.
+            with suppress(RuntimeError):
                 self.loop.call_soon_threadsafe(_settle, self.fut, error)
-            except RuntimeError:
-                pass  # the loop is closed: nobody is waiting any more
 
 
 def _settle(fut: asyncio.Future[None], error: BaseException | None) -> None:

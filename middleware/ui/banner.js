@@ -30,7 +30,8 @@
     if (button && button.name) { data.set(button.name, button.value); }
     var buttons = form.querySelectorAll("button");
     buttons.forEach(function (b) { b.disabled = true; });
-    fetch(form.action, {
+    // getAttribute: form.action is shadowed by the buttons named "action".
+    fetch(form.getAttribute("action"), {
       method: "POST",
       body: data,
       credentials: "same-origin",

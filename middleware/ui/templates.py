@@ -48,7 +48,8 @@ def data_label(texts: Texts, category: str) -> str:
 
 
 def receives_text(texts: Texts, partner: Partner) -> str:
-    return ", ".join(data_label(texts, c) for c in partner.receives) or texts["none"]
+    sep = texts["list_separator"]
+    return sep.join(data_label(texts, c) for c in partner.receives) or texts["none"]
 
 
 def css_size(value: str | None) -> str | None:
@@ -72,9 +73,11 @@ def banner(config: Config, texts: Texts, lang: str, urls: Urls, *, stale: bool, 
                        f'<a href="{e(urls.partners)}">{e(texts["partners_link"])}</a></p>')
     if gpc:
         notices.append(f'<p class="cg-notice">{e(texts["gpc_honoured"])}</p>')
-    purposes = "".join(
-        f"<li><strong>{e(p.title)}</strong>: {e(p.description)}</li>"
-        for p in config.purposes.values() if not p.necessary)
+    # Titles only: the descriptions are on the preferences and partners pages (second layer),
+    # so the banner stays short enough for a phone screen.
+    titles = texts["list_separator"].join(
+        p.title for p in config.purposes.values() if not p.necessary)
+    purposes = f'<p class="cg-purposes"><strong>{e(texts["purposes"])}:</strong> {e(titles)}</p>'
 
     def button(action: str, label: str, data_action: str | None = None) -> str:
         return (f'<button class="cg-btn" type="submit" name="action" value="{e(action)}" '
@@ -98,7 +101,7 @@ def banner(config: Config, texts: Texts, lang: str, urls: Urls, *, stale: bool, 
         f'<h2 id="consent-gate-title" class="cg-title">{e(texts["banner_title"])}</h2>'
         + "".join(notices)
         + f'<p>{e(body)}</p>'
-        + (f"<ul>{purposes}</ul>" if purposes else "")
+        + (purposes if titles else "")
         + f'<p><a href="{e(urls.partners)}">{e(texts["partners_link"])}</a></p>'
         f'<form class="cg-form" method="post" action="{e(urls.choice)}" data-consent-form>'
         f'<input type="hidden" name="source" value="banner">'
@@ -171,10 +174,11 @@ def partners_page(config: Config, texts: Texts, lang: str, urls: Urls) -> str:
         f'<p><a href="{e(urls.preferences)}">{e(texts["privacy_choices"])}</a></p>',
     ]
     for partner in config.partners.values():
-        purposes = ", ".join(config.purposes[p].title for p in partner.purposes)
-        cookies = ", ".join(partner.cookies) or texts["none"]
+        sep = texts["list_separator"]
+        purposes = sep.join(config.purposes[p].title for p in partner.purposes)
+        cookies = sep.join(partner.cookies) or texts["none"]
         if partner.cookie_domains:
-            cookies += " (" + ", ".join(partner.cookie_domains) + ")"
+            cookies += " (" + sep.join(partner.cookie_domains) + ")"
         parts.append(
             f'<section id="partner-{e(partner.id)}"><h2>{e(partner.name)}</h2><dl>'
             f'<dt>{e(texts["purposes"])}</dt><dd>{e(purposes)}</dd>'
@@ -216,7 +220,7 @@ class PreferencesTemplate:
 
 def _purpose_block(config: Config, purpose: Purpose, texts: Texts) -> tuple[str, str, str, bool]:
     partners = config.partners_for_purpose(purpose.id)
-    names = ", ".join(
+    names = e(texts["list_separator"]).join(
         f'<a href="{e(p.privacy_url)}" rel="noopener noreferrer">{e(p.name)}</a>' for p in partners)
     badge = f' <span class="cg-badge">{e(texts["always_on"])}</span>' if purpose.necessary else ""
     before = (f'<div class="cg-purpose"><label><input type="checkbox" '

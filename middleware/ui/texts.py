@@ -62,6 +62,7 @@ DEFAULT_TEXTS = MappingProxyType({
         "partners set on their own domains can only be cleared by your browser."
     ),
     "not_found": "Not found.",
+    "list_separator": ", ",
     # Data categories a partner receives (config.DATA_CATEGORIES).
     "data_ip_address": "IP address",
     "data_user_agent": "browser type and version",

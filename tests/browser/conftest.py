@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -106,7 +107,9 @@ def context(chromium: Browser, request: pytest.FixtureRequest) -> Iterator[Brows
     @pytest.mark.parametrize("context", [{"java_script_enabled": False}], indirect=True)
     """
     options = {**DEFAULT_CONTEXT, **getattr(request, "param", {})}
+    t0 = time.perf_counter()
     ctx = chromium.new_context(**options)
+    _browser.record_timing("new context", time.perf_counter() - t0)
     try:
         yield ctx
     finally:
@@ -132,6 +135,7 @@ def start_server() -> Iterator[Callable[..., ServerProcess]]:
             raise TypeError("give either an app import string or argv")
         srv = start_uvicorn(app, **kw) if app is not None else start_command(argv or [], **kw)
         started.append(srv)
+        _browser.record_timing("server start", srv.startup_seconds or 0.0)
         return srv
 
     try:
@@ -145,4 +149,5 @@ def start_server() -> Iterator[Callable[..., ServerProcess]]:
 def sample_site() -> Iterator[ServerProcess]:
     """tests/support/sample_site.py under uvicorn (one per session)."""
     with start_uvicorn("tests.support.sample_site:app", log_level="warning") as srv:
+        _browser.record_timing("server start", srv.startup_seconds or 0.0)
         yield srv

@@ -173,6 +173,7 @@ def visit(
     if response is not None and response.status >= 500:
         raise AssertionError(f"{url} answered {response.status}")
     proxy.wait_quiet(quiet)
+    record_timing("page view (visit, incl. quiet)", time.perf_counter() - t0)
     return proxy.section(label)
 
 
@@ -213,7 +214,9 @@ def screenshot(
 
 
 _LOOPBACK = re.compile(r"^(\[::1\]|127\.\d+\.\d+\.\d+|localhost)(:\d+)?$")
-_LOOPBACK_NAMES = re.compile(r"^(https?://)?(localhost|127\.\d+\.\d+\.\d+|\[::1\]|~notfound)(:\d+)?$")
+_LOOPBACK_NAMES = re.compile(
+    r"^(https?://)?(localhost|127\.\d+\.\d+\.\d+|\[::1\]|~notfound)(:\d+)?$"
+)
 
 
 def netlog_violations(path: str | os.PathLike[str]) -> list[str]:
@@ -241,9 +244,12 @@ def netlog_violations(path: str | os.PathLike[str]) -> list[str]:
             udp_peer[source] = params["address"]
         elif kind in ("UDP_BYTES_SENT", "SOCKET_BYTES_SENT"):
             udp_sent.add(source)
-        elif kind == "HOST_RESOLVER_MANAGER_REQUEST" and "host" in params:
-            if not _LOOPBACK_NAMES.match(params["host"]):
-                problems.append(f"host resolution of {params['host']}")
+        elif (
+            kind == "HOST_RESOLVER_MANAGER_REQUEST"
+            and "host" in params
+            and not _LOOPBACK_NAMES.match(params["host"])
+        ):
+            problems.append(f"host resolution of {params['host']}")
     for source, address in udp_peer.items():
         if source in udp_sent and not _LOOPBACK.match(address):
             problems.append(f"UDP data to {address}")

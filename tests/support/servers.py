@@ -15,6 +15,7 @@ available as ``srv.output()``.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import signal
@@ -43,6 +44,17 @@ LOOPBACK = "127.0.0.1"
 
 class ServerStartError(RuntimeError):
     pass
+
+
+_RUNNING: set[ServerProcess] = set()
+
+
+@atexit.register
+def _stop_leftovers() -> None:
+    """Servers started without ``with`` and never stopped die with the test process."""
+    for srv in list(_RUNNING):
+        with contextlib.suppress(Exception):
+            srv.stop()
 
 
 def free_port(host: str = LOOPBACK) -> int:
@@ -125,27 +137,30 @@ class ServerProcess:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # own process group: stop() reaches its children
             )
+        _RUNNING.add(self)
         deadline = t0 + self.startup_timeout
         while True:
             if self.proc.poll() is not None:
-                code = self.proc.returncode
-                raise ServerStartError(
-                    f"server exited with code {code} before accepting connections\n"
-                    f"argv: {self.argv}\ncwd: {self.cwd}\n--- output ---\n{self.output()}"
+                problem = (
+                    f"server exited with code {self.proc.returncode} before accepting connections"
                 )
-            if _accepts(self.host, self.port):
                 break
+            if _accepts(self.host, self.port):
+                self.startup_seconds = time.monotonic() - t0
+                return self
             if time.monotonic() > deadline:
-                out = self.output()
-                self.stop()
-                raise ServerStartError(
-                    f"server did not accept connections on {self.host}:{self.port} within "
-                    f"{self.startup_timeout}s\nargv: {self.argv}\ncwd: {self.cwd}\n"
-                    f"--- output ---\n{out}"
+                problem = (
+                    f"server did not accept connections on {self.host}:{self.port} "
+                    f"within {self.startup_timeout}s"
                 )
+                break
             time.sleep(0.05)
-        self.startup_seconds = time.monotonic() - t0
-        return self
+        self.stop()
+        out = self.output()
+        self._remove_log()
+        raise ServerStartError(
+            f"{problem}\nargv: {self.argv}\ncwd: {self.cwd}\n--- output ---\n{out}"
+        )
 
     def _signal(self, sig: int) -> None:
         assert self.proc is not None
@@ -166,7 +181,13 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self._signal(signal.SIGKILL)
                 self.proc.wait(self.stop_timeout)
+        _RUNNING.discard(self)
         return self.proc.returncode
+
+    def _remove_log(self) -> None:
+        if self.log_path is not None:
+            with contextlib.suppress(OSError):
+                self.log_path.unlink()
 
     def __enter__(self) -> Self:
         # start_uvicorn()/start_command() return a started server: enter only once.
@@ -174,9 +195,7 @@ class ServerProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-        if self.log_path is not None:
-            with contextlib.suppress(OSError):
-                self.log_path.unlink()
+        self._remove_log()
 
 
 def start_command(

@@ -1,0 +1,280 @@
+"""PostgresStore against a real PostgreSQL server started (and stopped) by a fixture.
+
+The fixture looks for ``initdb``/``pg_ctl`` on PATH and in /usr/lib/postgresql/*/bin.
+initdb refuses to run as root, so as root the cluster belongs to ``nobody``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from middleware.errors import LedgerUnavailable
+from middleware.ledger import (
+    ConsentEvent,
+    DisclosureRecord,
+    Filters,
+    LedgerWriter,
+    VerifyReport,
+    purge,
+    verify,
+)
+from middleware.ledger.query import export, show, subject, summary
+
+psycopg = pytest.importorskip("psycopg")
+
+from middleware.ledger.postgres import PostgresStore  # noqa: E402
+
+pytestmark = pytest.mark.postgres
+
+NOW = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
+
+
+def _pg_bindir() -> Path | None:
+    found = shutil.which("initdb")
+    if found and shutil.which("pg_ctl"):
+        return Path(os.path.realpath(found)).parent
+    for d in sorted(glob.glob("/usr/lib/postgresql/*/bin"),
+                    key=lambda s: int(s.split("/")[-2]) if s.split("/")[-2].isdigit() else 0,
+                    reverse=True):
+        if (Path(d) / "initdb").exists() and (Path(d) / "pg_ctl").exists():
+            return Path(d)
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def pg_server() -> Iterator[str]:
+    """A throwaway PostgreSQL on a free loopback port; yields the admin DSN."""
+    bindir = _pg_bindir()
+    if bindir is None:
+        pytest.skip("no PostgreSQL binaries (initdb, pg_ctl) in PATH or /usr/lib/postgresql/*/bin")
+    base = Path(tempfile.mkdtemp(prefix="ledger-pg-"))
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        nobody = pwd.getpwnam("nobody")
+        os.chown(base, nobody.pw_uid, nobody.pw_gid)
+        prefix = ["runuser", "-u", "nobody", "--"]
+    data, port = base / "data", _free_port()
+
+    def run(*cmd: str) -> None:
+        subprocess.run([*prefix, *cmd], check=True, capture_output=True, timeout=120)
+
+    try:
+        run(str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
+            "--no-sync", "-E", "UTF8")
+        run(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(base / "log"), "-w", "-t", "60",
+            "-o", f"-h 127.0.0.1 -p {port} -k {base} -F", "start")
+    except subprocess.CalledProcessError as exc:
+        log = (base / "log").read_text() if (base / "log").exists() else ""
+        shutil.rmtree(base, ignore_errors=True)
+        pytest.fail(f"could not start PostgreSQL: {exc.stderr!r} {log}")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}"
+    finally:
+        subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate",
+                        "-w", "stop"], capture_output=True, timeout=60)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def dsn(pg_server: str, request: pytest.FixtureRequest) -> str:
+    """A fresh database per test."""
+    name = "t_" + "".join(c if c.isalnum() else "_" for c in request.node.name)[:50].lower()
+    with psycopg.connect(f"{pg_server}/postgres", autocommit=True) as c:
+        c.execute(f'DROP DATABASE IF EXISTS "{name}"'.encode())
+        c.execute(f'CREATE DATABASE "{name}"'.encode())
+    return f"{pg_server}/{name}"
+
+
+def disclosure(i: int, partner: str = "adsense", t: datetime | None = None,
+               path: str = "/a", consent_id: str | None = "c1",
+               purposes: tuple[str, ...] = ("ads",)) -> DisclosureRecord:
+    return DisclosureRecord(
+        time=t or NOW, request_id=f"r{i}", consent_id=consent_id, path=path, partner=partner,
+        purposes=purposes, legal_basis="consent", data_categories=("ip_address", "cookies"),
+        cookies=("__gads",), policy_version="v1", ip="2001:db8::/48", ua_family="Firefox 125",
+        fields={"i": i, "nested": {"b": [1, 2.5, None, True], "a": "ü"}},
+    )
+
+
+def event(consent_id: str, action: str = "given", t: datetime | None = None) -> ConsentEvent:
+    return ConsentEvent(time=t or NOW, consent_id=consent_id, action=action,  # type: ignore[arg-type]
+                        choices={"ads": action != "withdrawn", "social": False},
+                        policy_version="v1", source="preferences")
+
+
+def check(dsn: str, key: bytes | None = None) -> VerifyReport:
+    with PostgresStore(dsn) as store:
+        return verify(store, key)
+
+
+def sql(dsn: str, statement: str) -> list[tuple[object, ...]]:
+    with psycopg.connect(dsn, autocommit=True) as c:
+        cur = c.execute(statement.encode())
+        return list(cur.fetchall()) if cur.description else []
+
+
+def test_postgres_round_trip_and_verify(dsn: str) -> None:
+    store = PostgresStore(dsn)
+    w = LedgerWriter(store)
+    recs = [disclosure(1), event("c1"), disclosure(2, t=NOW + timedelta(microseconds=7))]
+    w.write_sync(recs)
+    w.close()
+    with PostgresStore(dsn) as store:
+        rows = list(store.chain_rows())
+    assert [r.record for r in rows] == recs
+    assert [r.computed_hash() for r in rows] == [r.hash for r in rows]
+    assert check(dsn).ok
+    assert sql(dsn, "SELECT version FROM schema_migrations") == [(1,)]
+
+
+def test_postgres_verify_names_edited_deleted_and_inserted_rows(dsn: str) -> None:
+    w = LedgerWriter(PostgresStore(dsn))
+    for i in range(0, 9, 3):
+        w.write_sync([disclosure(i), disclosure(i + 1), event("c1")])
+    w.close()
+    (rid,) = sql(dsn, "SELECT id FROM disclosures WHERE seq = 2")[0]
+    sql(dsn, "UPDATE disclosures SET path = '/x' WHERE seq = 2")
+    sql(dsn, "DELETE FROM consent_events WHERE seq = 6")
+    sql(dsn, "INSERT INTO disclosures (time, request_id, consent_id, path, partner, purposes, "
+             "legal_basis, data_categories, cookies, policy_version, ip, ua_family, fields, "
+             "writer_id, seq, prev_hash, hash) SELECT time, 'fake', consent_id, path, partner, "
+             "purposes, legal_basis, data_categories, cookies, policy_version, ip, ua_family, "
+             "fields, writer_id, seq, prev_hash, hash FROM disclosures WHERE seq = 8")
+    (fake,) = sql(dsn, "SELECT id FROM disclosures WHERE request_id = 'fake'")[0]
+    report = check(dsn)
+    got = [(p.table, p.seq) for p in report.problems]
+    assert got == [("disclosures", 2), ("disclosures", 7), ("disclosures", 8),
+                   ("disclosures", 8)]
+    assert report.problems[0].rowid == rid and "edited" in report.problems[0].what
+    assert "seq 6 missing" in report.problems[1].what
+    # The copy has a wrong hash (request_id changed) and a duplicate seq.
+    assert {p.rowid for p in report.problems[2:]} == {fake}
+    assert "inserted" in report.problems[3].what
+
+
+def test_postgres_purge_then_verify(dsn: str) -> None:
+    w = LedgerWriter(PostgresStore(dsn))
+    w.write_sync([disclosure(i, t=NOW - timedelta(days=400)) for i in range(5)])
+    w.write_sync([disclosure(9)])
+    w.close()
+    store = PostgresStore(dsn)
+    (cp,) = purge(store, timedelta(days=395), key=b"k")
+    assert (cp.last_seq, cp.purged) == (5, 5)
+    report = verify(store, key=b"k")
+    assert report.ok and report.rows == 1 and report.checkpoints == 1
+    store.close()
+
+
+def test_postgres_queries(dsn: str) -> None:
+    day = timedelta(days=1)
+    w = LedgerWriter(PostgresStore(dsn))
+    w.write_sync([
+        event("c1", "given", NOW - 2 * day),
+        disclosure(1, "adsense", NOW - 2 * day, "/blog/a", "c1"),
+        disclosure(2, "adsense", NOW - day, "/b_c", "c2", ("ads", "measure")),
+        disclosure(3, "twitter", NOW, "/a", "c1", ("social",)),
+        event("c1", "withdrawn", NOW),
+    ])
+    w.close()
+    store = PostgresStore(dsn)
+    rows = summary(store)
+    assert [(r.partner, r.page_views, r.consent_ids) for r in rows] == [
+        ("adsense", 2, 2), ("twitter", 1, 1)]
+    assert rows[0].purposes == ("ads", "measure")
+    assert rows[0].per_day == ((NOW.date() - 2 * day, 1), (NOW.date() - day, 1))
+
+    def ids(f: Filters) -> list[str]:
+        return [r.record.request_id for r in show(store, f)]  # type: ignore[union-attr]
+
+    assert ids(Filters()) == ["r3", "r2", "r1"]
+    assert ids(Filters(purpose="measure")) == ["r2"]
+    assert ids(Filters(path="/blog/*")) == ["r1"]
+    assert ids(Filters(path="/b_*")) == ["r2"]
+    assert ids(Filters(consent_id="c1", since=NOW - day)) == ["r3"]
+    assert ids(Filters(limit=1)) == ["r3"]
+    rep = subject(store, "c1")
+    assert [e.record.action for e in rep.events] == ["given", "withdrawn"]  # type: ignore[union-attr]
+    assert len(rep.disclosures) == 2
+    assert sum(1 for _ in export(store, Filters())) == 3
+    store.close()
+
+
+def test_postgres_export_uses_a_server_side_cursor(dsn: str) -> None:
+    w = LedgerWriter(PostgresStore(dsn))
+    w.write_sync([disclosure(i) for i in range(2500)])
+    w.close()
+    store = PostgresStore(dsn)
+    it = export(store, Filters())
+    next(it)
+    cursors = sql(dsn, "SELECT name FROM pg_cursors")  # other sessions' cursors are hidden
+    assert cursors == []
+    active = sql(dsn, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
+                      "'%DECLARE \"ledger_stream_%'")
+    assert active[0][0] >= 1  # the export runs DECLARE ... CURSOR (server side)
+    assert sum(1 for _ in it) == 2499
+    store.close()
+
+
+def test_postgres_concurrent_writers_each_keep_a_chain(dsn: str) -> None:
+    writers = [LedgerWriter(PostgresStore(dsn)) for _ in range(3)]
+
+    async def main() -> None:
+        await asyncio.gather(*(w.write([disclosure(i)]) for i in range(100) for w in writers))
+
+    asyncio.run(main())
+    for w in writers:
+        w.close()
+    assert sql(dsn, "SELECT count(*) FROM disclosures") == [(300,)]
+    report = check(dsn)
+    assert report.ok and report.writers == 3
+    assert sum(w.stats.transactions for w in writers) < 300
+
+
+def test_postgres_unreachable_raises_ledger_unavailable_then_recovers(
+    pg_server: str, dsn: str
+) -> None:
+    port = _free_port()
+    bad = PostgresStore(f"postgresql://postgres@127.0.0.1:{port}/nope", connect_timeout_s=2)
+    w = LedgerWriter(bad)
+    with pytest.raises(LedgerUnavailable, match="cannot open PostgreSQL ledger"):
+        w.write_sync([disclosure(1)])
+    bad.dsn = dsn  # the ledger "comes back"
+    w.write_sync([disclosure(2)])
+    w.close()
+    assert sql(dsn, "SELECT request_id, seq FROM disclosures") == [("r2", 1)]
+
+
+def test_postgres_cli_verify_and_summary(dsn: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from middleware.ledger.cli import main
+
+    w = LedgerWriter(PostgresStore(dsn))
+    w.write_sync([disclosure(1), disclosure(2, "twitter")])
+    w.close()
+    assert main(["log", "verify", "--ledger", dsn]) == 0
+    assert "ok: 2 records" in capsys.readouterr().out
+    assert main(["log", "summary", "--ledger", dsn, "--since", "30d"]) == 0
+    out = capsys.readouterr().out
+    assert "adsense" in out and "twitter" in out
+    sql(dsn, "UPDATE disclosures SET partner = 'x' WHERE seq = 2")
+    assert main(["log", "verify", "--ledger", dsn]) == 1
+    assert "first bad record: disclosures row" in capsys.readouterr().out
+
+

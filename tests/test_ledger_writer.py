@@ -1,0 +1,235 @@
+"""LedgerWriter: group commit, durability on return, failure and recovery, never blocks."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sqlite3
+import statistics
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from middleware.errors import LedgerUnavailable
+from middleware.ledger import ConsentEvent, DisclosureRecord, LedgerWriter, SqliteStore, verify
+
+
+def disclosure(i: int) -> DisclosureRecord:
+    return DisclosureRecord(
+        time=datetime.now(UTC), request_id=f"r{i}", consent_id="c1", path="/a",
+        partner="adsense", purposes=("ads",), legal_basis="consent",
+        data_categories=("ip_address",), cookies=(), policy_version="v1",
+        ip="203.0.113.0/24", ua_family="Chrome 124",
+    )
+
+
+def count(p: Path, table: str = "disclosures") -> int:
+    c = sqlite3.connect(p)
+    try:
+        return int(c.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+    finally:
+        c.close()
+
+
+def test_writer_group_commits_concurrent_awaits_and_is_durable_on_return(
+    tmp_path: Path,
+) -> None:
+    p = tmp_path / "l.db"
+    w = LedgerWriter(SqliteStore(p))
+
+    async def main() -> None:
+        await asyncio.gather(*(w.write([disclosure(i)]) for i in range(300)))
+        # Every await has returned: a fresh connection must see all of them.
+        assert count(p) == 300
+
+    asyncio.run(main())
+    assert w.stats.records == 300
+    assert w.stats.transactions <= 30, w.stats.transactions
+    assert max(w.stats.batch_sizes) > 10
+    w.close()
+    assert verify(SqliteStore(p)).ok
+
+
+def test_writer_lone_write_is_not_delayed_by_the_linger(tmp_path: Path) -> None:
+    w = LedgerWriter(SqliteStore(tmp_path / "l.db"), max_wait_s=0.5)
+    w.write_sync([disclosure(0)])  # opens the file, creates the schema
+    t = time.perf_counter()
+    w.write_sync([disclosure(1)])
+    assert time.perf_counter() - t < 0.4
+    w.close()
+
+
+def test_writer_respects_max_batch(tmp_path: Path) -> None:
+    w = LedgerWriter(SqliteStore(tmp_path / "l.db"), max_batch=8)
+
+    async def main() -> None:
+        await asyncio.gather(*(w.write([disclosure(i)]) for i in range(100)))
+
+    asyncio.run(main())
+    w.close()
+    assert max(w.stats.batch_sizes) <= 8 and w.stats.records == 100
+
+
+def test_writer_failure_raises_ledger_unavailable_then_recovers(tmp_path: Path) -> None:
+    # Root ignores permissions, but nobody can create a file below a regular file.
+    blocker = tmp_path / "ledger"
+    blocker.write_text("not a directory")
+    p = blocker / "l.db"
+    w = LedgerWriter(SqliteStore(p))
+
+    async def main() -> None:
+        with pytest.raises(LedgerUnavailable) as info:
+            await w.write([disclosure(0)])
+        assert "l.db" in info.value.cause
+        results = await asyncio.gather(*(w.write([disclosure(i)]) for i in range(5)),
+                                       return_exceptions=True)
+        assert all(isinstance(r, LedgerUnavailable) for r in results)
+        # The ledger comes back: the next batch succeeds.
+        blocker.unlink()
+        blocker.mkdir()
+        await w.write([disclosure(10)])
+        await w.write([disclosure(11)])
+
+    asyncio.run(main())
+    w.close()
+    assert w.stats.failures >= 2
+    assert count(p) == 2
+    report = verify(SqliteStore(p))  # failed batches did not use up seqs
+    assert report.ok and report.rows == 2
+
+
+def test_writer_failure_when_locked_too_long_and_loop_keeps_running(tmp_path: Path) -> None:
+    p = tmp_path / "l.db"
+    w = LedgerWriter(SqliteStore(p, busy_timeout_s=0.3))
+    w.write_sync([disclosure(0)])
+    other = sqlite3.connect(p, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    async def main() -> None:
+        t = asyncio.create_task(ticker())
+        start = time.perf_counter()
+        with pytest.raises(LedgerUnavailable, match="locked"):
+            await w.write([disclosure(1)])
+        assert time.perf_counter() - start >= 0.25
+        t.cancel()
+
+    asyncio.run(main())
+    assert ticks >= 10  # the event loop kept running while the writer waited on the lock
+    other.execute("ROLLBACK")
+    other.close()
+    w.write_sync([disclosure(2)])
+    w.close()
+    assert count(p) == 2 and verify(SqliteStore(p)).ok
+
+
+def test_writer_timeout_raises_ledger_unavailable(tmp_path: Path) -> None:
+    p = tmp_path / "l.db"
+    w = LedgerWriter(SqliteStore(p, busy_timeout_s=2))
+    w.write_sync([disclosure(0)])
+    other = sqlite3.connect(p, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+
+    async def main() -> None:
+        with pytest.raises(LedgerUnavailable, match="no commit within"):
+            await w.write([disclosure(1)], timeout=0.05)
+
+    asyncio.run(main())
+    other.execute("ROLLBACK")
+    other.close()
+    w.close()
+
+
+def test_writer_close_flushes_pending_writes(tmp_path: Path) -> None:
+    p = tmp_path / "l.db"
+    w = LedgerWriter(SqliteStore(p))
+
+    async def main() -> None:
+        tasks = [asyncio.create_task(w.write([disclosure(i)])) for i in range(200)]
+        await asyncio.sleep(0)  # every task has queued its records
+        await w.aclose()
+        await asyncio.gather(*tasks)
+
+    asyncio.run(main())
+    assert count(p) == 200
+
+
+def test_writer_refuses_writes_after_close(tmp_path: Path) -> None:
+    w = LedgerWriter(SqliteStore(tmp_path / "l.db"))
+    w.write_sync([disclosure(0)])
+    w.close()
+    w.close()  # idempotent
+    with pytest.raises(LedgerUnavailable, match="closed"):
+        w.write_sync([disclosure(1)])
+    with pytest.raises(LedgerUnavailable, match="closed"):
+        asyncio.run(w.write([disclosure(1)]))
+
+
+def test_writer_survives_a_cancelled_waiter(tmp_path: Path) -> None:
+    p = tmp_path / "l.db"
+    w = LedgerWriter(SqliteStore(p))
+
+    async def main() -> None:
+        t = asyncio.create_task(w.write([disclosure(0)]))
+        await asyncio.sleep(0)
+        t.cancel()
+        await asyncio.gather(*(w.write([disclosure(i)]) for i in range(1, 20)))
+
+    asyncio.run(main())
+    w.close()
+    assert count(p) in (19, 20)
+    assert verify(SqliteStore(p)).ok
+
+
+def test_writer_writes_mixed_records_in_one_chain(tmp_path: Path) -> None:
+    p = tmp_path / "l.db"
+    w = LedgerWriter(SqliteStore(p))
+    ev = ConsentEvent(time=datetime.now(UTC), consent_id="c1", action="given",
+                      choices={"ads": True}, policy_version="v1", source="gpc")
+    w.write_sync([ev, disclosure(1), ev])
+    w.close()
+    assert (count(p), count(p, "consent_events")) == (1, 2)
+    rows = list(SqliteStore(p).chain_rows())
+    assert [(r.table, r.seq) for r in rows] == [
+        ("consent_events", 1), ("disclosures", 2), ("consent_events", 3)]
+
+
+@pytest.mark.slow
+def test_writer_throughput_and_latency_with_32_concurrent_writers(tmp_path: Path) -> None:
+    """Measures; prints the figures (pytest -s). Bounds are loose: this is not a benchmark."""
+    p = tmp_path / "l.db"
+    w = LedgerWriter(SqliteStore(p))
+    w.write_sync([disclosure(0)])
+    lat: list[float] = []
+    per_task = 100
+
+    async def one(k: int) -> None:
+        for i in range(per_task):
+            t = time.perf_counter()
+            await w.write([disclosure(k * per_task + i)])
+            lat.append(time.perf_counter() - t)
+
+    async def main() -> float:
+        t = time.perf_counter()
+        await asyncio.gather(*(one(k) for k in range(32)))
+        return time.perf_counter() - t
+
+    elapsed = asyncio.run(main())
+    w.close()
+    n = 32 * per_task
+    lat.sort()
+    print(f"\n32 writers x {per_task}: {n / elapsed:,.0f} records/s, "
+          f"{w.stats.transactions} transactions, latency p50 "
+          f"{statistics.median(lat) * 1e3:.2f} ms p99 {lat[int(n * 0.99)] * 1e3:.2f} ms")
+    assert count(p) == n + 1
+    assert n / elapsed > 300
+    assert w.stats.transactions < n / 4
+    shutil.rmtree(tmp_path, ignore_errors=True)
