@@ -164,8 +164,10 @@ def lolhtml_rewrite(plan: RewritePlan, doc: bytes, chunk: int) -> bytes:
                     if pid is None or pid in plan.allowed_partners:
                         continue
                     if name in ("iframe", "embed"):
-                        el.replace(plan.placeholder(pid, dict(el.attributes)).decode(),
-                                   lolhtml.ContentType.HTML)
+                        # python-lolhtml has no Element.replace: before() + remove().
+                        el.before(plan.placeholder(pid, dict(el.attributes)).decode(),
+                                  lolhtml.ContentType.HTML)
+                        el.remove()
                         return
                     el.set_attribute("data-consent-" + attr, el.get_attribute(attr) or "")
                     el.remove_attribute(attr)

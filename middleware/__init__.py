@@ -23,8 +23,8 @@ from .errors import LedgerUnavailable as LedgerUnavailable
 from .errors import SecretError as SecretError
 
 __all__ = [
-    "ConfigError",
     "Config",
+    "ConfigError",
     "Consent",
     "ConsentCodec",
     "ConsentGateError",

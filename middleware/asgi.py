@@ -23,7 +23,7 @@ from .consent import Consent, ConsentCodec, ConsentResolver, privacy_signal
 from .csp import CspBuilder
 from .disclosure import Discloser, RequestInfo
 from .errors import LedgerUnavailable
-from .headers import cookie_value, header_value, merge_vary, private_cache_control
+from .headers import cookie_value, merge_vary, private_cache_control
 from .hosts import HostMatcher
 from .plan import PlanBuilder, charset_of
 from .rewrite import HtmlRewriter

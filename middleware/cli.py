@@ -27,7 +27,8 @@ def format_policy(config: Config) -> str:
     lines = [
         f"consent-gate configuration: {config.source}",
         f"  policy version {p.version}, effective {p.effective.isoformat()}",
-        f"  stance: {'opt-in (nothing runs until the visitor agrees)' if p.default == 'deny' else 'opt-out (partners run until the visitor objects)'}",
+        "  stance: " + ("opt-in (nothing runs until the visitor agrees)" if p.default == "deny"
+                        else "opt-out (partners run until the visitor objects)"),
         f"  Global Privacy Control: {'honoured' if p.honor_gpc else 'ignored'}; "
         f"DNT: {'honoured' if p.honor_dnt else 'ignored'}",
         f"  cookie {p.cookie.name!r}, {p.cookie.max_age_days} days, secret from ${p.secret_env}"

@@ -246,7 +246,8 @@ def _read_policy(root: _Table) -> Policy:
         raise t.error("effective", f"expected a date (YYYY-MM-DD, unquoted), got {_show(effective_raw)}")
     prefix = t.get("prefix", str, "/.consent/")
     if not re.fullmatch(r"/([A-Za-z0-9._~-]+/)+", prefix):
-        raise t.error("prefix", f"expected a path like '/.consent/' (leading and trailing '/'), got {prefix!r}")
+        raise t.error("prefix",
+                      f"expected a path like '/.consent/' (leading and trailing '/'), got {prefix!r}")
     secret_env = t.get("secret_env", str, "CONSENT_GATE_SECRET")
     if not re.fullmatch(r"[A-Z_][A-Z0-9_]*", secret_env):
         raise t.error("secret_env", f"expected an environment variable name, got {secret_env!r}")

@@ -9,7 +9,6 @@ References: Global Privacy Control, https://privacycg.github.io/gpc-spec/ (``Sec
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import secrets
 from collections.abc import Iterable, Mapping

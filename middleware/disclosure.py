@@ -12,6 +12,7 @@ import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import cast, get_args
 
 from starlette.types import Scope
 
@@ -28,8 +29,11 @@ from .ledger import (
     page_path,
     ua_family,
 )
+from .ledger.records import ConsentAction, ConsentSource, LegalBasis
 
 logger = logging.getLogger("consent_gate")
+
+_EVENT_SOURCES = frozenset(get_args(ConsentSource))
 
 #: After a failed write, pages are served with partners off; retry the ledger this often.
 _RETRY_SECONDS = 5.0
@@ -105,7 +109,7 @@ class Discloser:
                          "partners are enabled anyway (fail = \"open\")" if self.fail_open
                          else "partners are disabled until it can (fail = \"closed\")")
 
-    def _legal_basis(self, purposes: tuple[str, ...], consent: Consent) -> str:
+    def _legal_basis(self, purposes: tuple[str, ...], consent: Consent) -> LegalBasis:
         if all(p in self._necessary for p in purposes):
             return "necessary"
         return "consent" if consent.decided else "opt-out-not-exercised"
@@ -145,9 +149,11 @@ class Discloser:
             return
         info = RequestInfo.from_scope(scope, new, trust_proxy=self.config.policy.trust_proxy)
         event = ConsentEvent(
-            time=dt.datetime.now(dt.UTC), consent_id=new.consent_id or "", action=action,
+            time=dt.datetime.now(dt.UTC), consent_id=new.consent_id or "",
+            action=cast(ConsentAction, action),
             choices={pid: pid in new.granted for pid in self.config.purposes},
-            policy_version=new.policy_version, source=source,
+            policy_version=new.policy_version,
+            source=cast(ConsentSource, source if source in _EVENT_SOURCES else "form"),
             ip=minimise_ip(info.client_ip, self.config.ledger.ip, self.ip_key),
             ua_family=ua_family(info.user_agent),
         )

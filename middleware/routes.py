@@ -66,13 +66,14 @@ def safe_return_path(value: str | None) -> str | None:
 
     Refuses other hosts, scheme-relative ``//host``, ``/\\host`` (browsers read ``\\`` as
     ``/``), ``javascript:`` and anything with whitespace or control characters (browsers
-    strip tabs and newlines from URLs, turning ``/\\t/evil`` into ``//evil``).
+    strip tabs and newlines from URLs, turning ``/\\t/evil`` into ``//evil``). Browsers
+    percent-encode ``"<>`` in ``location.pathname``/``search``, so refusing them costs nothing.
     """
     if not value or len(value) > 2048 or value[0] != "/":
         return None
     if value.startswith("//") or "\\" in value:
         return None
-    if any(not 0x21 <= ord(c) <= 0x7E for c in value):
+    if any(not 0x21 <= ord(c) <= 0x7E or c in '"<>`' for c in value):
         return None
     parts = urlsplit(value)
     if parts.scheme or parts.netloc:

@@ -13,6 +13,7 @@ from middleware.ledger import (
     DisclosureRecord,
     LedgerWriter,
     SqliteStore,
+    VerifyReport,
     purge,
     verify,
 )
@@ -21,6 +22,11 @@ from middleware.ledger.records import record_from_dict
 
 NOW = datetime.now(UTC)
 
+
+
+def check(p: Path, key: bytes | None = None) -> VerifyReport:
+    with SqliteStore(p) as store:
+        return verify(store, key)
 
 def disclosure(i: int, t: datetime | None = None) -> DisclosureRecord:
     return DisclosureRecord(
@@ -54,7 +60,7 @@ def test_verify_passes_on_an_untouched_ledger(tmp_path: Path) -> None:
     p = tmp_path / "l.db"
     fill(p)
     fill(p)  # a second writer (another worker process)
-    report = verify(SqliteStore(p))
+    report = check(p)
     assert report.ok, report.problems
     assert (report.rows, report.writers) == (20, 2)
 
@@ -65,7 +71,7 @@ def test_verify_names_an_edited_row(tmp_path: Path) -> None:
     with db(p) as c:
         c.execute("UPDATE disclosures SET partner = 'someone-else' WHERE seq = 5")
         (rowid,) = c.execute("SELECT id FROM disclosures WHERE seq = 5").fetchone()
-    report = verify(SqliteStore(p))
+    report = check(p)
     assert not report.ok
     first = report.first_problem
     assert first is not None
@@ -99,7 +105,7 @@ def test_verify_names_the_row_after_a_deleted_one(tmp_path: Path, seq: int) -> N
         (after,) = c.execute(
             "SELECT id FROM disclosures WHERE seq = ? UNION ALL "
             "SELECT id FROM consent_events WHERE seq = ?", (seq + 1, seq + 1)).fetchone()
-    report = verify(SqliteStore(p))
+    report = check(p)
     assert not report.ok
     first = report.first_problem
     assert first is not None and first.seq == seq + 1 and first.rowid == after
@@ -111,7 +117,7 @@ def test_verify_finds_a_deleted_consent_event(tmp_path: Path) -> None:
     fill(p)
     with db(p) as c:
         c.execute("DELETE FROM consent_events WHERE seq = 4")
-    report = verify(SqliteStore(p))
+    report = check(p)
     assert report.first_problem is not None and report.first_problem.seq == 5
     assert "seq 4 missing" in report.first_problem.what
 
@@ -147,7 +153,7 @@ def test_verify_names_an_appended_row_that_does_not_chain(tmp_path: Path) -> Non
             "writer_id, seq, prev_hash, hash) SELECT time, request_id, consent_id, path, "
             "partner, purposes, legal_basis, data_categories, cookies, policy_version, ip, "
             "ua_family, fields, writer_id, 11, prev_hash, hash FROM disclosures WHERE seq = 1")
-    report = verify(SqliteStore(p))
+    report = check(p)
     assert [(x.writer_id, x.seq) for x in report.problems] == [(writer, 11), (writer, 11)]
     assert {("edited" in x.what) or ("prev_hash" in x.what) for x in report.problems} == {True}
 
@@ -190,7 +196,7 @@ def test_purge_of_a_live_writer_keeps_its_chain_valid(tmp_path: Path) -> None:
     purge(SqliteStore(p), timedelta(days=1))
     w.write_sync([disclosure(1)])  # chains onto the purged row
     w.close()
-    report = verify(SqliteStore(p))
+    report = check(p)
     assert report.ok and report.rows == 1
 
 

@@ -92,7 +92,9 @@ def test_record_fields_are_detached_from_the_callers_dict() -> None:
 def test_hash_covers_every_record_field_and_chain_position() -> None:
     rec = make_disclosure()
     h = record_hash("disclosure", rec.to_dict(), "w1", 1, "0" * 64)
-    for change in ({"path": "/b"}, {"ip": None}, {"fields": {}}, {"purposes": ("ads", "x")}):
+    changes: list[dict[str, object]] = [
+        {"path": "/b"}, {"ip": None}, {"fields": {}}, {"purposes": ("ads", "x")}]
+    for change in changes:
         other = make_disclosure(**change)
         assert record_hash("disclosure", other.to_dict(), "w1", 1, "0" * 64) != h
     assert record_hash("disclosure", rec.to_dict(), "w2", 1, "0" * 64) != h

@@ -18,12 +18,18 @@ from middleware.ledger import (
     Filters,
     LedgerWriter,
     SqliteStore,
+    VerifyReport,
     verify,
 )
 from middleware.ledger.query import export, show, subject, summary
 
 NOW = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
 
+
+
+def check(p: Path, key: bytes | None = None) -> VerifyReport:
+    with SqliteStore(p) as store:
+        return verify(store, key)
 
 def disclosure(i: int, partner: str = "adsense", t: datetime | None = None,
                path: str = "/a", consent_id: str | None = "c1",
@@ -194,6 +200,6 @@ def test_sqlite_several_processes_append_to_one_file(tmp_path: Path) -> None:
     assert c.execute("SELECT count(*) FROM disclosures").fetchone()[0] == procs * n
     assert c.execute("SELECT count(DISTINCT writer_id) FROM disclosures").fetchone()[0] == procs
     c.close()
-    report = verify(SqliteStore(p))
+    report = check(p)
     assert report.ok, report.problems[:3]
     assert (report.rows, report.writers) == (procs * n, procs)

@@ -13,8 +13,19 @@ from pathlib import Path
 import pytest
 
 from middleware.errors import LedgerUnavailable
-from middleware.ledger import ConsentEvent, DisclosureRecord, LedgerWriter, SqliteStore, verify
+from middleware.ledger import (
+    ConsentEvent,
+    DisclosureRecord,
+    LedgerWriter,
+    SqliteStore,
+    VerifyReport,
+    verify,
+)
 
+
+def check(p: Path, key: bytes | None = None) -> VerifyReport:
+    with SqliteStore(p) as store:
+        return verify(store, key)
 
 def disclosure(i: int) -> DisclosureRecord:
     return DisclosureRecord(
@@ -49,7 +60,24 @@ def test_writer_group_commits_concurrent_awaits_and_is_durable_on_return(
     assert w.stats.transactions <= 30, w.stats.transactions
     assert max(w.stats.batch_sizes) > 10
     w.close()
-    assert verify(SqliteStore(p)).ok
+    assert check(p).ok
+
+
+def test_writer_linger_collects_bigger_batches(tmp_path: Path) -> None:
+    w = LedgerWriter(SqliteStore(tmp_path / "l.db"), max_wait_s=0.05)
+    w.write_sync([disclosure(0)])
+
+    async def main() -> None:
+        async def late(i: int) -> None:
+            await asyncio.sleep(0.01)
+            await w.write([disclosure(i)])
+
+        await asyncio.gather(*(w.write([disclosure(i)]) for i in range(1, 4)),
+                             *(late(i) for i in range(4, 8)))
+
+    asyncio.run(main())
+    w.close()
+    assert list(w.stats.batch_sizes) == [1, 7]
 
 
 def test_writer_lone_write_is_not_delayed_by_the_linger(tmp_path: Path) -> None:
@@ -96,7 +124,7 @@ def test_writer_failure_raises_ledger_unavailable_then_recovers(tmp_path: Path) 
     w.close()
     assert w.stats.failures >= 2
     assert count(p) == 2
-    report = verify(SqliteStore(p))  # failed batches did not use up seqs
+    report = check(p)  # failed batches did not use up seqs
     assert report.ok and report.rows == 2
 
 
@@ -128,7 +156,7 @@ def test_writer_failure_when_locked_too_long_and_loop_keeps_running(tmp_path: Pa
     other.close()
     w.write_sync([disclosure(2)])
     w.close()
-    assert count(p) == 2 and verify(SqliteStore(p)).ok
+    assert count(p) == 2 and check(p).ok
 
 
 def test_writer_timeout_raises_ledger_unavailable(tmp_path: Path) -> None:
@@ -186,7 +214,7 @@ def test_writer_survives_a_cancelled_waiter(tmp_path: Path) -> None:
     asyncio.run(main())
     w.close()
     assert count(p) in (19, 20)
-    assert verify(SqliteStore(p)).ok
+    assert check(p).ok
 
 
 def test_writer_writes_mixed_records_in_one_chain(tmp_path: Path) -> None:

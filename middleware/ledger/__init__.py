@@ -11,8 +11,11 @@ from middleware.ledger.chain import verify as verify
 from middleware.ledger.minimise import minimise_ip as minimise_ip
 from middleware.ledger.minimise import ua_family as ua_family
 from middleware.ledger.query import open_store as open_store
+from middleware.ledger.records import ConsentAction as ConsentAction
 from middleware.ledger.records import ConsentEvent as ConsentEvent
+from middleware.ledger.records import ConsentSource as ConsentSource
 from middleware.ledger.records import DisclosureRecord as DisclosureRecord
+from middleware.ledger.records import LegalBasis as LegalBasis
 from middleware.ledger.records import page_path as page_path
 from middleware.ledger.retention import purge as purge
 from middleware.ledger.sqlite import SqliteStore as SqliteStore
@@ -22,12 +25,15 @@ from middleware.ledger.writer import LedgerWriter as LedgerWriter
 
 __all__ = [
     "Checkpoint",
+    "ConsentAction",
     "ConsentEvent",
+    "ConsentSource",
     "DisclosureRecord",
     "Filters",
     "LedgerStore",
     "LedgerUnavailable",
     "LedgerWriter",
+    "LegalBasis",
     "Problem",
     "SqliteStore",
     "StoredRow",

@@ -6,6 +6,7 @@ SQL here is written with ``?`` placeholders; the PostgreSQL store rewrites them.
 from __future__ import annotations
 
 import heapq
+import json
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -13,7 +14,7 @@ from datetime import date, datetime
 from typing import Any, Self
 
 from middleware.ledger.chain import ChainedRecord, Checkpoint, StoredRow
-from middleware.ledger.records import ConsentEvent, DisclosureRecord, Record, format_time
+from middleware.ledger.records import ConsentEvent, DisclosureRecord, Record
 from middleware.ledger.store import (
     CONSENT_EVENTS,
     DISCLOSURES,
@@ -31,7 +32,10 @@ DISCLOSURE_COLS = (
 )
 CONSENT_COLS = ("time", "consent_id", "action", "choices", "policy_version", "source", "ip",
                 "ua_family")
-JSON_COLS = frozenset({"purposes", "data_categories", "cookies", "fields", "choices"})
+JSON_COLS = frozenset({"purposes", "data_categories", "cookies", "choices"})
+# Free-form JSON is kept as text everywhere: jsonb would turn 1e16 into 10000000000000000
+# (an int), and the recomputed hash would then cry tamper.
+TEXT_JSON_COLS = frozenset({"fields"})
 CHECKPOINT_COLS = ("id", "writer_id", "last_seq", "last_hash", "purged", "time", "signature")
 
 FETCH = 1000
@@ -109,6 +113,9 @@ class SqlStore:
                 out.append(self._ts_param(row.record.time))
             elif c in JSON_COLS:
                 out.append(self._json_param(body[c]))
+            elif c in TEXT_JSON_COLS:
+                out.append(json.dumps(body[c], sort_keys=True, separators=(",", ":"),
+                                      ensure_ascii=False))
             else:
                 out.append(body[c])
         return [*out, row.writer_id, row.seq, row.prev_hash, row.hash]
@@ -119,10 +126,10 @@ class SqlStore:
         body: dict[str, Any] = {}
         for i, c in enumerate(cols, start=1):
             v = r[i]
-            if c == "time":
-                v = format_time(self._ts_value(v))
-            elif c in JSON_COLS:
+            if c in JSON_COLS:
                 v = self._json_value(v)
+            elif c in TEXT_JSON_COLS:
+                v = json.loads(v)
             body[c] = v
         rec: Record = (DisclosureRecord.from_dict(body) if table == DISCLOSURES
                        else ConsentEvent.from_dict(body))

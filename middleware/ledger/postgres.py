@@ -38,7 +38,7 @@ _MIGRATIONS: tuple[Migration, ...] = (
             policy_version text NOT NULL,
             ip text,
             ua_family text NOT NULL,
-            fields jsonb NOT NULL,
+            fields text NOT NULL,
             writer_id text NOT NULL,
             seq bigint NOT NULL,
             prev_hash text NOT NULL,

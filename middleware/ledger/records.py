@@ -31,11 +31,12 @@ def format_time(t: datetime) -> str:
     return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _iso(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 def parse_time(value: str | datetime) -> datetime:
-    if isinstance(value, datetime):
-        t = value
-    else:
-        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    t = value if isinstance(value, datetime) else _iso(value)
     if t.tzinfo is None:
         raise ValueError(f"time {value!r} has no timezone; ledger times are UTC")
     return t.astimezone(UTC)
@@ -59,6 +60,8 @@ def _strs(name: str, values: Iterable[str]) -> tuple[str, ...]:
 
 
 def _json_mapping(name: str, value: Mapping[str, Any]) -> Mapping[str, Any]:
+    if not value:
+        return _EMPTY
     try:
         # Round trip through JSON: proves it is JSON-able and detaches it from the caller.
         copied = json.loads(json.dumps(dict(value), allow_nan=False))

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,11 @@ _MIGRATIONS: tuple[Migration, ...] = (
     )),
 )
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
+
+
+@lru_cache(maxsize=1024)
+def _loads(text: str) -> Any:
+    return json.loads(text)
 
 
 class SqliteStore(SqlStore):
@@ -225,7 +231,9 @@ class SqliteStore(SqlStore):
         return json.dumps(v, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
     def _json_value(self, v: Any) -> Any:
-        return json.loads(v)
+        # Purposes, categories and cookies repeat on every row: parse each text once.
+        # Safe to share: records copy these values into tuples / fresh mappings.
+        return _loads(v)
 
     def _day_expr(self, col: str) -> str:
         return f"substr({col}, 1, 10)"
