@@ -8,8 +8,6 @@ depend on the request (config, keys, host patterns, snippets, CSP values) is don
 from __future__ import annotations
 
 import logging
-import secrets
-import time
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,9 +19,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .config import Config, load_config
 from .consent import Consent, ConsentCodec, ConsentResolver, privacy_signal
 from .csp import CspBuilder
+from .csp_reports import CspReports
 from .disclosure import Discloser, RequestInfo
 from .errors import LedgerUnavailable
-from .headers import cookie_value, merge_vary, private_cache_control
+from .headers import cookie_value, header_value, merge_vary, private_cache_control
 from .hosts import HostMatcher
 from .plan import PlanBuilder, charset_of
 from .rewrite import HtmlRewriter
@@ -64,6 +63,8 @@ class ConsentMiddleware:
         self.ui = ConsentUI(self.config, self.resolver, record_event=self.discloser.record_event)
         self.plans = PlanBuilder(self.config, self.matcher, self.ui)
         self.csp = CspBuilder(self.config)
+        self.csp_reports = CspReports(self.matcher)
+        self.csp_report_path = self.csp.report_uri
         self.cookie_name = policy.cookie.name
         self.honor_gpc = policy.honor_gpc
         self.honor_dnt = policy.honor_dnt
@@ -78,7 +79,13 @@ class ConsentMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
+            if scope["type"] == "lifespan":
+                await self.app(scope, self._lifespan_receive(receive), send)
+            else:
+                await self.app(scope, receive, send)
+            return
+        if scope["path"] == self.csp_report_path:
+            await self.csp_reports.handle(scope, receive, send)
             return
         consent = self.consent_for(scope)
         if self.ui.owns(scope["path"]):
@@ -95,6 +102,20 @@ class ConsentMiddleware:
             return
         responder = HtmlResponder(self, inner, send, consent)
         await self.app(inner, receive, responder.send)
+
+    def _lifespan_receive(self, receive: Receive) -> Receive:
+        """Open the ledger at start-up (errors surface then, not at the first page) and flush
+        it at shutdown, around the app's own lifespan handling."""
+
+        async def wrapped() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await self.discloser.startup()
+            elif message["type"] == "lifespan.shutdown":
+                await self.discloser.aclose()
+            return message
+
+        return wrapped
 
 
 class HtmlResponder:
@@ -168,7 +189,8 @@ class HtmlResponder:
         self.charset = charset_of(content_type)
         plan = self.gate.plans.plan(self.consent, plan_allowed, self.scope, self.charset)
         self.rewriter = HtmlRewriter(plan)
-        self.request = RequestInfo.from_scope(self.scope, self.consent)
+        self.request = RequestInfo.from_scope(self.scope, self.consent,
+                                              trust_proxy=self.gate.config.policy.trust_proxy)
         if not first.get("more_body", False) and self.inflater is None:
             # One-chunk body: rewrite it all now so Content-Length can stay exact.
             body = await self._rewrite_chunk(first.get("body", b""), final=True)
@@ -242,9 +264,8 @@ class HtmlResponder:
                     out += rewriter.finish()
                 rewriter.take_enabled()
         if final and rewriter.unknown_hosts:
-            self.gate.plans.report_unknown(rewriter.unknown_hosts, self.scope.get("path", ""))
+            own = (header_value(self.scope["headers"], b"host") or b"").decode("latin-1")
+            hosts = rewriter.unknown_hosts - {own.rsplit(":", 1)[0].lower()}
+            if hosts:
+                self.gate.plans.report_unknown(hosts, self.scope.get("path", ""))
         return out
-
-
-def request_id() -> str:
-    return f"{int(time.time()):x}-{secrets.token_hex(6)}"

@@ -71,11 +71,14 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     import uvicorn
+    from uvicorn.importer import ImportFromStringError, import_from_string
 
     from . import runner
+    from .secrets import dev_mode_requested, signing_keys
 
     config_path = str(Path(args.config).resolve())
-    load_config(config_path)  # fail here, with a clear message, not in each worker
+    # Fail here, with a clear message, not in each worker.
+    config = load_config(config_path)
     os.environ[runner.APP_ENV] = args.app
     os.environ[runner.CONFIG_ENV] = config_path
     if args.dev:
@@ -86,7 +89,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
             [args.app_dir, *filter(None, [os.environ.get("PYTHONPATH")])])
     elif "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    runner.create_app()  # import the site and check the secret before forking workers
+    signing_keys(config.policy.secret_env, dev=dev_mode_requested(), warn=False)
+    try:
+        import_from_string(args.app)
+    except ImportFromStringError as exc:
+        raise ConsentGateError(f"cannot import the site's app {args.app!r}: {exc}") from None
     uvicorn.run(
         "middleware.runner:create_app",
         factory=True,

@@ -6,6 +6,7 @@ enable and sends the chunk only after it returns (log before disclose).
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import secrets
@@ -27,6 +28,7 @@ from .ledger import (
     minimise_ip,
     open_store,
     page_path,
+    purge,
     ua_family,
 )
 from .ledger.records import ConsentAction, ConsentSource, LegalBasis
@@ -162,6 +164,22 @@ class Discloser:
         except LedgerUnavailable as exc:
             self._failed(exc)
 
-    def close(self) -> None:
+    async def startup(self) -> None:
+        """Open the ledger (and purge old records if configured) off the event loop."""
+        if self.writer is None:
+            return
+        ledger = self.config.ledger
+        store = self.writer.store
+        try:
+            await asyncio.to_thread(store.open)
+            if ledger.purge_on_start:
+                removed = await asyncio.to_thread(
+                    purge, store, dt.timedelta(days=ledger.retention_days), None)
+                logger.info("consent-gate: purged ledger records older than %d days (%d writer "
+                            "checkpoint(s))", ledger.retention_days, len(removed))
+        except Exception as exc:  # the site keeps serving; partners stay off (fail closed)
+            self._failed(LedgerUnavailable(f"cannot open {ledger.path}: {exc}"))
+
+    async def aclose(self) -> None:
         if self.writer is not None:
-            self.writer.close()
+            await self.writer.aclose()

@@ -28,7 +28,7 @@ def dev_mode_requested(environ: Mapping[str, str] | None = None) -> bool:
 
 
 def signing_keys(secret_env: str, *, dev: bool = False,
-                 environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+                 environ: Mapping[str, str] | None = None, warn: bool = True) -> tuple[str, ...]:
     """Return the keys, newest first; raise SecretError when none is usable."""
     env = os.environ if environ is None else environ
     raw = env.get(secret_env, "")
@@ -37,6 +37,8 @@ def signing_keys(secret_env: str, *, dev: bool = False,
     if keys and not short:
         return keys
     if dev:
+        if not warn:
+            return (DEV_KEY,)
         logger.warning(
             "\n" + "!" * 78 + "\n"
             "!! consent-gate DEV MODE: consent cookies are signed with a PUBLIC development key.\n"

@@ -1,0 +1,1 @@
+"""A minimal Django project (ASGI) behind consent-gate: templates, sessions, CSRF, static, streaming."""
