@@ -205,6 +205,7 @@ class Variant:
     app: App
     scope: dict[str, Any]
     size: int = 0
+    calls: int = 0
     samples: list[float] = dataclasses.field(default_factory=list)   # per-round median µs
     rps: list[float] = dataclasses.field(default_factory=list)       # per-round requests/s
 
@@ -227,6 +228,7 @@ async def run_round(variants: Sequence[Variant], n: dict[str, int], rotate: int)
             await v.app(dict(v.scope), receive, Collect())
             times.append((time.perf_counter_ns() - t0) / 1000)
         elapsed = time.perf_counter() - t_start
+        v.calls += k
         v.samples.append(statistics.median(times))
         v.rps.append(k / elapsed)
 
@@ -252,14 +254,14 @@ async def stream_peak(app: App, scope: dict[str, Any]) -> tuple[float, int]:
 # ------------------------------------------------------------------------- output
 
 
-def table(headers: list[str], rows: list[list[str]], markdown: bool) -> str:
+def table(headers: list[str], rows: list[list[str]], markdown: bool, left: bool = False) -> str:
     if markdown:
         lines = ["| " + " | ".join(headers) + " |",
                  "|" + "|".join("---:" if i else "---" for i in range(len(headers))) + "|"]
         lines += ["| " + " | ".join(r) + " |" for r in rows]
         return "\n".join(lines)
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    fmt = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
+    fmt = lambda r: "  ".join(c.ljust(w) if i == 0 or left else c.rjust(w)  # noqa: E731
                               for i, (c, w) in enumerate(zip(r, widths)))
     return "\n".join([fmt(headers), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows])
 
@@ -314,12 +316,14 @@ async def main_async(args: argparse.Namespace) -> str:
     checks: list[str] = []
     for v in variants:
         res = await call(v.app, v.scope)
+        v.calls += 1
         v.size = len(res.body)
         assert res.status == 200, (v.group, v.name, res.status)
     by = {(v.group, v.name): v for v in variants}
-    art_none = (await call(by[("30 KB article", "no consent")].app, by[("30 KB article", "no consent")].scope)).body
-    art_all = (await call(by[("30 KB article", "all consent, ledger on")].app,
-                          by[("30 KB article", "all consent, ledger on")].scope)).body
+    v_none, v_all = by[("30 KB article", "no consent")], by[("30 KB article", "all consent, ledger on")]
+    art_none = (await call(v_none.app, v_none.scope)).body
+    art_all = (await call(v_all.app, v_all.scope)).body
+    v_all.calls += 1
     checks.append("no consent: adsbygoogle.js loader injected: "
                   f"{b'pagead/js/adsbygoogle.js' in art_none}; all consent: "
                   f"{b'pagead/js/adsbygoogle.js' in art_all}")
@@ -343,18 +347,29 @@ async def main_async(args: argparse.Namespace) -> str:
     s_app = stream_app(head, unit, tail, stream_mb * 1_000_000)
     s_on, _ = gates(s_app)
     mem_rows = []
+    stream_views = 0
     for name, app, scope in [("bare", s_app, make_scope("/stream")),
                              ("no consent", s_on, make_scope("/stream")),
                              ("all consent, ledger on", s_on, make_scope("/stream", cookie))]:
         await stream_peak(app, scope)  # first call warms caches / imports
         peak, out = await stream_peak(app, scope)
+        stream_views += 2 if "ledger on" in name else 0
         mem_rows.append([name, f"{out / 1e6:.1f}", f"{peak:.2f}"])
 
     # Ledger check: one record per (page view, enabled partner), nothing for no consent.
-    ledger_on.close()
+    if hasattr(ledger_on, "aclose"):
+        await ledger_on.aclose()
+    else:
+        ledger_on.close()
     with sqlite3.connect(ledger_path) as db:
         tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
         counts = {t: db.execute(f'SELECT COUNT(*) FROM "{t}"').fetchone()[0] for t in tables}
+        rows_n, views_n, pairs_n = db.execute(
+            "SELECT COUNT(*), COUNT(DISTINCT request_id), COUNT(DISTINCT request_id || '/' || partner) "
+            "FROM disclosures").fetchone()
+        per_view = db.execute(
+            "SELECT n, COUNT(*) FROM (SELECT request_id, COUNT(*) AS n FROM disclosures "
+            "GROUP BY request_id) GROUP BY n ORDER BY n").fetchall()
     tmp.cleanup()
 
     # ---- report
@@ -384,7 +399,7 @@ async def main_async(args: argparse.Namespace) -> str:
                 added_s, ratio_s = "-", "1.00"
             else:
                 added, ratio = paired(v, bare)
-                added_s, ratio_s = f"{added:+.0f}", f"{ratio:.2f}"
+                added_s, ratio_s = f"{added:+.0f}", f"{ratio:.3g}"
             mbs = mbs_added = "-"
             if group.startswith("1 MB"):
                 mbs = f"{v.size / med:.0f}"
@@ -420,7 +435,7 @@ async def main_async(args: argparse.Namespace) -> str:
          verdict(all(m >= 250 for m in one_mbs.values()))],
         [TARGETS[2][0], TARGETS[2][1], f"{mem_worst:.2f} MB", verdict(mem_worst < 5)],
     ]
-    out.append(table(["target", "goal", "measured", "verdict"], trows, md))
+    out.append(table(["target", "goal", "measured", "verdict"], trows, md, left=True))
     out.append("")
     out.append("Rewrite MB/s target is checked on 'all consent, ledger off' (the heaviest rewrite "
                "without ledger I/O), as body bytes / added time vs bare.")
@@ -428,9 +443,14 @@ async def main_async(args: argparse.Namespace) -> str:
     out.append(h("Checks"))
     for c in checks:
         out.append(("- " if md else "  ") + c)
-    pv = sum(len(v.samples) * n[v.group] for v in variants if v.name == "all consent, ledger on")
-    out.append(("- " if md else "  ") + f"ledger rows after the run: {counts} "
-               f"(ledger-on page views timed: {pv}, plus warm-up and checks; no-consent writes none)")
+    pv = sum(v.calls for v in variants if v.name == "all consent, ledger on") + stream_views
+    out.append(("- " if md else "  ") + f"ledger tables after the run: {counts}")
+    out.append(("- " if md else "  ") + f"all-consent ledger-on page views served: {pv}; distinct "
+               f"request ids in the ledger: {views_n} ({'OK' if views_n == pv else 'MISMATCH'}); "
+               f"disclosure rows {rows_n}, distinct (page view, partner) {pairs_n} "
+               f"({'no duplicates' if rows_n == pairs_n else 'DUPLICATES'}); no-consent views wrote none")
+    out.append(("- " if md else "  ") + "partners recorded per page view -> page views: "
+               + ", ".join(f"{k}->{c}" for k, c in per_view))
     return "\n".join(out)
 
 

@@ -132,6 +132,8 @@ class HtmlResponder:
         self.inflater: Any = None
         self.request: RequestInfo | None = None
         self.charset: str | None = None
+        #: Partners already recorded for this page view: one disclosure per (view, partner).
+        self.disclosed: set[str] = set()
 
     async def send(self, message: Message) -> None:
         kind = message["type"]
@@ -251,10 +253,11 @@ class HtmlResponder:
         out = rewriter.feed(data) if data else b""
         if final:
             out += rewriter.finish()
-        enabled = rewriter.take_enabled()
+        enabled = rewriter.take_enabled() - self.disclosed
         if enabled and self.request is not None:
             try:
                 await self.gate.discloser.disclose(enabled, self.request)
+                self.disclosed |= enabled
             except LedgerUnavailable:
                 # Log before disclose failed: redo this chunk with every partner blocked.
                 blocked = self.gate.plans.blocked(self.consent, self.scope, self.charset)

@@ -69,7 +69,12 @@ def html_app(chunks: Sequence[bytes] = (PAGE,), *, status: int = 200,
     """A bare ASGI app streaming ``chunks``; appends to ``log`` as it sends each one."""
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        assert scope["type"] == "http"
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                await send({"type": message["type"] + ".complete"})
+                if message["type"] == "lifespan.shutdown":
+                    return
         hdrs = list(headers) if headers is not None else [(b"content-type", b"text/html; charset=utf-8")]
         await send({"type": "http.response.start", "status": status, "headers": hdrs})
         for i, chunk in enumerate(chunks):

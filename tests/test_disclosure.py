@@ -1,0 +1,181 @@
+"""The middleware and the ledger together: what is recorded, log before disclose, fail closed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from middleware.ledger import open_store, verify
+
+from .asgi_helpers import (
+    ADS_SNIPPET,
+    PAGE,
+    SOCIAL_SNIPPET,
+    cookie_for,
+    html_app,
+    http_scope,
+    make_gate,
+    run,
+)
+
+YOUTUBE_PAGE = (b"<!DOCTYPE html><html><head></head><body>"
+                b'<iframe width="560" height="315" src="https://www.youtube.com/embed/x"></iframe>'
+                b"</body></html>")
+VIDEO_PARTNER = {
+    "youtube": {"name": "YouTube", "purposes": ["social"], "hosts": ["www.youtube.com"],
+                "receives": ["ip_address", "cookies"], "cookies": ["VISITOR_INFO1_LIVE"],
+                "privacy_url": "https://policies.google.com/privacy"},
+}
+
+
+def rows(path: Path, table: str = "disclosures") -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    with sqlite3.connect(path) as conn:
+        conn.row_factory = sqlite3.Row
+        return [dict(r) for r in conn.execute(f"SELECT * FROM {table} ORDER BY id")]
+
+
+def ledger_path(tmp_path: Path) -> Path:
+    return tmp_path / "ledger.sqlite3"
+
+
+def test_disclosure_recorded_for_injected_partner_with_minimised_fields(tmp_path: Path) -> None:
+    gate = make_gate(html_app(), tmp_path)
+    scope = http_scope(cookie=cookie_for(gate, {"ads"}),
+                       headers=[(b"user-agent", b"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 "
+                                                b"(KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36")])
+    scope["path"], scope["query_string"] = "/article", b"utm_source=mail&email=a@b.c"
+    asyncio.run(run(gate, scope))
+    recorded = rows(ledger_path(tmp_path))
+    assert len(recorded) == 1
+    row = recorded[0]
+    assert row["partner"] == "adsense"
+    assert row["path"] == "/article", "query string dropped by default"
+    assert json.loads(row["purposes"]) == ["ads"]
+    assert row["legal_basis"] == "consent"
+    assert json.loads(row["data_categories"]) == ["ip_address", "cookies", "page_url"]
+    assert json.loads(row["cookies"]) == ["__gads"]
+    assert row["policy_version"] == "v1"
+    assert row["ip"] == "203.0.113.0/24"
+    assert row["ua_family"].startswith("Chrome")
+    assert row["consent_id"] == "cid-" + "a" * 12
+
+
+def test_disclosure_recorded_for_hard_coded_consented_tag_only(tmp_path: Path) -> None:
+    gate = make_gate(html_app([YOUTUBE_PAGE]), tmp_path, partners=VIDEO_PARTNER)
+    out = asyncio.run(run(gate, http_scope(cookie=cookie_for(gate, {"social"}))))
+    assert b'src="https://www.youtube.com/embed/x"' in out.body
+    assert sorted(r["partner"] for r in rows(ledger_path(tmp_path))) == ["x", "youtube"]
+
+
+def test_disclosure_nothing_recorded_without_consent(tmp_path: Path) -> None:
+    gate = make_gate(html_app([YOUTUBE_PAGE]), tmp_path, partners=VIDEO_PARTNER)
+    out = asyncio.run(run(gate, http_scope()))
+    assert b'src="https://www.youtube.com/embed/x"' not in out.body
+    assert rows(ledger_path(tmp_path)) == []
+
+
+def test_disclosure_opt_out_stance_records_legal_basis(tmp_path: Path) -> None:
+    gate = make_gate(html_app(), tmp_path, policy={"default": "allow"})
+    out = asyncio.run(run(gate, http_scope()))
+    assert ADS_SNIPPET.encode() in out.body
+    assert {r["legal_basis"] for r in rows(ledger_path(tmp_path))} == {"opt-out-not-exercised"}
+
+
+def test_disclosure_is_durable_before_enabling_chunk_is_sent(tmp_path: Path) -> None:
+    """Hold the ledger's store: the chunk with the partner snippet must wait for the commit."""
+    chunks = [b"<html><head><title>x</title>", b"</head><body>" + b"<p>text</p>" * 50, b"</body></html>"]
+    gate = make_gate(html_app(chunks), tmp_path)
+    store = gate.discloser.writer.store  # type: ignore[union-attr]
+    held, entered = threading.Event(), threading.Event()
+    original_append = store.append
+
+    def slow_append(batch: Any) -> None:
+        entered.set()
+        held.wait(10)
+        original_append(batch)
+
+    store.append = slow_append  # type: ignore[method-assign]
+
+    async def scenario() -> tuple[list[bytes], list[bytes], int]:
+        sent: list[dict[str, Any]] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        task = asyncio.create_task(
+            gate(http_scope(cookie=cookie_for(gate, {"ads"})), _receive, send))
+        while not entered.is_set():
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(0.05)
+        while_held = [m.get("body", b"") for m in sent if m["type"] == "http.response.body"]
+        rows_while_held = len(rows(ledger_path(tmp_path)))
+        held.set()
+        await task
+        after = [m.get("body", b"") for m in sent if m["type"] == "http.response.body"]
+        return while_held, after, rows_while_held
+
+    while_held, after, rows_while_held = asyncio.run(scenario())
+    assert rows_while_held == 0
+    assert not any(ADS_SNIPPET.encode() in b for b in while_held), "partner bytes left before the commit"
+    assert ADS_SNIPPET.encode() in b"".join(after)
+    assert [r["partner"] for r in rows(ledger_path(tmp_path))] == ["adsense"]
+
+
+async def _receive() -> dict[str, Any]:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+def _broken_ledger(tmp_path: Path) -> str:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a regular file: nothing can be created under it, not even by root")
+    return str(blocker / "ledger.sqlite3")
+
+
+def test_disclosure_unwritable_ledger_fails_closed(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    page = PAGE.replace(b"</body>", b'<script src="https://platform.twitter.com/widgets.js"></script></body>')
+    gate = make_gate(html_app([page]), tmp_path)
+    gate.discloser.writer.store = open_store(_broken_ledger(tmp_path))  # type: ignore[union-attr]
+    out = asyncio.run(run(gate, http_scope(cookie=cookie_for(gate, {"ads", "social"}))))
+    assert out.start["status"] == 200
+    assert ADS_SNIPPET.encode() not in out.body and SOCIAL_SNIPPET.encode() not in out.body
+    assert b'type="text/plain"' in out.body, "the hard-coded partner script is neutralised"
+    assert b"<h1>Hello</h1>" in out.body
+    assert "the ledger cannot write" in caplog.text
+    # Within the retry interval, the next page is served with partners off straight away.
+    again = asyncio.run(run(gate, http_scope(cookie=cookie_for(gate, {"ads", "social"}))))
+    assert ADS_SNIPPET.encode() not in again.body
+    assert caplog.text.count("the ledger cannot write") == 1, "logged once per minute, not per page"
+
+
+def test_disclosure_unwritable_ledger_fail_open_still_serves_partners(tmp_path: Path) -> None:
+    gate = make_gate(html_app(), tmp_path, ledger={"fail": "open"})
+    gate.discloser.writer.store = open_store(_broken_ledger(tmp_path))  # type: ignore[union-attr]
+    out = asyncio.run(run(gate, http_scope(cookie=cookie_for(gate, {"ads"}))))
+    assert ADS_SNIPPET.encode() in out.body
+
+
+def test_disclosure_consent_events_prove_choices(tmp_path: Path) -> None:
+    gate = make_gate(html_app(), tmp_path)
+    with TestClient(gate, base_url="http://testserver") as client:
+        given = client.post("/.consent/choice", data={"action": "accept-all", "source": "banner"},
+                            headers={"Origin": "http://testserver"}, follow_redirects=False)
+        assert given.status_code == 303
+        withdrawn = client.post("/.consent/choice", data={"action": "withdraw", "source": "preferences"},
+                                headers={"Origin": "http://testserver"}, follow_redirects=False)
+        assert withdrawn.status_code == 303
+    events = rows(ledger_path(tmp_path), "consent_events")
+    assert [e["action"] for e in events] == ["given", "withdrawn"]
+    assert [e["source"] for e in events] == ["banner", "preferences"]
+    assert json.loads(events[0]["choices"]) == {"necessary": True, "ads": True, "social": True}
+    assert json.loads(events[1]["choices"])["ads"] is False
+    assert events[0]["consent_id"] == events[1]["consent_id"] != ""
+    assert verify(open_store(str(ledger_path(tmp_path)))).ok
