@@ -1,0 +1,97 @@
+"""The consent-gate command: check, scan, run (a real uvicorn), and its error handling."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import sys
+from pathlib import Path
+
+import httpx2
+import pytest
+
+from middleware.cli import main
+
+from .support.servers import REPO_ROOT, start_command
+
+JAPAN_TALK = REPO_ROOT / "examples" / "japan_talk" / "partners.toml"
+CONSENT_GATE = str(Path(sys.executable).with_name("consent-gate"))
+
+
+def test_cli_check_prints_effective_policy(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", str(JAPAN_TALK)]) == 0
+    out = capsys.readouterr().out
+    assert "policy version 2008-01-23" in out
+    assert "opt-in (nothing runs until the visitor agrees)" in out
+    for needle in ("google-adsense", "pagead2.googlesyndication.com", "receives: ip_address",
+                   "injects:  1 snippet(s) at head-end", "youtube", "OK: the configuration is valid."):
+        assert needle in out, needle
+
+
+def test_cli_check_invalid_config_exits_2_with_key_path(tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(JAPAN_TALK.read_text().replace('purposes = ["ads"]', 'purposes = ["adz"]', 1))
+    assert main(["check", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}: partners.google-adsense.purposes[0]: unknown purpose 'adz'" in err
+
+
+def test_cli_scan_file_groups_known_and_unknown_hosts(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    page = tmp_path / "page.html"
+    page.write_text(
+        "<html><head><script src='https://pagead2.googlesyndication.com/a.js'></script>"
+        "<!-- <script src='https://commented.example/x.js'></script> -->"
+        "<script src='//cdn.unknown-widgets.example/w.js'></script></head>"
+        "<body><img src='https://www.facebook.com/tr?id=1'><img src='/local.png'></body></html>")
+    assert main(["scan", str(page), "--config", str(JAPAN_TALK)]) == 0
+    out = capsys.readouterr().out
+    known, unknown = out.split("Unknown third parties")
+    assert "google-adsense" in known and "facebook" in known and "x-twitter" not in known
+    assert "cdn.unknown-widgets.example" in unknown
+    assert "commented.example" not in out, "comments are not tags"
+
+
+def test_cli_run_missing_secret_stops_with_clear_message(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CONSENT_GATE_SECRET", raising=False)
+    monkeypatch.delenv("CONSENT_GATE_DEV", raising=False)
+    code = main(["run", "examples.japan_talk.app:app", "--config", str(JAPAN_TALK)])
+    assert code == 2
+    assert "CONSENT_GATE_SECRET is not set" in capsys.readouterr().err
+
+
+def test_cli_run_unimportable_app_is_clear(capsys: pytest.CaptureFixture[str],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONSENT_GATE_SECRET", "s" * 48)
+    assert main(["run", "no_such_module:app", "--config", str(JAPAN_TALK)]) == 2
+    assert "cannot import the site's app 'no_such_module:app'" in capsys.readouterr().err
+
+
+@pytest.mark.server
+def test_cli_run_serves_wrapped_site_on_real_uvicorn(tmp_path: Path) -> None:
+    config = tmp_path / "partners.toml"
+    shutil.copy(JAPAN_TALK, config)
+    secret = secrets.token_urlsafe(36)
+    argv = [CONSENT_GATE, "run", "examples.japan_talk.app:app", "--config", str(config),
+            "--port", "{port}", "--app-dir", str(REPO_ROOT)]
+    with start_command(argv, cwd=tmp_path, env={"CONSENT_GATE_SECRET": secret}) as server:
+        page = httpx2.get(server.url + "/articles/kyoto-autumn", timeout=10)
+        assert page.status_code == 200
+        assert 'id="consent-gate-banner"' in page.text
+        assert "adsbygoogle.js" not in page.text.split("</head>")[0]
+        assert page.headers["cache-control"].startswith("private")
+        assert "pagead2.googlesyndication.com" not in page.headers["content-security-policy"]
+        with httpx2.Client(base_url=server.url, timeout=10) as client:
+            accepted = client.post("/.consent/choice", data={"action": "accept-all"},
+                                   headers={"Origin": server.url}, follow_redirects=False)
+            assert accepted.status_code == 303
+            again = client.get("/articles/kyoto-autumn")
+        assert "pagead2.googlesyndication.com/pagead/js/adsbygoogle.js" in again.text
+        assert 'id="consent-gate-banner"' not in again.text
+        data = httpx2.get(server.url + "/api/articles.json", timeout=10)
+        assert data.headers["content-type"].startswith("application/json") and data.json()
+    assert (tmp_path / "consent-ledger.sqlite3").exists(), "the ledger lives in the server's cwd"
+    assert "DEV MODE" not in server.output()

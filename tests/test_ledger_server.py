@@ -1,0 +1,336 @@
+"""The disclosure ledger under a real multi-worker server: concurrency, a crashed worker, fail closed.
+
+Each test runs ``consent-gate run examples.japan_talk.app:app`` (uvicorn on 127.0.0.1) with a
+copy of the example's partners.toml whose ``[ledger] path`` is a SQLite file in ``tmp_path``.
+Requests carry a signed cookie granting every purpose and a unique ``?n=<number>``; with
+``keep_query = true`` the ledger's ``path`` column links each response to its rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import secrets
+import signal
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx2
+import pytest
+
+from middleware.config import Config, load_config
+from middleware.consent import ConsentCodec, StoredChoice
+from middleware.ledger import DisclosureRecord, Filters, open_store, verify
+from tests.support.load import LoadRunner, Result
+from tests.support.servers import REPO_ROOT, ServerProcess, start_command
+
+pytestmark = pytest.mark.server
+
+EXAMPLE_TOML = REPO_ROOT / "examples" / "japan_talk" / "partners.toml"
+APP = "examples.japan_talk.app:app"
+#: Its only hard-coded partner tags are plain links: the partners it enables are exactly the
+#: ones whose snippets partners.toml injects (hakone-day-trip would add YouTube's iframe).
+PAGE = "/articles/kyoto-autumn"
+ALL_PURPOSES = frozenset({"ads", "social", "necessary"})
+CLIENTS = 32
+LEDGER_ERROR = "the ledger cannot write"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def write_config(tmp_path: Path, ledger_path: Path, *, fail: str = "closed",
+                 keep_query: bool = True) -> Path:
+    """A copy of the example's partners.toml with the [ledger] settings replaced."""
+    text = EXAMPLE_TOML.read_text(encoding="utf-8")
+    for key, value in (("path", f'"{ledger_path}"'), ("fail", f'"{fail}"'),
+                       ("keep_query", "true" if keep_query else "false")):
+        # Only inside the [ledger] table: the key is at the start of a line there.
+        pattern = re.compile(rf"(\[ledger\][^\[]*?^{key} = )[^\n#]*", re.MULTILINE | re.DOTALL)
+        text, count = pattern.subn(lambda m, v=value: m.group(1) + v, text)
+        assert count == 1, f"examples/japan_talk/partners.toml: no [ledger] {key} line to replace"
+    out = tmp_path / "partners.toml"
+    out.write_text(text, encoding="utf-8")
+    config = load_config(out)
+    assert (config.ledger.path, config.ledger.fail, config.ledger.keep_query) == (
+        str(ledger_path), fail, keep_query)
+    return out
+
+
+def consent_cookie(config: Config, secret: str, granted: frozenset[str] = ALL_PURPOSES) -> str:
+    codec = ConsentCodec((secret,), max_age_seconds=config.policy.cookie.max_age_days * 86400)
+    choice = StoredChoice("cid-" + secrets.token_hex(8), granted, config.policy.version, "banner",
+                          dt.datetime.now(dt.UTC))
+    return f"{config.policy.cookie.name}={codec.dumps(choice)}"
+
+
+def snippet_partners(config: Config) -> dict[str, tuple[str, ...]]:
+    """partner id -> the HTML of its injected snippets, for partners that inject any."""
+    return {pid: tuple(s.html for s in p.inject) for pid, p in config.partners.items() if p.inject}
+
+
+def partners_in(body: str, snippets: dict[str, tuple[str, ...]]) -> frozenset[str]:
+    """Partners whose injected snippets are all in ``body`` (i.e. enabled by the response)."""
+    return frozenset(pid for pid, htmls in snippets.items() if all(h in body for h in htmls))
+
+
+def any_snippet_in(body: str, snippets: dict[str, tuple[str, ...]]) -> list[str]:
+    return sorted(pid for pid, htmls in snippets.items() if any(h in body for h in htmls))
+
+
+def start_server(config_path: Path, secret: str, *, workers: int) -> ServerProcess:
+    argv = [sys.executable, "-m", "middleware", "run", APP, "--config", str(config_path),
+            "--workers", str(workers), "--host", "127.0.0.1", "--port", "{port}"]
+    return start_command(argv, env={"CONSENT_GATE_SECRET": secret, "CONSENT_GATE_DEV": ""},
+                         cwd=REPO_ROOT)
+
+
+def worker_pids(master: int) -> set[int]:
+    """uvicorn's worker processes: the master's children started by multiprocessing spawn
+    (the master also has a multiprocessing resource-tracker child)."""
+    out: set[int] = set()
+    for children in Path(f"/proc/{master}/task").glob("*/children"):
+        try:
+            pids = [int(p) for p in children.read_text().split()]
+        except OSError:
+            continue
+        for pid in pids:
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"spawn_main" in cmdline:
+                out.add(pid)
+    return out
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
+
+
+@dataclass
+class LedgerView:
+    """What the ledger holds, read after the server stopped; its chains verified."""
+
+    by_path: dict[str, dict[str, set[str]]]  # page path with query -> request id -> partners
+    rows: int
+    writers: set[str]
+
+
+def read_ledger(path: Path) -> LedgerView:
+    by_path: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    writers: set[str] = set()
+    rows = 0
+    with open_store(str(path)) as store:
+        report = verify(store)
+        assert report.ok, f"ledger chain broken: {[str(p) for p in report.problems]}"
+        for row in store.disclosures(Filters(), newest_first=False):
+            rec = row.record
+            assert isinstance(rec, DisclosureRecord)
+            by_path[rec.path][rec.request_id].add(rec.partner)
+            writers.add(row.writer_id)
+            rows += 1
+    assert report.rows >= rows
+    return LedgerView({p: dict(ids) for p, ids in by_path.items()}, rows, writers)
+
+
+def describe(results: list[Result]) -> str:
+    errors: dict[str, int] = defaultdict(int)
+    for r in results:
+        if not r.ok:
+            errors[r.error or f"status {r.status}"] += 1
+    return f"{len(results)} requests, {sum(r.ok for r in results)} ok, failures: {dict(errors)}"
+
+
+@pytest.fixture
+def secret() -> Iterator[str]:
+    yield secrets.token_urlsafe(36)  # 48 characters
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def test_concurrent_page_views_each_get_one_row_per_enabled_partner(
+        tmp_path: Path, secret: str) -> None:
+    ledger = tmp_path / "ledger.sqlite3"
+    config_path = write_config(tmp_path, ledger)
+    config = load_config(config_path)
+    snippets = snippet_partners(config)
+    cookie = consent_cookie(config, secret)
+    per_client = 8
+    srv = start_server(config_path, secret, workers=2)
+    try:
+        with LoadRunner(srv.url, PAGE, clients=CLIENTS, requests_per_client=per_client,
+                        headers={"cookie": cookie}) as load:
+            load.wait(timeout=60)
+        results = load.results
+    finally:
+        srv.stop()
+    log = srv.output()
+    assert len(results) == CLIENTS * per_client
+    assert all(r.ok for r in results), describe(results) + "\n" + log[-3000:]
+
+    # Every response is the whole page, with every partner's snippets (all purposes granted).
+    expected = frozenset(snippets)
+    assert len(expected) == 5, sorted(expected)
+    for r in results:
+        assert r.body.rstrip().endswith("</html>"), r.path
+        assert partners_in(r.body, snippets) == expected, (r.path, any_snippet_in(r.body, snippets))
+
+    view = read_ledger(ledger)
+    by_path = view.by_path
+    views = len(results)
+    # Exactly one page view (request id) per response, with exactly the partners it enabled.
+    for r in results:
+        ids = by_path.get(r.path)
+        assert ids is not None, f"no ledger rows for the page view {r.path}"
+        assert len(ids) == 1, f"{r.path}: {len(ids)} request ids in the ledger, want 1"
+        (partners,) = ids.values()
+        assert partners == partners_in(r.body, snippets), r.path
+    assert set(by_path) == {r.path for r in results}
+    assert view.rows == views * len(expected)
+    assert 1 <= len(view.writers) <= 2, view.writers  # one chain per worker process
+    print(f"\n{views} page views, {view.rows} rows, {len(view.writers)} writer chain(s)")
+
+
+def test_killed_worker_leaves_a_valid_ledger_with_rows_for_every_received_page(
+        tmp_path: Path, secret: str) -> None:
+    ledger = tmp_path / "ledger.sqlite3"
+    config_path = write_config(tmp_path, ledger)
+    config = load_config(config_path)
+    snippets = snippet_partners(config)
+    expected = frozenset(snippets)
+    cookie = consent_cookie(config, secret)
+    srv = start_server(config_path, secret, workers=2)
+    restarted = False
+    try:
+        assert srv.proc is not None
+        master = srv.proc.pid
+        assert wait_for(lambda: len(worker_pids(master)) == 2, 10), "uvicorn did not start 2 workers"
+        before = worker_pids(master)
+        with LoadRunner(srv.url, PAGE, clients=CLIENTS, headers={"cookie": cookie}) as load:
+            # Both workers busy and writing before the kill.
+            assert wait_for(lambda: load.ok_since(0) >= 100, 15), describe(load.snapshot())
+            victim = min(before)
+            os.kill(victim, signal.SIGKILL)
+            killed_at = time.monotonic()
+            # uvicorn's supervisor replaces a dead worker (checked every 0.5 s); if it did not,
+            # the other worker must carry the load alone.
+            restarted = wait_for(lambda: bool(worker_pids(master) - before), 10)
+            resumed = time.monotonic()
+            assert wait_for(lambda: load.ok_since(resumed) >= 100, 15), describe(load.snapshot())
+            load.stop()
+            load.wait(timeout=30)
+        results = load.results
+        assert srv.proc.poll() is None, "the uvicorn master died with its worker"
+    finally:
+        srv.stop()
+    log = srv.output()
+
+    ok = [r for r in results if r.ok]
+    failed = [r for r in results if not r.ok]
+    assert ok, describe(results)
+    assert any(r.started > killed_at for r in ok), "nothing was served after the kill"
+    for r in failed:  # only lost connections are acceptable, never an error page
+        assert r.status is None, (r.path, r.status, r.error)
+
+    view = read_ledger(ledger)  # verify() passes: the killed chain just ends
+    by_path = view.by_path
+    for r in ok:
+        assert r.body.rstrip().endswith("</html>"), r.path
+        enabled = partners_in(r.body, snippets)
+        assert enabled == expected, (r.path, any_snippet_in(r.body, snippets))
+        ids = by_path.get(r.path)
+        assert ids is not None, f"{r.path} was received with partner snippets but has no rows"
+        assert len(ids) == 1, (r.path, ids)
+        (partners,) = ids.values()
+        assert partners == enabled, r.path
+    # A page view whose response was lost may or may not have rows (log before disclose),
+    # but never more than one page view's worth.
+    for r in failed:
+        ids = by_path.get(r.path, {})
+        assert len(ids) <= 1 and all(p == expected for p in ids.values()), (r.path, ids)
+    assert set(by_path) <= {r.path for r in results}
+    assert len(view.writers) >= 1
+    print(f"\n{describe(results)}; killed worker {victim}; replaced by uvicorn: {restarted}; "
+          f"{view.rows} rows from {len(view.writers)} writer chain(s)")
+    if restarted:
+        assert "died" in log, log[-3000:]
+
+
+def _broken_ledger_path(tmp_path: Path) -> Path:
+    afile = tmp_path / "afile"
+    afile.write_text("not a directory\n")
+    return afile / "ledger.sqlite3"  # ENOTDIR, even for root
+
+
+def _get_pages(url: str, cookie: str, n: int) -> list[httpx2.Response]:
+    with httpx2.Client(base_url=url, headers={"cookie": cookie}, timeout=10,
+                       trust_env=False) as c:
+        return [c.get(f"{PAGE}?n={i}") for i in range(n)]
+
+
+def test_unwritable_ledger_fails_closed(tmp_path: Path, secret: str) -> None:
+    ledger = _broken_ledger_path(tmp_path)
+    config_path = write_config(tmp_path, ledger, fail="closed")
+    config = load_config(config_path)
+    snippets = snippet_partners(config)
+    cookie = consent_cookie(config, secret)
+    srv = start_server(config_path, secret, workers=1)
+    try:
+        first = _get_pages(srv.url, cookie, 5)
+        # After the retry interval (5 s) the ledger is tried again and fails again: the page is
+        # still served without partners and the error is not logged a second time.
+        time.sleep(5.3)
+        again = _get_pages(srv.url, cookie, 2)
+        # Control: the same server and cookie on a page the rewriter leaves alone.
+        health = httpx2.get(srv.url + "/health", timeout=10, trust_env=False)
+    finally:
+        srv.stop()
+    log = srv.output()
+    assert health.status_code == 200
+    for r in first + again:
+        assert r.status_code == 200, (r.status_code, log[-3000:])
+        body = r.text
+        assert body.rstrip().endswith("</html>")
+        assert 'class="post-body"' in body  # the article itself is served
+        assert not any_snippet_in(body, snippets), (
+            f"fail closed: partners enabled without a ledger: {any_snippet_in(body, snippets)}")
+        # The CSP allows no partner host either (as for a visitor who consented to nothing).
+        csp = r.headers.get("content-security-policy", "")
+        for p in config.partners.values():
+            for host in p.hosts:
+                assert host.lstrip("*.") not in csp, (host, csp)
+    assert not ledger.exists()
+    assert log.count(LEDGER_ERROR) == 1, log[-3000:]  # at most once per minute
+    assert 'fail = "closed"' in log
+
+
+def test_unwritable_ledger_with_fail_open_still_enables_partners(
+        tmp_path: Path, secret: str) -> None:
+    ledger = _broken_ledger_path(tmp_path)
+    config_path = write_config(tmp_path, ledger, fail="open")
+    config = load_config(config_path)
+    snippets = snippet_partners(config)
+    cookie = consent_cookie(config, secret)
+    srv = start_server(config_path, secret, workers=1)
+    try:
+        pages = _get_pages(srv.url, cookie, 5)
+    finally:
+        srv.stop()
+    log = srv.output()
+    for r in pages:
+        assert r.status_code == 200, (r.status_code, log[-3000:])
+        assert partners_in(r.text, snippets) == frozenset(snippets)
+    assert log.count(LEDGER_ERROR) == 1, log[-3000:]
+    assert 'fail = "open"' in log
