@@ -1,0 +1,426 @@
+"""Load-test the Japan Talk example, bare and wrapped in consent-gate, with uvicorn + wrk.
+
+    .venv/bin/python bench/bench_load.py              # full run: 1 and 2 workers, 3 reps x 10 s (~15 min)
+    .venv/bin/python bench/bench_load.py --quick      # smoke run: 1 worker, 1 rep x 2 s
+    .venv/bin/python bench/bench_load.py --markdown   # tables as Markdown (for bench/README.md)
+    .venv/bin/python bench/bench_load.py --workers 2 --reps 5 --duration 15
+
+Servers (all on free 127.0.0.1 ports, ``--log-level warning``, no access log):
+
+* bare      ``uvicorn examples.japan_talk.app:app``
+* wrapped   ``consent-gate run examples.japan_talk.app:app --config <tmp partners.toml>``
+            (ledger: SQLite in a temp dir; ``CONSENT_GATE_SECRET`` = a fresh 48-char secret)
+* wrapped, ledger off   ``uvicorn bench_load:ledger_off_app --factory --app-dir bench``: the same
+            middleware built with ``ledger=Discloser(config, None, None)`` (records nothing), to
+            measure what log-before-disclose costs
+
+Load: ``wrk -t2 -c32 -d10s --latency`` (the all-consent variants add a signed ``Cookie:
+consent=...`` minted with the same secret) against ``/articles/kyoto-autumn`` (~30 KB HTML)
+and ``/api/articles.json``. Runs are interleaved (bare, wrapped-no-consent, wrapped-all-consent,
+... repeated), the tables quote medians. wrk and the server share this machine's cores, so the
+absolute numbers are low and noisy; ratios to bare from the same run are what to compare.
+After the run the ledger must hold one record per (page view, partner) and ``consent-gate log
+verify`` must pass; both are printed. The last output is saved to bench/results/load.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import re
+import secrets
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+VENV_BIN = Path(sys.executable).parent
+ARTICLE = "/articles/kyoto-autumn"
+JSON_PATH = "/api/articles.json"
+CONFIG_ENV = "CONSENT_GATE_CONFIG"
+SECRET_ENV = "CONSENT_GATE_SECRET"
+TARGETS = [
+    ("JSON passthrough, req/s vs bare", ">= 0.95"),
+    ("30 KB page, full rewriting + ledger, req/s vs bare", ">= 0.60 (stretch 0.75)"),
+    ("log-before-disclose, p99 added (ledger on - ledger off, 32 conns)", "<= 5 ms"),
+]
+
+
+def ledger_off_app() -> Any:
+    """uvicorn factory (in each worker): the wrapped site with a Discloser that writes nothing."""
+    from examples.japan_talk.app import app as site
+    from middleware import ConsentMiddleware
+    from middleware.config import load_config
+    from middleware.disclosure import Discloser
+
+    config = load_config(os.environ[CONFIG_ENV])
+    return ConsentMiddleware(site, config=config, ledger=Discloser(config, None, None))
+
+
+# ------------------------------------------------------------------------- helpers
+
+
+def machine_description() -> list[str]:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip() or str(os.cpu_count())
+    wrk_v = subprocess.run(["wrk", "--version"], capture_output=True, text=True)
+    wrk_line = (wrk_v.stdout or wrk_v.stderr).splitlines()[0].split(" Copyright")[0] if (wrk_v.stdout or wrk_v.stderr) else "wrk ?"
+    try:
+        import uvicorn
+        uv = uvicorn.__version__
+    except ImportError:
+        uv = "?"
+    return [
+        f"date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"nproc: {nproc}; CPU: {model}",
+        f"Python {platform.python_version()} ({platform.python_implementation()}), "
+        f"{platform.system()} {platform.release()}; uvicorn {uv} (h11, asyncio loop); {wrk_line}",
+        f"CPU contention: wrk (2 threads) and the server worker(s) share these {nproc} cores, "
+        "so absolute req/s understate the server; compare ratios from the same run",
+    ]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def mint_cookie(config_path: Path, secret: str) -> str:
+    from middleware.config import load_config
+    from middleware.consent import ConsentCodec, StoredChoice
+
+    config = load_config(config_path)
+    codec = ConsentCodec((secret,), max_age_seconds=config.policy.cookie.max_age_days * 86400)
+    choice = StoredChoice("cid-bench" + secrets.token_hex(4), frozenset(config.purposes),
+                          config.policy.version, "banner", dt.datetime.now(dt.UTC))
+    return f"{config.policy.cookie.name}={codec.dumps(choice)}"
+
+
+def fetch(url: str, cookie: str | None = None, timeout: float = 5.0) -> tuple[int, bytes]:
+    req = urllib.request.Request(url, headers={"Cookie": cookie} if cookie else {})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (127.0.0.1 only)
+        return resp.status, resp.read()
+
+
+@dataclass
+class Server:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    port: int
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self.argv, cwd=ROOT, env=self.env, start_new_session=True,
+                                     stdout=self.log.open("wb"), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited: {self.log.read_text()[-2000:]}")
+            try:
+                if fetch(self.base + "/health", timeout=1)[0] == 200:
+                    return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(f"{self.name} did not start: {self.log.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        # Our own process group (start_new_session): the uvicorn supervisor and its workers.
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+
+
+@dataclass
+class WrkResult:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    errors: str
+
+
+def ms(text: str) -> float:
+    m = re.match(r"([\d.]+)(us|ms|s|m)", text)
+    if not m:
+        return float("nan")
+    v, unit = float(m.group(1)), m.group(2)
+    return v * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
+
+
+def run_wrk(url: str, cookie: str | None, duration: float, conns: int = 32) -> WrkResult:
+    argv = ["wrk", "-t2", f"-c{conns}", f"-d{duration:g}s", "--latency"]
+    if cookie:
+        argv += ["-H", f"Cookie: {cookie}"]
+    out = subprocess.run(argv + [url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    reqs = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    errs = []
+    if m := re.search(r"Socket errors: (.*)", out):
+        errs.append("socket " + m.group(1).strip())
+    if m := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
+        errs.append(f"non-2xx {m.group(1)}")
+    return WrkResult(rps, p50, p99, reqs, "; ".join(errs))
+
+
+@dataclass
+class Variant:
+    path: str
+    name: str
+    server: Server
+    cookie: str | None
+    results: list[WrkResult] = field(default_factory=list)
+
+    def med(self, attr: str) -> float:
+        return statistics.median(getattr(r, attr) for r in self.results)
+
+
+def table(headers: list[str], rows: list[list[str]], markdown: bool, left: bool = False) -> str:
+    if markdown:
+        lines = ["| " + " | ".join(headers) + " |",
+                 "|" + "|".join("---" if i == 0 or left else "---:" for i in range(len(headers))) + "|"]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        return "\n".join(lines)
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    fmt = lambda r: "  ".join(c.ljust(w) if i == 0 or left else c.rjust(w)  # noqa: E731
+                              for i, (c, w) in enumerate(zip(r, widths)))
+    return "\n".join([fmt(headers), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows])
+
+
+def verdict(ok: bool, stretch: bool | None = None) -> str:
+    if not ok:
+        return "MISSED"
+    return "met" if stretch is None else ("met (stretch met)" if stretch else "met (stretch missed)")
+
+
+# ------------------------------------------------------------------------- one worker count
+
+
+def bench_workers(workers: int, args: argparse.Namespace, tmp: Path, out: list[str]) -> None:
+    md = args.markdown
+    secret = secrets.token_urlsafe(36)  # 48 characters
+    assert len(secret) == 48
+    ledger = tmp / f"ledger-w{workers}.sqlite3"
+    cfg_text = (ROOT / "examples/japan_talk/partners.toml").read_text()
+    cfg_text, n = re.subn(r'(?m)^path = "consent-ledger\.sqlite3"', f'path = "{ledger}"', cfg_text)
+    assert n == 1, "could not set [ledger] path in the copy of partners.toml"
+    config = tmp / f"partners-w{workers}.toml"
+    config.write_text(cfg_text)
+    env = dict(os.environ, **{SECRET_ENV: secret, CONFIG_ENV: str(config),
+                              "PYTHONPATH": os.pathsep.join([str(ROOT), str(BENCH)])})
+    env.pop("CONSENT_GATE_DEV", None)
+    uv = [str(VENV_BIN / "uvicorn"), "--log-level", "warning", "--no-access-log",
+          "--host", "127.0.0.1", "--workers", str(workers)]
+    servers = {}
+    for name, argv in [
+        ("bare", uv + ["examples.japan_talk.app:app"]),
+        ("wrapped", [str(VENV_BIN / "consent-gate"), "run", "examples.japan_talk.app:app",
+                     "--config", str(config), "--workers", str(workers), "--log-level", "warning"]),
+        ("wrapped-ledger-off", uv + ["--factory", "--app-dir", str(BENCH), "bench_load:ledger_off_app"]),
+    ]:
+        port = free_port()
+        if name == "wrapped":
+            argv += ["--port", str(port)]
+        else:
+            argv += ["--port", str(port)]
+        servers[name] = Server(name, argv, env, port, tmp / f"{name}-w{workers}.log")
+    cookie = mint_cookie(config, secret)
+    try:
+        for s in servers.values():
+            s.start()
+        checks = check_servers(servers, cookie)
+        variants = [
+            Variant(ARTICLE, "bare", servers["bare"], None),
+            Variant(ARTICLE, "wrapped, no consent", servers["wrapped"], None),
+            Variant(ARTICLE, "wrapped, all consent, ledger on", servers["wrapped"], cookie),
+            Variant(ARTICLE, "wrapped, all consent, ledger off", servers["wrapped-ledger-off"], cookie),
+            Variant(JSON_PATH, "bare", servers["bare"], None),
+            Variant(JSON_PATH, "wrapped, no consent", servers["wrapped"], None),
+            Variant(JSON_PATH, "wrapped, all consent, ledger on", servers["wrapped"], cookie),
+        ]
+        counted_views = 0  # all-consent article page views wrk saw complete on the ledger-on server
+        runs_on = 0
+        # Warm-up: every server/path pair once (imports, caches, SQLite file, worker spread).
+        for v in variants:
+            r = run_wrk(v.server.base + v.path, v.cookie, args.warmup)
+            if v.path == ARTICLE and "ledger on" in v.name:
+                counted_views += r.requests
+                runs_on += 1
+        t0 = time.monotonic()
+        for rep in range(args.reps):
+            k = rep % len(variants)
+            for v in variants[k:] + variants[:k]:
+                r = run_wrk(v.server.base + v.path, v.cookie, args.duration)
+                v.results.append(r)
+                if v.path == ARTICLE and "ledger on" in v.name:
+                    counted_views += r.requests
+                    runs_on += 1
+                if not md:
+                    print(f"  [{workers}w rep {rep + 1}/{args.reps} {time.monotonic() - t0:4.0f}s] "
+                          f"{v.path} {v.name}: {r.rps:.0f} req/s p50 {r.p50_ms:.2f} ms "
+                          f"p99 {r.p99_ms:.2f} ms {r.errors}", file=sys.stderr, flush=True)
+    finally:
+        for s in servers.values():
+            s.stop()
+
+    # ---- tables
+    h = (lambda s: f"#### {s}") if md else (lambda s: f"\n== {s}")
+    out.append(h(f"uvicorn --workers {workers}: wrk -t2 -c32 -d{args.duration:g}s --latency, "
+                 f"median of {args.reps} interleaved runs"))
+    rows = []
+    for path in (ARTICLE, JSON_PATH):
+        vs = [v for v in variants if v.path == path]
+        bare = vs[0]
+        for v in vs:
+            ratio = statistics.median(a.rps / b.rps for a, b in zip(v.results, bare.results))
+            errs = sorted({r.errors for r in v.results if r.errors})
+            rows.append([f"{path} {v.name}", f"{v.med('rps'):.0f}",
+                         "1.00" if v is bare else f"{ratio:.2f}",
+                         f"{v.med('p50_ms'):.2f}", f"{v.med('p99_ms'):.2f}",
+                         " / ".join(f"{r.rps:.0f}" for r in v.results), "; ".join(errs) or "-"])
+    out.append(table(["variant", "req/s", "ratio to bare", "p50 ms", "p99 ms", "req/s per run",
+                      "errors"], rows, md))
+    out.append("")
+    by = {(v.path, v.name): v for v in variants}
+    j_ratio = statistics.median(
+        a.rps / b.rps for v in (by[(JSON_PATH, "wrapped, no consent")],
+                                by[(JSON_PATH, "wrapped, all consent, ledger on")])
+        for a, b in zip(v.results, by[(JSON_PATH, "bare")].results))
+    on, off = by[(ARTICLE, "wrapped, all consent, ledger on")], by[(ARTICLE, "wrapped, all consent, ledger off")]
+    a_ratio = statistics.median(a.rps / b.rps for a, b in zip(on.results, by[(ARTICLE, "bare")].results))
+    p99_add = statistics.median(a.p99_ms - b.p99_ms for a, b in zip(on.results, off.results))
+    p50_add = statistics.median(a.p50_ms - b.p50_ms for a, b in zip(on.results, off.results))
+    nc_ratio = statistics.median(a.rps / b.rps for a, b in zip(by[(ARTICLE, "wrapped, no consent")].results,
+                                                              by[(ARTICLE, "bare")].results))
+    out.append(table(["target", "goal", "measured", "verdict"], [
+        [TARGETS[0][0], TARGETS[0][1], f"{j_ratio:.2f} (no consent and all consent runs)",
+         verdict(j_ratio >= 0.95)],
+        [TARGETS[1][0], TARGETS[1][1], f"{a_ratio:.2f} (no consent: {nc_ratio:.2f})",
+         verdict(a_ratio >= 0.60, a_ratio >= 0.75)],
+        [TARGETS[2][0], TARGETS[2][1], f"{p99_add:+.2f} ms (p50 {p50_add:+.2f} ms)", verdict(p99_add <= 5)],
+    ], md, left=True))
+    out.append("")
+    out.append(h(f"Ledger check ({workers} worker(s))"))
+    out += [("- " if md else "  ") + c for c in checks]
+    out += [("- " if md else "  ") + c for c in ledger_check(ledger, counted_views, runs_on, md)]
+    out.append("")
+
+
+def check_servers(servers: dict[str, Server], cookie: str) -> list[str]:
+    """Before loading: the variants really differ the way their names say."""
+    loader = b"pagead/js/adsbygoogle.js"
+    _, bare = fetch(servers["bare"].base + ARTICLE)
+    _, none = fetch(servers["wrapped"].base + ARTICLE)
+    _, full = fetch(servers["wrapped"].base + ARTICLE, cookie)
+    _, off = fetch(servers["wrapped-ledger-off"].base + ARTICLE, cookie)
+    ok = loader not in none and loader in full and loader in off
+    return [f"article sizes: bare {len(bare)} B, no consent {len(none)} B, all consent {len(full)} B, "
+            f"ledger-off {len(off)} B; AdSense loader injected only with consent: {'OK' if ok else 'NO'}"]
+
+
+def ledger_check(path: Path, counted: int, runs: int, md: bool) -> list[str]:
+    lines = []
+    with sqlite3.connect(path) as db:
+        rows, views, pairs = db.execute(
+            "SELECT COUNT(*), COUNT(DISTINCT request_id), COUNT(DISTINCT request_id || '/' || partner) "
+            "FROM disclosures").fetchone()
+        per_view = db.execute("SELECT n, COUNT(*) FROM (SELECT COUNT(*) AS n FROM disclosures "
+                              "GROUP BY request_id) GROUP BY n ORDER BY n").fetchall()
+        paths = db.execute("SELECT path, COUNT(*) FROM disclosures GROUP BY path").fetchall()
+    # The server also serves requests wrk had in flight when it stopped (<= 32 per run) and one check.
+    slack = 32 * runs + 1
+    lines.append(f"disclosure rows {rows}; page views recorded {views}; page views wrk counted "
+                 f"{counted} (+ up to {slack} in flight / checks): "
+                 f"{'OK' if counted <= views <= counted + slack else 'MISMATCH'}; "
+                 f"rows per page view -> views: {', '.join(f'{k}->{c}' for k, c in per_view)}; "
+                 f"duplicates (page view, partner): {rows - pairs}; paths: {paths}")
+    for cmd in (["log", "summary"], ["log", "verify"]):
+        r = subprocess.run([str(VENV_BIN / "consent-gate"), *cmd, "--ledger", str(path)],
+                           capture_output=True, text=True, cwd=ROOT)
+        text = (r.stdout + r.stderr).strip()
+        if md:
+            lines.append(f"`consent-gate {' '.join(cmd)} --ledger PATH` exit {r.returncode}:\n\n"
+                         "```\n" + text + "\n```")
+        else:
+            lines.append(f"consent-gate {' '.join(cmd)} --ledger PATH -> exit {r.returncode}\n"
+                         + "\n".join("    " + t for t in text.splitlines()))
+    return lines
+
+
+# ------------------------------------------------------------------------- main
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run: 1 worker, 1 rep x 2 s")
+    parser.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
+    parser.add_argument("--workers", type=int, nargs="*", default=None, help="default: 1 2")
+    parser.add_argument("--reps", type=int, default=None, help="interleaved repetitions (default 3)")
+    parser.add_argument("--duration", type=float, default=None, help="seconds per wrk run (default 10)")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
+        return 2
+    args.workers = args.workers or ([1] if args.quick else [1, 2])
+    args.reps = args.reps or (1 if args.quick else 3)
+    args.duration = args.duration or (2.0 if args.quick else 10.0)
+    args.warmup = 1.0 if args.quick else 3.0
+    md = args.markdown
+    out: list[str] = []
+    out.append(("### " if md else "== ") + "consent-gate load benchmark (bench/bench_load.py"
+               + (" --quick)" if args.quick else ")"))
+    out += [("- " if md else "  ") + line for line in machine_description()]
+    out.append(("- " if md else "  ") + "ledger: SQLite (WAL, synchronous=FULL) in a temp dir; "
+               "ledger off = ConsentMiddleware(..., ledger=Discloser(config, None, None))")
+    out.append("")
+    with tempfile.TemporaryDirectory(prefix="consent-gate-load-") as tmp:
+        for w in args.workers:
+            bench_workers(w, args, Path(tmp), out)
+    text = "\n".join(out)
+    print(text)
+    results = BENCH / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    name = "load-quick.md" if args.quick else "load.md"
+    (results / name).write_text(text if md else "```\n" + text + "\n```\n")
+    print(f"\n(saved to {results / name})", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
