@@ -227,9 +227,10 @@ def test_killed_worker_leaves_a_valid_ledger_with_rows_for_every_received_page(
             # uvicorn's supervisor replaces a dead worker (checked every 0.5 s); if it did not,
             # the other worker must carry the load alone.
             restarted = wait_for(lambda: bool(worker_pids(master) - before), 10)
+            print("DBG restart after", time.monotonic() - killed_at, worker_pids(master), before)
             resumed = time.monotonic()
             assert wait_for(lambda: load.ok_since(resumed) >= 100, 15), describe(load.snapshot())
-            load.stop()
+            print("DBG resumed wait", time.monotonic() - resumed); load.stop()
             load.wait(timeout=30)
         results = load.results
         assert srv.proc.poll() is None, "the uvicorn master died with its worker"

@@ -191,7 +191,7 @@ def test_placeholder_form_grants_partner_purposes(app: UiApp) -> None:
     div = next(a for t, a in tags if t == "div")
     assert div["class"] == "consent-gate-placeholder"
     assert div["data-consent-partner"] == "video"
-    assert div["style"] == "width:560px;height:315px;"
+    assert div["style"] == "width:560px;min-height:315px;"
     assert div["data-width"] == "560px" and div["data-height"] == "315px"
     assert "VideoTube" in html and "IP address, browser type and version" in html
     assert 'href="/.consent/partners"' in html
@@ -207,7 +207,7 @@ def test_placeholder_form_grants_partner_purposes(app: UiApp) -> None:
 
 
 @pytest.mark.parametrize(("attrs", "style"), [
-    ({"width": "100%", "height": "250"}, "width:100%;height:250px;"),
+    ({"width": "100%", "height": "250"}, "width:100%;min-height:250px;"),
     ({"width": "300px"}, "width:300px;"),
     ({"width": " 12.5% "}, "width:12.5%;"),
     ({"width": "expression(alert(1))", "height": "1;background:url(//evil)"}, None),

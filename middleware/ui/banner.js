@@ -61,7 +61,7 @@
     // Placeholder sizes, also when the page's CSP drops inline style attributes.
     document.querySelectorAll(".consent-gate-placeholder[data-width]").forEach(function (el) {
       el.style.width = el.getAttribute("data-width");
-      el.style.height = el.getAttribute("data-height") || "";
+      el.style.minHeight = el.getAttribute("data-height") || "";
     });
   }
   if (document.readyState === "loading") {

@@ -144,7 +144,8 @@ def placeholder_size(attrs: Mapping[str, str]) -> str:
     height = css_size(attrs.get("height"))
     if width is None and height is None:
         return ""
-    style = "".join(f"{k}:{v};" for k, v in (("width", width), ("height", height)) if v)
+    # min-height: a small embed (a like button) still shows the whole explanation and button.
+    style = "".join(f"{k}:{v};" for k, v in (("width", width), ("min-height", height)) if v)
     return f' style="{e(style)}" data-width="{e(width or "")}" data-height="{e(height or "")}"'
 
 

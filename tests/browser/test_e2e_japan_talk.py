@@ -17,9 +17,11 @@ One server per module (same config for every test); the policy-bump test restart
 
 from __future__ import annotations
 
+import os
 import secrets
 import sqlite3
 import string
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +31,7 @@ import pytest
 
 from middleware.config import Config, load_config
 from middleware.hosts import HostMatcher
-from tests.support.browser import record_timing, screenshot, visit
+from tests.support.browser import record_timing, screenshot
 from tests.support.servers import REPO_ROOT, ServerProcess, start_command
 
 if TYPE_CHECKING:
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.browser
 
+DEBUG = bool(os.environ.get("CONSENT_GATE_E2E_DEBUG"))
 CLI = str(REPO_ROOT / ".venv" / "bin" / "consent-gate")
 EXAMPLE_TOML = REPO_ROOT / "examples" / "japan_talk" / "partners.toml"
 APP = "examples.japan_talk.app:app"
@@ -196,13 +199,15 @@ def observe(
     """One page view caused by ``action`` (a goto, or a click that navigates)."""
     d0, e0 = site.cursor()
     proxy.mark(label)
+    t0 = time.perf_counter()
     response = action()
     if response is not None:
         assert response.status < 500, f"{label}: {response.url} answered {response.status}"
     proxy.wait_quiet(quiet)
+    record_timing("e2e page view (observe)", time.perf_counter() - t0)
     hosts = proxy.hosts(section=label)
     contacted = {site.matcher.partner_for_host(h) for h in hosts}
-    return View(
+    view = View(
         label=label,
         path=page.url.removeprefix(site.url).split("?")[0],
         hosts=hosts,
@@ -212,6 +217,9 @@ def observe(
         events=site.events_since(e0),
         response=response,
     )
+    if DEBUG:
+        print(view.describe(), [(e["action"], e["source"]) for e in view.events])
+    return view
 
 
 def goto(site: Site, page: Page, proxy: RecordingProxy, path: str, label: str) -> View:
@@ -526,7 +534,6 @@ def test_keyboard_only_acceptance(
         if focused == "accept-all":
             break
     assert focused == "accept-all", "Tab never reached the accept button"
-    record_timing("tabs to reach accept", float(presses))
     view = observe(site, page, recording_proxy, "after Enter", lambda: _press_and_load(page))
     check_view(view, ALL, js=js)
     assert not banner_visible(page)
