@@ -443,12 +443,13 @@ async def main_async(args: argparse.Namespace) -> str:
     out.append(h("Checks"))
     for c in checks:
         out.append(("- " if md else "  ") + c)
-    pv = sum(v.calls for v in variants if v.name == "all consent, ledger on") + stream_views
+    pv = sum(v.calls for v in variants
+             if v.name == "all consent, ledger on" and v.group != "JSON endpoint") + stream_views
     out.append(("- " if md else "  ") + f"ledger tables after the run: {counts}")
     out.append(("- " if md else "  ") + f"all-consent ledger-on page views served: {pv}; distinct "
                f"request ids in the ledger: {views_n} ({'OK' if views_n == pv else 'MISMATCH'}); "
                f"disclosure rows {rows_n}, distinct (page view, partner) {pairs_n} "
-               f"({'no duplicates' if rows_n == pairs_n else 'DUPLICATES'}); no-consent views wrote none")
+               f"({'no duplicates' if rows_n == pairs_n else 'DUPLICATES'}); no-consent and JSON requests write none")
     out.append(("- " if md else "  ") + "partners recorded per page view -> page views: "
                + ", ".join(f"{k}->{c}" for k, c in per_view))
     return "\n".join(out)

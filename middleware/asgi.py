@@ -134,6 +134,9 @@ class HtmlResponder:
         self.charset: str | None = None
         #: Partners already recorded for this page view: one disclosure per (view, partner).
         self.disclosed: set[str] = set()
+        self.allowed: frozenset[str] = frozenset()
+        self.ledger_failed = False
+        self.start_pending = False
 
     async def send(self, message: Message) -> None:
         kind = message["type"]
@@ -170,16 +173,15 @@ class HtmlResponder:
             return
         encoding = headers.get("content-encoding", "identity").strip().lower()
         charset_ok = not any(cs in content_type for cs in _REWRITABLE_CHARSET_BLOCKLIST)
-        plan_allowed = self._allowed_partners()
-        csp_value = self.gate.csp.value(plan_allowed) if self.gate.csp.enabled else None
-        self._consent_headers(headers, csp_value)
         if encoding not in ("identity", "gzip", "x-gzip", "deflate") or not charset_ok:
-            # We cannot read these bytes; the CSP still stops unconsented partners in the browser.
+            # We cannot read these bytes, so we cannot log what they disclose: the CSP of a
+            # visitor without consent stops every partner in the browser (fail closed).
             logger.warning(
                 "consent-gate: %s %s sent HTML we cannot rewrite (Content-Encoding %r, %s); "
-                "partner tags in it are only stopped by the CSP. Fix: let the app send identity "
-                "bodies and put compression (GZipMiddleware, the reverse proxy) outside "
-                "ConsentMiddleware.", self.scope["method"], self.scope["path"], encoding, content_type)
+                "its partners are blocked by the CSP. Fix: let the app send identity bodies and "
+                "put compression (GZipMiddleware, the reverse proxy) outside ConsentMiddleware.",
+                self.scope["method"], self.scope["path"], encoding, content_type)
+            self._consent_headers(headers, frozenset())
             self.mode = "pass"
             await self.raw_send(start)
             return
@@ -188,14 +190,16 @@ class HtmlResponder:
             self.inflater = zlib.decompressobj(47 if encoding != "deflate" else 15)
             del headers["content-encoding"]
         self.mode = "rewrite"
+        self.allowed = self._allowed_partners()
         self.charset = charset_of(content_type)
-        plan = self.gate.plans.plan(self.consent, plan_allowed, self.scope, self.charset)
+        plan = self.gate.plans.plan(self.consent, self.allowed, self.scope, self.charset)
         self.rewriter = HtmlRewriter(plan)
         self.request = RequestInfo.from_scope(self.scope, self.consent,
                                               trust_proxy=self.gate.config.policy.trust_proxy)
         if not first.get("more_body", False) and self.inflater is None:
             # One-chunk body: rewrite it all now so Content-Length can stay exact.
             body = await self._rewrite_chunk(first.get("body", b""), final=True)
+            self._consent_headers(headers, self.allowed)
             headers["content-length"] = str(len(body))
             await self.raw_send(start)
             await self.raw_send({"type": "http.response.body", "body": body, "more_body": False})
@@ -203,7 +207,9 @@ class HtmlResponder:
             return
         if "content-length" in headers:
             del headers["content-length"]
-        await self.raw_send(start)
+        # The start message leaves with the first rewritten bytes (see _send_body), so that its
+        # CSP can still drop every partner if the ledger fails on the first chunk.
+        self.start_pending = True
 
     def _allowed_partners(self) -> frozenset[str]:
         allowed = self.consent.allowed_partners
@@ -212,7 +218,10 @@ class HtmlResponder:
             return frozenset()
         return allowed
 
-    def _consent_headers(self, headers: MutableHeaders, csp_value: bytes | None) -> None:
+    def _consent_headers(self, headers: MutableHeaders, allowed: frozenset[str]) -> None:
+        if self.ledger_failed:
+            allowed = frozenset()
+        csp_value = self.gate.csp.value(allowed) if self.gate.csp.enabled else None
         headers["vary"] = merge_vary(headers.get("vary"), self.gate.vary)
         headers["cache-control"] = private_cache_control(headers.get("cache-control"))
         # The body now depends on consent: the app's validators no longer describe it.
@@ -243,7 +252,14 @@ class HtmlResponder:
         else:
             body = await self._rewrite_chunk(data, final=not more)
         if body or not more:
-            await self.raw_send({"type": "http.response.body", "body": body, "more_body": more})
+            await self._send_body(body, more)
+
+    async def _send_body(self, body: bytes, more: bool) -> None:
+        if self.start_pending and self.start is not None:
+            self.start_pending = False
+            self._consent_headers(MutableHeaders(scope=self.start), self.allowed)
+            await self.raw_send(self.start)
+        await self.raw_send({"type": "http.response.body", "body": body, "more_body": more})
 
     async def _rewrite_chunk(self, data: bytes, *, final: bool) -> bytes:
         rewriter = self.rewriter
@@ -260,6 +276,7 @@ class HtmlResponder:
                 self.disclosed |= enabled
             except LedgerUnavailable:
                 # Log before disclose failed: redo this chunk with every partner blocked.
+                self.ledger_failed = True
                 blocked = self.gate.plans.blocked(self.consent, self.scope, self.charset)
                 rewriter.restore(before, blocked)
                 out = rewriter.feed(data) if data else b""

@@ -89,17 +89,84 @@ _LINK_NO_FETCH = frozenset({
     "shortlink", "amphtml", "pingback", "edit", "archives", "first", "last", "up",
 })
 
+# Tags whose start tag can be skipped when no URL attribute value could name another host
+# (nothing after them depends on them: no text state, no injection).
+_PLAIN_URL_TAGS = ("img", "link", "source", "embed", "object", "video", "audio", "base")
+# End tags that matter: injections and the end of <noscript>.
+_END_NAMES = ("body", "head", "noscript")
+
+
+def _alternation(words: Iterable[str]) -> bytes:
+    """Lowercase literal trie (the skip pattern runs on a lowercased copy of the buffer)."""
+    groups: dict[str, list[str]] = {}
+    for w in words:
+        groups.setdefault(w[0], []).append(w[1:])
+    alts = []
+    for first, rests in sorted(groups.items()):
+        tails = sorted((r for r in rests if r), key=lambda r: (-len(r), r))
+        if not tails:
+            alts.append(first)
+        else:
+            alts.append(first + "(?:" + "|".join(tails) + ("|" if "" in rests else "") + ")")
+    return ("(?:" + "|".join(alts) + ")").encode()
+
+
+# The exact attribute grammar of the tokenizer (names may hold quotes, '<' and '=' after the
+# first byte; values double/single quoted or unquoted), as used by _TAG_RE below.
+_GRAM_ATTR = (
+    rb"[^" + _WS + rb"/>][^" + _WS + rb"/>=]*+"
+    rb"(?>[" + _WS + rb"]*+=[" + _WS + rb"]*+"
+    rb"(?:\"[^\"]*+\"|'[^']*+'|(?![\"'])[^" + _WS + rb">]*+)"
+    rb"|(?![" + _WS + rb"]*+=))"
+)
+_GRAM_BODY = rb"(?:[" + _WS + rb"/]*+" + _GRAM_ATTR + rb")*+[" + _WS + rb"/]*+>"
+
+
+def _quiet(stop: bytes) -> bytes:
+    """A value's bytes where no absolute URL can hide: no ':' (scheme), '\\', '&' (character
+    reference) nor '/' followed by '/' (tabs and newlines in between are removed by the URL
+    parser). ``stop`` ends the value."""
+    cls = rb"[^" + stop + rb":\\&/]*+"
+    return cls + rb"(?:/(?![/\t\n\r])" + cls + rb")*+"
+
+
+# The same grammar for a URL tag that cannot load from another host: no attribute named
+# data-consent (opt-in markup), no value that could hold an absolute URL. Any other spelling
+# makes this fail, and Python looks at the tag.
+_QUIET_ATTR = (
+    rb"(?:[^" + _WS + rb"/>=d]|d(?!ata-consent[" + _WS + rb"/>=]))[^" + _WS + rb"/>=]*+"
+    rb"(?>[" + _WS + rb"]*+=[" + _WS + rb"]*+"
+    rb"(?:\"" + _quiet(b'"') + rb"\"|'" + _quiet(b"'") + rb"'"
+    rb"|(?![\"'])" + _quiet(_WS + b">") + rb"(?=[" + _WS + rb">]))"
+    rb"|(?![" + _WS + rb"]*+=))"
+)
+_QUIET_BODY = rb"(?:[" + _WS + rb"/]*+" + _QUIET_ATTR + rb")*+[" + _WS + rb"/]*+>"
+
+# Run on a lowercased copy of the buffer: skips text and every tag that cannot matter inside
+# the C regex engine, and stops at the '<' of anything Python must look at (comments, bogus
+# comments, tags of interest, a tag cut off by the end of the buffer, a bare '<' at the end).
+_SKIP_RE = re.compile(
+    rb"(?:[^<]++"
+    rb"|<(?!" + _alternation(_NAME_SET) + rb"[" + _WS + rb"/>])[a-z][^" + _WS + rb"/>]*+"
+    + _GRAM_BODY +
+    rb"|</(?!" + _alternation(_END_NAMES) + rb"[" + _WS + rb"/>])[a-z][^" + _WS + rb"/>]*+"
+    + _GRAM_BODY +
+    rb"|<" + _alternation(_PLAIN_URL_TAGS) + rb"(?=[" + _WS + rb"/>])" + _QUIET_BODY +
+    rb"|<(?=[^!/?a-z]|/>)"  # text: '<' not starting a tag ("</>" is dropped: kept as is)
+    rb")*+"
+)
+# What the skip stopped at (matched on the buffer itself).
 _DATA_RE = re.compile(
     rb"<(?:"
     rb"(?P<cmt>!--)"
     rb"|(?P<short>!-?\Z|/?\Z)"
     rb"|(?P<bogus>[!?]|/(?=[^A-Za-z>]))"
     rb"|(?P<slash>/?)(?P<name>(?=[" + _FIRST + rb"])" + _NAMES + rb")(?=[" + _WS + rb"/>])"
-    # Any other tag is skipped here unless it holds a '<' or a quoted '>' (or is cut off by
-    # the end of the buffer): then Python parses it exactly.
-    rb"|(?P<tricky>/?[A-Za-z](?:[^>\"'<]++|\"[^\"<>]*+\"|'[^'<>]*+')*+(?:[\"'<]|\Z))"
+    rb"|(?P<tricky>/?[A-Za-z])"  # any other tag: cut off, or not in the skip's grammar
     rb")"
 )
+# A URL tag body that may hold an absolute URL or opt-in markup (else nothing to do).
+_MAYBE_URL_RE = re.compile(rb"[:\\&]|/[\t\n\r]*+/|(?i:data-consent)")
 _ATTR = (
     rb"(?P<an>[^" + _WS + rb"/>][^" + _WS + rb"/>=]*+)"
     rb"(?>[" + _WS + rb"]*+=[" + _WS + rb"]*+"
@@ -239,6 +306,11 @@ class HtmlRewriter:
         self._done: set[str] = set()  # injections emitted: "head", "body", "end"
         self._enabled: set[str] = set()
         self._finished = False
+        # The held bytes are one incomplete tag: until a '>' arrives, chunks are only collected
+        # in _more (no re-scan of the held tag for every small chunk).
+        self._hold_tag = False
+        self._more: list[bytes] = []
+        self._more_len = 0
 
     # --- public API ---------------------------------------------------------------------------
 
@@ -246,13 +318,27 @@ class HtmlRewriter:
         """Rewrite ``chunk``; returns the bytes that are final and may be sent now."""
         if self._finished:
             raise RuntimeError("HtmlRewriter.feed() after finish()")
+        if self._hold_tag:
+            size = len(self._buf) + self._more_len + len(chunk)
+            if b">" not in chunk and size <= self.max_tag:
+                self._more.append(bytes(chunk))
+                self._more_len += len(chunk)
+                return b""
+            self._join_more()
         buf = self._buf + chunk if self._buf else bytes(chunk)
         return self._run(buf, final=False)
+
+    def _join_more(self) -> None:
+        if self._more:
+            self._buf = b"".join([self._buf, *self._more])
+            self._more.clear()
+            self._more_len = 0
 
     def finish(self) -> bytes:
         """The rest: held-back bytes, and injections the document never gave a place for."""
         if self._finished:
             return b""
+        self._join_more()
         out = self._run(self._buf, final=True)
         self._finished = True
         if self._seen_doc:
@@ -268,14 +354,17 @@ class HtmlRewriter:
 
     def snapshot(self) -> tuple[Any, ...]:
         """The rewriter's state, for :meth:`restore` (to redo a chunk with another plan)."""
+        self._join_more()
         return (self._buf, self._state, self._sub, self._raw_end, self._after, self._noscript,
                 self._seen_doc, frozenset(self._done), frozenset(self._enabled),
-                frozenset(self.unknown_hosts), self._finished)
+                frozenset(self.unknown_hosts), self._finished, self._hold_tag)
 
     def restore(self, snapshot: tuple[Any, ...], plan: RewritePlan | None = None) -> None:
         """Go back to a :meth:`snapshot`, optionally switching to another plan."""
         (self._buf, self._state, self._sub, self._raw_end, self._after, self._noscript,
-         self._seen_doc, done, enabled, unknown, self._finished) = snapshot
+         self._seen_doc, done, enabled, unknown, self._finished, self._hold_tag) = snapshot
+        self._more.clear()
+        self._more_len = 0
         self._done = set(done)
         self._enabled = set(enabled)
         self.unknown_hosts = set(unknown)
@@ -299,14 +388,22 @@ class HtmlRewriter:
         pos = 0  # next byte to look at
         flushed = 0  # bytes before this are in `out` (or dropped)
         n = len(buf)
+        low = b""  # lowercased copy of buf for _SKIP_RE, made when first needed
+        skip = _SKIP_RE.match
+        self._hold_tag = False
         while True:
             state = self._state
             if state == _DATA:
-                m = _DATA_RE.search(buf, pos)
-                if m is None:
+                if not low:
+                    low = buf.lower()
+                lt = skip(low, pos).end()  # type: ignore[union-attr]  # *+ always matches
+                if lt >= n:
                     pos = n
                     break
-                lt = m.start()
+                m = _DATA_RE.match(buf, lt)
+                if m is None:  # cannot happen: the skip stops only where _DATA_RE matches
+                    pos = lt + 1
+                    continue
                 kind = m.lastgroup
                 if kind == "cmt":
                     if n - lt < 6 and not final:
@@ -333,6 +430,7 @@ class HtmlRewriter:
                             break
                         if n - lt <= self.max_tag:
                             pos = lt
+                            self._hold_tag = True  # only a '>' can complete it
                             break
                         out.append(buf[flushed:lt])
                         data, pos = self._oversized(buf, m)
@@ -517,10 +615,9 @@ class HtmlRewriter:
     def _url_tag(self, buf: bytes, name: str, url_names: tuple[str, ...], name_end: int,
                  end: int) -> list[tuple[int, int, bytes]] | None:
         """Edits for a URL-carrying start tag, or None when it is replaced (self._replacement)."""
-        body = buf[name_end : end - 1]
-        # Fast path: no absolute URL, no character reference, no opt-in marker.
-        if (b"//" not in body and b"\\" not in body and b":" not in body and b"&" not in body
-                and b"data-consent" not in body.lower()):
+        # Fast path: no absolute URL (not even "/<tab>/host"), no character reference, no
+        # opt-in marker.
+        if _MAYBE_URL_RE.search(buf, name_end, end - 1) is None:
             return []
         attrs: list[_Attr] = []
         prev = name_end

@@ -110,9 +110,13 @@ def test_consent_routes_answered(client: TestClient[Any]) -> None:
 
 def test_streamed_page_is_streamed_and_rewritten(gate: ConsentMiddleware) -> None:
     sent: list[dict[str, Any]] = []
+    requests = [{"type": "http.request", "body": b"", "more_body": False}]
 
     async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
+        if requests:
+            return requests.pop()
+        await asyncio.Event().wait()  # Litestar listens for a disconnect while it streams
+        raise AssertionError("unreachable")
 
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
@@ -148,12 +152,18 @@ def test_wrapped_module_imports(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
         assert BANNER in c.get("/").text
 
 
+def server_env() -> dict[str, str]:
+    # PYTHONPATH: the site imports ``middleware`` at import time; make that the repository's
+    # package even where an old editable install maps ``middleware`` to a namespace package.
+    return {"CONSENT_GATE_SECRET": secrets.token_urlsafe(36), "PYTHONPATH": str(REPO_ROOT)}
+
+
 @pytest.mark.server
 def test_consent_gate_run_serves_litestar_on_real_uvicorn(tmp_path: Path) -> None:
     shutil.copy(PARTNERS, tmp_path / "partners.toml")  # the ledger lands in tmp_path (the cwd)
     argv = [CONSENT_GATE, "run", "examples.litestar_app.app:app",
             "--config", str(tmp_path / "partners.toml"), "--port", "{port}", "--app-dir", str(REPO_ROOT)]
-    with start_command(argv, cwd=tmp_path, env={"CONSENT_GATE_SECRET": secrets.token_urlsafe(36)}) as server:
+    with start_command(argv, cwd=tmp_path, env=server_env()) as server:
         page = httpx2.get(server.url + "/", timeout=10)
         assert page.status_code == 200 and "Tea Leaves" in page.text
         assert BANNER in page.text and X_LOADER not in page.text

@@ -77,6 +77,13 @@ class LiveUrlChecker(HTMLParser):
         if tag in INERT_CONTENT:
             self.inert = tag
 
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        # A browser ignores "/>" on a non-void element: "<script/>" still starts script data
+        # (html.parser would end the element at once and read the script text as markup).
+        self.handle_starttag(tag, attrs)
+        if tag in ("script", "style"):
+            self.set_cdata_mode(tag)
+
     def handle_endtag(self, tag: str) -> None:
         if tag == self.inert:
             self.inert = None

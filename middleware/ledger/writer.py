@@ -229,7 +229,9 @@ class LedgerWriter:
         else:
             self.stats.failures += 1
             self.stats.last_error = str(error)
-            log.error("ledger write failed (%d records): %s", len(records), error)
+            # Callers decide what to tell the operator (the middleware: once a minute); here it is
+            # detail for debugging, not an alarm per page view.
+            log.debug("ledger write failed (%d records): %s", len(records), error)
         for w in batch:
             w.resolve(error)
 

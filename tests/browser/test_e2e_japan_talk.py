@@ -310,7 +310,8 @@ def test_first_visit_shows_banner_and_contacts_no_partner(
     assert page.locator('iframe[src*="youtube.com"]').count() == 0
     assert_snippets_in_dom(page, NONE)
     if js:
-        screenshot(page, "e2e-banner-article")
+        screenshot(page, "e2e-banner-article")  # full page: the fixed banner sits at the top fold
+        screenshot(page, "e2e-banner-article-viewport", full_page=False)  # what a visitor sees
     home = goto(site, page, recording_proxy, "/", "home")
     check_view(home, NONE, js=js)
     assert home.hosts == set() and banner_visible(page)
@@ -415,15 +416,7 @@ def test_withdraw_after_accepting_expires_partner_cookies(
 ) -> None:
     declared = {c for p in site.config.partners.values() for c in p.cookies}
     assert set(PARTNER_COOKIES) <= declared
-    cookies: list[Any] = [
-        {"name": name, "value": "partner-value", "url": site.url} for name in PARTNER_COOKIES
-    ]
-    cookies[PARTNER_COOKIES.index("_fbp")]["httpOnly"] = True
-    cookies.append({"name": "jt_theme", "value": "dark", "url": site.url})  # the site's own
-    context.add_cookies(cookies)
-    before = {c["name"]: c for c in context.cookies(site.url)}
-    assert set(PARTNER_COOKIES) <= set(before) and before["_fbp"]["httpOnly"]
-    assert {before[n]["domain"] for n in PARTNER_COOKIES} == {"127.0.0.1"}
+    add_partner_cookies(context, site.url)
 
     goto(site, page, recording_proxy, ARTICLE, "first visit")
     accepted = observe(
@@ -450,44 +443,139 @@ def test_withdraw_after_accepting_expires_partner_cookies(
     for box in page.locator("input[type=checkbox]:not([disabled])").all():
         assert not box.is_checked()
 
+    # Back to the article the partners were loaded on: it must not come back from a cache.
+    back = observe(site, page, recording_proxy, "history back", lambda: _back_to(page, ARTICLE))
+    check_view(back, NONE, js=js)
+    assert back.hosts == set() and back.rows == []
+    assert_snippets_in_dom(page, NONE)
+
     view = goto(site, page, recording_proxy, ARTICLE, "after withdrawal")
     check_view(view, NONE, js=js)
     assert view.hosts == set() and view.rows == [] and not banner_visible(page)
 
 
-def test_policy_version_bump_asks_again(
-    tmp_path: Path, page: Page, recording_proxy: RecordingProxy
+def _back_to(page: Page, path: str) -> Response | None:
+    response = None
+    for _ in range(4):
+        response = page.go_back(wait_until="load")
+        if page.url.endswith(path):
+            return response
+    raise AssertionError(f"history never went back to {path}; at {page.url}")
+
+
+ADS_COOKIES = ("__gads", "__gpi", "__eoi", "IDE", "test_cookie")
+SOCIAL_COOKIES = ("_fbp", "fr")
+
+
+@JS_BOTH
+def test_removing_one_purpose_expires_only_its_partners_cookies(
+    site: Site, context: BrowserContext, page: Page, recording_proxy: RecordingProxy, js: bool
 ) -> None:
-    old = start_site(tmp_path)
+    add_partner_cookies(context, site.url)
+    goto(site, page, recording_proxy, ARTICLE, "first visit")
+    check_view(
+        observe(
+            site, page, recording_proxy, "after accept",
+            lambda: click_and_load(page, '#consent-gate-banner [data-consent-action="accept-all"]'),
+        ),
+        ALL, js=js,
+    )
+    saved = choose_in_preferences(
+        site, page, recording_proxy, frozenset({"social"}), return_to=ARTICLE
+    )
+    assert [(e["action"], e["source"]) for e in saved.events] == [("changed", "preferences")]
+    check_view(saved, SOCIAL, js=js)
+    if js:
+        assert saved.contacted == SOCIAL
+    names = {c["name"] for c in context.cookies(site.url)}
+    assert not names & set(ADS_COOKIES), sorted(names & set(ADS_COOKIES))
+    assert set(SOCIAL_COOKIES) <= names and "jt_theme" in names
+
+
+def accept_under_old_policy(
+    directory: Path, page: Page, proxy: RecordingProxy, *, js: bool
+) -> int:
+    """Accept all on a server with the old policy version, stop it; returns its port."""
+    old = start_site(directory)
     with old.server:
-        goto(old, page, recording_proxy, ARTICLE, "v1 first visit")
+        goto(old, page, proxy, ARTICLE, "v1 first visit")
         accepted = observe(
-            old, page, recording_proxy, "v1 accepted",
+            old, page, proxy, "v1 accepted",
             lambda: click_and_load(page, '#consent-gate-banner [data-consent-action="accept-all"]'),
         )
-        check_view(accepted, ALL, js=True)
-        assert accepted.contacted == ALL
+        check_view(accepted, ALL, js=js)
         assert {r["policy_version"] for r in accepted.rows} == {OLD_VERSION}
-    port = old.server.port
+    return old.server.port
+
+
+def check_policy_changed_banner(site: Site, page: Page, proxy: RecordingProxy, js: bool) -> None:
+    assert "consent" in {c["name"] for c in page.context.cookies(site.url)}
+    view = goto(site, page, proxy, ARTICLE, "v2 first visit")
+    check_view(view, NONE, js=js)
+    assert view.hosts == set() and view.rows == []
+    assert banner_visible(page)
+    notice = page.locator("#consent-gate-banner .cg-notice")
+    assert notice.count() == 1
+    assert "privacy policy has changed" in notice.inner_text().lower()
+    assert notice.locator('a[href="/.consent/partners"]').count() == 1
+    assert page.locator('.consent-gate-placeholder[data-consent-partner="youtube"]').count() == 1
+    assert_snippets_in_dom(page, NONE)
+
+
+@JS_BOTH
+def test_policy_version_bump_asks_again(
+    tmp_path: Path, page: Page, recording_proxy: RecordingProxy, js: bool
+) -> None:
+    port = accept_under_old_policy(tmp_path, page, recording_proxy, js=js)
     new = start_site(tmp_path, version=NEW_VERSION, port=port)  # the restart, same port
     with new.server:
-        assert "consent" in {c["name"] for c in page.context.cookies(new.url)}
-        view = goto(new, page, recording_proxy, ARTICLE, "v2 first visit")
-        check_view(view, NONE, js=True)
-        assert view.hosts == set() and view.rows == []
-        assert banner_visible(page)
-        notice = page.locator("#consent-gate-banner .cg-notice")
-        assert notice.count() == 1
-        assert "privacy policy has changed" in notice.inner_text().lower()
-        assert page.locator('.consent-gate-placeholder[data-consent-partner="youtube"]').count()
+        check_policy_changed_banner(new, page, recording_proxy, js)
         again = observe(
             new, page, recording_proxy, "v2 accepted",
             lambda: click_and_load(page, '#consent-gate-banner [data-consent-action="accept-all"]'),
         )
-        check_view(again, ALL, js=True)
+        check_view(again, ALL, js=js)
         assert {r["policy_version"] for r in again.rows} == {NEW_VERSION}
-        assert [e["action"] for e in again.events] == ["given"]
-        assert again.events[0]["policy_version"] == NEW_VERSION
+        assert [(e["action"], e["policy_version"]) for e in again.events] == [
+            ("given", NEW_VERSION)
+        ]
+        assert again.rows[0]["consent_id"] == again.events[0]["consent_id"]
+
+
+def add_partner_cookies(context: BrowserContext, url: str) -> None:
+    """First-party cookies as the partners' scripts would have set them (one HttpOnly),
+    and one of the site's own."""
+    cookies: list[Any] = [
+        {"name": name, "value": "partner-value", "url": url} for name in PARTNER_COOKIES
+    ]
+    cookies[PARTNER_COOKIES.index("_fbp")]["httpOnly"] = True
+    cookies.append({"name": "jt_theme", "value": "dark", "url": url})
+    context.add_cookies(cookies)
+    added = {c["name"]: c for c in context.cookies(url)}
+    assert set(PARTNER_COOKIES) <= set(added) and added["_fbp"]["httpOnly"]
+    assert {added[n]["domain"] for n in PARTNER_COOKIES} == {"127.0.0.1"}  # host-only
+    assert {added[n]["path"] for n in PARTNER_COOKIES} == {"/"}
+
+
+def test_reject_after_policy_bump_expires_partner_cookies(
+    tmp_path: Path, context: BrowserContext, page: Page, recording_proxy: RecordingProxy
+) -> None:
+    """The visitor had granted every purpose under the old policy (the partners set their
+    cookies); asked again, they reject all: the purposes are removed, so the partners'
+    first-party cookies must be expired as on withdrawal (README, "Removing a purpose")."""
+    port = accept_under_old_policy(tmp_path, page, recording_proxy, js=True)
+    new = start_site(tmp_path, version=NEW_VERSION, port=port)
+    with new.server:
+        add_partner_cookies(context, new.url)
+        check_policy_changed_banner(new, page, recording_proxy, True)
+        rejected = observe(
+            new, page, recording_proxy, "v2 rejected",
+            lambda: click_and_load(page, '#consent-gate-banner [data-consent-action="reject-all"]'),
+        )
+        check_view(rejected, NONE, js=True)
+        assert rejected.hosts == set() and rejected.rows == []
+        left = sorted(set(PARTNER_COOKIES) & {c["name"] for c in context.cookies(new.url)})
+        assert not left, f"partner cookies from the old consent survive reject-all: {left}"
 
 
 @GPC_BOTH
@@ -612,6 +700,8 @@ def test_embeds_page(
     check_embeds_page(page, view, consented, js=js)
     if state == "none" and js:
         screenshot(page, "e2e-embeds-placeholders")
+        page.locator(".consent-gate-placeholder").first.scroll_into_view_if_needed()
+        screenshot(page, "e2e-embeds-placeholder-viewport", full_page=False)
 
     if "youtube" in consented:
         return
