@@ -54,12 +54,34 @@ VENV_BIN = Path(sys.executable).parent
 ARTICLE = "/articles/kyoto-autumn"
 JSON_PATH = "/api/articles.json"
 CONFIG_ENV = "CONSENT_GATE_CONFIG"
+APP_ENV = "CONSENT_GATE_APP"
 SECRET_ENV = "CONSENT_GATE_SECRET"
 TARGETS = [
     ("JSON passthrough, req/s vs bare", ">= 0.95"),
     ("30 KB page, full rewriting + ledger, req/s vs bare", ">= 0.60 (stretch 0.75)"),
     ("log-before-disclose, p99 added (ledger on - ledger off, 32 conns)", "<= 5 ms"),
 ]
+
+
+def serve(app: str, port: int, workers: int, factory: bool) -> None:
+    """``uvicorn --workers N`` with a listening socket that keeps TCP_NODELAY.
+
+    uvicorn's multiprocess path binds with ``socket.socket(family)`` (proto 0); accepted
+    sockets inherit proto 0 and asyncio only sets TCP_NODELAY when proto is IPPROTO_TCP,
+    so with ``--workers 2`` every keep-alive response waits ~40 ms on the client's delayed
+    ACK (uvicorn issue #3149, measured here: 44 ms per request even at -c1). Same code path
+    as ``uvicorn.run`` otherwise.
+    """
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, workers=workers, factory=factory,
+                            log_level="warning", access_log=False)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.set_inheritable(True)
+    Multiprocess(config, sockets=[sock]).run()
 
 
 def ledger_off_app() -> Any:
@@ -232,7 +254,8 @@ def verdict(ok: bool, stretch: bool | None = None) -> str:
 # ------------------------------------------------------------------------- one worker count
 
 
-def bench_workers(workers: int, args: argparse.Namespace, tmp: Path, out: list[str]) -> None:
+def bench_workers(workers: int, args: argparse.Namespace, tmp: Path, out: list[str],
+                  commands: list[str]) -> None:
     md = args.markdown
     secret = secrets.token_urlsafe(36)  # 48 characters
     assert len(secret) == 48
@@ -247,19 +270,25 @@ def bench_workers(workers: int, args: argparse.Namespace, tmp: Path, out: list[s
     env.pop("CONSENT_GATE_DEV", None)
     uv = [str(VENV_BIN / "uvicorn"), "--log-level", "warning", "--no-access-log",
           "--host", "127.0.0.1", "--workers", str(workers)]
+    env[APP_ENV] = "examples.japan_talk.app:app"  # read by middleware.runner:create_app
+    launcher = [sys.executable, str(Path(__file__).resolve()), "--serve"]
     servers = {}
-    for name, argv in [
-        ("bare", uv + ["examples.japan_talk.app:app"]),
+    for name, argv, app, factory in [
+        ("bare", uv + ["examples.japan_talk.app:app"], "examples.japan_talk.app:app", False),
         ("wrapped", [str(VENV_BIN / "consent-gate"), "run", "examples.japan_talk.app:app",
-                     "--config", str(config), "--workers", str(workers), "--log-level", "warning"]),
-        ("wrapped-ledger-off", uv + ["--factory", "--app-dir", str(BENCH), "bench_load:ledger_off_app"]),
+                     "--config", str(config), "--workers", str(workers), "--log-level", "warning"],
+         "middleware.runner:create_app", True),
+        ("wrapped-ledger-off", uv + ["--factory", "--app-dir", str(BENCH), "bench_load:ledger_off_app"],
+         "bench_load:ledger_off_app", True),
     ]:
         port = free_port()
-        if name == "wrapped":
-            argv += ["--port", str(port)]
+        if workers > 1:  # same app, same uvicorn, but a listening socket that keeps TCP_NODELAY
+            argv = launcher + [app, str(port), str(workers)] + (["--factory"] if factory else [])
         else:
-            argv += ["--port", str(port)]
+            argv = argv + ["--port", str(port)]
         servers[name] = Server(name, argv, env, port, tmp / f"{name}-w{workers}.log")
+        commands.append(f"{workers}w {name}: " + " ".join(
+            Path(a).name if a.startswith("/") and not a.endswith(".toml") else a for a in argv))
     cookie = mint_cookie(config, secret)
     try:
         for s in servers.values():
@@ -393,7 +422,14 @@ def main() -> int:
     parser.add_argument("--workers", type=int, nargs="*", default=None, help="default: 1 2")
     parser.add_argument("--reps", type=int, default=None, help="interleaved repetitions (default 3)")
     parser.add_argument("--duration", type=float, default=None, help="seconds per wrk run (default 10)")
-    args = parser.parse_args()
+    parser.add_argument("--serve", nargs="+", metavar="ARG",
+                        help="internal: APP PORT WORKERS [--factory], run uvicorn with a TCP_NODELAY socket")
+    args, rest = parser.parse_known_args()
+    if args.serve:
+        serve(args.serve[0], int(args.serve[1]), int(args.serve[2]), "--factory" in args.serve + rest)
+        return 0
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 2
@@ -409,9 +445,19 @@ def main() -> int:
     out.append(("- " if md else "  ") + "ledger: SQLite (WAL, synchronous=FULL) in a temp dir; "
                "ledger off = ConsentMiddleware(..., ledger=Discloser(config, None, None))")
     out.append("")
+    commands: list[str] = []
     with tempfile.TemporaryDirectory(prefix="consent-gate-load-") as tmp:
         for w in args.workers:
-            bench_workers(w, args, Path(tmp), out)
+            bench_workers(w, args, Path(tmp), out, commands)
+    out.append(("#### " if md else "== ") + "Server commands")
+    if any(w > 1 for w in args.workers):
+        out.append("With more than one worker every server (bare and wrapped alike) is started by "
+                   "`bench_load.py --serve`: uvicorn's own Multiprocess supervisor and the same app, "
+                   "but a listening socket created with IPPROTO_TCP. `uvicorn --workers 2` binds with "
+                   "proto 0, so asyncio never sets TCP_NODELAY and every keep-alive response waits "
+                   "~40 ms for a delayed ACK (uvicorn issue #3149): every variant then measures "
+                   "~727 req/s = 32 connections / 44 ms.")
+    out += [("- `" if md else "  ") + c + ("`" if md else "") for c in commands]
     text = "\n".join(out)
     print(text)
     results = BENCH / "results"

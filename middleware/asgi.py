@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import logging
 import zlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from starlette.datastructures import MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from .config import Config, load_config
 from .consent import Consent, ConsentCodec, ConsentResolver, privacy_signal
@@ -31,6 +31,9 @@ from .secrets import dev_mode_requested, signing_keys
 
 logger = logging.getLogger("consent_gate")
 
+#: Any ASGI 3 application; looser than starlette's alias so Litestar/Django apps type-check too.
+AnyASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
+
 #: Decoded bytes handed to the rewriter at once when inflating a compressed body.
 _INFLATE_STEP = 64 * 1024
 _REWRITABLE_CHARSET_BLOCKLIST = ("utf-16", "utf-32", "utf16", "utf32")
@@ -41,7 +44,7 @@ class ConsentMiddleware:
 
     def __init__(
         self,
-        app: ASGIApp,
+        app: AnyASGIApp,
         config: str | Path | Config = "partners.toml",
         *,
         secret: str | Sequence[str] | None = None,
@@ -141,6 +144,10 @@ class HtmlResponder:
     async def send(self, message: Message) -> None:
         kind = message["type"]
         if kind == "http.response.start":
+            # Django sends "Content-Type"; header names are case-insensitive, our lookups are not.
+            headers = message.get("headers", ())
+            if any(k != k.lower() for k, _ in headers):
+                message = {**message, "headers": [(k.lower(), v) for k, v in headers]}
             self.start = message
             return
         if self.mode == "undecided":

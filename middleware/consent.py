@@ -173,7 +173,9 @@ class ConsentResolver:
     def resolve(self, cookie_value: str | None, signal: bool) -> Consent:
         stored = self.codec.loads(cookie_value)
         if stored is not None and stored.policy_version != self.version:
-            return self._undecided(signal, stale_version=stored.policy_version)
+            # No longer consent, but remembered: the same consent id links the visitor's history
+            # in the ledger, and the old purposes tell what a refusal now has to clean up.
+            return self._undecided(signal, stale=stored)
         if stored is None:
             return self._undecided(signal)
         chosen = (stored.granted & self.all_purposes) | self.necessary
@@ -187,12 +189,14 @@ class ConsentResolver:
                        decided=True, given_at=stored.given_at, source=stored.source, gpc=gpc,
                        chosen=chosen, partner_purposes=self.partner_purposes)
 
-    def _undecided(self, signal: bool, stale_version: str | None = None) -> Consent:
+    def _undecided(self, signal: bool, stale: StoredChoice | None = None) -> Consent:
         granted = self.all_purposes if self.opt_out else self.necessary
         if signal:
             granted = granted - self.sale_or_sharing
-        return Consent(consent_id=None, granted=granted, policy_version=self.version,
-                       decided=False, gpc=signal, stale_version=stale_version,
+        return Consent(consent_id=stale.consent_id if stale else None, granted=granted,
+                       policy_version=self.version, decided=False, gpc=signal,
+                       stale_version=stale.policy_version if stale else None,
+                       chosen=(stale.granted & self.all_purposes) if stale else frozenset(),
                        partner_purposes=self.partner_purposes)
 
     def choose(self, granted: Iterable[str], source: str, previous: Consent | None) -> tuple[Consent, str]:

@@ -40,6 +40,8 @@ _EVENT_SOURCES = frozenset(get_args(ConsentSource))
 #: After a failed write, pages are served with partners off; retry the ledger this often.
 _RETRY_SECONDS = 5.0
 _ERROR_LOG_INTERVAL = 60.0
+#: A page never waits longer than this for the ledger; past it the write counts as failed.
+_WRITE_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True)
@@ -136,7 +138,7 @@ class Discloser:
                 policy_version=request.consent.policy_version, ip=ip, ua_family=family,
             ))
         try:
-            await self.writer.write(records)
+            await self.writer.write(records, timeout=_WRITE_TIMEOUT)
         except LedgerUnavailable as exc:
             self._failed(exc)
             if not self.fail_open:
@@ -160,7 +162,7 @@ class Discloser:
             ua_family=ua_family(info.user_agent),
         )
         try:
-            await self.writer.write([event])
+            await self.writer.write([event], timeout=_WRITE_TIMEOUT)
         except LedgerUnavailable as exc:
             self._failed(exc)
 

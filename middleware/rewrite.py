@@ -30,6 +30,8 @@ __all__ = ["HtmlRewriter", "RewritePlan"]
 
 #: Default bound on one tag held back while waiting for its ``>``.
 MAX_TAG = 1024 * 1024
+#: Bound on the per-response URL -> (host, partner) memo.
+_URL_MEMO = 4096
 
 
 @dataclass(frozen=True)
@@ -306,6 +308,8 @@ class HtmlRewriter:
         self._done: set[str] = set()  # injections emitted: "head", "body", "end"
         self._enabled: set[str] = set()
         self._finished = False
+        # URL -> (host, partner) for this response's plan (pages repeat their URLs).
+        self._hosts: dict[str, tuple[str | None, str | None]] = {}
         # The held bytes are one incomplete tag: until a '>' arrives, chunks are only collected
         # in _more (no re-scan of the held tag for every small chunk).
         self._hold_tag = False
@@ -370,6 +374,7 @@ class HtmlRewriter:
         self.unknown_hosts = set(unknown)
         if plan is not None:
             self.plan = plan
+            self._hosts = {}
 
     # --- the scanner --------------------------------------------------------------------------
 
@@ -620,31 +625,37 @@ class HtmlRewriter:
         if _MAYBE_URL_RE.search(buf, name_end, end - 1) is None:
             return []
         attrs: list[_Attr] = []
+        first: dict[str, _Attr] = {}
         prev = name_end
         for am in _ATTR_RE.finditer(buf, name_end, end - 1):
-            raw = am.group("dq")
-            if raw is None:
-                raw = am.group("sq")
-                if raw is None:
-                    raw = am.group("uq")
-            attrs.append(_Attr(am.group("an").decode("latin-1").lower(), am.span("an"), raw,
-                               am.span(), prev))
-            prev = am.end()
-        first: dict[str, _Attr] = {}
-        for at in attrs:
-            first.setdefault(at.name, at)
+            an, dq, sq, uq = am.groups()
+            a_end = am.end()
+            at = _Attr(an.decode("latin-1").lower(), am.span(1),
+                       dq if dq is not None else sq if sq is not None else uq,
+                       (am.start(), a_end), prev)
+            attrs.append(at)
+            if at.name not in first:
+                first[at.name] = at
+            prev = a_end
 
         plan = self.plan
         matcher = plan.matcher
         allowed = plan.allowed_partners
+        hosts = self._hosts
 
         def partners_of(attr_name: str, value: str) -> list[str | None]:
             found: list[str | None] = []
             for url in _srcset_urls(value) if attr_name in _SRCSET_ATTRS else (value,):
-                host = matcher.host_of_url(url)
+                try:
+                    host, pid = hosts[url]
+                except KeyError:
+                    host = matcher.host_of_url(url)
+                    pid = None if host is None else matcher.partner_for_host(host)
+                    if len(hosts) >= _URL_MEMO:
+                        hosts.clear()
+                    hosts[url] = host, pid
                 if host is None:
                     continue
-                pid = matcher.partner_for_host(host)
                 if pid is None:
                     self.unknown_hosts.add(host)
                 found.append(pid)

@@ -251,7 +251,13 @@ class ConsentUI:
                                 consent: Consent) -> Response:
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"),
                                max_num_fields=MAX_FIELDS) if _qs_ok(scope) else [])
-        return_to = safe_return_path(query.get("return_to")) or ""
+        headers = Headers(scope=scope)
+        # Without JS the banner's "Choose" link cannot carry the page: the Referer can.
+        return_to = (safe_return_path(query.get("return_to"))
+                     or _referer_path(headers.get("referer"), self._own_origin(scope, headers))
+                     or "")
+        if return_to.startswith(self.prefix):
+            return_to = ""
         granted = consent.chosen if consent.decided else consent.granted
         if consent.gpc:
             granted = consent.granted

@@ -217,3 +217,16 @@ def test_middleware_old_policy_version_cookie_gets_banner_again(tmp_path: Path) 
     out = asyncio.run(run(gate, http_scope(cookie=cookie_for(gate, {"ads"}, version="v0"))))
     assert ADS_SNIPPET.encode() not in out.body
     assert b'id="consent-gate-banner"' in out.body
+
+
+def test_middleware_mixed_case_response_headers_are_rewritten(tmp_path: Path) -> None:
+    """Django sends "Content-Type" and "Vary" capitalised: they must be understood and merged."""
+    headers = [(b"Content-Type", b"text/html; charset=utf-8"), (b"Vary", b"Accept-Encoding"),
+               (b"Content-Length", str(len(PAGE)).encode())]
+    gate = make_gate(html_app(headers=headers), tmp_path)
+    out = asyncio.run(run(gate, http_scope(cookie=cookie_for(gate, {"ads"}))))
+    assert ADS_SNIPPET.encode() in out.body
+    names = [k for k, _ in out.start["headers"]]
+    assert names.count(b"content-length") == 1 and b"Content-Length" not in names
+    assert out.header(b"content-length") == [str(len(out.body)).encode()]
+    assert out.header(b"vary")[0].startswith(b"Accept-Encoding, Cookie")

@@ -49,7 +49,7 @@ def gate(tmp_path: Path) -> ConsentMiddleware:
 @pytest.fixture
 def client(gate: ConsentMiddleware) -> Iterator[TestClient[Any]]:
     # ``with`` runs the lifespan through the middleware (it opens and flushes the ledger).
-    with TestClient(app=gate) as c:  # type: ignore[arg-type]
+    with TestClient(app=gate) as c:
         yield c
 
 
@@ -112,16 +112,25 @@ def test_streamed_page_is_streamed_and_rewritten(gate: ConsentMiddleware) -> Non
     sent: list[dict[str, Any]] = []
     requests = [{"type": "http.request", "body": b"", "more_body": False}]
 
-    async def receive() -> dict[str, Any]:
-        if requests:
-            return requests.pop()
-        await asyncio.Event().wait()  # Litestar listens for a disconnect while it streams
-        raise AssertionError("unreachable")
+    async def call() -> None:
+        finished = asyncio.Event()
 
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
+        async def receive() -> dict[str, Any]:
+            if requests:
+                return requests.pop()
+            # Litestar listens for a disconnect while it streams; like a server, report one
+            # once the response is complete.
+            await finished.wait()
+            return {"type": "http.disconnect"}
 
-    asyncio.run(gate(http_scope("/stream", cookie=cookie_for(gate, {"social"})), receive, send))
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                finished.set()
+
+        await gate(http_scope("/stream", cookie=cookie_for(gate, {"social"})), receive, send)
+
+    asyncio.run(call())
     bodies = [m for m in sent if m["type"] == "http.response.body"]
     assert len([m for m in bodies if m.get("body")]) >= 5, "the page arrives in several chunks"
     assert all(m.get("more_body") for m in bodies[:-1]) and not bodies[-1].get("more_body")

@@ -113,7 +113,24 @@ NEUTRALISE = [
      b'data-consent-src="https://ad.doubleclick.net/t.js"></script></template>'),
     (b'<base href="https://ad.doubleclick.net/">',
      b'<base data-consent-partner="ads" data-consent-href="https://ad.doubleclick.net/">'),
+    # The URL parser removes tabs and newlines: "/<tab>/host" is "//host".
+    (b'<img src="/\t/ad.doubleclick.net/p">',
+     b'<img data-consent-partner="ads" data-consent-src="/\t/ad.doubleclick.net/p">'),
+    (b'<script src="/\n/ad.doubleclick.net/s.js"></script>',
+     b'<script type="text/plain" data-consent-partner="ads" '
+     b'data-consent-src="/\n/ad.doubleclick.net/s.js"></script>'),
 ]
+
+
+def test_rewrite_stray_quote_in_unquoted_value_does_not_hide_a_script() -> None:
+    # x"y is an unquoted value, so c="..." holds '>' and a fake <script>: one <a> tag, then a
+    # real partner script (a quote-pairing skip would take the fake script for a real one).
+    doc = (b'<a b=x"y c="z><script src=//ad.doubleclick.net/a.js>">'
+           b'<script src="//ad.doubleclick.net/b.js"></script>')
+    out, _, _ = rewrite(doc, BLOCKED)
+    assert out == doc.replace(b'<script src="//',
+                              b'<script type="text/plain" data-consent-partner="ads" '
+                              b'data-consent-src="//')
 
 
 @pytest.mark.parametrize(("doc", "expected"), NEUTRALISE)

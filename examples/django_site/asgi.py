@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import os
 
+# Before any Django import: settings are read from this module.
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "examples.django_site.settings")
 
-from django.conf import settings  # noqa: E402  (after DJANGO_SETTINGS_MODULE)
-from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
-from django.core.asgi import get_asgi_application  # noqa: E402
+from django.conf import settings
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+from django.core.asgi import get_asgi_application
 
 django_application = get_asgi_application()
 application = ASGIStaticFilesHandler(django_application) if settings.DEBUG else django_application

@@ -129,12 +129,13 @@ def placeholder_parts(config: Config, partner: Partner, texts: Texts, lang: str,
     head = (f'<link rel="stylesheet" href="{e(urls.css)}">'
             f'<div class="consent-gate-placeholder" data-consent-partner="{e(partner.id)}" '
             f'lang="{e(lang)}"')
-    tail = (f'><p>{e(text)}</p>'
-            f'<form method="post" action="{e(urls.choice)}" data-consent-form>'
+    # The button comes first: a site's fixed-ratio wrapper may clip the bottom of a small box.
+    tail = (f'><form method="post" action="{e(urls.choice)}" data-consent-form>'
             f'<input type="hidden" name="source" value="placeholder">'
             f'<input type="hidden" name="return_to" value="">{grants}'
             f'<button class="cg-btn" type="submit" name="action" value="save" '
             f'data-consent-action="load">{e(texts["load_content"])}</button></form>'
+            f'<p>{e(text)}</p>'
             f'<p><a href="{e(urls.partners)}">{e(texts["partners_link"])}</a></p></div>')
     return head, tail
 
