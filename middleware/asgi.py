@@ -24,6 +24,7 @@ from .disclosure import Discloser, RequestInfo
 from .errors import LedgerUnavailable
 from .headers import cookie_value, header_value, merge_vary, private_cache_control
 from .hosts import HostMatcher
+from .memo import RewriteMemo, Rewritten
 from .plan import PlanBuilder, charset_of
 from .rewrite import HtmlRewriter
 from .routes import ConsentUI
@@ -67,6 +68,7 @@ class ConsentMiddleware:
         self.plans = PlanBuilder(self.config, self.matcher, self.ui)
         self.csp = CspBuilder(self.config)
         self.csp_reports = CspReports(self.matcher)
+        self.memo = RewriteMemo()
         self.csp_report_path = self.csp.report_uri
         self.cookie_name = policy.cookie.name
         self.honor_gpc = policy.honor_gpc
@@ -205,7 +207,7 @@ class HtmlResponder:
                                               trust_proxy=self.gate.config.policy.trust_proxy)
         if not first.get("more_body", False) and self.inflater is None:
             # One-chunk body: rewrite it all now so Content-Length can stay exact.
-            body = await self._rewrite_chunk(first.get("body", b""), final=True)
+            body = await self._rewrite_whole(first.get("body", b""))
             self._consent_headers(headers, self.allowed)
             headers["content-length"] = str(len(body))
             await self.raw_send(start)
@@ -268,7 +270,34 @@ class HtmlResponder:
             await self.raw_send(self.start)
         await self.raw_send({"type": "http.response.body", "body": body, "more_body": more})
 
-    async def _rewrite_chunk(self, data: bytes, *, final: bool) -> bytes:
+    async def _rewrite_whole(self, data: bytes) -> bytes:
+        """A whole body in one message: reuse the result for a byte-identical page and plan."""
+        rewriter = self.rewriter
+        if rewriter is None:
+            return data
+        hit = self.gate.memo.get(rewriter.plan, data)
+        if hit is None:
+            return await self._rewrite_chunk(data, final=True, remember=True)
+        if hit.enabled and not await self._disclose(hit.enabled):
+            self.rewriter = HtmlRewriter(self.gate.plans.blocked(self.consent, self.scope, self.charset))
+            return await self._rewrite_chunk(data, final=True)
+        self._report_unknown(hit.unknown_hosts)
+        return hit.output
+
+    async def _disclose(self, partners: frozenset[str]) -> bool:
+        """Log before disclose; False when the ledger failed and the partners must stay off."""
+        new = partners - self.disclosed
+        if not new or self.request is None:
+            return True
+        try:
+            await self.gate.discloser.disclose(new, self.request)
+        except LedgerUnavailable:
+            self.ledger_failed = True
+            return False
+        self.disclosed |= new
+        return True
+
+    async def _rewrite_chunk(self, data: bytes, *, final: bool, remember: bool = False) -> bytes:
         rewriter = self.rewriter
         if rewriter is None:
             return data
@@ -276,23 +305,25 @@ class HtmlResponder:
         out = rewriter.feed(data) if data else b""
         if final:
             out += rewriter.finish()
-        enabled = rewriter.take_enabled() - self.disclosed
-        if enabled and self.request is not None:
-            try:
-                await self.gate.discloser.disclose(enabled, self.request)
-                self.disclosed |= enabled
-            except LedgerUnavailable:
-                # Log before disclose failed: redo this chunk with every partner blocked.
-                self.ledger_failed = True
-                blocked = self.gate.plans.blocked(self.consent, self.scope, self.charset)
-                rewriter.restore(before, blocked)
-                out = rewriter.feed(data) if data else b""
-                if final:
-                    out += rewriter.finish()
-                rewriter.take_enabled()
-        if final and rewriter.unknown_hosts:
-            own = (header_value(self.scope["headers"], b"host") or b"").decode("latin-1")
-            hosts = rewriter.unknown_hosts - {own.rsplit(":", 1)[0].lower()}
-            if hosts:
-                self.gate.plans.report_unknown(hosts, self.scope.get("path", ""))
+        enabled = rewriter.take_enabled()
+        if remember:
+            self.gate.memo.put(Rewritten(rewriter.plan, data, out, enabled,
+                                         frozenset(rewriter.unknown_hosts)))
+        if enabled and not await self._disclose(enabled):
+            # Log before disclose failed: redo this chunk with every partner blocked.
+            rewriter.restore(before, self.gate.plans.blocked(self.consent, self.scope, self.charset))
+            out = rewriter.feed(data) if data else b""
+            if final:
+                out += rewriter.finish()
+            rewriter.take_enabled()
+        if final:
+            self._report_unknown(rewriter.unknown_hosts)
         return out
+
+    def _report_unknown(self, unknown: set[str] | frozenset[str]) -> None:
+        if not unknown:
+            return
+        own = (header_value(self.scope["headers"], b"host") or b"").decode("latin-1")
+        hosts = set(unknown) - {own.rsplit(":", 1)[0].lower()}
+        if hosts:
+            self.gate.plans.report_unknown(hosts, self.scope.get("path", ""))

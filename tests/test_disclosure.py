@@ -179,3 +179,27 @@ def test_disclosure_consent_events_prove_choices(tmp_path: Path) -> None:
     assert json.loads(events[1]["choices"])["ads"] is False
     assert events[0]["consent_id"] == events[1]["consent_id"] != ""
     assert verify(open_store(str(ledger_path(tmp_path)))).ok
+
+
+def test_disclosure_remembered_rewrite_still_logs_every_view(tmp_path: Path) -> None:
+    """The second identical page view reuses the rewritten bytes, never the ledger write."""
+    gate = make_gate(html_app(), tmp_path)
+    cookie = cookie_for(gate, {"ads"})
+    first = asyncio.run(run(gate, http_scope(cookie=cookie)))
+    second = asyncio.run(run(gate, http_scope(cookie=cookie)))
+    assert gate.memo.hits == 1
+    assert first.body == second.body and ADS_SNIPPET.encode() in second.body
+    recorded = rows(ledger_path(tmp_path))
+    assert [r["partner"] for r in recorded] == ["adsense", "adsense"]
+    assert recorded[0]["request_id"] != recorded[1]["request_id"]
+
+
+def test_disclosure_remembered_rewrite_fails_closed_when_ledger_breaks(tmp_path: Path) -> None:
+    gate = make_gate(html_app(), tmp_path)
+    cookie = cookie_for(gate, {"ads"})
+    asyncio.run(run(gate, http_scope(cookie=cookie)))
+    gate.discloser.writer.store = open_store(_broken_ledger(tmp_path))  # type: ignore[union-attr]
+    out = asyncio.run(run(gate, http_scope(cookie=cookie)))
+    assert gate.memo.hits == 1
+    assert ADS_SNIPPET.encode() not in out.body
+    assert b"pagead2.googlesyndication.com" not in out.header(b"content-security-policy")[0]

@@ -1,0 +1,66 @@
+"""Whole-body rewrite results remembered per plan.
+
+Most pages of a site are byte-identical from one visitor to the next (an article, a cached
+template), and a site has few distinct plans, so the same (plan, body) pair is rewritten
+again and again. The result is a pure function of the two; remembering it turns a scan of
+the page into a hash and a comparison. Log before disclose still happens on every request:
+only the bytes are reused, never the ledger write.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from .rewrite import RewritePlan
+
+
+@dataclass(frozen=True)
+class Rewritten:
+    plan: RewritePlan  # held so that id(plan) in the key cannot be reused while the entry lives
+    body: bytes
+    output: bytes
+    enabled: frozenset[str]
+    unknown_hosts: frozenset[str]
+
+
+class RewriteMemo:
+    """A small LRU bounded by entry count and by the total bytes it holds."""
+
+    def __init__(self, *, max_bytes: int = 32 * 1024 * 1024, max_body: int = 2 * 1024 * 1024) -> None:
+        self.max_bytes = max_bytes
+        self.max_body = max_body
+        self._entries: OrderedDict[tuple[int, int, int], Rewritten] = OrderedDict()
+        self._size = 0
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def _key(plan: RewritePlan, body: bytes) -> tuple[int, int, int]:
+        return (id(plan), len(body), hash(body))
+
+    def get(self, plan: RewritePlan, body: bytes) -> Rewritten | None:
+        if len(body) > self.max_body:
+            return None
+        key = self._key(plan, body)
+        entry = self._entries.get(key)
+        # A hash match is not proof: compare the bytes (a memcmp, microseconds).
+        if entry is None or entry.plan is not plan or entry.body != body:
+            self.misses += 1
+            return None
+        self._entries.move_to_end(key)
+        self.hits += 1
+        return entry
+
+    def put(self, entry: Rewritten) -> None:
+        if len(entry.body) > self.max_body:
+            return
+        key = self._key(entry.plan, entry.body)
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self._size -= len(old.body) + len(old.output)
+        self._entries[key] = entry
+        self._size += len(entry.body) + len(entry.output)
+        while self._size > self.max_bytes and self._entries:
+            _, dropped = self._entries.popitem(last=False)
+            self._size -= len(dropped.body) + len(dropped.output)
