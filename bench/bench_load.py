@@ -98,6 +98,17 @@ def ledger_off_app() -> Any:
 # ------------------------------------------------------------------------- helpers
 
 
+def git_rev() -> str:
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                             text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "middleware", "examples"],
+                               cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return "?"
+    return f"git {rev}" + (" + uncommitted changes in middleware/ or examples/" if dirty else "")
+
+
 def machine_description() -> list[str]:
     model = "unknown"
     try:
@@ -117,7 +128,7 @@ def machine_description() -> list[str]:
         uv = "?"
     return [
         f"date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"nproc: {nproc}; CPU: {model}",
+        f"nproc: {nproc}; CPU: {model}; code: {git_rev()}",
         f"Python {platform.python_version()} ({platform.python_implementation()}), "
         f"{platform.system()} {platform.release()}; uvicorn {uv} (h11, asyncio loop); {wrk_line}",
         f"CPU contention: wrk (2 threads) and the server worker(s) share these {nproc} cores, "
@@ -144,7 +155,7 @@ def mint_cookie(config_path: Path, secret: str) -> str:
 
 def fetch(url: str, cookie: str | None = None, timeout: float = 5.0) -> tuple[int, bytes]:
     req = urllib.request.Request(url, headers={"Cookie": cookie} if cookie else {})
-    with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (127.0.0.1 only)
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
         return resp.status, resp.read()
 
 
@@ -208,7 +219,7 @@ def run_wrk(url: str, cookie: str | None, duration: float, conns: int = 32) -> W
     argv = ["wrk", "-t2", f"-c{conns}", f"-d{duration:g}s", "--latency"]
     if cookie:
         argv += ["-H", f"Cookie: {cookie}"]
-    out = subprocess.run(argv + [url], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([*argv, url], capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
     p99 = ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
@@ -241,7 +252,7 @@ def table(headers: list[str], rows: list[list[str]], markdown: bool, left: bool 
         return "\n".join(lines)
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
     fmt = lambda r: "  ".join(c.ljust(w) if i == 0 or left else c.rjust(w)  # noqa: E731
-                              for i, (c, w) in enumerate(zip(r, widths)))
+                              for i, (c, w) in enumerate(zip(r, widths, strict=False)))
     return "\n".join([fmt(headers), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows])
 
 
@@ -274,18 +285,18 @@ def bench_workers(workers: int, args: argparse.Namespace, tmp: Path, out: list[s
     launcher = [sys.executable, str(Path(__file__).resolve()), "--serve"]
     servers = {}
     for name, argv, app, factory in [
-        ("bare", uv + ["examples.japan_talk.app:app"], "examples.japan_talk.app:app", False),
+        ("bare", [*uv, "examples.japan_talk.app:app"], "examples.japan_talk.app:app", False),
         ("wrapped", [str(VENV_BIN / "consent-gate"), "run", "examples.japan_talk.app:app",
                      "--config", str(config), "--workers", str(workers), "--log-level", "warning"],
          "middleware.runner:create_app", True),
-        ("wrapped-ledger-off", uv + ["--factory", "--app-dir", str(BENCH), "bench_load:ledger_off_app"],
+        ("wrapped-ledger-off", [*uv, "--factory", "--app-dir", str(BENCH), "bench_load:ledger_off_app"],
          "bench_load:ledger_off_app", True),
     ]:
         port = free_port()
         if workers > 1:  # same app, same uvicorn, but a listening socket that keeps TCP_NODELAY
             argv = launcher + [app, str(port), str(workers)] + (["--factory"] if factory else [])
         else:
-            argv = argv + ["--port", str(port)]
+            argv = [*argv, "--port", str(port)]
         servers[name] = Server(name, argv, env, port, tmp / f"{name}-w{workers}.log")
         commands.append(f"{workers}w {name}: " + " ".join(
             Path(a).name if a.startswith("/") and not a.endswith(".toml") else a for a in argv))
@@ -337,7 +348,7 @@ def bench_workers(workers: int, args: argparse.Namespace, tmp: Path, out: list[s
         vs = [v for v in variants if v.path == path]
         bare = vs[0]
         for v in vs:
-            ratio = statistics.median(a.rps / b.rps for a, b in zip(v.results, bare.results))
+            ratio = statistics.median(a.rps / b.rps for a, b in zip(v.results, bare.results, strict=False))
             errs = sorted({r.errors for r in v.results if r.errors})
             rows.append([f"{path} {v.name}", f"{v.med('rps'):.0f}",
                          "1.00" if v is bare else f"{ratio:.2f}",
@@ -350,13 +361,13 @@ def bench_workers(workers: int, args: argparse.Namespace, tmp: Path, out: list[s
     j_ratio = statistics.median(
         a.rps / b.rps for v in (by[(JSON_PATH, "wrapped, no consent")],
                                 by[(JSON_PATH, "wrapped, all consent, ledger on")])
-        for a, b in zip(v.results, by[(JSON_PATH, "bare")].results))
+        for a, b in zip(v.results, by[(JSON_PATH, "bare")].results, strict=False))
     on, off = by[(ARTICLE, "wrapped, all consent, ledger on")], by[(ARTICLE, "wrapped, all consent, ledger off")]
-    a_ratio = statistics.median(a.rps / b.rps for a, b in zip(on.results, by[(ARTICLE, "bare")].results))
-    p99_add = statistics.median(a.p99_ms - b.p99_ms for a, b in zip(on.results, off.results))
-    p50_add = statistics.median(a.p50_ms - b.p50_ms for a, b in zip(on.results, off.results))
+    a_ratio = statistics.median(a.rps / b.rps for a, b in zip(on.results, by[(ARTICLE, "bare")].results, strict=False))
+    p99_add = statistics.median(a.p99_ms - b.p99_ms for a, b in zip(on.results, off.results, strict=False))
+    p50_add = statistics.median(a.p50_ms - b.p50_ms for a, b in zip(on.results, off.results, strict=False))
     nc_ratio = statistics.median(a.rps / b.rps for a, b in zip(by[(ARTICLE, "wrapped, no consent")].results,
-                                                              by[(ARTICLE, "bare")].results))
+                                                              by[(ARTICLE, "bare")].results, strict=False))
     out.append(table(["target", "goal", "measured", "verdict"], [
         [TARGETS[0][0], TARGETS[0][1], f"{j_ratio:.2f} (no consent and all consent runs)",
          verdict(j_ratio >= 0.95)],

@@ -101,7 +101,8 @@ class ConsentMiddleware:
         inner["state"] = state = dict(state) if state is not None else {}
         state["consent"] = consent
         # Ask for identity bodies: compressed HTML could not be rewritten (compression goes outside us).
-        inner["headers"] = [(k, v) for k, v in scope["headers"] if k != b"accept-encoding"]
+        if any(k == b"accept-encoding" for k, _ in scope["headers"]):
+            inner["headers"] = [(k, v) for k, v in scope["headers"] if k != b"accept-encoding"]
         if scope["method"] == "HEAD":
             await self.app(inner, receive, send)
             return
@@ -173,13 +174,15 @@ class HtmlResponder:
         if start is None:  # a broken app; let the server complain about it
             self.mode = "pass"
             return
-        headers = MutableHeaders(scope=start)
         status = int(start.get("status", 200))
-        content_type = headers.get("content-type", "").lower()
-        if not (200 <= status < 300 and status != 204 and content_type.startswith("text/html")):
+        raw_type = header_value(start.get("headers", ()), b"content-type") or b""
+        # Decided on the raw list: JSON and files never pay for more than this.
+        if not (200 <= status < 300 and status != 204 and raw_type[:9].lower() == b"text/html"):
             self.mode = "pass"
             await self.raw_send(start)
             return
+        headers = MutableHeaders(scope=start)
+        content_type = raw_type.decode("latin-1").lower()
         encoding = headers.get("content-encoding", "identity").strip().lower()
         charset_ok = not any(cs in content_type for cs in _REWRITABLE_CHARSET_BLOCKLIST)
         if encoding not in ("identity", "gzip", "x-gzip", "deflate") or not charset_ok:

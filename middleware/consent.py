@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
@@ -24,6 +25,7 @@ logger = logging.getLogger("consent_gate")
 
 #: Browsers keep cookies up to 4096 bytes; anything longer was not written by us.
 MAX_COOKIE_LENGTH = 4096
+_VERIFIED_CACHE_SIZE = 10_000
 
 Source = Literal["banner", "preferences", "form", "placeholder", "gpc", "api"]
 _SOURCES: frozenset[str] = frozenset({"banner", "preferences", "form", "placeholder", "gpc", "api"})
@@ -98,6 +100,10 @@ class ConsentCodec:
         # itsdangerous signs with the *last* key of the list.
         self._serializer = URLSafeTimedSerializer(list(reversed(ordered)), salt=self.salt)
         self.max_age_seconds = max_age_seconds
+        # Verified cookie values -> their choice. A returning visitor sends the same value on
+        # every request; re-deriving the key and the HMAC each time is most of a JSON request's
+        # cost. Only values that verified are kept, and expiry is re-checked on every hit.
+        self._verified: OrderedDict[str, StoredChoice] = OrderedDict()
 
     def dumps(self, choice: StoredChoice) -> str:
         payload = {
@@ -112,6 +118,14 @@ class ConsentCodec:
         """The stored choice, or None for any cookie we cannot trust."""
         if not value or len(value) > MAX_COOKIE_LENGTH:
             return None
+        known = self._verified.get(value)
+        if known is not None:
+            age = dt.datetime.now(dt.UTC) - known.given_at
+            if age.total_seconds() > self.max_age_seconds:
+                del self._verified[value]
+                return None
+            self._verified.move_to_end(value)
+            return known
         try:
             payload, signed_at = self._serializer.loads(
                 value, max_age=self.max_age_seconds, return_timestamp=True)
@@ -121,7 +135,12 @@ class ConsentCodec:
         except Exception as exc:  # e.g. a decompression error inside a forged-looking payload
             logger.debug("consent cookie unreadable: %r", exc)
             return None
-        return _parse_payload(payload, signed_at)
+        choice = _parse_payload(payload, signed_at)
+        if choice is not None:
+            self._verified[value] = choice
+            if len(self._verified) > _VERIFIED_CACHE_SIZE:
+                self._verified.popitem(last=False)
+        return choice
 
 
 def _parse_payload(payload: Any, signed_at: dt.datetime) -> StoredChoice | None:

@@ -54,8 +54,11 @@ def test_codec_rotation_newest_signs_all_verify() -> None:
 def test_codec_expired_cookie_is_no_consent() -> None:
     codec = ConsentCodec([KEY], max_age_seconds=1)
     value = codec.dumps(stored({"ads"}))
+    other = codec.dumps(stored({"social"}))
+    assert codec.loads(other) is not None, "verified once, so remembered"
     time.sleep(2.1)
     assert codec.loads(value) is None
+    assert codec.loads(other) is None, "a remembered cookie still expires"
 
 
 @pytest.mark.parametrize("bad", [
