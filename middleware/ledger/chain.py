@@ -13,12 +13,20 @@ import hashlib
 import hmac
 import json
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
+from json.encoder import encode_basestring  # what json.dumps(ensure_ascii=False) uses
 from typing import TYPE_CHECKING, Any
 
-from middleware.ledger.records import Record, RecordKind, format_time
+from middleware.ledger.records import (
+    ConsentEvent,
+    DisclosureRecord,
+    Record,
+    RecordKind,
+    format_time,
+)
 
 if TYPE_CHECKING:
     from middleware.ledger.store import LedgerStore
@@ -26,15 +34,93 @@ if TYPE_CHECKING:
 GENESIS = "0" * 64
 
 
-def canonical_json(obj: Any) -> bytes:
+def canonical_text(obj: Any) -> str:
     return json.dumps(
         obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    )
+
+
+def canonical_json(obj: Any) -> bytes:
+    return canonical_text(obj).encode("utf-8")
 
 
 def record_hash(kind: RecordKind, body: dict[str, Any], writer_id: str, seq: int, prev: str) -> str:
+    """The reference definition of a row's hash (``body`` is ``record.to_dict()``).
+
+    ``hash_record`` computes the same value faster; keep the two identical, or existing
+    ledgers stop verifying.
+    """
     payload = {"kind": kind, "record": body, "writer": writer_id, "seq": seq, "prev": prev}
     return hashlib.sha256(canonical_json(payload)).hexdigest()
+
+
+# -- the fast path ---------------------------------------------------------------------
+# The writer thread hashes every record and competes for the GIL with the event loop, so
+# the canonical JSON of the two known record shapes is assembled by hand from fragments:
+# strings through the very encoder json.dumps uses, repeated tuples (purposes, data
+# categories, cookies: fixed per partner) and times (shared by a page view's records)
+# from small caches. The output is byte for byte that of ``canonical_json(to_dict())``.
+
+@lru_cache(maxsize=4096)
+def json_strs(values: tuple[str, ...]) -> str:
+    """Canonical JSON of a tuple of strings (a JSON array): also the SQLite column text."""
+    return canonical_text(list(values))
+
+
+@lru_cache(maxsize=1024)
+def time_text(t: datetime) -> str:
+    """``format_time`` for the writer: one page view's records share one time."""
+    return format_time(t)
+
+
+def _jv(v: Any) -> str:
+    if type(v) is str:
+        return encode_basestring(v)
+    if v is None:
+        return "null"
+    return canonical_text(v)
+
+
+def _mapping_text(m: Mapping[str, Any]) -> str:
+    return canonical_text(dict(m)) if m else "{}"
+
+
+def _strs_text(v: Any) -> str:
+    return json_strs(v) if type(v) is tuple else canonical_text(list(v))
+
+
+def record_text(rec: Record) -> str:
+    """Canonical JSON text of ``rec.to_dict()`` (keys sorted), built without the dict."""
+    if type(rec) is DisclosureRecord:
+        return (
+            f'{{"consent_id":{_jv(rec.consent_id)},"cookies":{_strs_text(rec.cookies)},'
+            f'"data_categories":{_strs_text(rec.data_categories)},'
+            f'"fields":{_mapping_text(rec.fields)},"ip":{_jv(rec.ip)},'
+            f'"legal_basis":{_jv(rec.legal_basis)},"partner":{_jv(rec.partner)},'
+            f'"path":{_jv(rec.path)},"policy_version":{_jv(rec.policy_version)},'
+            f'"purposes":{_strs_text(rec.purposes)},"request_id":{_jv(rec.request_id)},'
+            f'"time":"{time_text(rec.time)}","ua_family":{_jv(rec.ua_family)}}}'
+        )
+    if type(rec) is ConsentEvent:
+        return (
+            f'{{"action":{_jv(rec.action)},"choices":{_mapping_text(rec.choices)},'
+            f'"consent_id":{_jv(rec.consent_id)},"ip":{_jv(rec.ip)},'
+            f'"policy_version":{_jv(rec.policy_version)},"source":{_jv(rec.source)},'
+            f'"time":"{time_text(rec.time)}","ua_family":{_jv(rec.ua_family)}}}'
+        )
+    return canonical_text(rec.to_dict())  # a subclass: its to_dict is the definition
+
+
+def _hash(kind_json: str, body: str, writer_json: str, seq: int, prev: str) -> str:
+    # Keys in sorted order: kind, prev, record, seq, writer.
+    text = (f'{{"kind":{kind_json},"prev":{_jv(prev)},"record":{body},'
+            f'"seq":{int(seq)},"writer":{writer_json}}}')
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def hash_record(rec: Record, writer_id: str, seq: int, prev: str) -> str:
+    """``record_hash(rec.kind, rec.to_dict(), writer_id, seq, prev)``, faster."""
+    return _hash(_jv(rec.kind), record_text(rec), _jv(writer_id), seq, prev)
 
 
 def new_writer_id() -> str:
@@ -67,10 +153,12 @@ class ChainCursor:
     def link(self, records: Iterable[Record]) -> list[ChainedRecord]:
         out: list[ChainedRecord] = []
         seq, prev = self.seq, self.tip
+        writer_id = self.writer_id
+        writer_json = _jv(writer_id)
         for rec in records:
             seq += 1
-            h = record_hash(rec.kind, rec.to_dict(), self.writer_id, seq, prev)
-            out.append(ChainedRecord(rec, self.writer_id, seq, prev, h))
+            h = _hash(_jv(rec.kind), record_text(rec), writer_json, seq, prev)
+            out.append(ChainedRecord(rec, writer_id, seq, prev, h))
             prev = h
         return out
 
@@ -92,8 +180,7 @@ class StoredRow:
     hash: str
 
     def computed_hash(self) -> str:
-        return record_hash(self.record.kind, self.record.to_dict(), self.writer_id, self.seq,
-                           self.prev_hash)
+        return hash_record(self.record, self.writer_id, self.seq, self.prev_hash)
 
     def to_dict(self) -> dict[str, Any]:
         return {
