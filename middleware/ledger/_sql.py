@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager
 from datetime import date, datetime
 from typing import Any, Self
 
-from middleware.ledger.chain import ChainedRecord, Checkpoint, StoredRow
+from middleware.ledger.chain import ChainedRecord, Checkpoint, StoredRow, canonical_text
 from middleware.ledger.records import ConsentEvent, DisclosureRecord, Record
 from middleware.ledger.store import (
     CONSENT_EVENTS,
@@ -41,9 +41,24 @@ CHECKPOINT_COLS = ("id", "writer_id", "last_seq", "last_hash", "purged", "time",
 FETCH = 1000
 
 
-def _insert_sql(table: str, record_cols: tuple[str, ...]) -> str:
+def _insert_sql(table: str, record_cols: tuple[str, ...], rows: int = 1) -> str:
     cols = (*record_cols, *CHAIN_COLS)
-    return f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+    one = f"({', '.join('?' * len(cols))})"
+    return f"INSERT INTO {table} ({', '.join(cols)}) VALUES {', '.join([one] * rows)}"
+
+
+def _chunks(n: int, largest: int) -> Iterator[int]:
+    """Split ``n`` rows into power-of-two statement sizes (``largest`` at most).
+
+    Few distinct statement texts, so the driver's statement cache keeps them all (parsing
+    a 512-row INSERT costs more than running it), and few statements per batch.
+    """
+    size = 1 << max(largest, 1).bit_length() - 1
+    while n:
+        while size > n:
+            size >>= 1
+        yield size
+        n -= size
 
 Row = Sequence[Any]
 
@@ -76,6 +91,14 @@ class SqlStore:
     def _json_value(self, v: Any) -> Any:
         raise NotImplementedError
 
+    def _strs_param(self, v: tuple[str, ...]) -> Any:
+        """A tuple of strings (purposes, data categories, cookies) for a JSON column."""
+        return self._json_param(list(v))
+
+    def _multirow_max(self, ncols: int) -> int:
+        """Rows per multi-row INSERT; 0 to insert with ``executemany`` instead."""
+        return 0
+
     def _day_expr(self, col: str) -> str:
         raise NotImplementedError
 
@@ -104,6 +127,27 @@ class SqlStore:
 
     # -- rows <-> records --------------------------------------------------------------
     def _params(self, row: ChainedRecord) -> list[Any]:
+        # Straight from the attributes: this runs on the writer thread for every record.
+        rec = row.record
+        if type(rec) is DisclosureRecord:
+            f = rec.fields
+            return [
+                self._ts_param(rec.time), rec.request_id, rec.consent_id, rec.path, rec.partner,
+                self._strs_param(rec.purposes), rec.legal_basis,
+                self._strs_param(rec.data_categories), self._strs_param(rec.cookies),
+                rec.policy_version, rec.ip, rec.ua_family,
+                canonical_text(dict(f)) if f else "{}",
+                row.writer_id, row.seq, row.prev_hash, row.hash,
+            ]
+        if type(rec) is ConsentEvent:
+            return [
+                self._ts_param(rec.time), rec.consent_id, rec.action,
+                self._json_param(dict(rec.choices)), rec.policy_version, rec.source, rec.ip,
+                rec.ua_family, row.writer_id, row.seq, row.prev_hash, row.hash,
+            ]
+        return self._params_generic(row)
+
+    def _params_generic(self, row: ChainedRecord) -> list[Any]:
         body = row.record.to_dict()
         cols: tuple[str, ...] = (DISCLOSURE_COLS if isinstance(row.record, DisclosureRecord)
                                  else CONSENT_COLS)
@@ -150,9 +194,23 @@ class SqlStore:
         cons = [self._params(r) for r in rows if isinstance(r.record, ConsentEvent)]
         with self._lock, self._write_tx() as cur:
             if disc:
-                cur.executemany(self._q(_insert_sql(DISCLOSURES, DISCLOSURE_COLS)), disc)
+                self._insert(cur, DISCLOSURES, DISCLOSURE_COLS, disc)
             if cons:
-                cur.executemany(self._q(_insert_sql(CONSENT_EVENTS, CONSENT_COLS)), cons)
+                self._insert(cur, CONSENT_EVENTS, CONSENT_COLS, cons)
+
+    def _insert(self, cur: Any, table: str, record_cols: tuple[str, ...],
+                params: list[list[Any]]) -> None:
+        largest = self._multirow_max(len(record_cols) + len(CHAIN_COLS))
+        if largest <= 0:
+            cur.executemany(self._q(_insert_sql(table, record_cols)), params)
+            return
+        # One statement for many rows: sqlite3's executemany releases and retakes the GIL
+        # around every row, and each retake can wait for a busy event loop thread.
+        i = 0
+        for k in _chunks(len(params), largest):
+            flat = [v for p in params[i:i + k] for v in p]
+            cur.execute(self._q(_insert_sql(table, record_cols, k)), flat)
+            i += k
 
     def purge(self, cutoff: datetime, make: PurgeCheckpointFactory) -> list[Checkpoint]:
         ts = self._ts_param(cutoff)
