@@ -97,9 +97,9 @@ class ConsentMiddleware:
             await self.ui.handle(scope, receive, send, consent)
             return
         inner = dict(scope)
-        state = scope.get("state")
-        inner["state"] = state = dict(state) if state is not None else {}
+        state = ConsentState(scope.get("state") or {})
         state["consent"] = consent
+        inner["state"] = state
         # Ask for identity bodies: compressed HTML could not be rewritten (compression goes outside us).
         if any(k == b"accept-encoding" for k, _ in scope["headers"]):
             inner["headers"] = [(k, v) for k, v in scope["headers"] if k != b"accept-encoding"]
@@ -122,6 +122,23 @@ class ConsentMiddleware:
             return message
 
         return wrapped
+
+
+class ConsentState(dict[str, Any]):
+    """The request state handed to the site. It notices when the site reads the consent, so
+    that any response that may depend on it (JSON, a 404 page) is kept out of shared caches."""
+
+    consent_read = False
+
+    def __getitem__(self, key: str) -> Any:
+        if key == "consent":
+            self.consent_read = True
+        return super().__getitem__(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if key == "consent":
+            self.consent_read = True
+        return super().get(key, default)
 
 
 class HtmlResponder:
@@ -166,8 +183,16 @@ class HtmlResponder:
     async def _pass_through(self, message: Message) -> None:
         self.mode = "pass"
         if self.start is not None:
-            await self.raw_send(self.start)
+            await self._send_untouched_start(self.start)
         await self.raw_send(message)
+
+    async def _send_untouched_start(self, start: Message) -> None:
+        state = self.scope.get("state")
+        if isinstance(state, ConsentState) and state.consent_read:
+            headers = MutableHeaders(scope=start)
+            headers["vary"] = merge_vary(headers.get("vary"), self.gate.vary)
+            headers["cache-control"] = private_cache_control(headers.get("cache-control"))
+        await self.raw_send(start)
 
     async def _decide(self, first: Message) -> None:
         start = self.start
@@ -179,7 +204,7 @@ class HtmlResponder:
         # Decided on the raw list: JSON and files never pay for more than this.
         if not (200 <= status < 300 and status != 204 and raw_type[:9].lower() == b"text/html"):
             self.mode = "pass"
-            await self.raw_send(start)
+            await self._send_untouched_start(start)
             return
         headers = MutableHeaders(scope=start)
         content_type = raw_type.decode("latin-1").lower()

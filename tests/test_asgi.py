@@ -230,3 +230,22 @@ def test_middleware_mixed_case_response_headers_are_rewritten(tmp_path: Path) ->
     assert names.count(b"content-length") == 1 and b"Content-Length" not in names
     assert out.header(b"content-length") == [str(len(out.body)).encode()]
     assert out.header(b"vary")[0].startswith(b"Accept-Encoding, Cookie")
+
+
+def test_middleware_json_that_read_consent_is_private(tmp_path: Path) -> None:
+    """A view that reads the consent makes its response consent-dependent, HTML or not."""
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        request = Request(scope, receive)
+        reads = request.url.path == "/reads"
+        body = {"ads": request.state.consent.allows("ads")} if reads else {"ok": True}
+        await JSONResponse(body, headers={"Cache-Control": "public, max-age=60"})(scope, receive, send)
+
+    gate = make_gate(app, tmp_path)
+    reads = asyncio.run(run(gate, http_scope("/reads")))
+    plain = asyncio.run(run(gate, http_scope("/plain")))
+    assert reads.header(b"cache-control") == [b"private, max-age=60"]
+    assert b"Cookie" in reads.header(b"vary")[0]
+    assert plain.header(b"cache-control") == [b"public, max-age=60"] and plain.header(b"vary") == []

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any, Self
 
 from middleware.ledger.chain import ChainedRecord, Checkpoint, StoredRow, canonical_text
@@ -41,6 +42,7 @@ CHECKPOINT_COLS = ("id", "writer_id", "last_seq", "last_hash", "purged", "time",
 FETCH = 1000
 
 
+@lru_cache(maxsize=64)
 def _insert_sql(table: str, record_cols: tuple[str, ...], rows: int = 1) -> str:
     cols = (*record_cols, *CHAIN_COLS)
     one = f"({', '.join('?' * len(cols))})"

@@ -22,6 +22,7 @@ from typing import Any
 
 from middleware.errors import LedgerUnavailable
 from middleware.ledger._sql import Migration, Row, SqlStore, fetch_batches
+from middleware.ledger.chain import json_strs, time_text
 from middleware.ledger.records import format_time, parse_time
 
 _MIGRATIONS: tuple[Migration, ...] = (
@@ -83,6 +84,9 @@ _MIGRATIONS: tuple[Migration, ...] = (
 )
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
 
+#: SQLITE_MAX_VARIABLE_NUMBER's default since SQLite 3.32 (999 before).
+_MAX_VARIABLES = 32766
+
 
 @lru_cache(maxsize=1024)
 def _loads(text: str) -> Any:
@@ -97,6 +101,7 @@ class SqliteStore(SqlStore):
         self.path = Path(path)
         self.busy_timeout_s = busy_timeout_s
         self._conn: sqlite3.Connection | None = None
+        self._max_variables = 999
 
     def __repr__(self) -> str:
         return f"SqliteStore({str(self.path)!r})"
@@ -167,6 +172,8 @@ class SqliteStore(SqlStore):
             except (OSError, sqlite3.Error) as exc:
                 raise LedgerUnavailable(f"cannot open SQLite ledger {self.path}: {exc}") from exc
             self._conn = conn
+            self._max_variables = min(
+                conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER), _MAX_VARIABLES)
         return self._conn
 
     def open(self) -> None:
@@ -222,13 +229,20 @@ class SqliteStore(SqlStore):
 
     # -- dialect -----------------------------------------------------------------------
     def _ts_param(self, t: datetime) -> Any:
-        return format_time(t)
+        return time_text(t)
 
     def _ts_value(self, v: Any) -> datetime:
         return parse_time(str(v))
 
     def _json_param(self, v: Any) -> Any:
         return json.dumps(v, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+    def _strs_param(self, v: tuple[str, ...]) -> Any:
+        return json_strs(v)  # the same text as _json_param(list(v)), cached
+
+    def _multirow_max(self, ncols: int) -> int:
+        # _write_tx has connected, so the limit is the connection's own.
+        return self._max_variables // ncols
 
     def _json_value(self, v: Any) -> Any:
         # Purposes, categories and cookies repeat on every row: parse each text once.

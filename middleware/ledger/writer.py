@@ -73,6 +73,26 @@ def _settle(fut: asyncio.Future[None], error: BaseException | None) -> None:
         fut.set_exception(error)
 
 
+def _settle_all(futs: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    for fut in futs:
+        _settle(fut, error)
+
+
+def _resolve_all(batch: Sequence[_Waiter], error: BaseException | None) -> None:
+    """Wake every waiter of a batch: one ``call_soon_threadsafe`` per event loop, not per
+    waiter (each one writes to the loop's self-pipe, and takes the GIL back after it)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+    for w in batch:
+        if w.loop is not None and w.fut is not None and w.cfut is None:
+            by_loop.setdefault(w.loop, []).append(w.fut)
+        else:
+            w.resolve(error)
+    for loop, futs in by_loop.items():
+        # A closed loop raises RuntimeError: nobody is waiting any more.
+        with suppress(RuntimeError):
+            loop.call_soon_threadsafe(_settle_all, futs, error)
+
+
 _STOP = object()
 
 
@@ -232,8 +252,7 @@ class LedgerWriter:
             # Callers decide what to tell the operator (the middleware: once a minute); here it is
             # detail for debugging, not an alarm per page view.
             log.debug("ledger write failed (%d records): %s", len(records), error)
-        for w in batch:
-            w.resolve(error)
+        _resolve_all(batch, error)
 
     def _run(self) -> None:
         while True:
