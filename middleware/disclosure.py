@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import os
 import secrets
 import time
 from collections.abc import Mapping
@@ -42,6 +43,8 @@ _RETRY_SECONDS = 5.0
 _ERROR_LOG_INTERVAL = 60.0
 #: A page never waits longer than this for the ledger; past it the write counts as failed.
 _WRITE_TIMEOUT = 5.0
+#: The HMAC key for purge checkpoints (the same variable `consent-gate log` reads).
+LEDGER_KEY_ENV = "CONSENT_GATE_LEDGER_KEY"
 
 
 @dataclass(frozen=True)
@@ -175,8 +178,10 @@ class Discloser:
         try:
             await asyncio.to_thread(store.open)
             if ledger.purge_on_start:
+                # Signed like `consent-gate log purge` signs them, so `verify` accepts both.
+                key = os.environ.get(LEDGER_KEY_ENV, "").encode() or None
                 removed = await asyncio.to_thread(
-                    purge, store, dt.timedelta(days=ledger.retention_days), None)
+                    purge, store, dt.timedelta(days=ledger.retention_days), key)
                 logger.info("consent-gate: purged ledger records older than %d days (%d writer "
                             "checkpoint(s))", ledger.retention_days, len(removed))
         except Exception as exc:  # the site keeps serving; partners stay off (fail closed)

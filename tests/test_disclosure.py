@@ -203,3 +203,23 @@ def test_disclosure_remembered_rewrite_fails_closed_when_ledger_breaks(tmp_path:
     assert gate.memo.hits == 1
     assert ADS_SNIPPET.encode() not in out.body
     assert b"pagead2.googlesyndication.com" not in out.header(b"content-security-policy")[0]
+
+
+def test_disclosure_purge_on_start_keeps_chain_verifiable(tmp_path: Path) -> None:
+    import datetime as dt
+
+    from middleware.ledger import DisclosureRecord, LedgerWriter
+
+    path = str(ledger_path(tmp_path))
+    old, new = (dt.datetime.now(dt.UTC) - dt.timedelta(days=d) for d in (500, 1))
+    writer = LedgerWriter(open_store(path))
+    writer.write_sync([DisclosureRecord(time=t, request_id=f"r{i}", consent_id="c", path="/",
+                                        partner="adsense", purposes=("ads",), legal_basis="consent")
+                       for i, t in enumerate([old, old, new])])
+    writer.close()
+    gate = make_gate(html_app(), tmp_path, ledger={"purge_on_start": True, "retention_days": 395})
+    with TestClient(gate):
+        pass
+    assert [r["request_id"] for r in rows(ledger_path(tmp_path))] == ["r2"]
+    report = verify(open_store(path))
+    assert report.ok, report.first_problem
