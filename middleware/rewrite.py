@@ -19,6 +19,7 @@ References: https://html.spec.whatwg.org/multipage/parsing.html#tokenization
 from __future__ import annotations
 
 import html
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -157,6 +158,19 @@ _SKIP_RE = re.compile(
     rb"|<(?=[^!/?a-z]|/>)"  # text: '<' not starting a tag ("</>" is dropped: kept as is)
     rb")*+"
 )
+# The same scan in C (middleware/_speedups.c): skip_end(low, pos) == _SKIP_RE.match(low, pos).end().
+# Used when it was built and agrees on the tag names; CONSENT_GATE_PURE_PYTHON=1 (read at import)
+# or setting this to None selects the regex.
+_skip_end: Callable[[bytes, int], int] | None = None
+if not os.environ.get("CONSENT_GATE_PURE_PYTHON"):
+    try:
+        from . import _speedups
+    except ImportError:
+        pass
+    else:
+        _names = (tuple(_NAME_SET), _END_NAMES, _PLAIN_URL_TAGS)
+        if _names == (_speedups.NAMES, _speedups.END_NAMES, _speedups.PLAIN_URL_TAGS):
+            _skip_end = _speedups.skip_end
 # What the skip stopped at (matched on the buffer itself).
 _DATA_RE = re.compile(
     rb"<(?:"
@@ -395,13 +409,15 @@ class HtmlRewriter:
         n = len(buf)
         low = b""  # lowercased copy of buf for _SKIP_RE, made when first needed
         skip = _SKIP_RE.match
+        skip_end = _skip_end
         self._hold_tag = False
         while True:
             state = self._state
             if state == _DATA:
                 if not low:
                     low = buf.lower()
-                lt = skip(low, pos).end()  # type: ignore[union-attr]  # *+ always matches
+                # *+ always matches: the regex never returns None.
+                lt = skip_end(low, pos) if skip_end else skip(low, pos).end()  # type: ignore[union-attr]
                 if lt >= n:
                     pos = n
                     break

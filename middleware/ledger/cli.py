@@ -8,6 +8,7 @@ broken chain, 2 bad arguments or no usable ledger.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -410,6 +411,11 @@ def run_log(args: argparse.Namespace) -> int:
             return EXIT_OK
         sys.stderr.write(f"consent-gate log: unknown command {cmd!r}\n")
         return EXIT_USAGE
+    except BrokenPipeError:
+        # `consent-gate log export | head`: the reader has what it wanted; not an error.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except (ConsentGateError, OSError, sqlite3.Error) as exc:
         sys.stderr.write(f"consent-gate log: error: {exc}\n")
         return EXIT_USAGE

@@ -1,0 +1,217 @@
+"""The C skip scan (middleware/_speedups.c) gives exactly what the regex it replaces gives:
+``skip_end(low, pos) == _SKIP_RE.match(low, pos).end()`` for any bytes and any position.
+
+Adversarial HTML-ish input: tags built from the tokenizer's edge cases (quoted/unquoted values
+holding ``< > " ' / =``, names that extend or contain the interesting ones, ``data-consent``,
+URL-ish bytes ``: \\ & //``), random token soup, NUL and non-ASCII bytes, buffers cut off
+anywhere, and every start position (out of range ones included). The rewriter's own suites run
+with the extension on and with ``CONSENT_GATE_PURE_PYTHON=1``; see docs/rewriter.md.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import mmap
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from middleware import rewrite
+
+try:
+    from middleware import _speedups
+except ImportError:  # pragma: no cover - a pure-Python install
+    _speedups = None  # type: ignore[assignment]
+
+if _speedups is None:
+    # CI has a compiler: there a missing extension is a build regression, not a skip.
+    if os.environ.get("CI"):
+        pytest.fail("middleware._speedups was not built (pip install -e . should compile it)",
+                    pytrace=False)
+    pytest.skip("middleware._speedups not built (pure-Python install)", allow_module_level=True)
+
+CORPUS = Path(__file__).parent / "corpus"
+SKIP = rewrite._SKIP_RE
+
+
+def regex_end(buf: bytes, pos: int) -> int:
+    m = SKIP.match(buf, pos)
+    assert m is not None
+    return m.end()
+
+
+def check_all_positions(buf: bytes) -> None:
+    for pos in range(-2, len(buf) + 3):
+        assert _speedups.skip_end(buf, pos) == regex_end(buf, pos), (buf, pos)
+
+
+# --- the generator ---------------------------------------------------------------------------
+
+NAMES = [*rewrite._NAME_SET, "scripts", "imgx", "im", "i", "iframes", "linkx", "bodyx", "heads",
+         "noscrip", "noscripts", "a", "div", "p", "x-img", "img-x", "svg", "math", "b", "br",
+         "IMG", "Script", "iMg", "DIV", "a1", "z", "\u00e9", "img\x00", "scr<ipt", 'd"iv',
+         "div=", "i'mg"]
+ATTR_NAMES = ["src", "href", "srcset", "data-consent", "data-consent-src", "data-consentx",
+              "xdata-consent", "data-consen", "Data-Consent", "DATA-CONSENT", "d", "da", "data",
+              "type", "rel", "class", "=", "==", "=x", "a=", '"', "'", '"a"', "<", "<!--", "a<b",
+              "on", "title", "\u00e9", "\x00", "x", "/", "data-consent/"]
+VALUE_BITS = ["", "a", "x", "/", "//", "/ /", "/\t/", "/\n/", "/\r/", "/\f/", "/x/", ":", "http:",
+              "https://ads.example", "\\", "\\\\", "&", "&amp;", "&#47;", "<", ">", "=", '"', "'",
+              " ", "\t", "\n", "\f", "\r", "\v", "<!--", "-->", "<script>", "</script>",
+              "<img src=x>", "data-consent", "\x00", "\u00e9", "\xff", "?", "!", "-", "1x, 2x"]
+WS = [" ", "\t", "\n", "\f", "\r", "  ", "/", " / ", "//", "\v", "", "\n\t"]
+SOUP = ["<", ">", "</", "/>", "<!", "<!--", "-->", "--!>", "<?", "<!DOCTYPE html>", "</>",
+        "< ", "<<", "<1", "<A", "<Img", "</ x>", '"', "'", "=", "/", " ", "\t", "\n", "\f", "\r",
+        "\v", "\x00", "\xff", "\u00e9", "\u0130", "\u212a", "text", "&amp;", "&", ":", "\\",
+        "//", "data-consent", "src=", "http://x", "a", "z", "-", "!", "?",
+        *(f"<{n}" for n in rewrite._NAME_SET), *(f"</{n}" for n in rewrite._NAME_SET),
+        "<scripts", "<imgx", "<iframe", "</noscripts", "</bodyx", "</headx", "</div>",
+        "<div>", "<p title='<'>", '<a b=x"y c="z>', "<img src=//x>", "<img alt=a/b>"]
+
+
+def _text(parts: list[str]) -> str:
+    return "".join(parts)
+
+
+values = st.lists(st.sampled_from(VALUE_BITS), max_size=4).map(_text)
+value_part = st.one_of(
+    st.just(""),  # no value
+    st.tuples(st.sampled_from(["", " ", "\t", "\n "]), st.sampled_from(["", " ", "\r"]),
+              st.sampled_from(['"', "'", ""]), values, st.sampled_from(['"', "'", "", "x"]))
+    .map(lambda t: f"{t[0]}={t[1]}{t[2]}{t[3]}{t[4]}"),
+)
+attrs = st.lists(st.tuples(st.sampled_from(WS), st.sampled_from(ATTR_NAMES), value_part)
+                 .map(_text), max_size=5).map(_text)
+tags = st.tuples(
+    st.sampled_from(["<", "</", "<", "<"]),
+    st.sampled_from(NAMES),
+    attrs,
+    st.sampled_from(["", " ", "/", " /", "\n"]),
+    st.sampled_from([">", ">", ">", "", "/>", "x"]),
+).map(_text)
+# URL tags that the skip may pass: benign values with at most a hazard or two in them.
+BENIGN = ["a", "x/y", "/", "-", ".png", "1x", " ", "?q=1"]
+HAZARD = [":", "\\", "&", "//", "/\t", "/\n", "/\r", "/\f", "/ ", "/\v", "/'", '/"', "/>", '"',
+          "'", ">", "<", "=", "\x00", "\xe9", "d", "data-consent", ""]
+quiet_values = st.lists(st.one_of(st.sampled_from(BENIGN), st.sampled_from(BENIGN),
+                                  st.sampled_from(HAZARD)), max_size=4).map(_text)
+quiet_attrs = st.lists(
+    st.tuples(st.sampled_from([" ", "\n", "/", " /", "\t", "\f"]),
+              st.sampled_from(["src", "alt", "srcset", "x", "d", "data", "data-consent",
+                               "data-consent-src", "data-consentx", "=a", "dat", "a'b"]),
+              st.sampled_from(["", "=", " = ", "=\r", "\n="]),
+              st.sampled_from(['"', "'", "", ""]), quiet_values)
+    .map(lambda t: t[0] + t[1] + (t[2] + t[3] + t[4] + t[3] if t[2] else "")),
+    max_size=4).map(_text)
+url_tags = st.tuples(st.sampled_from(["<"]), st.sampled_from(rewrite._PLAIN_URL_TAGS), quiet_attrs,
+                     st.sampled_from(["", " ", "/", "\r"]),
+                     st.sampled_from([">", ">", ">", "", "x>"])).map(_text)
+text = st.text(alphabet=st.sampled_from("ab <>/=\"'!-&:\\\x00\xe9"), max_size=6)
+pieces = st.lists(st.one_of(tags, url_tags, url_tags, st.sampled_from(SOUP), text),
+                  max_size=12).map(_text)
+
+
+@st.composite
+def buffers(draw: st.DrawFn) -> bytes:
+    raw = draw(pieces).encode(draw(st.sampled_from(["utf-8", "latin-1"])), "replace")
+    if draw(st.booleans()):
+        raw += draw(st.binary(max_size=4))
+    # Mostly as the rewriter calls it (a lowercased copy); raw bytes too (uppercase '<A' etc.).
+    if draw(st.integers(0, 3)):
+        raw = raw.lower()
+    cut = draw(st.integers(0, len(raw)))  # truncated anywhere, mid-tag included
+    return raw[:cut] if draw(st.booleans()) else raw
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(buffers())
+@example(b'<img src="a/b" alt=x>')
+@example(b"<img src=a/\tb>")
+@example(b"<img data-consent>")
+@example(b"<img data-consentx>")
+@example(b"<img data-consent")
+@example(b"<img =x>")
+@example(b'<div title="<!--">x<script>')
+@example(b'<a b=x"y c="z>"><script src=//ads>')
+@example(b"<scripts><imgx></noscripts></body ></bodyx>")
+@example(b"</>< <1<\xff<!x<?x</ x>")
+@example(b'<img src="')
+@example(b"<img src='x'/")
+def test_c_skip_equals_regex(buf: bytes) -> None:
+    check_all_positions(buf)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.binary(max_size=40), st.integers(-3, 45))
+def test_c_skip_equals_regex_on_random_bytes(buf: bytes, pos: int) -> None:
+    assert _speedups.skip_end(buf, pos) == regex_end(buf, pos)
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in CORPUS.glob("*.html")))
+def test_c_skip_equals_regex_on_the_corpus(name: str) -> None:
+    low = (CORPUS / name).read_bytes().lower()
+    for pos in range(len(low) + 1):
+        assert _speedups.skip_end(low, pos) == regex_end(low, pos), pos
+
+
+def test_every_prefix_of_tricky_tags() -> None:
+    doc = (b'<p>x<img alt="a>b" src=/x/y.png width=1><div title=\'<!--\' a=b"c d="e>'
+           b"<link rel=stylesheet href=/a.css /><img src='//ads' ><source srcset=\"/a 1x\">"
+           b"</span ><br/></p x=y><video poster=a/\r/b></video></>< x<!-- c --></body>")
+    for cut in range(len(doc) + 1):
+        check_all_positions(doc[:cut])
+
+
+def test_name_lists_match_the_rewriter() -> None:
+    assert tuple(rewrite._NAME_SET) == _speedups.NAMES
+    assert _speedups.END_NAMES == rewrite._END_NAMES
+    assert _speedups.PLAIN_URL_TAGS == rewrite._PLAIN_URL_TAGS
+
+
+def test_rewriter_uses_it_unless_told_not_to() -> None:
+    if os.environ.get("CONSENT_GATE_PURE_PYTHON"):
+        assert rewrite._skip_end is None
+    else:
+        assert rewrite._skip_end is _speedups.skip_end
+
+
+def test_accepts_any_buffer_and_rejects_str() -> None:
+    assert _speedups.skip_end(bytearray(b"ab<p>c<img"), 0) == 6
+    assert _speedups.skip_end(memoryview(b"xxab<p>c<img")[2:], 0) == 6
+    with pytest.raises(TypeError):
+        _speedups.skip_end("<p>", 0)  # type: ignore[arg-type]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="mprotect guard page via libc")
+def test_no_read_past_the_end_of_the_buffer() -> None:
+    """Each buffer ends right before an inaccessible page: any read past its end segfaults."""
+    page = mmap.PAGESIZE
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    mm = mmap.mmap(-1, 2 * page)
+    anchor = ctypes.c_char.from_buffer(mm)
+    base = ctypes.addressof(anchor)
+    assert libc.mprotect(base + page, page, 0) == 0  # PROT_NONE
+    view = memoryview(mm)
+    try:
+        docs = [b"<img src='/a/b' data-consent", b'<div a="x', b"<img src=a/", b"<img src=a/b",
+                b"<img src=a", b'<img src="a/', b"<img data-consentx", b"<img data-consen",
+                b"<img", b"<x", b"<", b"</", b"</x", b"</ab c=d", b"<a b", b"<a b ", b"<a b=",
+                b"<a b= ", b"<a b='", b"<div title=x>text<p", b"<img a=b >t<link x"]
+        for doc in docs:
+            for cut in range(1, len(doc) + 1):
+                piece = doc[:cut]
+                view[page - len(piece) : page] = piece
+                window = view[page - len(piece) : page]
+                for pos in range(len(piece) + 1):
+                    assert _speedups.skip_end(window, pos) == regex_end(piece, pos)
+                window.release()
+    finally:
+        assert libc.mprotect(base + page, page, 3) == 0  # PROT_READ | PROT_WRITE
+        view.release()
+        del anchor
+        mm.close()
