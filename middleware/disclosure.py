@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
 import os
 import secrets
@@ -35,6 +36,11 @@ from .ledger import (
 from .ledger.records import ConsentAction, ConsentSource, LegalBasis
 
 logger = logging.getLogger("consent_gate")
+
+# Visitors repeat: the same browser string and address arrive on every page view, and
+# parsing them costs more than the rest of a record together.
+_ua_family = functools.lru_cache(maxsize=4096)(ua_family)
+_minimise_ip = functools.lru_cache(maxsize=8192)(minimise_ip)
 
 _EVENT_SOURCES = frozenset(get_args(ConsentSource))
 
@@ -127,8 +133,8 @@ class Discloser:
             return
         ledger = self.config.ledger
         now = dt.datetime.now(dt.UTC)
-        ip = minimise_ip(request.client_ip, ledger.ip, self.ip_key)
-        family = ua_family(request.user_agent)
+        ip = _minimise_ip(request.client_ip, ledger.ip, self.ip_key)
+        family = _ua_family(request.user_agent)
         path = page_path(request.path, request.query, ledger.keep_query)
         records = []
         for pid in sorted(partners):
@@ -161,8 +167,8 @@ class Discloser:
             choices={pid: pid in new.granted for pid in self.config.purposes},
             policy_version=new.policy_version,
             source=cast(ConsentSource, source if source in _EVENT_SOURCES else "form"),
-            ip=minimise_ip(info.client_ip, self.config.ledger.ip, self.ip_key),
-            ua_family=ua_family(info.user_agent),
+            ip=_minimise_ip(info.client_ip, self.config.ledger.ip, self.ip_key),
+            ua_family=_ua_family(info.user_agent),
         )
         try:
             await self.writer.write([event], timeout=_WRITE_TIMEOUT)
