@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/bench_rewrite.py            # our scanner: 30 KB, 1 MB, 50 MB streamed
     .venv/bin/python bench/bench_rewrite.py --compare  # plus python-lolhtml doing the same job
+    .venv/bin/python bench/bench_rewrite.py --skip-both  # C skip and regex skip side by side
+    .venv/bin/python bench/bench_rewrite.py --pure     # regex skip only (as without the C build)
 
 Prints page size, MB/s and microseconds per page for pages with a realistic tag mix (head
 with stylesheets, preconnects, analytics and ad scripts; article cards with images, srcset,
@@ -18,8 +20,12 @@ import time
 import tracemalloc
 from collections.abc import Callable, Iterator, Mapping
 
+from middleware import rewrite
 from middleware.hosts import HostMatcher
 from middleware.rewrite import HtmlRewriter, RewritePlan
+
+# The skip the rewriter uses: the C one when middleware._speedups was built (see docs/rewriter.md).
+C_SKIP = rewrite._skip_end
 
 PARTNERS = {
     "google-adsense": ["pagead2.googlesyndication.com", "*.doubleclick.net"],
@@ -141,6 +147,19 @@ def ours(plan: RewritePlan, doc: bytes, chunk: int) -> bytes:
     return b"".join(out)
 
 
+def with_skip(skip: Callable[[bytes, int], int] | None) -> Callable[[RewritePlan, bytes, int], bytes]:
+    """``ours`` with the rewriter's skip set to ``skip`` (None: the regex)."""
+
+    def run(plan: RewritePlan, doc: bytes, chunk: int) -> bytes:
+        rewrite._skip_end = skip
+        try:
+            return ours(plan, doc, chunk)
+        finally:
+            rewrite._skip_end = C_SKIP
+
+    return run
+
+
 def lolhtml_rewrite(plan: RewritePlan, doc: bytes, chunk: int) -> bytes:
     """The same job with python-lolhtml (Cloudflare lol_html), as far as its API allows."""
     import lolhtml
@@ -237,9 +256,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--compare", action="store_true", help="also time python-lolhtml")
     parser.add_argument("--stream-mb", type=int, default=50)
+    parser.add_argument("--pure", action="store_true",
+                        help="use the regex skip (as CONSENT_GATE_PURE_PYTHON=1 does)")
+    parser.add_argument("--skip-both", action="store_true",
+                        help="time the C skip and the regex skip side by side")
     args = parser.parse_args()
+    if args.pure:
+        rewrite._skip_end = None
+    print("skip:", "C (middleware._speedups)" if rewrite._skip_end else "regex (_SKIP_RE)")
     plan = make_plan()
     engines: list[tuple[str, Callable[[RewritePlan, bytes, int], bytes]]] = [("scanner", ours)]
+    if args.skip_both:
+        if C_SKIP is None:
+            parser.error("--skip-both needs the C extension (pip install -e .)")
+        engines = [("scan/C", with_skip(C_SKIP)), ("scan/re", with_skip(None))]
     if args.compare:
         engines.append(("lolhtml", lolhtml_rewrite))
     print(f"{'engine':<9} {'page':>8} {'chunk':>7} {'MB/s':>8} {'us/page':>10}")

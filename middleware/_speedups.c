@@ -67,8 +67,12 @@ static const char *const PLAIN_URL_TAGS[] = {
 static int
 in_list(const char *const *list, const unsigned char *name, Py_ssize_t len)
 {
+    if (len < 1) {
+        return 0;
+    }
     for (; *list; list++) {
-        if ((Py_ssize_t)strlen(*list) == len && memcmp(*list, name, (size_t)len) == 0) {
+        if ((unsigned char)(*list)[0] == name[0] && (Py_ssize_t)strlen(*list) == len
+            && memcmp(*list, name, (size_t)len) == 0) {
             return 1;
         }
     }

@@ -14,6 +14,7 @@ import ctypes
 import mmap
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -73,7 +74,7 @@ SOUP = ["<", ">", "</", "/>", "<!", "<!--", "-->", "--!>", "<?", "<!DOCTYPE html
         "<div>", "<p title='<'>", '<a b=x"y c="z>', "<img src=//x>", "<img alt=a/b>"]
 
 
-def _text(parts: list[str]) -> str:
+def _text(parts: Iterable[str]) -> str:
     return "".join(parts)
 
 
@@ -156,6 +157,17 @@ def test_c_skip_equals_regex_on_the_corpus(name: str) -> None:
     low = (CORPUS / name).read_bytes().lower()
     for pos in range(len(low) + 1):
         assert _speedups.skip_end(low, pos) == regex_end(low, pos), pos
+
+
+@pytest.mark.parametrize("quote", ['"', "'", ""])
+def test_every_single_hazard_in_a_url_tag_value(quote: str) -> None:
+    """Exhaustive: each hazard byte(s), at the start, middle and end of each kind of value."""
+    for hazard in HAZARD:
+        for value in (hazard + "a/b", "a/" + hazard + "b", "a/b" + hazard, hazard):
+            for name in ("src", "data-consent", "data-consentx", "d"):
+                for tail in (">", " >", "/>", " alt=x>", ""):
+                    doc = f"<img {name}={quote}{value}{quote}{tail}t<link a>".encode("latin-1")
+                    check_all_positions(doc)
 
 
 def test_every_prefix_of_tricky_tags() -> None:
