@@ -56,10 +56,12 @@ class ConsentMiddleware:
         self.config = config if isinstance(config, Config) else load_config(config)
         policy = self.config.policy
         dev_mode = dev_mode_requested() if dev is None else dev
-        if secret is None:
-            keys = signing_keys(policy.secret_env, dev=dev_mode)
-        else:
-            keys = (secret,) if isinstance(secret, str) else tuple(secret)
+        environ = None
+        if secret is not None:
+            # Keys given in code get the same checks as keys from the environment.
+            given = (secret,) if isinstance(secret, str) else tuple(secret)
+            environ = {policy.secret_env: ",".join(given)}
+        keys = signing_keys(policy.secret_env, dev=dev_mode, environ=environ)
         self.codec = ConsentCodec(keys, max_age_seconds=policy.cookie.max_age_days * 86400)
         self.resolver = ConsentResolver(self.config, self.codec)
         self.matcher = HostMatcher({pid: p.hosts for pid, p in self.config.partners.items()})

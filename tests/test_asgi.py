@@ -249,3 +249,12 @@ def test_middleware_json_that_read_consent_is_private(tmp_path: Path) -> None:
     assert reads.header(b"cache-control") == [b"private, max-age=60"]
     assert b"Cookie" in reads.header(b"vary")[0]
     assert plain.header(b"cache-control") == [b"public, max-age=60"] and plain.header(b"vary") == []
+
+
+def test_middleware_short_secret_in_code_stops_start_up(tmp_path: Path) -> None:
+    from middleware import ConsentMiddleware, SecretError
+
+    from .asgi_helpers import make_config
+
+    with pytest.raises(SecretError, match="at least 32"):
+        ConsentMiddleware(html_app(), config=make_config(tmp_path), secret="short", dev=False)
