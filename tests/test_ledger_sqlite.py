@@ -61,7 +61,8 @@ def test_sqlite_store_creates_private_wal_file_with_durable_settings(tmp_path: P
         conn = store._connection()
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
-        assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
+        # SQLite's own handler waits 1 ms at most; the write lock is retried by the store.
+        assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 1
         w.close()
     finally:
         os.umask(old)
@@ -203,3 +204,32 @@ def test_sqlite_several_processes_append_to_one_file(tmp_path: Path) -> None:
     report = check(p)
     assert report.ok, report.problems[:3]
     assert (report.rows, report.writers) == (procs * n, procs)
+
+
+def test_sqlite_store_waits_for_a_write_lock_held_by_another_process(tmp_path: Path) -> None:
+    """Another connection holds the write lock far longer than SQLite's 1 ms busy timeout:
+    the store keeps retrying (fast) and the write lands as soon as the lock is free."""
+    import sqlite3
+    import threading
+    import time
+
+    p = tmp_path / "ledger.sqlite3"
+    store = SqliteStore(p)
+    w = LedgerWriter(store)
+    w.write_sync([disclosure(1)])
+    holder = sqlite3.connect(p, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    released = threading.Event()
+
+    def release() -> None:
+        time.sleep(0.3)
+        holder.execute("COMMIT")
+        released.set()
+
+    threading.Thread(target=release).start()
+    w.write_sync([disclosure(2)])
+    assert released.is_set(), "the write waited for the other process's commit"
+    w.close()
+    holder.close()
+    with sqlite3.connect(p) as check:
+        assert check.execute("SELECT count(*) FROM disclosures").fetchone()[0] == 2

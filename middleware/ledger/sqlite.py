@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -116,7 +117,8 @@ class SqliteStore(SqlStore):
         conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None,
                                check_same_thread=False)
         try:
-            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
+            # 1 ms: the write lock is retried by _begin_immediate, faster than SQLite would.
+            conn.execute("PRAGMA busy_timeout = 1")
             for attempt in range(50):
                 try:
                     conn.execute("PRAGMA journal_mode = WAL")
@@ -135,7 +137,7 @@ class SqliteStore(SqlStore):
         (version,) = conn.execute("PRAGMA user_version").fetchone()
         if version == SCHEMA_VERSION:
             return
-        conn.execute("BEGIN IMMEDIATE")
+        self._begin_immediate(conn)
         try:
             # Re-read under the write lock: another process may have migrated meanwhile.
             (version,) = conn.execute("PRAGMA user_version").fetchone()
@@ -191,7 +193,7 @@ class SqliteStore(SqlStore):
         conn = self._connection()
         try:
             cur = conn.cursor()
-            cur.execute("BEGIN IMMEDIATE")
+            self._begin_immediate(cur)
             try:
                 yield cur
                 cur.execute("COMMIT")
@@ -203,6 +205,28 @@ class SqliteStore(SqlStore):
             # The connection may be unusable (I/O error, file replaced): reconnect next time.
             self._drop()
             raise
+
+    def _begin_immediate(self, cur: sqlite3.Connection | sqlite3.Cursor) -> None:
+        """Take the write lock, retrying fast while another process holds it.
+
+        SQLite's own busy handler sleeps 1, 2, 5, 10 ... 100 ms between tries; with several
+        workers appending, a waiting page would then stall for tens of milliseconds although
+        the holder's transaction lasts about one. We try again every fraction of a millisecond
+        (jittered, so workers do not move in step) until ``busy_timeout_s`` has passed.
+        """
+        deadline = time.monotonic() + self.busy_timeout_s
+        delay = 0.0002
+        while True:
+            try:
+                cur.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 1.5, 0.002)
 
     def _drop(self) -> None:
         if self._conn is not None:
