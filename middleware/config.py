@@ -113,6 +113,8 @@ class LedgerConfig:
     keep_query: bool = False
     retention_days: int = 395
     purge_on_start: bool = False
+    #: SQLite only: "full" fsyncs every commit; "normal" survives a process crash, not power loss.
+    synchronous: Literal["full", "normal"] = "full"
 
 
 @dataclass(frozen=True)
@@ -377,6 +379,7 @@ def _read_ledger(root: _Table) -> LedgerConfig:
         keep_query=t.get("keep_query", bool, False),
         retention_days=t.get("retention_days", int, 395),
         purge_on_start=t.get("purge_on_start", bool, False),
+        synchronous=cast(Any, t.choice("synchronous", ("full", "normal"), "full")),
     )
     if not cfg.path.strip():
         raise t.error("path", "expected a file path or a postgresql:// URL")

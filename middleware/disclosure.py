@@ -101,7 +101,7 @@ class Discloser:
 
     @classmethod
     def from_config(cls, config: Config, signing_key: str) -> Discloser:
-        store = open_store(config.ledger.path)
+        store = open_store(config.ledger.path, synchronous=config.ledger.synchronous)
         # The IP hash key is derived from the signing key so that hashes cannot be reversed
         # by brute force without the secret, yet stay stable for one deployment.
         ip_key = f"consent-gate.ip.{signing_key}".encode() if config.ledger.ip == "hash" else None

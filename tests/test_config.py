@@ -79,6 +79,7 @@ def test_config_valid_base_loads_frozen_values() -> None:
         ("partners.Bad_Id", {}, "p.toml: partners.Bad_Id: expected a partner id"),
         ("csp.mode", "maybe", "p.toml: csp.mode: expected one of 'enforce', 'report-only', 'off'"),
         ("ledger.fail", "sometimes", "p.toml: ledger.fail: expected one of 'closed', 'open'"),
+        ("ledger.synchronous", "off", "p.toml: ledger.synchronous: expected one of 'full', 'normal', got 'off'"),
         ("ui", {"texts": {"ja": {"banner_titel": "x"}}}, "p.toml: ui.texts.ja.banner_titel: unknown text key"),
         ("ui", {"default_language": "ja"}, "p.toml: ui.default_language: no [ui.texts.ja] table"),
         ("policy.cookie", {"max_age_days": 1000}, "p.toml: policy.cookie.max_age_days: expected 1..400, got 1000"),

@@ -233,3 +233,15 @@ def test_sqlite_store_waits_for_a_write_lock_held_by_another_process(tmp_path: P
     holder.close()
     with sqlite3.connect(p) as check:
         assert check.execute("SELECT count(*) FROM disclosures").fetchone()[0] == 2
+
+
+def test_sqlite_store_synchronous_setting(tmp_path: Path) -> None:
+    from middleware.ledger import open_store
+
+    store = open_store(str(tmp_path / "normal.sqlite3"), synchronous="normal")
+    w = LedgerWriter(store)
+    w.write_sync([disclosure(1)])
+    assert store._connection().execute("PRAGMA synchronous").fetchone()[0] == 1  # type: ignore[attr-defined]
+    w.close()
+    with pytest.raises(ValueError, match="synchronous"):
+        SqliteStore(tmp_path / "x.sqlite3", synchronous="off")

@@ -11,15 +11,18 @@ from middleware.ledger.chain import StoredRow
 from middleware.ledger.store import CONSENT_EVENTS, Filters, LedgerStore
 
 
-def open_store(target: str) -> LedgerStore:
-    """A store for a SQLite path or a ``postgresql://`` / ``postgres://`` DSN (not opened)."""
+def open_store(target: str, *, synchronous: str = "full") -> LedgerStore:
+    """A store for a SQLite path or a ``postgresql://`` / ``postgres://`` DSN (not opened).
+
+    ``synchronous`` applies to SQLite only (PostgreSQL's durability is the server's setting).
+    """
     if target.startswith(("postgresql://", "postgres://")):
         from middleware.ledger.postgres import PostgresStore  # psycopg is optional
 
         return PostgresStore(target)
     from middleware.ledger.sqlite import SqliteStore
 
-    return SqliteStore(target)
+    return SqliteStore(target, synchronous=synchronous)
 
 
 @dataclass(frozen=True)

@@ -97,10 +97,16 @@ def _loads(text: str) -> Any:
 class SqliteStore(SqlStore):
     """The ledger in one SQLite file (created with mode 0600). Connects lazily."""
 
-    def __init__(self, path: str | os.PathLike[str], *, busy_timeout_s: float = 5.0) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout_s: float = 5.0,
+                 synchronous: str = "full") -> None:
         super().__init__()
         self.path = Path(path)
         self.busy_timeout_s = busy_timeout_s
+        if synchronous not in ("full", "normal"):
+            raise ValueError(f"synchronous must be 'full' or 'normal', not {synchronous!r}")
+        # full: every commit is fsync'd (survives power loss); normal: WAL commits reach the OS
+        # at once and the disk at checkpoints (survives a crash of the process, not of the machine).
+        self.synchronous = synchronous
         self._conn: sqlite3.Connection | None = None
         self._max_variables = 999
 
@@ -127,7 +133,7 @@ class SqliteStore(SqlStore):
                     if attempt == 49:
                         raise
                     time.sleep(0.02)
-            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
         except BaseException:
             conn.close()
             raise
