@@ -31,7 +31,6 @@ import asyncio
 import dataclasses
 import datetime as dt
 import gc
-import os
 import platform
 import sqlite3
 import statistics
@@ -47,6 +46,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from machine import cpu_model, git_rev, nproc  # noqa: E402
 
 from examples.japan_talk.app import app as japan_app  # noqa: E402
 from middleware import ConsentMiddleware  # noqa: E402
@@ -71,33 +73,13 @@ UA = (b"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
 # ------------------------------------------------------------------------- machine
 
 
-def git_rev() -> str:
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                             text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "middleware", "examples"],
-                               cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    except OSError:
-        return "?"
-    return f"git {rev}" + (" + uncommitted changes in middleware/ or examples/" if dirty else "")
-
 
 def machine_description() -> list[str]:
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        nproc = subprocess.run(["nproc"], capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        nproc = str(os.cpu_count())
+    model = cpu_model()
+    cores = nproc()
     return [
         f"date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"nproc: {nproc}; CPU: {model}; code: {git_rev()}",
+        f"nproc: {cores}; CPU: {model}; code: {git_rev()}",
         f"Python {platform.python_version()} ({platform.python_implementation()}), "
         f"{platform.system()} {platform.release()}",
     ]

@@ -49,6 +49,9 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from machine import cpu_model, git_rev, nproc  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
 ARTICLE = "/articles/kyoto-autumn"
@@ -98,27 +101,10 @@ def ledger_off_app() -> Any:
 # ------------------------------------------------------------------------- helpers
 
 
-def git_rev() -> str:
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                             text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "middleware", "examples"],
-                               cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    except OSError:
-        return "?"
-    return f"git {rev}" + (" + uncommitted changes in middleware/ or examples/" if dirty else "")
-
 
 def machine_description() -> list[str]:
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip() or str(os.cpu_count())
+    model = cpu_model()
+    cores = nproc()
     wrk_v = subprocess.run(["wrk", "--version"], capture_output=True, text=True)
     wrk_line = (wrk_v.stdout or wrk_v.stderr).splitlines()[0].split(" Copyright")[0] if (wrk_v.stdout or wrk_v.stderr) else "wrk ?"
     try:
@@ -128,10 +114,10 @@ def machine_description() -> list[str]:
         uv = "?"
     return [
         f"date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"nproc: {nproc}; CPU: {model}; code: {git_rev()}",
+        f"nproc: {cores}; CPU: {model}; code: {git_rev()}",
         f"Python {platform.python_version()} ({platform.python_implementation()}), "
         f"{platform.system()} {platform.release()}; uvicorn {uv} (h11, asyncio loop); {wrk_line}",
-        f"CPU contention: wrk (2 threads) and the server worker(s) share these {nproc} cores, "
+        f"CPU contention: wrk (2 threads) and the server worker(s) share these {cores} cores, "
         "so absolute req/s understate the server; compare ratios from the same run",
     ]
 
