@@ -103,6 +103,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         proxy_headers=args.proxy_headers,
         forwarded_allow_ips=args.forwarded_allow_ips,
         log_level=args.log_level,
+        access_log=args.access_log,
     )
     return EXIT_OK
 
@@ -137,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="trust X-Forwarded-* from --forwarded-allow-ips (behind a reverse proxy)")
     run.add_argument("--forwarded-allow-ips", default="127.0.0.1")
     run.add_argument("--log-level", default="info")
+    run.add_argument("--no-access-log", dest="access_log", action="store_false",
+                     help="no per-request access log (your reverse proxy usually keeps one)")
     run.set_defaults(func=_cmd_run)
 
     scan = sub.add_parser("scan", help="list the third-party hosts a page loads, by partner")
