@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
 import shutil
-import sys
 from pathlib import Path
 
 import httpx2
@@ -12,10 +10,9 @@ import pytest
 
 from middleware.cli import main
 
-from .support.servers import REPO_ROOT, start_command
+from .support.servers import REPO_ROOT, start_consent_gate
 
 JAPAN_TALK = REPO_ROOT / "examples" / "japan_talk" / "partners.toml"
-CONSENT_GATE = str(Path(sys.executable).with_name("consent-gate"))
 
 
 def test_cli_check_prints_effective_policy(capsys: pytest.CaptureFixture[str]) -> None:
@@ -74,10 +71,7 @@ def test_cli_run_unimportable_app_is_clear(capsys: pytest.CaptureFixture[str],
 def test_cli_run_serves_wrapped_site_on_real_uvicorn(tmp_path: Path) -> None:
     config = tmp_path / "partners.toml"
     shutil.copy(JAPAN_TALK, config)
-    secret = secrets.token_urlsafe(36)
-    argv = [CONSENT_GATE, "run", "examples.japan_talk.app:app", "--config", str(config),
-            "--port", "{port}", "--app-dir", str(REPO_ROOT)]
-    with start_command(argv, cwd=tmp_path, env={"CONSENT_GATE_SECRET": secret}) as server:
+    with start_consent_gate("examples.japan_talk.app:app", config, tmp_path) as server:
         page = httpx2.get(server.url + "/articles/kyoto-autumn", timeout=10)
         assert page.status_code == 200
         assert 'id="consent-gate-banner"' in page.text

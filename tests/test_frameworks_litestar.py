@@ -21,10 +21,9 @@ from litestar.testing import TestClient
 from examples.litestar_app.app import TEAS, create_app
 from middleware import ConsentMiddleware
 from tests.asgi_helpers import SECRET, cookie_for, http_scope
-from tests.support.servers import REPO_ROOT, start_command
+from tests.support.servers import REPO_ROOT, start_consent_gate
 
 PARTNERS = REPO_ROOT / "examples" / "litestar_app" / "partners.toml"
-CONSENT_GATE = str(Path(sys.executable).with_name("consent-gate"))
 
 BANNER = 'id="consent-gate-banner"'
 X_LOADER = "platform.twitter.com/widgets.js"
@@ -161,18 +160,12 @@ def test_wrapped_module_imports(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
         assert BANNER in c.get("/").text
 
 
-def server_env() -> dict[str, str]:
-    # PYTHONPATH: the site imports ``middleware`` at import time; make that the repository's
-    # package even where an old editable install maps ``middleware`` to a namespace package.
-    return {"CONSENT_GATE_SECRET": secrets.token_urlsafe(36), "PYTHONPATH": str(REPO_ROOT)}
 
 
 @pytest.mark.server
 def test_consent_gate_run_serves_litestar_on_real_uvicorn(tmp_path: Path) -> None:
     shutil.copy(PARTNERS, tmp_path / "partners.toml")  # the ledger lands in tmp_path (the cwd)
-    argv = [CONSENT_GATE, "run", "examples.litestar_app.app:app",
-            "--config", str(tmp_path / "partners.toml"), "--port", "{port}", "--app-dir", str(REPO_ROOT)]
-    with start_command(argv, cwd=tmp_path, env=server_env()) as server:
+    with start_consent_gate("examples.litestar_app.app:app", tmp_path / "partners.toml", tmp_path) as server:
         page = httpx2.get(server.url + "/", timeout=10)
         assert page.status_code == 200 and "Tea Leaves" in page.text
         assert BANNER in page.text and X_LOADER not in page.text

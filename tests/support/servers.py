@@ -278,3 +278,16 @@ def start_uvicorn(
         cwd=cwd,
         startup_timeout=startup_timeout,
     )
+
+
+def start_consent_gate(app: str, config: str | os.PathLike[str], cwd: str | os.PathLike[str], *,
+                       extra_args: Sequence[str] = (),
+                       env: Mapping[str, str] | None = None) -> ServerProcess:
+    """``consent-gate run APP --config CONFIG`` on a free loopback port, from ``cwd`` (where a
+    relative ledger path lands), with a fresh random signing secret unless ``env`` sets one."""
+    import secrets
+
+    argv = [str(Path(sys.executable).with_name("consent-gate")), "run", app, "--config", str(config),
+            "--port", "{port}", "--app-dir", str(REPO_ROOT), *extra_args]
+    return start_command(argv, cwd=cwd,
+                         env={"CONSENT_GATE_SECRET": secrets.token_urlsafe(36), **(env or {})})
