@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import httpx2
@@ -89,3 +90,21 @@ def test_cli_run_serves_wrapped_site_on_real_uvicorn(tmp_path: Path) -> None:
         assert data.headers["content-type"].startswith("application/json") and data.json()
     assert (tmp_path / "consent-ledger.sqlite3").exists(), "the ledger lives in the server's cwd"
     assert "DEV MODE" not in server.output()
+
+
+@pytest.mark.server
+def test_cli_run_workers_answer_keep_alive_requests_without_delayed_ack(tmp_path: Path) -> None:
+    """uvicorn's own multi-worker socket leaves TCP_NODELAY off: each keep-alive response then
+    waits ~40 ms for the client's delayed ACK. consent-gate binds the socket itself."""
+    config = tmp_path / "partners.toml"
+    shutil.copy(JAPAN_TALK, config)
+    with start_consent_gate("examples.japan_talk.app:app", config, tmp_path,
+                            extra_args=["--workers", "2", "--no-access-log"]) as server, \
+            httpx2.Client(base_url=server.url, timeout=10) as client:
+        client.get("/health")  # connect and warm up
+        started = time.perf_counter()
+        for _ in range(10):
+            assert client.get("/health").status_code == 200
+        elapsed = time.perf_counter() - started
+    # With the delayed-ACK stall this takes >= 10 x 40 ms; without it, a few milliseconds each.
+    assert elapsed < 0.3, f"10 keep-alive requests took {elapsed * 1000:.0f} ms"
