@@ -273,7 +273,8 @@ def bench_workers(workers: int, args: argparse.Namespace, tmp: Path, out: list[s
     for name, argv, app, factory in [
         ("bare", [*uv, "examples.japan_talk.app:app"], "examples.japan_talk.app:app", False),
         ("wrapped", [str(VENV_BIN / "consent-gate"), "run", "examples.japan_talk.app:app",
-                     "--config", str(config), "--workers", str(workers), "--log-level", "warning"],
+                     "--config", str(config), "--workers", str(workers), "--log-level", "warning",
+                     "--no-access-log"],
          "middleware.runner:create_app", True),
         ("wrapped-ledger-off", [*uv, "--factory", "--app-dir", str(BENCH), "bench_load:ledger_off_app"],
          "bench_load:ledger_off_app", True),
