@@ -92,3 +92,24 @@ def test_plain_asgi_streamed_page_rewritten(tmp_path: Path) -> None:
         for html in snippets_of(gate, "social"):
             assert html in social.text and html not in none.text
         assert 'id="consent-gate-banner"' in none.text
+
+
+@pytest.mark.server
+@pytest.mark.parametrize(("name", "app", "paths"), [
+    ("fastapi_app", "examples.fastapi_app.app:app", ["/", "/tasting"]),
+    ("plain_asgi", "examples.plain_asgi.app:app", ["/", "/stream"]),
+])
+def test_example_served_by_consent_gate_run_on_real_uvicorn(tmp_path: Path, name: str, app: str,
+                                                            paths: list[str]) -> None:
+    import httpx2
+
+    from .support.servers import start_consent_gate
+
+    config = tmp_path / "partners.toml"
+    shutil.copy(EXAMPLES / name / "partners.toml", config)
+    with start_consent_gate(app, config, tmp_path) as server:
+        for path in paths:
+            page = httpx2.get(server.url + path, timeout=10)
+            assert page.status_code == 200, path
+            assert 'id="consent-gate-banner"' in page.text, path
+            assert page.headers["cache-control"].startswith("private"), path
