@@ -161,6 +161,7 @@ class HtmlResponder:
         self.disclosed: set[str] = set()
         self.allowed: frozenset[str] = frozenset()
         self.ledger_failed = False
+        self.rewriter_failed = False
         self.start_pending = False
 
     async def send(self, message: Message) -> None:
@@ -258,9 +259,10 @@ class HtmlResponder:
         return allowed
 
     def _consent_headers(self, headers: MutableHeaders, allowed: frozenset[str]) -> None:
-        if self.ledger_failed:
+        if self.ledger_failed or self.rewriter_failed:
             allowed = frozenset()
-        csp_value = self.gate.csp.value(allowed) if self.gate.csp.enabled else None
+        csp_value = (self.gate.csp.value(allowed)
+                     if self.gate.csp.enabled or self.rewriter_failed else None)
         headers["vary"] = merge_vary(headers.get("vary"), self.gate.vary)
         headers["cache-control"] = private_cache_control(headers.get("cache-control"))
         # The body now depends on consent: the app's validators no longer describe it.
@@ -268,7 +270,10 @@ class HtmlResponder:
             if name in headers:
                 del headers[name]
         if csp_value is not None:
-            headers.append(self.gate.csp.header_name.decode("latin-1"), csp_value.decode("latin-1"))
+            # An unrewritten page is enforced whatever the configured mode.
+            csp_header = (b"content-security-policy" if self.rewriter_failed
+                          else self.gate.csp.header_name)
+            headers.append(csp_header.decode("latin-1"), csp_value.decode("latin-1"))
 
     async def _rewrite_body(self, message: Message) -> None:
         if self.mode == "done":
@@ -332,9 +337,19 @@ class HtmlResponder:
         if rewriter is None:
             return data
         before = rewriter.snapshot()
-        out = rewriter.feed(data) if data else b""
-        if final:
-            out += rewriter.finish()
+        try:
+            out = rewriter.feed(data) if data else b""
+            if final:
+                out += rewriter.finish()
+        except Exception:
+            # A bug of ours must not become a 500 or a leak: the rest goes out as the site sent
+            # it, behind a CSP that allows no partner (sent with the start message when it has
+            # not left yet: always for one-chunk pages, and for the first chunk of streamed ones).
+            logger.exception("consent-gate: the rewriter failed on %s; serving the page as sent "
+                             "with a CSP that allows no partner", self.scope.get("path", ""))
+            self.rewriter = None
+            self.rewriter_failed = True
+            return data
         enabled = rewriter.take_enabled()
         if remember:
             self.gate.memo.put(Rewritten(rewriter.plan, data, out, enabled,

@@ -258,3 +258,23 @@ def test_middleware_short_secret_in_code_stops_start_up(tmp_path: Path) -> None:
 
     with pytest.raises(SecretError, match="at least 32"):
         ConsentMiddleware(html_app(), config=make_config(tmp_path), secret="short", dev=False)
+
+
+@pytest.mark.parametrize("csp_mode", ["enforce", "off"])
+def test_middleware_rewriter_failure_serves_page_behind_no_partner_csp(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+        csp_mode: str) -> None:
+    """A bug in the rewriter is neither a 500 nor a leak: the browser enforces 'no partner'."""
+    from middleware.rewrite import HtmlRewriter
+
+    def broken(self: HtmlRewriter, chunk: bytes) -> bytes:
+        raise RuntimeError("simulated rewriter bug")
+
+    monkeypatch.setattr(HtmlRewriter, "feed", broken)
+    gate = make_gate(html_app(), tmp_path, csp={"mode": csp_mode})
+    out = asyncio.run(run(gate, http_scope(cookie=cookie_for(gate, {"ads", "social"}))))
+    assert out.start["status"] == 200 and out.body == PAGE
+    policy = out.header(b"content-security-policy")
+    assert len(policy) == 1 and b"googlesyndication" not in policy[0] and b"twitter" not in policy[0]
+    assert b"script-src 'self'" in policy[0]
+    assert "the rewriter failed on /" in caplog.text
