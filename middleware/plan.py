@@ -77,6 +77,7 @@ class PlanBuilder:
                 injected.add(pid)
         tail = b""
         if consent.needs_banner:
+            parts["body-start"] = self.ui.skip_link(consent, lang) + parts["body-start"]
             tail += self.ui.banner(consent, lang)
         if self.config.ui.footer_link:
             tail += self.ui.footer_link(lang)

@@ -120,6 +120,7 @@ class ConsentUI:
 
         self._banners: dict[tuple[str, bool, bool], bytes] = {}
         self._footers: dict[str, bytes] = {}
+        self._skip_links: dict[str, bytes] = {}
         self._partners_pages: dict[str, tuple[bytes, str]] = {}
         self._preferences: dict[str, templates.PreferencesTemplate] = {}
         self._placeholders: dict[tuple[str, str], tuple[bytes, bytes]] = {}
@@ -130,6 +131,7 @@ class ConsentUI:
                     self._banners[(lang, stale, gpc)] = templates.banner(
                         config, texts, lang, urls, stale=stale, gpc=gpc).encode()
             self._footers[lang] = templates.footer_link(texts, lang, urls).encode()
+            self._skip_links[lang] = templates.skip_link(texts, lang).encode()
             body = templates.partners_page(config, texts, lang, urls).encode()
             self._partners_pages[lang] = (body, _etag(body))
             self._preferences[lang] = templates.preferences_template(config, texts, lang, urls)
@@ -197,6 +199,10 @@ class ConsentUI:
         if not consent.needs_banner:
             return b""
         return self._banners[(self._lang(lang), consent.stale_version is not None, consent.gpc)]
+
+    def skip_link(self, consent: Consent, lang: str) -> bytes:
+        """Injected right after ``<body>`` while the banner is shown (b"" otherwise)."""
+        return self._skip_links[self._lang(lang)] if consent.needs_banner else b""
 
     def footer_link(self, lang: str) -> bytes:
         return self._footers[self._lang(lang)]

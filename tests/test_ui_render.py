@@ -55,7 +55,9 @@ def test_banner_structure_and_buttons(app: UiApp) -> None:
     assert root["role"] == "region" and root["aria-labelledby"] == "consent-gate-title"
     assert root["lang"] == "en"
     assert any(a.get("id") == "consent-gate-title" for _, a in tags)
-    assert "aria-modal" not in html and "autofocus" not in html and "tabindex" not in html
+    assert "aria-modal" not in html and "autofocus" not in html
+    # Focusable only as the skip link's target (tabindex -1), never a tab stop of its own.
+    assert html.count("tabindex") == 1 and 'id="consent-gate-banner" class="consent-gate" role="region" tabindex="-1"' in html
     form = next(a for t, a in tags if t == "form")
     assert form["method"] == "post" and form["action"] == "/.consent/choice"
     actions = {a["data-consent-action"]: (t, a) for t, a in tags if "data-consent-action" in a}
@@ -268,3 +270,12 @@ def test_japan_talk_example_has_complete_japanese_translation() -> None:
     html = ui.banner(consent, ui.language(scope(accept_language="ja-JP,ja;q=0.9"))).decode()
     assert 'lang="ja"' in html and ja["accept_all"] in html
     tomllib.loads(JAPAN_TOML.read_text(encoding="utf-8"))  # still valid TOML
+
+
+def test_skip_link_only_while_banner_shown(app: UiApp) -> None:
+    undecided = app.resolver.resolve(None, signal=False)
+    decided, _ = app.resolver.choose({"ads"}, "banner", previous=None)
+    link = app.ui.skip_link(undecided, "en").decode()
+    assert link.startswith('<a class="consent-gate-skip" href="#consent-gate-banner"')
+    assert "Skip to privacy choices" in link
+    assert app.ui.skip_link(decided, "en") == b""

@@ -38,7 +38,11 @@
       headers: { "Accept": "application/json" }
     }).then(function (r) {
       if (!r.ok) { throw new Error("consent-gate: " + r.status); }
-      location.reload();
+      if (location.hash === "#consent-gate-banner") {  // left by the skip link: drop it
+        location.replace(location.pathname + location.search);
+      } else {
+        location.reload();
+      }
     }).catch(function () {
       // Let the browser post the form itself: the server answers with a page or redirect.
       buttons.forEach(function (b) { b.disabled = false; });

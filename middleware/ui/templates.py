@@ -95,7 +95,7 @@ def banner(config: Config, texts: Texts, lang: str, urls: Urls, *, stale: bool, 
                    button("reject-all", texts["reject_all"]), choose]
     return (
         f'<link rel="stylesheet" href="{e(urls.css)}">'
-        f'<div id="consent-gate-banner" class="consent-gate" role="region" '
+        f'<div id="consent-gate-banner" class="consent-gate" role="region" tabindex="-1" '
         f'aria-labelledby="consent-gate-title" lang="{e(lang)}">'
         f'<div class="cg-inner">'
         f'<h2 id="consent-gate-title" class="cg-title">{e(texts["banner_title"])}</h2>'
@@ -110,6 +110,13 @@ def banner(config: Config, texts: Texts, lang: str, urls: Urls, *, stale: bool, 
         f"</form></div></div>"
         f'<script src="{e(urls.js)}" defer></script>'
     )
+
+
+def skip_link(texts: Texts, lang: str) -> str:
+    """The first tab stop of a page showing the banner: keyboard users reach their choice at once,
+    without the banner taking focus by itself."""
+    return (f'<a class="consent-gate-skip" href="#consent-gate-banner" lang="{e(lang)}">'
+            f'{e(texts["skip_to_banner"])}</a>')
 
 
 def footer_link(texts: Texts, lang: str, urls: Urls) -> str:

@@ -26,6 +26,7 @@ DEFAULT_TEXTS = MappingProxyType({
     "save": "Save choices",
     "withdraw": "Withdraw all consent",
     "privacy_choices": "Privacy choices",
+    "skip_to_banner": "Skip to privacy choices",
     "partners_link": "Who are our partners?",
     "policy_changed": (
         "Our privacy policy has changed. Please review our partners and choose again."

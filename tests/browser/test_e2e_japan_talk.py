@@ -608,6 +608,10 @@ def test_keyboard_only_acceptance(
     site: Site, page: Page, recording_proxy: RecordingProxy, js: bool
 ) -> None:
     check_view(goto(site, page, recording_proxy, ARTICLE, "first visit"), NONE, js=js)
+    page.keyboard.press("Tab")
+    first = page.evaluate("() => document.activeElement && document.activeElement.className")
+    assert first == "consent-gate-skip", f"first tab stop: {first!r}"
+    page.keyboard.press("Enter")  # follows #consent-gate-banner: focus moves into the banner
     focused = None
     presses = 0
     for presses in range(1, 201):  # noqa: B007
@@ -619,6 +623,8 @@ def test_keyboard_only_acceptance(
         if focused == "accept-all":
             break
     assert focused == "accept-all", "Tab never reached the accept button"
+    # The skip link makes that short: it is the first tab stop and leads into the banner.
+    assert presses <= 4, f"{presses} Tab presses to reach 'Accept all'"
     view = observe(site, page, recording_proxy, "after Enter", lambda: _press_and_load(page))
     check_view(view, ALL, js=js)
     assert not banner_visible(page)
