@@ -114,3 +114,15 @@ def test_config_example_files_are_valid() -> None:
     for path in files:
         config = load_config(path)
         assert config.partners, path
+
+
+def test_config_readme_annotated_example_is_valid() -> None:
+    """The README's full annotated example must stay a file users can copy."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    start = readme.index("```toml\n[policy]") + len("```toml\n")
+    example = readme[start:readme.index("```", start)]
+    import tomllib
+
+    config = parse_config(tomllib.loads(example), "README.md")
+    assert config.partners["google-adsense"].inject[0].at == "head-end"
+    assert config.ui.texts["ja"]["banner_title"]
