@@ -234,8 +234,6 @@ class HtmlResponder:
         self.charset = charset_of(content_type)
         plan = self.gate.plans.plan(self.consent, self.allowed, self.scope, self.charset)
         self.rewriter = HtmlRewriter(plan)
-        self.request = RequestInfo.from_scope(self.scope, self.consent,
-                                              trust_proxy=self.gate.config.policy.trust_proxy)
         if not first.get("more_body", False) and self.inflater is None:
             # One-chunk body: rewrite it all now so Content-Length can stay exact.
             body = await self._rewrite_whole(first.get("body", b""))
@@ -322,8 +320,11 @@ class HtmlResponder:
     async def _disclose(self, partners: frozenset[str]) -> bool:
         """Log before disclose; False when the ledger failed and the partners must stay off."""
         new = partners - self.disclosed
-        if not new or self.request is None:
+        if not new:
             return True
+        if self.request is None:  # built on the first disclosure only: most views have none
+            self.request = RequestInfo.from_scope(self.scope, self.consent,
+                                                  trust_proxy=self.gate.config.policy.trust_proxy)
         try:
             await self.gate.discloser.disclose(new, self.request)
         except LedgerUnavailable:
@@ -338,9 +339,7 @@ class HtmlResponder:
             return data
         before = rewriter.snapshot()
         try:
-            out = rewriter.feed(data) if data else b""
-            if final:
-                out += rewriter.finish()
+            out = _run(rewriter, data, final)
         except Exception:
             # A bug of ours must not become a 500 or a leak: the rest goes out as the site sent
             # it, behind a CSP that allows no partner (sent with the start message when it has
@@ -357,9 +356,7 @@ class HtmlResponder:
         if enabled and not await self._disclose(enabled):
             # Log before disclose failed: redo this chunk with every partner blocked.
             rewriter.restore(before, self.gate.plans.blocked(self.consent, self.scope, self.charset))
-            out = rewriter.feed(data) if data else b""
-            if final:
-                out += rewriter.finish()
+            out = _run(rewriter, data, final)
             rewriter.take_enabled()
         if final:
             self._report_unknown(rewriter.unknown_hosts)
@@ -372,3 +369,8 @@ class HtmlResponder:
         hosts = set(unknown) - {own.rsplit(":", 1)[0].lower()}
         if hosts:
             self.gate.plans.report_unknown(hosts, self.scope.get("path", ""))
+
+
+def _run(rewriter: HtmlRewriter, data: bytes, final: bool) -> bytes:
+    out = rewriter.feed(data) if data else b""
+    return out + rewriter.finish() if final else out

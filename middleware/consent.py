@@ -9,11 +9,12 @@ References: Global Privacy Control, https://privacycg.github.io/gpc-spec/ (``Sec
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import secrets
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -60,7 +61,7 @@ class Consent:
         purposes = self.partner_purposes.get(partner_id)
         return bool(purposes) and all(p in self.granted for p in purposes or ())
 
-    @property
+    @functools.cached_property
     def allowed_partners(self) -> frozenset[str]:
         return frozenset(pid for pid in self.partner_purposes if self.allows_partner(pid))
 
@@ -230,7 +231,3 @@ class ConsentResolver:
                           partner_purposes=self.partner_purposes)
         return consent, self.codec.dumps(stored)
 
-
-def with_granted(consent: Consent, granted: frozenset[str]) -> Consent:
-    """A copy of ``consent`` granting exactly ``granted`` (used when the ledger fails closed)."""
-    return replace(consent, granted=granted)

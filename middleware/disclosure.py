@@ -94,9 +94,13 @@ class Discloser:
         self.fail_open = config.ledger.fail == "open"
         self._failed_at: float | None = None
         self._last_error_log = 0.0
-        self._necessary = config.necessary_purposes
-        self._partner_meta: Mapping[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
-            pid: (p.purposes, p.receives, p.cookies) for pid, p in config.partners.items()
+        necessary = config.necessary_purposes
+        # Per partner, once: its purposes, data categories, cookies, and whether it serves
+        # strictly necessary purposes only (legal basis "necessary").
+        self._partner_meta: Mapping[
+            str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], bool]] = {
+            pid: (p.purposes, p.receives, p.cookies, all(x in necessary for x in p.purposes))
+            for pid, p in config.partners.items()
         }
 
     @classmethod
@@ -122,11 +126,6 @@ class Discloser:
                          "partners are enabled anyway (fail = \"open\")" if self.fail_open
                          else "partners are disabled until it can (fail = \"closed\")")
 
-    def _legal_basis(self, purposes: tuple[str, ...], consent: Consent) -> LegalBasis:
-        if all(p in self._necessary for p in purposes):
-            return "necessary"
-        return "consent" if consent.decided else "opt-out-not-exercised"
-
     async def disclose(self, partners: frozenset[str], request: RequestInfo) -> None:
         """Make one record per partner durable; raise LedgerUnavailable when fail-closed."""
         if self.writer is None:
@@ -136,13 +135,14 @@ class Discloser:
         ip = _minimise_ip(request.client_ip, ledger.ip, self.ip_key)
         family = _ua_family(request.user_agent)
         path = page_path(request.path, request.query, ledger.keep_query)
+        basis: LegalBasis = "consent" if request.consent.decided else "opt-out-not-exercised"
         records = []
         for pid in sorted(partners):
-            purposes, receives, cookies = self._partner_meta[pid]
+            purposes, receives, cookies, necessary_only = self._partner_meta[pid]
             records.append(DisclosureRecord(
                 time=now, request_id=request.request_id, consent_id=request.consent.consent_id,
                 path=path, partner=pid, purposes=purposes,
-                legal_basis=self._legal_basis(purposes, request.consent),
+                legal_basis="necessary" if necessary_only else basis,
                 data_categories=receives, cookies=cookies,
                 policy_version=request.consent.policy_version, ip=ip, ua_family=family,
             ))

@@ -764,10 +764,3 @@ class HtmlRewriter:
             edits.append((a, b, at.name[13:].encode()))
         return edits
 
-
-def rewrite_all(plan: RewritePlan, chunks: Iterable[bytes]) -> bytes:
-    """Convenience: rewrite a whole body given as chunks."""
-    rw = HtmlRewriter(plan)
-    out = [rw.feed(c) for c in chunks]
-    out.append(rw.finish())
-    return b"".join(out)
