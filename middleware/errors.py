@@ -6,6 +6,8 @@ the CLI can print them as they are.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class ConsentGateError(Exception):
     """Base class of consent-gate's own errors."""
@@ -14,16 +16,24 @@ class ConsentGateError(Exception):
 class ConfigError(ConsentGateError):
     """The TOML configuration is invalid; start-up stops.
 
-    ``source`` is the file, ``key_path`` the dotted path of the bad key (``""`` for the
-    whole file) and ``expected`` what would have been valid.
+    ``source`` is the file, ``key_path`` the dotted path of the first bad key (``""`` for
+    the whole file) and ``expected`` what would have been valid. ``problems`` holds every
+    ``(key_path, message)`` found in the file, the first one included, so that one run
+    shows them all; the message has one ``FILE: key.path: ...`` line per problem.
     """
 
-    def __init__(self, source: str, key_path: str, expected: str) -> None:
+    def __init__(self, source: str, key_path: str, expected: str, *,
+                 more: Sequence[tuple[str, str]] = ()) -> None:
         self.source = source
         self.key_path = key_path
         self.expected = expected
-        where = f"{source}: {key_path}" if key_path else source
-        super().__init__(f"{where}: {expected}")
+        self.problems: tuple[tuple[str, str], ...] = ((key_path, expected), *more)
+        super().__init__("\n".join(_line(source, k, e) for k, e in self.problems))
+
+
+def _line(source: str, key_path: str, expected: str) -> str:
+    where = f"{source}: {key_path}" if key_path else source
+    return f"{where}: {expected}"
 
 
 class SecretError(ConsentGateError):

@@ -126,3 +126,113 @@ def test_config_readme_annotated_example_is_valid() -> None:
     config = parse_config(tomllib.loads(example), "README.md")
     assert config.partners["google-adsense"].inject[0].at == "head-end"
     assert config.ui.texts["ja"]["banner_title"]
+
+
+def _problems(data: dict[str, Any]) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, "p.toml")
+    lines = str(info.value).split("\n")
+    assert len(lines) == len(info.value.problems)
+    return lines
+
+
+def test_config_typo_of_required_key_says_did_you_mean_not_missing() -> None:
+    data = copy.deepcopy(BASE)
+    partner = data["partners"]["google-adsense"]
+    partner["privacy_ulr"] = partner.pop("privacy_url")
+    assert _problems(data) == [
+        "p.toml: partners.google-adsense.privacy_ulr: unknown key 'privacy_ulr'; did you mean 'privacy_url'?"
+    ]
+
+
+def test_config_unknown_key_without_close_match_lists_known_keys() -> None:
+    (line,) = _problems(with_change("policy.zzz", 1))
+    assert line.startswith("p.toml: policy.zzz: unknown key 'zzz'; known keys here: cookie, default,")
+
+
+def test_config_reports_every_error_of_the_file_at_once() -> None:
+    data = copy.deepcopy(BASE)
+    data["policy"]["default"] = "maybe"
+    data["policy"]["cookie"] = {"max_age_days": 1000, "nmae": "c"}
+    data["purposes"]["ads"].pop("title")
+    partner = data["partners"]["google-adsense"]
+    partner["purposes"] = ["adz", "social"]
+    partner["receives"] = ["ip_adress"]
+    partner["inject"] = [{"at": "footer", "html": " "}]
+    data["ledger"] = {"retention_days": 0, "fial": "open"}
+    data["surprise"] = 1
+    lines = _problems(data)
+    assert sorted(lines) == sorted([
+        "p.toml: policy.default: expected one of 'deny', 'allow', got 'maybe'",
+        "p.toml: policy.cookie.max_age_days: expected 1..400, got 1000",
+        "p.toml: policy.cookie.nmae: unknown key 'nmae'; did you mean 'name'?",
+        "p.toml: purposes.ads.title: missing; expected a string",
+        "p.toml: partners.google-adsense.purposes[0]: unknown purpose 'adz'; known: ads, necessary, social;"
+        " did you mean 'ads'?",
+        "p.toml: partners.google-adsense.receives[0]: unknown data category 'ip_adress'; known: "
+        "ip_address, user_agent, page_url, referrer, cookies, device_info, approximate_location, "
+        "browsing_activity, identifiers; did you mean 'ip_address'?",
+        "p.toml: partners.google-adsense.inject[0].at: expected one of 'head-end', 'body-start', "
+        "'body-end', got 'footer'",
+        "p.toml: partners.google-adsense.inject[0].html: expected non-empty HTML",
+        "p.toml: ledger.retention_days: expected a positive number of days, got 0",
+        "p.toml: ledger.fial: unknown key 'fial'; did you mean 'fail'?",
+        "p.toml: surprise: unknown key 'surprise'; known keys here: csp, ledger, partners, policy, purposes, ui",
+    ])
+    assert all(line.startswith("p.toml: ") for line in lines)
+
+
+def test_config_missing_policy_table_is_one_problem() -> None:
+    data = copy.deepcopy(BASE)
+    del data["policy"]
+    assert _problems(data) == [
+        "p.toml: policy: missing; expected a [policy] table with at least version and effective"
+    ]
+
+
+def test_config_host_declared_by_two_partners_is_an_error() -> None:
+    data = copy.deepcopy(BASE)
+    data["partners"]["youtube"] = {
+        "name": "YouTube", "purposes": ["social"], "receives": ["ip_address"],
+        "hosts": ["www.youtube.com", "*.doubleclick.net"],
+        "privacy_url": "https://policies.google.com/privacy",
+    }
+    assert _problems(data) == [
+        "p.toml: partners.youtube.hosts[1]: host '*.doubleclick.net' is already declared by partner "
+        "'google-adsense'; a host belongs to one partner (declare it once, in a partner whose purposes "
+        "list everything it serves: it loads only when all of them are granted)"
+    ]
+
+
+def test_config_more_specific_host_in_another_partner_is_allowed() -> None:
+    data = copy.deepcopy(BASE)
+    data["partners"]["dc-video"] = {
+        "name": "DC video", "purposes": ["social"], "receives": ["ip_address"],
+        "hosts": ["video.doubleclick.net"], "privacy_url": "https://example.com/privacy",
+    }
+    config = parse_config(data, "p.toml")
+    assert config.partners["dc-video"].hosts == ("video.doubleclick.net",)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(_DELETE, ("'self'",)), (["'none'"], ("'none'",)), (["'self'", "https://partner.example"],
+                                                        ("'self'", "https://partner.example"))],
+)
+def test_config_csp_frame_ancestors_default_self(value: Any, expected: tuple[str, ...]) -> None:
+    data = with_change("csp.frame_ancestors", value) if value is not _DELETE else copy.deepcopy(BASE)
+    assert parse_config(data, "p.toml").csp.frame_ancestors == expected
+
+
+@pytest.mark.parametrize("value", [["'none'", "'self'"], [], ["*"], ["a b"]])
+def test_config_csp_frame_ancestors_invalid(value: Any) -> None:
+    (line,) = _problems(with_change("csp.frame_ancestors", value))
+    assert line.startswith("p.toml: csp.frame_ancestors")
+
+
+def test_config_sections_are_registered_in_one_place() -> None:
+    from middleware import config as module
+
+    assert list(module._SECTIONS) == ["policy", "purposes", "partners", "csp", "ledger", "ui"]
+    with pytest.raises(RuntimeError, match="two readers"):
+        module.section("policy")(lambda t, done: None)
