@@ -21,6 +21,7 @@ from starlette.types import Scope
 
 from .config import Config
 from .consent import Consent
+from .env import LEDGER_KEY_ENV
 from .errors import LedgerUnavailable
 from .headers import header_value
 from .ledger import (
@@ -49,8 +50,6 @@ _RETRY_SECONDS = 5.0
 _ERROR_LOG_INTERVAL = 60.0
 #: A page never waits longer than this for the ledger; past it the write counts as failed.
 _WRITE_TIMEOUT = 5.0
-#: The HMAC key for purge checkpoints (the same variable `consent-gate log` reads).
-LEDGER_KEY_ENV = "CONSENT_GATE_LEDGER_KEY"
 
 
 @dataclass(frozen=True)

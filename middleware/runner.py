@@ -9,9 +9,7 @@ from starlette.types import ASGIApp
 from uvicorn.importer import import_from_string
 
 from .asgi import ConsentMiddleware
-
-APP_ENV = "CONSENT_GATE_APP"
-CONFIG_ENV = "CONSENT_GATE_CONFIG"
+from .env import APP_ENV, CONFIG_ENV
 
 
 def create_app() -> ASGIApp:

@@ -12,12 +12,12 @@ import os
 import re
 from collections.abc import Mapping
 
+from .env import DEV_ENV
 from .errors import SecretError
 
 logger = logging.getLogger("consent_gate")
 
 MIN_KEY_LENGTH = 32
-DEV_ENV = "CONSENT_GATE_DEV"
 #: Fixed so that dev cookies survive a restart; never accepted unless dev mode is on.
 DEV_KEY = "consent-gate-DEVELOPMENT-ONLY-key-do-not-use-in-production"
 

@@ -15,14 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from middleware.cli import main
+from middleware.cli.common import parse_duration, parse_when
+from middleware.cli.log import format_sparkline, format_summary
 from middleware.ledger import ConsentEvent, DisclosureRecord, LedgerWriter, SqliteStore
-from middleware.ledger.cli import (
-    format_sparkline,
-    format_summary,
-    main,
-    parse_duration,
-    parse_when,
-)
 from middleware.ledger.query import PartnerSummary
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -206,13 +202,6 @@ def test_cli_takes_the_ledger_path_from_config(ledger: Path, tmp_path: Path,
     assert out.startswith("ok: 6 records")
 
 
-def test_cli_is_wired_into_consent_gate(ledger: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from middleware.cli import main as consent_gate
-
-    assert consent_gate(["log", "verify", "--ledger", str(ledger)]) == 0
-    assert "ok: 6 records" in capsys.readouterr().out
-
-
 @pytest.mark.slow
 def test_cli_export_of_a_million_records_in_bounded_memory(tmp_path: Path) -> None:
     p = tmp_path / "big.sqlite3"
@@ -232,7 +221,7 @@ def test_cli_export_of_a_million_records_in_bounded_memory(tmp_path: Path) -> No
     w = LedgerWriter(SqliteStore(small))
     w.write_sync([disclosure(1, "adsense", NOW)])
     w.close()
-    probe = ("import resource, sys\nfrom middleware.ledger.cli import main\n"
+    probe = ("import resource, sys\nfrom middleware.cli import main\n"
              "rc = main(sys.argv[1:])\n"
              "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
              "raise SystemExit(rc)\n")

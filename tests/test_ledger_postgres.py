@@ -264,7 +264,7 @@ def test_postgres_unreachable_raises_ledger_unavailable_then_recovers(
 
 
 def test_postgres_cli_verify_and_summary(dsn: str, capsys: pytest.CaptureFixture[str]) -> None:
-    from middleware.ledger.cli import main
+    from middleware.cli import main
 
     w = LedgerWriter(PostgresStore(dsn))
     w.write_sync([disclosure(1), disclosure(2, "twitter")])

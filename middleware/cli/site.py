@@ -1,25 +1,19 @@
-"""consent-gate: check a config, run a wrapped site, scan a page, review the partner logs.
-
-A thin layer over the library: ``main(argv) -> int``; the ``format_*`` functions build
-text and never print, so they are testable on their own.
-"""
+"""``consent-gate check | run | scan``: the site owner's commands around the config."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import socket
 import sys
-from collections.abc import Sequence
-from pathlib import Path
+from typing import Any
 
-from .config import POSITIONS, Config, load_config
-from .errors import ConsentGateError
-
-EXIT_OK = 0
-EXIT_FOUND = 1  # verify found a problem
-EXIT_USAGE = 2  # bad arguments or configuration
+from ..config import POSITIONS, Config, load_config
+from ..env import APP_ENV, CONFIG_ENV, DEV_ENV
+from ..errors import ConsentGateError
+from .common import EXIT_FOUND, EXIT_OK, config_path, emit
 
 
 def format_policy(config: Config) -> str:
@@ -63,27 +57,77 @@ def format_policy(config: Config) -> str:
     return "\n".join(lines)
 
 
-def _cmd_check(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
-    print(format_policy(config))
-    print("\nOK: the configuration is valid.")
+def policy_dict(config: Config) -> dict[str, Any]:
+    """The effective policy as JSON-able data (``check --json``)."""
+    p = config.policy
+    return {
+        "source": config.source,
+        "policy": {"version": p.version, "effective": p.effective.isoformat(),
+                   "default": p.default, "honor_gpc": p.honor_gpc, "honor_dnt": p.honor_dnt,
+                   "secret_env": p.secret_env, "secret_set": bool(os.environ.get(p.secret_env)),
+                   "prefix": p.prefix, "cookie": {"name": p.cookie.name,
+                                                  "max_age_days": p.cookie.max_age_days}},
+        "csp": {"mode": config.csp.mode},
+        "ledger": {"path": config.ledger.path, "fail": config.ledger.fail, "ip": config.ledger.ip,
+                   "retention_days": config.ledger.retention_days},
+        "purposes": {q.id: {"title": q.title, "necessary": q.necessary,
+                            "sale_or_sharing": q.sale_or_sharing,
+                            "partners": [pt.id for pt in config.partners_for_purpose(q.id)]}
+                     for q in config.purposes.values()},
+        "partners": {pt.id: {"name": pt.name, "purposes": list(pt.purposes),
+                             "hosts": list(pt.hosts), "receives": list(pt.receives),
+                             "cookies": list(pt.cookies), "privacy_url": pt.privacy_url,
+                             "inject": {pos: sum(1 for s in pt.inject if s.at == pos)
+                                        for pos in POSITIONS}}
+                     for pt in config.partners.values()},
+        "valid": True,
+    }
+
+
+# -- check ---------------------------------------------------------------------------------
+def check_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config_file", nargs="?", metavar="TOML",
+                   help="the file to check (same as --config)")
+
+
+def check(args: argparse.Namespace) -> int:
+    if args.config_file:
+        args.config = args.config_file
+    config = load_config(config_path(args))
+    emit(args, format_policy(config) + "\n\nOK: the configuration is valid.", policy_dict(config))
     return EXIT_OK
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
+# -- run -----------------------------------------------------------------------------------
+def run_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("app", help="the site's ASGI app as module:attribute, e.g. mysite.asgi:application")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--app-dir", default="", help="directory to import the app from")
+    p.add_argument("--dev", action="store_true",
+                   help="allow an insecure development key when no secret is set (loud warning)")
+    p.add_argument("--proxy-headers", action="store_true",
+                   help="trust X-Forwarded-* from --forwarded-allow-ips (behind a reverse proxy)")
+    p.add_argument("--forwarded-allow-ips", default="127.0.0.1")
+    p.add_argument("--log-level", default="info")
+    p.add_argument("--no-access-log", dest="access_log", action="store_false",
+                   help="no per-request access log (your reverse proxy usually keeps one)")
+
+
+def run(args: argparse.Namespace) -> int:
     import uvicorn
     from uvicorn.importer import ImportFromStringError, import_from_string
 
-    from . import runner
-    from .secrets import dev_mode_requested, signing_keys
+    from ..secrets import dev_mode_requested, signing_keys
 
-    config_path = str(Path(args.config).resolve())
+    path = str(config_path(args).resolve())
     # Fail here, with a clear message, not in each worker.
-    config = load_config(config_path)
-    os.environ[runner.APP_ENV] = args.app
-    os.environ[runner.CONFIG_ENV] = config_path
+    config = load_config(path)
+    os.environ[APP_ENV] = args.app
+    os.environ[CONFIG_ENV] = path
     if args.dev:
-        os.environ["CONSENT_GATE_DEV"] = "1"
+        os.environ[DEV_ENV] = "1"
     if args.app_dir:
         sys.path.insert(0, args.app_dir)
         os.environ["PYTHONPATH"] = os.pathsep.join(
@@ -95,6 +139,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         import_from_string(args.app)
     except ImportFromStringError as exc:
         raise ConsentGateError(f"cannot import the site's app {args.app!r}: {exc}") from None
+    if args.json:  # one line saying what is about to be served, for supervisors and scripts
+        sys.stdout.write(json.dumps({"app": args.app, "config": path, "workers": args.workers,
+                                     "url": f"http://{args.host}:{args.port}"}) + "\n")
+        sys.stdout.flush()
     server_config = uvicorn.Config(
         "middleware.runner:create_app",
         factory=True,
@@ -140,67 +188,15 @@ def tcp_listen_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _cmd_scan(args: argparse.Namespace) -> int:
-    from .scan import format_scan, scan_source
+# -- scan ----------------------------------------------------------------------------------
+def scan_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("source", help="a URL (http://127.0.0.1:8000/page) or an HTML file")
 
-    config = load_config(args.config)
-    report = scan_source(args.source, config)
-    print(format_scan(report))
+
+def scan(args: argparse.Namespace) -> int:
+    from ..scan import format_scan, scan_source
+
+    report = scan_source(args.source, load_config(config_path(args)))
+    emit(args, format_scan(report), {"source": report.source, "partners": dict(report.partners),
+                                     "unknown_hosts": list(report.unknown_hosts)})
     return EXIT_OK
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="consent-gate", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    check = sub.add_parser("check", help="validate a partners.toml and print the effective policy")
-    check.add_argument("config", help="path of the TOML file")
-    check.set_defaults(func=_cmd_check)
-
-    run = sub.add_parser("run", help="serve an ASGI app wrapped by the middleware, with uvicorn")
-    run.add_argument("app", help="the site's ASGI app as module:attribute, e.g. mysite.asgi:application")
-    run.add_argument("--config", default="partners.toml", help="the TOML file (default: partners.toml)")
-    run.add_argument("--host", default="127.0.0.1")
-    run.add_argument("--port", type=int, default=8000)
-    run.add_argument("--workers", type=int, default=1)
-    run.add_argument("--app-dir", default="", help="directory to import the app from")
-    run.add_argument("--dev", action="store_true",
-                     help="allow an insecure development key when no secret is set (loud warning)")
-    run.add_argument("--proxy-headers", action="store_true",
-                     help="trust X-Forwarded-* from --forwarded-allow-ips (behind a reverse proxy)")
-    run.add_argument("--forwarded-allow-ips", default="127.0.0.1")
-    run.add_argument("--log-level", default="info")
-    run.add_argument("--no-access-log", dest="access_log", action="store_false",
-                     help="no per-request access log (your reverse proxy usually keeps one)")
-    run.set_defaults(func=_cmd_run)
-
-    scan = sub.add_parser("scan", help="list the third-party hosts a page loads, by partner")
-    scan.add_argument("source", help="a URL (http://127.0.0.1:8000/page) or an HTML file")
-    scan.add_argument("--config", default="partners.toml")
-    scan.set_defaults(func=_cmd_scan)
-
-    try:
-        from .ledger.cli import add_log_parser
-    except ImportError:  # pragma: no cover - the ledger package is part of the distribution
-        pass
-    else:
-        add_log_parser(sub)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        result: int = args.func(args)
-    except ConsentGateError as exc:
-        print(f"consent-gate: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        return 130
-    return result
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

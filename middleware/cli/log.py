@@ -1,81 +1,33 @@
 """``consent-gate log ...``: review, export, verify and purge the disclosure ledger.
 
-The ``format_*`` functions build the text; ``run_log`` only prints it. Every
-subcommand takes ``--json`` for machines. Exit codes: 0 ok, 1 ``verify`` found a
-broken chain, 2 bad arguments or no usable ledger.
+Each command reads the ledger, builds a value, and hands a ``format_*`` text and a
+JSON-able form of that value to :func:`common.emit`.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import json
 import os
-import re
-import sqlite3
 import sys
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any, TextIO
 
-from middleware.errors import ConsentGateError, LedgerUnavailable
-from middleware.ledger.chain import Checkpoint, StoredRow, VerifyReport, verify
-from middleware.ledger.query import (
-    PartnerSummary,
-    SubjectReport,
-    export,
-    open_store,
-    show,
-    subject,
-    summary,
-)
-from middleware.ledger.records import ConsentEvent, DisclosureRecord
-from middleware.ledger.retention import purge
-from middleware.ledger.store import Filters, LedgerStore
+from ..env import LEDGER_KEY_ENV
+from ..ledger.chain import Checkpoint, StoredRow, VerifyReport, verify
+from ..ledger.query import PartnerSummary, SubjectReport, export, show, subject, summary
+from ..ledger.records import ConsentEvent, DisclosureRecord
+from ..ledger.retention import purge
+from ..ledger.store import Filters
+from .common import EXIT_FOUND, EXIT_OK, emit, open_ledger, parse_duration, parse_when
 
-EXIT_OK = 0
-EXIT_BROKEN = 1
-EXIT_USAGE = 2
-
-KEY_ENV = "CONSENT_GATE_LEDGER_KEY"
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+KEY_ENV = LEDGER_KEY_ENV
 _BLOCKS = " ▁▂▃▄▅▆▇█"
 
 
-# -- argument parsing --------------------------------------------------------------------
-def parse_duration(text: str) -> timedelta:
-    """``7d``, ``12h``, ``30m``, ``2w``, ``395d`` -> timedelta."""
-    m = _DURATION.match(text)
-    if not m:
-        raise argparse.ArgumentTypeError(
-            f"bad duration {text!r}: expected a number and a unit s, m, h, d or w (e.g. 7d)")
-    return timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
-
-
-def parse_when(text: str, now: datetime | None = None) -> datetime:
-    """A duration ago (``7d``), an ISO date (``2024-05-01``, UTC midnight) or datetime."""
-    now = now or datetime.now(UTC)
-    if _DURATION.match(text):
-        return now - parse_duration(text)
-    try:
-        t = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"bad time {text!r}: expected a duration ago (7d, 12h) or an ISO date "
-            "(2024-05-01, 2024-05-01T12:00:00Z)") from None
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
-
-
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--ledger", metavar="PATH|DSN",
-                   help="SQLite file or postgresql:// DSN (default: [ledger] path of --config)")
-    p.add_argument("--config", metavar="TOML", help="partners.toml to take [ledger] path from")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-
-
+# -- arguments -----------------------------------------------------------------------------
 def _filters(p: argparse.ArgumentParser, limit: bool) -> None:
     p.add_argument("--partner")
     p.add_argument("--purpose")
@@ -87,44 +39,40 @@ def _filters(p: argparse.ArgumentParser, limit: bool) -> None:
         p.add_argument("--limit", type=int, default=50, help="at most N rows (default 50)")
 
 
-def add_log_parser(subparsers: Any) -> None:
-    """Register ``log`` and its subcommands on the top-level CLI's subparsers."""
-    log = subparsers.add_parser("log", help="review what partners received (the ledger)")
-    log.set_defaults(func=run_log)
-    sub = log.add_subparsers(dest="log_command", required=True, metavar="COMMAND")
+def _key_env(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--key-env", default=KEY_ENV,
+                   help=f"variable holding the checkpoint signing key (default {KEY_ENV})")
 
-    p = sub.add_parser("summary", help="per partner: page views, consent ids, data, per day")
-    _common(p)
+
+def summary_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--since", type=parse_when, default=None,
                    help="7d, 12h or an ISO date/time (default: 7d)")
     p.add_argument("--until", type=parse_when, default=None, help="default: now")
 
-    p = sub.add_parser("show", help="disclosures, newest first")
-    _common(p)
+
+def show_arguments(p: argparse.ArgumentParser) -> None:
     _filters(p, limit=True)
 
-    p = sub.add_parser("subject", help="one consent id: consent history and disclosures")
-    _common(p)
+
+def subject_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("consent_id", metavar="CONSENT_ID")
 
-    p = sub.add_parser("export", help="stream records as JSON lines or CSV")
-    _common(p)
+
+def export_arguments(p: argparse.ArgumentParser) -> None:
     _filters(p, limit=False)
     p.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
     p.add_argument("--kind", choices=("disclosures", "consent-events"), default="disclosures")
     p.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
 
-    p = sub.add_parser("verify", help="check the hash chains; exit 1 naming the first bad record")
-    _common(p)
-    p.add_argument("--key-env", default=KEY_ENV,
-                   help=f"variable holding the checkpoint signing key (default {KEY_ENV})")
 
-    p = sub.add_parser("purge", help="delete records older than the retention period")
-    _common(p)
+def verify_arguments(p: argparse.ArgumentParser) -> None:
+    _key_env(p)
+
+
+def purge_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--older-than", type=parse_duration, required=True, metavar="DURATION",
                    help="e.g. 395d")
-    p.add_argument("--key-env", default=KEY_ENV,
-                   help=f"variable holding the checkpoint signing key (default {KEY_ENV})")
+    _key_env(p)
 
 
 # -- formatting (pure) ---------------------------------------------------------------------
@@ -305,137 +253,65 @@ def write_export(rows: Iterable[StoredRow], fmt: str, kind: str, out: TextIO,
 
 
 # -- running -------------------------------------------------------------------------------
-def resolve_target(args: argparse.Namespace) -> str:
-    if getattr(args, "ledger", None):
-        return str(args.ledger)
-    config = getattr(args, "config", None)
-    if config is None and Path("partners.toml").exists():
-        config = "partners.toml"
-    if config is None:
-        raise LedgerUnavailable("no ledger given: use --ledger PATH|DSN or --config partners.toml")
-    try:
-        from middleware.config import load_config
-    except ImportError:  # the config module ships with the package; tolerate partial trees
-        raise LedgerUnavailable(
-            "cannot read [ledger] path: middleware.config is missing; use --ledger") from None
-    return str(load_config(config).ledger.path)
-
-
-def _store(args: argparse.Namespace, must_exist: bool = True) -> LedgerStore:
-    target = resolve_target(args)
-    if must_exist and "://" not in target and not Path(target).exists():
-        # Never create an empty ledger by looking in the wrong place.
-        raise LedgerUnavailable(f"no ledger at {target} (check --ledger or [ledger] path)")
-    store = open_store(target)
-    store.open()
-    return store
-
-
 def _key(args: argparse.Namespace) -> bytes | None:
     value = os.environ.get(args.key_env, "")
     return value.encode() if value else None
 
 
-def _print(text: str) -> None:
-    sys.stdout.write(text + "\n")
+def run_summary(args: argparse.Namespace) -> int:
+    now = datetime.now(UTC)
+    since = args.since if args.since is not None else now - timedelta(days=7)
+    with open_ledger(args) as store:
+        result = summary(store, since, args.until)
+    emit(args, format_summary(result, since, args.until or now),
+         {"since": since.isoformat(), "until": args.until.isoformat() if args.until else None,
+          "partners": [p.to_dict() for p in result]})
+    return EXIT_OK
 
 
-def _print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+def run_show(args: argparse.Namespace) -> int:
+    with open_ledger(args) as store:
+        rows = show(store, Filters(args.partner, args.purpose, args.path, args.consent_id,
+                                   args.since, args.until, args.limit))
+    emit(args, format_rows(rows), [r.to_dict() for r in rows])
+    return EXIT_OK
 
 
-def run_log(args: argparse.Namespace) -> int:
-    """Run one ``log`` subcommand; return the exit code."""
-    cmd = args.log_command
-    try:
-        store = _store(args)
-    except ConsentGateError as exc:
-        sys.stderr.write(f"consent-gate log: error: {exc}\n")
-        return EXIT_USAGE
-    try:
-        if cmd == "summary":
-            now = datetime.now(UTC)
-            since = args.since if args.since is not None else now - timedelta(days=7)
-            until = args.until
-            result = summary(store, since, until)
-            if args.json:
-                _print_json({"since": since.isoformat(),
-                             "until": until.isoformat() if until else None,
-                             "partners": [p.to_dict() for p in result]})
-            else:
-                _print(format_summary(result, since, until or now))
-            return EXIT_OK
-        if cmd == "show":
-            rows = show(store, Filters(args.partner, args.purpose, args.path, args.consent_id,
-                                       args.since, args.until, args.limit))
-            if args.json:
-                _print_json([r.to_dict() for r in rows])
-            else:
-                _print(format_rows(rows))
-            return EXIT_OK
-        if cmd == "subject":
-            report = subject(store, args.consent_id)
-            if args.json:
-                _print_json(report.to_dict())
-            else:
-                _print(format_subject(report))
-            return EXIT_OK
-        if cmd == "export":
-            flt = Filters(args.partner, args.purpose, args.path, args.consent_id, args.since,
-                          args.until)
-            progress = sys.stderr if sys.stderr.isatty() else None
-            rows_it = export(store, flt, args.kind)
-            if args.output:
-                with open(args.output, "w", encoding="utf-8", newline="") as f:
-                    n = write_export(rows_it, args.format, args.kind, f, progress)
-            else:
-                n = write_export(rows_it, args.format, args.kind, sys.stdout, progress)
-            if args.json and args.output:
-                _print_json({"exported": n, "output": args.output, "format": args.format})
-            return EXIT_OK
-        if cmd == "verify":
-            vr = verify(store, _key(args))
-            if args.json:
-                _print_json(vr.to_dict())
-            else:
-                _print(format_verify(vr))
-            return EXIT_OK if vr.ok else EXIT_BROKEN
-        if cmd == "purge":
-            cps = purge(store, args.older_than, _key(args))
-            if args.json:
-                _print_json({"purged": sum(c.purged for c in cps), "checkpoints": [
-                    {"writer_id": c.writer_id, "last_seq": c.last_seq, "purged": c.purged,
-                     "signed": c.signature is not None} for c in cps]})
-            else:
-                _print(format_purge(cps, args.older_than))
-            return EXIT_OK
-        sys.stderr.write(f"consent-gate log: unknown command {cmd!r}\n")
-        return EXIT_USAGE
-    except BrokenPipeError:
-        # `consent-gate log export | head`: the reader has what it wanted; not an error.
-        with contextlib.suppress(OSError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_OK
-    except (ConsentGateError, OSError, sqlite3.Error) as exc:
-        sys.stderr.write(f"consent-gate log: error: {exc}\n")
-        return EXIT_USAGE
-    except Exception as exc:
-        if type(exc).__module__.startswith("psycopg"):
-            sys.stderr.write(f"consent-gate log: error: {exc}\n")
-            return EXIT_USAGE
-        raise
-    finally:
-        store.close()
+def run_subject(args: argparse.Namespace) -> int:
+    with open_ledger(args) as store:
+        report = subject(store, args.consent_id)
+    emit(args, format_subject(report), report.to_dict())
+    return EXIT_OK
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Standalone entry (``python -m middleware.ledger.cli log ...``)."""
-    parser = argparse.ArgumentParser(prog="consent-gate")
-    add_log_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return run_log(args)
+def run_export(args: argparse.Namespace) -> int:
+    flt = Filters(args.partner, args.purpose, args.path, args.consent_id, args.since, args.until)
+    progress = sys.stderr if sys.stderr.isatty() else None
+    with open_ledger(args) as store:
+        rows = export(store, flt, args.kind)
+        if args.output:
+            with open(args.output, "w", encoding="utf-8", newline="") as f:
+                n = write_export(rows, args.format, args.kind, f, progress)
+        else:
+            n = write_export(rows, args.format, args.kind, sys.stdout, progress)
+    if args.output and (args.json or progress is None):  # a terminal saw the progress line
+        emit(args, f"exported {n:,} records to {args.output}",
+             {"exported": n, "output": args.output, "format": args.format})
+    return EXIT_OK
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+def run_verify(args: argparse.Namespace) -> int:
+    with open_ledger(args) as store:
+        report = verify(store, _key(args))
+    emit(args, format_verify(report), report.to_dict())
+    return EXIT_OK if report.ok else EXIT_FOUND
 
+
+def run_purge(args: argparse.Namespace) -> int:
+    with open_ledger(args) as store:
+        cps = purge(store, args.older_than, _key(args))
+    emit(args, format_purge(cps, args.older_than),
+         {"purged": sum(c.purged for c in cps), "checkpoints": [
+             {"writer_id": c.writer_id, "last_seq": c.last_seq, "purged": c.purged,
+              "signed": c.signature is not None} for c in cps]})
+    return EXIT_OK

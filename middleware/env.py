@@ -1,0 +1,23 @@
+"""Every environment variable consent-gate reads, named once.
+
+The signing secret's variable is configurable (``[policy] secret_env``); this is its default.
+"""
+
+from __future__ import annotations
+
+#: The partners.toml to use when no ``--config`` is given (also how ``run`` hands it to workers).
+CONFIG_ENV = "CONSENT_GATE_CONFIG"
+#: The ledger (SQLite path or postgresql:// DSN) when no ``--ledger`` is given.
+LEDGER_ENV = "CONSENT_GATE_LEDGER"
+#: The site's ASGI app as module:attribute, handed by ``consent-gate run`` to its workers.
+APP_ENV = "CONSENT_GATE_APP"
+#: Default name of the variable holding the cookie signing key(s).
+SECRET_ENV = "CONSENT_GATE_SECRET"
+#: ``1`` allows the insecure development key when no secret is set.
+DEV_ENV = "CONSENT_GATE_DEV"
+#: HMAC key for purge checkpoints (written by the middleware, checked by ``log verify``).
+LEDGER_KEY_ENV = "CONSENT_GATE_LEDGER_KEY"
+#: ``1`` forces the pure-Python rewriter scan (read at import).
+PURE_PYTHON_ENV = "CONSENT_GATE_PURE_PYTHON"
+
+ALL = (CONFIG_ENV, LEDGER_ENV, APP_ENV, SECRET_ENV, DEV_ENV, LEDGER_KEY_ENV, PURE_PYTHON_ENV)
