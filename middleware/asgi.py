@@ -69,7 +69,7 @@ class ConsentMiddleware:
         self.ui = ConsentUI(self.config, self.resolver, record_event=self.discloser.record_event)
         self.plans = PlanBuilder(self.config, self.matcher, self.ui)
         self.csp = CspBuilder(self.config)
-        self.csp_reports = CspReports(self.matcher)
+        self.csp_reports = CspReports(self.matcher, trust_proxy=policy.trust_proxy)
         self.memo = RewriteMemo()
         self.csp_report_path = self.csp.report_uri
         self.cookie_name = policy.cookie.name

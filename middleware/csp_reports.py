@@ -1,8 +1,16 @@
 """Counts CSP violation reports per blocked host: a leak detector for partner tags the
 rewriter could not see (added by ``document.write`` or by other scripts at run time).
 
-Reports come from browsers, so they are untrusted: bounded in size and count, never
-reflected, and only the blocked host is kept.
+The endpoint is unauthenticated, so reports are untrusted and may be forged in bulk.
+Everything is bounded so that a flood can neither fill memory nor hide real violations:
+
+- each client (IPv4 address, IPv6 /64) has a token bucket; reports beyond it get 429;
+- a partner's hosts have their own table (a few per partner, never evicted), so forged
+  unknown hosts can never push a real partner's violations out;
+- unknown hosts live in a least-recently-seen table: a flood evicts the oldest, a host
+  seen again stays;
+- warnings about new unknown hosts have a budget per minute; what is held back is summed
+  up in one line when the budget returns.
 
 References: https://www.w3.org/TR/CSP3/#deprecated-serialize-violation (application/csp-report),
 https://www.w3.org/TR/reporting-1/ (application/reports+json)
@@ -11,26 +19,91 @@ https://www.w3.org/TR/reporting-1/ (application/reports+json)
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import logging
-from collections import Counter
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from .headers import header_value
 from .hosts import HostMatcher
 
 logger = logging.getLogger("consent_gate")
 
 MAX_REPORT_BYTES = 16 * 1024
-_MAX_HOSTS = 1000
+#: Reports a client may send at once, and how many per second it earns back.
+CLIENT_BURST = 20.0
+CLIENT_RATE = 1 / 3
+MAX_CLIENTS = 4096
+MAX_UNKNOWN_HOSTS = 1000
+#: Distinct hosts kept per partner (``*.`` patterns match many); more go to one line.
+MAX_HOSTS_PER_PARTNER = 64
+#: Warnings about new unknown hosts per minute.
+LOG_BURST = 30.0
+LOG_RATE = 30 / 60
+
+
+class _Bucket:
+    __slots__ = ("at", "tokens")
+
+    def __init__(self, tokens: float, at: float) -> None:
+        self.tokens = tokens
+        self.at = at
+
+    def take(self, now: float, burst: float, rate: float) -> bool:
+        self.tokens = min(burst, self.tokens + (now - self.at) * rate)
+        self.at = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
 
 
 class CspReports:
-    def __init__(self, matcher: HostMatcher) -> None:
+    """The violation counters of one middleware; safe against forged floods (see module doc)."""
+
+    def __init__(self, matcher: HostMatcher, *, trust_proxy: bool = False,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.matcher = matcher
-        self.blocked: Counter[str] = Counter()
+        self.trust_proxy = trust_proxy
+        self.clock = clock
+        self.partner_hosts: dict[str, Counter[str]] = {}
+        self.unknown_hosts: OrderedDict[str, int] = OrderedDict()
+        self.refused = 0  # reports refused by the per-client limit
+        self._clients: OrderedDict[str, _Bucket] = OrderedDict()
+        self._log_budget = _Bucket(LOG_BURST, clock())
+        self._held_back = 0
+
+    @property
+    def blocked(self) -> dict[str, int]:
+        """Count per blocked host (partners' and unknown ones)."""
+        out: dict[str, int] = {}
+        for counts in self.partner_hosts.values():
+            out.update(counts)
+        out.update(self.unknown_hosts)
+        return out
+
+    # ------------------------------------------------------------------ counting
+
+    def allow_client(self, client: str) -> bool:
+        """Take one report from ``client``'s bucket; False when it is empty."""
+        now = self.clock()
+        bucket = self._clients.get(client)
+        if bucket is None:
+            bucket = self._clients[client] = _Bucket(CLIENT_BURST, now)
+            if len(self._clients) > MAX_CLIENTS:
+                self._clients.popitem(last=False)
+        else:
+            self._clients.move_to_end(client)
+        if bucket.take(now, CLIENT_BURST, CLIENT_RATE):
+            return True
+        self.refused += 1
+        return False
 
     def count(self, report: Any) -> None:
         """Count one report body (either format); ignore anything that is not one."""
@@ -43,20 +116,63 @@ class CspReports:
                 continue
             uri = body.get("blocked-uri") or body.get("blockedURL") or ""
             host = self.matcher.host_of_url(uri) if isinstance(uri, str) else None
-            if host is None:
-                continue
-            if host not in self.blocked and len(self.blocked) >= _MAX_HOSTS:
-                continue
-            if host not in self.blocked:
-                partner = self.matcher.partner_for_host(host)
-                logger.warning("consent-gate: the browser's CSP blocked %s (%s); a tag the rewriter "
-                               "did not see tried to load it", host,
-                               f"partner {partner}" if partner else "unknown third party")
-            self.blocked[host] += 1
+            if host is not None:
+                self._count_host(host)
+
+    def _count_host(self, host: str) -> None:
+        partner = self.matcher.partner_for_host(host)
+        if partner is not None:
+            counts = self.partner_hosts.setdefault(partner, Counter())
+            if host not in counts and len(counts) >= MAX_HOSTS_PER_PARTNER:
+                host = f"(other hosts of partner {partner})"
+            if host not in counts:
+                # Bounded by the partner table: always said.
+                logger.warning("consent-gate: the browser's CSP blocked %s (partner %s); a tag the "
+                               "rewriter did not see tried to load it", host, partner)
+            counts[host] += 1
+            return
+        if host in self.unknown_hosts:
+            self.unknown_hosts[host] += 1
+            self.unknown_hosts.move_to_end(host)
+            return
+        self.unknown_hosts[host] = 1
+        if len(self.unknown_hosts) > MAX_UNKNOWN_HOSTS:
+            self.unknown_hosts.popitem(last=False)
+        if self._log_budget.take(self.clock(), LOG_BURST, LOG_RATE):
+            if self._held_back:
+                logger.warning("consent-gate: %d more CSP reports of new unknown hosts were not "
+                               "logged (too many at once; forged reports?)", self._held_back)
+                self._held_back = 0
+            logger.warning("consent-gate: the browser's CSP blocked %s (unknown third party); a tag "
+                           "the rewriter did not see tried to load it", host)
+        else:
+            self._held_back += 1
+
+    # ------------------------------------------------------------------ the endpoint
+
+    def client_of(self, scope: Scope) -> str:
+        """The client a report is charged to: its IPv4 address or IPv6 /64."""
+        client = scope.get("client")
+        ip = client[0] if client else ""
+        if self.trust_proxy:
+            forwarded = header_value(scope.get("headers", ()), b"x-forwarded-for")
+            if forwarded:
+                ip = forwarded.decode("latin-1").split(",")[0].strip() or ip
+        try:
+            address = ipaddress.ip_address(ip)
+        except ValueError:
+            return ip[:64]
+        if address.version == 6:
+            return str(ipaddress.ip_network(f"{address}/64", strict=False))
+        return str(address)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] != "POST":
             await Response("Method not allowed.\n", 405, {"Allow": "POST"},
+                           media_type="text/plain")(scope, receive, send)
+            return
+        if not self.allow_client(self.client_of(scope)):
+            await Response("Too many reports.\n", 429, {"Retry-After": "60"},
                            media_type="text/plain")(scope, receive, send)
             return
         body = bytearray()
