@@ -26,8 +26,9 @@ from .errors import LedgerUnavailable
 from .headers import header_value
 from .ledger import (
     ConsentEvent,
-    DisclosureRecord,
     LedgerWriter,
+    PageView,
+    PartnerShare,
     minimise_ip,
     open_store,
     page_path,
@@ -94,13 +95,18 @@ class Discloser:
         self._failed_at: float | None = None
         self._last_error_log = 0.0
         necessary = config.necessary_purposes
-        # Per partner, once: its purposes, data categories, cookies, and whether it serves
-        # strictly necessary purposes only (legal basis "necessary").
-        self._partner_meta: Mapping[
-            str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], bool]] = {
-            pid: (p.purposes, p.receives, p.cookies, all(x in necessary for x in p.purposes))
+        # Per partner and legal basis, once: what it receives. A partner serving strictly
+        # necessary purposes only is always on basis "necessary".
+        self._shares: Mapping[tuple[str, str], PartnerShare] = {
+            (pid, basis): PartnerShare(
+                pid, p.purposes,
+                "necessary" if all(x in necessary for x in p.purposes) else basis,
+                p.receives, p.cookies)
             for pid, p in config.partners.items()
+            for basis in ("consent", "opt-out-not-exercised")
         }
+        # A page view's partner list, by (partner set, basis): sorted, shared between views.
+        self._lists: dict[tuple[frozenset[str], str], tuple[PartnerShare, ...]] = {}
 
     @classmethod
     def from_config(cls, config: Config, signing_key: str) -> Discloser:
@@ -125,28 +131,34 @@ class Discloser:
                          "partners are enabled anyway (fail = \"open\")" if self.fail_open
                          else "partners are disabled until it can (fail = \"closed\")")
 
+    def _partner_list(self, partners: frozenset[str], basis: str) -> tuple[PartnerShare, ...]:
+        key = (partners, basis)
+        shares = self._lists.get(key)
+        if shares is None:
+            shares = tuple(self._shares[(pid, basis)] for pid in sorted(partners))
+            if len(self._lists) < 4096:  # a site has few partner sets; never grow unbounded
+                self._lists[key] = shares
+        return shares
+
     async def disclose(self, partners: frozenset[str], request: RequestInfo) -> None:
-        """Make one record per partner durable; raise LedgerUnavailable when fail-closed."""
+        """Make one page view record holding these partners durable; raise
+        LedgerUnavailable when fail-closed. Called again for partners a later chunk
+        enables: that is a second record for the same request id."""
         if self.writer is None:
             return
         ledger = self.config.ledger
-        now = dt.datetime.now(dt.UTC)
-        ip = _minimise_ip(request.client_ip, ledger.ip, self.ip_key)
-        family = _ua_family(request.user_agent)
-        path = page_path(request.path, request.query, ledger.keep_query)
         basis: LegalBasis = "consent" if request.consent.decided else "opt-out-not-exercised"
-        records = []
-        for pid in sorted(partners):
-            purposes, receives, cookies, necessary_only = self._partner_meta[pid]
-            records.append(DisclosureRecord(
-                time=now, request_id=request.request_id, consent_id=request.consent.consent_id,
-                path=path, partner=pid, purposes=purposes,
-                legal_basis="necessary" if necessary_only else basis,
-                data_categories=receives, cookies=cookies,
-                policy_version=request.consent.policy_version, ip=ip, ua_family=family,
-            ))
+        record = PageView(
+            time=dt.datetime.now(dt.UTC), request_id=request.request_id,
+            consent_id=request.consent.consent_id,
+            path=page_path(request.path, request.query, ledger.keep_query),
+            partners=self._partner_list(partners, basis),
+            policy_version=request.consent.policy_version,
+            ip=_minimise_ip(request.client_ip, ledger.ip, self.ip_key),
+            ua_family=_ua_family(request.user_agent),
+        )
         try:
-            await self.writer.write(records, timeout=_WRITE_TIMEOUT)
+            await self.writer.write((record,), timeout=_WRITE_TIMEOUT)
         except LedgerUnavailable as exc:
             self._failed(exc)
             if not self.fail_open:

@@ -36,11 +36,23 @@ VIDEO_PARTNER = {
 
 
 def rows(path: Path, table: str = "disclosures") -> list[dict[str, Any]]:
+    """The rows of ``table``; ``disclosures``: the old per-partner table's rows, then one dict
+    per (page view record, partner) in that same shape (JSON columns as text)."""
     if not path.exists():
         return []
     with sqlite3.connect(path) as conn:
         conn.row_factory = sqlite3.Row
-        return [dict(r) for r in conn.execute(f"SELECT * FROM {table} ORDER BY id")]
+        if table != "disclosures":
+            return [dict(r) for r in conn.execute(f"SELECT * FROM {table} ORDER BY id")]
+        out = [dict(r) for r in conn.execute("SELECT * FROM disclosures ORDER BY id")]
+        for r in conn.execute("SELECT * FROM page_views ORDER BY id"):
+            view = dict(r)
+            shares = json.loads(view.pop("partners"))
+            assert view.pop("partner_set") == " " + " ".join(s["partner"] for s in shares) + " "
+            for share in shares:
+                out.append({**view, **{k: json.dumps(v) if isinstance(v, list) else v
+                                       for k, v in share.items()}})
+        return out
 
 
 def ledger_path(tmp_path: Path) -> Path:

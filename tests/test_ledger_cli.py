@@ -124,7 +124,7 @@ def test_cli_subject(ledger: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "subject", "c1", "--ledger", str(ledger))
     assert code == 0
     assert "consent id c1" in out and "given" in out and "ads yes, social no" in out
-    assert "disclosures (2):" in out
+    assert "disclosures (2 records):" in out
     code, out, _ = run(capsys, "subject", "c2", "--ledger", str(ledger), "--json")
     data = json.loads(out)
     assert data["consent_events"] == [] and len(data["disclosures"]) == 2

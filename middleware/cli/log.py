@@ -16,9 +16,17 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, TextIO
 
 from ..env import LEDGER_KEY_ENV
-from ..ledger.chain import Checkpoint, StoredRow, VerifyReport, verify
-from ..ledger.query import PartnerSummary, SubjectReport, export, show, subject, summary
-from ..ledger.records import ConsentEvent, DisclosureRecord
+from ..ledger.chain import BrokenRow, Checkpoint, StoredRow, VerifyReport, verify
+from ..ledger.query import (
+    PartnerSummary,
+    SubjectReport,
+    disclosure_items,
+    export,
+    show,
+    subject,
+    summary,
+)
+from ..ledger.records import ConsentEvent, PageView
 from ..ledger.retention import purge
 from ..ledger.store import Filters
 from .common import EXIT_FOUND, EXIT_OK, emit, open_ledger, parse_duration, parse_when
@@ -148,17 +156,19 @@ def format_summary(
     return "\n".join(lines)
 
 
-def format_rows(rows: Sequence[StoredRow]) -> str:
+def format_rows(rows: Sequence[StoredRow], partner: str | None = None,
+                broken: Sequence[BrokenRow] = ()) -> str:
+    """One line per (record, partner); a page view record shows each of its partners."""
+    lines = [str(b) for b in broken]
     if not rows:
-        return "no matching disclosures"
+        return "\n".join(["no matching disclosures", *lines])
     out = []
     for r in rows:
-        rec = r.record
-        if isinstance(rec, DisclosureRecord):
+        for rec in disclosure_items(r, partner):
             out.append([_t(rec.time), rec.partner, rec.path, rec.consent_id or "-",
                         ",".join(rec.purposes), rec.legal_basis, rec.ip or "-", rec.ua_family])
-    return _table(["time (UTC)", "partner", "path", "consent id", "purposes", "basis", "ip",
-                   "browser"], out)
+    return "\n".join([_table(["time (UTC)", "partner", "path", "consent id", "purposes",
+                              "basis", "ip", "browser"], out), *lines])
 
 
 def format_subject(report: SubjectReport) -> str:
@@ -175,10 +185,11 @@ def format_subject(report: SubjectReport) -> str:
         lines.append("no consent events")
     lines.append("")
     if report.disclosures:
-        lines.append(f"disclosures ({len(report.disclosures)}):")
+        lines.append(f"disclosures ({len(report.disclosures)} records):")
         lines.append(format_rows(report.disclosures))
     else:
         lines.append("no disclosures")
+    lines += [str(b) for b in report.broken]
     return "\n".join(lines)
 
 
@@ -227,9 +238,11 @@ def _csv_value(v: Any) -> str:
     return str(v)
 
 
-def write_export(rows: Iterable[StoredRow], fmt: str, kind: str, out: TextIO,
+def write_export(rows: Iterable[StoredRow | BrokenRow], fmt: str, kind: str, out: TextIO,
                  progress: TextIO | None = None) -> int:
-    """Stream rows to ``out``; return the count. Progress to ``progress`` every 10,000."""
+    """Stream rows to ``out``; return the count of records. Progress to ``progress`` every
+    10,000. JSON lines: one line per record as stored (a page view holds its partners);
+    CSV: one line per (record, partner), each carrying its record's chain fields."""
     n = 0
     writer = None
     if fmt == "csv":
@@ -239,7 +252,12 @@ def write_export(rows: Iterable[StoredRow], fmt: str, kind: str, out: TextIO,
     for row in rows:
         d = row.to_dict()
         if writer is not None:
-            writer.writerow([_csv_value(d.get(c)) for c in cols])
+            if isinstance(row, StoredRow) and isinstance(row.record, PageView):
+                for share in row.record.partners:
+                    one = {**d, "kind": "disclosure", **share.to_dict()}
+                    writer.writerow([_csv_value(one.get(c)) for c in cols])
+            else:
+                writer.writerow([_csv_value(d.get(c)) for c in cols])
         else:
             out.write(json.dumps(d, ensure_ascii=False, separators=(",", ":")))
             out.write("\n")
@@ -270,10 +288,12 @@ def run_summary(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
+    broken: list[BrokenRow] = []
     with open_ledger(args) as store:
         rows = show(store, Filters(args.partner, args.purpose, args.path, args.consent_id,
-                                   args.since, args.until, args.limit))
-    emit(args, format_rows(rows), [r.to_dict() for r in rows])
+                                   args.since, args.until, args.limit), broken)
+    emit(args, format_rows(rows, args.partner, broken),
+         [r.to_dict() for r in rows] + [b.to_dict() for b in broken])
     return EXIT_OK
 
 

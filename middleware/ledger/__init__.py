@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from middleware.errors import LedgerUnavailable as LedgerUnavailable
+from middleware.ledger.chain import BrokenRow as BrokenRow
 from middleware.ledger.chain import Checkpoint as Checkpoint
 from middleware.ledger.chain import Problem as Problem
 from middleware.ledger.chain import StoredRow as StoredRow
@@ -16,6 +17,8 @@ from middleware.ledger.records import ConsentEvent as ConsentEvent
 from middleware.ledger.records import ConsentSource as ConsentSource
 from middleware.ledger.records import DisclosureRecord as DisclosureRecord
 from middleware.ledger.records import LegalBasis as LegalBasis
+from middleware.ledger.records import PageView as PageView
+from middleware.ledger.records import PartnerShare as PartnerShare
 from middleware.ledger.records import page_path as page_path
 from middleware.ledger.retention import purge as purge
 from middleware.ledger.sqlite import SqliteStore as SqliteStore
@@ -24,6 +27,7 @@ from middleware.ledger.store import LedgerStore as LedgerStore
 from middleware.ledger.writer import LedgerWriter as LedgerWriter
 
 __all__ = [
+    "BrokenRow",
     "Checkpoint",
     "ConsentAction",
     "ConsentEvent",
@@ -34,6 +38,8 @@ __all__ = [
     "LedgerUnavailable",
     "LedgerWriter",
     "LegalBasis",
+    "PageView",
+    "PartnerShare",
     "Problem",
     "SqliteStore",
     "StoredRow",

@@ -6,19 +6,36 @@ SQL here is written with ``?`` placeholders; the PostgreSQL store rewrites them.
 from __future__ import annotations
 
 import heapq
+import itertools
 import json
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import date, datetime
 from functools import lru_cache
 from typing import Any, Self
 
-from middleware.ledger.chain import ChainedRecord, Checkpoint, StoredRow, canonical_text
-from middleware.ledger.records import ConsentEvent, DisclosureRecord, Record
+from middleware.ledger.chain import (
+    BrokenRow,
+    ChainedRecord,
+    Checkpoint,
+    StoredRow,
+    canonical_text,
+    partner_set_text,
+    shares_text,
+)
+from middleware.ledger.records import (
+    ConsentEvent,
+    DisclosureRecord,
+    PageView,
+    PartnerShare,
+    Record,
+    parse_time,
+)
 from middleware.ledger.store import (
     CONSENT_EVENTS,
     DISCLOSURES,
+    PAGE_VIEWS,
     Filters,
     PartnerAggregate,
     PurgeCheckpointFactory,
@@ -33,6 +50,11 @@ DISCLOSURE_COLS = (
 )
 CONSENT_COLS = ("time", "consent_id", "action", "choices", "policy_version", "source", "ip",
                 "ua_family")
+PAGE_VIEW_COLS = ("time", "request_id", "consent_id", "path", "partners", "partner_set",
+                  "policy_version", "ip", "ua_family", "fields")
+TABLE_COLS: dict[str, tuple[str, ...]] = {
+    DISCLOSURES: DISCLOSURE_COLS, CONSENT_EVENTS: CONSENT_COLS, PAGE_VIEWS: PAGE_VIEW_COLS}
+CHAIN_TABLES = (DISCLOSURES, CONSENT_EVENTS, PAGE_VIEWS)
 JSON_COLS = frozenset({"purposes", "data_categories", "cookies", "choices"})
 # Free-form JSON is kept as text everywhere: jsonb would turn 1e16 into 10000000000000000
 # (an int), and the recomputed hash would then cry tamper.
@@ -40,6 +62,21 @@ TEXT_JSON_COLS = frozenset({"fields"})
 CHECKPOINT_COLS = ("id", "writer_id", "last_seq", "last_hash", "purged", "time", "signature")
 
 FETCH = 1000
+
+
+@lru_cache(maxsize=1024)
+def _shares(text: str) -> tuple[PartnerShare, ...]:
+    """A ``partners`` column back to shares: a site has few distinct lists, parse each once."""
+    items = json.loads(text)
+    if not isinstance(items, list):
+        raise ValueError("partners is not a JSON array")
+    return tuple(PartnerShare.from_dict(d) for d in items)
+
+
+def _row_error(exc: BaseException) -> str:
+    if isinstance(exc, KeyError):
+        return f"missing field {exc}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 @lru_cache(maxsize=64)
@@ -70,6 +107,7 @@ class SqlStore:
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
+        self._known_sets: set[str] = set()
 
     def __enter__(self) -> Self:
         return self
@@ -131,6 +169,14 @@ class SqlStore:
     def _params(self, row: ChainedRecord) -> list[Any]:
         # Straight from the attributes: this runs on the writer thread for every record.
         rec = row.record
+        if isinstance(rec, PageView):
+            f = rec.fields
+            return [
+                self._ts_param(rec.time), rec.request_id, rec.consent_id, rec.path,
+                shares_text(rec.partners), partner_set_text(rec.partners), rec.policy_version,
+                rec.ip, rec.ua_family, canonical_text(dict(f)) if f else "{}",
+                row.writer_id, row.seq, row.prev_hash, row.hash,
+            ]
         if type(rec) is DisclosureRecord:
             f = rec.fields
             return [
@@ -166,9 +212,34 @@ class SqlStore:
                 out.append(body[c])
         return [*out, row.writer_id, row.seq, row.prev_hash, row.hash]
 
-    def _stored(self, table: str, r: Row) -> StoredRow:
-        # Column order: id, record columns, chain columns (see _select_cols).
-        cols: tuple[str, ...] = DISCLOSURE_COLS if table == DISCLOSURES else CONSENT_COLS
+    def _stored(self, table: str, r: Row) -> StoredRow | BrokenRow:
+        """A row back to its record; a row that does not parse (bad time, bad JSON, an
+        unknown legal basis) comes back as a ``BrokenRow`` naming it, never an exception."""
+        cols = TABLE_COLS[table]
+        n = len(cols) + 1
+        try:
+            writer_id, seq = str(r[n]), int(r[n + 1])
+        except (TypeError, ValueError):
+            writer_id, seq = str(r[n]), -1
+        try:
+            rec = self._record(table, cols, r)
+            return StoredRow(table, int(r[0]), rec, writer_id, seq, str(r[n + 2]), str(r[n + 3]))
+        except Exception as exc:  # any parse failure: one broken row
+            return BrokenRow(table, int(r[0]), writer_id, seq, str(r[n + 2]), str(r[n + 3]),
+                             _row_error(exc))
+
+    def _record(self, table: str, cols: tuple[str, ...], r: Row) -> Record:
+        if table == PAGE_VIEWS:
+            # id, time, request_id, consent_id, path, partners, partner_set, policy_version,
+            # ip, ua_family, fields
+            shares = _shares(str(r[5]))
+            if r[6] != partner_set_text(shares):
+                raise ValueError(f"partner_set {r[6]!r} does not match the partners column "
+                                 "(edited: it hides the view from partner queries)")
+            fields = json.loads(r[10])
+            return PageView(time=self._ts_value(r[1]), request_id=r[2], consent_id=r[3],
+                            path=r[4], partners=shares, policy_version=r[7], ip=r[8],
+                            ua_family=r[9], fields=fields or {})
         body: dict[str, Any] = {}
         for i, c in enumerate(cols, start=1):
             v = r[i]
@@ -176,29 +247,41 @@ class SqlStore:
                 v = self._json_value(v)
             elif c in TEXT_JSON_COLS:
                 v = json.loads(v)
+            elif c == "time":
+                v = self._ts_value(v)
             body[c] = v
-        rec: Record = (DisclosureRecord.from_dict(body) if table == DISCLOSURES
-                       else ConsentEvent.from_dict(body))
-        n = len(cols) + 1
-        return StoredRow(table, int(r[0]), rec, str(r[n]), int(r[n + 1]), str(r[n + 2]),
-                         str(r[n + 3]))
+        return (DisclosureRecord.from_dict(body) if table == DISCLOSURES
+                else ConsentEvent.from_dict(body))
 
     @staticmethod
     def _select_cols(table: str) -> str:
-        cols: tuple[str, ...] = DISCLOSURE_COLS if table == DISCLOSURES else CONSENT_COLS
-        return ", ".join(("id", *cols, *CHAIN_COLS))
+        return ", ".join(("id", *TABLE_COLS[table], *CHAIN_COLS))
 
     # -- writes ------------------------------------------------------------------------
     def append(self, rows: Sequence[ChainedRecord]) -> None:
         if not rows:
             return
-        disc = [self._params(r) for r in rows if isinstance(r.record, DisclosureRecord)]
-        cons = [self._params(r) for r in rows if isinstance(r.record, ConsentEvent)]
+        views: list[list[Any]] = []
+        disc: list[list[Any]] = []
+        cons: list[list[Any]] = []
+        for r in rows:
+            rec = r.record
+            (views if isinstance(rec, PageView) else disc if isinstance(rec, DisclosureRecord)
+             else cons).append(self._params(r))
+        # partner_set of each view (column 5): new sets go into the small partner_sets table
+        # that partner queries start from; known ones cost a set lookup.
+        new_sets = {p[5] for p in views} - self._known_sets if views else set()
         with self._lock, self._write_tx() as cur:
+            if views:
+                self._insert(cur, PAGE_VIEWS, PAGE_VIEW_COLS, views)
+                for ps in sorted(new_sets):
+                    cur.execute(self._q("INSERT INTO partner_sets (partner_set) VALUES (?) "
+                                        "ON CONFLICT DO NOTHING"), [ps])
             if disc:
                 self._insert(cur, DISCLOSURES, DISCLOSURE_COLS, disc)
             if cons:
                 self._insert(cur, CONSENT_EVENTS, CONSENT_COLS, cons)
+        self._known_sets |= new_sets
 
     def _insert(self, cur: Any, table: str, record_cols: tuple[str, ...],
                 params: list[list[Any]]) -> None:
@@ -225,14 +308,15 @@ class SqlStore:
             def pairs(sql: str, params: Sequence[Any]) -> dict[str, int]:
                 return {str(w): int(n) for w, n in one(sql, params) if n is not None}
 
-            both = (f"SELECT writer_id, seq FROM {DISCLOSURES} WHERE time {{op}} ? UNION ALL "
-                    f"SELECT writer_id, seq FROM {CONSENT_EVENTS} WHERE time {{op}} ?")
+            both = " UNION ALL ".join(f"SELECT writer_id, seq FROM {t} WHERE time {{op}} ?"
+                                      for t in CHAIN_TABLES)
+            tss = [ts] * len(CHAIN_TABLES)
             old = pairs(f"SELECT writer_id, MAX(seq) FROM ({both.format(op='<')}) o "
-                        "GROUP BY writer_id", [ts, ts])
+                        "GROUP BY writer_id", tss)
             if not old:
                 return []
             new = pairs(f"SELECT writer_id, MIN(seq) FROM ({both.format(op='>=')}) n "
-                        "GROUP BY writer_id", [ts, ts])
+                        "GROUP BY writer_id", tss)
             done = pairs("SELECT writer_id, MAX(last_seq) FROM checkpoints GROUP BY writer_id",
                          [])
             for writer, max_old in sorted(old.items()):
@@ -240,14 +324,14 @@ class SqlStore:
                 last = keep_from - 1 if keep_from is not None else max_old
                 if last <= done.get(writer, 0):
                     continue
-                tip = one(f"SELECT hash FROM {DISCLOSURES} WHERE writer_id = ? AND seq = ? "
-                          f"UNION ALL SELECT hash FROM {CONSENT_EVENTS} "
-                          "WHERE writer_id = ? AND seq = ?", [writer, last, writer, last])
+                tip = one(" UNION ALL ".join(f"SELECT hash FROM {t} WHERE writer_id = ? AND seq = ?"
+                                             for t in CHAIN_TABLES),
+                          [writer, last] * len(CHAIN_TABLES))
                 if len(tip) != 1:
                     # The boundary row is missing or doubled: purging now would hide that.
                     continue
                 count = 0
-                for table in (DISCLOSURES, CONSENT_EVENTS):
+                for table in CHAIN_TABLES:
                     cur.execute(self._q(f"DELETE FROM {table} WHERE writer_id = ? AND seq <= ?"),
                                 [writer, last])
                     count += max(cur.rowcount, 0)
@@ -270,24 +354,24 @@ class SqlStore:
             for r in rows
         ]
 
-    def chain_rows(self) -> Iterator[StoredRow]:
+    def chain_rows(self) -> Iterator[StoredRow | BrokenRow]:
         order = " ORDER BY writer_id, seq, id"
-        with self._stream([
-            (f"SELECT {self._select_cols(DISCLOSURES)} FROM {DISCLOSURES}{order}", []),
-            (f"SELECT {self._select_cols(CONSENT_EVENTS)} FROM {CONSENT_EVENTS}{order}", []),
-        ]) as (d, c):
-            rows_d = (self._stored(DISCLOSURES, r) for r in d)
-            rows_c = (self._stored(CONSENT_EVENTS, r) for r in c)
-            yield from heapq.merge(rows_d, rows_c,
-                                   key=lambda s: (s.writer_id, s.seq, s.table, s.rowid))
+        with self._stream([(f"SELECT {self._select_cols(t)} FROM {t}{order}", [])
+                           for t in CHAIN_TABLES]) as streams:
+            parts = [self._rows_of(t, it) for t, it in zip(CHAIN_TABLES, streams, strict=True)]
+            yield from heapq.merge(*parts, key=lambda s: (s.writer_id, s.seq, s.table, s.rowid))
 
-    def _where(self, f: Filters) -> tuple[str, list[Any]]:
+    def _rows_of(self, table: str, it: Iterator[Row]) -> Iterator[StoredRow | BrokenRow]:
+        for r in it:
+            yield self._stored(table, r)
+
+    def _where(self, f: Filters, table: str = DISCLOSURES) -> tuple[str, list[Any]]:
         conds: list[str] = []
         params: list[Any] = []
-        if f.partner is not None:
+        if f.partner is not None and table == DISCLOSURES:
             conds.append("partner = ?")
             params.append(f.partner)
-        if f.purpose is not None:
+        if f.purpose is not None and table == DISCLOSURES:
             conds.append(f"EXISTS (SELECT 1 FROM {self._json_each('purposes')} "
                          "WHERE j.value = ?)")
             params.append(f.purpose)
@@ -310,23 +394,75 @@ class SqlStore:
             params.append(self._ts_param(f.until))
         return (" WHERE " + " AND ".join(conds)) if conds else "", params
 
-    def disclosures(self, filters: Filters, newest_first: bool = True) -> Iterator[StoredRow]:
-        where, params = self._where(filters)
-        order = " ORDER BY time DESC, id DESC" if newest_first else " ORDER BY time, id"
-        limit = ""
+    def partner_sets(self) -> list[str]:
+        """Every distinct partner set a page view record has had (`` a b c ``)."""
+        return [str(r[0]) for r in self._read("SELECT partner_set FROM partner_sets", [])]
+
+    def disclosures(
+        self, filters: Filters, newest_first: bool = True
+    ) -> Iterator[StoredRow | BrokenRow]:
+        """Page view records and (older or server-side) per-partner disclosure rows that
+        match, merged by time. ``filters.limit`` counts records."""
+        streams = [self._old_disclosures(filters, newest_first),
+                   *self._view_streams(filters, newest_first)]
+        merged: Iterable[StoredRow | BrokenRow] = (
+            streams[0] if len(streams) == 1 else
+            heapq.merge(*streams, key=_time_key, reverse=newest_first))
+        if filters.purpose is not None:
+            merged = (r for r in merged if _has_purpose(r, filters.partner, filters.purpose))
         if filters.limit is not None:
+            merged = itertools.islice(merged, int(filters.limit))
+        yield from merged
+
+    def _order(self, newest_first: bool) -> str:
+        return " ORDER BY time DESC, id DESC" if newest_first else " ORDER BY time, id"
+
+    def _old_disclosures(self, f: Filters, newest_first: bool) -> Iterator[StoredRow | BrokenRow]:
+        where, params = self._where(f, DISCLOSURES)
+        limit = ""
+        if f.limit is not None:
             limit = " LIMIT ?"
-            params.append(int(filters.limit))
-        sql = f"SELECT {self._select_cols(DISCLOSURES)} FROM {DISCLOSURES}{where}{order}{limit}"
+            params.append(int(f.limit))
+        sql = (f"SELECT {self._select_cols(DISCLOSURES)} FROM {DISCLOSURES}{where}"
+               f"{self._order(newest_first)}{limit}")
         with self._stream([(sql, params)]) as (it,):
             for r in it:
                 yield self._stored(DISCLOSURES, r)
 
+    def _view_streams(self, f: Filters, newest_first: bool) -> list[Iterator[StoredRow | BrokenRow]]:
+        where, params = self._where(f, PAGE_VIEWS)
+        if f.partner is None:
+            sets: list[str | None] = [None]
+        else:
+            # One indexed (partner_set, time) range per set holding the partner: each stream
+            # is already in time order and stops after `limit` rows, however many views exist.
+            sets = [ps for ps in self.partner_sets() if f" {f.partner} " in ps]
+        out: list[Iterator[StoredRow | BrokenRow]] = []
+        for ps in sets:
+            w, p = where, list(params)
+            if ps is not None:
+                w = (w + " AND " if w else " WHERE ") + "partner_set = ?"
+                p.append(ps)
+            limit = ""
+            if f.limit is not None and f.purpose is None:
+                limit = " LIMIT ?"
+                p.append(int(f.limit))
+            sql = (f"SELECT {self._select_cols(PAGE_VIEWS)} FROM {PAGE_VIEWS}{w}"
+                   f"{self._order(newest_first)}{limit}")
+            out.append(self._view_rows(sql, p))
+        return out
+
+    def _view_rows(self, sql: str, params: list[Any]) -> Iterator[StoredRow | BrokenRow]:
+        with self._stream([(sql, params)]) as (it,):
+            for r in it:
+                yield self._stored(PAGE_VIEWS, r)
+
     def consent_events(
         self, consent_id: str | None = None, since: datetime | None = None,
         until: datetime | None = None,
-    ) -> Iterator[StoredRow]:
-        where, params = self._where(Filters(consent_id=consent_id, since=since, until=until))
+    ) -> Iterator[StoredRow | BrokenRow]:
+        where, params = self._where(Filters(consent_id=consent_id, since=since, until=until),
+                                    CONSENT_EVENTS)
         sql = (f"SELECT {self._select_cols(CONSENT_EVENTS)} FROM {CONSENT_EVENTS}{where} "
                "ORDER BY time, id")
         with self._stream([(sql, params)]) as (it,):
@@ -334,32 +470,96 @@ class SqlStore:
                 yield self._stored(CONSENT_EVENTS, r)
 
     def summary(self, since: datetime | None, until: datetime | None) -> SummaryData:
-        where, params = self._where(Filters(since=since, until=until))
+        acc = _Summary()
+        where, params = self._where(Filters(since=since, until=until), DISCLOSURES)
+        vwhere, vparams = self._where(Filters(since=since, until=until), PAGE_VIEWS)
+        day = self._day_expr("time")
         with self._lock:
-            parts = self._read(
-                f"SELECT partner, COUNT(*), COUNT(DISTINCT consent_id), MIN(time), MAX(time) "
-                f"FROM {DISCLOSURES}{where} GROUP BY partner ORDER BY COUNT(*) DESC, partner",
-                params)
-            day = self._day_expr("time")
-            days = self._read(
-                f"SELECT partner, {day} AS day, COUNT(*) FROM {DISCLOSURES}{where} "
-                f"GROUP BY partner, {day} ORDER BY partner, day", params)
+            # Old per-partner rows (and server-side disclosures).
+            for p, d, n, a, b in self._read(
+                    f"SELECT partner, {day}, COUNT(*), MIN(time), MAX(time) FROM {DISCLOSURES}"
+                    f"{where} GROUP BY partner, {day}", params):
+                acc.add(str(p), str(d), int(n), self._ts_value(a), self._ts_value(b))
+            for p, c in self._read(f"SELECT DISTINCT partner, consent_id FROM {DISCLOSURES}"
+                                   f"{where}", params):
+                if c is not None:
+                    acc.consent_ids.setdefault(str(p), set()).add(str(c))
             dwhere = where.replace("time", "d.time")
-            purposes = self._read(
-                f"SELECT DISTINCT d.partner, j.value FROM {DISCLOSURES} d, "
-                f"{self._json_each('d.purposes')}{dwhere} ORDER BY 1, 2", params)
-            cats = self._read(
-                f"SELECT DISTINCT d.partner, j.value FROM {DISCLOSURES} d, "
-                f"{self._json_each('d.data_categories')}{dwhere} ORDER BY 1, 2", params)
+            for table, sink in (("purposes", acc.purposes), ("data_categories", acc.categories)):
+                for p, v in self._read(
+                        f"SELECT DISTINCT d.partner, j.value FROM {DISCLOSURES} d, "
+                        f"{self._json_each('d.' + table)}{dwhere}", params):
+                    sink.add((str(p), str(v)))
+            # Page views: grouped by partner set (few), expanded per partner here.
+            for ps, d, n, a, b in self._read(
+                    f"SELECT partner_set, {day}, COUNT(*), MIN(time), MAX(time) FROM "
+                    f"{PAGE_VIEWS}{vwhere} GROUP BY partner_set, {day}", vparams):
+                for p in str(ps).split():
+                    acc.add(p, str(d), int(n), self._ts_value(a), self._ts_value(b))
+            for ps, c in self._read(f"SELECT DISTINCT partner_set, consent_id FROM {PAGE_VIEWS}"
+                                    f"{vwhere}", vparams):
+                if c is not None:
+                    for p in str(ps).split():
+                        acc.consent_ids.setdefault(p, set()).add(str(c))
+            for (text,) in self._read(f"SELECT DISTINCT partners FROM {PAGE_VIEWS}{vwhere}",
+                                      vparams):
+                try:
+                    shares = _shares(str(text))
+                except Exception:  # a broken row: verify names it
+                    continue
+                for sh in shares:
+                    acc.purposes.update((sh.partner, x) for x in sh.purposes)
+                    acc.categories.update((sh.partner, x) for x in sh.data_categories)
+        return acc.data()
+
+
+def _time_key(r: StoredRow | BrokenRow) -> tuple[datetime, str, int]:
+    t = r.record.time if isinstance(r, StoredRow) else _EPOCH
+    return (t, r.table, r.rowid)
+
+
+_EPOCH = parse_time("1970-01-01T00:00:00Z")
+
+
+def _has_purpose(r: StoredRow | BrokenRow, partner: str | None, purpose: str) -> bool:
+    if isinstance(r, BrokenRow):
+        return True  # reported, never silently dropped
+    rec = r.record
+    if isinstance(rec, PageView):
+        return any(purpose in s.purposes for s in rec.partners
+                   if partner is None or s.partner == partner)
+    return True  # the old table was filtered in SQL
+
+
+class _Summary:
+    """Per-partner totals gathered from both disclosure tables."""
+
+    def __init__(self) -> None:
+        self.views: dict[str, int] = {}
+        self.first: dict[str, datetime] = {}
+        self.last: dict[str, datetime] = {}
+        self.days: dict[tuple[str, str], int] = {}
+        self.consent_ids: dict[str, set[str]] = {}
+        self.purposes: set[tuple[str, str]] = set()
+        self.categories: set[tuple[str, str]] = set()
+
+    def add(self, p: str, day: str, n: int, first: datetime, last: datetime) -> None:
+        self.views[p] = self.views.get(p, 0) + n
+        self.days[(p, day)] = self.days.get((p, day), 0) + n
+        if p not in self.first or first < self.first[p]:
+            self.first[p] = first
+        if p not in self.last or last > self.last[p]:
+            self.last[p] = last
+
+    def data(self) -> SummaryData:
+        order = sorted(self.views, key=lambda p: (-self.views[p], p))
         return SummaryData(
-            partners=[PartnerAggregate(str(p), int(n), int(c), self._ts_value(a),
-                                       self._ts_value(b)) for p, n, c, a, b in parts],
-            per_day=[(str(p), date.fromisoformat(str(d)), int(n)) for p, d, n in days],
-            purposes=[(str(p), str(v)) for p, v in purposes],
-            categories=[(str(p), str(v)) for p, v in cats],
+            partners=[PartnerAggregate(p, self.views[p], len(self.consent_ids.get(p, ())),
+                                       self.first[p], self.last[p]) for p in order],
+            per_day=sorted((p, date.fromisoformat(d), n) for (p, d), n in self.days.items()),
+            purposes=sorted(self.purposes),
+            categories=sorted(self.categories),
         )
-
-
 
 Migration = tuple[int, str, Sequence[str]]
 

@@ -78,6 +78,31 @@ _MIGRATIONS: tuple[Migration, ...] = (
         )""",
         "CREATE INDEX checkpoints_writer ON checkpoints (writer_id, last_seq)",
     )),
+    (2, "page_views: one record per page view holding its partners", (
+        # partners is the canonical JSON text the hash covers (jsonb would reorder it).
+        """CREATE TABLE page_views (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            time timestamptz NOT NULL,
+            request_id text NOT NULL,
+            consent_id text,
+            path text NOT NULL,
+            partners text NOT NULL,
+            partner_set text NOT NULL,
+            policy_version text NOT NULL,
+            ip text,
+            ua_family text NOT NULL,
+            fields text NOT NULL,
+            writer_id text NOT NULL,
+            seq bigint NOT NULL,
+            prev_hash text NOT NULL,
+            hash text NOT NULL
+        )""",
+        "CREATE INDEX page_views_time ON page_views (time)",
+        "CREATE INDEX page_views_consent_time ON page_views (consent_id, time)",
+        "CREATE INDEX page_views_set_time ON page_views (partner_set, time)",
+        "CREATE INDEX page_views_chain ON page_views (writer_id, seq)",
+        "CREATE TABLE partner_sets (partner_set text PRIMARY KEY)",
+    )),
 )
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from middleware.ledger.chain import StoredRow
+from middleware.ledger.chain import BrokenRow, StoredRow
+from middleware.ledger.records import DisclosureRecord, PageView
 from middleware.ledger.store import CONSENT_EVENTS, Filters, LedgerStore
 
 
@@ -70,11 +71,36 @@ def summary(
     return out
 
 
-def show(store: LedgerStore, filters: Filters) -> list[StoredRow]:
-    """Matching disclosures, newest first, at most ``filters.limit`` (default 50)."""
+def _split(rows: Iterator[StoredRow | BrokenRow],
+           broken: list[BrokenRow] | None) -> list[StoredRow]:
+    out: list[StoredRow] = []
+    for r in rows:
+        if isinstance(r, BrokenRow):
+            if broken is not None:
+                broken.append(r)
+        else:
+            out.append(r)
+    return out
+
+
+def show(store: LedgerStore, filters: Filters,
+         broken: list[BrokenRow] | None = None) -> list[StoredRow]:
+    """Matching records (page views, and per-partner rows of older ledgers), newest first,
+    at most ``filters.limit`` (default 50). Rows that do not parse go to ``broken``."""
     if filters.limit is None:
         filters = Filters(**{**filters.__dict__, "limit": 50})
-    return list(store.disclosures(filters, newest_first=True))
+    return _split(store.disclosures(filters, newest_first=True), broken)
+
+
+def disclosure_items(row: StoredRow, partner: str | None = None) -> list[DisclosureRecord]:
+    """A stored record as one ``DisclosureRecord`` per partner (only ``partner``'s if given):
+    the same shape for page view records and the per-partner rows of older ledgers."""
+    rec = row.record
+    if isinstance(rec, PageView):
+        return [d for d in rec.disclosures() if partner is None or d.partner == partner]
+    if isinstance(rec, DisclosureRecord):
+        return [rec] if partner is None or rec.partner == partner else []
+    return []
 
 
 @dataclass(frozen=True)
@@ -82,24 +108,30 @@ class SubjectReport:
     consent_id: str
     events: tuple[StoredRow, ...]  # oldest first
     disclosures: tuple[StoredRow, ...]  # oldest first
+    broken: tuple[BrokenRow, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "consent_id": self.consent_id,
             "consent_events": [r.to_dict() for r in self.events],
             "disclosures": [r.to_dict() for r in self.disclosures],
+            "broken_rows": [r.to_dict() for r in self.broken],
         }
 
 
 def subject(store: LedgerStore, consent_id: str) -> SubjectReport:
     """Everything the ledger holds about one consent id (a data subject access request)."""
-    events = tuple(store.consent_events(consent_id=consent_id))
-    disc = tuple(store.disclosures(Filters(consent_id=consent_id), newest_first=False))
-    return SubjectReport(consent_id, events, disc)
+    broken: list[BrokenRow] = []
+    events = tuple(_split(store.consent_events(consent_id=consent_id), broken))
+    disc = tuple(_split(store.disclosures(Filters(consent_id=consent_id), newest_first=False),
+                        broken))
+    return SubjectReport(consent_id, events, disc, tuple(broken))
 
 
-def export(store: LedgerStore, filters: Filters, kind: str = "disclosures") -> Iterator[StoredRow]:
-    """Stream rows oldest first in constant memory. ``kind``: disclosures | consent-events."""
+def export(store: LedgerStore, filters: Filters,
+           kind: str = "disclosures") -> Iterator[StoredRow | BrokenRow]:
+    """Stream rows oldest first in constant memory. ``kind``: disclosures | consent-events.
+    A row that does not parse comes as a ``BrokenRow`` (exported as such, never dropped)."""
     if kind in ("consent-events", CONSENT_EVENTS):
         return store.consent_events(filters.consent_id, filters.since, filters.until)
     if kind != "disclosures":

@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Literal, TypeAlias, get_args
 LegalBasis: TypeAlias = Literal["consent", "opt-out-not-exercised", "necessary"]
 ConsentAction: TypeAlias = Literal["given", "changed", "withdrawn"]
 ConsentSource: TypeAlias = Literal["banner", "preferences", "gpc", "form", "placeholder"]
-RecordKind: TypeAlias = Literal["disclosure", "consent"]
+RecordKind: TypeAlias = Literal["disclosure", "consent", "page_view"]
 
 LEGAL_BASES: frozenset[str] = frozenset(get_args(LegalBasis))
 CONSENT_ACTIONS: frozenset[str] = frozenset(get_args(ConsentAction))
@@ -211,7 +211,130 @@ class ConsentEvent:
         )
 
 
-Record: TypeAlias = DisclosureRecord | ConsentEvent
+@dataclass(frozen=True, slots=True)
+class PartnerShare:
+    """What one partner received on a page view, and on which legal basis.
+
+    Fixed per (partner, legal basis) for a given config, so the middleware builds each
+    one once and every page view record shares it.
+    """
+
+    partner: str
+    purposes: tuple[str, ...]
+    legal_basis: LegalBasis
+    data_categories: tuple[str, ...] = ()
+    cookies: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.legal_basis not in LEGAL_BASES:
+            raise ValueError(
+                f"legal_basis {self.legal_basis!r} is not one of {sorted(LEGAL_BASES)}"
+            )
+        if not self.partner or not isinstance(self.partner, str):
+            raise ValueError(f"partner must be a non-empty string, got {self.partner!r}")
+        object.__setattr__(self, "purposes", _strs("purposes", self.purposes))
+        object.__setattr__(self, "data_categories", _strs("data_categories", self.data_categories))
+        object.__setattr__(self, "cookies", _strs("cookies", self.cookies))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "partner": self.partner,
+            "purposes": list(self.purposes),
+            "legal_basis": self.legal_basis,
+            "data_categories": list(self.data_categories),
+            "cookies": list(self.cookies),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> PartnerShare:
+        return cls(partner=d["partner"], purposes=tuple(d["purposes"]),
+                   legal_basis=d["legal_basis"], data_categories=tuple(d["data_categories"]),
+                   cookies=tuple(d["cookies"]))
+
+
+@dataclass(frozen=True)
+class PageView:
+    """One page view that enabled partners: one record holding every partner's share.
+
+    The successor of one ``DisclosureRecord`` per (page view, partner): a fifth of the rows,
+    hashes and index entries for a page with five partners. ``partners`` is sorted by id
+    and holds each partner once.
+    """
+
+    time: datetime
+    request_id: str
+    consent_id: str | None
+    path: str
+    partners: tuple[PartnerShare, ...]
+    policy_version: str = ""
+    ip: str | None = None
+    ua_family: str = "other"
+    fields: Mapping[str, Any] = field(default_factory=lambda: _EMPTY, hash=False)
+
+    kind: ClassVar[RecordKind] = "page_view"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "time", _utc("time", self.time))
+        shares = tuple(self.partners)
+        if not shares:
+            raise ValueError("a page view record needs at least one partner")
+        for s in shares:
+            if not isinstance(s, PartnerShare):
+                raise ValueError(f"partners must be PartnerShare values, got {s!r}")
+        ids = [s.partner for s in shares]
+        if ids != sorted(set(ids)):
+            shares = tuple(sorted({s.partner: s for s in shares}.values(),
+                                  key=lambda s: s.partner))
+            if len(shares) != len(ids):
+                raise ValueError(f"a partner appears twice in one page view: {ids}")
+        object.__setattr__(self, "partners", shares)
+        if self.fields:
+            object.__setattr__(self, "fields", _json_mapping("fields", self.fields))
+
+    @property
+    def partner_ids(self) -> tuple[str, ...]:
+        return tuple(s.partner for s in self.partners)
+
+    def disclosures(self) -> tuple[DisclosureRecord, ...]:
+        """The same facts as one record per partner (the pre-page-view form), for display."""
+        return tuple(
+            DisclosureRecord(
+                time=self.time, request_id=self.request_id, consent_id=self.consent_id,
+                path=self.path, partner=s.partner, purposes=s.purposes,
+                legal_basis=s.legal_basis, data_categories=s.data_categories,
+                cookies=s.cookies, policy_version=self.policy_version, ip=self.ip,
+                ua_family=self.ua_family, fields=self.fields)
+            for s in self.partners)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "time": format_time(self.time),
+            "request_id": self.request_id,
+            "consent_id": self.consent_id,
+            "path": self.path,
+            "partners": [s.to_dict() for s in self.partners],
+            "policy_version": self.policy_version,
+            "ip": self.ip,
+            "ua_family": self.ua_family,
+            "fields": dict(self.fields),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> PageView:
+        return cls(
+            time=parse_time(d["time"]),
+            request_id=d["request_id"],
+            consent_id=d["consent_id"],
+            path=d["path"],
+            partners=tuple(PartnerShare.from_dict(s) for s in d["partners"]),
+            policy_version=d["policy_version"],
+            ip=d["ip"],
+            ua_family=d["ua_family"],
+            fields=d.get("fields") or {},
+        )
+
+
+Record: TypeAlias = DisclosureRecord | ConsentEvent | PageView
 
 
 def record_from_dict(kind: str, d: Mapping[str, Any]) -> Record:
@@ -219,4 +342,6 @@ def record_from_dict(kind: str, d: Mapping[str, Any]) -> Record:
         return DisclosureRecord.from_dict(d)
     if kind == "consent":
         return ConsentEvent.from_dict(d)
-    raise ValueError(f"unknown record kind {kind!r}; known: consent, disclosure")
+    if kind == "page_view":
+        return PageView.from_dict(d)
+    raise ValueError(f"unknown record kind {kind!r}; known: consent, disclosure, page_view")

@@ -82,6 +82,32 @@ _MIGRATIONS: tuple[Migration, ...] = (
         )""",
         "CREATE INDEX checkpoints_writer ON checkpoints (writer_id, last_seq)",
     )),
+    (2, "page_views: one record per page view holding its partners", (
+        """CREATE TABLE page_views (
+            id INTEGER PRIMARY KEY,
+            time TEXT NOT NULL,
+            request_id TEXT NOT NULL,
+            consent_id TEXT,
+            path TEXT NOT NULL,
+            partners TEXT NOT NULL,
+            partner_set TEXT NOT NULL,
+            policy_version TEXT NOT NULL,
+            ip TEXT,
+            ua_family TEXT NOT NULL,
+            fields TEXT NOT NULL,
+            writer_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL
+        )""",
+        # Four indexes, each one B-tree insert per page view (the per-partner rows took five
+        # per partner): time ranges, a subject's history, a partner's views, the chains.
+        "CREATE INDEX page_views_time ON page_views (time)",
+        "CREATE INDEX page_views_consent_time ON page_views (consent_id, time)",
+        "CREATE INDEX page_views_set_time ON page_views (partner_set, time)",
+        "CREATE INDEX page_views_chain ON page_views (writer_id, seq)",
+        "CREATE TABLE partner_sets (partner_set TEXT PRIMARY KEY)",
+    )),
 )
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
 

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Protocol, Self
 
-from middleware.ledger.chain import ChainedRecord, Checkpoint, StoredRow
+from middleware.ledger.chain import BrokenRow, ChainedRecord, Checkpoint, StoredRow
 
+PAGE_VIEWS = "page_views"
 DISCLOSURES = "disclosures"
 CONSENT_EVENTS = "consent_events"
 CHECKPOINTS = "checkpoints"
@@ -73,8 +74,9 @@ class LedgerStore(Protocol):
     def append(self, rows: Sequence[ChainedRecord]) -> None:
         """Insert the rows in one transaction; return only once it is durable."""
 
-    def chain_rows(self) -> Iterator[StoredRow]:
-        """Every row of both tables, ordered by (writer_id, seq, table, rowid); streaming."""
+    def chain_rows(self) -> Iterator[StoredRow | BrokenRow]:
+        """Every row of the chained tables, ordered by (writer_id, seq, table, rowid);
+        streaming. A row that does not parse comes as a ``BrokenRow``."""
 
     def checkpoints(self) -> list[Checkpoint]: ...
 
@@ -82,16 +84,20 @@ class LedgerStore(Protocol):
         """In one transaction, per writer delete the longest chain prefix older than
         ``cutoff`` and insert the checkpoint ``make(cut)`` returns."""
 
-    def disclosures(self, filters: Filters, newest_first: bool = True) -> Iterator[StoredRow]:
-        """Matching disclosure rows; streaming (server-side cursor / fetchmany)."""
+    def disclosures(
+        self, filters: Filters, newest_first: bool = True
+    ) -> Iterator[StoredRow | BrokenRow]:
+        """Matching page views and per-partner disclosures; streaming."""
 
     def consent_events(
         self, consent_id: str | None = None, since: datetime | None = None,
         until: datetime | None = None,
-    ) -> Iterator[StoredRow]:
+    ) -> Iterator[StoredRow | BrokenRow]:
         """Consent events, oldest first; streaming."""
 
     def summary(self, since: datetime | None, until: datetime | None) -> SummaryData: ...
+
+    def partner_sets(self) -> list[str]: ...
 
 
 class PurgeCheckpointFactory(Protocol):
