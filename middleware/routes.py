@@ -6,8 +6,13 @@
 link and click-to-load placeholder bytes. Everything that does not depend on the
 request is built in ``__init__``: a request costs a dict lookup or a short join.
 
-CSRF: choices are accepted only from same-origin POSTs (``Sec-Fetch-Site`` and
-``Origin``); redirects go only to same-site relative paths.
+CSRF and clickjacking: choices are accepted only from same-origin POSTs (``Sec-Fetch-Site``
+and ``Origin``; with neither, a same-origin ``Referer``), never from a form submitted inside
+a frame (``Sec-Fetch-Dest``) nor from the banner script running in another site's frame
+(it says so in the ``framed`` field): a cookie set there is not stored by the browser, so
+the ledger would record a consent the visitor does not have. Our pages may be framed only
+by the site itself (``frame-ancestors 'self'``, ``X-Frame-Options``). Redirects go only to
+same-site relative paths.
 
 References: Fetch Metadata, https://www.w3.org/TR/fetch-metadata/ ;
 GPC well-known resource, https://privacycg.github.io/gpc-spec/#gpc-support-resource
@@ -16,6 +21,7 @@ GPC well-known resource, https://privacycg.github.io/gpc-spec/#gpc-support-resou
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -44,7 +50,7 @@ RecordEvent = Callable[[str, Consent, "Consent | None", str, Scope], Awaitable[N
 ACTIONS = frozenset({"accept-all", "reject-all", "save", "withdraw"})
 SOURCES = frozenset({"banner", "preferences", "form", "placeholder"})
 #: Form fields that carry control data; a purpose may not use these ids.
-RESERVED_FIELDS = frozenset({"action", "source", "return_to", "granted"})
+RESERVED_FIELDS = frozenset({"action", "source", "return_to", "granted", "framed"})
 MAX_BODY = 16 * 1024
 MAX_FIELDS = 200
 WELL_KNOWN_GPC = "/.well-known/gpc.json"
@@ -55,6 +61,7 @@ _SECURITY_HEADERS = {
     "Content-Security-Policy": PAGE_CSP,
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "SAMEORIGIN",
 }
 _NO_STORE = {**_SECURITY_HEADERS, "Cache-Control": "no-store"}
 _ON = frozenset({"on", "1", "true", "yes"})
@@ -276,9 +283,11 @@ class ConsentUI:
         own_origin = self._own_origin(scope, headers)
         refusal = _cross_site_refusal(headers, own_origin)
         if refusal is not None:
-            return _plain(403, refusal)
+            return self._refused(refusal)
         try:
             fields = _parse_body(headers, await _read_body(headers, receive))
+            if _one(fields, "framed"):
+                return self._refused(_FRAMED)
             action = _one(fields, "action")
             if action not in ACTIONS:
                 raise _BadRequest(400, "Unknown or missing action; expected one of: "
@@ -322,6 +331,17 @@ class ConsentUI:
         return response
 
     # ------------------------------------------------------------------ helpers
+
+    def _refused(self, reason: str) -> Response:
+        """403 with a page that says why and how to choose (in a page of its own)."""
+        page = ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+                "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+                f"<title>Choice not saved</title><link rel=\"stylesheet\" href=\"{self.urls.css}\">"
+                "</head><body class=\"consent-gate-page\"><main><h1>Your choice was not saved</h1>"
+                f"<p>{html.escape(reason)}</p><p><a href=\"{self.prefix}preferences\" target=\"_top\">"
+                "Open the privacy choices page</a> to choose again.</p></main></body></html>")
+        return Response(page, status_code=403, media_type="text/html; charset=utf-8",
+                        headers=_NO_STORE)
 
     def _granted_for(self, action: str, source: str, fields: Mapping[str, list[str]],
                      previous: Consent) -> frozenset[str]:
@@ -432,15 +452,36 @@ def _same_origin(origin: tuple[str, str] | None, own: tuple[str, str] | None) ->
     return origin[0] == own[0] or (origin[0] == "https" and own[0] == "http")
 
 
+#: Sec-Fetch-Dest of a form submitted inside a frame (a nested navigation).
+_FRAME_DESTS = frozenset({"iframe", "frame", "embed", "object", "fencedframe"})
+_FRAMED = ("Refused: this choice was made inside a frame of another site. Your browser would "
+           "not keep it there, so it was neither saved nor recorded.")
+
+
 def _cross_site_refusal(headers: Headers, own: tuple[str, str] | None) -> str | None:
+    """Why a consent POST is refused, or None when it comes from one of our own pages."""
+    dest = (headers.get("sec-fetch-dest") or "").strip().lower()
+    if dest in _FRAME_DESTS:
+        return ("Refused: consent choices are not accepted from a form inside a frame "
+                "(Sec-Fetch-Dest is " + dest + ").")
     site = headers.get("sec-fetch-site")
     if site is not None and site.strip().lower() != "same-origin":
         return ("Refused: consent choices are accepted only from this site's own pages "
                 "(Sec-Fetch-Site is not same-origin).")
     origin = headers.get("origin")
+    if origin is not None and origin.strip() == "null" and site is not None:
+        # Sec-Fetch-Site said same-origin: a page with Referrer-Policy: no-referrer sends
+        # "Origin: null" with its POSTs. An opaque (sandboxed) initiator is cross-site.
+        origin = None
     if origin is not None and not _same_origin(_origin_of(origin.strip()), own):
         return ("Refused: consent choices are accepted only from this site's own pages "
                 "(the Origin header names another site).")
+    if site is None and origin is None and not _same_origin(_origin_of(headers.get("referer", "")), own):
+        # Every current browser sends Origin or Sec-Fetch-Site with a POST; without them the
+        # Referer is the only sign that the form was on our page.
+        return ("Refused: your browser sent neither Origin, Sec-Fetch-Site nor a Referer from "
+                "this site, so this choice cannot be told apart from a forged one. A privacy "
+                "extension that strips these headers can cause this; allow them for this site.")
     return None
 
 

@@ -117,8 +117,10 @@ class UiApp:
         _, value = self.resolver.choose(granted, source, previous=None)
         return value
 
-    def client(self) -> TestClient:
-        return TestClient(self, base_url=BASE, follow_redirects=False)
+    def client(self, *, origin: bool = True) -> TestClient:
+        """A client that sends ``Origin`` like a browser does with every POST (unless told not to)."""
+        return TestClient(self, base_url=BASE, follow_redirects=False,
+                          headers={"origin": BASE} if origin else None)
 
 
 def make_ui_app(**sections: Mapping[str, Any]) -> UiApp:
@@ -330,7 +332,7 @@ def test_expiries_carry_secure_over_https() -> None:
     with TestClient(app, base_url="https://testserver", follow_redirects=False) as client:
         r = client.post("/.consent/choice", content=b"action=reject-all",
                         headers={"content-type": "application/x-www-form-urlencoded",
-                                 "cookie": f"consent={cookie}"})
+                                 "origin": "https://testserver", "cookie": f"consent={cookie}"})
     assert expiries(r) == ["_st=; Max-Age=0; Path=/; Secure"]
 
 
@@ -448,16 +450,62 @@ def test_choice_sec_fetch_site_not_same_origin_is_403(app: UiApp, site: str) -> 
     assert not set_cookies(r)
 
 
-@pytest.mark.parametrize("origin", ["null", "http://testserver:8080", "http://evil.testserver"])
+@pytest.mark.parametrize("origin", ["http://testserver:8080", "http://evil.testserver"])
 def test_choice_other_origins_are_403(app: UiApp, origin: str) -> None:
     assert post(app, {"action": "accept-all"}, headers={"origin": origin}).status_code == 403
 
 
-def test_choice_without_fetch_metadata_or_origin_is_accepted(app: UiApp) -> None:
-    with app.client() as client:
-        r = client.post("/.consent/choice", content=b"action=accept-all",
-                        headers={"content-type": "application/x-www-form-urlencoded"})
-    assert r.status_code == 303
+def raw_post(app: UiApp, headers: Mapping[str, str]) -> Any:
+    with app.client(origin=False) as client:
+        return client.post("/.consent/choice", content=b"action=accept-all",
+                           headers={"content-type": "application/x-www-form-urlencoded", **headers})
+
+
+def test_choice_origin_null_without_fetch_metadata_is_403(app: UiApp) -> None:
+    # A sandboxed frame on any site posts with Origin: null.
+    assert raw_post(app, {"origin": "null"}).status_code == 403
+    assert app.events == []
+
+
+def test_choice_origin_null_with_same_origin_fetch_metadata_is_accepted(app: UiApp) -> None:
+    # What a page with Referrer-Policy: no-referrer sends.
+    assert raw_post(app, {"origin": "null", "sec-fetch-site": "same-origin"}).status_code == 303
+
+
+def test_choice_without_origin_fetch_metadata_or_referer_is_refused_with_a_page(app: UiApp) -> None:
+    r = raw_post(app, {})
+    assert r.status_code == 403
+    assert r.headers["content-type"].startswith("text/html")
+    assert "neither Origin, Sec-Fetch-Site nor a Referer" in r.text
+    assert 'href="/.consent/preferences" target="_top"' in r.text
+    assert not set_cookies(r) and app.events == []
+
+
+def test_choice_without_origin_or_fetch_metadata_accepts_same_origin_referer(app: UiApp) -> None:
+    assert raw_post(app, {"referer": BASE + "/article"}).status_code == 303
+    assert raw_post(app, {"referer": "https://evil.example/"}).status_code == 403
+    assert len(app.events) == 1
+
+
+@pytest.mark.parametrize("dest", ["iframe", "frame", "embed", "object"])
+def test_choice_form_submitted_inside_a_frame_is_refused(app: UiApp, dest: str) -> None:
+    r = post(app, {"action": "accept-all"}, headers={"sec-fetch-dest": dest})
+    assert r.status_code == 403
+    assert "inside a frame" in r.text
+    assert not set_cookies(r) and app.events == []
+
+
+def test_choice_from_banner_script_in_another_sites_frame_is_refused(app: UiApp) -> None:
+    r = post(app, {"action": "accept-all", "source": "banner", "framed": "cross-origin"},
+             headers={"sec-fetch-dest": "empty", "accept": "application/json"})
+    assert r.status_code == 403
+    assert "inside a frame of another site" in r.text
+    assert not set_cookies(r) and app.events == []
+
+
+def test_choice_top_level_document_post_is_accepted(app: UiApp) -> None:
+    r = post(app, {"action": "accept-all"}, headers={"sec-fetch-dest": "document"})
+    assert r.status_code == 303 and len(app.events) == 1
 
 
 def test_choice_origin_with_default_port_is_same_origin(app: UiApp) -> None:
@@ -623,6 +671,9 @@ def assert_page_headers(r: Any, *, no_store: bool) -> None:
     assert r.headers["content-security-policy"] == PAGE_CSP
     assert r.headers["x-content-type-options"] == "nosniff"
     assert r.headers["referrer-policy"] == "same-origin"
+    # Our pages can be framed by the site itself only (clickjacking of the choice buttons).
+    assert "frame-ancestors 'self'" in PAGE_CSP
+    assert r.headers["x-frame-options"] == "SAMEORIGIN"
     assert (r.headers.get("cache-control") == "no-store") is no_store
 
 

@@ -19,6 +19,13 @@
     lastButton = t && t.closest ? t.closest("form[data-consent-form] button[name]") : null;
   }, true);
 
+  // In another site's frame the browser would not keep the consent cookie; the server
+  // refuses the choice instead of recording a consent the visitor does not have.
+  function framedByOtherSite() {
+    if (window.top === window.self) { return false; }
+    try { return window.top.location.origin !== location.origin; } catch (e) { return true; }
+  }
+
   document.addEventListener("submit", function (ev) {
     var form = ev.target;
     if (!form || !form.matches || !form.matches("form[data-consent-form]")) { return; }
@@ -28,6 +35,7 @@
     var button = ev.submitter || lastButton;
     var data = new URLSearchParams(new FormData(form));
     if (button && button.name) { data.set(button.name, button.value); }
+    if (framedByOtherSite()) { data.set("framed", "cross-origin"); }
     var buttons = form.querySelectorAll("button");
     buttons.forEach(function (b) { b.disabled = true; });
     // getAttribute: form.action is shadowed by the buttons named "action".
