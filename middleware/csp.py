@@ -37,6 +37,11 @@ class CspBuilder:
                             else b"content-security-policy")
         self._partner_hosts = {pid: p.hosts for pid, p in config.partners.items()}
         self._extra = config.csp.extra
+        # Who may frame the site's pages (clickjacking of the banner): [csp] frame_ancestors.
+        self.frame_ancestors = "frame-ancestors " + " ".join(config.csp.frame_ancestors)
+        #: The same rule for browsers without CSP frame-ancestors (None when it has no equivalent).
+        options: dict[tuple[str, ...], str] = {("'self'",): "SAMEORIGIN", ("'none'",): "DENY"}
+        self.frame_options: str | None = options.get(config.csp.frame_ancestors)
         self._cache: dict[frozenset[str], bytes] = {}
 
     @property
@@ -62,5 +67,6 @@ class CspBuilder:
         for directive in CSP_DIRECTIVES:
             sources = [*_BASE[directive], *hosts, *self._extra.get(directive, ())]
             parts.append(f"{directive} {' '.join(sources)}")
+        parts.append(self.frame_ancestors)
         parts.append(f"report-uri {self.report_uri}")
         return "; ".join(parts).encode("ascii")

@@ -64,6 +64,11 @@ _SECURITY_HEADERS = {
     "X-Frame-Options": "SAMEORIGIN",
 }
 _NO_STORE = {**_SECURITY_HEADERS, "Cache-Control": "no-store"}
+#: A refusal has no buttons: it may show inside the frame the refused choice came from.
+_REFUSAL_HEADERS = {
+    **{k: v for k, v in _NO_STORE.items() if k != "X-Frame-Options"},
+    "Content-Security-Policy": PAGE_CSP.replace("frame-ancestors 'self'", "frame-ancestors *"),
+}
 _ON = frozenset({"on", "1", "true", "yes"})
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 
@@ -341,7 +346,7 @@ class ConsentUI:
                 f"<p>{html.escape(reason)}</p><p><a href=\"{self.prefix}preferences\" target=\"_top\">"
                 "Open the privacy choices page</a> to choose again.</p></main></body></html>")
         return Response(page, status_code=403, media_type="text/html; charset=utf-8",
-                        headers=_NO_STORE)
+                        headers=_REFUSAL_HEADERS)
 
     def _granted_for(self, action: str, source: str, fields: Mapping[str, list[str]],
                      previous: Consent) -> frozenset[str]:
@@ -462,8 +467,8 @@ def _cross_site_refusal(headers: Headers, own: tuple[str, str] | None) -> str | 
     """Why a consent POST is refused, or None when it comes from one of our own pages."""
     dest = (headers.get("sec-fetch-dest") or "").strip().lower()
     if dest in _FRAME_DESTS:
-        return ("Refused: consent choices are not accepted from a form inside a frame "
-                "(Sec-Fetch-Dest is " + dest + ").")
+        return ("Refused: this choice was made in a form inside a frame (Sec-Fetch-Dest: "
+                + dest + "), so it was neither saved nor recorded.")
     site = headers.get("sec-fetch-site")
     if site is not None and site.strip().lower() != "same-origin":
         return ("Refused: consent choices are accepted only from this site's own pages "

@@ -1,0 +1,28 @@
+"""Clickjacking: who may frame the site's pages ([csp] frame_ancestors) and ours."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from .asgi_helpers import html_app, http_scope, make_gate, run
+
+
+def directives(value: bytes) -> dict[str, list[str]]:
+    parts = [p.strip().split() for p in value.decode().split(";")]
+    return {p[0]: p[1:] for p in parts if p}
+
+
+@pytest.mark.parametrize(("configured", "expected"), [
+    (None, ["'self'"]),
+    (["'none'"], ["'none'"]),
+    (["'self'", "https://partner.example"], ["'self'", "https://partner.example"]),
+])
+def test_framing_site_pages_carry_frame_ancestors(tmp_path: Path, configured: list[str] | None,
+                                                  expected: list[str]) -> None:
+    overrides = {"csp": {"frame_ancestors": configured}} if configured else {}
+    gate = make_gate(html_app(), tmp_path, **overrides)
+    out = asyncio.run(run(gate, http_scope()))
+    assert directives(out.header(b"content-security-policy")[0])["frame-ancestors"] == expected
