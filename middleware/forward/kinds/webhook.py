@@ -1,0 +1,37 @@
+"""A site's own endpoint: the allowed fields as JSON, ``Authorization: Bearer`` from the
+environment, and ``Sec-GPC: 1`` passed on when the visitor sent it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from middleware.forward.kinds import DAY, Outbound, Prepared
+from middleware.forward.spec import ForwardSpec
+from middleware.ledger.records import format_time
+
+import datetime as dt
+
+
+class Webhook:
+    max_age_s = 7 * DAY
+
+    def body(self, spec: ForwardSpec, ev: Outbound) -> dict[str, Any]:
+        return {
+            "event": ev.event, "event_id": ev.event_id,
+            "event_time": format_time(dt.datetime.fromtimestamp(ev.event_time, dt.UTC)),
+            "fields": dict(ev.values), "limited_data_use": ev.limited_data_use,
+        }
+
+    def prepare(self, spec: ForwardSpec, secret: str, gpc: bool) -> Prepared:
+        headers = {"content-type": "application/json"}
+        if secret:
+            headers["authorization"] = f"Bearer {secret}"
+        if gpc and spec.pass_gpc:
+            headers["sec-gpc"] = "1"
+        return Prepared(spec.endpoint, headers)
+
+    def accepted(self, status: int, body: bytes) -> tuple[bool, str]:
+        return True, f"HTTP {status}"
+
+
+KIND = Webhook()
