@@ -11,7 +11,7 @@ import logging
 import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import Message, Receive, Scope, Send
@@ -29,6 +29,9 @@ from .plan import PlanBuilder, charset_of
 from .rewrite import HtmlRewriter
 from .routes import ConsentUI
 from .secrets import dev_mode_requested, signing_keys
+
+if TYPE_CHECKING:
+    from .forward.forwarder import Forwarder
 
 logger = logging.getLogger("consent_gate")
 
@@ -66,7 +69,9 @@ class ConsentMiddleware:
         self.resolver = ConsentResolver(self.config, self.codec)
         self.matcher = HostMatcher({pid: p.hosts for pid, p in self.config.partners.items()})
         self.discloser = ledger if ledger is not None else Discloser.from_config(self.config, keys[0])
-        self.ui = ConsentUI(self.config, self.resolver, record_event=self.discloser.record_event)
+        self.forwarder = _forwarder(self.config, keys[0], self.discloser)
+        self.ui = ConsentUI(self.config, self.resolver, record_event=self.discloser.record_event,
+                            collect=self.forwarder.collector if self.forwarder else None)
         self.plans = PlanBuilder(self.config, self.matcher, self.ui)
         self.csp = CspBuilder(self.config)
         self.csp_reports = CspReports(self.matcher, trust_proxy=policy.trust_proxy)
@@ -102,6 +107,8 @@ class ConsentMiddleware:
         state = ConsentState(scope.get("state") or {})
         state["consent"] = consent
         inner["state"] = state
+        if self.forwarder is not None:
+            inner[self.forwarder.SCOPE_KEY] = self.forwarder
         # Ask for identity bodies: compressed HTML could not be rewritten (compression goes outside us).
         if any(k == b"accept-encoding" for k, _ in scope["headers"]):
             inner["headers"] = [(k, v) for k, v in scope["headers"] if k != b"accept-encoding"]
@@ -119,11 +126,27 @@ class ConsentMiddleware:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 await self.discloser.startup()
+                if self.forwarder is not None:
+                    await self.forwarder.startup()
             elif message["type"] == "lifespan.shutdown":
+                if self.forwarder is not None:
+                    await self.forwarder.aclose()
                 await self.discloser.aclose()
             return message
 
         return wrapped
+
+
+def _forwarder(config: Config, signing_key: str, discloser: Discloser) -> Forwarder | None:
+    """Server-side forwarding, when a partner has ``[partners.ID.forward]`` (imported only then)."""
+    if not any(p.forward is not None for p in config.partners.values()):
+        return None
+    from .forward.forwarder import Forwarder
+
+    if discloser.writer is None:
+        logger.warning("consent-gate: [partners.*.forward] needs the ledger; forwarding is off")
+        return None
+    return Forwarder.from_config(config, signing_key, discloser.writer)
 
 
 class ConsentState(dict[str, Any]):

@@ -17,6 +17,7 @@ from types import MappingProxyType
 from typing import Any, Literal, TypeVar, cast
 
 from .errors import ConfigError
+from .forward.spec import ForwardSpec, read_forward
 
 Position = Literal["head-end", "body-start", "body-end"]
 POSITIONS: tuple[Position, ...] = ("head-end", "body-start", "body-end")
@@ -97,6 +98,8 @@ class Partner:
     cookie_domains: tuple[str, ...] = ()
     privacy_url: str = ""
     inject: tuple[Snippet, ...] = ()
+    #: ``[partners.ID.forward]``: server-side events to this partner (None: none are sent).
+    forward: ForwardSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -486,18 +489,21 @@ def _read_partners(t: Table, done: Mapping[str, Any]) -> Mapping[str, Partner]:
             at = s.choice("at", POSITIONS)
             html = s.get("html", str, check=lambda v: None if v.strip() else "expected non-empty HTML")
             snippets.append(Snippet(at=cast(Position, at), html=html))
+        cookies = p.str_list("cookies", pattern=_COOKIE_NAME, what="a cookie name")
+        f = p.table("forward")
         partners[pid] = Partner(
             id=pid,
             name=p.get("name", str),
             purposes=its_purposes,
             hosts=hosts,
             receives=receives,
-            cookies=p.str_list("cookies", pattern=_COOKIE_NAME, what="a cookie name"),
+            cookies=cookies,
             cookie_domains=p.str_list("cookie_domains", pattern=re.compile(r"^\.?[a-z0-9.-]+$"),
                                       what="a cookie domain like '.example.com'"),
             privacy_url=p.get("privacy_url", str, check=lambda v: None if v.startswith("https://")
                               else f"expected an https:// URL, got {v!r}"),
             inject=tuple(snippets),
+            forward=read_forward(f, partner=pid, partner_cookies=cookies) if f.present else None,
         )
     return MappingProxyType(partners)
 

@@ -46,6 +46,10 @@ logger = logging.getLogger("consent_gate")
 
 #: (action "given"|"changed"|"withdrawn", new consent, previous consent, source, scope)
 RecordEvent = Callable[[str, Consent, "Consent | None", str, Scope], Awaitable[None]]
+#: ``POST {prefix}collect`` after the same-origin and size checks: (scope, consent, JSON body)
+#: -> (status, JSON answer). Server-side forwarding provides it (forward/collect.py).
+Collect = Callable[[Scope, Consent, bytes], Awaitable[tuple[int, Mapping[str, Any]]]]
+COLLECT_MAX_BODY = 4096
 
 ACTIONS = frozenset({"accept-all", "reject-all", "save", "withdraw"})
 SOURCES = frozenset({"banner", "preferences", "form", "placeholder"})
@@ -103,8 +107,9 @@ class ConsentUI:
     """The consent UI and routes; one instance per middleware, stateless across requests."""
 
     def __init__(self, config: Config, resolver: ConsentResolver, *,
-                 record_event: RecordEvent | None = None) -> None:
+                 record_event: RecordEvent | None = None, collect: Collect | None = None) -> None:
         self.config = config
+        self.collect = collect
         self.resolver = resolver
         self.record_event = record_event
         policy = config.policy
@@ -164,6 +169,8 @@ class ConsentUI:
         }
         if policy.honor_gpc:
             self._routes = {**self._routes, WELL_KNOWN_GPC: (("GET", "HEAD"), self._gpc)}
+        if collect is not None:
+            self._routes = {**self._routes, self.prefix + "collect": (("POST",), self._collect)}
 
     # ------------------------------------------------------------------ for the middleware
 
@@ -335,6 +342,26 @@ class ConsentUI:
             response.raw_headers.append((b"set-cookie", header.encode("latin-1")))
         return response
 
+    async def _collect(self, scope: Scope, receive: Receive, consent: Consent) -> Response:
+        """A first-party event for server-side forwarding: same-origin JSON only (a cross-site
+        page cannot send JSON without a CORS preflight, which is never granted)."""
+        headers = Headers(scope=scope)
+        refusal = _cross_site_refusal(headers, self._own_origin(scope, headers))
+        if refusal is not None:
+            return _plain(403, refusal)
+        if headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+            return _plain(415, "Expected application/json.")
+        try:
+            body = await _read_body(headers, receive, COLLECT_MAX_BODY)
+        except _BadRequest as exc:
+            return _plain(exc.status, exc.message)
+        except _Disconnected:
+            return _plain(400, "The request body was not received.")
+        if self.collect is None:  # the route is registered only with a handler
+            return _plain(404, "Not found.")
+        status, answer = await self.collect(scope, consent, body)
+        return JSONResponse(answer, status_code=status, headers=_NO_STORE)
+
     # ------------------------------------------------------------------ helpers
 
     def _refused(self, reason: str) -> Response:
@@ -498,13 +525,13 @@ def _referer_path(referer: str | None, own: tuple[str, str] | None) -> str | Non
     return safe_return_path(path)
 
 
-async def _read_body(headers: Headers, receive: Receive) -> bytes:
+async def _read_body(headers: Headers, receive: Receive, limit: int = MAX_BODY) -> bytes:
     length = headers.get("content-length")
     if length is not None:
         if not length.strip().isdigit():
             raise _BadRequest(400, "Invalid Content-Length.")
-        if int(length) > MAX_BODY:
-            raise _BadRequest(413, f"Request body too large (limit {MAX_BODY} bytes).")
+        if int(length) > limit:
+            raise _BadRequest(413, f"Request body too large (limit {limit} bytes).")
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -513,8 +540,8 @@ async def _read_body(headers: Headers, receive: Receive) -> bytes:
             raise _Disconnected
         body = message.get("body", b"")
         size += len(body)
-        if size > MAX_BODY:
-            raise _BadRequest(413, f"Request body too large (limit {MAX_BODY} bytes).")
+        if size > limit:
+            raise _BadRequest(413, f"Request body too large (limit {limit} bytes).")
         chunks.append(body)
         if not message.get("more_body", False):
             return b"".join(chunks)

@@ -111,7 +111,7 @@ def mask_ip(ip: str) -> str:
     """The address with only its network kept: IPv4 /16, IPv6 /32 (coarser than the /24 and
     /48 every forwarded address already is)."""
     if ":" in ip:
-        groups = (ip.split("::")[0].split(":") + ["0", "0"])[:2]
+        groups = ([*ip.split("::")[0].split(":"), "0", "0"])[:2]
         return ":".join(groups) + "::"
-    a, b, *_ = ip.split(".") + ["0", "0"]
+    a, b, *_ = [*ip.split("."), "0", "0"]
     return f"{a}.{b}.0.0"

@@ -23,8 +23,8 @@ State = Literal["closed", "open", "half-open"]
 def backoff(attempt: int, *, base_s: float = 2.0, cap_s: float = 900.0,
             rand: Callable[[], float] = random.random, floor_s: float = 0.0) -> float:
     """Seconds to wait before attempt ``attempt + 1`` (``attempt`` >= 0 failures so far)."""
-    ceiling = min(cap_s, base_s * (2 ** min(attempt, 30)))
-    return max(floor_s, ceiling * (0.5 + 0.5 * rand()))
+    ceiling = min(cap_s, base_s * (1 << min(attempt, 30)))
+    return max(floor_s, ceiling * (0.5 + 0.5 * float(rand())))
 
 
 def retry_after(value: str | None, cap_s: float = 3600.0) -> float:

@@ -6,7 +6,8 @@ parsed when no partner cookie is allowed). Identifiers are hashed here, as each 
 spec wants, so the plain values never reach the ledger or the outbox.
 
 References: Meta customer information parameters (em: trimmed, lower-case; ph: digits with
-country code), https://developers.facebook.com/docs/marketing-api/conversions-api/parameters/customer-information-parameters ;
+country code), https://developers.facebook.com/docs/marketing-api/conversions-api/parameters/
+customer-information-parameters ;
 GA4 user-provided data (gmail dots removed; phone in E.164),
 https://developers.google.com/analytics/devguides/collection/ga4/uid-data ;
 TikTok Events API 2.0 (email lower-case, phone E.164, SHA-256).

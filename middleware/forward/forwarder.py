@@ -9,6 +9,7 @@ A partner without consent gets nothing: no record, no row, no request.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import json
@@ -18,7 +19,7 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from starlette.types import Scope
 
@@ -35,6 +36,9 @@ from middleware.forward.transport import Resolver
 from middleware.headers import cookie_value, header_value
 from middleware.ledger import DisclosureRecord, LedgerWriter, minimise_ip, page_path, ua_family
 from middleware.ledger.records import LegalBasis
+
+if TYPE_CHECKING:
+    from middleware.forward.collect import Collector
 
 logger = logging.getLogger("consent_gate.forward")
 
@@ -89,6 +93,8 @@ def read_secrets(config_source: str, specs: Mapping[str, ForwardSpec],
 
 
 class Forwarder:
+    SCOPE_KEY = SCOPE_KEY
+
     def __init__(self, config: Config, specs: Mapping[str, ForwardSpec], writer: LedgerWriter,
                  outbox: Outbox, *, digest_key: bytes, environ: Mapping[str, str] | None = None,
                  clock: Callable[[], float] = time.time, resolver: Resolver | None = None,
@@ -104,17 +110,32 @@ class Forwarder:
         self.sender = Sender(outbox, self.specs, self.secrets, self._record_delivery, clock=clock,
                              resolver=resolver, **dict(sender_options or {}))
         self._depths: dict[str, int] = {}
+        self._started = False
         self.skipped = 0
 
     @classmethod
-    def specs_of(cls, config: Config) -> dict[str, ForwardSpec]:
-        return {pid: p.forward for pid, p in config.partners.items()
-                if getattr(p, "forward", None) is not None}
+    def from_config(cls, config: Config, signing_key: str, writer: LedgerWriter) -> Forwarder:
+        """The forwarder of a wrapped site: its outbox in the ledger's SQLite file."""
+        path = config.ledger.path
+        if path.startswith(("postgresql://", "postgres://")):
+            raise ConfigError(config.source, "ledger.path", "server-side forwarding keeps its outbox "
+                              "in a SQLite ledger file; a PostgreSQL ledger is not supported yet")
+        return cls(config, specs_of(config), writer,
+                   Outbox(path, synchronous=config.ledger.synchronous),
+                   digest_key=f"consent-gate.forward.{signing_key}".encode())
+
+    @functools.cached_property
+    def collector(self) -> Collector:
+        """The handler of ``POST /.consent/collect`` (rate-limited, schema-checked)."""
+        from middleware.forward.collect import Collector
+
+        return Collector(self)
 
     # -- lifecycle -------------------------------------------------------------------
     async def startup(self) -> None:
         self._depths = await self.outbox.depths()
         self.sender.start()
+        self._started = True
 
     async def aclose(self) -> None:
         await self.sender.aclose()
@@ -146,7 +167,7 @@ class Forwarder:
         skipped: dict[str, str] = {}
         actions: dict[str, str] = {}
         ledger = self.config.ledger
-        base = {
+        base: dict[str, Any] = {
             "request_id": f"fwd-{event_id}", "consent_id": consent.consent_id,
             "path": page_path(str(scope.get("path", "/"))),
             "policy_version": consent.policy_version,
@@ -196,6 +217,8 @@ class Forwarder:
             await self.outbox.put(items)
             for item in items:
                 self._depths[item.partner] = self._depths.get(item.partner, 0) + 1
+            if not self._started:  # served without a lifespan: start the sender here
+                await self.startup()
             self.sender.wake()
         return ForwardResult(event_id=event_id, queued=tuple(i.partner for i in items),
                              skipped=skipped, actions=actions)
@@ -215,6 +238,10 @@ class Forwarder:
             legal_basis=cast(LegalBasis, meta.get("legal_basis", "consent")),
             policy_version=meta.get("policy_version", ""), ip=meta.get("ip"),
             ua_family=meta.get("ua_family", "other"), fields=fields)], timeout=5.0)
+
+
+def specs_of(config: Config) -> dict[str, ForwardSpec]:
+    return {pid: p.forward for pid, p in config.partners.items() if p.forward is not None}
 
 
 def _source(scope: Scope, data: Mapping[str, Any], *, trust_proxy: bool) -> Source:

@@ -14,6 +14,7 @@ All SQLite work happens on one thread per outbox, never on the event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sqlite3
@@ -175,10 +176,8 @@ class Outbox:
         except Exception as exc:
             error = exc
         for _, loop, fut in batch:
-            try:
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits
                 loop.call_soon_threadsafe(_settle, fut, error)
-            except RuntimeError:  # the loop is closed: nobody waits
-                pass
 
     # -- the sender's side -----------------------------------------------------------
     async def claim(self, limit: int, lease_s: float, exclude: Sequence[str] = ()) -> list[Item]:

@@ -10,10 +10,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, TypeAlias, cast, get_args
+from typing import TYPE_CHECKING, Literal, TypeAlias, cast, get_args
 
-from middleware.errors import ConfigError
 from middleware.forward.addresses import EndpointError, check_endpoint
+
+if TYPE_CHECKING:
+    from middleware.config import Table
 
 Kind: TypeAlias = Literal["ga4-measurement-protocol", "meta-conversions-api", "tiktok-events-api",
                           "webhook"]
@@ -45,11 +47,14 @@ _ACCOUNT = {
     "meta-conversions-api": re.compile(r"^[0-9]{5,20}$"),
     "tiktok-events-api": re.compile(r"^[A-Z0-9]{10,30}$"),
 }
+#: Meta: event_source_url and client_user_agent are required for website events.
+_REQUIRED_FIELDS = {"meta-conversions-api": ("page_url", "ua_family")}
 _ENV = re.compile(r"^[A-Z_][A-Z0-9_]{0,63}$")
 _EVENT = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _COOKIE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-_KEYS = frozenset({"kind", "endpoint", "account", "credential_env", "fields", "cookies", "events",
-                   "basis", "test_loopback", "timeout_s", "max_attempts", "pass_gpc", "max_pending"})
+_ACCOUNT_WHAT = {"ga4-measurement-protocol": "expected the GA4 measurement id (G-XXXXXXX)",
+                 "meta-conversions-api": "expected the Meta pixel (dataset) id, digits",
+                 "tiktok-events-api": "expected the TikTok pixel code"}
 
 
 @dataclass(frozen=True)
@@ -78,84 +83,53 @@ class ForwardSpec:
         return name in self.fields
 
 
-def parse_forward(source: str, key_path: str, data: Any, *, partner: str,
-                  partner_cookies: tuple[str, ...]) -> ForwardSpec:
-    """A ``ForwardSpec`` from the TOML table at ``key_path``; ConfigError naming the key."""
+def read_forward(t: Table, *, partner: str, partner_cookies: tuple[str, ...]) -> ForwardSpec:
+    """A ``ForwardSpec`` from ``[partners.ID.forward]``; problems go to the table (key paths)."""
+    from middleware.config import REQUIRED  # config imports this module: import at call time
 
-    def err(key: str, expected: str) -> ConfigError:
-        return ConfigError(source, f"{key_path}.{key}" if key else key_path, expected)
+    kind = t.choice("kind", KINDS)
+    test_loopback = t.get("test_loopback", bool, False)
 
-    if not isinstance(data, Mapping):
-        raise err("", "expected a table ([partners.ID.forward])")
-    for key in data:
-        if key not in _KEYS:
-            raise err(str(key), "unknown key; known: " + ", ".join(sorted(_KEYS)))
+    def endpoint_ok(url: str) -> str | None:
+        try:
+            check_endpoint(url, test_loopback=test_loopback)
+        except EndpointError as exc:
+            return str(exc)
+        return None
 
-    def get(key: str, kind: type, default: Any) -> Any:
-        value = data.get(key, default)
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-            raise err(key, f"expected {kind.__name__}, got {value!r}")
-        return value
-
-    def strs(key: str, pattern: re.Pattern[str], what: str) -> tuple[str, ...]:
-        value = data.get(key, [])
-        if not isinstance(value, list):
-            raise err(key, f"expected an array of {what}")
-        for i, v in enumerate(value):
-            if not isinstance(v, str) or not pattern.match(v):
-                raise err(f"{key}[{i}]", f"expected {what}, got {v!r}")
-        return tuple(value)
-
-    kind = get("kind", str, "")
-    if kind not in KINDS:
-        raise err("kind", f"expected one of {', '.join(KINDS)}, got {kind!r}")
-    test_loopback = get("test_loopback", bool, False)
-    endpoint = get("endpoint", str, DEFAULT_ENDPOINTS.get(kind, ""))
-    if not endpoint:
-        raise err("endpoint", "a webhook needs an endpoint (https://host/path)")
-    try:
-        check_endpoint(endpoint, test_loopback=test_loopback)
-    except EndpointError as exc:
-        raise err("endpoint", str(exc)) from None
-    account = get("account", str, "")
-    if kind in _ACCOUNT and not _ACCOUNT[kind].match(account):
-        raise err("account", {"ga4-measurement-protocol": "expected the GA4 measurement id (G-XXXXXXX)",
-                              "meta-conversions-api": "expected the Meta pixel (dataset) id, digits",
-                              "tiktok-events-api": "expected the TikTok pixel code"}[kind]
-                  + f", got {account!r}")
-    credential_env = get("credential_env", str, "")
-    if credential_env and not _ENV.match(credential_env):
-        raise err("credential_env", "expected an environment variable name (A-Z, 0-9, _), not a secret")
-    if kind != "webhook" and not credential_env:
-        raise err("credential_env", "expected the name of the environment variable holding the "
-                  "partner's secret (api secret / access token)")
-    fields = strs("fields", re.compile(r"^[a-z0-9_]+$"), "a field name")
+    endpoint = t.get("endpoint", str, DEFAULT_ENDPOINTS.get(kind, REQUIRED), check=endpoint_ok)
+    pattern = _ACCOUNT.get(kind)
+    account = t.get("account", str, REQUIRED if pattern else "", check=lambda v: None if (
+        pattern is None or pattern.match(v)) else _ACCOUNT_WHAT[kind] + f", got {v!r}")
+    credential_env = t.get(
+        "credential_env", str, REQUIRED if kind != "webhook" else "",
+        check=lambda v: None if _ENV.match(v) else
+        "expected the NAME of an environment variable (A-Z, 0-9, _), never the secret itself")
+    fields = t.str_list("fields", pattern=re.compile(r"^[a-z0-9_]+$"), what="a field name")
     for i, f in enumerate(fields):
         if f not in FIELDS:
-            raise err(f"fields[{i}]", f"unknown field {f!r}; known: {', '.join(FIELDS)}")
-    cookies = strs("cookies", _COOKIE, "a cookie name")
+            t.error(f"fields[{i}]", f"unknown field {f!r}; known: {', '.join(FIELDS)}")
+    for name in _REQUIRED_FIELDS.get(kind, ()):
+        if t.present and name not in fields and "fields" in t.data:
+            t.error("fields", f"{kind} requires {name!r} for website events; add it to fields")
+    cookies = t.str_list("cookies", pattern=_COOKIE, what="a cookie name")
     for i, c in enumerate(cookies):
         if c not in partner_cookies:
-            raise err(f"cookies[{i}]", f"cookie {c!r} is not one of the partner's declared cookies "
-                      f"({', '.join(partner_cookies) or 'none'}); list it in partners.{partner}.cookies")
-    events = strs("events", _EVENT, "an event name (lowercase letters, digits, '_')")
-    basis = get("basis", str, "consent")
-    if basis not in ("consent", "opt-out"):
-        raise err("basis", f"expected 'consent' or 'opt-out', got {basis!r}")
-    timeout_s = get("timeout_s", float, 10.0)
-    if not 0.1 <= timeout_s <= 60:
-        raise err("timeout_s", "expected 0.1 to 60 seconds")
-    max_attempts = get("max_attempts", int, 12)
-    if not 1 <= max_attempts <= 100:
-        raise err("max_attempts", "expected 1 to 100")
-    max_pending = get("max_pending", int, 100_000)
-    if not 1 <= max_pending <= 10_000_000:
-        raise err("max_pending", "expected 1 to 10000000")
+            t.error(f"cookies[{i}]", f"cookie {c!r} is not one of the partner's cookies "
+                    f"({', '.join(partner_cookies) or 'none declared'}); add it to "
+                    f"partners.{partner}.cookies")
+    events = t.str_list("events", pattern=_EVENT, what="an event name (lowercase letters, digits, '_')")
     return ForwardSpec(
         partner=partner, kind=cast(Kind, kind), endpoint=endpoint, account=account,
-        credential_env=credential_env, fields=frozenset(fields), cookies=cookies,
-        events=frozenset(events), basis=cast(Basis, basis), test_loopback=test_loopback,
-        timeout_s=timeout_s, max_attempts=max_attempts,
-        pass_gpc=get("pass_gpc", bool, kind == "webhook"), max_pending=max_pending)
+        credential_env=credential_env, fields=frozenset(f for f in fields if f in FIELDS),
+        cookies=tuple(c for c in cookies if c in partner_cookies), events=frozenset(events),
+        basis=cast(Basis, t.choice("basis", ("consent", "opt-out"), "consent")),
+        test_loopback=test_loopback,
+        timeout_s=float(t.get("timeout_s", int if isinstance(t.data.get("timeout_s"), int) else float,
+                              10.0, check=lambda v: None if 0.1 <= v <= 60
+                              else "expected 0.1 to 60 seconds")),
+        max_attempts=t.get("max_attempts", int, 12, check=lambda v: None if 1 <= v <= 100
+                           else "expected 1 to 100"),
+        pass_gpc=t.get("pass_gpc", bool, kind == "webhook"),
+        max_pending=t.get("max_pending", int, 100_000, check=lambda v: None if 1 <= v <= 10_000_000
+                          else "expected 1 to 10000000"))

@@ -3,13 +3,12 @@ environment, and ``Sec-GPC: 1`` passed on when the visitor sent it."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from middleware.forward.kinds import DAY, Outbound, Prepared
 from middleware.forward.spec import ForwardSpec
 from middleware.ledger.records import format_time
-
-import datetime as dt
 
 
 class Webhook:
