@@ -102,13 +102,31 @@ def consent(config: Config, granted: set[str], *, decided: bool = True, gpc: boo
                    partner_purposes={pid: p.purposes for pid, p in config.partners.items()})
 
 
-def make_forwarder(config: Config, **options: Any) -> Forwarder:
+class Clock:
+    """A clock the test moves: backoff and leases without sleeping."""
+
+    def __init__(self, now: float | None = None) -> None:
+        import time
+
+        self.now = time.time() if now is None else now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def make_forwarder(config: Config, clock: Clock | None = None, **options: Any) -> Forwarder:
+    """A Forwarder on the config's ledger file; with ``clock`` the sender is driven by hand."""
     store = SqliteStore(config.ledger.path)
     store.open()
     sender = {"idle_s": 0.05, **options.pop("sender", {})}
+    extra: dict[str, Any] = {"clock": clock, "autostart": False} if clock is not None else {}
+    outbox = Outbox(config.ledger.path, **({"clock": clock} if clock is not None else {}))
     return Forwarder(config, {pid: p.forward for pid, p in config.partners.items() if p.forward},
-                     LedgerWriter(store), Outbox(config.ledger.path), digest_key=b"k" * 32,
-                     environ=ENV, sender_options=sender, **options)
+                     LedgerWriter(store), outbox, digest_key=b"k" * 32,
+                     environ=ENV, sender_options=sender, **extra, **options)
 
 
 def scope(path: str = "/checkout", *, ip: str = "203.0.113.77", cookies: str = "",

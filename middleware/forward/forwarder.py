@@ -98,7 +98,7 @@ class Forwarder:
     def __init__(self, config: Config, specs: Mapping[str, ForwardSpec], writer: LedgerWriter,
                  outbox: Outbox, *, digest_key: bytes, environ: Mapping[str, str] | None = None,
                  clock: Callable[[], float] = time.time, resolver: Resolver | None = None,
-                 sender_options: Mapping[str, Any] | None = None) -> None:
+                 sender_options: Mapping[str, Any] | None = None, autostart: bool = True) -> None:
         self.config = config
         self.specs = dict(specs)
         self.writer = writer
@@ -110,6 +110,8 @@ class Forwarder:
         self.sender = Sender(outbox, self.specs, self.secrets, self._record_delivery, clock=clock,
                              resolver=resolver, **dict(sender_options or {}))
         self._depths: dict[str, int] = {}
+        #: False: the sender runs only when driven (``sender.run_once()``), for tests.
+        self.autostart = autostart
         self._started = False
         self.skipped = 0
 
@@ -217,7 +219,7 @@ class Forwarder:
             await self.outbox.put(items)
             for item in items:
                 self._depths[item.partner] = self._depths.get(item.partner, 0) + 1
-            if not self._started:  # served without a lifespan: start the sender here
+            if not self._started and self.autostart:  # served without a lifespan: start here
                 await self.startup()
             self.sender.wake()
         return ForwardResult(event_id=event_id, queued=tuple(i.partner for i in items),

@@ -57,7 +57,7 @@ class Sender:
                  on_outcome: OnOutcome, *, clock: Callable[[], float] = time.time,
                  resolver: Resolver | None = None, batch: int = 64, lease_s: float = 60.0,
                  idle_s: float = 1.0, per_partner: int = 8,
-                 breaker_factory: Callable[[], Breaker] = Breaker) -> None:
+                 breaker_factory: Callable[[], Breaker] | None = None) -> None:
         self.outbox = outbox
         self.specs = specs
         self.secrets = secrets
@@ -67,12 +67,15 @@ class Sender:
         self.batch = batch
         self.lease_s = lease_s
         self.idle_s = idle_s
-        self.breakers = {pid: breaker_factory() for pid in specs}
+        make = breaker_factory or (lambda: Breaker(clock=clock))
+        self.breakers = {pid: make() for pid in specs}
         self._limits = {pid: asyncio.Semaphore(per_partner) for pid in specs}
         self._clients: dict[str, httpx2.AsyncClient] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.sent = 0
+        #: Requests made (every attempt), for status and tests.
+        self.attempts = 0
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
@@ -170,6 +173,7 @@ class Sender:
         kind = kind_for(spec.kind)
         prepared = kind.prepare(spec, secret, item.gpc)
         headers = dict(prepared.headers)
+        self.attempts += 1
         if item.gpc and spec.pass_gpc:
             headers["sec-gpc"] = "1"
         try:
