@@ -7,9 +7,10 @@ depend on the request (config, keys, host patterns, snippets, CSP values) is don
 
 from __future__ import annotations
 
+import enum
 import logging
-import zlib
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,11 +25,13 @@ from .disclosure import Discloser, RequestInfo
 from .errors import LedgerUnavailable
 from .headers import cookie_value, header_value, merge_vary, private_cache_control
 from .hosts import HostMatcher
+from .inflate import DECODABLE, InflateError, Inflater
 from .memo import RewriteMemo, Rewritten
 from .plan import PlanBuilder, charset_of
 from .rewrite import HtmlRewriter
 from .routes import ConsentUI
 from .secrets import dev_mode_requested, signing_keys
+from .sniff import SNIFF_BYTES, BodyKind, classify, sniff, unreadable_charset, wide_bom
 
 if TYPE_CHECKING:
     from .forward.forwarder import Forwarder
@@ -37,10 +40,6 @@ logger = logging.getLogger("consent_gate")
 
 #: Any ASGI 3 application; looser than starlette's alias so Litestar/Django apps type-check too.
 AnyASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
-
-#: Decoded bytes handed to the rewriter at once when inflating a compressed body.
-_INFLATE_STEP = 64 * 1024
-_REWRITABLE_CHARSET_BLOCKLIST = ("utf-16", "utf-32", "utf16", "utf32")
 
 
 class ConsentMiddleware:
@@ -92,7 +91,7 @@ class ConsentMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             if scope["type"] == "lifespan":
-                await self.app(scope, self._lifespan_receive(receive), send)
+                await self._lifespan(scope, receive, send)
             else:
                 await self.app(scope, receive, send)
             return
@@ -112,29 +111,87 @@ class ConsentMiddleware:
         # Ask for identity bodies: compressed HTML could not be rewritten (compression goes outside us).
         if any(k == b"accept-encoding" for k, _ in scope["headers"]):
             inner["headers"] = [(k, v) for k, v in scope["headers"] if k != b"accept-encoding"]
-        if scope["method"] == "HEAD":
-            await self.app(inner, receive, send)
-            return
+        extensions = scope.get("extensions")
+        if extensions and "http.response.pathsend" in extensions:
+            # A file the server sends itself never passes through us: ask for a body instead.
+            inner["extensions"] = {k: v for k, v in extensions.items()
+                                   if k != "http.response.pathsend"}
         responder = HtmlResponder(self, inner, send, consent)
         await self.app(inner, receive, responder.send)
 
-    def _lifespan_receive(self, receive: Receive) -> Receive:
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Open the ledger at start-up (errors surface then, not at the first page) and flush
-        it at shutdown, around the app's own lifespan handling."""
+        it at shutdown, around the app's own lifespan handling. An app that does not speak
+        the lifespan protocol (Django raises, others just return) gets it answered here, so
+        the ledger still opens and ``purge_on_start`` still runs."""
+        seen = _LifespanProgress()
 
-        async def wrapped() -> Message:
+        async def app_receive() -> Message:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                await self.discloser.startup()
-                if self.forwarder is not None:
-                    await self.forwarder.startup()
+                seen.startup_received = True
+                await self._open()
+                seen.ledger_open = True
             elif message["type"] == "lifespan.shutdown":
-                if self.forwarder is not None:
-                    await self.forwarder.aclose()
-                await self.discloser.aclose()
+                seen.shutdown_received = True
+                await self._close()
             return message
 
-        return wrapped
+        async def app_send(message: Message) -> None:
+            if message["type"] in ("lifespan.startup.complete", "lifespan.startup.failed"):
+                seen.answered = True
+            await send(message)
+
+        try:
+            await self.app(scope, app_receive, app_send)
+        except Exception as exc:
+            if seen.answered:
+                raise
+            logger.info("consent-gate: the app does not support lifespan (%s: %s); consent-gate "
+                        "answers it to open and close the ledger", type(exc).__name__, exc)
+        else:
+            if seen.answered:
+                return
+        await self._answer_lifespan(receive, send, seen)
+
+    async def _open(self) -> None:
+        await self.discloser.startup()
+        if self.forwarder is not None:
+            await self.forwarder.startup()
+
+    async def _close(self) -> None:
+        if self.forwarder is not None:
+            await self.forwarder.aclose()
+        await self.discloser.aclose()
+
+    async def _answer_lifespan(self, receive: Receive, send: Send,
+                               seen: _LifespanProgress) -> None:
+        if not seen.startup_received:
+            message = await receive()
+            if message["type"] != "lifespan.startup":
+                return
+        if not seen.ledger_open:
+            try:
+                await self._open()
+            except Exception as exc:
+                await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                return
+        await send({"type": "lifespan.startup.complete"})
+        if not seen.shutdown_received:
+            while (await receive())["type"] != "lifespan.shutdown":
+                pass
+            await self._close()
+        await send({"type": "lifespan.shutdown.complete"})
+
+
+@dataclass
+class _LifespanProgress:
+    """How far the app's own lifespan handling got (see ConsentMiddleware._lifespan)."""
+
+    startup_received: bool = False
+    ledger_open: bool = False
+    shutdown_received: bool = False
+    answered: bool = False
 
 
 def _forwarder(config: Config, signing_key: str, discloser: Discloser) -> Forwarder | None:
@@ -166,6 +223,32 @@ class ConsentState(dict[str, Any]):
         return super().get(key, default)
 
 
+class Phase(enum.Enum):
+    """The named states of one response (transitions: ``_NEXT``)."""
+
+    HELD = "held"  # the start message is kept until the first body decides what to do
+    SNIFFING = "sniffing"  # no usable Content-Type: the first bytes are kept to sniff them
+    PASSING = "passing"  # not a document we gate: every message goes out as the app sent it
+    REWRITING = "rewriting"  # HTML rewritten as it streams; the start leaves with the first bytes
+    UNREWRITTEN = "unrewritten"  # unreadable before the headers left: the rest as sent, behind
+    #                              an enforced no-partner CSP
+    FAILED_AFTER_HEADERS = "failed-after-headers"  # the response was ended; the rest is dropped
+    DONE = "done"  # the last body went out; anything the app sends later is dropped
+
+
+_NEXT: dict[Phase, frozenset[Phase]] = {
+    Phase.HELD: frozenset({Phase.SNIFFING, Phase.PASSING, Phase.REWRITING, Phase.UNREWRITTEN}),
+    Phase.SNIFFING: frozenset({Phase.PASSING, Phase.REWRITING, Phase.UNREWRITTEN}),
+    Phase.REWRITING: frozenset({Phase.UNREWRITTEN, Phase.FAILED_AFTER_HEADERS, Phase.DONE}),
+    Phase.UNREWRITTEN: frozenset({Phase.FAILED_AFTER_HEADERS, Phase.DONE}),
+    Phase.PASSING: frozenset(),
+    Phase.FAILED_AFTER_HEADERS: frozenset(),
+    Phase.DONE: frozenset(),
+}
+
+_NO_BODY_STATUSES = frozenset({204, 205, 304})
+
+
 class HtmlResponder:
     """Per-response state: holds the start message until the first body decides what to do."""
 
@@ -174,103 +257,202 @@ class HtmlResponder:
         self.scope = scope
         self.raw_send = send
         self.consent = consent
+        self.phase = Phase.HELD
+        #: The start message while it is held; None once it left.
         self.start: Message | None = None
-        self.mode = "undecided"  # -> "pass" | "rewrite"
         self.rewriter: HtmlRewriter | None = None
-        self.inflater: Any = None
+        self.inflater: Inflater | None = None
         self.request: RequestInfo | None = None
         self.charset: str | None = None
         #: Partners already recorded for this page view: one disclosure per (view, partner).
         self.disclosed: set[str] = set()
         self.allowed: frozenset[str] = frozenset()
         self.ledger_failed = False
-        self.rewriter_failed = False
-        self.start_pending = False
+        #: Decoded bytes fed to the rewriter while the start is held (to serve them as sent
+        #: if the rewriter fails before anything left), and body bytes sent so far (for logs).
+        self.unsent: bytes = b""
+        self.fed = 0
+        self.sent = 0
+        self.sniffed: bytes = b""
+
+    def _to(self, phase: Phase) -> None:
+        if phase not in _NEXT[self.phase]:
+            raise RuntimeError(f"consent-gate responder: {self.phase.value} -> {phase.value}")
+        self.phase = phase
 
     async def send(self, message: Message) -> None:
+        phase = self.phase
+        if phase is Phase.PASSING:
+            await self.raw_send(message)
+            return
         kind = message["type"]
-        if kind == "http.response.start":
+        if kind == "http.response.start" and phase is Phase.HELD:
             # Django sends "Content-Type"; header names are case-insensitive, our lookups are not.
             headers = message.get("headers", ())
             if any(k != k.lower() for k, _ in headers):
                 message = {**message, "headers": [(k.lower(), v) for k, v in headers]}
             self.start = message
             return
-        if self.mode == "undecided":
-            if kind != "http.response.body":
-                await self._pass_through(message)
-                return
-            await self._decide(message)
-        if self.mode == "pass":
-            await self.raw_send(message)
-            return
-        await self._rewrite_body(message)
+        if phase is Phase.HELD:
+            if kind == "http.response.body":
+                await self._decide(message)
+            else:
+                await self._other_first(message)
+        elif kind != "http.response.body":
+            if phase in (Phase.REWRITING, Phase.UNREWRITTEN) and self.start is None:
+                await self.raw_send(message)  # trailers and the like, after our headers
+        elif phase is Phase.SNIFFING:
+            await self._sniff(message)
+        elif phase in (Phase.REWRITING, Phase.UNREWRITTEN):
+            await self._rewrite_body(message)
+        # FAILED_AFTER_HEADERS / DONE: the response is over; late messages are dropped.
 
-    async def _pass_through(self, message: Message) -> None:
-        self.mode = "pass"
-        if self.start is not None:
-            await self._send_untouched_start(self.start)
+    # --- the decision -------------------------------------------------------------------
+
+    def _kind(self, start: Message) -> BodyKind:
+        types: list[bytes] = []
+        nosniff = False
+        for key, value in start.get("headers", ()):
+            if key == b"content-type":
+                types.append(value)
+            elif key == b"x-content-type-options":
+                nosniff = value.strip().lower() == b"nosniff"
+        if len(types) == 1:  # the common cases without parsing
+            if types[0][:9].lower() == b"text/html":
+                return BodyKind.HTML
+            if types[0][:16] == b"application/json":
+                return BodyKind.OTHER
+        return classify(types, nosniff=nosniff)
+
+    async def _other_first(self, message: Message) -> None:
+        """A first message that is not a body (pathsend, zerocopy): we cannot read a file
+        the server sends itself, so an HTML one goes behind the no-partner CSP."""
+        start = self.start
+        self._to(Phase.PASSING)
+        if start is not None:
+            if self._kind(start) in (BodyKind.HTML, BodyKind.DOCUMENT, BodyKind.SNIFF):
+                self._no_partner_headers(start, "a file sent by the server")
+            else:
+                self._untouched_headers(start)
+            await self.raw_send(start)
         await self.raw_send(message)
-
-    async def _send_untouched_start(self, start: Message) -> None:
-        state = self.scope.get("state")
-        if isinstance(state, ConsentState) and state.consent_read:
-            headers = MutableHeaders(scope=start)
-            headers["vary"] = merge_vary(headers.get("vary"), self.gate.vary)
-            headers["cache-control"] = private_cache_control(headers.get("cache-control"))
-        await self.raw_send(start)
 
     async def _decide(self, first: Message) -> None:
         start = self.start
         if start is None:  # a broken app; let the server complain about it
-            self.mode = "pass"
+            self._to(Phase.PASSING)
+            await self.raw_send(first)
             return
-        status = int(start.get("status", 200))
-        raw_type = header_value(start.get("headers", ()), b"content-type") or b""
+        kind = self._kind(start)
         # Decided on the raw list: JSON and files never pay for more than this.
-        if not (200 <= status < 300 and status != 204 and raw_type[:9].lower() == b"text/html"):
-            self.mode = "pass"
-            await self._send_untouched_start(start)
+        if kind is BodyKind.OTHER or int(start.get("status", 200)) in _NO_BODY_STATUSES:
+            await self._pass(start, first)
             return
+        if self.scope["method"] == "HEAD":
+            await self._head(start, first, kind)
+            return
+        encoding = (header_value(start["headers"], b"content-encoding") or b"identity")
+        encoding_name = encoding.decode("latin-1").strip().lower()
+        if encoding_name != "identity" and encoding_name not in DECODABLE:
+            await self._unreadable(start, first, f"Content-Encoding {encoding_name!r}")
+            return
+        if kind is BodyKind.DOCUMENT:
+            await self._unreadable(start, first, "an XML document or multipart body")
+            return
+        if kind is BodyKind.SNIFF and encoding_name != "identity":
+            await self._unreadable(start, first, "a compressed body without a Content-Type")
+            return
+        if encoding_name in DECODABLE:
+            self.inflater = Inflater(encoding_name)
+            del MutableHeaders(scope=start)["content-encoding"]
+        if kind is BodyKind.SNIFF:
+            self._to(Phase.SNIFFING)
+            await self._sniff(first)
+            return
+        await self._rewrite_first(start, first)
+
+    async def _sniff(self, message: Message) -> None:
+        """Keep the first bytes (at most SNIFF_BYTES decoded) until they show what a browser
+        would make of a body without a usable Content-Type."""
+        more = bool(message.get("more_body", False))
+        data = message.get("body", b"")
+        self.sniffed += data
+        verdict = sniff(self.sniffed[:SNIFF_BYTES],
+                        complete=not more or len(self.sniffed) >= SNIFF_BYTES)
+        if verdict is None:
+            return
+        start = self.start
+        if start is None:  # pragma: no cover - SNIFFING is only entered with a held start
+            raise RuntimeError("consent-gate responder: sniffing without a start message")
+        body = {"type": "http.response.body", "body": self.sniffed, "more_body": more}
+        self.sniffed = b""
+        if verdict is BodyKind.HTML:
+            await self._rewrite_first(start, body)
+        elif verdict is BodyKind.DOCUMENT:
+            await self._unreadable(start, body, "an XML document without a Content-Type")
+        else:
+            await self._pass(start, body)
+
+    async def _pass(self, start: Message, first: Message) -> None:
+        self._to(Phase.PASSING)
+        self._untouched_headers(start)
+        await self.raw_send(start)
+        await self.raw_send(first)
+
+    async def _head(self, start: Message, first: Message, kind: BodyKind) -> None:
+        """HEAD gets the headers its GET would get; its (empty) body is not rewritten."""
+        self._to(Phase.PASSING)
         headers = MutableHeaders(scope=start)
-        content_type = raw_type.decode("latin-1").lower()
+        charset = charset_of(headers.get("content-type", ""))
         encoding = headers.get("content-encoding", "identity").strip().lower()
-        charset_ok = not any(cs in content_type for cs in _REWRITABLE_CHARSET_BLOCKLIST)
-        if encoding not in ("identity", "gzip", "x-gzip", "deflate") or not charset_ok:
-            # We cannot read these bytes, so we cannot log what they disclose: the CSP of a
-            # visitor without consent stops every partner in the browser (fail closed).
-            logger.warning(
-                "consent-gate: %s %s sent HTML we cannot rewrite (Content-Encoding %r, %s); "
-                "its partners are blocked by the CSP. Fix: let the app send identity bodies and "
-                "put compression (GZipMiddleware, the reverse proxy) outside ConsentMiddleware.",
-                self.scope["method"], self.scope["path"], encoding, content_type)
-            self._consent_headers(headers, frozenset())
-            self.mode = "pass"
-            await self.raw_send(start)
+        if kind is BodyKind.HTML and not unreadable_charset(charset) and (
+                encoding == "identity" or encoding in DECODABLE):
+            self.allowed = self._allowed_partners()
+            if encoding != "identity":
+                del headers["content-encoding"]
+            if "content-length" in headers:  # the GET body's length depends on the rewrite
+                del headers["content-length"]
+            self._rewritten_headers(start, enforced_no_partner=False)
+        elif kind is BodyKind.SNIFF:
+            self._untouched_headers(start)
+        else:
+            self._no_partner_headers(start, None)
+        await self.raw_send(start)
+        await self.raw_send(first)
+
+    async def _unreadable(self, start: Message, first: Message, what: str) -> None:
+        self._to(Phase.PASSING)
+        self._no_partner_headers(start, what)
+        await self.raw_send(start)
+        await self.raw_send(first)
+
+    async def _rewrite_first(self, start: Message, first: Message) -> None:
+        headers = MutableHeaders(scope=start)
+        self.charset = charset_of(headers.get("content-type", ""))
+        body = first.get("body", b"")
+        if unreadable_charset(self.charset) or (self.inflater is None and wide_bom(body)):
+            await self._unreadable(start, first, f"charset {self.charset!r} or a UTF-16 BOM")
             return
-        if encoding != "identity":
-            # wbits 47 = auto-detect gzip or zlib header.
-            self.inflater = zlib.decompressobj(47 if encoding != "deflate" else 15)
-            del headers["content-encoding"]
-        self.mode = "rewrite"
+        self._to(Phase.REWRITING)
         self.allowed = self._allowed_partners()
-        self.charset = charset_of(content_type)
         plan = self.gate.plans.plan(self.consent, self.allowed, self.scope, self.charset)
         self.rewriter = HtmlRewriter(plan)
         if not first.get("more_body", False) and self.inflater is None:
-            # One-chunk body: rewrite it all now so Content-Length can stay exact.
-            body = await self._rewrite_whole(first.get("body", b""))
-            self._consent_headers(headers, self.allowed)
-            headers["content-length"] = str(len(body))
+            # One-chunk body: rewritten all at once so Content-Length can stay exact.
+            out = await self._rewrite_whole(body)
+            self._rewritten_headers(start, enforced_no_partner=self.phase is Phase.UNREWRITTEN)
+            # A new view: MutableHeaders copies the list it edits, an older view is stale.
+            MutableHeaders(scope=start)["content-length"] = str(len(out))
+            self.start = None
+            self._to(Phase.DONE)
             await self.raw_send(start)
-            await self.raw_send({"type": "http.response.body", "body": body, "more_body": False})
-            self.mode = "done"
+            await self.raw_send({"type": "http.response.body", "body": out, "more_body": False})
             return
         if "content-length" in headers:
             del headers["content-length"]
-        # The start message leaves with the first rewritten bytes (see _send_body), so that its
+        # The start message leaves with the first rewritten bytes (see _emit), so that its
         # CSP can still drop every partner if the ledger fails on the first chunk.
-        self.start_pending = True
+        await self._rewrite_body(first)
 
     def _allowed_partners(self) -> frozenset[str]:
         allowed = self.consent.allowed_partners
@@ -279,61 +461,145 @@ class HtmlResponder:
             return frozenset()
         return allowed
 
-    def _consent_headers(self, headers: MutableHeaders, allowed: frozenset[str]) -> None:
-        if self.ledger_failed or self.rewriter_failed:
-            allowed = frozenset()
-        csp_value = (self.gate.csp.value(allowed)
-                     if self.gate.csp.enabled or self.rewriter_failed else None)
+    # --- headers ------------------------------------------------------------------------
+
+    def _consent_dependent(self, headers: MutableHeaders) -> None:
         headers["vary"] = merge_vary(headers.get("vary"), self.gate.vary)
         headers["cache-control"] = private_cache_control(headers.get("cache-control"))
+
+    def _untouched_headers(self, start: Message) -> None:
+        state = self.scope.get("state")
+        if isinstance(state, ConsentState) and state.consent_read:
+            self._consent_dependent(MutableHeaders(scope=start))
+
+    def _rewritten_headers(self, start: Message, *, enforced_no_partner: bool) -> None:
+        """A rewritten page: private, no validators, the CSP of its allowed partners."""
+        headers = MutableHeaders(scope=start)
+        self._consent_dependent(headers)
         # The body now depends on consent: the app's validators no longer describe it.
         for name in ("etag", "last-modified"):
             if name in headers:
                 del headers[name]
-        if csp_value is not None:
-            # An unrewritten page is enforced whatever the configured mode.
-            csp_header = (b"content-security-policy" if self.rewriter_failed
-                          else self.gate.csp.header_name)
-            headers.append(csp_header.decode("latin-1"), csp_value.decode("latin-1"))
+        csp = self.gate.csp
+        if enforced_no_partner:
+            headers.append("content-security-policy", csp.value(frozenset()).decode("latin-1"))
+        elif csp.enabled:
+            allowed = frozenset() if self.ledger_failed else self.allowed
+            headers.append(csp.header_name.decode("latin-1"), csp.value(allowed).decode("latin-1"))
+
+    def _no_partner_headers(self, start: Message, what: str | None) -> None:
+        """A document passed as sent: the browser enforces 'no partner' whatever [csp] mode
+        says, because we could not read (or log) what it loads."""
+        if what is not None:
+            logger.warning(
+                "consent-gate: %s %s sent %s, which cannot be rewritten; it goes out as sent with "
+                "an enforced CSP that allows no partner. Fix: let the app send identity UTF-8 (or "
+                "other ASCII-compatible) HTML and put compression (GZipMiddleware, the reverse "
+                "proxy) outside ConsentMiddleware.", self.scope["method"], self.scope["path"], what)
+        self._untouched_headers(start)
+        MutableHeaders(scope=start).append(
+            "content-security-policy", self.gate.csp.value(frozenset()).decode("latin-1"))
+
+    # --- the body -----------------------------------------------------------------------
 
     async def _rewrite_body(self, message: Message) -> None:
-        if self.mode == "done":
-            return
-        if message["type"] != "http.response.body":
-            await self.raw_send(message)
-            return
         more = bool(message.get("more_body", False))
         data = message.get("body", b"")
-        if self.inflater is not None:
-            out = bytearray()
-            pending = data
-            while pending:
-                piece = self.inflater.decompress(pending, _INFLATE_STEP)
-                pending = self.inflater.unconsumed_tail
-                out += await self._rewrite_chunk(piece, final=False)
-            if not more:
-                out += await self._rewrite_chunk(self.inflater.flush(), final=True)
-            body = bytes(out)
-        else:
-            body = await self._rewrite_chunk(data, final=not more)
-        if body or not more:
-            await self._send_body(body, more)
+        if self.inflater is None:
+            out = await self._step(data, final=not more)
+            if out is not None:
+                await self._emit(out, more)
+            return
+        try:
+            # Piece by piece: each decoded step is rewritten and sent before the next is
+            # decoded, so a bomb never sits in memory.
+            for piece in self.inflater.pieces(data, final=not more):
+                out = await self._step(piece, final=False)
+                if out is None:
+                    return
+                if out:
+                    await self._emit(out, True)
+        except InflateError as exc:
+            await self._fail(str(exc))
+            return
+        if not more:
+            out = await self._step(b"", final=True)
+            if out is not None:
+                await self._emit(out, False)
 
-    async def _send_body(self, body: bytes, more: bool) -> None:
-        if self.start_pending and self.start is not None:
-            self.start_pending = False
-            self._consent_headers(MutableHeaders(scope=self.start), self.allowed)
-            await self.raw_send(self.start)
+    async def _emit(self, body: bytes, more: bool) -> None:
+        start = self.start
+        if start is not None:
+            if not body and more:
+                return  # nothing yet: keep the start (and its CSP) open
+            self.start = None
+            self.unsent = b""
+            self._rewritten_headers(start, enforced_no_partner=self.phase is Phase.UNREWRITTEN)
+            await self.raw_send(start)
+        if not more:
+            self._to(Phase.DONE)
+        elif not body:
+            return
+        self.sent += len(body)
         await self.raw_send({"type": "http.response.body", "body": body, "more_body": more})
+
+    async def _fail(self, what: str) -> None:
+        """Fail closed once bytes cannot be rewritten: end the response, never pass raw."""
+        start = self.start
+        logger.error("consent-gate: %s %s: %s after %d body bytes were sent; the response was "
+                     "ended there (the rest of the body is dropped, never sent raw)",
+                     self.scope["method"], self.scope["path"], what, self.sent)
+        if start is not None:
+            self.start = None
+            self._rewritten_headers(start, enforced_no_partner=True)
+            await self.raw_send(start)
+        self._to(Phase.FAILED_AFTER_HEADERS)
+        await self.raw_send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _step(self, data: bytes, *, final: bool) -> bytes | None:
+        """Rewritten bytes for ``data`` (None once the response was ended)."""
+        if self.phase is Phase.UNREWRITTEN:
+            return data
+        if self.start is not None:
+            if self.fed == 0 and data and wide_bom(data):
+                # The BOM wins over the charset label: the browser reads UTF-16.
+                logger.warning("consent-gate: %s %s starts with a UTF-16 byte order mark; it goes "
+                               "out as sent with an enforced CSP that allows no partner.",
+                               self.scope["method"], self.scope["path"])
+                self._to(Phase.UNREWRITTEN)
+                return data
+            self.unsent += data
+        self.fed += len(data)
+        try:
+            return await self._rewrite_chunk(data, final=final)
+        except Exception:
+            if self.start is not None:
+                # Nothing left yet: the page goes out as the site sent it, behind a CSP that
+                # the browser enforces and that allows no partner.
+                logger.exception("consent-gate: the rewriter failed on %s before the headers "
+                                 "left; serving the page as sent with an enforced CSP that "
+                                 "allows no partner", self.scope.get("path", ""))
+                self._to(Phase.UNREWRITTEN)
+                return self.unsent
+            logger.exception("consent-gate: the rewriter failed on %s", self.scope.get("path", ""))
+            await self._fail("the rewriter failed")
+            return None
 
     async def _rewrite_whole(self, data: bytes) -> bytes:
         """A whole body in one message: reuse the result for a byte-identical page and plan."""
         rewriter = self.rewriter
-        if rewriter is None:
+        if rewriter is None:  # pragma: no cover - REWRITING always has a rewriter
             return data
         hit = self.gate.memo.get(rewriter.plan, data)
         if hit is None:
-            return await self._rewrite_chunk(data, final=True, remember=True)
+            try:
+                return await self._rewrite_chunk(data, final=True, remember=True)
+            except Exception:
+                logger.exception("consent-gate: the rewriter failed on %s before the headers "
+                                 "left; serving the page as sent with an enforced CSP that "
+                                 "allows no partner", self.scope.get("path", ""))
+                self._to(Phase.UNREWRITTEN)
+                return data
         if hit.enabled and not await self._disclose(hit.enabled):
             self.rewriter = HtmlRewriter(self.gate.plans.blocked(self.consent, self.scope, self.charset))
             return await self._rewrite_chunk(data, final=True)
@@ -358,20 +624,10 @@ class HtmlResponder:
 
     async def _rewrite_chunk(self, data: bytes, *, final: bool, remember: bool = False) -> bytes:
         rewriter = self.rewriter
-        if rewriter is None:
+        if rewriter is None:  # pragma: no cover - REWRITING always has a rewriter
             return data
         before = rewriter.snapshot()
-        try:
-            out = _run(rewriter, data, final)
-        except Exception:
-            # A bug of ours must not become a 500 or a leak: the rest goes out as the site sent
-            # it, behind a CSP that allows no partner (sent with the start message when it has
-            # not left yet: always for one-chunk pages, and for the first chunk of streamed ones).
-            logger.exception("consent-gate: the rewriter failed on %s; serving the page as sent "
-                             "with a CSP that allows no partner", self.scope.get("path", ""))
-            self.rewriter = None
-            self.rewriter_failed = True
-            return data
+        out = _run(rewriter, data, final)
         enabled = rewriter.take_enabled()
         if remember:
             self.gate.memo.put(Rewritten(rewriter.plan, data, out, enabled,

@@ -106,11 +106,10 @@ def test_middleware_keeps_stricter_cache_control(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("status", "content_type", "method"), [
     (200, b"application/json", "GET"),
     (200, b"text/plain", "GET"),
-    (404, b"text/html", "GET"),
-    (500, b"text/html", "GET"),
+    (404, b"image/png", "GET"),
     (204, b"text/html", "GET"),
     (304, b"text/html", "GET"),
-    (200, b"text/html", "HEAD"),
+    (200, b"application/json", "HEAD"),
 ])
 def test_middleware_passes_through_untouched(tmp_path: Path, status: int, content_type: bytes,
                                              method: str) -> None:
@@ -124,15 +123,25 @@ def test_middleware_passes_through_untouched(tmp_path: Path, status: int, conten
     assert out.start["headers"] == headers
 
 
-def test_middleware_pathsend_passes_through(tmp_path: Path) -> None:
+def test_middleware_pathsend_passes_through_behind_no_partner_csp(tmp_path: Path) -> None:
+    seen: dict[str, Any] = {}
+
     async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen["extensions"] = scope.get("extensions")
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"text/html")]})
         await send({"type": "http.response.pathsend", "path": "/tmp/x.html"})
 
     gate = make_gate(app, tmp_path)
-    out = asyncio.run(run(gate, http_scope()))
+    scope = http_scope(cookie=cookie_for(gate, {"ads"}))
+    scope["extensions"] = {"http.response.pathsend": {}, "other": {}}
+    out = asyncio.run(run(gate, scope))
     assert [m["type"] for m in out.messages] == ["http.response.start", "http.response.pathsend"]
+    # The app is asked for a body it would stream through us instead of a file...
+    assert seen["extensions"] == {"other": {}}
+    # ...and a file HTML page that bypasses us anyway is enforced to load no partner.
+    policy = out.header(b"content-security-policy")
+    assert len(policy) == 1 and b"googlesyndication" not in policy[0]
 
 
 def test_middleware_gzip_html_is_decoded_and_rewritten(tmp_path: Path) -> None:
@@ -185,12 +194,27 @@ def test_middleware_lifespan_and_websocket_pass_through(tmp_path: Path) -> None:
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         seen.append(scope["type"])
+        if scope["type"] == "lifespan":
+            for answer in ("lifespan.startup.complete", "lifespan.shutdown.complete"):
+                await receive()
+                await send({"type": answer})
+
+    messages = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+
+    async def receive() -> dict[str, Any]:
+        return next(messages)
+
+    sent: list[str] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message["type"])
 
     gate = make_gate(app, tmp_path)
-    asyncio.run(gate({"type": "lifespan"}, receive_nothing, lambda m: None))
+    asyncio.run(gate({"type": "lifespan"}, receive, send))
     asyncio.run(gate({"type": "websocket", "path": "/ws", "headers": []}, receive_nothing,
                      lambda m: None))
     assert seen == ["lifespan", "websocket"]
+    assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
 
 
 def test_middleware_app_csp_is_kept_and_ours_added(tmp_path: Path) -> None:

@@ -1,0 +1,128 @@
+"""What a browser will do with a response body: render it as HTML, as an XML document, or not.
+
+The gate rewrites what a browser parses as HTML and must never skip it: a missing or
+unknown ``Content-Type`` is sniffed from the first bytes as the MIME Sniffing standard does,
+a UTF-16/UTF-32 charset label or byte order mark (the BOM wins over the label) makes the
+bytes unreadable to our byte-level rewriter, and XML documents (XHTML, SVG) are parsed by a
+different grammar than the rewriter models. ``pass`` is only for what is provably not a
+document that can fetch.
+
+References: https://mimesniff.spec.whatwg.org/#rules-for-identifying-an-unknown-mime-type,
+https://encoding.spec.whatwg.org/#names-and-labels, https://html.spec.whatwg.org/#determining-the-character-encoding
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+
+__all__ = ["SNIFF_BYTES", "BodyKind", "classify", "sniff", "unreadable_charset", "wide_bom"]
+
+
+class BodyKind(enum.Enum):
+    HTML = "html"  # rewrite it
+    DOCUMENT = "document"  # a document we cannot rewrite (XML, multipart): no-partner CSP
+    SNIFF = "sniff"  # no usable type: decide from the first bytes
+    OTHER = "other"  # provably not a document that fetches: pass untouched
+
+
+#: The resource header a browser sniffs (MIME Sniffing §5.1: at most 1445 bytes).
+SNIFF_BYTES = 1445
+
+_UNKNOWN = frozenset({"", "unknown/unknown", "application/unknown", "*/*"})
+_DOCUMENTS = frozenset({"application/xhtml+xml", "image/svg+xml", "text/xml", "application/xml",
+                        "multipart/x-mixed-replace", "text/xsl", "application/xslt+xml"})
+_RANK = {BodyKind.OTHER: 0, BodyKind.SNIFF: 1, BodyKind.DOCUMENT: 2, BodyKind.HTML: 3}
+
+
+def _essence(value: bytes) -> str:
+    return value.split(b";", 1)[0].strip().decode("latin-1").lower()
+
+
+def _kind(value: bytes) -> BodyKind:
+    essence = _essence(value)
+    if essence == "text/html":
+        return BodyKind.HTML
+    if essence in _UNKNOWN or "/" not in essence:
+        # An unparsable type counts as none at all (Fetch: "extract a MIME type" fails).
+        return BodyKind.SNIFF
+    if essence in _DOCUMENTS or essence.endswith("+xml"):
+        return BodyKind.DOCUMENT
+    return BodyKind.OTHER
+
+
+def classify(content_types: Iterable[bytes], *, nosniff: bool) -> BodyKind:
+    """The kind of body announced by the response's Content-Type value(s).
+
+    Several values (or a comma list) are each judged and the most dangerous wins: browsers
+    pick one of them by rules we need not follow when we fail closed. With
+    ``X-Content-Type-Options: nosniff`` a missing type is not sniffed for HTML (MIME Sniffing
+    §7: the sniff-scriptable flag is off), so it cannot become a page.
+    """
+    best: BodyKind | None = None
+    for value in content_types:
+        for part in value.split(b",") if b"," in value else (value,):
+            kind = _kind(part)
+            if best is None or _RANK[kind] > _RANK[best]:
+                best = kind
+    if best is None:
+        best = BodyKind.SNIFF
+    if best is BodyKind.SNIFF and nosniff:
+        return BodyKind.OTHER
+    return best
+
+
+_WHITESPACE = b"\t\n\x0c\r "
+_HTML_PATTERNS = tuple(p.lower() for p in (
+    b"<!DOCTYPE HTML", b"<HTML", b"<HEAD", b"<SCRIPT", b"<IFRAME", b"<H1", b"<DIV", b"<FONT",
+    b"<TABLE", b"<A", b"<STYLE", b"<TITLE", b"<B", b"<BODY", b"<BR", b"<P", b"<!--"))
+_LONGEST = max(len(p) for p in _HTML_PATTERNS) + 1
+
+
+def sniff(head: bytes, *, complete: bool) -> BodyKind | None:
+    """What a browser sniffing ``head`` (the first bytes of a body without a usable type)
+    makes of it: HTML, an XML document (``<?xml``), or OTHER (text or binary: not a page).
+
+    None while ``head`` is too short to tell and more bytes may come (``complete`` False).
+    """
+    start = len(head) - len(head.lstrip(_WHITESPACE))
+    rest = head[start:start + _LONGEST].lower()
+    undecided = False
+    for pattern in _HTML_PATTERNS:
+        if rest[:len(pattern)] == pattern:
+            if len(rest) == len(pattern):
+                undecided = True  # the tag-terminating byte has not arrived yet
+            elif rest[len(pattern)] in b" >":
+                return BodyKind.HTML
+        elif len(rest) < len(pattern) and pattern.startswith(rest):
+            undecided = True
+    if rest[:5] == b"<?xml":
+        return BodyKind.DOCUMENT
+    if len(rest) < 5 and b"<?xml".startswith(rest):
+        undecided = True
+    if undecided and not complete:
+        return None
+    return BodyKind.OTHER
+
+
+def wide_bom(head: bytes) -> bool:
+    """A UTF-16 (or UTF-32) byte order mark: the browser decodes UTF-16, whatever the label."""
+    return head[:2] in (b"\xff\xfe", b"\xfe\xff") or head[:4] == b"\x00\x00\xfe\xff"
+
+
+# Every label of UTF-16LE and UTF-16BE in the Encoding standard, plus UTF-32 (unknown to
+# browsers, but no byte-level reading of it is safe) and ISO-2022-JP, whose two-byte mode
+# uses the bytes of '<', '=' and '"' for kanji.
+_UNREADABLE = frozenset({
+    "csunicode", "iso-10646-ucs-2", "ucs-2", "unicode", "unicodefeff", "utf-16", "utf-16le",
+    "unicodefffe", "utf-16be", "utf-32", "utf-32le", "utf-32be", "utf16", "utf32",
+    "csiso2022jp", "iso-2022-jp",
+})
+
+
+def unreadable_charset(charset: str | None) -> bool:
+    """A charset label whose bytes the byte-level rewriter cannot read as ASCII-compatible."""
+    if charset is None:
+        return False
+    # Labels are matched after trimming ASCII whitespace, case-insensitively (Encoding §4.2).
+    return charset.strip("\t\n\x0c\r ").lower() in _UNREADABLE

@@ -1,0 +1,354 @@
+"""The responder's edges: every HTML response is gated (any status, XHTML, no Content-Type),
+and its failure paths fail closed (rewriter failure after the headers, undecodable bodies,
+compression bombs, HEAD)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import gzip
+import logging
+import tracemalloc
+import zlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from middleware.sniff import BodyKind, sniff
+
+from .asgi_helpers import (
+    ADS_SNIPPET,
+    PAGE,
+    cookie_for,
+    html_app,
+    http_scope,
+    make_gate,
+    run,
+)
+
+BANNER = b'id="consent-gate-banner"'
+AD_TAG = b'<script async src="https://pagead2.googlesyndication.com/tag.js"></script>'
+AD_PAGE = (b"<!DOCTYPE html><html><head><title>Not found</title>" + AD_TAG +
+           b"</head><body><h1>Not found</h1></body></html>")
+
+
+def enforced_no_partner(out: Any) -> bool:
+    """Exactly one enforced CSP, and it names no partner host."""
+    policies = out.header(b"content-security-policy")
+    return (len(policies) == 1 and b"script-src 'self'" in policies[0]
+            and b"googlesyndication" not in policies[0] and b"twitter" not in policies[0]
+            and b"doubleclick" not in policies[0])
+
+
+# --------------------------------------------------------------------------- 9.5: every status
+
+
+@pytest.mark.parametrize("status", [404, 500, 403, 302, 201])
+def test_gate_rewrites_html_whatever_the_status(tmp_path: Path, status: int) -> None:
+    gate = make_gate(html_app([AD_PAGE], status=status), tmp_path)
+    out = asyncio.run(run(gate, http_scope("/missing")))
+    assert out.start["status"] == status
+    assert AD_TAG not in out.body and BANNER in out.body
+    assert out.header(b"content-security-policy")
+    assert b"private" in out.header(b"cache-control")[0]
+
+
+def test_gate_error_page_with_consent_injects_and_keeps_the_ad_tag(tmp_path: Path) -> None:
+    gate = make_gate(html_app([AD_PAGE], status=404), tmp_path)
+    out = asyncio.run(run(gate, http_scope("/missing", cookie=cookie_for(gate, {"ads"}))))
+    assert AD_TAG in out.body and ADS_SNIPPET.encode() in out.body
+
+
+# --------------------------------------------------------------------------- 9.5: no type, sniffed
+
+SNIFFED_HTML = [b"<!DOCTYPE HTML", b"<HTML", b"<HEAD", b"<SCRIPT", b"<IFRAME", b"<H1", b"<DIV",
+                b"<FONT", b"<TABLE", b"<A", b"<STYLE", b"<TITLE", b"<B", b"<BODY", b"<BR", b"<P",
+                b"<!--"]
+
+
+@pytest.mark.parametrize("pattern", SNIFFED_HTML)
+@pytest.mark.parametrize("end", [b" ", b">"])
+def test_gate_sniffs_html_without_content_type(tmp_path: Path, pattern: bytes, end: bytes) -> None:
+    body = b" \t\r\n" + pattern.lower() + end + b"x"
+    gate = make_gate(html_app([body], headers=[]), tmp_path)
+    out = asyncio.run(run(gate, http_scope()))
+    # Gated: the rewritten-page headers (the tag removal itself: the <html> cases below).
+    assert out.header(b"content-security-policy")
+    assert out.header(b"cache-control") == [b"private"]
+
+
+@pytest.mark.parametrize("content_type", [b"unknown/unknown", b"application/unknown", b"*/*",
+                                          b"not-a-type", b""])
+def test_gate_sniffs_unknown_content_types(tmp_path: Path, content_type: bytes) -> None:
+    gate = make_gate(html_app([AD_PAGE], headers=[(b"content-type", content_type)]), tmp_path)
+    out = asyncio.run(run(gate, http_scope()))
+    assert AD_TAG not in out.body and BANNER in out.body
+
+
+def test_gate_sniffs_across_small_first_chunks(tmp_path: Path) -> None:
+    chunks = [b"  ", b"<ht", b"ml>", AD_TAG, b"<body>hi</body></html>"]
+    gate = make_gate(html_app(chunks, headers=[]), tmp_path)
+    out = asyncio.run(run(gate, http_scope()))
+    assert AD_TAG not in out.body and BANNER in out.body
+
+
+@pytest.mark.parametrize("body", [b"plain words <html>", b"\x89PNG\r\n\x1a\n" + AD_TAG,
+                                  b"<htmlx>" + AD_TAG, b"{\"a\": \"<html>\"}", b""])
+def test_gate_passes_bodies_that_do_not_sniff_as_html(tmp_path: Path, body: bytes) -> None:
+    gate = make_gate(html_app([body], headers=[(b"x-app", b"1")]), tmp_path)
+    out = asyncio.run(run(gate, http_scope()))
+    assert out.body == body and out.start["headers"] == [(b"x-app", b"1")]
+
+
+def test_gate_nosniff_without_type_is_not_a_page(tmp_path: Path) -> None:
+    """MIME Sniffing §7: with nosniff the scriptable (HTML) patterns are not tried."""
+    headers = [(b"x-content-type-options", b"nosniff")]
+    gate = make_gate(html_app([AD_PAGE], headers=headers), tmp_path)
+    out = asyncio.run(run(gate, http_scope()))
+    assert out.body == AD_PAGE
+
+
+@settings(max_examples=150, deadline=None)
+@given(lead=st.sampled_from([b"", b" ", b"\n\t", b"\x0c\r "]),
+       pattern=st.sampled_from(SNIFFED_HTML),
+       end=st.sampled_from([b" ", b">", b"x", b"1", b"-"]),
+       tail=st.binary(max_size=20), cut=st.integers(min_value=0, max_value=40))
+def test_sniff_decides_the_same_whatever_the_chunking(lead: bytes, pattern: bytes, end: bytes,
+                                                      tail: bytes, cut: int) -> None:
+    body = lead + pattern.swapcase() + end + tail
+    whole = sniff(body, complete=True)
+    if end in (b" ", b">"):
+        assert whole is BodyKind.HTML
+    prefix = sniff(body[:cut], complete=False)
+    assert prefix is None or prefix is whole or cut >= len(body)
+
+
+# --------------------------------------------------------------------------- 9.5: XHTML and XML
+
+
+@pytest.mark.parametrize("content_type", [b"application/xhtml+xml", b"image/svg+xml",
+                                          b"text/xml; charset=utf-8", b"application/xml",
+                                          b"application/atom+xml"])
+@pytest.mark.parametrize("mode", ["enforce", "report-only", "off"])
+def test_gate_xml_documents_pass_behind_enforced_no_partner_csp(tmp_path: Path,
+                                                               content_type: bytes,
+                                                               mode: str) -> None:
+    """XHTML is parsed by the XML parser, not the tokenizer the rewriter follows (a
+    <textarea> holds live elements there): it is not rewritten, the browser blocks partners."""
+    body = (b'<?xml version="1.0"?><html xmlns="http://www.w3.org/1999/xhtml"><body><textarea>'
+            + AD_TAG + b"</textarea></body></html>")
+    gate = make_gate(html_app([body], headers=[(b"content-type", content_type)]), tmp_path,
+                     csp={"mode": mode})
+    out = asyncio.run(run(gate, http_scope(cookie=cookie_for(gate, {"ads", "social"}))))
+    assert out.body == body
+    assert enforced_no_partner(out)
+
+
+def test_gate_sniffed_xml_document_gets_enforced_no_partner_csp(tmp_path: Path) -> None:
+    body = b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"/>'
+    gate = make_gate(html_app([body], headers=[]), tmp_path, csp={"mode": "off"})
+    out = asyncio.run(run(gate, http_scope()))
+    assert out.body == body and enforced_no_partner(out)
+
+
+# --------------------------------------------------------------------------- 9.6a: after headers
+
+
+@pytest.mark.parametrize("csp_mode", ["enforce", "off"])
+@pytest.mark.parametrize("consented", [False, True])
+def test_rewriter_failure_after_headers_ends_the_response(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+        csp_mode: str, consented: bool) -> None:
+    from middleware.rewrite import HtmlRewriter
+
+    real_feed = HtmlRewriter.feed
+    calls = {"n": 0}
+
+    def fails_second(self: HtmlRewriter, chunk: bytes) -> bytes:
+        calls["n"] += 1
+        if calls["n"] >= 2:
+            raise RuntimeError("simulated rewriter bug")
+        return real_feed(self, chunk)
+
+    monkeypatch.setattr(HtmlRewriter, "feed", fails_second)
+    first = b"<!DOCTYPE html><html><head><title>T</title></head><body><p>" + b"x" * 100 + b"</p>"
+    chunks = [first, b"<p>more</p>" + AD_TAG, b"<p>last</p></body></html>"]
+    gate = make_gate(html_app(chunks), tmp_path, csp={"mode": csp_mode})
+    scope = http_scope("/streamed", cookie=cookie_for(gate, {"ads"}) if consented else None)
+    with caplog.at_level(logging.ERROR, logger="consent_gate"):
+        out = asyncio.run(run(gate, scope))
+    bodies = [m for m in out.messages if m["type"] == "http.response.body"]
+    assert bodies[-1]["more_body"] is False and bodies[-1]["body"] == b""
+    assert all(m.get("more_body") for m in bodies[:-1])
+    assert AD_TAG not in out.body and b"more" not in out.body and b"last" not in out.body
+    sent = sum(len(m["body"]) for m in bodies)
+    assert sent > 0
+    assert "/streamed" in caplog.text and f"after {sent} body bytes were sent" in caplog.text
+    assert "ended" in caplog.text
+
+
+def test_rewriter_failure_before_headers_serves_page_behind_enforced_csp(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Streamed page, first chunk: nothing left yet, so the page goes out as the site sent it
+    behind an enforced no-partner CSP."""
+    from middleware.rewrite import HtmlRewriter
+
+    def fails(self: HtmlRewriter, chunk: bytes) -> bytes:
+        raise RuntimeError("simulated rewriter bug")
+
+    monkeypatch.setattr(HtmlRewriter, "feed", fails)
+    chunks = [b"<!DOCTYPE htm", b"l><html><head><title>T</title>", b"</head><body></body></html>"]
+    gate = make_gate(html_app(chunks), tmp_path, csp={"mode": "report-only"})
+    out = asyncio.run(run(gate, http_scope(cookie=cookie_for(gate, {"ads"}))))
+    assert out.body == b"".join(chunks)
+    assert enforced_no_partner(out)
+
+
+# --------------------------------------------------------------------------- 9.6b: undecodable
+
+
+@pytest.mark.parametrize("encoding", [b"br", b"zstd", b"compress"])
+@pytest.mark.parametrize("mode", ["report-only", "off"])
+def test_undecodable_html_gets_enforced_csp_whatever_the_mode(tmp_path: Path, encoding: bytes,
+                                                             mode: str) -> None:
+    headers = [(b"content-type", b"text/html"), (b"content-encoding", encoding)]
+    gate = make_gate(html_app([b"\x1b\x00opaque"], headers=headers), tmp_path,
+                     csp={"mode": mode})
+    out = asyncio.run(run(gate, http_scope(cookie=cookie_for(gate, {"ads"}))))
+    assert out.body == b"\x1b\x00opaque"
+    assert enforced_no_partner(out)
+
+
+UTF16_LABELS = ["csunicode", "iso-10646-ucs-2", "ucs-2", "unicode", "unicodefeff", "utf-16",
+                "utf-16le", "unicodefffe", "utf-16be"]
+
+
+@pytest.mark.parametrize("label", [*UTF16_LABELS, "UTF-16LE", "csUnicode", '"ucs-2"', " unicode ",
+                                   "utf-32", "iso-2022-jp"])
+@pytest.mark.parametrize("mode", ["enforce", "report-only", "off"])
+def test_utf16_labels_are_not_rewritten(tmp_path: Path, label: str, mode: str) -> None:
+    body = AD_PAGE.decode().encode("utf-16-le")
+    headers = [(b"content-type", f"text/html; charset={label}".encode())]
+    gate = make_gate(html_app([body], headers=headers), tmp_path, csp={"mode": mode})
+    out = asyncio.run(run(gate, http_scope()))
+    assert out.body == body and enforced_no_partner(out)
+
+
+@pytest.mark.parametrize("bom", [b"\xff\xfe", b"\xfe\xff", b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff"])
+@pytest.mark.parametrize("compressed", [False, True])
+def test_wide_bom_wins_over_a_utf8_label(tmp_path: Path, bom: bytes, compressed: bool) -> None:
+    """HTML §13.2.3.1: the BOM decides the encoding before any label does."""
+    body = bom + AD_PAGE.decode().encode("utf-16-le")
+    headers = [(b"content-type", b"text/html; charset=utf-8")]
+    chunks = [body[:7], body[7:]]
+    if compressed:
+        headers.append((b"content-encoding", b"gzip"))
+        data = gzip.compress(body)
+        chunks = [data[:30], data[30:]]
+    gate = make_gate(html_app(chunks, headers=headers), tmp_path, csp={"mode": "off"})
+    out = asyncio.run(run(gate, http_scope(cookie=cookie_for(gate, {"ads"}))))
+    assert out.body == body and enforced_no_partner(out)
+
+
+# --------------------------------------------------------------------------- 9.6c: inflate bounds
+
+
+@functools.cache
+def gzip_bomb() -> bytes:
+    """~400 KB of gzip that inflates to 400 MB of HTML."""
+    c = zlib.compressobj(9, zlib.DEFLATED, 31)
+    parts = [c.compress(b"<!DOCTYPE html><html><head></head><body>")]
+    block = b" " * (1 << 20)
+    parts += [c.compress(block) for _ in range(400)]
+    parts.append(c.flush())
+    return b"".join(parts)
+
+
+def test_gzip_bomb_is_stopped_in_bounded_memory(tmp_path: Path,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    bomb = gzip_bomb()
+    assert len(bomb) < 500_000
+    headers = [(b"content-type", b"text/html; charset=utf-8"), (b"content-encoding", b"gzip")]
+    gate = make_gate(html_app([bomb], headers=headers), tmp_path)
+    sizes: list[int] = []
+
+    async def counting_send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body":
+            sizes.append(len(message.get("body", b"")))
+            last.append(bool(message.get("more_body", False)))
+        else:
+            starts.append(message)
+
+    last: list[bool] = []
+    starts: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    tracemalloc.start()
+    try:
+        asyncio.run(gate(http_scope(), receive, counting_send))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 24 * 1024 * 1024, f"peak {peak / 1e6:.0f} MB"
+    assert last[-1] is False, "the response is ended"
+    assert sum(sizes) < 60 * 1024 * 1024, "stopped long before 400 MB"
+    assert max(sizes) <= 256 * 1024
+    assert "expands more than" in caplog.text
+
+
+def test_corrupt_gzip_ends_the_response_without_raw_bytes(tmp_path: Path,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    good = gzip.compress(PAGE * 50)
+    chunks = [good[:60], b"\x00garbage" * 20 + AD_TAG]
+    headers = [(b"content-type", b"text/html"), (b"content-encoding", b"gzip")]
+    gate = make_gate(html_app(chunks, headers=headers), tmp_path)
+    out = asyncio.run(run(gate, http_scope("/broken")))
+    assert out.messages[-1] == {"type": "http.response.body", "body": b"", "more_body": False}
+    assert b"garbage" not in out.body and b"\x1f\x8b" not in out.body
+    assert "corrupt compressed body" in caplog.text and "/broken" in caplog.text
+
+
+def test_gzip_page_of_ordinary_ratio_is_rewritten_whole(tmp_path: Path) -> None:
+    page = (b"<!DOCTYPE html><html><head></head><body>" +
+            b"".join(b"<p>paragraph %d with some words in it</p>" % i for i in range(100_000)) +
+            b"</body></html>")
+    headers = [(b"content-type", b"text/html"), (b"content-encoding", b"gzip")]
+    gate = make_gate(html_app([gzip.compress(page)], headers=headers), tmp_path)
+    out = asyncio.run(run(gate, http_scope(cookie=cookie_for(gate, {"ads"}))))
+    assert out.body.endswith(b"</body></html>") and ADS_SNIPPET.encode() in out.body
+    assert len(out.body) > len(page)
+
+
+# --------------------------------------------------------------------------- 9.6e: HEAD
+
+
+def test_head_of_html_gets_the_headers_of_get(tmp_path: Path) -> None:
+    headers = [(b"content-type", b"text/html; charset=utf-8"), (b"etag", b'"v1"'),
+               (b"content-length", str(len(PAGE)).encode())]
+    gate = make_gate(html_app([PAGE], headers=headers), tmp_path)
+    get = asyncio.run(run(gate, http_scope()))
+    head = asyncio.run(run(gate, http_scope(method="HEAD")))
+    for name in (b"vary", b"cache-control", b"content-security-policy", b"etag"):
+        assert head.header(name) == get.header(name), name
+    assert head.header(b"content-length") == []
+
+
+def test_head_of_a_view_that_read_the_consent_is_private(tmp_path: Path) -> None:
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        request = Request(scope, receive)
+        body = {"ads": request.state.consent.allows("ads")}
+        await JSONResponse(body, headers={"Cache-Control": "public, max-age=60"})(scope, receive, send)
+
+    gate = make_gate(app, tmp_path)
+    get = asyncio.run(run(gate, http_scope("/reads")))
+    head = asyncio.run(run(gate, http_scope("/reads", method="HEAD")))
+    assert head.header(b"cache-control") == get.header(b"cache-control") == [b"private, max-age=60"]
+    assert head.header(b"vary") == get.header(b"vary") and b"Cookie" in head.header(b"vary")[0]
