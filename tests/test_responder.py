@@ -10,6 +10,7 @@ import gzip
 import logging
 import tracemalloc
 import zlib
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -233,7 +234,7 @@ def test_utf16_labels_are_not_rewritten(tmp_path: Path, label: str, mode: str) -
     body = AD_PAGE.decode().encode("utf-16-le")
     headers = [(b"content-type", f"text/html; charset={label}".encode())]
     gate = make_gate(html_app([body], headers=headers), tmp_path, csp={"mode": mode})
-    out = asyncio.run(run(gate, http_scope()))
+    out = asyncio.run(run(gate, http_scope(cookie=cookie_for(gate, {"ads"}))))
     assert out.body == body and enforced_no_partner(out)
 
 
@@ -275,7 +276,7 @@ def test_gzip_bomb_is_stopped_in_bounded_memory(tmp_path: Path,
     gate = make_gate(html_app([bomb], headers=headers), tmp_path)
     sizes: list[int] = []
 
-    async def counting_send(message: dict[str, Any]) -> None:
+    async def counting_send(message: MutableMapping[str, Any]) -> None:
         if message["type"] == "http.response.body":
             sizes.append(len(message.get("body", b"")))
             last.append(bool(message.get("more_body", False)))
@@ -283,7 +284,7 @@ def test_gzip_bomb_is_stopped_in_bounded_memory(tmp_path: Path,
             starts.append(message)
 
     last: list[bool] = []
-    starts: list[dict[str, Any]] = []
+    starts: list[MutableMapping[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
