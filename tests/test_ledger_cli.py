@@ -167,13 +167,14 @@ def test_cli_purge_then_verify(ledger: Path, capsys: pytest.CaptureFixture[str],
                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CONSENT_GATE_LEDGER_KEY", "k" * 32)
     # r5 (400 days old) is seq 6, behind younger records: a chain prefix only is purged.
-    code, out, _ = run(capsys, "purge", "--ledger", str(ledger), "--older-than", "2d")
+    code, out, _ = run(capsys, "purge", "--ledger", str(ledger), "--older-than", "2d", "--force")
     assert code == 0
     assert out.startswith("purged 4 records older than 2 days") and "checkpoints signed" in out
     code, out, _ = run(capsys, "verify", "--ledger", str(ledger), "--json")
     data = json.loads(out)
     assert code == 0 and data["ok"] and data["checkpoints"] == 1 and data["rows"] == 2
-    code, out, _ = run(capsys, "purge", "--ledger", str(ledger), "--older-than", "2d", "--json")
+    code, out, _ = run(capsys, "purge", "--ledger", str(ledger), "--older-than", "2d", "--force",
+                       "--json")
     assert json.loads(out)["purged"] == 0
     monkeypatch.setenv("CONSENT_GATE_LEDGER_KEY", "wrong" * 8)
     assert run(capsys, "verify", "--ledger", str(ledger))[0] == 1

@@ -10,12 +10,15 @@ import argparse
 import csv
 import json
 import os
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TextIO
 
+from ..config import LedgerConfig, load_config
 from ..env import LEDGER_KEY_ENV
+from ..errors import ConsentGateError
 from ..ledger.chain import BrokenRow, Checkpoint, StoredRow, VerifyReport, verify
 from ..ledger.query import (
     PartnerSummary,
@@ -28,8 +31,16 @@ from ..ledger.query import (
 )
 from ..ledger.records import ConsentEvent, PageView
 from ..ledger.retention import purge
-from ..ledger.store import Filters
-from .common import EXIT_FOUND, EXIT_OK, emit, open_ledger, parse_duration, parse_when
+from ..ledger.store import Filters, LedgerStore
+from .common import (
+    EXIT_FOUND,
+    EXIT_OK,
+    emit,
+    find_config_path,
+    ledger_target,
+    open_ledger,
+    parse_when,
+)
 
 KEY_ENV = LEDGER_KEY_ENV
 _BLOCKS = " ▁▂▃▄▅▆▇█"
@@ -78,9 +89,31 @@ def verify_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def purge_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--older-than", type=parse_duration, required=True, metavar="DURATION",
-                   help="e.g. 395d")
+    p.add_argument("--older-than", type=parse_age, required=True, metavar="AGE",
+                   help="days, hours or weeks: 395d, 12h, 8w (no 'm': minutes or months?)")
+    p.add_argument("--dry-run", action="store_true", help="say what would be deleted, delete nothing")
+    p.add_argument("--force", action="store_true",
+                   help="purge records younger than the configured retention_days too")
+    p.add_argument("-y", "--yes", action="store_true", help="do not ask on a terminal")
     _key_env(p)
+
+
+_AGE_UNITS = {"h": 3600, "hour": 3600, "hours": 3600, "d": 86400, "day": 86400, "days": 86400,
+              "w": 7 * 86400, "week": 7 * 86400, "weeks": 7 * 86400}
+_AGE = re.compile(r"^\s*(\d+)\s*([a-z]+)\s*$")
+
+
+def parse_age(text: str) -> timedelta:
+    """A purge age: ``395d``, ``12h``, ``8w``. ``m``, ``min``, ``mo`` and bare numbers are
+    refused: ``1m`` once deleted a whole ledger meant to be kept a month."""
+    m = _AGE.match(text.lower())
+    if m is None or m.group(2) not in _AGE_UNITS:
+        unit = m.group(2) if m else ""
+        why = ("'m' could mean minutes or months" if unit.startswith("m")
+               else "expected a number and a unit")
+        raise argparse.ArgumentTypeError(
+            f"bad age {text!r}: {why}; use days (30d), hours (12h) or weeks (8w)")
+    return timedelta(seconds=int(m.group(1)) * _AGE_UNITS[m.group(2)])
 
 
 # -- formatting (pure) ---------------------------------------------------------------------
@@ -207,9 +240,22 @@ def format_verify(report: VerifyReport) -> str:
     return "\n".join(lines)
 
 
+def _age(delta: timedelta) -> str:
+    hours = int(delta.total_seconds()) // 3600
+    return f"{hours // 24} days" if hours % 24 == 0 else f"{hours} hours"
+
+
+def format_purge_preview(counts: dict[str, int], older_than: timedelta, cutoff: datetime) -> str:
+    total = sum(counts.values())
+    lines = [f"would purge {total:,} records older than {_age(older_than)} "
+             f"(before {_t(cutoff)} UTC) from {len(counts)} writer chain(s)"]
+    lines += [f"  writer {w}: {n:,} records" for w, n in sorted(counts.items())]
+    return "\n".join(lines)
+
+
 def format_purge(checkpoints: Sequence[Checkpoint], older_than: timedelta) -> str:
     total = sum(cp.purged for cp in checkpoints)
-    head = (f"purged {total:,} records older than {older_than.days} days "
+    head = (f"purged {total:,} records older than {_age(older_than)} "
             f"from {len(checkpoints)} writer chain(s)")
     signed = any(cp.signature for cp in checkpoints)
     lines = [head]
@@ -327,9 +373,59 @@ def run_verify(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_FOUND
 
 
+def purge_preview(store: LedgerStore, cutoff: datetime) -> dict[str, int]:
+    """Per writer, how many records ``purge`` would delete: like the store, only the prefix
+    of each chain before its first record younger than ``cutoff``, after its checkpoint."""
+    done: dict[str, int] = {}
+    for cp in store.checkpoints():
+        done[cp.writer_id] = max(cp.last_seq, done.get(cp.writer_id, 0))
+    seqs: dict[str, list[int]] = {}
+    first_young: dict[str, int] = {}
+    for row in store.chain_rows():
+        if not isinstance(row, StoredRow):
+            continue
+        if row.record.time < cutoff:
+            seqs.setdefault(row.writer_id, []).append(row.seq)
+        elif row.seq < first_young.get(row.writer_id, row.seq + 1):
+            first_young[row.writer_id] = row.seq
+    out: dict[str, int] = {}
+    for writer, old in seqs.items():
+        last = first_young.get(writer, max(old) + 1) - 1
+        n = sum(1 for q in old if done.get(writer, 0) < q <= last)
+        if n:
+            out[writer] = n
+    return out
+
+
+def _retention(args: argparse.Namespace) -> tuple[int, str]:
+    """retention_days and where it comes from (the config, else the built-in default)."""
+    path = find_config_path(args)
+    if path is not None:
+        return load_config(path).ledger.retention_days, f"{path} [ledger] retention_days"
+    return LedgerConfig().retention_days, "the default retention_days (no config found)"
+
+
 def run_purge(args: argparse.Namespace) -> int:
+    days, source = _retention(args)
+    if args.older_than < timedelta(days=days) and not args.force:
+        raise ConsentGateError(
+            f"refusing to purge records younger than the retention period ({days} days, from "
+            f"{source}); use --older-than {days}d or more, or add --force")
+    cutoff = datetime.now(UTC) - args.older_than
     with open_ledger(args) as store:
-        cps = purge(store, args.older_than, _key(args))
+        counts = purge_preview(store, cutoff)
+        if args.dry_run:
+            emit(args, format_purge_preview(counts, args.older_than, cutoff),
+                 {"dry_run": True, "would_purge": sum(counts.values()), "writers": counts})
+            return EXIT_OK
+        if counts and not args.yes and not args.json and sys.stdin.isatty():
+            sys.stderr.write(format_purge_preview(counts, args.older_than, cutoff)
+                             + f"\nfrom {ledger_target(args)}. Type 'purge' to delete them: ")
+            sys.stderr.flush()
+            if sys.stdin.readline().strip() != "purge":
+                sys.stderr.write("nothing deleted\n")
+                return EXIT_FOUND
+        cps = purge(store, args.older_than, _key(args), now=cutoff + args.older_than)
     emit(args, format_purge(cps, args.older_than),
          {"purged": sum(c.purged for c in cps), "checkpoints": [
              {"writer_id": c.writer_id, "last_seq": c.last_seq, "purged": c.purged,
