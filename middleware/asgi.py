@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.datastructures import MutableHeaders
 from starlette.types import Message, Receive, Scope, Send
 
+from . import scan_token
 from .config import Config, load_config
 from .consent import Consent, ConsentCodec, ConsentResolver, privacy_signal
 from .csp import CspBuilder
@@ -64,6 +65,7 @@ class ConsentMiddleware:
             given = (secret,) if isinstance(secret, str) else tuple(secret)
             environ = {policy.secret_env: ",".join(given)}
         keys = signing_keys(policy.secret_env, dev=dev_mode, environ=environ)
+        self.keys = keys
         self.codec = ConsentCodec(keys, max_age_seconds=policy.cookie.max_age_days * 86400)
         self.resolver = ConsentResolver(self.config, self.codec)
         self.matcher = HostMatcher({pid: p.hosts for pid, p in self.config.partners.items()})
@@ -116,6 +118,9 @@ class ConsentMiddleware:
             # A file the server sends itself never passes through us: ask for a body instead.
             inner["extensions"] = {k: v for k, v in extensions.items()
                                    if k != "http.response.pathsend"}
+        if scan_token.owner_scan(scope, self.keys):  # consent-gate scan: the page as the site sends it
+            await self.app(inner, receive, scan_token.mark_original(send))
+            return
         responder = HtmlResponder(self, inner, send, consent)
         await self.app(inner, receive, responder.send)
 
@@ -204,6 +209,12 @@ def _forwarder(config: Config, signing_key: str, discloser: Discloser) -> Forwar
         logger.warning("consent-gate: [partners.*.forward] needs the ledger; forwarding is off")
         return None
     return Forwarder.from_config(config, signing_key, discloser.writer)
+
+
+def _frame_options(headers: MutableHeaders, csp: CspBuilder) -> None:
+    """X-Frame-Options for browsers without CSP frame-ancestors (unless the site sent one)."""
+    if csp.frame_options is not None and "x-frame-options" not in headers:
+        headers["x-frame-options"] = csp.frame_options
 
 
 class ConsentState(dict[str, Any]):
@@ -481,6 +492,7 @@ class HtmlResponder:
             if name in headers:
                 del headers[name]
         csp = self.gate.csp
+        _frame_options(headers, csp)
         if enforced_no_partner:
             headers.append("content-security-policy", csp.value(frozenset()).decode("latin-1"))
         elif csp.enabled:
@@ -497,6 +509,7 @@ class HtmlResponder:
                 "other ASCII-compatible) HTML and put compression (GZipMiddleware, the reverse "
                 "proxy) outside ConsentMiddleware.", self.scope["method"], self.scope["path"], what)
         self._untouched_headers(start)
+        _frame_options(MutableHeaders(scope=start), self.gate.csp)
         MutableHeaders(scope=start).append(
             "content-security-policy", self.gate.csp.value(frozenset()).decode("latin-1"))
 

@@ -108,3 +108,60 @@ def test_cli_run_workers_answer_keep_alive_requests_without_delayed_ack(tmp_path
         elapsed = time.perf_counter() - started
     # With the delayed-ACK stall this takes >= 10 x 40 ms; without it, a few milliseconds each.
     assert elapsed < 0.3, f"10 keep-alive requests took {elapsed * 1000:.0f} ms"
+
+
+# --------------------------------------------------------------------------- scan a wrapped site
+
+
+def test_scan_token_binds_key_method_path_and_time() -> None:
+    from middleware.scan_token import check_token, make_token
+
+    key, other = "k" * 40, "o" * 40
+    token = make_token(key, "GET", "/embeds", now=1000)
+    assert check_token([key], token, "GET", "/embeds", now=1030)
+    assert check_token([other, key], token, "GET", "/embeds", now=1000), "rotated keys verify"
+    assert not check_token([other], token, "GET", "/embeds", now=1000)
+    assert not check_token([key], token, "GET", "/other", now=1000)
+    assert not check_token([key], token, "POST", "/embeds", now=1000)
+    assert not check_token([key], token, "GET", "/embeds", now=1061), "expired"
+    for bad in ("", "1000", "1000.zz", "x.y", token + "0"):
+        assert not check_token([key], bad, "GET", "/embeds", now=1000)
+
+
+@pytest.mark.server
+def test_cli_scan_wrapped_site_sees_what_the_site_sends(tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from middleware.config import load_config
+    from middleware.errors import ConsentGateError
+    from middleware.scan import scan_source
+    from middleware.scan_token import HEADER, make_token
+
+    secret = "scan-secret-" + "s" * 40
+    config = tmp_path / "partners.toml"
+    shutil.copy(JAPAN_TALK, config)
+    with start_consent_gate("examples.japan_talk.app:app", config, tmp_path,
+                            env={"CONSENT_GATE_SECRET": secret}) as server:
+        url = server.url + "/embeds"
+        monkeypatch.setenv("CONSENT_GATE_SECRET", secret)
+        assert main(["scan", url, "--config", str(config)]) == 0
+        known = capsys.readouterr().out.split("Unknown third parties")[0]
+        for partner in ("google-adsense", "youtube", "facebook", "x-twitter"):
+            assert partner in known, partner
+        loaded = load_config(config)
+        # Visitors (no token, or a token made without the secret) get the rewritten page.
+        visitor = httpx2.get(url, timeout=10)
+        assert 'id="consent-gate-banner"' in visitor.text and "x-consent-gate" not in visitor.headers
+        forged = httpx2.get(url, timeout=10, headers={HEADER: make_token("f" * 40, "GET", "/embeds")})
+        assert 'id="consent-gate-banner"' in forged.text
+        own = httpx2.get(url, timeout=10, headers={HEADER: make_token(secret, "GET", "/embeds")})
+        assert own.headers["x-consent-gate"] == "original" and own.headers["cache-control"] == "no-store"
+        assert 'id="consent-gate-banner"' not in own.text
+        # Without the secret, scan refuses the rewritten page instead of reporting "no partners".
+        monkeypatch.delenv("CONSENT_GATE_SECRET")
+        monkeypatch.delenv("CONSENT_GATE_DEV", raising=False)
+        assert main(["scan", url, "--config", str(config)]) == 2
+        err = capsys.readouterr().err
+        assert "was rewritten by consent-gate" in err and "Set CONSENT_GATE_SECRET" in err
+        with pytest.raises(ConsentGateError, match="refused the scan token"):
+            scan_source(url, loaded, keys=["w" * 40])

@@ -26,3 +26,19 @@ def test_framing_site_pages_carry_frame_ancestors(tmp_path: Path, configured: li
     gate = make_gate(html_app(), tmp_path, **overrides)
     out = asyncio.run(run(gate, http_scope()))
     assert directives(out.header(b"content-security-policy")[0])["frame-ancestors"] == expected
+
+
+@pytest.mark.parametrize(("configured", "expected"), [
+    (None, [b"SAMEORIGIN"]), (["'none'"], [b"DENY"]), (["'self'", "https://partner.example"], []),
+])
+def test_framing_site_pages_carry_x_frame_options(tmp_path: Path, configured: list[str] | None,
+                                                  expected: list[bytes]) -> None:
+    overrides = {"csp": {"frame_ancestors": configured}} if configured else {}
+    gate = make_gate(html_app(), tmp_path, **overrides)
+    assert asyncio.run(run(gate, http_scope())).header(b"x-frame-options") == expected
+
+
+def test_framing_site_own_x_frame_options_is_kept(tmp_path: Path) -> None:
+    app = html_app(headers=[(b"content-type", b"text/html"), (b"x-frame-options", b"DENY")])
+    out = asyncio.run(run(make_gate(app, tmp_path), http_scope()))
+    assert out.header(b"x-frame-options") == [b"DENY"]
