@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import ConsentGateError
-from . import log, site, tcf
+from . import log, review, site, tcf
 from .common import (
     CONFIG,
     EXIT_INTERRUPTED,
@@ -57,6 +57,10 @@ COMMANDS: tuple[Command | Group, ...] = (
         Command("update-gvl", "fetch the Global Vendor List into the config's [tcf] gvl file",
                 tcf.run_update_gvl, tcf.update_gvl_arguments, CONFIG),
     )),
+    Command("report", "one self-contained HTML report of the ledger, with charts",
+            review.run_report, review.report_arguments, LEDGER),
+    Command("discover", "third parties and cookies seen that no partner declares",
+            review.run_discover, review.discover_arguments, LEDGER),
 )
 
 

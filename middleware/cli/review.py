@@ -1,0 +1,189 @@
+"""``consent-gate report`` and ``consent-gate discover``: the ledger for people who review it."""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import dataclasses
+import multiprocessing
+import os
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+from ..config import Config, load_config
+from ..env import LEDGER_KEY_ENV
+from ..errors import ConsentGateError
+from ..review.db import Discovered, ReviewDb
+from ..review.facts import Health, ReportData, collect
+from .common import EXIT_OK, add_period, emit, find_config_path, ledger_target, open_ledger
+
+#: review_meta key: the config file the middleware last ran with (absolute path).
+CONFIG_META = "config_path"
+
+
+class ProgressBar:
+    """``[#####.....] 3/7 consent decisions`` on a terminal's stderr; silent elsewhere."""
+
+    def __init__(self, steps: int, out: TextIO | None) -> None:
+        self.steps, self.out, self.done = steps, out, 0
+        self.started = time.perf_counter()
+
+    def __call__(self, step: str) -> None:
+        self.done += 1
+        if self.out is None:
+            return
+        width = 24
+        filled = round(width * min(self.done, self.steps) / self.steps)
+        self.out.write(f"\r\x1b[2K[{'#' * filled}{'.' * (width - filled)}] "
+                       f"{min(self.done, self.steps)}/{self.steps} {step}")
+        self.out.flush()
+
+    def finish(self, message: str) -> None:
+        if self.out is not None:
+            self.out.write(f"\r\x1b[2K{message} ({time.perf_counter() - self.started:.1f} s)\n")
+            self.out.flush()
+
+
+def _terminal() -> TextIO | None:
+    return sys.stderr if sys.stderr.isatty() else None
+
+
+def review_config(args: argparse.Namespace, db: ReviewDb) -> Config | None:
+    """The config given (``--config``, env, ./partners.toml), else the one the ledger recorded."""
+    path = find_config_path(args)
+    if path is None:
+        recorded = db.meta(CONFIG_META)
+        if recorded and Path(recorded).exists():
+            path = Path(recorded)
+    return load_config(path) if path is not None else None
+
+
+def verify_health(target: str, key: bytes | None) -> tuple[bool, int, int, int, str | None, int]:
+    """Re-hash every record (run in a worker process, beside the aggregate queries)."""
+    from ..ledger.chain import verify
+    from ..ledger.query import open_store
+
+    store = open_store(target)
+    store.open()
+    try:
+        report = verify(store, key)
+    finally:
+        store.close()
+    first = report.first_problem
+    return (report.ok, report.rows, report.writers, report.checkpoints,
+            str(first) if first else None, len(report.problems))
+
+
+def _last_head(args: argparse.Namespace) -> str | None:
+    """The newest signed head, when the ledger keeps heads (``log verify --heads``)."""
+    try:
+        from ..ledger import heads  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        return None
+    latest = getattr(heads, "latest_head_text", None)
+    if latest is None:
+        return None
+    with open_ledger(args) as store:
+        value = latest(store)
+    return str(value) if value else None
+
+
+# -- report --------------------------------------------------------------------------------
+def report_arguments(p: argparse.ArgumentParser) -> None:
+    add_period(p)
+    p.add_argument("-o", "--output", metavar="FILE", default="report.html",
+                   help="the HTML file to write (default report.html)")
+    p.add_argument("--no-verify", action="store_true",
+                   help="skip re-hashing every record (the health section then says so)")
+
+
+def build_report(args: argparse.Namespace, progress: ProgressBar) -> tuple[ReportData, Config | None]:
+    target = ledger_target(args)
+    if "://" not in target and not Path(target).exists():
+        raise ConsentGateError(f"no ledger at {target} (check --ledger or [ledger] path)")
+    until = args.until or datetime.now(UTC)
+    key = os.environ.get(LEDGER_KEY_ENV, "").encode() or None
+    spawn = multiprocessing.get_context("spawn")  # no fork of a process holding connections
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+        # Verifying re-hashes every record: the slowest part, so it runs in its own process
+        # while this one runs the aggregate queries.
+        pending = None if args.no_verify else pool.submit(verify_health, target, key)
+        db = ReviewDb(target, create=False)
+        try:
+            config = review_config(args, db)
+            placeholder = Health(None, 0, 0, 0, None, 0, None)
+            data = collect(db, config, args.since, until, placeholder, progress)
+        finally:
+            db.close()
+        if pending is not None:
+            progress("verifying the hash chains")
+            health = Health(*pending.result(), last_head=_last_head(args))
+        else:
+            health = Health(None, 0, 0, 0, None, 0, _last_head(args))
+    return dataclasses.replace(data, health=health), config
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from ..review.report import render
+
+    progress = ProgressBar(7 if not args.no_verify else 6, _terminal())
+    data, config = build_report(args, progress)
+    progress("drawing the charts")
+    command = "consent-gate report " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["report"] \
+        else "consent-gate report"
+    html = render(data, config, command=command)
+    Path(args.output).write_text(html, encoding="utf-8")
+    progress.finish(f"wrote {args.output}")
+    emit(args, f"wrote {args.output}: {data.page_views:,} page views, "
+               f"{len(data.partners)} partners, {len(data.discovered)} undeclared items",
+         {**data.to_dict(), "output": args.output})
+    return EXIT_OK
+
+
+# -- discover ------------------------------------------------------------------------------
+def discover_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--since", type=_since, default=None,
+                   help="only items seen since (7d, 12h or an ISO date)")
+
+
+def _since(text: str) -> datetime:
+    from .common import parse_when
+
+    return parse_when(text)
+
+
+def format_discover(found: list[Discovered], blocks: list[tuple[str, str]]) -> str:
+    if not found:
+        return "nothing undeclared seen: every third party the pages loaded is declared"
+    width = max(len(d.name) for d in found)
+    lines = [f"{'kind':<7} {'name':<{width}}  {'seen':>7}  first seen (UTC)  last seen (UTC)   "
+             "example pages"]
+    for d in found:
+        lines.append(f"{d.kind:<7} {d.name:<{width}}  {d.count:>7,}  "
+                     f"{d.first_seen[:16].replace('T', ' ')}  "
+                     f"{d.last_seen[:16].replace('T', ' ')}  {', '.join(d.examples)}")
+    lines += ["", "Suggested partners.toml entries (check each before pasting):", ""]
+    lines += ["\n".join(("# " + site, block)) + "\n" for site, block in blocks]
+    return "\n".join(lines).rstrip()
+
+
+def run_discover(args: argparse.Namespace) -> int:
+    from ..review.suggest import suggestions
+
+    target = ledger_target(args)
+    if "://" not in target and not Path(target).exists():
+        raise ConsentGateError(f"no ledger at {target} (check --ledger or [ledger] path)")
+    db = ReviewDb(target, create=False)
+    try:
+        config = review_config(args, db)
+        found = db.discovered(args.since)
+    finally:
+        db.close()
+    blocks = suggestions(found, config)
+    emit(args, format_discover(found, blocks),
+         {"discovered": [d.to_dict() for d in found],
+          "suggestions": [{"site": s, "toml": b} for s, b in blocks]})
+    return EXIT_OK

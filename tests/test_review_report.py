@@ -1,0 +1,151 @@
+"""consent-gate report: the facts equal `log summary`, the HTML is self-contained and says
+what happened in its first sentence; a million page views stay under 30 s."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from middleware.cli import main
+
+from .support.review_data import seed
+from .support.servers import REPO_ROOT
+
+JAPAN_TALK = REPO_ROOT / "examples" / "japan_talk" / "partners.toml"
+PERIOD = ["--since", "2026-11-01", "--until", "2026-12-01"]
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Path:
+    path = tmp_path / "ledger.sqlite3"
+    seed(path)
+    return path
+
+
+def _report(capsys: pytest.CaptureFixture[str], ledger: Path, out: Path, *extra: str) -> dict:
+    code = main(["report", "--ledger", str(ledger), "--config", str(JAPAN_TALK), *PERIOD,
+                 "-o", str(out), "--json", *extra])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    return json.loads(captured.out)
+
+
+def test_report_numbers_equal_log_summary_json(ledger: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    data = _report(capsys, ledger, tmp_path / "r.html")
+    assert main(["log", "summary", "--ledger", str(ledger), "--json", *PERIOD]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    expected = {p["partner"]: (p["page_views"], p["per_day"], sorted(p["data_categories"]))
+                for p in summary["partners"]}
+    got = {p["partner"]: (p["page_views"], p["per_day"], p["data_categories"])
+           for p in data["partners"]}
+    assert got == expected == {
+        "google-adsense": (6, {"2026-11-02": 2, "2026-11-03": 1, "2026-11-04": 3},
+                           ["cookies", "ip_address"]),
+        "facebook": (2, {"2026-11-02": 2}, ["ip_address", "user_agent"])}
+    assert data["page_views"] == 6 and data["visitors"] == 2
+    assert data["decisions_per_policy_version"]["2008-01-23"]["decisions"] == 4
+    assert data["decisions_per_policy_version"]["2008-01-23"]["reject_rate"] == 0.5
+    assert set(data["decisions_per_banner"]) == {"a" * 12, "b" * 12}
+    assert data["decisions_per_jurisdiction"]["JP"]["custom"] == 1
+    assert data["gpc"]["gpc"]["decisions"] == 1
+    assert data["ledger_health"]["ok"] is True and data["ledger_health"]["rows"] == 12
+    assert [d["name"] for d in data["discovered"]] == ["pixel.tracker-unknown.example", "_uw_id"]
+
+
+def test_report_html_opens_with_the_summary_and_has_every_section(
+        ledger: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "r.html"
+    _report(capsys, ledger, out)
+    html = out.read_text()
+    lede = re.search(r"<p class='lede' id='summary'>(.*?)</p>", html)
+    assert lede is not None
+    assert lede.group(1) == ("In November 2026, 2 partners received data from 6 page views; "
+                             "75 % of the 4 visitors who made a choice refused social media.")
+    assert html.index("id='summary'") < html.index("<section")
+    for section in ("disclosures", "categories", "decisions", "gpc", "health", "discovered"):
+        assert f"<section id='{section}'>" in html
+    assert "[partners.tracker-unknown-example]" in html
+    # Self-contained: no script, no reference to another origin but the partners' own links.
+    assert "<script" not in html
+    assert not re.search(r"""(src|href)=['"]?https?://(?!policies\.google\.com|www\.facebook)""",
+                         html)
+    assert "default-src 'none'" in html
+
+
+def test_report_without_a_config_uses_the_one_the_ledger_recorded(
+        ledger: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from middleware.review.db import ReviewDb
+
+    db = ReviewDb(ledger)
+    db.set_meta("config_path", str(JAPAN_TALK))
+    db.close()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CONSENT_GATE_CONFIG", raising=False)
+    out = tmp_path / "r.html"
+    assert main(["report", "--ledger", str(ledger), *PERIOD, "-o", str(out)]) == 0
+    assert "Google AdSense" in out.read_text()  # the partner's name comes from the config
+    assert capsys.readouterr().out.startswith(f"wrote {out}: 6 page views, 2 partners")
+
+
+def test_report_never_writes_to_the_ledger(ledger: Path, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    os.chmod(ledger, 0o400)
+    try:
+        data = _report(capsys, ledger, tmp_path / "r.html")
+    finally:
+        os.chmod(ledger, 0o600)
+    assert data["page_views"] == 6
+
+
+def test_report_of_a_tampered_ledger_says_broken(ledger: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    c = sqlite3.connect(ledger)
+    c.execute("UPDATE disclosures SET partner = 'x-twitter' WHERE request_id = 'r3'")
+    c.commit()
+    c.close()
+    out = tmp_path / "r.html"
+    data = _report(capsys, ledger, out)
+    assert data["ledger_health"]["ok"] is False
+    assert "BROKEN: 1 problem(s)" in out.read_text()
+
+
+@pytest.mark.slow
+def test_report_of_a_million_page_views_under_30_seconds(tmp_path: Path) -> None:
+    from middleware.ledger import SqliteStore
+
+    p = tmp_path / "big.sqlite3"
+    SqliteStore(p).open()
+    n = 1_000_000
+    c = sqlite3.connect(p)
+    body = ("/a", '["ads"]', "consent", '["ip_address"]', '["__gads"]', "v1", "203.0.113.0/24",
+            "Chrome 131", "{}", "w")
+    c.executemany(
+        "INSERT INTO disclosures (request_id, time, consent_id, partner, path, purposes, "
+        "legal_basis, data_categories, cookies, policy_version, ip, ua_family, fields, "
+        "writer_id, seq, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+        "'x', 'y')",
+        ((f"r{i}", f"2026-11-{1 + i % 30:02d}T10:00:00.000000Z", f"c{i % 50_000}",
+          ("google-adsense", "facebook", "youtube")[i % 3], *body, i) for i in range(1, n + 1)))
+    c.commit()
+    c.close()
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    out = tmp_path / "big.html"
+    started = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "middleware", "report", "--ledger", str(p),
+                        "--config", str(JAPAN_TALK), "--no-verify", "-o", str(out), "--json"],
+                       capture_output=True, text=True, env=env, timeout=120, check=True)
+    seconds = time.perf_counter() - started
+    data = json.loads(r.stdout)
+    print(f"\nreport of {n:,} page views: {seconds:.1f} s (without re-hashing the chains)")
+    assert data["page_views"] == n and data["visitors"] == 50_000
+    assert seconds < 30
