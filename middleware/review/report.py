@@ -156,7 +156,8 @@ def render(data: ReportData, config: Config | None, *, generated: datetime | Non
         series = {p.partner: [p.per_day.get(d, 0) for d in days] for p in data.partners}
         parts.append(_figure(charts.stacked_days(days, series, "Page views per partner and day",
                                                  ylabel="disclosures"),
-                             "One segment per partner: the page views on which its tags were enabled, per day (UTC)."))
+                             "One segment per partner: the page views on which its tags were "
+                             "enabled, per day (UTC)."))
         parts.append(_table(
             ["partner", "page views", "first day", "last day", "busiest day"],
             [[e(p.name) + (f" <span class='meta'>({e(p.partner)})</span>"
