@@ -24,7 +24,14 @@ from .csp import CspBuilder
 from .csp_reports import CspReports
 from .disclosure import Discloser, RequestInfo
 from .errors import LedgerUnavailable
-from .headers import cookie_value, header_value, merge_vary, private_cache_control
+from .headers import (
+    cookie_value,
+    gated_link,
+    header_value,
+    merge_vary,
+    private_cache_control,
+    refresh_target,
+)
 from .hosts import HostMatcher
 from .inflate import DECODABLE, InflateError, Inflater
 from .memo import RewriteMemo, Rewritten
@@ -498,6 +505,36 @@ class HtmlResponder:
         elif csp.enabled:
             allowed = frozenset() if self.ledger_failed else self.allowed
             headers.append(csp.header_name.decode("latin-1"), csp.value(allowed).decode("latin-1"))
+        self._gate_fetching_headers(start)
+
+    def _gate_fetching_headers(self, start: Message) -> None:
+        """``Link`` (preload, preconnect, prefetch) and ``Refresh`` act before any HTML is read,
+        and preconnect is governed by no CSP: entries aimed at any partner are dropped, even a
+        consented one (no ledger row would precede that contact; the partner's tags in the
+        page still load it, after their record)."""
+        if not any(k in (b"link", b"refresh") for k, _ in start.get("headers", ())):
+            return
+        headers = MutableHeaders(scope=start)
+
+        def blocked(url: str) -> bool:
+            host = HostMatcher.host_of_url(url)
+            if host is None:
+                return "//" in url  # an absolute URL we cannot read: fail closed
+            return self.gate.matcher.partner_for_host(host) is not None
+
+        links = headers.getlist("link")
+        if links:
+            del headers["link"]
+            for value in links:
+                kept = gated_link(value, blocked)
+                if kept is not None:
+                    headers.append("link", kept)
+        refreshes = headers.getlist("refresh")
+        if any(blocked(refresh_target(v) or "") for v in refreshes):
+            logger.warning("consent-gate: %s %s: a Refresh header to a partner was dropped "
+                           "(it would navigate there before any record)",
+                           self.scope["method"], self.scope["path"])
+            del headers["refresh"]
 
     def _no_partner_headers(self, start: Message, what: str | None) -> None:
         """A document passed as sent: the browser enforces 'no partner' whatever [csp] mode
@@ -512,6 +549,7 @@ class HtmlResponder:
         _frame_options(MutableHeaders(scope=start), self.gate.csp)
         MutableHeaders(scope=start).append(
             "content-security-policy", self.gate.csp.value(frozenset()).decode("latin-1"))
+        self._gate_fetching_headers(start)
 
     # --- the body -----------------------------------------------------------------------
 

@@ -35,7 +35,9 @@ DATA_CATEGORIES = (
     "identifiers",
 )
 
+#: The directives of consent-gate's CSP, in header order; each accepts ``[csp.extra]`` sources.
 CSP_DIRECTIVES = (
+    "default-src",
     "script-src",
     "frame-src",
     "img-src",
@@ -43,6 +45,11 @@ CSP_DIRECTIVES = (
     "style-src",
     "font-src",
     "media-src",
+    "worker-src",
+    "manifest-src",
+    "object-src",
+    "base-uri",
+    "form-action",
 )
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")

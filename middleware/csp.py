@@ -1,13 +1,26 @@
 """Content-Security-Policy built from the consent decision: the browser enforces the gate too.
 
 The rewriter stops the partner tags it can see; CSP stops the ones it cannot (a tag
-written by ``document.write`` or appended by another script). Our policy is a *partner
-gate*, not an XSS defence: it allows inline code (the site's own inline scripts must keep
-running) and restricts only where the page may load from or connect to: ``'self'``, the
-consented partners' hosts and the owner's ``[csp.extra]`` sources. If the site sends its
-own CSP, ours is added as a second policy; browsers enforce both.
+written by ``document.write`` or appended by another script, a ``fetch()``, a prefetch).
+Our policy is a *partner gate*, not an XSS defence: it allows inline code (the site's own
+inline scripts must keep running) and is an allow-list over every fetch directive:
+``default-src`` (which also governs ``<link rel=prefetch>``, whose own directive no browser
+ships) holds the site's own sources, each fetch directive adds the consented partners' hosts,
+``object-src`` is ``'none'`` unless a consented partner or the owner needs it, ``base-uri``
+stops a ``<base href>`` from turning the site's relative URLs into a partner's, and
+``form-action`` stops a scripted form post to a partner. ``[csp.extra] default-src``
+sources are the site's own and join every fetch directive; other extras join their own.
 
-References: https://www.w3.org/TR/CSP3/#multiple-policies
+``prefetch-src`` and ``navigate-to`` are not sent: both left the CSP draft and Chromium
+reports them as unrecognised. Top-level navigations (``location = ...``, ``window.open``,
+a meta refresh) are not governed by any CSP a browser ships: the rewriter handles the meta
+refresh, the rest is documented in docs/csp.md.
+
+If the site sends its own CSP, ours is added as a second header; browsers enforce both
+(every policy must allow a fetch), so the site's policy is never weakened.
+
+References: https://www.w3.org/TR/CSP3/#multiple-policies,
+https://www.w3.org/TR/CSP3/#directive-fallback-list
 """
 
 from __future__ import annotations
@@ -16,15 +29,30 @@ from collections.abc import Iterable
 
 from .config import CSP_DIRECTIVES, Config
 
+#: The site's own sources per directive, before partners and extras.
 _BASE: dict[str, tuple[str, ...]] = {
+    "default-src": ("'self'",),
     "script-src": ("'self'", "'unsafe-inline'", "'unsafe-eval'"),
     "frame-src": ("'self'",),
     "img-src": ("'self'", "data:", "blob:"),
     "connect-src": ("'self'",),
     "style-src": ("'self'", "'unsafe-inline'"),
     "font-src": ("'self'", "data:"),
-    "media-src": ("'self'", "blob:"),
+    "media-src": ("'self'", "data:", "blob:"),
+    "worker-src": ("'self'", "blob:"),
+    "manifest-src": ("'self'",),
+    "object-src": (),
+    "base-uri": ("'self'",),
+    "form-action": ("'self'",),
 }
+#: Directives that list the consented partners' hosts (a partner's worker or manifest would
+#: be cross-origin, which browsers refuse anyway; its base URL is never needed).
+_PARTNER_DIRECTIVES = frozenset({"default-src", "script-src", "frame-src", "img-src",
+                                 "connect-src", "style-src", "font-src", "media-src",
+                                 "object-src", "form-action"})
+#: Directives the site's own ``[csp.extra] default-src`` sources join.
+_FETCH_DIRECTIVES = frozenset({"script-src", "frame-src", "img-src", "connect-src", "style-src",
+                               "font-src", "media-src", "worker-src", "manifest-src"})
 
 
 class CspBuilder:
@@ -63,10 +91,18 @@ class CspBuilder:
             for host in self._partner_hosts.get(pid, ()):
                 if host not in hosts:
                     hosts.append(host)
+        own = self._extra.get("default-src", ())
         parts = []
         for directive in CSP_DIRECTIVES:
-            sources = [*_BASE[directive], *hosts, *self._extra.get(directive, ())]
-            parts.append(f"{directive} {' '.join(sources)}")
+            sources = list(_BASE[directive])
+            if directive in _PARTNER_DIRECTIVES:
+                sources += hosts
+            if directive in _FETCH_DIRECTIVES:
+                sources += own
+            sources += self._extra.get(directive, ())
+            # Deduplicated, in order; a directive with no source at all allows nothing.
+            unique = list(dict.fromkeys(sources)) or ["'none'"]
+            parts.append(f"{directive} {' '.join(unique)}")
         parts.append(self.frame_ancestors)
         parts.append(f"report-uri {self.report_uri}")
         return "; ".join(parts).encode("ascii")

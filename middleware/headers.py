@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
 from http.cookies import CookieError, SimpleCookie
 
 RawHeaders = Iterable[tuple[bytes, bytes]]
@@ -64,3 +65,42 @@ def private_cache_control(existing: str | None) -> str:
     kept = [d for d in directives
             if d.lower() != "public" and not d.lower().startswith("s-maxage")]
     return ", ".join(["private", *kept])
+
+
+_LINK_ENTRY = re.compile(r"\s*<([^>]*)>([^,]*)")
+
+
+def gated_link(value: str, blocked: Callable[[str], bool]) -> str | None:
+    """A ``Link`` header value without the entries whose target ``blocked`` says a partner the
+    visitor has not consented to (preload, preconnect and prefetch act before any HTML is
+    parsed, and preconnect is governed by no CSP directive). None when nothing is left.
+    An entry we cannot parse is dropped (fail closed)."""
+    kept: list[str] = []
+    pos = 0
+    while pos < len(value):
+        m = _LINK_ENTRY.match(value, pos)
+        if m is None:
+            comma = value.find(",", pos)
+            pos = len(value) if comma < 0 else comma + 1
+            continue
+        if not blocked(m.group(1)):
+            kept.append(m.group(0).strip())
+        pos = m.end() + 1
+    return ", ".join(kept) if kept else None
+
+
+def refresh_target(value: str) -> str | None:
+    """The URL of a ``Refresh`` header (``5; url=https://...``, ``0 https://...``), or None.
+
+    References: https://html.spec.whatwg.org/#shared-declarative-refresh-steps
+    """
+    rest = value.lstrip(" \t\n\x0c\r").lstrip("0123456789.").lstrip(" \t\n\x0c\r")
+    if rest[:1] in (";", ","):
+        rest = rest[1:].lstrip(" \t\n\x0c\r")
+    if rest[:3].lower() == "url":
+        after = rest[3:].lstrip(" \t\n\x0c\r")
+        if after.startswith("="):
+            rest = after[1:].lstrip(" \t\n\x0c\r")
+    if rest[:1] in ("'", '"'):
+        rest = rest[1:].split(rest[0], 1)[0]
+    return rest.strip() or None

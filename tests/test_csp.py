@@ -86,3 +86,79 @@ def test_starlette_middleware_list_wraps_the_site(tmp_path: Path) -> None:
     with TestClient(app) as client:
         page = client.get("/")
     assert 'id="consent-gate-banner"' in page.text and "<p>home</p>" in page.text
+
+
+FETCH_DIRECTIVES = ("default-src", "script-src", "frame-src", "img-src", "connect-src",
+                    "style-src", "font-src", "media-src", "worker-src", "manifest-src")
+
+
+def test_csp_is_an_allow_list_over_every_fetch_directive(tmp_path: Path) -> None:
+    gate = make_gate(html_app(), tmp_path)
+    policy = directives(asyncio.run(run(gate, http_scope())).header(b"content-security-policy")[0])
+    for directive in FETCH_DIRECTIVES:
+        assert "'self'" in policy[directive], directive
+        assert not {s for s in policy[directive] if "." in s}, f"{directive}: no host without consent"
+    assert policy["object-src"] == ["'none'"]
+    assert policy["base-uri"] == ["'self'"] and policy["form-action"] == ["'self'"]
+    # Left out on purpose: no shipping browser knows them (see docs/csp.md).
+    assert "prefetch-src" not in policy and "navigate-to" not in policy
+
+
+def test_csp_consented_partner_hosts_join_default_object_and_form_action(tmp_path: Path) -> None:
+    gate = make_gate(html_app(), tmp_path)
+    out = asyncio.run(run(gate, http_scope(cookie=cookie_for(gate, {"ads"}))))
+    policy = directives(out.header(b"content-security-policy")[0])
+    for directive in ("default-src", "object-src", "form-action", "media-src", "font-src"):
+        assert "pagead2.googlesyndication.com" in policy[directive], directive
+        assert "platform.twitter.com" not in policy[directive], directive
+    assert "'none'" not in policy["object-src"]
+    assert "pagead2.googlesyndication.com" not in policy["base-uri"]
+
+
+def test_csp_extra_default_src_is_the_sites_own_in_every_fetch_directive(tmp_path: Path) -> None:
+    gate = make_gate(html_app(), tmp_path, csp={"extra": {"default-src": ["cdn.site.example"],
+                                                          "object-src": ["'self'"]}})
+    policy = directives(asyncio.run(run(gate, http_scope())).header(b"content-security-policy")[0])
+    for directive in FETCH_DIRECTIVES:
+        assert "cdn.site.example" in policy[directive], directive
+    assert policy["object-src"] == ["'self'"]
+    assert "cdn.site.example" not in policy["base-uri"]
+
+
+@pytest.mark.parametrize("mode", ["enforce", "report-only"])
+def test_csp_site_policy_stays_enforced_beside_ours(tmp_path: Path, mode: str) -> None:
+    site_csp = b"default-src 'self'; script-src 'nonce-abc'"
+    headers = [(b"content-type", b"text/html"), (b"content-security-policy", site_csp)]
+    gate = make_gate(html_app(headers=headers), tmp_path, csp={"mode": mode})
+    out = asyncio.run(run(gate, http_scope(cookie=cookie_for(gate, {"ads"}))))
+    enforced = out.header(b"content-security-policy")
+    assert enforced[0] == site_csp, "the site's policy is kept as it was, still enforced"
+    ours = enforced[1:] if mode == "enforce" else out.header(b"content-security-policy-report-only")
+    assert len(ours) == 1 and b"default-src 'self' pagead2" in ours[0]
+
+
+def test_link_and_refresh_headers_to_partners_are_dropped(tmp_path: Path) -> None:
+    headers = [(b"content-type", b"text/html"),
+               (b"link", b"</app.css>; rel=preload; as=style, "
+                         b"<https://pagead2.googlesyndication.com/a.js>; rel=preload; as=script"),
+               (b"link", b"<https://platform.twitter.com>; rel=preconnect"),
+               (b"link", b"<https://cdn.site.example/x.woff2>; rel=preload; as=font"),
+               (b"refresh", b"0; URL='https://platform.twitter.com/intent'")]
+    gate = make_gate(html_app(headers=headers), tmp_path)
+    out = asyncio.run(run(gate, http_scope(cookie=cookie_for(gate, {"ads"}))))
+    assert out.header(b"link") == [b"</app.css>; rel=preload; as=style",
+                                   b"<https://cdn.site.example/x.woff2>; rel=preload; as=font"]
+    assert out.header(b"refresh") == []
+
+
+@pytest.mark.parametrize(("value", "target"), [
+    ("5; url=https://a.example/x", "https://a.example/x"),
+    ("0;URL='//b.example/'", "//b.example/"),
+    ("0 https://c.example", "https://c.example"),
+    ("3, url = \"/local\"", "/local"),
+    ("10", None),
+])
+def test_refresh_target_follows_the_declarative_refresh_steps(value: str, target: str | None) -> None:
+    from middleware.headers import refresh_target
+
+    assert refresh_target(value) == target
