@@ -16,14 +16,32 @@ from .support.servers import REPO_ROOT, start_consent_gate
 JAPAN_TALK = REPO_ROOT / "examples" / "japan_talk" / "partners.toml"
 
 
-def test_cli_check_prints_effective_policy(capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_check_prints_effective_policy(capsys: pytest.CaptureFixture[str],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONSENT_GATE_SECRET", "s" * 48)
     assert main(["check", str(JAPAN_TALK)]) == 0
     out = capsys.readouterr().out
     assert "policy version 2008-01-23" in out
     assert "opt-in (nothing runs until the visitor agrees)" in out
     for needle in ("google-adsense", "pagead2.googlesyndication.com", "receives: ip_address",
-                   "injects:  1 snippet(s) at head-end", "youtube", "OK: the configuration is valid."):
+                   "injects:  1 snippet(s) at head-end", "youtube", "OK: the configuration is valid"):
         assert needle in out, needle
+
+
+def test_cli_check_without_secret_says_run_would_refuse(capsys: pytest.CaptureFixture[str],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CONSENT_GATE_SECRET", raising=False)
+    monkeypatch.delenv("CONSENT_GATE_DEV", raising=False)
+    assert main(["check", str(JAPAN_TALK)]) == 0
+    out = capsys.readouterr().out
+    assert "OK:" not in out
+    assert "`consent-gate run` would refuse to start: environment variable CONSENT_GATE_SECRET is not set" in out
+    assert 'export CONSENT_GATE_SECRET="$(python -c' in out
+    assert main(["check", str(JAPAN_TALK), "--json"]) == 0
+    assert '"run_would_start": false' in capsys.readouterr().out
+    monkeypatch.setenv("CONSENT_GATE_DEV", "1")
+    assert main(["check", str(JAPAN_TALK)]) == 0
+    assert "would start with the PUBLIC development key" in capsys.readouterr().out
 
 
 def test_cli_check_invalid_config_exits_2_with_key_path(tmp_path: Path,

@@ -12,7 +12,8 @@ from typing import Any
 
 from ..config import POSITIONS, Config, load_config
 from ..env import APP_ENV, CONFIG_ENV, DEV_ENV
-from ..errors import ConsentGateError
+from ..errors import ConsentGateError, SecretError
+from ..secrets import DEV_KEY
 from .common import EXIT_FOUND, EXIT_OK, config_path, emit
 
 
@@ -90,11 +91,32 @@ def check_arguments(p: argparse.ArgumentParser) -> None:
                    help="the file to check (same as --config)")
 
 
+def secret_status(config: Config) -> tuple[bool, str]:
+    """(would ``run`` start?, the sentence saying so) for the secret as the environment has it."""
+    from ..secrets import dev_mode_requested, signing_keys
+
+    env = config.policy.secret_env
+    try:
+        keys = signing_keys(env, dev=dev_mode_requested(), warn=False)
+    except SecretError as exc:
+        return False, (f"`consent-gate run` would refuse to start: {exc}\n"
+                       f"Set it before run, e.g. export {env}=\"$(python -c 'import secrets; "
+                       "print(secrets.token_urlsafe(48))')\" (the same value on every server).")
+    if keys == (DEV_KEY,):
+        return True, (f"`consent-gate run` would start with the PUBLIC development key ({DEV_ENV}=1): "
+                      f"anyone can forge consent. Set {env} for production.")
+    return True, f"OK: the configuration is valid and {env} holds {len(keys)} signing key(s)."
+
+
 def check(args: argparse.Namespace) -> int:
     if args.config_file:
         args.config = args.config_file
     config = load_config(config_path(args))
-    emit(args, format_policy(config) + "\n\nOK: the configuration is valid.", policy_dict(config))
+    ready, sentence = secret_status(config)
+    if not sentence.startswith("OK"):
+        sentence = "The configuration is valid, but:\n" + sentence
+    emit(args, format_policy(config) + "\n\n" + sentence,
+         {**policy_dict(config), "run_would_start": ready, "secret": sentence})
     return EXIT_OK
 
 
