@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import socket
 import time
 from pathlib import Path
 
@@ -183,3 +184,31 @@ def test_cli_scan_wrapped_site_sees_what_the_site_sends(tmp_path: Path,
         assert "was rewritten by consent-gate" in err and "Set CONSENT_GATE_SECRET" in err
         with pytest.raises(ConsentGateError, match="refused the scan token"):
             scan_source(url, loaded, keys=["w" * 40])
+
+
+@pytest.mark.parametrize("layout", ["middleware.py", "middleware/__init__.py"])
+def test_cli_run_site_with_own_middleware_module_is_refused(tmp_path: Path, layout: str,
+                                                            capsys: pytest.CaptureFixture[str],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONSENT_GATE_SECRET", "s" * 48)
+    site = tmp_path / "site"
+    (site / layout).parent.mkdir(parents=True, exist_ok=True)
+    (site / layout).write_text("MARKER = 'the site'\n")
+    (site / "mysite.py").write_text("import middleware\nasync def app(scope, receive, send): ...\n")
+    monkeypatch.chdir(site)
+    with socket.socket() as busy:  # if the check were missing, the server must not stay up
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        assert main(["run", "mysite:app", "--config", str(JAPAN_TALK), "--port", port]) == 2
+        err = capsys.readouterr().err
+        assert f"{site / layout.split('/')[0]} is your site's own module named 'middleware'" in err
+        assert "Rename your module" in err
+        assert main(["run", "mysite:app", "--config", str(JAPAN_TALK), "--port", port,
+                     "--app-dir", str(site)]) == 2
+
+
+def test_cli_run_from_the_repository_is_not_a_clash() -> None:
+    from middleware.cli.site import clashing_module
+
+    assert clashing_module(REPO_ROOT) is None

@@ -8,6 +8,7 @@ import logging
 import os
 import socket
 import sys
+from pathlib import Path
 from typing import Any
 
 from ..config import POSITIONS, Config, load_config
@@ -150,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
     os.environ[CONFIG_ENV] = path
     if args.dev:
         os.environ[DEV_ENV] = "1"
+    _refuse_clashing_module(Path(args.app_dir or os.getcwd()))
     if args.app_dir:
         sys.path.insert(0, args.app_dir)
         os.environ["PYTHONPATH"] = os.pathsep.join(
@@ -189,6 +191,31 @@ def run(args: argparse.Namespace) -> int:
         if not server.started:  # uvicorn logged why (port taken, app failed at start-up)
             return EXIT_FOUND
     return EXIT_OK
+
+
+def clashing_module(directory: Path) -> Path | None:
+    """The site's own top-level ``middleware`` module or package in ``directory``, if any.
+
+    consent-gate's import name is ``middleware``; one process cannot hold two modules of that
+    name, so whichever comes first on ``sys.path`` shadows the other."""
+    ours = Path(__file__).resolve().parent.parent
+    for candidate in (directory / "middleware.py", directory / "middleware" / "__init__.py"):
+        if candidate.exists():
+            package = candidate.parent if candidate.name == "__init__.py" else candidate
+            if package.resolve() != ours:
+                return package
+    return None
+
+
+def _refuse_clashing_module(directory: Path) -> None:
+    clash = clashing_module(directory)
+    if clash is not None:
+        raise ConsentGateError(
+            f"{clash} is your site's own module named 'middleware', the import name of "
+            "consent-gate itself: in one process, one of the two would silently replace the "
+            "other (the site would import consent-gate, or the workers would import your module). "
+            "Rename your module (e.g. to mysite_middleware) and its imports, or move it into "
+            "your site's package (mysite/middleware.py is fine).")
 
 
 def tcp_listen_socket(host: str, port: int) -> socket.socket:
