@@ -21,6 +21,7 @@ from .errors import ConfigError as ConfigError
 from .errors import ConsentGateError as ConsentGateError
 from .errors import LedgerUnavailable as LedgerUnavailable
 from .errors import SecretError as SecretError
+from .forward.api import forward as forward
 
 __all__ = [
     "Config",
@@ -34,6 +35,7 @@ __all__ = [
     "SecretError",
     "StoredChoice",
     "consent_of",
+    "forward",
     "load_config",
 ]
 

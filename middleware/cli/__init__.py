@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import ConsentGateError
-from . import log, review, site, tcf
+from . import forward, log, review, site, tcf
 from .common import (
     CONFIG,
     EXIT_INTERRUPTED,
@@ -52,6 +52,8 @@ COMMANDS: tuple[Command | Group, ...] = (
                 log.run_verify, log.verify_arguments, LEDGER),
         Command("purge", "delete records older than the retention period",
                 log.run_purge, log.purge_arguments, LEDGER),
+        Command("forward-status", "server-side forwarding: queue depth, failures, last error per partner",
+                forward.run_forward_status, options=LEDGER),
     )),
     Group("tcf", "IAB TCF: the Global Vendor List", (
         Command("update-gvl", "fetch the Global Vendor List into the config's [tcf] gvl file",

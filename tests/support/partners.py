@@ -182,6 +182,11 @@ CHECKS: dict[str, Callable[[PartnerRequest], list[str]]] = {
     "meta": check_meta, "ga4": check_ga4, "tiktok": check_tiktok, "webhook": check_webhook}
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that went away mid-answer (a killed worker, a timeout) is expected
+
+
 class PartnerServer:
     def __init__(self, kind: str, on_request: Callable[[PartnerRequest], None] | None = None) -> None:
         self.kind = kind
@@ -217,8 +222,9 @@ class PartnerServer:
                     partner._cond.notify_all()
                 partner._answer(self, step)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _QuietServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        self.server.block_on_close = False  # a "slow" answer must not hold up the test's end
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -229,6 +235,10 @@ class PartnerServer:
     def script(self, *steps: tuple[Any, ...]) -> None:
         with self._cond:
             self._script.extend(steps)
+
+    def clear_script(self) -> None:
+        with self._cond:
+            self._script.clear()
 
     def _answer(self, h: BaseHTTPRequestHandler, step: tuple[Any, ...]) -> None:
         what = step[0]
