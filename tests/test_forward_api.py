@@ -64,7 +64,7 @@ def wait_empty(ledger: Path, timeout: float = 10.0) -> None:
 
 
 def test_forward_api_from_site_code_sends_with_consent(site: Any) -> None:
-    client, meta, ledger = site
+    client, meta, _ledger = site
     accept_all(client)
     answer = client.post("/checkout").json()
     assert answer["queued"] == ["meta"]
@@ -83,7 +83,7 @@ def test_forward_api_without_consent_sends_nothing(site: Any) -> None:
 
 
 def test_forward_collect_sends_only_allowed_fields(site: Any) -> None:
-    client, meta, ledger = site
+    client, meta, _ledger = site
     accept_all(client)
     r = collect(client, {"event": "lead", "value": 5, "email": "A@B.example", "order_id": "o-9"})
     assert r.status_code == 202 and r.headers["cache-control"] == "no-store"
@@ -108,7 +108,7 @@ def test_forward_collect_sends_only_allowed_fields(site: Any) -> None:
 ])
 def test_forward_collect_refuses_bad_requests(site: Any, body: Any, headers: dict[str, str],
                                               status: int) -> None:
-    client, meta, ledger = site
+    client, _meta, ledger = site
     accept_all(client)
     assert collect(client, body, **headers).status_code == status
     assert outbox_rows(ledger) == 0
@@ -120,7 +120,7 @@ def test_forward_collect_get_is_not_allowed(site: Any) -> None:
 
 
 def test_forward_collect_is_rate_limited_per_client(site: Any) -> None:
-    client, meta, ledger = site
+    client, _meta, _ledger = site
     statuses = [collect(client, {"event": "page_view"}).status_code for _ in range(25)]
     assert statuses.count(429) >= 4 and statuses[0] == 202
 
