@@ -18,6 +18,11 @@ from typing import Any, Literal, TypeVar, cast
 
 from .errors import ConfigError
 from .forward.spec import ForwardSpec, read_forward
+from .signals import settings as signal_settings
+from .signals.consent_mode import ConsentModeConfig
+from .signals.foreign import ForeignSource
+from .signals.jurisdiction import JurisdictionConfig
+from .signals.settings import GppConfig, PartnerSignals, TcfConfig
 
 Position = Literal["head-end", "body-start", "body-end"]
 POSITIONS: tuple[Position, ...] = ("head-end", "body-start", "body-end")
@@ -107,6 +112,8 @@ class Partner:
     inject: tuple[Snippet, ...] = ()
     #: ``[partners.ID.forward]``: server-side events to this partner (None: none are sent).
     forward: ForwardSpec | None = None
+    #: TCF vendor id and purposes, Google tag flag (signals/settings.py).
+    signals: PartnerSignals = field(default_factory=PartnerSignals)
 
 
 @dataclass(frozen=True)
@@ -148,6 +155,11 @@ class Config:
     csp: CspConfig = field(default_factory=CspConfig)
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
     ui: UiConfig = field(default_factory=UiConfig)
+    jurisdictions: JurisdictionConfig = field(default_factory=JurisdictionConfig)
+    tcf: TcfConfig = field(default_factory=TcfConfig)
+    gpp: GppConfig = field(default_factory=GppConfig)
+    consent_mode: ConsentModeConfig = field(default_factory=ConsentModeConfig)
+    consent_sources: tuple[ForeignSource, ...] = ()
 
     def partners_for_purpose(self, purpose: str) -> tuple[Partner, ...]:
         return tuple(p for p in self.partners.values() if purpose in p.purposes)
@@ -511,6 +523,7 @@ def _read_partners(t: Table, done: Mapping[str, Any]) -> Mapping[str, Partner]:
                               else f"expected an https:// URL, got {v!r}"),
             inject=tuple(snippets),
             forward=read_forward(f, partner=pid, partner_cookies=cookies) if f.present else None,
+            signals=signal_settings.read_partner_signals(p),
         )
     return MappingProxyType(partners)
 
@@ -586,6 +599,14 @@ def _read_ui(t: Table, done: Mapping[str, Any]) -> UiConfig:
                 f"no [ui.texts.{default_language}] table; known: en, {', '.join(sorted(texts))}")
     return UiConfig(default_language=default_language, footer_link=footer_link,
                     texts=MappingProxyType(texts))
+
+
+# Consent signals (signals/settings.py): region rules, TCF, GPP, Consent Mode, other tools.
+section("jurisdictions")(signal_settings.read_jurisdictions)
+section("tcf")(signal_settings.read_tcf)
+section("gpp")(signal_settings.read_gpp)
+section("consent_mode")(signal_settings.read_consent_mode)
+section("consent_sources")(signal_settings.read_consent_sources)
 
 
 # --------------------------------------------------------------------------- entry points
