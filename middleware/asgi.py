@@ -36,6 +36,8 @@ from .hosts import HostMatcher
 from .inflate import DECODABLE, InflateError, Inflater
 from .memo import RewriteMemo, Rewritten
 from .plan import PlanBuilder, charset_of
+from .review.proof import BannerVersions
+from .review.recorder import ReviewRecorder
 from .rewrite import HtmlRewriter
 from .routes import ConsentUI
 from .secrets import dev_mode_requested, signing_keys
@@ -78,11 +80,15 @@ class ConsentMiddleware:
         self.matcher = HostMatcher({pid: p.hosts for pid, p in self.config.partners.items()})
         self.discloser = ledger if ledger is not None else Discloser.from_config(self.config, keys[0])
         self.forwarder = _forwarder(self.config, keys[0], self.discloser)
-        self.ui = ConsentUI(self.config, self.resolver, record_event=self.discloser.record_event,
+        self.review = ReviewRecorder(self.config, _sqlite_path(self.discloser))
+        self.ui = ConsentUI(self.config, self.resolver,
+                            record_event=self.review.wrap(self.discloser.record_event),
                             collect=self.forwarder.collector if self.forwarder else None)
+        self.review.versions = BannerVersions(self.config, self.ui)
         self.plans = PlanBuilder(self.config, self.matcher, self.ui)
         self.csp = CspBuilder(self.config)
-        self.csp_reports = CspReports(self.matcher, trust_proxy=policy.trust_proxy)
+        self.csp_reports = CspReports(self.matcher, trust_proxy=policy.trust_proxy,
+                                      on_unknown=self.review.saw_csp)
         self.memo = RewriteMemo()
         self.csp_report_path = self.csp.report_uri
         self.cookie_name = policy.cookie.name
@@ -168,6 +174,7 @@ class ConsentMiddleware:
 
     async def _open(self) -> None:
         await self.discloser.startup()
+        await self.review.startup()
         if self.forwarder is not None:
             await self.forwarder.startup()
 
@@ -175,6 +182,7 @@ class ConsentMiddleware:
         if self.forwarder is not None:
             await self.forwarder.aclose()
         await self.discloser.aclose()
+        await self.review.aclose()
 
     async def _answer_lifespan(self, receive: Receive, send: Send,
                                seen: _LifespanProgress) -> None:
@@ -216,6 +224,13 @@ def _forwarder(config: Config, signing_key: str, discloser: Discloser) -> Forwar
         logger.warning("consent-gate: [partners.*.forward] needs the ledger; forwarding is off")
         return None
     return Forwarder.from_config(config, signing_key, discloser.writer)
+
+
+def _sqlite_path(discloser: Discloser) -> str | None:
+    """The ledger's SQLite file, where the review tables live beside it (None otherwise)."""
+    store = discloser.writer.store if discloser.writer is not None else None
+    path = getattr(store, "path", None)
+    return str(path) if path is not None else None
 
 
 def _frame_options(headers: MutableHeaders, csp: CspBuilder) -> None:
@@ -361,6 +376,7 @@ class HtmlResponder:
             self._to(Phase.PASSING)
             await self.raw_send(first)
             return
+        self.gate.review.saw_cookies(start.get("headers", ()), self.scope.get("path", ""))
         kind = self._kind(start)
         # Decided on the raw list: JSON and files never pay for more than this.
         if kind is BodyKind.OTHER or int(start.get("status", 200)) in _NO_BODY_STATUSES:
@@ -699,6 +715,7 @@ class HtmlResponder:
         hosts = set(unknown) - {own.rsplit(":", 1)[0].lower()}
         if hosts:
             self.gate.plans.report_unknown(hosts, self.scope.get("path", ""))
+            self.gate.review.saw_hosts(hosts, self.scope.get("path", ""))
 
 
 def _run(rewriter: HtmlRewriter, data: bytes, final: bool) -> bytes:

@@ -26,6 +26,7 @@ import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -64,12 +65,23 @@ class _Bucket:
         return True
 
 
+def _page_path(url: object) -> str:
+    """The path of the page a report came from (no query: it may hold personal data)."""
+    if not isinstance(url, str):
+        return ""
+    path = urlsplit(url).path if "://" in url else ""
+    return path[:200] if path.startswith("/") else ""
+
+
 class CspReports:
     """The violation counters of one middleware; safe against forged floods (see module doc)."""
 
     def __init__(self, matcher: HostMatcher, *, trust_proxy: bool = False,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 on_unknown: Callable[[str, str], None] | None = None) -> None:
         self.matcher = matcher
+        #: Told (host, page path) of each report of a host no partner declares (discovery).
+        self.on_unknown = on_unknown
         self.trust_proxy = trust_proxy
         self.clock = clock
         self.partner_hosts: dict[str, Counter[str]] = {}
@@ -118,6 +130,9 @@ class CspReports:
             host = self.matcher.host_of_url(uri) if isinstance(uri, str) else None
             if host is not None:
                 self._count_host(host)
+                if self.on_unknown is not None and self.matcher.partner_for_host(host) is None:
+                    page = body.get("document-uri") or body.get("documentURL") or item.get("url")
+                    self.on_unknown(host, _page_path(page))
 
     def _count_host(self, host: str) -> None:
         partner = self.matcher.partner_for_host(host)

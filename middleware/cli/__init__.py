@@ -54,6 +54,8 @@ COMMANDS: tuple[Command | Group, ...] = (
                 log.run_purge, log.purge_arguments, LEDGER),
         Command("forward-status", "server-side forwarding: queue depth, failures, last error per partner",
                 forward.run_forward_status, options=LEDGER),
+        Command("banner", "the exact consent UI (HTML) of a hash from `log subject`",
+                review.run_banner, review.banner_arguments, LEDGER),
     )),
     Group("tcf", "IAB TCF: the Global Vendor List", (
         Command("update-gvl", "fetch the Global Vendor List into the config's [tcf] gvl file",

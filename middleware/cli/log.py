@@ -344,9 +344,13 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_subject(args: argparse.Namespace) -> int:
+    from .review import format_proofs, proofs_for
+
     with open_ledger(args) as store:
         report = subject(store, args.consent_id)
-    emit(args, format_subject(report), report.to_dict())
+    proofs = proofs_for(args, args.consent_id)
+    text = format_subject(report) + ("\n\n" + format_proofs(proofs) if proofs else "")
+    emit(args, text, {**report.to_dict(), "banners_shown": [p.to_dict() for p in proofs]})
     return EXIT_OK
 
 

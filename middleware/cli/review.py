@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import dataclasses
+import json
 import multiprocessing
 import os
 import sys
@@ -16,7 +17,7 @@ from typing import TextIO
 from ..config import Config, load_config
 from ..env import LEDGER_KEY_ENV
 from ..errors import ConsentGateError
-from ..review.db import Discovered, ReviewDb
+from ..review.db import Discovered, Proof, ReviewDb, is_sqlite_target
 from ..review.facts import Health, ReportData, collect
 from .common import EXIT_OK, add_period, emit, find_config_path, ledger_target, open_ledger
 
@@ -186,4 +187,55 @@ def run_discover(args: argparse.Namespace) -> int:
     emit(args, format_discover(found, blocks),
          {"discovered": [d.to_dict() for d in found],
           "suggestions": [{"site": s, "toml": b} for s, b in blocks]})
+    return EXIT_OK
+
+
+# -- proof of consent: which banner a decision was made on ---------------------------------
+def proofs_for(args: argparse.Namespace, consent_id: str) -> list[Proof]:
+    """The banner proofs of one consent id; [] when the ledger has none (or is not SQLite)."""
+    target = ledger_target(args)
+    if not is_sqlite_target(target) or not Path(target).exists():
+        return []
+    db = ReviewDb(target, create=False)
+    try:
+        return db.proofs(consent_id)
+    finally:
+        db.close()
+
+
+def format_proofs(proofs: list[Proof]) -> str:
+    lines = ["consent UI shown at each decision (`consent-gate log banner HASH` prints it):"]
+    for p in proofs:
+        extra = "".join(f", {k}" for k, on in (("GPC", p.gpc),) if on)
+        where = f", {p.jurisdiction}" if p.jurisdiction else ""
+        lines.append(f"  {p.time.strftime('%Y-%m-%d %H:%M:%S')}  {p.action:<9} {p.outcome:<8} "
+                     f"{p.source:<11} banner {p.banner_hash[:16]}  policy "
+                     f"{p.policy_hash[:16]}{extra}{where}")
+    return "\n".join(lines)
+
+
+def banner_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("hash", metavar="HASH", help="a banner hash (or its first 8+ characters)")
+    p.add_argument("-o", "--output", metavar="FILE", help="write the HTML here")
+
+
+def run_banner(args: argparse.Namespace) -> int:
+    target = ledger_target(args)
+    if not is_sqlite_target(target) or not Path(target).exists():
+        raise ConsentGateError(f"no SQLite ledger at {target}")
+    if len(args.hash) < 8:
+        raise ConsentGateError("give at least 8 characters of the hash")
+    db = ReviewDb(target, create=False)
+    try:
+        found = db.banner_by_prefix(args.hash.lower())
+    finally:
+        db.close()
+    if found is None:
+        raise ConsentGateError(f"no consent UI version {args.hash} in this ledger")
+    if args.output:
+        Path(args.output).write_text(found.html, encoding="utf-8")
+    text = found.html if not args.output else f"wrote {args.output}"
+    emit(args, text, {"hash": found.hash, "kind": found.kind, "lang": found.lang,
+                      "policy_hash": found.policy_hash, "policy": json.loads(found.policy),
+                      "html": found.html, "first_seen": found.first_seen})
     return EXIT_OK

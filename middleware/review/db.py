@@ -98,6 +98,13 @@ class Proof:
     gpc: bool
     jurisdiction: str | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"time": format_time(self.time), "consent_id": self.consent_id,
+                "action": self.action, "outcome": self.outcome, "source": self.source,
+                "banner_hash": self.banner_hash, "policy_hash": self.policy_hash,
+                "policy_version": self.policy_version, "gpc": self.gpc,
+                "jurisdiction": self.jurisdiction}
+
 
 @dataclass(frozen=True)
 class Sighting:
@@ -209,6 +216,14 @@ class ReviewDb:
         rows = self.read("SELECT hash, kind, lang, policy_hash, policy, html, first_seen "
                          "FROM review_banners WHERE hash = ?", (digest,))
         return Banner(*rows[0]) if rows else None
+
+    def banner_by_prefix(self, prefix: str) -> Banner | None:
+        if "review_banners" not in self._tables:
+            return None
+        rows = self.read("SELECT hash, kind, lang, policy_hash, policy, html, first_seen "
+                         "FROM review_banners WHERE hash >= ? AND hash < ? ORDER BY hash LIMIT 2",
+                         (prefix, prefix + "g"))
+        return Banner(*rows[0]) if len(rows) == 1 else None
 
     def add_proof(self, proof: Proof) -> None:
         with self._tx() as cur:
