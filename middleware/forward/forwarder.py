@@ -17,7 +17,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
@@ -107,7 +107,7 @@ class Forwarder:
         self.clock = clock
         self.secrets = read_secrets(config.source, self.specs, environ)
         self.necessary = config.necessary_purposes
-        self.sender = Sender(outbox, self.specs, self.secrets, self._record_delivery, clock=clock,
+        self.sender = Sender(outbox, self.specs, self.secrets, self._record_deliveries, clock=clock,
                              resolver=resolver, **dict(sender_options or {}))
         self._depths: dict[str, int] = {}
         #: False: the sender runs only when driven (``sender.run_once()``), for tests.
@@ -225,21 +225,25 @@ class Forwarder:
         return ForwardResult(event_id=event_id, queued=tuple(i.partner for i in items),
                              skipped=skipped, actions=actions)
 
-    async def _record_delivery(self, item: Item, delivery: Delivery) -> None:
-        meta = json.loads(item.record or "{}")
-        self._depths[item.partner] = max(0, self._depths.get(item.partner, 1) - 1)
-        fields = {"channel": "server", "kind": meta.get("kind", ""), "event": item.event,
-                  "event_id": item.event_id, "delivery": delivery.status,
-                  "attempts": delivery.attempts, "http_status": delivery.http_status,
-                  "detail": delivery.detail}
-        await self.writer.write([DisclosureRecord(
-            time=dt.datetime.fromtimestamp(self.clock(), dt.UTC),
-            request_id=meta.get("request_id", f"fwd-{item.event_id}"),
-            consent_id=meta.get("consent_id"), path=meta.get("path", "/"), partner=item.partner,
-            purposes=tuple(meta.get("purposes", ())),
-            legal_basis=cast(LegalBasis, meta.get("legal_basis", "consent")),
-            policy_version=meta.get("policy_version", ""), ip=meta.get("ip"),
-            ua_family=meta.get("ua_family", "other"), fields=fields)], timeout=5.0)
+    async def _record_deliveries(self, outcomes: Sequence[tuple[Item, Delivery]]) -> None:
+        """How each event ended, in the same chain as the record written before it was sent."""
+        records = []
+        for item, delivery in outcomes:
+            meta = json.loads(item.record or "{}")
+            self._depths[item.partner] = max(0, self._depths.get(item.partner, 1) - 1)
+            fields = {"channel": "server", "kind": meta.get("kind", ""), "event": item.event,
+                      "event_id": item.event_id, "delivery": delivery.status,
+                      "attempts": delivery.attempts, "http_status": delivery.http_status,
+                      "detail": delivery.detail}
+            records.append(DisclosureRecord(
+                time=dt.datetime.fromtimestamp(self.clock(), dt.UTC),
+                request_id=meta.get("request_id", f"fwd-{item.event_id}"),
+                consent_id=meta.get("consent_id"), path=meta.get("path", "/"), partner=item.partner,
+                purposes=tuple(meta.get("purposes", ())),
+                legal_basis=cast(LegalBasis, meta.get("legal_basis", "consent")),
+                policy_version=meta.get("policy_version", ""), ip=meta.get("ip"),
+                ua_family=meta.get("ua_family", "other"), fields=fields))
+        await self.writer.write(records, timeout=10.0)
 
 
 def specs_of(config: Config) -> dict[str, ForwardSpec]:

@@ -195,36 +195,36 @@ class Outbox:
                          gpc=bool(r[6]), record=r[7], attempts=r[8]) for r in rows]
         return await self._run(lambda: self._tx(work))
 
-    async def finish(self, item: Item, outcome: Outcome, error: str | None = None) -> None:
-        """The row is done: delivered, failed for good, or dropped; counted per partner."""
+    async def settle(self, ends: Sequence[tuple[Item, Outcome, str | None]],
+                     retries: Sequence[tuple[Item, float, str]] = (),
+                     releases: Sequence[Item] = ()) -> None:
+        """One transaction for a round's outcomes: finished rows leave (counted per partner:
+        delivered, failed for good, dropped), retried rows wait until ``next_at``, released
+        rows are given back unsent."""
+        if not (ends or retries or releases):
+            return
+
         def work(conn: sqlite3.Connection) -> None:
             now = self.clock()
-            conn.execute("DELETE FROM forward_outbox WHERE id = ?", (item.id,))
-            conn.execute("INSERT OR IGNORE INTO forward_stats (partner) VALUES (?)", (item.partner,))
-            if outcome == "delivered":
-                conn.execute("UPDATE forward_stats SET delivered = delivered + 1, last_delivered_at = ?"
-                             " WHERE partner = ?", (now, item.partner))
-            else:
-                conn.execute(f"UPDATE forward_stats SET {outcome} = {outcome} + 1, last_error = ?,"
+            partners = {i.partner for i, _, _ in ends} | {i.partner for i, _, _ in retries}
+            conn.executemany("INSERT OR IGNORE INTO forward_stats (partner) VALUES (?)",
+                             [(p,) for p in partners])
+            for item, outcome, error in ends:
+                conn.execute("DELETE FROM forward_outbox WHERE id = ?", (item.id,))
+                if outcome == "delivered":
+                    conn.execute("UPDATE forward_stats SET delivered = delivered + 1,"
+                                 " last_delivered_at = ? WHERE partner = ?", (now, item.partner))
+                else:
+                    conn.execute(f"UPDATE forward_stats SET {outcome} = {outcome} + 1, last_error = ?,"
+                                 " last_error_at = ? WHERE partner = ?", (error, now, item.partner))
+            for item, next_at, error in retries:
+                conn.execute("UPDATE forward_outbox SET attempts = attempts + 1, next_at = ?,"
+                             " lease_until = 0, last_error = ? WHERE id = ?", (next_at, error, item.id))
+                conn.execute("UPDATE forward_stats SET retries = retries + 1, last_error = ?,"
                              " last_error_at = ? WHERE partner = ?", (error, now, item.partner))
-        await self._run(lambda: self._tx(work))
-
-    async def retry(self, item: Item, next_at: float, error: str) -> None:
-        def work(conn: sqlite3.Connection) -> None:
-            conn.execute("UPDATE forward_outbox SET attempts = attempts + 1, next_at = ?, lease_until = 0,"
-                         " last_error = ? WHERE id = ?", (next_at, error, item.id))
-            conn.execute("INSERT OR IGNORE INTO forward_stats (partner) VALUES (?)", (item.partner,))
-            conn.execute("UPDATE forward_stats SET retries = retries + 1, last_error = ?, last_error_at = ?"
-                         " WHERE partner = ?", (error, self.clock(), item.partner))
-        await self._run(lambda: self._tx(work))
-
-    async def release(self, items: Sequence[Item]) -> None:
-        """Give leased rows back unsent (shutdown, breaker opened meanwhile)."""
-        def work(conn: sqlite3.Connection) -> None:
             conn.executemany("UPDATE forward_outbox SET lease_until = 0 WHERE id = ?",
-                             [(i.id,) for i in items])
-        if items:
-            await self._run(lambda: self._tx(work))
+                             [(i.id,) for i in releases])
+        await self._run(lambda: self._tx(work))
 
     async def depths(self) -> dict[str, int]:
         def work() -> dict[str, int]:

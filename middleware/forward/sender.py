@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -23,7 +23,7 @@ import httpx2
 
 from middleware.forward.breaker import Breaker, backoff, retry_after
 from middleware.forward.kinds import kind_for
-from middleware.forward.outbox import Item, Outbox
+from middleware.forward.outbox import Item, Outbox, Outcome
 from middleware.forward.spec import ForwardSpec
 from middleware.forward.transport import AddressRefused, Resolver, make_client, read_bounded
 
@@ -42,7 +42,26 @@ class Delivery:
     detail: str
 
 
-OnOutcome = Callable[[Item, Delivery], Awaitable[None]]
+#: Writes the ledger's delivery records of a round (all of them, or raises).
+OnOutcome = Callable[[Sequence[tuple[Item, Delivery]]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class _End:
+    item: Item
+    delivery: Delivery
+    outcome: Outcome
+
+    @property
+    def error(self) -> str | None:
+        return None if self.outcome == "delivered" else self.delivery.detail
+
+
+@dataclass(frozen=True)
+class _Retry:
+    item: Item
+    next_at: float
+    detail: str
 
 
 def redact(text: str, secrets: Mapping[str, str]) -> str:
@@ -111,13 +130,27 @@ class Sender:
 
     # -- one round -------------------------------------------------------------------
     async def run_once(self) -> int:
-        """Claim what is due and try each once; the number of events tried."""
+        """Claim what is due and try each once; the number of events tried.
+
+        The outcomes of a round are written together: one ledger write for every delivery
+        record, then one outbox transaction (two commits per round, not two per event)."""
         closed = [pid for pid, b in self.breakers.items() if b.state == "open"]
-        unknown_ok = list(closed)
-        items = await self.outbox.claim(self.batch, self.lease_s, exclude=unknown_ok)
+        items = await self.outbox.claim(self.batch, self.lease_s, exclude=closed)
         if not items:
             return 0
-        await asyncio.gather(*(self._one(item) for item in items))
+        steps = await asyncio.gather(*(self._one(item) for item in items))
+        ends = [s for s in steps if isinstance(s, _End)]
+        retries = [(s.item, s.next_at, s.detail) for s in steps if isinstance(s, _Retry)]
+        releases = [s for s in steps if isinstance(s, Item)]
+        if ends:
+            try:
+                await self.on_outcome([(e.item, e.delivery) for e in ends])
+            except Exception as exc:
+                # The ledger could not say how they ended: keep the rows, a later round retries.
+                logger.warning("consent-gate forward: deliveries not recorded: %s", exc)
+                releases += [e.item for e in ends]
+                ends = []
+        await self.outbox.settle([(e.item, e.outcome, e.error) for e in ends], retries, releases)
         return len(items)
 
     def _client(self, spec: ForwardSpec) -> httpx2.AsyncClient:
@@ -128,23 +161,20 @@ class Sender:
             self._clients[spec.partner] = client
         return client
 
-    async def _one(self, item: Item) -> None:
+    async def _one(self, item: Item) -> _End | _Retry | Item:
         spec = self.specs.get(item.partner)
         if spec is None:  # the partner's forward was removed from the config
-            await self._end(item, Delivery("gave-up", item.attempts, None,
-                                           "partner no longer configured for forwarding"), "failed")
-            return
+            return _End(item, Delivery("gave-up", item.attempts, None,
+                                       "partner no longer configured for forwarding"), "failed")
         kind = kind_for(spec.kind)
         age = self.clock() - item.event_time
         if age > kind.max_age_s:
-            await self._end(item, Delivery(
+            return _End(item, Delivery(
                 "expired", item.attempts, None,
                 f"older than the {kind.max_age_s / 86400:g} days the partner accepts"), "dropped")
-            return
         breaker = self.breakers[item.partner]
         if not breaker.allow():
-            await self.outbox.release([item])
-            return
+            return item
         attempt = item.attempts + 1
         async with self._limits[item.partner]:
             status, detail, retryable, floor = await self._post(spec, item)
@@ -152,20 +182,17 @@ class Sender:
             ok, detail = kind.accepted(status, detail.encode())
             breaker.success()
             self.sent += 1
-            await self._end(item, Delivery("accepted" if ok else "rejected", attempt, status, detail),
-                            "delivered" if ok else "failed")
-            return
+            return _End(item, Delivery("accepted" if ok else "rejected", attempt, status, detail),
+                        "delivered" if ok else "failed")
         if not retryable:
-            breaker.success() if status is not None else None
-            await self._end(item, Delivery("rejected", attempt, status, detail), "failed")
-            return
+            if status is not None:  # the partner answered: it is up
+                breaker.success()
+            return _End(item, Delivery("rejected", attempt, status, detail), "failed")
         breaker.failure()
         if attempt >= spec.max_attempts:
-            await self._end(item, Delivery("gave-up", attempt, status,
-                                           f"{detail} (after {attempt} attempts)"), "failed")
-            return
-        delay = backoff(item.attempts, floor_s=floor)
-        await self.outbox.retry(item, self.clock() + delay, detail)
+            return _End(item, Delivery("gave-up", attempt, status,
+                                       f"{detail} (after {attempt} attempts)"), "failed")
+        return _Retry(item, self.clock() + backoff(item.attempts, floor_s=floor), detail)
 
     async def _post(self, spec: ForwardSpec, item: Item) -> tuple[int | None, str, bool, float]:
         """(HTTP status or None, detail, retryable, minimum delay)."""
@@ -193,14 +220,3 @@ class Sender:
         if 300 <= status < 400:
             return status, f"HTTP {status}: redirects are not followed", False, 0.0
         return status, detail, status == 429 or status >= 500, wait
-
-    async def _end(self, item: Item, delivery: Delivery, outcome: Literal[
-            "delivered", "failed", "dropped"]) -> None:
-        try:
-            await self.on_outcome(item, delivery)
-        except Exception as exc:
-            # The ledger could not say how it ended: keep the row, the next round retries.
-            logger.warning("consent-gate forward: delivery not recorded: %s", exc)
-            await self.outbox.release([item])
-            return
-        await self.outbox.finish(item, outcome, None if outcome == "delivered" else delivery.detail)

@@ -99,6 +99,8 @@ class GuardedTransport(httpx2.AsyncHTTPTransport):
             ssl_context=httpx2.create_ssl_context(trust_env=False),
             max_connections=max_connections, max_keepalive_connections=max_connections,
             keepalive_expiry=30.0, http1=True, http2=http2,
+            # request headers and body leave in two writes: no Nagle wait between them
+            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
             network_backend=GuardedBackend(allow_loopback=allow_loopback, resolver=resolver))
 
 
