@@ -475,14 +475,27 @@ async def health(request: Request) -> Response:
     return PlainTextResponse("ok\n")
 
 
+#: The ad tags a base template hard-codes, as many themes do: the 404 page carries them too,
+#: so the gate must rewrite error pages like any other (issue 9.5).
+TEMPLATE_AD_TAGS = (
+    f'<script async src="https://pagead2.googlesyndication.com/pagead/js/adsbygoogle.js'
+    f'?client={AD_CLIENT}" crossorigin="anonymous"></script>\n'
+    '<script async src="https://securepubads.g.doubleclick.net/tag/js/gpt.js"></script>\n'
+)
+
+
 async def not_found(request: Request, exc: Exception) -> Response:
-    body = """<article class="post page">
+    body = f"""<article class="post page">
 <h1>Page not found</h1>
 <p class="lead">Sorry, we could not find that page. It may have moved, or it never existed.</p>
 <p><a href="/">Back to the home page</a></p>
-</article>"""
+</article>
+{adsense_slot("5550000404")}
+{gpt_slot()}
+<img class="ad-pixel" alt="" width="1" height="1" src="https://pagead2.googlesyndication.com/pagead/gen_204?id=404">"""
     return html_page(
-        layout(title="Page not found", body=body, description="Page not found."),
+        layout(title="Page not found", body=body, description="Page not found.",
+               extra_head=TEMPLATE_AD_TAGS),
         status_code=404,
     )
 
