@@ -6,7 +6,8 @@
  * left-to-right scan; each branch below names the part of _SKIP_RE it implements:
  *
  *   (?: [^<]++                                        text
- *     | <(?!NAMES[WS/>])[a-z][^WS/>]*+ GRAM_BODY      any other start tag, exact grammar
+ *     | <(?!NAMES[WS/>])[a-z][^WS/>]*+ GRAM_BODY_SKIP any other start tag, exact grammar
+ *                                                   (attributes that fetch: quiet values)
  *     | </(?!END_NAMES[WS/>])[a-z][^WS/>]*+ GRAM_BODY other end tags
  *     | <PLAIN(?=[WS/>]) QUIET_BODY                   URL tags that cannot name another host
  *     | <(?=[^!/?a-z]|/>)                             a '<' that starts no tag
@@ -29,8 +30,11 @@
 #define C_QSQ    0x20  /* stops a quiet 'value': ' : \ & / */
 #define C_QUQ    0x40  /* stops a quiet unquoted value: WS > : \ & / */
 #define C_WSSL   0x80  /* WS or / (between attributes) */
+#define C_CDQ    0x100 /* stops a quiet-CSS "value": " ( \ & */
+#define C_CSQ    0x200 /* stops a quiet-CSS 'value': ' ( \ & */
+#define C_CUQ    0x400 /* stops a quiet-CSS unquoted value: WS > ( \ & */
 
-static unsigned char cls[256];
+static unsigned short cls[256];
 
 static void
 init_classes(void)
@@ -39,8 +43,14 @@ init_classes(void)
     memset(cls, 0, sizeof(cls));
     for (const char *p = ws; *p; p++) {
         unsigned char c = (unsigned char)*p;
-        cls[c] |= C_WS | C_NSTOP | C_ASTOP | C_USTOP | C_QUQ | C_WSSL;
+        cls[c] |= C_WS | C_NSTOP | C_ASTOP | C_USTOP | C_QUQ | C_WSSL | C_CUQ;
     }
+    cls['>'] |= C_CUQ;
+    cls['"'] |= C_CDQ;
+    cls['\''] |= C_CSQ;
+    cls['('] |= C_CDQ | C_CSQ | C_CUQ;
+    cls['\\'] |= C_CDQ | C_CSQ | C_CUQ;
+    cls['&'] |= C_CDQ | C_CSQ | C_CUQ;
     cls['/'] |= C_NSTOP | C_ASTOP | C_QDQ | C_QSQ | C_QUQ | C_WSSL;
     cls['>'] |= C_NSTOP | C_ASTOP | C_USTOP | C_QUQ;
     cls['='] |= C_ASTOP;
@@ -55,14 +65,17 @@ init_classes(void)
 
 /* The name lists of rewrite.py (checked against it at import and by the tests). */
 static const char *const NAMES[] = {
-    "audio", "base", "body", "embed", "head", "html", "iframe", "img", "link", "noembed",
-    "noframes", "noscript", "object", "plaintext", "script", "source", "style", "textarea",
-    "title", "video", "xmp", NULL,
+    "audio", "base", "body", "embed", "frame", "head", "html", "iframe", "image", "img",
+    "input", "link", "math", "meta", "noembed", "noframes", "noscript", "object", "plaintext",
+    "script", "source", "style", "svg", "textarea", "title", "track", "video", "xmp", NULL,
 };
 static const char *const END_NAMES[] = {"body", "head", "noscript", NULL};
 static const char *const PLAIN_URL_TAGS[] = {
-    "img", "link", "source", "embed", "object", "video", "audio", "base", NULL,
+    "img", "link", "source", "embed", "object", "video", "audio", "base", "input", "track",
+    "image", "frame", "meta", NULL,
 };
+/* Attributes that can fetch on any element (_FETCH_ATTRS); "style" gets the CSS-quiet test. */
+static const char *const FETCH_URL_ATTRS[] = {"attributionsrc", "background", "ping", NULL};
 
 static int
 in_list(const char *const *list, const unsigned char *name, Py_ssize_t len)
@@ -89,9 +102,73 @@ name_end(const unsigned char *s, Py_ssize_t n, Py_ssize_t p)
     return p;
 }
 
-/* (?:[WS/]*+ GRAM_ATTR)*+ [WS/]*+ >  from p; the end after '>' or -1. */
+/* _quiet(stop): [^stop:\\&/]*+ (?:/(?![/\t\n\r]) [^stop:\\&/]*+)*+  from p; where it stops. */
 static Py_ssize_t
-gram_body(const unsigned char *s, Py_ssize_t n, Py_ssize_t p)
+quiet(const unsigned char *s, Py_ssize_t n, Py_ssize_t p, unsigned char stopflag)
+{
+    for (;;) {
+        while (p < n && !IS(s[p], stopflag)) {
+            p++;
+        }
+        if (p < n && s[p] == '/') {
+            if (p + 1 < n) {
+                unsigned char c = s[p + 1];
+                if (c == '/' || c == '\t' || c == '\n' || c == '\r') {
+                    return p;
+                }
+            }
+            p++;
+            continue;
+        }
+        return p;
+    }
+}
+
+/* _quiet_css(stop): [^stop(\\&]*+  from p; where it stops. */
+static Py_ssize_t
+quiet_css(const unsigned char *s, Py_ssize_t n, Py_ssize_t p, unsigned short stopflag)
+{
+    while (p < n && !IS(s[p], stopflag)) {
+        p++;
+    }
+    return p;
+}
+
+/* The value of a fetching attribute (_quiet_attr after its name) from t, just after the name:
+   the end of the attribute, or -1 when its value is not quiet. css: the CSS-quiet classes. */
+static Py_ssize_t
+quiet_value(const unsigned char *s, Py_ssize_t n, Py_ssize_t t, int css)
+{
+    while (t < n && IS(s[t], C_WS)) {
+        t++;
+    }
+    if (!(t < n && s[t] == '=')) {
+        return -2;  /* no value: (?![WS]*+=) holds; the caller goes on after the name */
+    }
+    t++;
+    while (t < n && IS(s[t], C_WS)) {
+        t++;
+    }
+    if (t < n && (s[t] == '"' || s[t] == '\'')) {
+        unsigned char q = s[t];
+        Py_ssize_t v = css ? quiet_css(s, n, t + 1, q == '"' ? C_CDQ : C_CSQ)
+                           : quiet(s, n, t + 1, q == '"' ? C_QDQ : C_QSQ);
+        if (v >= n || s[v] != q) {
+            return -1;
+        }
+        return v + 1;
+    }
+    Py_ssize_t v = css ? quiet_css(s, n, t, C_CUQ) : quiet(s, n, t, C_QUQ);
+    if (v >= n || !IS(s[v], C_USTOP)) {  /* (?=[WS>]) */
+        return -1;
+    }
+    return v;
+}
+
+/* (?:[WS/]*+ GRAM_ATTR)*+ [WS/]*+ >  from p; the end after '>' or -1. fetch: GRAM_ATTR_SKIP
+   instead (attributes in FETCH_URL_ATTRS and "style" must have quiet values). */
+static Py_ssize_t
+gram_body(const unsigned char *s, Py_ssize_t n, Py_ssize_t p, int fetch)
 {
     for (;;) {
         Py_ssize_t q = p;
@@ -108,6 +185,17 @@ gram_body(const unsigned char *s, Py_ssize_t n, Py_ssize_t p)
         Py_ssize_t r = q + 1;
         while (r < n && !IS(s[r], C_ASTOP)) {
             r++;
+        }
+        if (fetch && r < n) {
+            int css = r - q == 5 && memcmp(s + q, "style", 5) == 0;
+            if (css || in_list(FETCH_URL_ATTRS, s + q, r - q)) {
+                Py_ssize_t e = quiet_value(s, n, r, css);
+                if (e == -1) {
+                    return -1;
+                }
+                p = e == -2 ? r : e;
+                continue;
+            }
         }
         Py_ssize_t t = r;
         while (t < n && IS(s[t], C_WS)) {
@@ -137,28 +225,6 @@ gram_body(const unsigned char *s, Py_ssize_t n, Py_ssize_t p)
         else {
             p = r;  /* no value: (?![WS]*+=) */
         }
-    }
-}
-
-/* _quiet(stop): [^stop:\\&/]*+ (?:/(?![/\t\n\r]) [^stop:\\&/]*+)*+  from p; where it stops. */
-static Py_ssize_t
-quiet(const unsigned char *s, Py_ssize_t n, Py_ssize_t p, unsigned char stopflag)
-{
-    for (;;) {
-        while (p < n && !IS(s[p], stopflag)) {
-            p++;
-        }
-        if (p < n && s[p] == '/') {
-            if (p + 1 < n) {
-                unsigned char c = s[p + 1];
-                if (c == '/' || c == '\t' || c == '\n' || c == '\r') {
-                    return p;
-                }
-            }
-            p++;
-            continue;
-        }
-        return p;
     }
 }
 
@@ -243,7 +309,7 @@ skip_lt(const unsigned char *s, Py_ssize_t n, Py_ssize_t pos)
             return -1;  /* cut off: no branch can reach a '>' */
         }
         if (!in_list(NAMES, name, len)) {
-            return gram_body(s, n, r);
+            return gram_body(s, n, r, 1);
         }
         if (in_list(PLAIN_URL_TAGS, name, len)) {
             return quiet_body(s, n, r);
@@ -263,7 +329,7 @@ skip_lt(const unsigned char *s, Py_ssize_t n, Py_ssize_t pos)
             if (r >= n || in_list(END_NAMES, s + pos + 2, r - (pos + 2))) {
                 return -1;
             }
-            return gram_body(s, n, r);
+            return gram_body(s, n, r, 0);
         }
         return -1;  /* bogus comment "</ x>" etc. */
     }

@@ -6,8 +6,10 @@ only at the tags of interest, at comments and at the raw-text elements whose end
 It follows the tokenizer states of the HTML standard that decide what is a tag: comments,
 bogus comments (``<!DOCTYPE``, ``<![CDATA[``, ``<?pi``), raw text (``script`` with its escaped
 states, ``style``, ``iframe``, ``xmp``, ``noembed``, ``noframes``), RCDATA (``title``,
-``textarea``), ``plaintext`` and attribute values in any quoting. Bytes are only changed
-inside the tags it rewrites; everything else is copied as it came.
+``textarea``), ``plaintext`` and attribute values in any quoting; and the part of the tree
+builder that changes them: inside ``<svg>``/``<math>`` (foreign content) those elements are
+markup, breakout tags and integration points return to HTML, ``<![CDATA[`` is a section.
+Bytes are only changed inside the tags it rewrites; everything else is copied as it came.
 
 Memory is bounded: between calls it keeps at most one incomplete tag (up to ``max_tag``
 bytes) or a few bytes of a possible end marker. See docs/rewriter.md for the design and the
@@ -22,17 +24,20 @@ import html
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Literal
 
+from . import fetch
 from .hosts import HostMatcher
 
-__all__ = ["HtmlRewriter", "RewritePlan"]
+__all__ = ["UNREADABLE", "HtmlRewriter", "RewritePlan"]
 
 #: Default bound on one tag held back while waiting for its ``>``.
 MAX_TAG = 1024 * 1024
 #: Bound on the per-response URL -> (host, partner) memo.
 _URL_MEMO = 4096
+#: The partner id given to a URL that cannot be read (fail closed: it is blocked like a partner's).
+UNREADABLE = fetch.UNREADABLE
 
 
 @dataclass(frozen=True)
@@ -54,19 +59,30 @@ _WS = rb"\t\n\f\r "
 _URL_ATTRS: dict[str, tuple[str, ...]] = {
     "script": ("src",),
     "iframe": ("src",),
+    "frame": ("src",),
     "img": ("src", "srcset"),
+    "image": ("src", "srcset"),  # the tree builder turns <image> into <img>
     "link": ("href", "imagesrcset"),
     "embed": ("src",),
-    "object": ("data",),
+    "object": ("data", "codebase"),
     "source": ("src", "srcset"),
     "video": ("src", "poster"),
     "audio": ("src",),
+    "track": ("src",),
+    "input": ("src",),  # type=image (any type: fail closed)
     "base": ("href",),
+    "html": ("manifest",),
+    "meta": (),  # http-equiv=refresh: see fetch.refresh_url
 }
 _SRCSET_ATTRS = frozenset({"srcset", "imagesrcset"})
+# Tags whose URL attribute may hold a whole document as a data: URL.
+_DOC_TAGS = frozenset({"iframe", "frame", "object", "embed"})
 # Elements whose content the tokenizer reads as raw text (or RCDATA) up to their end tag.
 _RAW_TEXT = frozenset({"style", "xmp", "iframe", "noembed", "noframes", "textarea", "title"})
-_STRUCTURAL = ("noscript", "head", "body", "html", "plaintext", *sorted(_RAW_TEXT - {"iframe"}))
+# Start tags after which the tokenizer leaves the data state (in HTML content).
+_SWITCHERS = _RAW_TEXT | {"script", "noscript", "plaintext"}
+_STRUCTURAL = ("noscript", "head", "body", "html", "plaintext", "svg", "math",
+               *sorted(_RAW_TEXT - {"iframe"}))
 
 
 def _trie(words: Iterable[str]) -> str:
@@ -94,9 +110,13 @@ _LINK_NO_FETCH = frozenset({
 
 # Tags whose start tag can be skipped when no URL attribute value could name another host
 # (nothing after them depends on them: no text state, no injection).
-_PLAIN_URL_TAGS = ("img", "link", "source", "embed", "object", "video", "audio", "base")
+_PLAIN_URL_TAGS = ("img", "link", "source", "embed", "object", "video", "audio", "base",
+                   "input", "track", "image", "frame", "meta")
 # End tags that matter: injections and the end of <noscript>.
 _END_NAMES = ("body", "head", "noscript")
+# Attributes that can fetch on any element: checked wherever they appear (the skip passes a
+# tag only when their values are quiet).
+_FETCH_ATTRS = ("attributionsrc", "background", "ping", "style")
 
 
 def _alternation(words: Iterable[str]) -> bytes:
@@ -145,13 +165,41 @@ _QUIET_ATTR = (
 )
 _QUIET_BODY = rb"(?:[" + _WS + rb"/]*+" + _QUIET_ATTR + rb")*+[" + _WS + rb"/]*+>"
 
+
+def _quiet_css(stop: bytes) -> bytes:
+    """A style value's bytes where no CSS function (``url(``, ``image-set(``) can hide: no
+    ``(``, no CSS escape ``\\``, no character reference ``&``."""
+    return rb"[^" + stop + rb"(\\&]*+"
+
+
+def _quiet_attr(name: bytes, value: Callable[[bytes], bytes]) -> bytes:
+    """An attribute named ``name`` (a literal) whose value, if any, is ``value(stop)``."""
+    return (
+        name + rb"(?>[" + _WS + rb"]*+=[" + _WS + rb"]*+"
+        rb"(?:\"" + value(b'"') + rb"\"|'" + value(b"'") + rb"'"
+        rb"|(?![\"'])" + value(_WS + b">") + rb"(?=[" + _WS + rb">]))"
+        rb"|(?![" + _WS + rb"]*+=))"
+    )
+
+
+_FETCH_NAME = rb"(?:" + b"|".join(n.encode() for n in _FETCH_ATTRS) + rb")[" + _WS + rb"/>=]"
+# Any other start tag: the exact grammar, except that the attributes that can fetch on any
+# element must have quiet values (else Python looks at the tag).
+_GRAM_ATTR_SKIP = (
+    rb"(?:(?=(?:attributionsrc|background|ping)[" + _WS + rb"/>=])"
+    + _quiet_attr(rb"[a-z]++", _quiet)
+    + rb"|(?=style[" + _WS + rb"/>=])" + _quiet_attr(rb"style", _quiet_css)
+    + rb"|(?!" + _FETCH_NAME + rb")" + _GRAM_ATTR + rb")"
+)
+_GRAM_BODY_SKIP = rb"(?:[" + _WS + rb"/]*+" + _GRAM_ATTR_SKIP + rb")*+[" + _WS + rb"/]*+>"
+
 # Run on a lowercased copy of the buffer: skips text and every tag that cannot matter inside
 # the C regex engine, and stops at the '<' of anything Python must look at (comments, bogus
 # comments, tags of interest, a tag cut off by the end of the buffer, a bare '<' at the end).
 _SKIP_RE = re.compile(
     rb"(?:[^<]++"
     rb"|<(?!" + _alternation(_NAME_SET) + rb"[" + _WS + rb"/>])[a-z][^" + _WS + rb"/>]*+"
-    + _GRAM_BODY +
+    + _GRAM_BODY_SKIP +
     rb"|</(?!" + _alternation(_END_NAMES) + rb"[" + _WS + rb"/>])[a-z][^" + _WS + rb"/>]*+"
     + _GRAM_BODY +
     rb"|<" + _alternation(_PLAIN_URL_TAGS) + rb"(?=[" + _WS + rb"/>])" + _QUIET_BODY +
@@ -181,8 +229,8 @@ _DATA_RE = re.compile(
     rb"|(?P<tricky>/?[A-Za-z])"  # any other tag: cut off, or not in the skip's grammar
     rb")"
 )
-# A URL tag body that may hold an absolute URL or opt-in markup (else nothing to do).
-_MAYBE_URL_RE = re.compile(rb"[:\\&]|/[\t\n\r]*+/|(?i:data-consent)")
+# A tag body that may hold an absolute URL, a CSS function or opt-in markup (else nothing to do).
+_MAYBE_URL_RE = re.compile(rb"[:\\&(]|/[\t\n\r]*+/|(?i:data-consent)")
 _ATTR = (
     rb"(?P<an>[^" + _WS + rb"/>][^" + _WS + rb"/>=]*+)"
     rb"(?>[" + _WS + rb"]*+=[" + _WS + rb"]*+"
@@ -196,24 +244,68 @@ _TAG_RE = re.compile(
 _COMMENT_END = rb"--!?>"
 _HOLD = 11  # longest end marker we search for, minus one: "</noscript" + 1
 
-
-def _end_re(body: bytes) -> tuple[re.Pattern[bytes], re.Pattern[bytes]]:
-    """(outside noscript, inside noscript): inside, ``</noscript`` also ends the state."""
-    return (
-        re.compile(body),
-        re.compile(body + rb"|(?P<nos></(?i:noscript)[" + _WS + rb"/>])"),
-    )
-
-
-_RAW_END = {n: _end_re(rb"</(?i:" + n.encode() + rb")[" + _WS + rb"/>]") for n in _RAW_TEXT}
-_COMMENT_RE = _end_re(_COMMENT_END)
-_BOGUS_RE = _end_re(rb">")
-_SCRIPT_RE = (
-    _end_re(rb"(?P<esc><!--)|</(?i:script)[" + _WS + rb"/>]"),
-    _end_re(rb"(?P<dd>-->)|</(?i:script)[" + _WS + rb"/>]|(?P<dbl><(?i:script)[" + _WS + rb"/>])"),
-    _end_re(rb"(?P<dd>-->)|(?P<undbl></(?i:script)[" + _WS + rb"/>])"),
+# The end of each text state, as a regex body; a state also ends at a pending guard (below).
+_RAW_END = {n: rb"</(?i:" + n.encode() + rb")[" + _WS + rb"/>]" for n in _RAW_TEXT}
+_CDATA_END = rb"\]\]>"  # a guard: the end of a CDATA section
+_NEVER = rb"(?!)"
+_SCRIPT_END = (
+    rb"(?P<esc><!--)|</(?i:script)[" + _WS + rb"/>]",
+    rb"(?P<dd>-->)|</(?i:script)[" + _WS + rb"/>]|(?P<dbl><(?i:script)[" + _WS + rb"/>])",
+    rb"(?P<dd>-->)|(?P<undbl></(?i:script)[" + _WS + rb"/>])",
 )
-_DROP_RE = _end_re(rb"</(?i:iframe)[" + _WS + rb"/>]")
+_DROP_END = rb"</(?i:iframe)[" + _WS + rb"/>]"
+_STYLE_END_RE = re.compile(_RAW_END["style"])
+_PATTERNS: dict[tuple[bytes, tuple[str, ...]], re.Pattern[bytes]] = {}
+
+
+def _state_re(body: bytes, guards: tuple[str, ...]) -> re.Pattern[bytes]:
+    """The end of a state, or of any guard: ``</name`` of an element whose content one reading
+    of the document takes for raw text (a scripting browser's ``<noscript>``; a raw-text tag
+    whose namespace is in doubt), so that no comment or raw text read here can hide what that
+    reading sees as live markup after it."""
+    key = (body, guards)
+    pat = _PATTERNS.get(key)
+    if pat is None:
+        alts = body
+        tags = sorted({g.encode() for g in guards if g != "]]>"})
+        ends = [rb"</(?i:" + b"|".join(tags) + rb")[" + _WS + rb"/>]"] if tags else []
+        if "]]>" in guards:
+            ends.append(_CDATA_END)
+        if ends:
+            alts += rb"|(?P<nos>" + b"|".join(ends) + rb")"
+        pat = re.compile(alts)
+        if len(_PATTERNS) < 512:
+            _PATTERNS[key] = pat
+    return pat
+
+
+# The tree builder's view of foreign content (namespaces: "h" HTML, "s" SVG, "m" MathML).
+# Start tags that leave foreign content for HTML (and <font> with color, face or size).
+_BREAKOUT = frozenset({
+    "b", "big", "blockquote", "body", "br", "center", "code", "dd", "div", "dl", "dt", "em",
+    "embed", "h1", "h2", "h3", "h4", "h5", "h6", "head", "hr", "i", "img", "li", "listing", "menu",
+    "meta", "nobr", "ol", "p", "pre", "ruby", "s", "small", "span", "strong", "strike", "sub",
+    "sup", "table", "tt", "u", "ul", "var",
+})
+_VOID = frozenset({
+    "area", "base", "basefont", "bgsound", "br", "col", "embed", "frame", "hr", "image", "img",
+    "input", "keygen", "link", "meta", "param", "source", "track", "wbr",
+})
+# Kinds of stack entries: plain, HTML integration point, MathML text integration point,
+# annotation-xml that is not an integration point (an <svg> start tag in it is HTML).
+_PLAIN, _HTML_IP, _TEXT_IP, _ANNOTATION = range(4)
+_SVG_HTML_IP = frozenset({"foreignobject", "desc", "title"})
+_MATHML_TEXT_IP = frozenset({"mi", "mo", "mn", "ms", "mtext"})
+_CAREFUL_RE = re.compile(
+    rb"<(?:"
+    rb"(?P<cmt>!--)"
+    rb"|(?P<cdata>!\[CDATA\[)"
+    rb"|(?P<short>!(?:-|\[(?:C(?:D(?:A(?:T(?:A)?)?)?)?)?)?\Z|/?\Z)"
+    rb"|(?P<bogus>[!?]|/(?=[^A-Za-z>]))"
+    rb"|(?P<empty>/>)"
+    rb"|(?P<tag>/?[A-Za-z])"
+    rb")"
+)
 
 # States.
 _DATA, _COMMENT, _BOGUS, _RAW, _SCRIPT, _PLAINTEXT, _DROP, _INTAG = range(8)
@@ -289,35 +381,30 @@ class _Attr:
         return html.unescape(text) if "&" in text else text
 
 
-def _srcset_urls(value: str) -> list[str]:
-    """Every candidate URL of a srcset, over-inclusive (fail closed): each whitespace token,
-    and each comma-separated piece of it."""
-    urls: list[str] = []
-    for token in value.split():
-        urls.append(token.strip(","))
-        if "," in token:
-            urls.extend(p for p in token.split(",") if p)
-    return urls
-
-
 def _attr_html(name: str, value: str) -> bytes:
     quoted = html.escape(value).encode("ascii", "xmlcharrefreplace")
     return b" " + name.encode() + b'="' + quoted + b'"'
 
 
 class HtmlRewriter:
-    """One response's rewriter: ``feed`` chunks, then ``finish``; see docs/internals.md."""
+    """One response's rewriter: ``feed`` chunks, then ``finish``; see docs/rewriter.md."""
 
     def __init__(self, plan: RewritePlan, *, max_tag: int = MAX_TAG) -> None:
         self.plan = plan
         self.max_tag = max_tag
         self.unknown_hosts: set[str] = set()
+        #: Partners whose tags this rewriter neutralised (nested documents are judged by it).
+        self.blocked: set[str] = set()
         self._buf = b""
         self._state = _DATA
         self._sub = 0  # script escape level; tag-tail state in _INTAG
-        self._raw_end: tuple[re.Pattern[bytes], re.Pattern[bytes]] = _COMMENT_RE
+        self._raw_end = _COMMENT_END  # regex body of the current text state's end
         self._after: str | None = None  # start tag whose effect follows an oversized tag
-        self._noscript = False
+        # Elements whose raw-text reading is pending (see _state_re); "noscript" for a scripting
+        # browser's <noscript>.
+        self._guards: tuple[str, ...] = ()
+        # The open elements from the outermost <svg>/<math> up: (namespace, name, kind).
+        self._stack: list[tuple[str, str, int]] = []
         self._seen_doc = False
         self._done: set[str] = set()  # injections emitted: "head", "body", "end"
         self._enabled: set[str] = set()
@@ -373,19 +460,23 @@ class HtmlRewriter:
     def snapshot(self) -> tuple[Any, ...]:
         """The rewriter's state, for :meth:`restore` (to redo a chunk with another plan)."""
         self._join_more()
-        return (self._buf, self._state, self._sub, self._raw_end, self._after, self._noscript,
-                self._seen_doc, frozenset(self._done), frozenset(self._enabled),
-                frozenset(self.unknown_hosts), self._finished, self._hold_tag)
+        return (self._buf, self._state, self._sub, self._raw_end, self._after, self._guards,
+                tuple(self._stack), self._seen_doc, frozenset(self._done),
+                frozenset(self._enabled), frozenset(self.unknown_hosts), frozenset(self.blocked),
+                self._finished, self._hold_tag)
 
     def restore(self, snapshot: tuple[Any, ...], plan: RewritePlan | None = None) -> None:
         """Go back to a :meth:`snapshot`, optionally switching to another plan."""
-        (self._buf, self._state, self._sub, self._raw_end, self._after, self._noscript,
-         self._seen_doc, done, enabled, unknown, self._finished, self._hold_tag) = snapshot
+        (self._buf, self._state, self._sub, self._raw_end, self._after, self._guards, stack,
+         self._seen_doc, done, enabled, unknown, blocked, self._finished,
+         self._hold_tag) = snapshot
+        self._stack = list(stack)
         self._more.clear()
         self._more_len = 0
         self._done = set(done)
         self._enabled = set(enabled)
         self.unknown_hosts = set(unknown)
+        self.blocked = set(blocked)
         if plan is not None:
             self.plan = plan
             self._hosts = {}
@@ -402,6 +493,11 @@ class HtmlRewriter:
             self._enabled.update(plan.injected_partners)
         return data
 
+    def _careful(self) -> bool:
+        """Inside foreign content, or with a doubtful raw-text element pending: every tag is
+        looked at (the skip knows only HTML content)."""
+        return bool(self._stack or self._guards)
+
     def _run(self, buf: bytes, *, final: bool) -> bytes:
         out: list[bytes] = []
         pos = 0  # next byte to look at
@@ -413,7 +509,51 @@ class HtmlRewriter:
         self._hold_tag = False
         while True:
             state = self._state
-            if state == _DATA:
+            if state == _DATA and self._careful():
+                lt = buf.find(b"<", pos)
+                if "]]>" in self._guards and buf.find(b"]]>", pos, n if lt < 0 else lt) >= 0:
+                    self._end_tag("]]>")
+                if lt < 0:
+                    pos = n
+                    break
+                m = _CAREFUL_RE.match(buf, lt)
+                kind = m.lastgroup if m is not None else None
+                if kind is None or kind == "empty":  # "</>" is dropped; "<" + other is text
+                    pos = lt + (3 if kind else 1)
+                    continue
+                if kind == "cdata":
+                    top = self._stack[-1] if self._stack else None
+                    if top is not None and top[0] != "h":
+                        # A CDATA section in foreign content, a bogus comment in HTML: read it
+                        # as the bogus comment (it ends first) with "]]>" as a guard.
+                        self._guards = (*self._guards, "]]>")
+                    kind = "bogus"
+                if kind != "tag":
+                    pos, stop = self._markup_decl(buf, lt, kind, final)
+                    if stop:
+                        break
+                    continue
+                t = _TAG_RE.match(buf, lt)
+                if t is None:
+                    stop, pos, flushed = self._incomplete_tag(buf, lt, final, flushed, out)
+                    if stop:
+                        break
+                    continue
+                extra: list[tuple[int, int, bytes]] = []
+                if self._guards:
+                    # A tag that holds the end of a guarded element: for the raw-text reading
+                    # that end is markup. Spell its '<' as "&lt;" (the same attribute value for
+                    # the markup reading; no end tag for the raw-text one), so both agree.
+                    guard = _state_re(_NEVER, self._guards)
+                    extra = [(g.start(), g.start() + 1, b"&lt;")
+                             for g in guard.finditer(buf, lt + 1, t.end() - 1)]
+                res = self._careful_tag(buf, lt, t.end(), flushed, out, final, extra)
+                if res is None:  # a <style> waiting for its end
+                    pos = lt
+                    self._hold_tag = True
+                    break
+                flushed, pos = res
+            elif state == _DATA:
                 if not low:
                     low = buf.lower()
                 # *+ always matches: the regex never returns None.
@@ -426,53 +566,38 @@ class HtmlRewriter:
                     pos = lt + 1
                     continue
                 kind = m.lastgroup
-                if kind == "cmt":
-                    if n - lt < 6 and not final:
-                        pos = lt
+                if kind in ("cmt", "short", "bogus"):
+                    pos, stop = self._markup_decl(buf, lt, kind, final)
+                    if stop:
                         break
-                    # "<!-->" and "<!--->" are complete (empty) comments.
-                    if buf.startswith(b">", lt + 4):
-                        pos = lt + 5
-                    elif buf.startswith(b"->", lt + 4):
-                        pos = lt + 6
-                    else:
-                        self._state, self._raw_end, pos = _COMMENT, _COMMENT_RE, lt + 4
-                elif kind == "short":
-                    pos = n if final else lt
-                    if not final:
+                    continue
+                t = _TAG_RE.match(buf, lt)
+                if t is None:
+                    stop, pos, flushed = self._incomplete_tag(buf, lt, final, flushed, out)
+                    if stop:
                         break
-                elif kind == "bogus":
-                    self._state, self._raw_end, pos = _BOGUS, _BOGUS_RE, lt + 1
-                else:
-                    t = _TAG_RE.match(buf, lt)
-                    if t is None:
-                        if final:
-                            pos = n  # EOF inside a tag: the browser drops it
-                            break
-                        if n - lt <= self.max_tag:
-                            pos = lt
-                            self._hold_tag = True  # only a '>' can complete it
-                            break
-                        out.append(buf[flushed:lt])
-                        data, pos = self._oversized(buf, m)
-                        out.append(data)
-                        flushed = pos
-                        continue
-                    if kind == "tricky":
-                        pos = t.end()
-                        continue
-                    name = m.group("name").lower().decode("ascii")
-                    if m.group("slash"):
+                    continue
+                end = t.end()
+                if kind == "tricky" or m.group("slash"):
+                    if buf[lt + 1] == 0x2F:  # an end tag
+                        name = buf[lt + 2 : _name_end(buf, lt + 2)].lower().decode("latin-1")
                         pieces = self._end_tag(name)
                         if pieces:
                             out.append(buf[flushed:lt])
                             out.append(pieces)
                             flushed = lt
-                        pos = t.end()
-                    else:
-                        flushed, pos = self._start_tag(buf, name, m.end("name"), t.end(), lt,
-                                                       flushed, out)
-            elif state == _PLAINTEXT:
+                        pos = end
+                        continue
+                    name = buf[lt + 1 : _name_end(buf, lt + 1)].lower().decode("latin-1")
+                else:
+                    name = m.group("name").lower().decode("ascii")
+                res = self._html_start(buf, name, lt, end, flushed, out, final, careful=False)
+                if res is None:
+                    pos = lt
+                    self._hold_tag = True
+                    break
+                flushed, pos = res
+            elif state == _PLAINTEXT and not self._guards:
                 pos = n
                 break
             elif state == _INTAG:
@@ -483,13 +608,12 @@ class HtmlRewriter:
                 if self._after is not None:
                     out.append(buf[flushed:pos])
                     flushed = pos
-                    out.append(self._after_start_tag(self._after))
+                    out.append(self._after_start_tag(self._after, careful=False))
                     self._after = None
             else:
-                pat = self._raw_end[1 if self._noscript else 0]
-                if state == _SCRIPT:
-                    pat = _SCRIPT_RE[self._sub][1 if self._noscript else 0]
-                m = pat.search(buf, pos)
+                body = _SCRIPT_END[self._sub] if state == _SCRIPT else (
+                    _NEVER if state == _PLAINTEXT else self._raw_end)
+                m = _state_re(body, self._guards).search(buf, pos)
                 if m is None:
                     pos = n if final else max(pos, n - _HOLD)
                     if state == _DROP:
@@ -497,7 +621,8 @@ class HtmlRewriter:
                     break
                 kind = m.lastgroup
                 if kind == "nos":
-                    # A scripting browser ends <noscript> here, whatever the state inside.
+                    # A reading that took the guarded element for raw text ends it here, whatever
+                    # the state inside: the end tag is markup.
                     if state == _DROP:
                         flushed = m.start()
                     self._state, self._sub, pos = _DATA, 0, m.start()
@@ -527,24 +652,77 @@ class HtmlRewriter:
         self._buf = buf[pos:]
         return b"".join(out)
 
+    def _markup_decl(self, buf: bytes, lt: int, kind: str, final: bool) -> tuple[int, bool]:
+        """A comment, a bogus comment or a '<' cut off at the end: (new pos, stop the loop)."""
+        n = len(buf)
+        if kind == "cmt":
+            if n - lt < 6 and not final:
+                return lt, True
+            # "<!-->" and "<!--->" are complete (empty) comments.
+            if buf.startswith(b">", lt + 4):
+                return lt + 5, False
+            if buf.startswith(b"->", lt + 4):
+                return lt + 6, False
+            self._state, self._raw_end = _COMMENT, _COMMENT_END
+            return lt + 4, False
+        if kind == "short":
+            return (n, True) if final else (lt, True)
+        self._state, self._raw_end = _BOGUS, rb">"
+        return lt + 1, False
+
+    def _incomplete_tag(self, buf: bytes, lt: int, final: bool, flushed: int,
+                        out: list[bytes]) -> tuple[bool, int, int]:
+        """A tag with no '>' yet: (stop the loop, pos, flushed)."""
+        n = len(buf)
+        if final:
+            return True, n, flushed  # EOF inside a tag: the browser drops it
+        if n - lt <= self.max_tag:
+            self._hold_tag = True  # only a '>' can complete it
+            return True, lt, flushed
+        m = _DATA_RE.match(buf, lt)
+        assert m is not None  # a '<' followed by a letter always matches
+        out.append(buf[flushed:lt])
+        data, pos = self._oversized(buf, m)
+        out.append(data)
+        return False, pos, pos
+
     def _end_tag(self, name: str) -> bytes:
+        if name in self._guards:
+            guards = list(self._guards)
+            del guards[len(guards) - 1 - guards[::-1].index(name)]
+            self._guards = tuple(guards)
+        if self._stack:
+            return b""
         if name == "head":
             return self._inject("head")
         if name == "body":
             return self._inject("head") + self._inject("body") + self._inject("end")
-        if name == "noscript":
-            self._noscript = False
         return b""
 
-    def _after_start_tag(self, name: str) -> bytes:
-        """Effects of a start tag that follow it: the body_start injection, text states."""
+    def _after_start_tag(self, name: str, *, careful: bool, self_closing: bool = False) -> bytes:
+        """Effects of an HTML start tag that follow it: the body_start injection, text states,
+        foreign content."""
+        if name in ("svg", "math"):
+            if not self_closing:
+                self._stack.append(("s" if name == "svg" else "m", name, _PLAIN))
+            return b""
+        if careful:
+            # The namespace of this tag may be misread: read its content as markup, but let every
+            # state inside end where its raw text would (both readings are covered).
+            if name in _SWITCHERS and name != "plaintext":
+                self._guards = (*self._guards, name)
+            if self._stack and name not in _VOID:
+                self._stack.append(("h", name, _PLAIN))
+            if name in ("html", "head", "body"):
+                self._seen_doc = True
+            return b""
         if name in ("html", "head"):
             self._seen_doc = True
         elif name == "body":
             self._seen_doc = True
             return self._inject("body")
         elif name == "noscript":
-            self._noscript = True
+            self._guards = (*self._guards, "noscript")
         elif name == "script":
             self._state, self._sub = _SCRIPT, 0
         elif name in _RAW_TEXT:
@@ -553,27 +731,184 @@ class HtmlRewriter:
             self._state = _PLAINTEXT
         return b""
 
+    # --- foreign content (the tree builder's dispatcher) ---------------------------------------
+
+    def _html_rules(self, name: str | None) -> bool:
+        """Whether a start tag (``name``) or an end tag (None) follows the HTML rules."""
+        if not self._stack:
+            return True
+        ns, _, kind = self._stack[-1]
+        if ns == "h":
+            return True
+        if name is None:
+            return False
+        return (kind == _HTML_IP or (kind == _TEXT_IP and name not in ("mglyph", "malignmark"))
+                or (kind == _ANNOTATION and name == "svg"))
+
+    def _pop_to_html(self) -> None:
+        """Breakout: pop until an HTML element or an integration point is the current node."""
+        stack = self._stack
+        while stack and stack[-1][0] != "h" and stack[-1][2] not in (_HTML_IP, _TEXT_IP):
+            stack.pop()
+
+    def _careful_tag(self, buf: bytes, lt: int, end: int, flushed: int, out: list[bytes],
+                     final: bool, extra: list[tuple[int, int, bytes]]) -> tuple[int, int] | None:
+        """A tag in careful mode: follow the stack of open elements, check its attributes."""
+        is_end = buf[lt + 1] == 0x2F
+        start = lt + (2 if is_end else 1)
+        name = buf[start : _name_end(buf, start)].lower().decode("latin-1")
+        stack = self._stack
+        if is_end:
+            if stack and not self._html_rules(None):
+                if name in ("br", "p"):
+                    self._pop_to_html()
+                else:
+                    for i in range(len(stack) - 1, -1, -1):
+                        if stack[i][1] == name:
+                            del stack[i:]
+                            break
+                        if stack[i][0] == "h":
+                            self._html_end(name, i)
+                            break
+                    # Not in our part of the stack: it may close an HTML element around the
+                    # <svg>; staying in careful mode is the safe reading.
+            else:
+                self._html_end(name, len(stack) - 1)
+            pieces = self._end_tag(name)
+            if pieces:
+                out.append(buf[flushed:lt])
+                out.append(pieces)
+                flushed = lt
+            return self._apply(buf, lt, end, flushed, out, extra, b""), end
+        if not self._html_rules(name):
+            breakout = name in _BREAKOUT or (name == "font" and _has_attr(
+                buf, start + len(name), end, ("color", "face", "size")))
+            if breakout:
+                self._pop_to_html()
+            else:
+                content = self._style_text(buf, name, lt, end, final)
+                if content is False:
+                    return None
+                edits = self._tag_edits(buf, name, start + len(name), end, careful=True,
+                                        content=content)
+                if not isinstance(edits, bytes):
+                    if not _self_closing(buf, start + len(name), end):
+                        stack.append(self._foreign_entry(buf, name, start + len(name), end))
+                        if name in _SWITCHERS and name != "plaintext":
+                            # Markup here; raw text if our namespace were wrong: cover both.
+                            self._guards = (*self._guards, name)
+                    return self._apply(buf, lt, end, flushed, out, edits + extra, b""), end
+        return self._html_start(buf, name, lt, end, flushed, out, final, careful=True,
+                                extra=extra)
+
+    def _foreign_entry(self, buf: bytes, name: str, name_end: int, end: int) -> tuple[str, str, int]:
+        ns = self._stack[-1][0] if self._stack else "s"
+        kind = _PLAIN
+        if ns == "s" and name in _SVG_HTML_IP:
+            kind = _HTML_IP
+        elif ns == "m" and name in _MATHML_TEXT_IP:
+            kind = _TEXT_IP
+        elif ns == "m" and name == "annotation-xml":
+            kind = _ANNOTATION
+            for am in _ATTR_RE.finditer(buf, name_end, end - 1):
+                if am.group("an").lower() == b"encoding":
+                    value = _attr_value(am).strip().lower()
+                    if value in ("text/html", "application/xhtml+xml"):
+                        kind = _HTML_IP
+                    break
+        return ns, name, kind
+
+    def _html_end(self, name: str, top: int) -> None:
+        """An HTML end tag seen with stack[top] as the current node: pops an HTML element of that
+        name unless an integration point (a scope boundary) comes first."""
+        stack = self._stack
+        for i in range(top, -1, -1):
+            ns, nm, kind = stack[i]
+            if ns == "h" and nm == name:
+                del stack[i:]
+                return
+            if kind != _PLAIN:
+                return
+
+    # --- tags of interest ---------------------------------------------------------------------
+
+    def _html_start(self, buf: bytes, name: str, lt: int, end: int, flushed: int,
+                    out: list[bytes], final: bool, *, careful: bool,
+                    extra: list[tuple[int, int, bytes]] | None = None) -> tuple[int, int] | None:
+        """Handle the HTML start tag buf[lt:end]; returns (flushed, pos), or None when a
+        ``<style>`` must wait for its end tag to be judged."""
+        name_end = lt + 1 + len(name)
+        content = self._style_text(buf, name, lt, end, final)
+        if content is False:
+            return None
+        edits = self._tag_edits(buf, name, name_end, end, careful=careful, content=content)
+        pre = self._inject("head") if name == "body" and not self._stack else b""
+        if isinstance(edits, bytes):  # the element is replaced by a placeholder
+            out.append(buf[flushed:lt])
+            out.append(pre + edits)
+            if name == "iframe":
+                self._state, self._raw_end = _DROP, _DROP_END
+            return end, end
+        flushed = self._apply(buf, lt, end, flushed, out, edits + extra if extra else edits, pre)
+        after = self._after_start_tag(name, careful=careful or bool(self._stack),
+                                      self_closing=_self_closing(buf, name_end, end))
+        if after:
+            out.append(buf[flushed:end])
+            out.append(after)
+            flushed = end
+        return flushed, end
+
+    def _style_text(self, buf: bytes, name: str, lt: int, end: int,
+                    final: bool) -> bytes | Literal[False] | None:
+        """A ``<style>``'s text up to ``</style`` (a superset of what the browser reads as CSS),
+        None when it is too long to wait for (fail closed), False when it must be waited for;
+        b"" for any other element."""
+        if name != "style":
+            return b""
+        se = _STYLE_END_RE.search(buf, end)
+        if se is None and not final:
+            return False if len(buf) - lt <= self.max_tag else None
+        return buf[end : se.start() if se else len(buf)]
+
+    @staticmethod
+    def _apply(buf: bytes, lt: int, end: int, flushed: int, out: list[bytes],
+               edits: list[tuple[int, int, bytes]], pre: bytes) -> int:
+        """Write the tag buf[lt:end] with its edits; returns the new ``flushed``."""
+        if not edits and not pre:
+            return flushed
+        out.append(buf[flushed:lt])
+        out.append(pre)
+        cur = lt
+        for a, b, data in sorted(edits, key=lambda e: (e[0], e[1])):
+            out.append(buf[cur:a])
+            out.append(data)
+            cur = b
+        out.append(buf[cur:end])
+        return end
+
     def _oversized(self, buf: bytes, m: re.Match[bytes]) -> tuple[bytes, int]:
         """A tag longer than max_tag: pass it through, following its attribute states.
 
         A tag that might load a partner cannot be checked, so it is made inert (fail closed):
-        a script gets ``type="text/plain"`` first (the first duplicate attribute wins), any other
-        URL tag is renamed to an unknown element ``<consent-blocked-NAME``.
+        a script or style gets ``type="text/plain"`` first (the first duplicate attribute wins),
+        any other start tag is renamed to an unknown element ``<consent-blocked-NAME`` (any
+        element may carry ``style`` or ``background``).
         """
         lt = m.start()
         self._state, self._after = _INTAG, None
-        kind = m.lastgroup
-        if kind == "name" and not m.group("slash"):
-            name = m.group("name").lower().decode("ascii")
-            name_end = m.end("name")
+        is_end = buf.startswith(b"</", lt)
+        if not is_end:
+            name_end = _name_end(buf, lt + 1)
+            name = buf[lt + 1 : name_end].lower().decode("latin-1")
             self._sub = _T_BEFORE
             head = b""
             if name == "body":
                 head = self._inject("head")
-            if name == "script":
-                self._after = "script"
+            if name in ("script", "style"):
+                self._after = name
                 head += buf[lt:name_end] + b' type="text/plain" data-consent-oversized=""'
-            elif name in _URL_ATTRS:
+            elif name in _URL_ATTRS or name not in _STRUCTURAL:
+                self._after = name if name in _SWITCHERS or name in ("svg", "math") else None
                 head += b"<consent-blocked-" + buf[lt + 1 : name_end]
             else:
                 self._after = name
@@ -581,65 +916,94 @@ class HtmlRewriter:
             pos, self._sub, ended = _tag_tail(buf, name_end, self._sub)
             if ended:  # cannot happen when _TAG_RE and _tag_tail agree; stay consistent anyway
                 self._state, after, self._after = _DATA, self._after, None
-                tail = self._after_start_tag(after) if after else b""
+                tail = self._after_start_tag(after, careful=self._careful()) if after else b""
                 return head + buf[name_end:pos] + tail, pos
             return head + buf[name_end:], len(buf)
-        head = b""
-        if kind == "name":
-            head = self._end_tag(m.group("name").lower().decode("ascii"))
-        start = lt + (2 if buf.startswith(b"</", lt) else 1)
-        pos, self._sub, ended = _tag_tail(buf, start, _T_NAME)
+        head = self._end_tag(buf[lt + 2 : _name_end(buf, lt + 2)].lower().decode("latin-1"))
+        pos, self._sub, ended = _tag_tail(buf, lt + 2, _T_NAME)
         if ended:
             self._state = _DATA
         return head + buf[lt:pos], pos
 
-    # --- tags of interest ---------------------------------------------------------------------
+    def _partner(self, url: str) -> str | None:
+        """The partner id of ``url`` (UNREADABLE when its host cannot be read), or None."""
+        hosts = self._hosts
+        try:
+            host, pid = hosts[url]
+        except KeyError:
+            matcher = self.plan.matcher
+            host = matcher.host_of_url(url)
+            if host is None:
+                pid = None
+            elif not host.isascii():  # undecodable bytes or an invalid IDN: fail closed
+                pid = UNREADABLE
+            else:
+                pid = matcher.partner_for_host(host)
+            if len(hosts) >= _URL_MEMO:
+                hosts.clear()
+            hosts[url] = host, pid
+        if host is not None and pid is None:
+            self.unknown_hosts.add(host)
+        return pid
 
-    def _start_tag(self, buf: bytes, name: str, name_end: int, end: int, lt: int,
-                   flushed: int, out: list[bytes]) -> tuple[int, int]:
-        """Handle the start tag buf[lt:end]; returns (flushed, pos)."""
-        urls = _URL_ATTRS.get(name)
-        if urls is None:
-            if name == "body":
-                head = self._inject("head")
-                if head:
-                    out.append(buf[flushed:lt])
-                    out.append(head)
-                    flushed = lt
-            after = self._after_start_tag(name)
-            if after:
-                out.append(buf[flushed:end])
-                out.append(after)
-                flushed = end
-            return flushed, end
-        edits = self._url_tag(buf, name, urls, name_end, end)
-        if edits is None:  # the element is replaced by a placeholder
-            out.append(buf[flushed:lt])
-            out.append(self._replacement)
-            if name == "iframe":
-                self._state, self._raw_end = _DROP, _DROP_RE
-            return end, end
-        if edits:
-            out.append(buf[flushed:lt])
-            cur = lt
-            for a, b, data in sorted(edits, key=lambda e: (e[0], e[1])):
-                out.append(buf[cur:a])
-                out.append(data)
-                cur = b
-            out.append(buf[cur:end])
-            flushed = end
-        self._after_start_tag(name)
-        return flushed, end
+    def _nested(self, doc: bytes) -> tuple[set[str], set[str]]:
+        """(enabled, blocked) partners of a document inside an attribute (srcdoc, data:)."""
+        plan = replace(self.plan, head_end=b"", body_start=b"", body_end=b"",
+                       injected_partners=frozenset())
+        inner = HtmlRewriter(plan, max_tag=self.max_tag)
+        inner.feed(doc)
+        inner.finish()
+        self.unknown_hosts |= inner.unknown_hosts
+        blocked = set(inner.blocked)
+        enabled = set(inner.take_enabled())
+        # Scripts and styles of the inner document may name partners in ways no tag shows.
+        for pid in self.plan.matcher.partners_in_text(doc.decode("latin-1")):
+            (enabled if pid in self.plan.allowed_partners else blocked).add(pid)
+        return enabled, blocked
 
-    _replacement = b""
+    def _partners_of(self, tag: str, kind: str, value: str,
+                     enabled: set[str]) -> list[str | None]:
+        """Partner ids (None: no partner) named by an attribute value of the given kind."""
+        if kind == "srcset":
+            return [self._partner(u) for u in fetch.srcset_urls(value)]
+        if kind == "list":
+            return [self._partner(u) for u in value.split()]
+        if kind == "css":
+            return [self._partner(u) for u in fetch.css_urls(value)]
+        if kind == "refresh":
+            found: list[str | None] = [self._partner(fetch.refresh_url(value))]
+            found.extend(self.plan.matcher.partners_in_text(value))
+            return found
+        if kind == "srcdoc":
+            inner_enabled, blocked = self._nested(value.encode("utf-8", "surrogateescape"))
+            enabled |= inner_enabled
+            return list(blocked)
+        if tag in _DOC_TAGS:
+            url = _TAB_NEWLINE.sub("", value.lstrip(_C0_SPACE))
+            if url[:5].lower() == "data:":
+                doc = fetch.data_document(url)
+                if doc is None:
+                    return [UNREADABLE]
+                inner_enabled, blocked = self._nested(doc)
+                enabled |= inner_enabled
+                return list(blocked)
+        return [self._partner(value)]
 
-    def _url_tag(self, buf: bytes, name: str, url_names: tuple[str, ...], name_end: int,
-                 end: int) -> list[tuple[int, int, bytes]] | None:
-        """Edits for a URL-carrying start tag, or None when it is replaced (self._replacement)."""
-        # Fast path: no absolute URL (not even "/<tab>/host"), no character reference, no
-        # opt-in marker.
-        if _MAYBE_URL_RE.search(buf, name_end, end - 1) is None:
+    def _tag_edits(self, buf: bytes, name: str, name_end: int, end: int, *, careful: bool,
+                   content: bytes | None = b"") -> list[tuple[int, int, bytes]] | bytes:
+        """Edits for a start tag, or the bytes that replace the element (a placeholder).
+
+        ``careful``: the tag may be in foreign content, so SVG/MathML fetching attributes are
+        checked too. ``content``: a style element's text (None: too long to read).
+        """
+        if content is None:
+            return [(name_end, name_end, b' type="text/plain" data-consent-oversized=""')]
+        # Fast path: no absolute URL (not even "/<tab>/host"), no character reference, no CSS
+        # function, no opt-in marker.
+        if _MAYBE_URL_RE.search(buf, name_end, end - 1) is None and not (
+                content and _MAYBE_URL_RE.search(content)):
             return []
+        url_names = _URL_ATTRS.get(name, ())
         attrs: list[_Attr] = []
         first: dict[str, _Attr] = {}
         prev = name_end
@@ -655,43 +1019,23 @@ class HtmlRewriter:
             prev = a_end
 
         plan = self.plan
-        matcher = plan.matcher
         allowed = plan.allowed_partners
-        hosts = self._hosts
-
-        def partners_of(attr_name: str, value: str) -> list[str | None]:
-            found: list[str | None] = []
-            for url in _srcset_urls(value) if attr_name in _SRCSET_ATTRS else (value,):
-                try:
-                    host, pid = hosts[url]
-                except KeyError:
-                    host = matcher.host_of_url(url)
-                    pid = None if host is None else matcher.partner_for_host(host)
-                    if len(hosts) >= _URL_MEMO:
-                        hosts.clear()
-                    hosts[url] = host, pid
-                if host is None:
-                    continue
-                if pid is None:
-                    self.unknown_hosts.add(host)
-                found.append(pid)
-            return found
-
+        link_quiet = False
         if name == "link":
             rel = first.get("rel")
             tokens = set(rel.value().lower().split()) if rel is not None else set()
-            if not tokens - _LINK_NO_FETCH:
-                return []
+            link_quiet = not tokens - _LINK_NO_FETCH
+        refresh = name == "meta" and "http-equiv" in first and (
+            first["http-equiv"].value().strip().lower() == "refresh")
 
         # Hard-coded URLs of partners the visitor did not allow.
         enabled: set[str] = set()
         blocked: list[str] = []
         moved: list[_Attr] = []
-        for at in attrs:
-            if at.name not in url_names:
-                continue
+
+        def judge(pids: Iterable[str | None]) -> bool:
             hit = False
-            for pid in partners_of(at.name, at.value()):
+            for pid in pids:
                 if pid is None:
                     continue
                 if pid in allowed:
@@ -700,14 +1044,21 @@ class HtmlRewriter:
                     hit = True
                     if pid not in blocked:
                         blocked.append(pid)
-            if hit:
-                moved.append(at)
-        if name == "iframe" and "srcdoc" in first:
-            for pid in sorted(matcher.partners_in_text(first["srcdoc"].value())):
-                if pid in allowed:
-                    enabled.add(pid)
-                elif pid not in blocked:
-                    blocked.append(pid)
+            return hit
+
+        for at in attrs:
+            kind = _attr_kind(name, at.name, url_names, careful, at)
+            if kind is None or (link_quiet and at.name in url_names):
+                continue
+            if kind == "refresh" and not refresh:
+                continue
+            if judge(self._partners_of(name, kind, at.value(), enabled)):
+                moved.append(at if kind != "refresh" else first["http-equiv"])
+        if content:
+            text = content.decode("utf-8", "surrogateescape")
+            judge(self._partners_of(name, "css", text, enabled))
+            if "&" in text:
+                judge(self._partners_of(name, "css", html.unescape(text), enabled))
         # Opt-in markup written by the site: activate it when its purposes are granted.
         edits: list[tuple[int, int, bytes]] = []
         marker = first.get("data-consent")
@@ -721,25 +1072,28 @@ class HtmlRewriter:
                 declared = first.get("data-consent-partner")
                 pids: set[str | None] = set(declared.value().split()) if declared else set()
                 for at in optin:
-                    pids.update(partners_of(at.name[13:], at.value()))
+                    pids.update(self._partners_of(name, _attr_kind(name, at.name[13:], url_names,
+                                                                   False, at) or "url",
+                                                  at.value(), set()))
                 pids.discard(None)
                 granted = bool(purposes) and purposes <= plan.granted_purposes
                 if granted and pids <= allowed and not blocked:
                     enabled.update(p for p in pids if p is not None)
                     edits = self._activate(attrs, first, optin, inert_script)
-        if blocked and name in ("iframe", "embed"):
+        self.blocked.update(blocked)
+        if blocked and name in ("iframe", "embed") and blocked[0] != UNREADABLE:
             attr_map = {k: v.value() for k, v in first.items()}
-            self._replacement = plan.placeholder(blocked[0], attr_map)
-            return None
+            return plan.placeholder(blocked[0], attr_map)
         self._enabled.update(enabled)
         if not blocked:
             return edits
-        # Neutralise: move the URL attributes aside, say whose they are.
-        if name == "script":
-            moved = [at for at in attrs if at.name in ("src", "type")]
-            insert = b' type="text/plain"' + _attr_html("data-consent-partner", " ".join(blocked))
+        # Neutralise: move the fetching attributes aside, say whose they are.
+        who = _attr_html("data-consent-partner", " ".join(blocked))
+        if name in ("script", "style"):
+            moved = [*moved, *(at for at in attrs if at.name == "type" and at not in moved)]
+            insert = b' type="text/plain"' + who
         else:
-            insert = _attr_html("data-consent-partner", " ".join(blocked))
+            insert = who
         edits = [(name_end, name_end, insert)]
         for at in moved:
             a, b = at.name_span
@@ -764,3 +1118,64 @@ class HtmlRewriter:
             edits.append((a, b, at.name[13:].encode()))
         return edits
 
+
+_TAB_NEWLINE = re.compile(r"[\t\n\r]")
+_C0_SPACE = "".join(chr(c) for c in range(0x21))
+_NAME_END_RE = re.compile(rb"[^" + _WS + rb"/>]*+")
+
+
+def _name_end(buf: bytes, start: int) -> int:
+    m = _NAME_END_RE.match(buf, start)
+    return start if m is None else m.end()
+
+
+def _attr_value(am: re.Match[bytes]) -> str:
+    raw = am.group("dq")
+    if raw is None:
+        raw = am.group("sq")
+    if raw is None:
+        raw = am.group("uq") or b""
+    text = raw.decode("utf-8", "replace")
+    return html.unescape(text) if "&" in text else text
+
+
+def _has_attr(buf: bytes, name_end: int, end: int, names: tuple[str, ...]) -> bool:
+    return any(am.group("an").lower().decode("latin-1") in names
+               for am in _ATTR_RE.finditer(buf, name_end, end - 1))
+
+
+def _self_closing(buf: bytes, name_end: int, end: int) -> bool:
+    """Whether the tag buf[..end] ends with "/>" where the '/' is not part of a value."""
+    if end < 2 or buf[end - 2] != 0x2F:
+        return False
+    last = name_end
+    for am in _ATTR_RE.finditer(buf, name_end, end - 1):
+        last = am.end()
+    return last < end - 1
+
+
+def _attr_kind(tag: str, attr: str, url_names: tuple[str, ...], careful: bool,
+               at: _Attr) -> str | None:
+    """How an attribute may fetch: "url", "srcset", "list", "css", "refresh", "srcdoc" or None."""
+    if attr in url_names:
+        return "srcset" if attr in _SRCSET_ATTRS else "url"
+    if attr == "style":
+        return "css"
+    if attr == "background":
+        return "url"
+    if attr in ("ping", "attributionsrc"):
+        return "list"
+    if tag == "iframe" and attr == "srcdoc":
+        return "srcdoc"
+    if tag == "meta" and attr == "content":
+        return "refresh"
+    if careful:
+        # SVG and MathML: href and xlink:href load (a link's href is a navigation), and any
+        # presentation attribute may hold url(...).
+        if attr.endswith("href") and tag != "a":
+            return "url"
+        if tag == "mglyph" and attr == "src":
+            return "url"
+        if at.raw is not None and b"(" in at.raw:
+            return "css"
+    return None

@@ -59,11 +59,15 @@ NAMES = [*rewrite._NAME_SET, "scripts", "imgx", "im", "i", "iframes", "linkx", "
 ATTR_NAMES = ["src", "href", "srcset", "data-consent", "data-consent-src", "data-consentx",
               "xdata-consent", "data-consen", "Data-Consent", "DATA-CONSENT", "d", "da", "data",
               "type", "rel", "class", "=", "==", "=x", "a=", '"', "'", '"a"', "<", "<!--", "a<b",
-              "on", "title", "\u00e9", "\x00", "x", "/", "data-consent/"]
+              "on", "title", "\u00e9", "\x00", "x", "/", "data-consent/",
+              # attributes that fetch on any element: quiet values only
+              "style", "STYLE", "styles", "xstyle", "background", "backgroun", "ping", "pings",
+              "attributionsrc", "style=", "ping/"]
 VALUE_BITS = ["", "a", "x", "/", "//", "/ /", "/\t/", "/\n/", "/\r/", "/\f/", "/x/", ":", "http:",
               "https://ads.example", "\\", "\\\\", "&", "&amp;", "&#47;", "<", ">", "=", '"', "'",
               " ", "\t", "\n", "\f", "\r", "\v", "<!--", "-->", "<script>", "</script>",
-              "<img src=x>", "data-consent", "\x00", "\u00e9", "\xff", "?", "!", "-", "1x, 2x"]
+              "<img src=x>", "data-consent", "\x00", "\u00e9", "\xff", "?", "!", "-", "1x, 2x",
+              "(", "url(", "url(//x)", "color:red", "\\28"]
 WS = [" ", "\t", "\n", "\f", "\r", "  ", "/", " / ", "//", "\v", "", "\n\t"]
 SOUP = ["<", ">", "</", "/>", "<!", "<!--", "-->", "--!>", "<?", "<!DOCTYPE html>", "</>",
         "< ", "<<", "<1", "<A", "<Img", "</ x>", '"', "'", "=", "/", " ", "\t", "\n", "\f", "\r",

@@ -1,0 +1,110 @@
+"""How the URLs a document fetches are spelled outside a plain ``src``: CSS, meta refresh,
+``srcset``, ``data:`` documents. Each reader is over-inclusive: it returns every string a
+browser might fetch, so that a partner's URL cannot hide from the host table (fail closed).
+
+References: https://drafts.csswg.org/css-syntax-3/#consume-escaped-code-point,
+https://html.spec.whatwg.org/multipage/semantics.html#shared-declarative-refresh-steps,
+https://fetch.spec.whatwg.org/#data-urls
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from urllib.parse import unquote_to_bytes
+
+__all__ = ["UNREADABLE", "css_urls", "data_document", "refresh_url", "srcset_urls"]
+
+#: Partner id for a URL (or document) that cannot be read: it is blocked like a partner's.
+UNREADABLE = "unreadable"
+
+_CSS_ESCAPE = re.compile(r"\\(?:([0-9A-Fa-f]{1,6})[ \t\n\r\f]?|(\r\n|[\n\r\f])|(.))", re.S)
+_CSS_COMMENT = re.compile(r"/\*.*?(?:\*/|\Z)", re.S)
+_CSS_URL = re.compile(r"url\(\s*(?:\"([^\"]*)|'([^']*)|([^)\s]*))", re.I)
+# Strings that are URLs without url(): "@import '…'" and the candidates of image-set().
+_CSS_IMPORT = re.compile(r"@import\s*(?:\"([^\"]*)|'([^']*))", re.I)
+_CSS_IMAGE_SET = re.compile(r"image-set\(([^)]*)", re.I)
+_CSS_STRING = re.compile(r"\"([^\"]*)|'([^']*)")
+
+
+def _css_char(m: re.Match[str]) -> str:
+    hexa, newline, other = m.groups()
+    if newline is not None:
+        return ""  # an escaped newline continues the line
+    if other is not None:
+        return other
+    code = int(hexa, 16)
+    return "\ufffd" if code == 0 or code > 0x10FFFF or 0xD800 <= code <= 0xDFFF else chr(code)
+
+
+def css_decode(text: str) -> str:
+    """CSS text with its escapes decoded (``u\\72l(`` is ``url(``)."""
+    return _CSS_ESCAPE.sub(_css_char, text) if "\\" in text else text
+
+
+def css_urls(text: str) -> list[str]:
+    """Every string of a style sheet or ``style`` attribute that may be fetched: the argument
+    of each ``url(``, of ``@import "…"`` and the strings of ``image-set(…)``, read with and
+    without escapes and comments."""
+    decoded = css_decode(text)
+    found: list[str] = []
+    for variant in {text, decoded, _CSS_COMMENT.sub("", decoded)}:
+        for m in _CSS_URL.finditer(variant):
+            found.append(next(g for g in m.groups() if g is not None))
+        for m in _CSS_IMPORT.finditer(variant):
+            found.append(next(g for g in m.groups() if g is not None))
+        for m in _CSS_IMAGE_SET.finditer(variant):
+            for q in _CSS_STRING.finditer(m.group(1)):
+                found.append(next(g for g in q.groups() if g is not None))
+    return found
+
+
+def refresh_url(content: str) -> str:
+    """The URL of a ``<meta http-equiv=refresh content=…>`` value ("" when it has none)."""
+    s = content.lstrip(" \t\n\f\r")
+    s = s.lstrip("0123456789.").lstrip(" \t\n\f\r")
+    if s[:1] in (";", ","):
+        s = s[1:].lstrip(" \t\n\f\r")
+    if s[:3].lower() == "url":
+        rest = s[3:].lstrip(" \t\n\f\r")
+        if rest.startswith("="):
+            s = rest[1:].lstrip(" \t\n\f\r")
+    if s[:1] in ("'", '"'):
+        s = s[1:].split(s[0], 1)[0]
+    return s.strip()
+
+
+def srcset_urls(value: str) -> list[str]:
+    """Every candidate URL of a srcset, over-inclusive: each whitespace token, and each
+    comma-separated piece of it."""
+    urls: list[str] = []
+    for token in value.split():
+        urls.append(token.strip(","))
+        if "," in token:
+            urls.extend(p for p in token.split(",") if p)
+    return urls
+
+
+def data_document(url: str) -> bytes | None:
+    """The bytes of a ``data:`` URL; None when it cannot be decoded (treated as a partner's).
+
+    The caller has removed leading spaces, tabs and newlines; ``url`` starts with ``data:``.
+    """
+    body = url[5:]
+    comma = body.find(",")
+    if comma < 0:
+        return None
+    meta, payload = body[:comma], body[comma + 1 :]
+    raw = unquote_to_bytes(payload)
+    if meta.replace(" ", "").lower().endswith(";base64"):
+        try:
+            return base64.b64decode(b"".join(raw.split()), validate=True)
+        except (binascii.Error, ValueError):
+            # A browser's forgiving-base64 also accepts missing padding.
+            try:
+                squeezed = b"".join(raw.split()).rstrip(b"=")
+                return base64.b64decode(squeezed + b"=" * (-len(squeezed) % 4), validate=True)
+            except (binascii.Error, ValueError):
+                return None
+    return raw
