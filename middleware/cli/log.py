@@ -12,7 +12,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TextIO
 
@@ -196,12 +196,33 @@ def format_rows(rows: Sequence[StoredRow], partner: str | None = None,
     if not rows:
         return "\n".join(["no matching disclosures", *lines])
     out = []
+    server = False
     for r in rows:
         for rec in disclosure_items(r, partner):
+            note = _server_side(rec.fields)
+            server = server or bool(note)
             out.append([_t(rec.time), rec.partner, rec.path, rec.consent_id or "-",
-                        ",".join(rec.purposes), rec.legal_basis, rec.ip or "-", rec.ua_family])
-    return "\n".join([_table(["time (UTC)", "partner", "path", "consent id", "purposes",
-                              "basis", "ip", "browser"], out), *lines])
+                        ",".join(rec.purposes), rec.legal_basis, rec.ip or "-", rec.ua_family, note])
+    headers = ["time (UTC)", "partner", "path", "consent id", "purposes", "basis", "ip", "browser"]
+    if server:  # server-side forwarding (forward/): the event, what was sent, how it ended
+        headers.append("server-side event")
+    else:
+        out = [row[:-1] for row in out]
+    return "\n".join([_table(headers, out), *lines])
+
+
+def _server_side(fields: Any) -> str:
+    """``purchase queued: 7 fields (send)`` / ``purchase accepted, 2 attempts`` or ``""``."""
+    if not isinstance(fields, Mapping) or fields.get("channel") != "server":
+        return ""
+    event, delivery = fields.get("event", "?"), fields.get("delivery", "?")
+    if delivery == "queued":
+        sent = fields.get("sent") or {}
+        removed = fields.get("removed") or []
+        extra = f", {len(removed)} removed" if removed else ""
+        return f"{event} queued: {len(sent)} fields ({fields.get('action', '?')}{extra})"
+    attempts = fields.get("attempts", 0)
+    return f"{event} {delivery}, {attempts} attempt{'s' if attempts != 1 else ''}"
 
 
 def format_subject(report: SubjectReport) -> str:

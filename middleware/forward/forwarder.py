@@ -8,6 +8,7 @@ A partner without consent gets nothing: no record, no row, no request.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import hashlib
@@ -20,6 +21,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import urlsplit
 
 from starlette.types import Scope
 
@@ -171,7 +173,7 @@ class Forwarder:
         ledger = self.config.ledger
         base: dict[str, Any] = {
             "request_id": f"fwd-{event_id}", "consent_id": consent.consent_id,
-            "path": page_path(str(scope.get("path", "/"))),
+            "path": self._page_path(scope, src),
             "policy_version": consent.policy_version,
             "ip": minimise_ip(src.client_ip(), ledger.ip, None if ledger.ip != "hash" else self.digest_key),
             "ua_family": ua_family(src.user_agent()),
@@ -224,6 +226,18 @@ class Forwarder:
             self.sender.wake()
         return ForwardResult(event_id=event_id, queued=tuple(i.partner for i in items),
                              skipped=skipped, actions=actions)
+
+    def _page_path(self, scope: Scope, src: Source) -> str:
+        """The page the event belongs to: the request's path, or for the browser's
+        ``/.consent/collect`` the page that sent it (its URL or the Referer), no query."""
+        path = str(scope.get("path", "/"))
+        if path.startswith(self.config.policy.prefix):
+            given = src.data.get("page_url")
+            page = given if isinstance(given, str) else src.referer()
+            if page:
+                with contextlib.suppress(ValueError):
+                    path = urlsplit(page).path or "/"
+        return page_path(path)
 
     async def _record_deliveries(self, outcomes: Sequence[tuple[Item, Delivery]]) -> None:
         """How each event ended, in the same chain as the record written before it was sent."""
