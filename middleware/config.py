@@ -136,6 +136,13 @@ class LedgerConfig:
     purge_on_start: bool = False
     #: SQLite only: "full" fsyncs every commit; "normal" survives a process crash, not power loss.
     synchronous: Literal["full", "normal"] = "full"
+    #: Signed chain heads (``consent-gate log keygen``): the Ed25519 private key file, and the
+    #: witnesses that receive a head every ``heads_every`` records or ``heads_seconds``.
+    heads_key: str = ""
+    witness_file: str = ""
+    witness_url: str = ""
+    heads_every: int = 1000
+    heads_seconds: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -568,7 +575,27 @@ def _read_ledger(t: Table, done: Mapping[str, Any]) -> LedgerConfig:
                              else f"expected a positive number of days, got {v}"),
         purge_on_start=t.get("purge_on_start", bool, False),
         synchronous=cast(Any, t.choice("synchronous", ("full", "normal"), "full")),
+        **_read_heads(t),
     )
+
+
+def _read_heads(t: Table) -> dict[str, Any]:
+    """The [ledger] keys of signed chain heads: a key and at least one witness, or neither."""
+    key = t.get("heads_key", str, "")
+    wfile = t.get("witness_file", str, "")
+    url = t.get("witness_url", str, "", check=lambda v: None if not v or v.startswith(
+        ("http://", "https://")) else "expected an http:// or https:// URL")
+    every = t.get("heads_every", int, 1000, check=lambda v: None if v >= 1
+                  else f"expected a positive number of records, got {v}")
+    seconds = t.get("heads_seconds", int, 60, check=lambda v: None if v > 0
+                    else f"expected a positive number of seconds, got {v}")
+    if key and not (wfile or url):
+        t.error("heads_key", "signed heads need a witness: set witness_file and/or witness_url")
+    elif (wfile or url) and not key:
+        t.error("witness_file" if wfile else "witness_url",
+                "a witness needs signed heads: set heads_key (consent-gate log keygen)")
+    return {"heads_key": key, "witness_file": wfile, "witness_url": url, "heads_every": every,
+            "heads_seconds": float(seconds)}
 
 
 @section("ui")

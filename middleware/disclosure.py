@@ -35,6 +35,7 @@ from .ledger import (
     purge,
     ua_family,
 )
+from .ledger.heads import FileWitness, HeadPublisher, HttpWitness, Witness, load_private_key
 from .ledger.records import ConsentAction, ConsentSource, LegalBasis
 
 logger = logging.getLogger("consent_gate")
@@ -84,6 +85,21 @@ class RequestInfo:
         )
 
 
+def head_publisher(config: Config) -> HeadPublisher | None:
+    """Signed chain heads for this process's writer, if ``[ledger] heads_key`` is set.
+    An unreadable key stops start-up (a ConsentGateError naming the file)."""
+    ledger = config.ledger
+    if not ledger.heads_key:
+        return None
+    witnesses: list[Witness] = []
+    if ledger.witness_file:
+        witnesses.append(FileWitness(ledger.witness_file))
+    if ledger.witness_url:
+        witnesses.append(HttpWitness(ledger.witness_url))
+    return HeadPublisher(load_private_key(ledger.heads_key), witnesses,
+                         every_records=ledger.heads_every, every_seconds=ledger.heads_seconds)
+
+
 class Discloser:
     """Builds records from config + request and hands them to the ledger writer."""
 
@@ -114,7 +130,7 @@ class Discloser:
         # The IP hash key is derived from the signing key so that hashes cannot be reversed
         # by brute force without the secret, yet stay stable for one deployment.
         ip_key = f"consent-gate.ip.{signing_key}".encode() if config.ledger.ip == "hash" else None
-        return cls(config, LedgerWriter(store), ip_key)
+        return cls(config, LedgerWriter(store, heads=head_publisher(config)), ip_key)
 
     def available(self) -> bool:
         """False right after a failed write: partners stay off until the retry interval passes."""

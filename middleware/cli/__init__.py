@@ -56,6 +56,8 @@ COMMANDS: tuple[Command | Group, ...] = (
                 forward.run_forward_status, options=LEDGER),
         Command("banner", "the exact consent UI (HTML) of a hash from `log subject`",
                 review.run_banner, review.banner_arguments, LEDGER),
+        Command("keygen", "make the Ed25519 key pair that signs chain heads for witnesses",
+                log.run_keygen, log.keygen_arguments, CONFIG),
     )),
     Group("tcf", "IAB TCF: the Global Vendor List", (
         Command("update-gvl", "fetch the Global Vendor List into the config's [tcf] gvl file",

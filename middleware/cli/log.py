@@ -14,12 +14,22 @@ import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any, TextIO
 
 from ..config import LedgerConfig, load_config
 from ..env import LEDGER_KEY_ENV
 from ..errors import ConsentGateError
 from ..ledger.chain import BrokenRow, Checkpoint, StoredRow, VerifyReport, verify
+from ..ledger.heads import (
+    ChainHead,
+    HeadError,
+    HeadFinding,
+    check_heads,
+    generate_keypair,
+    load_public_key,
+    read_heads,
+)
 from ..ledger.query import (
     PartnerSummary,
     SubjectReport,
@@ -86,6 +96,18 @@ def export_arguments(p: argparse.ArgumentParser) -> None:
 
 def verify_arguments(p: argparse.ArgumentParser) -> None:
     _key_env(p)
+    p.add_argument("--heads", action="append", metavar="FILE|URL", default=[],
+                   help="signed chain heads from a witness file or URL (repeatable): find "
+                        "rows deleted after the last head, a replaced chain, forged heads")
+    p.add_argument("--public-key", metavar="FILE",
+                   help="the heads' Ed25519 public key (PEM, from consent-gate log keygen)")
+
+
+def keygen_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--private", default="ledger-heads.key", metavar="FILE",
+                   help="where to write the private key (mode 0600; default ledger-heads.key)")
+    p.add_argument("--public", default="ledger-heads.pub", metavar="FILE",
+                   help="where to write the public key (default ledger-heads.pub)")
 
 
 def purge_arguments(p: argparse.ArgumentParser) -> None:
@@ -247,10 +269,15 @@ def format_subject(report: SubjectReport) -> str:
     return "\n".join(lines)
 
 
-def format_verify(report: VerifyReport) -> str:
+def format_verify(report: VerifyReport, findings: Sequence[HeadFinding] = (),
+                  heads: int | None = None) -> str:
     counts = (f"{report.rows:,} records, {report.writers} writers, "
               f"{report.checkpoints} purge checkpoints")
-    lines = [f"ok: {counts}" if report.ok else f"BROKEN: {counts}"]
+    if heads is not None:
+        counts += f", {heads:,} witnessed heads"
+    ok = report.ok and not any(f.fatal for f in findings)
+    lines = [f"ok: {counts}" if ok else f"BROKEN: {counts}"]
+    lines += [f"{'witness: ' if f.fatal else 'warning: '}{f}" for f in findings]
     first = report.first_problem
     if first is not None:
         lines.append(f"first bad record: {first}")
@@ -392,10 +419,44 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
+    if args.heads and not args.public_key:
+        raise HeadError("--heads needs --public-key (the witness heads' Ed25519 public key)")
+    heads: list[ChainHead] = []
+    unreadable: list[str] = []
+    public = load_public_key(args.public_key) if args.public_key else None
+    for source in args.heads:
+        got, bad = read_heads(source)
+        heads += got
+        unreadable += bad
+    want: dict[str, set[int]] = {}
+    for h in heads:
+        want.setdefault(h.writer_id, set()).add(h.seq)
     with open_ledger(args) as store:
-        report = verify(store, _key(args))
-    emit(args, format_verify(report), report.to_dict())
-    return EXIT_OK if report.ok else EXIT_FOUND
+        report = verify(store, _key(args), want=want)
+        checkpoints = store.checkpoints() if public is not None else []
+    findings = (check_heads(heads, public, report.tips, checkpoints)
+                if public is not None else [])
+    findings += [HeadFinding("?", w, False) for w in unreadable]
+    ok = report.ok and not any(f.fatal for f in findings)
+    data = report.to_dict()
+    if public is not None:
+        data["ok"] = ok
+        data["heads"] = len(heads)
+        data["witness"] = [{"writer_id": f.writer_id, "what": f.what, "fatal": f.fatal}
+                           for f in findings]
+    emit(args, format_verify(report, findings, len(heads) if public is not None else None),
+         data)
+    return EXIT_OK if ok else EXIT_FOUND
+
+
+def run_keygen(args: argparse.Namespace) -> int:
+    priv, pub = Path(args.private), Path(args.public)
+    kid = generate_keypair(priv, pub)
+    emit(args, f"key {kid}: private key {priv} (mode 0600: give it to the site's servers "
+         f"only, as [ledger] heads_key), public key {pub} (give it to whoever checks: "
+         f"consent-gate log verify --heads ... --public-key {pub})",
+         {"key_id": kid, "private": str(priv), "public": str(pub)})
+    return EXIT_OK
 
 
 def purge_preview(store: LedgerStore, cutoff: datetime) -> dict[str, int]:

@@ -289,12 +289,22 @@ class Problem:
 
 
 @dataclass(frozen=True)
+class ChainTip:
+    """What verify saw of one writer's chain: its last seq, and its hashes at the seqs it
+    was asked for (those of witnessed heads)."""
+
+    last_seq: int
+    hashes: Mapping[int, str]
+
+
+@dataclass(frozen=True)
 class VerifyReport:
     rows: int
     writers: int
     checkpoints: int
     problems: tuple[Problem, ...] = field(default=())
     warnings: tuple[str, ...] = field(default=())
+    tips: Mapping[str, ChainTip] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -324,8 +334,11 @@ def verify_rows(
     checkpoints: Iterable[Checkpoint],
     key: bytes | None = None,
     max_problems: int = 100,
+    want: Mapping[str, set[int]] | None = None,
 ) -> VerifyReport:
     """Check chains. ``rows`` must come ordered by (writer_id, seq, table, rowid).
+    The report's ``tips`` hold each writer's last seq and its hashes at the seqs in
+    ``want`` (for :func:`middleware.ledger.heads.check_heads`).
 
     Edited row: its hash no longer matches its content (or, if the hash was recomputed,
     the next row's prev_hash no longer matches it). Deleted row: a gap in seq, or the
@@ -357,8 +370,15 @@ def verify_rows(
     def add(row: StoredRow | BrokenRow, what: str) -> None:
         problems.append(Problem(row.table, row.rowid, row.writer_id, row.seq, what))
 
+    last_seen: dict[str, int] = {}
+    at: dict[str, dict[int, str]] = {}
+    wanted = want or {}
     for row in rows:
         n_rows += 1
+        if row.seq > last_seen.get(row.writer_id, 0):
+            last_seen[row.writer_id] = row.seq
+        if row.seq in wanted.get(row.writer_id, ()):
+            at.setdefault(row.writer_id, {})[row.seq] = row.hash
         if row.writer_id != cur_writer:
             cur_writer = row.writer_id
             writers.add(cur_writer)
@@ -394,18 +414,20 @@ def verify_rows(
         last_seq, last_hash = row.seq, row.hash
         last_name = f"{row.table} row {row.rowid} (seq {row.seq})"
 
+    tips = {w: ChainTip(s, at.get(w, {})) for w, s in last_seen.items()}
     return VerifyReport(n_rows, len(writers | set(latest)), n_cp, tuple(problems),
-                        tuple(dict.fromkeys(warnings)))
+                        tuple(dict.fromkeys(warnings)), tips)
 
 
 def cp_seq_covers(cp: Checkpoint | None, seq: int) -> bool:
     return cp is not None and seq <= cp.last_seq
 
 
-def verify(store: LedgerStore, key: bytes | None = None, max_problems: int = 100) -> VerifyReport:
+def verify(store: LedgerStore, key: bytes | None = None, max_problems: int = 100,
+           want: Mapping[str, set[int]] | None = None) -> VerifyReport:
     """Check every writer's chain in ``store`` (streaming); see ``verify_rows``.
 
     With ``key``, purge checkpoints must carry a valid HMAC signature, so that a
     deletion cannot pass for a purge.
     """
-    return verify_rows(store.chain_rows(), store.checkpoints(), key, max_problems)
+    return verify_rows(store.chain_rows(), store.checkpoints(), key, max_problems, want)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from middleware.errors import LedgerUnavailable
 from middleware.ledger.chain import ChainCursor
+from middleware.ledger.heads import HeadPublisher
 from middleware.ledger.records import Record
 from middleware.ledger.store import LedgerStore
 
@@ -116,8 +117,11 @@ class LedgerWriter:
         max_batch: int = 512,
         max_wait_s: float = 0.0,
         writer_id: str | None = None,
+        heads: HeadPublisher | None = None,
     ) -> None:
         self.store = store
+        #: Signs this writer's chain tip every N records / T seconds for the witnesses.
+        self.heads = heads
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
         self.cursor = ChainCursor(writer_id)
@@ -153,6 +157,8 @@ class LedgerWriter:
         if thread is not None:
             self._queue.put(_STOP)
             thread.join(timeout)
+        if self.heads is not None:
+            self.heads.close()  # the final tip, so a clean stop leaves nothing unwitnessed
         # A write that raced with close() must not wait forever.
         while True:
             try:
@@ -243,6 +249,8 @@ class LedgerWriter:
             error = LedgerUnavailable(f"{type(exc).__name__}: {exc}")
         if error is None:
             self.cursor.advance(rows)
+            if self.heads is not None and rows:
+                self.heads.committed(self.writer_id, rows[-1].seq, rows[-1].hash, len(rows))
             self.stats.transactions += 1
             self.stats.records += len(records)
             self.stats.batch_sizes.append(len(records))
