@@ -368,14 +368,19 @@ async def main_async(args: argparse.Namespace) -> str:
         await ledger_on.aclose()
     else:
         ledger_on.close()
+    # One (page view, partner) pair per partner of each page view record (and per row of the
+    # per-partner table older ledgers and server-side disclosures use).
+    pairs_sql = ("(SELECT p.request_id AS request_id, json_extract(j.value, '$.partner') AS partner "
+                 "FROM page_views p, json_each(p.partners) j "
+                 "UNION ALL SELECT request_id, partner FROM disclosures)")
     with sqlite3.connect(ledger_path) as db:
         tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
         counts = {t: db.execute(f'SELECT COUNT(*) FROM "{t}"').fetchone()[0] for t in tables}
         rows_n, views_n, pairs_n = db.execute(
             "SELECT COUNT(*), COUNT(DISTINCT request_id), COUNT(DISTINCT request_id || '/' || partner) "
-            "FROM disclosures").fetchone()
+            f"FROM {pairs_sql}").fetchone()
         per_view = db.execute(
-            "SELECT n, COUNT(*) FROM (SELECT request_id, COUNT(*) AS n FROM disclosures "
+            f"SELECT n, COUNT(*) FROM (SELECT request_id, COUNT(*) AS n FROM {pairs_sql} "
             "GROUP BY request_id) GROUP BY n ORDER BY n").fetchall()
     tmp.cleanup()
 
