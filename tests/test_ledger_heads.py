@@ -78,11 +78,14 @@ def test_heads_verify_ok_on_an_intact_ledger(tmp_path: Path, keys: tuple[Path, P
     ledger, witness = tmp_path / "l.db", tmp_path / "witness" / "heads.jsonl"
     witness.parent.mkdir()
     fill(ledger, witness, priv, 25)
-    heads = [json.loads(line) for line in witness.read_text().splitlines()]
-    assert [h["seq"] for h in heads] == [10, 20, 25], "every 10 records, and the final tip"
+    seqs = [json.loads(line)["seq"] for line in witness.read_text().splitlines()]
+    # Every 10 records (a busy thread may skip to a newer tip: the newest supersedes), and
+    # the final tip at close.
+    assert seqs[0] >= 10 and seqs[-1] == 25 and seqs == sorted(set(seqs)) and len(seqs) >= 2, seqs
     code, out, _ = run(capsys, "verify", "--ledger", str(ledger), "--heads", str(witness),
                        "--public-key", str(pub))
-    assert code == 0 and out.startswith("ok: 25 records, 1 writers, 0 purge checkpoints, 3 witnessed heads"), out
+    assert code == 0, out
+    assert out.startswith(f"ok: 25 records, 1 writers, 0 purge checkpoints, {len(seqs)} witnessed heads"), out
 
 
 def test_heads_deleted_newest_rows_fail_verify_saying_how_many_after_which_seq(
