@@ -17,6 +17,7 @@ One server per module (same config for every test); the policy-bump test restart
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import sqlite3
@@ -119,13 +120,15 @@ class Site:
             conn.close()
 
     def cursor(self) -> tuple[int, int]:
-        """(last disclosure id, last consent event id)."""
-        d = self._query("SELECT coalesce(max(id), 0) AS m FROM disclosures")
+        """(last page view record id, last consent event id)."""
+        d = self._query("SELECT coalesce(max(id), 0) AS m FROM page_views")
         e = self._query("SELECT coalesce(max(id), 0) AS m FROM consent_events")
         return (d[0]["m"] if d else 0, e[0]["m"] if e else 0)
 
-    def disclosures_since(self, last_id: int) -> list[sqlite3.Row]:
-        return self._query("SELECT * FROM disclosures WHERE id > ? ORDER BY id", last_id)
+    def disclosures_since(self, last_id: int) -> list[dict[str, Any]]:
+        """One row per (page view, partner), expanded from the page view records."""
+        rows = self._query("SELECT * FROM page_views WHERE id > ? ORDER BY id", last_id)
+        return [{**dict(r), **share} for r in rows for share in json.loads(r["partners"])]
 
     def events_since(self, last_id: int) -> list[sqlite3.Row]:
         return self._query("SELECT * FROM consent_events WHERE id > ? ORDER BY id", last_id)
@@ -174,7 +177,7 @@ class View:
     hosts: set[str]
     contacted: set[str]  # partners whose hosts the browser contacted
     unknown: set[str]  # contacted hosts that belong to no partner
-    rows: list[sqlite3.Row]
+    rows: list[dict[str, Any]]
     events: list[sqlite3.Row]
     response: Response | None
 
