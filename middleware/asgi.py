@@ -41,6 +41,8 @@ from .review.recorder import ReviewRecorder
 from .rewrite import HtmlRewriter
 from .routes import ConsentUI
 from .secrets import dev_mode_requested, signing_keys
+from .signals.jurisdiction import client_ip
+from .signals.reader import signal_reader
 from .sniff import SNIFF_BYTES, BodyKind, classify, sniff, unreadable_charset, wide_bom
 
 if TYPE_CHECKING:
@@ -77,6 +79,7 @@ class ConsentMiddleware:
         self.keys = keys
         self.codec = ConsentCodec(keys, max_age_seconds=policy.cookie.max_age_days * 86400)
         self.resolver = ConsentResolver(self.config, self.codec)
+        self.signals = signal_reader(self.config)
         self.matcher = HostMatcher({pid: p.hosts for pid, p in self.config.partners.items()})
         self.discloser = ledger if ledger is not None else Discloser.from_config(self.config, keys[0])
         self.forwarder = _forwarder(self.config, keys[0], self.discloser)
@@ -94,13 +97,15 @@ class ConsentMiddleware:
         self.cookie_name = policy.cookie.name
         self.honor_gpc = policy.honor_gpc
         self.honor_dnt = policy.honor_dnt
-        self.vary = ["Cookie", "Accept-Language"] + (["Sec-GPC"] if policy.honor_gpc else [])
+        self.vary = (["Cookie", "Accept-Language"] + (["Sec-GPC"] if policy.honor_gpc else [])
+                     + list(self.signals.vary))
 
     def consent_for(self, scope: Scope) -> Consent:
         headers = scope.get("headers", ())
         return self.resolver.resolve(
             cookie_value(headers, self.cookie_name),
             privacy_signal(headers, honor_gpc=self.honor_gpc, honor_dnt=self.honor_dnt),
+            self.signals.read(headers, client_ip(scope)),
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -8,6 +8,7 @@ References: Global Privacy Control, https://privacycg.github.io/gpc-spec/ (``Sec
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import logging
@@ -21,6 +22,10 @@ from typing import Any, Literal
 from itsdangerous import BadData, URLSafeTimedSerializer
 
 from .config import Config
+from .signals import gpp, tcf
+from .signals.jurisdiction import Jurisdiction
+from .signals.reader import RequestSignals
+from .signals.tcf_gate import vendor_verdict
 
 logger = logging.getLogger("consent_gate")
 
@@ -51,6 +56,14 @@ class Consent:
     chosen: frozenset[str] = frozenset()
     partner_purposes: Mapping[str, tuple[str, ...]] = field(
         default_factory=lambda: MappingProxyType({}), compare=False, repr=False)
+    #: Where the visitor is and which ``[jurisdictions]`` rule applied (None: no rules configured).
+    jurisdiction: Jurisdiction | None = None
+    #: Partners whose TCF vendor the TC string does not allow (GDPR regions only).
+    tcf_blocked: frozenset[str] = frozenset()
+    #: The TC string a registered CMP wrote, when it decoded (for macros and the ledger).
+    tc: tcf.TCString | None = field(default=None, compare=False, repr=False)
+    #: The GPP string partners get here: another tool's, or the usnat one we built.
+    gpp: gpp.GppString | None = field(default=None, compare=False, repr=False)
 
     def allows(self, purpose: str) -> bool:
         """True when ``purpose`` is granted (strictly necessary purposes always are)."""
@@ -59,7 +72,8 @@ class Consent:
     def allows_partner(self, partner_id: str) -> bool:
         """True when every purpose of the partner is granted; unknown partners never are."""
         purposes = self.partner_purposes.get(partner_id)
-        return bool(purposes) and all(p in self.granted for p in purposes or ())
+        return (bool(purposes) and all(p in self.granted for p in purposes or ())
+                and partner_id not in self.tcf_blocked)
 
     @functools.cached_property
     def allowed_partners(self) -> frozenset[str]:
@@ -67,7 +81,16 @@ class Consent:
 
     @property
     def needs_banner(self) -> bool:
-        return not self.decided
+        return not self.decided and self.stance != "notice-only"
+
+    @property
+    def stance(self) -> str | None:
+        return self.jurisdiction.stance if self.jurisdiction is not None else None
+
+    @property
+    def gdpr_applies(self) -> bool:
+        """TCF rules apply: an opt-in region (or, without [jurisdictions], an opt-in site)."""
+        return self.jurisdiction.opt_in if self.jurisdiction is not None else True
 
 
 def new_consent_id() -> str:
@@ -177,7 +200,13 @@ def privacy_signal(headers: Iterable[tuple[bytes, bytes]], *, honor_gpc: bool, h
 
 
 class ConsentResolver:
-    """Turns a request's cookie and signals into the Consent the middleware enforces."""
+    """Turns a request's cookie and signals into the Consent the middleware enforces.
+
+    Order: our own cookie wins; else a configured foreign tool's cookie (unparsable: no
+    consent); else the default of the visitor's jurisdiction (opt-in: necessary only).
+    GPC then removes sale/sharing purposes; TCF vendors the TC string refuses are blocked
+    where GDPR applies; US-style regions get a usnat GPP string.
+    """
 
     def __init__(self, config: Config, codec: ConsentCodec) -> None:
         self.config = config
@@ -189,15 +218,41 @@ class ConsentResolver:
         self.partner_purposes: Mapping[str, tuple[str, ...]] = MappingProxyType(
             {pid: p.purposes for pid, p in config.partners.items()})
         self.opt_out = config.policy.default == "allow"
+        gvl = config.tcf.gvl
+        # Partner -> (vendor id, TCF purposes, special features); purposes from the GVL when omitted.
+        self.tcf_partners: dict[str, tuple[int, tuple[int, ...], tuple[int, ...]]] = {}
+        for pid, partner in config.partners.items():
+            s = partner.signals
+            if s.tcf_vendor_id is None:
+                continue
+            purposes = s.tcf_purposes
+            if not purposes and gvl is not None and s.tcf_vendor_id in gvl.vendors:
+                v = gvl.vendors[s.tcf_vendor_id]
+                purposes = tuple(sorted(v.purposes | v.leg_int_purposes))
+            self.tcf_partners[pid] = (s.tcf_vendor_id, purposes, s.tcf_special_features)
+        self._tcf_verdicts: OrderedDict[str, frozenset[str]] = OrderedDict()
+        self._gpp_strings: dict[tuple[frozenset[str], bool], gpp.GppString] = {}
 
-    def resolve(self, cookie_value: str | None, signal: bool) -> Consent:
+    def resolve(self, cookie_value: str | None, signal: bool,
+                signals: RequestSignals | None = None) -> Consent:
+        consent = self._resolve(cookie_value, signal, signals)
+        if signals is None:
+            return consent
+        return self._with_signals(consent, signals, signal)
+
+    def _resolve(self, cookie_value: str | None, signal: bool, signals: RequestSignals | None) -> Consent:
+        where = signals.jurisdiction if signals is not None else None
+        opt_out = where.stance != "opt-in" if where is not None else self.opt_out
         stored = self.codec.loads(cookie_value)
         if stored is not None and stored.policy_version != self.version:
             # No longer consent, but remembered: the same consent id links the visitor's history
             # in the ledger, and the old purposes tell what a refusal now has to clean up.
-            return self._undecided(signal, stale=stored)
+            return self._undecided(signal, opt_out, stale=stored)
         if stored is None:
-            return self._undecided(signal)
+            foreign = signals.foreign if signals is not None else None
+            if foreign is not None:
+                return self._foreign(foreign.granted if foreign.parsed else None, foreign.tool, signal)
+            return self._undecided(signal, opt_out)
         chosen = (stored.granted & self.all_purposes) | self.necessary
         granted = chosen
         gpc = False
@@ -209,8 +264,17 @@ class ConsentResolver:
                        decided=True, given_at=stored.given_at, source=stored.source, gpc=gpc,
                        chosen=chosen, partner_purposes=self.partner_purposes)
 
-    def _undecided(self, signal: bool, stale: StoredChoice | None = None) -> Consent:
-        granted = self.all_purposes if self.opt_out else self.necessary
+    def _foreign(self, granted: frozenset[str] | None, tool: str, signal: bool) -> Consent:
+        if granted is None:  # the tool's cookie is there but unreadable: no consent, ask again
+            return Consent(consent_id=None, granted=self.necessary, policy_version=self.version,
+                           decided=False, gpc=signal, partner_purposes=self.partner_purposes)
+        chosen = (granted & self.all_purposes) | self.necessary
+        return Consent(consent_id=None, granted=chosen - self.sale_or_sharing if signal else chosen,
+                       policy_version=self.version, decided=True, source=f"foreign:{tool}", gpc=signal,
+                       chosen=chosen, partner_purposes=self.partner_purposes)
+
+    def _undecided(self, signal: bool, opt_out: bool, stale: StoredChoice | None = None) -> Consent:
+        granted = self.all_purposes if opt_out else self.necessary
         if signal:
             granted = granted - self.sale_or_sharing
         return Consent(consent_id=stale.consent_id if stale else None, granted=granted,
@@ -218,6 +282,47 @@ class ConsentResolver:
                        stale_version=stale.policy_version if stale else None,
                        chosen=(stale.granted & self.all_purposes) if stale else frozenset(),
                        partner_purposes=self.partner_purposes)
+
+    def _with_signals(self, consent: Consent, signals: RequestSignals, signal: bool) -> Consent:
+        where = signals.jurisdiction
+        gdpr = where.opt_in if where is not None else not self.opt_out
+        blocked = self._tcf_blocked(signals.tc) if gdpr and self.tcf_partners else frozenset()
+        gpp_string = signals.gpp
+        if gpp_string is None and self.config.gpp.enabled and not gdpr:
+            gpp_string = self.usnat(consent.granted, signal)
+        return dataclasses.replace(consent, jurisdiction=where, tcf_blocked=blocked,
+                                   tc=signals.tc if gdpr else None, gpp=gpp_string)
+
+    def _tcf_blocked(self, tc: tcf.TCString | None) -> frozenset[str]:
+        key = tc.raw if tc is not None else ""
+        known = self._tcf_verdicts.get(key)
+        if known is not None:
+            self._tcf_verdicts.move_to_end(key)
+            return known
+        gvl = self.config.tcf.gvl
+        blocked = frozenset(pid for pid, (vendor, purposes, features) in self.tcf_partners.items()
+                            if not vendor_verdict(tc, vendor, purposes, gvl, features).allowed)
+        self._tcf_verdicts[key] = blocked
+        if len(self._tcf_verdicts) > _VERIFIED_CACHE_SIZE:
+            self._tcf_verdicts.popitem(last=False)
+        return blocked
+
+    def usnat(self, granted: frozenset[str], gpc: bool) -> gpp.GppString:
+        """The GPP string (usnat) for these grants: opted out of sale, sharing and targeted ads
+        unless every sale/sharing purpose is granted; the notices are the ones we show."""
+        key = (granted & self.sale_or_sharing, gpc)
+        built = self._gpp_strings.get(key)
+        if built is None:
+            opted_out = not self.sale_or_sharing <= granted
+            choice = gpp.OPTED_OUT if opted_out else gpp.DID_NOT_OPT_OUT
+            section = gpp.UsNat(sharing_notice=gpp.YES, sale_opt_out_notice=gpp.YES,
+                                sharing_opt_out_notice=gpp.YES, targeted_advertising_opt_out_notice=gpp.YES,
+                                sale_opt_out=choice, sharing_opt_out=choice,
+                                targeted_advertising_opt_out=choice, mspa_covered_transaction=gpp.NO,
+                                gpc=gpc)
+            built = gpp.decode(gpp.encode(section))
+            self._gpp_strings[key] = built
+        return built
 
     def choose(self, granted: Iterable[str], source: str, previous: Consent | None) -> tuple[Consent, str]:
         """Record a new choice: returns the Consent and the signed cookie value."""
@@ -228,6 +333,8 @@ class ConsentResolver:
                               source=source if source in _SOURCES else "api", given_at=now)
         consent = Consent(consent_id=consent_id, granted=purposes, policy_version=self.version,
                           decided=True, given_at=now, source=stored.source, chosen=purposes,
-                          partner_purposes=self.partner_purposes)
+                          partner_purposes=self.partner_purposes,
+                          jurisdiction=previous.jurisdiction if previous else None,
+                          tcf_blocked=previous.tcf_blocked if previous else frozenset(),
+                          tc=previous.tc if previous else None)
         return consent, self.codec.dumps(stored)
-

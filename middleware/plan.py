@@ -7,9 +7,10 @@ cost is one dict lookup.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
@@ -20,6 +21,7 @@ from .consent import Consent
 from .hosts import HostMatcher
 from .rewrite import RewritePlan
 from .routes import ConsentUI
+from .signals.page import SignalSnippets
 
 logger = logging.getLogger("consent_gate")
 
@@ -46,7 +48,9 @@ class PlanBuilder:
                 per_position[snippet.at] = per_position.get(snippet.at, b"") + snippet.html.encode()
             self.snippets[pid] = per_position
         self._order = list(config.partners)
+        self.signals = SignalSnippets(config)
         self._cache: dict[tuple[Any, ...], RewritePlan] = {}
+        self._filled_plans: OrderedDict[tuple[Any, ...], tuple[RewritePlan, RewritePlan]] = OrderedDict()
         self.unknown_hosts: Counter[str] = Counter()
         self._reported: set[tuple[str, str]] = set()
 
@@ -57,13 +61,32 @@ class PlanBuilder:
         ascii_only = not _declares_utf8(charset)
         granted = consent.granted if allowed or not consent.allowed_partners else self.necessary
         key = (allowed, granted, consent.decided, consent.stale_version is not None, consent.gpc,
-               lang, ascii_only)
+               lang, ascii_only, *self.signals.key(consent))
         cached = self._cache.get(key)
         if cached is None:
             cached = self._build(consent, allowed, granted, lang, ascii_only)
             if len(self._cache) < _MAX_CACHED_PLANS:
                 self._cache[key] = cached
+        if self.signals.uses_macros and cached.injected_partners:
+            return self._filled(cached, consent)
         return cached
+
+    def _filled(self, plan: RewritePlan, consent: Consent) -> RewritePlan:
+        """``plan`` with ${GDPR_CONSENT_<id>} and friends filled: per visitor, so after the cache.
+        The filled plan is remembered too (the memo of rewritten pages is keyed by plan)."""
+        values = self.signals.values(consent)
+        key = (id(plan), values)
+        known = self._filled_plans.get(key)
+        if known is not None and known[0] is plan:
+            self._filled_plans.move_to_end(key)
+            return known[1]
+        filled = dataclasses.replace(plan, head_end=self.signals.fill(plan.head_end, values),
+                                     body_start=self.signals.fill(plan.body_start, values),
+                                     body_end=self.signals.fill(plan.body_end, values))
+        self._filled_plans[key] = (plan, filled)
+        if len(self._filled_plans) > _MAX_CACHED_PLANS:
+            self._filled_plans.popitem(last=False)
+        return filled
 
     def _build(self, consent: Consent, allowed: frozenset[str], granted: frozenset[str],
                lang: str, ascii_only: bool) -> RewritePlan:
@@ -75,12 +98,14 @@ class PlanBuilder:
             for position, html in self.snippets[pid].items():
                 parts[position] += html
                 injected.add(pid)
+        # The __gpp stub and Consent Mode defaults run before any partner's snippet.
+        parts["head-end"] = self.signals.head(consent, allowed) + parts["head-end"]
         tail = b""
         if consent.needs_banner:
             parts["body-start"] = self.ui.skip_link(consent, lang) + parts["body-start"]
             tail += self.ui.banner(consent, lang)
         if self.config.ui.footer_link:
-            tail += self.ui.footer_link(lang)
+            tail += self.ui.footer_link(lang, consent)
         parts["body-end"] += tail
         if ascii_only:
             parts = {pos: _ascii_safe(html) for pos, html in parts.items()}

@@ -135,8 +135,9 @@ class ConsentUI:
                               js=f"{self.prefix}banner.js?v={js_etag[1:9]}")
         self.urls = urls
 
-        self._banners: dict[tuple[str, bool, bool], bytes] = {}
+        self._banners: dict[tuple[str, bool, bool, bool | None], bytes] = {}
         self._footers: dict[str, bytes] = {}
+        self._opt_out_footers: dict[tuple[str, bool], bytes] = {}
         self._skip_links: dict[str, bytes] = {}
         self._partners_pages: dict[str, tuple[bytes, str]] = {}
         self._preferences: dict[str, templates.PreferencesTemplate] = {}
@@ -145,8 +146,11 @@ class ConsentUI:
             texts = self.texts(lang)
             for stale in (False, True):
                 for gpc in (False, True):
-                    self._banners[(lang, stale, gpc)] = templates.banner(
-                        config, texts, lang, urls, stale=stale, gpc=gpc).encode()
+                    for opt_out in (None, False, True):
+                        self._banners[(lang, stale, gpc, opt_out)] = templates.banner(
+                            config, texts, lang, urls, stale=stale, gpc=gpc, opt_out=opt_out).encode()
+                    self._opt_out_footers[(lang, gpc)] = templates.footer_link(
+                        texts, lang, urls, do_not_sell=True, gpc=gpc).encode()
             self._footers[lang] = templates.footer_link(texts, lang, urls).encode()
             self._skip_links[lang] = templates.skip_link(texts, lang).encode()
             body = templates.partners_page(config, texts, lang, urls).encode()
@@ -217,13 +221,17 @@ class ConsentUI:
         """The banner for an undecided visitor (b"" once a choice is stored)."""
         if not consent.needs_banner:
             return b""
-        return self._banners[(self._lang(lang), consent.stale_version is not None, consent.gpc)]
+        stance = consent.stance
+        return self._banners[(self._lang(lang), consent.stale_version is not None, consent.gpc,
+                              None if stance is None else stance != "opt-in")]
 
     def skip_link(self, consent: Consent, lang: str) -> bytes:
         """Injected right after ``<body>`` while the banner is shown (b"" otherwise)."""
         return self._skip_links[self._lang(lang)] if consent.needs_banner else b""
 
-    def footer_link(self, lang: str) -> bytes:
+    def footer_link(self, lang: str, consent: Consent | None = None) -> bytes:
+        if consent is not None and consent.stance == "opt-out":
+            return self._opt_out_footers[(self._lang(lang), consent.gpc)]
         return self._footers[self._lang(lang)]
 
     def placeholder(self, partner_id: str, attrs: Mapping[str, str], lang: str) -> bytes:

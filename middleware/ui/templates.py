@@ -65,8 +65,11 @@ def css_size(value: str | None) -> str | None:
 # --------------------------------------------------------------------------- banner
 
 
-def banner(config: Config, texts: Texts, lang: str, urls: Urls, *, stale: bool, gpc: bool) -> str:
-    opt_out = config.policy.default == "allow"
+def banner(config: Config, texts: Texts, lang: str, urls: Urls, *, stale: bool, gpc: bool,
+           opt_out: bool | None = None) -> str:
+    """``opt_out``: the visitor's jurisdiction is opt-out (None: the policy's default decides)."""
+    if opt_out is None:
+        opt_out = config.policy.default == "allow"
     notices = []
     if stale:
         notices.append(f'<p class="cg-notice">{e(texts["policy_changed"])} '
@@ -119,11 +122,20 @@ def skip_link(texts: Texts, lang: str) -> str:
             f'{e(texts["skip_to_banner"])}</a>')
 
 
-def footer_link(texts: Texts, lang: str, urls: Urls) -> str:
+def footer_link(texts: Texts, lang: str, urls: Urls, *, do_not_sell: bool = False,
+                gpc: bool = False) -> str:
+    """The footer link; in opt-out jurisdictions the "Do Not Sell or Share" link the law names
+    (a plain link to the preferences page, whose form works without JavaScript), with the
+    "Opt-out preference signal honored" notice when the browser sent GPC."""
+    label = texts["do_not_sell"] if do_not_sell else texts["privacy_choices"]
+    notice = ""
+    if do_not_sell and gpc:
+        notice = (f' <span class="cg-gpc" id="consent-gate-gpc-notice">'
+                  f'{e(texts["opt_out_signal_honoured"])}</span>')
     return (f'<link rel="stylesheet" href="{e(urls.css)}">'
             f'<p class="consent-gate-footer" lang="{e(lang)}">'
             f'<a href="{e(urls.preferences)}" id="consent-gate-preferences-link">'
-            f'{e(texts["privacy_choices"])}</a></p>')
+            f'{e(label)}</a>{notice}</p>')
 
 
 def placeholder_parts(config: Config, partner: Partner, texts: Texts, lang: str,

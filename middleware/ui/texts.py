@@ -26,6 +26,9 @@ DEFAULT_TEXTS = MappingProxyType({
     "save": "Save choices",
     "withdraw": "Withdraw all consent",
     "privacy_choices": "Privacy choices",
+    # Opt-out jurisdictions (US states): the link the law names, and the GPC notice it asks for.
+    "do_not_sell": "Do Not Sell or Share My Personal Information",
+    "opt_out_signal_honoured": "Opt-out preference signal honored",
     "skip_to_banner": "Skip to privacy choices",
     "partners_link": "Who are our partners?",
     "policy_changed": (
