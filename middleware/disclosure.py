@@ -37,6 +37,7 @@ from .ledger import (
 )
 from .ledger.heads import FileWitness, HeadPublisher, HttpWitness, Witness, load_private_key
 from .ledger.records import ConsentAction, ConsentSource, LegalBasis
+from .signals.page import ledger_fields
 
 logger = logging.getLogger("consent_gate")
 
@@ -110,6 +111,8 @@ class Discloser:
         self.fail_open = config.ledger.fail == "open"
         self._failed_at: float | None = None
         self._last_error_log = 0.0
+        self._tcf_partners = frozenset(pid for pid, p in config.partners.items()
+                                       if p.signals.tcf_vendor_id is not None)
         necessary = config.necessary_purposes
         # Per partner and legal basis, once: what it receives. A partner serving strictly
         # necessary purposes only is always on basis "necessary".
@@ -172,6 +175,7 @@ class Discloser:
             policy_version=request.consent.policy_version,
             ip=_minimise_ip(request.client_ip, ledger.ip, self.ip_key),
             ua_family=_ua_family(request.user_agent),
+            fields=ledger_fields(request.consent, partners, self._tcf_partners),
         )
         try:
             await self.writer.write((record,), timeout=_WRITE_TIMEOUT)

@@ -145,3 +145,21 @@ def test_signals_gate_onetrust_cookie_is_a_consent_source_and_ours_wins(tmp_path
 def test_signals_gate_headers_the_toml_does_not_name_are_ignored(tmp_path: Path, header: str) -> None:
     out = _get(_gate(tmp_path), [(header.lower().encode(), b"JP")])
     assert GPT not in out.body  # unknown region: strictest (opt-in)
+
+
+def test_signals_gate_ledger_records_jurisdiction_rule_and_strings(tmp_path: Path) -> None:
+    import json
+
+    from tests.test_disclosure import rows
+
+    gate = _gate(tmp_path)
+    cookie = f"{cookie_for(gate, {'ads', 'analytics'})}; euconsent-v2={_tc_string('yes')}"
+    _get(gate, EEA, cookie=cookie)
+    _get(gate, [*CALIFORNIA, (b"sec-gpc", b"1")])
+    views = rows(tmp_path / "ledger.sqlite3", "page_views")
+    assert len(views) == 2
+    eea, ca = (json.loads(v["fields"]) for v in views)
+    assert eea == {"jurisdiction": "DE", "rule": "EEA", "stance": "opt-in",
+                   "tc_string": _tc_string("yes"), "tc_string_to": ["gpt"]}
+    assert ca["jurisdiction"] == "US-CA" and ca["rule"] == "US-CA" and ca["stance"] == "opt-out"
+    assert "tc_string" not in ca and gpp.decode(ca["gpp_string"]).usnat is not None

@@ -76,3 +76,23 @@ class SignalSnippets:
             if len(self._filled) > _MAX_FILLED:
                 self._filled.popitem(last=False)
         return out
+
+
+def ledger_fields(consent: Consent, partners: frozenset[str],
+                  tcf_partners: frozenset[str]) -> dict[str, object]:
+    """What the ledger keeps of the signals for one page view: where the visitor was, the rule
+    that applied, and which consent strings went to which partners (empty when none apply)."""
+    out: dict[str, object] = {}
+    where = consent.jurisdiction
+    if where is not None:
+        out["jurisdiction"] = where.region or "unknown"
+        out["rule"] = where.rule
+        out["stance"] = where.stance
+    if consent.tc is not None and (got := sorted(partners & tcf_partners)):
+        out["tc_string"] = consent.tc.raw
+        out["tc_string_to"] = got
+    if consent.gpp is not None and partners:
+        out["gpp_string"] = consent.gpp.raw
+    if consent.source and consent.source.startswith("foreign:"):
+        out["consent_source"] = consent.source
+    return out
