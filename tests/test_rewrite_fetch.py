@@ -52,8 +52,13 @@ VECTORS = [
     ("style_attr_image_set", b"<b style='background-image:image-set(\"//ad.doubleclick.net/i\" 1x)'>",
      b"<b " + N_AD + b"style='background-image:image-set(\"//ad.doubleclick.net/i\" 1x)'>", "ads"),
     ("style_element_import", b'<style>@import "https://www.youtube.com/s.css"; a{}</style><p>',
-     b'<style type="text/plain" data-consent-partner="yt">@import "https://www.youtube.com/s.css"; '
-     b"a{}</style><p>", "yt"),
+     # type=text/plain stops the sheet; Chromium's preload scanner still reads a literal @import.
+     b'<style type="text/plain" data-consent-partner="yt">@-consent-blocked-import '
+     b'"https://www.youtube.com/s.css"; a{}</style><p>', "yt"),
+    ("style_element_import_in_foreign_object",
+     b"<svg><foreignObject><style>@IMPORT url(//www.youtube.com/s.css);</style></foreignObject></svg>",
+     b'<svg><foreignObject><style type="text/plain" data-consent-partner="yt">'
+     b"@-consent-blocked-import url(//www.youtube.com/s.css);</style></foreignObject></svg>", "yt"),
     ("style_element_url", b'<style type="text/css">a{background:url(//ad.doubleclick.net/x)}</style>',
      b'<style type="text/plain" data-consent-partner="ads" data-consent-type="text/css">'
      b"a{background:url(//ad.doubleclick.net/x)}</style>", "ads"),

@@ -1,0 +1,79 @@
+"""A site whose markup hard-codes one fetch vector per page (issue 9, items 1 and 2): `site`
+serves them as written, `create_app()` serves them through ConsentMiddleware with the CSP off,
+so that only the rewriter stands between the page and the partner.
+
+``FETCH_SITE_CONFIG`` names the partners.toml (the partner's host is ``tracker.partner.example``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from middleware import ConsentMiddleware
+
+H = "tracker.partner.example"
+
+#: name -> body markup ({w}: who served it). Each makes Chromium contact the partner as written.
+VECTORS: dict[str, str] = {
+    "meta-refresh": f'<meta http-equiv="refresh" content="0;url=http://{H}/{{w}}/refresh">',
+    "image-tag": f'<image src="http://{H}/{{w}}/image.gif">',
+    "input-image": f'<input type="image" src="http://{H}/{{w}}/input.gif" alt="go">',
+    "body-background": f'<body background="http://{H}/{{w}}/bg.gif"><p>x</p>',
+    "table-background": f'<table background="http://{H}/{{w}}/tbg.gif"><tr><td>x</td></tr></table>',
+    "style-attr": f'<div style="width:9px;height:9px;background-image:url(http://{H}/{{w}}/sa.gif)"></div>',
+    "style-import": f'<style>@import "http://{H}/{{w}}/i.css";</style>',
+    "style-import-foreignobject": (f'<svg><foreignObject><style>@import "http://{H}/{{w}}/fi.css";'
+                                   "</style></foreignObject></svg>"),
+    "style-url": f"<style>body{{background:url(http://{H}/{{w}}/su.gif)}}</style>",
+    "style-typed-css": f'<style type="text/css">body{{background:url(http://{H}/{{w}}/st.gif)}}</style>',
+    "svg-image": f'<svg><image href="http://{H}/{{w}}/si.gif" width="9" height="9"/></svg>',
+    "svg-image-xlink": f'<svg><image xlink:href="http://{H}/{{w}}/sx.gif" width="9" height="9"/></svg>',
+    "svg-script": f'<svg><script href="http://{H}/{{w}}/ss.js"></script></svg>',
+    "svg-feimage": (f'<svg><filter id="f"><feImage href="http://{H}/{{w}}/fe.gif"/></filter>'
+                    '<rect filter="url(#f)" width="9" height="9"/></svg>'),
+    "svg-title": f'<svg><title><img src="http://{H}/{{w}}/title.gif"></title></svg>',
+    "svg-style-markup": f'<svg><style><img src="http://{H}/{{w}}/sb.gif"></style></svg>',
+    "svg-plaintext": f'<svg><plaintext></plaintext></svg><img src="http://{H}/{{w}}/pt.gif">',
+    "math-plaintext": f'<math><plaintext><img src="http://{H}/{{w}}/mp.gif">',
+    "noscript-plaintext": f'<noscript><plaintext></noscript><img src="http://{H}/{{w}}/np.gif">',
+    "foreignobject-style": (f'<svg><foreignObject><style><!--</style><img src="http://{H}/{{w}}/fo.gif">'
+                            "--></foreignObject></svg>"),
+    "math-mi-style": f'<math><mi><style><!--</style><img src="http://{H}/{{w}}/mi.gif">--></mi></math>',
+    "data-iframe": f'<iframe src="data:text/html,%3Cimg%20src%3D%22http://{H}/{{w}}/di.gif%22%3E"></iframe>',
+    "srcdoc-charrefs": ('<iframe srcdoc="&lt;img src=http://tracker&period;partner&period;example'
+                        '/{w}/sd.gif&gt;"></iframe>'),
+    "video-poster": f'<video poster="http://{H}/{{w}}/vp.gif"></video>',
+    "link-prefetch": f'<link rel="prefetch" href="http://{H}/{{w}}/pf">',
+    "object-data": f'<object data="http://{H}/{{w}}/obj"></object>',
+    "base-href": f'<base href="http://{H}/{{w}}/"><img src="relative.gif">',
+}
+
+
+def page(name: str, who: str) -> bytes:
+    """The vector page; partner URLs start with /WHO/NAME/ (who sent which markup)."""
+    markup = VECTORS[name].replace("{w}", f"{who}/{name}")
+    return (f"<!DOCTYPE html><html><head><title>{name}</title></head><body>"
+            f"<h1>{name}</h1>{markup}</body></html>").encode()
+
+
+async def site(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            await send({"type": message["type"] + ".complete"})
+            if message["type"] == "lifespan.shutdown":
+                return
+    who, _, name = scope["path"][1:].partition("/")
+    if name in VECTORS:
+        status, body = 200, page(name, who)
+    else:
+        status, body = 404, b"<!DOCTYPE html><title>Not found</title><p>Not found</p>"
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"text/html; charset=utf-8")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_app() -> ConsentMiddleware:
+    """uvicorn --factory: the config path comes from the environment of the server process."""
+    return ConsentMiddleware(site, config=os.environ["FETCH_SITE_CONFIG"])
