@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.browser.fetch_site import H, VECTORS
+from tests.browser.fetch_site import VECTORS, H
 from tests.support.servers import ServerProcess, start_uvicorn
 
 if TYPE_CHECKING:
