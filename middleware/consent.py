@@ -60,6 +60,8 @@ class Consent:
     jurisdiction: Jurisdiction | None = None
     #: Partners whose TCF vendor the TC string does not allow (GDPR regions only).
     tcf_blocked: frozenset[str] = frozenset()
+    #: Google tags under Consent Mode "advanced": they load before consent, told "denied".
+    consent_mode_partners: frozenset[str] = frozenset()
     #: The TC string a registered CMP wrote, when it decoded (for macros and the ledger).
     tc: tcf.TCString | None = field(default=None, compare=False, repr=False)
     #: The GPP string partners get here: another tool's, or the usnat one we built.
@@ -77,7 +79,8 @@ class Consent:
 
     @functools.cached_property
     def allowed_partners(self) -> frozenset[str]:
-        return frozenset(pid for pid in self.partner_purposes if self.allows_partner(pid))
+        return frozenset(pid for pid in self.partner_purposes
+                         if self.allows_partner(pid) or pid in self.consent_mode_partners)
 
     @property
     def needs_banner(self) -> bool:
@@ -231,6 +234,9 @@ class ConsentResolver:
                 purposes = tuple(sorted(v.purposes | v.leg_int_purposes))
             self.tcf_partners[pid] = (s.tcf_vendor_id, purposes, s.tcf_special_features)
         self._tcf_verdicts: OrderedDict[str, frozenset[str]] = OrderedDict()
+        # Consent Mode "advanced" is the owner's explicit choice: Google tags run before consent.
+        self.advanced = frozenset(pid for pid, p in config.partners.items() if p.signals.google_tag
+                                  ) if config.consent_mode.mode == "advanced" else frozenset()
         self._gpp_strings: dict[tuple[frozenset[str], bool], gpp.GppString] = {}
 
     def resolve(self, cookie_value: str | None, signal: bool,
@@ -291,7 +297,8 @@ class ConsentResolver:
         if gpp_string is None and self.config.gpp.enabled and not gdpr:
             gpp_string = self.usnat(consent.granted, signal)
         return dataclasses.replace(consent, jurisdiction=where, tcf_blocked=blocked,
-                                   tc=signals.tc if gdpr else None, gpp=gpp_string)
+                                   tc=signals.tc if gdpr else None, gpp=gpp_string,
+                                   consent_mode_partners=self.advanced)
 
     def _tcf_blocked(self, tc: tcf.TCString | None) -> frozenset[str]:
         key = tc.raw if tc is not None else ""

@@ -163,3 +163,15 @@ def test_signals_gate_ledger_records_jurisdiction_rule_and_strings(tmp_path: Pat
                    "tc_string": _tc_string("yes"), "tc_string_to": ["gpt"]}
     assert ca["jurisdiction"] == "US-CA" and ca["rule"] == "US-CA" and ca["stance"] == "opt-out"
     assert "tc_string" not in ca and gpp.decode(ca["gpp_string"]).usnat is not None
+
+
+def test_signals_gate_consent_mode_advanced_loads_google_tags_told_denied(tmp_path: Path) -> None:
+    gate = _gate(tmp_path, **{"consent_mode.mode": "advanced"})
+    body = _get(gate, EEA).body
+    assert b'id="consent-gate-banner"' in body
+    assert GPT in body and MEASURE not in body  # the Google tag only
+    head = body[:body.index(GPT)]
+    assert b'"ad_storage":"denied"' in head and b'"wait_for_update":500' in head
+    assert b"gtag('set','ads_data_redaction',true)" in head
+    basic = _get(_gate(tmp_path / "basic"), EEA).body
+    assert GPT not in basic and b"gtag(" not in basic  # basic: no Google tag, so no calls either

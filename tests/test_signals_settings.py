@@ -95,3 +95,20 @@ def test_signals_settings_consent_mode_needs_a_google_tag() -> None:
     data = _data()
     del data["partners"]["gpt"]["google_tag"]
     assert any(line.startswith("consent_mode.mode: no partner has google_tag") for line in _problems(data))
+
+
+def test_signals_settings_check_prints_rules_and_tcf_vendors(capsys: pytest.CaptureFixture[str],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from middleware.cli import main
+
+    monkeypatch.setenv("CONSENT_GATE_SECRET", "s" * 40)
+    assert main(["check", str(EXAMPLE)]) == 0
+    out = capsys.readouterr().out
+    assert "  US-CA            opt-out (partners run; Do Not Sell link; GPC opts out)" in out
+    assert "  unknown region   opt-in (banner; nothing runs before consent) (the strictest configured)" in out
+    assert "      TCF:      vendor 755, purposes 1, 2, 3, 4, 7" in out
+    assert "Google Consent Mode v2: basic" in out and "Consent source onetrust" in out
+    assert main(["check", str(EXAMPLE), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["jurisdictions"]["regions"]["EEA"] == "opt-in" and data["jurisdictions"]["unknown"] == "opt-in"
+    assert data["partners"]["measure"]["tcf_vendor_id"] == 20 and data["partners"]["gpt"]["google_tag"]

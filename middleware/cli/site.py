@@ -15,6 +15,7 @@ from ..config import POSITIONS, Config, load_config
 from ..env import APP_ENV, CONFIG_ENV, DEV_ENV
 from ..errors import ConsentGateError, SecretError
 from ..secrets import DEV_KEY
+from ..signals.describe import partner_dict, partner_lines, signal_lines, signals_dict
 from .common import EXIT_FOUND, EXIT_OK, config_path, emit
 
 
@@ -32,6 +33,7 @@ def format_policy(config: Config) -> str:
         f" ({'set' if os.environ.get(p.secret_env) else 'NOT SET'})",
         f"  routes under {p.prefix}; CSP {config.csp.mode}; ledger {config.ledger.path} "
         f"(fail {config.ledger.fail}, ip {config.ledger.ip}, keep {config.ledger.retention_days} days)",
+        *signal_lines(config),
         "",
         "Purposes:",
     ]
@@ -56,6 +58,7 @@ def format_policy(config: Config) -> str:
                 lines.append(f"      injects:  {count} snippet(s) at {position}")
         if not partner.inject:
             lines.append("      injects:  nothing (its hard-coded tags are gated in place)")
+        lines += partner_lines(partner)
     return "\n".join(lines)
 
 
@@ -80,8 +83,9 @@ def policy_dict(config: Config) -> dict[str, Any]:
                              "hosts": list(pt.hosts), "receives": list(pt.receives),
                              "cookies": list(pt.cookies), "privacy_url": pt.privacy_url,
                              "inject": {pos: sum(1 for s in pt.inject if s.at == pos)
-                                        for pos in POSITIONS}}
+                                        for pos in POSITIONS}, **partner_dict(pt)}
                      for pt in config.partners.values()},
+        **signals_dict(config),
         "valid": True,
     }
 
