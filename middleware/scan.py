@@ -113,8 +113,9 @@ def _wrapped_message(source: str, config: Config, keys: Sequence[str]) -> str:
             "so a scan of it would miss them. ")
     if not keys:
         return head + (f"Set {config.policy.secret_env} to the site's secret (the server's), "
-                       "so that scan can ask for the page as the site sends it; or scan the "
-                       "HTML file, or the site without the middleware.")
+                       "so that scan can ask for the page as the site sends it (CONSENT_GATE_DEV=1 "
+                       "for a server on the development key, like scripts/serve-example.sh); or "
+                       "scan the HTML file, or the site without the middleware.")
     return head + (f"The server refused the scan token: is {config.policy.secret_env} here the "
                    "same as the server's, and the two clocks within a minute of each other?")
 
