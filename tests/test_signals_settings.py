@@ -112,3 +112,9 @@ def test_signals_settings_check_prints_rules_and_tcf_vendors(capsys: pytest.Capt
     data = json.loads(capsys.readouterr().out)
     assert data["jurisdictions"]["regions"]["EEA"] == "opt-in" and data["jurisdictions"]["unknown"] == "opt-in"
     assert data["partners"]["measure"]["tcf_vendor_id"] == 20 and data["partners"]["gpt"]["google_tag"]
+
+
+def test_signals_settings_readme_example_is_the_tested_file() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    start = readme.index("```toml\n# A site with EEA/UK/Swiss opt-in") + len("```toml\n")
+    assert readme[start:readme.index("```", start)] == EXAMPLE.read_text(encoding="utf-8")
