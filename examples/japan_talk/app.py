@@ -428,8 +428,28 @@ and <code>&lt;link rel="dns-prefetch" href="//connect.facebook.net"&gt;</code>.<
 <p id="optin-status" data-status="pending">Opt-in snippet: not checked yet.</p>
 </section>
 
+<section class="fetch-vectors">
+<h2>9. Less obvious ways to fetch</h2>
+<p>Each of these makes a browser contact a partner without a <code>src</code> on a script or
+an image at the top level: inline SVG (its <code>&lt;title&gt;</code> holds HTML, its
+<code>&lt;image&gt;</code> loads), CSS in a <code>style</code> attribute and a
+<code>&lt;style&gt;</code> element, <code>background</code>, <code>&lt;input type=image&gt;</code>,
+a video poster, a link ping, an <code>&lt;iframe srcdoc&gt;</code> spelled with character
+references and a day-long <code>&lt;meta http-equiv=refresh&gt;</code>.</p>
+<svg class="vector-svg" width="2" height="2" aria-hidden="true"><title><img src="https://ad.doubleclick.net/ddm/activity/src=1234567;type=japantalk;cat=svgtitle;ord=1?" width="1" height="1" alt=""></title><image href="https://pagead2.googlesyndication.com/pagead/images/embeds-svg.png" width="1" height="1"/></svg>
+<div class="vector-bg" style="width:1px;height:1px;background-image:url(https://ad.doubleclick.net/ddm/activity/src=1234567;type=japantalk;cat=styleattr;ord=1?)"></div>
+<style>@import url("https://pagead2.googlesyndication.com/pagead/css/embeds.css");
+.vector-ad {{ background: url(https://ad.doubleclick.net/ddm/activity/src=1234567;type=japantalk;cat=style;ord=1?); }}</style>
+<table class="vector-table" background="https://pagead2.googlesyndication.com/pagead/images/embeds-bg.png"><tr><td class="vector-ad">&nbsp;</td></tr></table>
+<input type="image" src="https://ad.doubleclick.net/ddm/activity/src=1234567;type=japantalk;cat=input;ord=1?" alt="" width="1" height="1">
+<video class="vector-video" width="1" height="1" poster="https://i.ytimg.com/vi/M7lc1UVf-VE/hqdefault.jpg"></video>
+<p><a href="/about" ping="https://www.facebook.com/tr?id=000000000000000&amp;ev=PingClick">About us (with a ping)</a></p>
+<iframe class="vector-srcdoc" title="srcdoc" width="1" height="1" srcdoc="&lt;img src=https://ad&period;doubleclick&period;net/ddm/activity/src=1234567;type=japantalk;cat=srcdoc;ord=1?&gt;"></iframe>
+<meta http-equiv="refresh" content="86400;url=https://www.pinterest.com/">
+</section>
+
 <section>
-<h2>9. Script injected at runtime</h2>
+<h2>10. Script injected at runtime</h2>
 <p>First-party <code>/static/late.js</code> appends
 <code>https://connect.facebook.net/en_US/fbevents.js</code> to the DOM after the page has
 loaded. The server-side rewriter never sees that tag; only the Content-Security-Policy can
