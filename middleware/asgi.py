@@ -42,6 +42,7 @@ from .rewrite import HtmlRewriter
 from .routes import ConsentUI
 from .secrets import dev_mode_requested, signing_keys
 from .signals.jurisdiction import client_ip
+from .signals.macros import MacroStream
 from .signals.reader import signal_reader
 from .sniff import SNIFF_BYTES, BodyKind, classify, sniff, unreadable_charset, wide_bom
 
@@ -299,6 +300,8 @@ class HtmlResponder:
         #: The start message while it is held; None once it left.
         self.start: Message | None = None
         self.rewriter: HtmlRewriter | None = None
+        #: Fills consent macros (${GDPR_CONSENT_<id>} ...) in the rewritten bytes, chunk-safe.
+        self.macros: MacroStream | None = None
         self.inflater: Inflater | None = None
         self.request: RequestInfo | None = None
         self.charset: str | None = None
@@ -476,9 +479,12 @@ class HtmlResponder:
         self.allowed = self._allowed_partners()
         plan = self.gate.plans.plan(self.consent, self.allowed, self.scope, self.charset)
         self.rewriter = HtmlRewriter(plan)
+        self.macros = self.gate.plans.signals.page_stream(self.consent)
         if not first.get("more_body", False) and self.inflater is None:
             # One-chunk body: rewritten all at once so Content-Length can stay exact.
             out = await self._rewrite_whole(body)
+            if self.macros is not None and self.phase is not Phase.UNREWRITTEN:
+                out = self.macros.feed(out) + self.macros.finish()
             self._rewritten_headers(start, enforced_no_partner=self.phase is Phase.UNREWRITTEN)
             # A new view: MutableHeaders copies the list it edits, an older view is stale.
             MutableHeaders(scope=start)["content-length"] = str(len(out))
@@ -643,7 +649,10 @@ class HtmlResponder:
             self.unsent += data
         self.fed += len(data)
         try:
-            return await self._rewrite_chunk(data, final=final)
+            out = await self._rewrite_chunk(data, final=final)
+            if self.macros is not None:
+                out = self.macros.feed(out) + (self.macros.finish() if final else b"")
+            return out
         except Exception:
             if self.start is not None:
                 # Nothing left yet: the page goes out as the site sent it, behind a CSP that

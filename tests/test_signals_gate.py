@@ -175,3 +175,21 @@ def test_signals_gate_consent_mode_advanced_loads_google_tags_told_denied(tmp_pa
     assert b"gtag('set','ads_data_redaction',true)" in head
     basic = _get(_gate(tmp_path / "basic"), EEA).body
     assert GPT not in basic and b"gtag(" not in basic  # basic: no Google tag, so no calls either
+
+
+HARD_CODED = (b'<!DOCTYPE html><html><head><title>T</title></head><body>'
+              b'<img alt="" src="https://px.measure.example/p.gif?gdpr=${GDPR}&amp;c=${GDPR_CONSENT_20}'
+              b'&amp;s=%24%7BGPP_SID%7D&amp;x=${GDPR_CONSENT_99}"></body></html>')
+
+
+@pytest.mark.parametrize("split", [None, *range(60, 140, 7)])
+def test_signals_gate_fills_macros_in_hard_coded_urls_across_chunks(tmp_path: Path, split: int | None) -> None:
+    data = tomllib.loads(EXAMPLE.read_text())
+    data["ledger"] = {"path": str(tmp_path / "ledger.sqlite3")}
+    chunks = [HARD_CODED] if split is None else [HARD_CODED[:split], HARD_CODED[split:]]
+    gate = ConsentMiddleware(html_app(chunks), config=parse_config(data, "signals.toml"), secret=SECRET)
+    out = _get(gate, CALIFORNIA)
+    assert b'src="https://px.measure.example/p.gif?gdpr=0&amp;c=&amp;s=7&amp;x="' in out.body
+    eea = _get(gate, EEA, cookie=f"{cookie_for(gate, {'analytics'})}; euconsent-v2={_tc_string('yes')}")
+    # Vendor 20 is declared by a partner: it gets the string (the rewriter keeps or neutralises the tag).
+    assert f"gdpr=1&amp;c={_tc_string('yes')}&amp;s=&amp;x=\"".encode() in eea.body

@@ -10,7 +10,7 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 from . import consent_mode, gpp_stub
-from .macros import MacroValues, fill, has_macros
+from .macros import MacroStream, MacroValues, fill, has_macros
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -55,6 +55,14 @@ class SignalSnippets:
         opt_out = stance != "opt-in" if stance is not None else self.config.policy.default == "allow"
         granted = self.all_purposes if opt_out else self.necessary
         return granted - self.sale_or_sharing if consent.gpc else granted
+
+    @property
+    def signals_in_use(self) -> bool:
+        return bool(self.vendors) or self.config.gpp.enabled
+
+    def page_stream(self, consent: Consent) -> MacroStream | None:
+        """A filler for the page's own bytes (hard-coded partner URLs), where TCF or GPP is used."""
+        return MacroStream(self.values(consent)) if self.signals_in_use else None
 
     def values(self, consent: Consent) -> MacroValues:
         gdpr = consent.gdpr_applies
