@@ -488,7 +488,7 @@ def _retention(args: argparse.Namespace) -> tuple[int, str]:
     path = find_config_path(args)
     if path is not None:
         return load_config(path).ledger.retention_days, f"{path} [ledger] retention_days"
-    return LedgerConfig().retention_days, "the default retention_days (no config found)"
+    return LedgerConfig().retention_days, "the default: no config found"
 
 
 def run_purge(args: argparse.Namespace) -> int:
@@ -506,7 +506,7 @@ def run_purge(args: argparse.Namespace) -> int:
             return EXIT_OK
         if counts and not args.yes and not args.json and sys.stdin.isatty():
             sys.stderr.write(format_purge_preview(counts, args.older_than, cutoff)
-                             + f"\nfrom {ledger_target(args)}. Type 'purge' to delete them: ")
+                             + f"\nledger: {ledger_target(args)}\nType 'purge' to delete them: ")
             sys.stderr.flush()
             if sys.stdin.readline().strip() != "purge":
                 sys.stderr.write("nothing deleted\n")
