@@ -55,13 +55,15 @@ class SignalReader:
 
     def __init__(self, jurisdictions: JurisdictionConfig, *, tcf_cookie: str | None,
                  gpp_cookie: str | None, sources: Iterable[ForeignSource],
-                 geo: GeoLookup | None = None) -> None:
+                 geo: GeoLookup | None = None, always: bool = False) -> None:
         if geo is None and jurisdictions.geoip_db:
             geo = MaxMindLookup(jurisdictions.geoip_db)
         self.jurisdictions = JurisdictionResolver(jurisdictions, geo) if jurisdictions.enabled else None
         self.tcf_cookie = tcf_cookie
         self.gpp_cookie = gpp_cookie
         self.sources = tuple(sources)
+        #: Read (and build a GPP string) even without any source configured.
+        self.always = always
         self._tc: _Lru[str, tcf.TCString | None] = _Lru()
         self._gpp: _Lru[str, gpp.GppString | None] = _Lru()
         self._foreign: _Lru[tuple[str, str], ForeignConsent | None] = _Lru()
@@ -70,7 +72,15 @@ class SignalReader:
     def vary(self) -> tuple[str, ...]:
         return self.jurisdictions.config.vary if self.jurisdictions is not None else ()
 
-    def read(self, headers: Iterable[tuple[bytes, bytes]], client_ip: str | None) -> RequestSignals:
+    @property
+    def active(self) -> bool:
+        return bool(self.jurisdictions or self.tcf_cookie or self.gpp_cookie or self.sources
+                    or self.always)
+
+    def read(self, headers: Iterable[tuple[bytes, bytes]], client_ip: str | None) -> RequestSignals | None:
+        """None when the TOML configures no signal: the request costs nothing extra."""
+        if not self.active:
+            return None
         items = list(headers)
         where = self.jurisdictions.decide(items, client_ip) if self.jurisdictions is not None else None
         return RequestSignals(jurisdiction=where, tc=self._read_tc(items), gpp=self._read_gpp(items),
@@ -105,4 +115,5 @@ def signal_reader(config: Config) -> SignalReader:
     return SignalReader(config.jurisdictions,
                         tcf_cookie=config.tcf.cookie if any(
                             p.signals.tcf_vendor_id for p in config.partners.values()) else None,
-                        gpp_cookie=config.gpp.cookie, sources=config.consent_sources)
+                        gpp_cookie=config.gpp.cookie, sources=config.consent_sources,
+                        always=config.gpp.enabled or config.consent_mode.mode == "advanced")
