@@ -13,6 +13,7 @@ from typing import Any
 
 from middleware import ConsentMiddleware
 from middleware.config import parse_config
+from tests.asgi_helpers import html_app
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "signals_data" / "signals.toml"
 PAGE = (b"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Daily news</title>"
@@ -21,16 +22,7 @@ PAGE = (b"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>
         b"</body></html>")
 
 
-async def site(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            await send({"type": message["type"] + ".complete"})
-            if message["type"] == "lifespan.shutdown":
-                return
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"text/html; charset=utf-8")]})
-    await send({"type": "http.response.body", "body": PAGE})
+site = html_app([PAGE])
 
 
 def _config() -> Any:
