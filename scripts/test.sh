@@ -21,3 +21,12 @@ fi
 echo "== ruff"; .venv/bin/ruff check middleware tests examples bench
 echo "== mypy --strict"; .venv/bin/mypy
 echo "== pytest"; .venv/bin/python -m pytest "$@"
+# The pure-Python scanner is the reference and the fallback: the rewriter and ASGI suites also
+# run without the C accelerator (skipped when arguments select other tests).
+if [ "$#" -eq 0 ]; then
+  echo "== pytest, CONSENT_GATE_PURE_PYTHON=1 (rewriter + ASGI)"
+  CONSENT_GATE_PURE_PYTHON=1 .venv/bin/python -m pytest -q -p no:cacheprovider \
+    tests/test_rewrite.py tests/test_rewrite_fetch.py tests/test_rewrite_properties.py \
+    tests/test_rewrite_html5lib.py tests/test_memo.py \
+    tests/test_hosts.py tests/test_asgi.py
+fi

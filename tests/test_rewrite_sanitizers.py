@@ -1,0 +1,79 @@
+"""The C skip built with AddressSanitizer and UndefinedBehaviorSanitizer
+(``-fsanitize=address,undefined``, into a temp dir), run in a child Python with libasan
+preloaded over the hypothesis corpus of tests/test_rewrite_speedups.py and the corpus pages at
+every position: any out-of-bounds read, overflow or undefined behaviour aborts the child.
+Skipped, with the reason, when the compiler cannot build or run it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DRIVER = r"""
+import ctypes, importlib.machinery, importlib.util, sys
+from pathlib import Path
+from hypothesis import HealthCheck, given, settings
+spec = importlib.util.spec_from_loader(
+    "middleware._speedups", importlib.machinery.ExtensionFileLoader("middleware._speedups", sys.argv[1]))
+san = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(san)
+from middleware import rewrite
+from tests import test_rewrite_speedups as t
+assert (san.NAMES, san.END_NAMES, san.PLAIN_URL_TAGS) == (
+    tuple(rewrite._NAME_SET), rewrite._END_NAMES, rewrite._PLAIN_URL_TAGS)
+
+def check(buf):
+    # An exactly sized malloc block (PYTHONMALLOC=malloc): a read one past the end is seen
+    # (a bytes object would hide it behind its trailing NUL).
+    block = (ctypes.c_char * len(buf)).from_buffer_copy(buf)
+    for pos in range(-1, len(buf) + 2):
+        assert san.skip_end(block, pos) == t.regex_end(buf, pos), (buf, pos)
+
+for page in sorted((Path("tests") / "corpus").glob("*.html")):
+    data = page.read_bytes().lower()
+    for cut in range(0, len(data), 1499):
+        check(data[:cut])
+
+@settings(max_examples=int(sys.argv[2]), deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(t.buffers())
+def run(buf):
+    check(buf)
+
+run()
+print("sanitized skip_end: ok")
+"""
+
+
+def test_c_skip_under_address_and_undefined_sanitizers(tmp_path: Path) -> None:
+    cc = shutil.which(os.environ.get("CC", "cc"))
+    if cc is None:
+        pytest.skip("no C compiler")
+    libasan = subprocess.run([cc, "-print-file-name=libasan.so"], capture_output=True,
+                             text=True).stdout.strip()
+    if not os.path.isabs(libasan) or not os.path.exists(libasan):
+        pytest.skip(f"{cc} has no libasan.so (-fsanitize=address unsupported)")
+    out = tmp_path / ("_speedups" + sysconfig.get_config_var("EXT_SUFFIX"))
+    build = subprocess.run(
+        [cc, "-shared", "-fPIC", "-O1", "-g", "-fno-omit-frame-pointer",
+         "-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
+         "-I" + sysconfig.get_paths()["include"], str(ROOT / "middleware" / "_speedups.c"),
+         "-o", str(out)], capture_output=True, text=True)
+    if build.returncode != 0:
+        pytest.skip(f"sanitizer build failed: {build.stderr.strip()[:300]}")
+    env = {**os.environ, "LD_PRELOAD": libasan, "PYTHONMALLOC": "malloc",
+           "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=1",
+           "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1",
+           "PYTHONPATH": str(ROOT)}
+    env.pop("CONSENT_GATE_PURE_PYTHON", None)
+    run = subprocess.run([sys.executable, "-c", DRIVER, str(out), "400"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "sanitized skip_end: ok" in run.stdout
