@@ -45,6 +45,12 @@ def test_activity_decision_table(signals: Signals, events: frozenset[str], basis
     assert action.limited_data_use is ldu
 
 
+def test_activity_tcf_vendor_not_allowed_drops() -> None:
+    s = sig({"ads", "analytics"}, decided=True, tcf_blocked=frozenset({"meta"}))
+    assert not decide(("ads",), NEC, frozenset(), "consent", "x", s, "meta").send
+    assert decide(("ads",), NEC, frozenset(), "consent", "x", s, "ga4").send
+
+
 def test_activity_necessary_partner_needs_no_choice() -> None:
     action = decide(("necessary",), NEC, frozenset(), "consent", "purchase", sig(set(), decided=False))
     assert action.send and action.reason == "strictly necessary"

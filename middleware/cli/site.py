@@ -59,6 +59,14 @@ def format_policy(config: Config) -> str:
         if not partner.inject:
             lines.append("      injects:  nothing (its hard-coded tags are gated in place)")
         lines += partner_lines(partner)
+        f = partner.forward
+        if f is not None:
+            secret = ("" if not f.credential_env else
+                      f", secret from ${f.credential_env} ({'set' if os.environ.get(f.credential_env) else 'NOT SET'})")
+            lines.append(f"      forward:  {f.kind} to {f.endpoint}{secret}")
+            fields = sorted(f.fields - {"event_id"}) + [f"cookie {c}" for c in f.cookies]
+            lines.append(f"      sends:    event name, time and id; {', '.join(fields) or 'nothing else'}"
+                         + (f"; events: {', '.join(sorted(f.events))}" if f.events else ""))
     return "\n".join(lines)
 
 

@@ -37,6 +37,8 @@ class Signals:
     jurisdiction: str | None = None
     #: TCF purposes consented (None where the TCF does not apply).
     tcf_purposes: frozenset[int] | None = None
+    #: Partners whose TCF vendor the TC string does not allow.
+    tcf_blocked: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -56,8 +58,8 @@ class Action:
 
 
 def decide(purposes: tuple[str, ...], necessary: frozenset[str], events: frozenset[str],
-           basis: str, event: str, s: Signals) -> Action:
-    """The action for one partner (its ``purposes``) and one event; pure, never raises."""
+           basis: str, event: str, s: Signals, partner: str = "") -> Action:
+    """The action for one partner (its id and ``purposes``) and one event; pure, never raises."""
     if events and event not in events:
         return Action(False, f"event {event!r} is not forwarded to this partner")
     if not purposes:
@@ -70,6 +72,8 @@ def decide(purposes: tuple[str, ...], necessary: frozenset[str], events: frozens
     if not s.decided and not (basis == "opt-out" and s.default == "allow"):
         return Action(False, "the visitor has not chosen (server-side forwarding needs a choice)")
     transforms: set[Transform] = set()
+    if partner and partner in s.tcf_blocked:
+        return Action(False, "the TC string does not allow this partner's TCF vendor")
     if s.tcf_purposes is not None:
         if 1 not in s.tcf_purposes:
             return Action(False, "TCF purpose 1 (store/access information) not consented")

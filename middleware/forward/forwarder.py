@@ -147,11 +147,19 @@ class Forwarder:
 
     # -- forwarding ------------------------------------------------------------------
     def signals(self, consent: Consent) -> Signals:
-        tcf = getattr(consent, "tcf_purposes", None)
-        return Signals(granted=consent.granted, decided=consent.decided, opt_out_sale=consent.gpc,
-                       default=self.config.policy.default,
-                       jurisdiction=getattr(consent, "jurisdiction", None),
-                       tcf_purposes=frozenset(tcf) if tcf is not None else None)
+        """The decision's inputs: consent, GPC or a usnat opt-out, the region's stance, TCF."""
+        usnat = consent.gpp.usnat if consent.gpp is not None else None
+        us_opt_out = usnat is not None and 1 in (
+            usnat.sale_opt_out, usnat.sharing_opt_out, usnat.targeted_advertising_opt_out)
+        where = consent.jurisdiction
+        default = self.config.policy.default if where is None else (
+            "deny" if where.stance == "opt-in" else "allow")
+        return Signals(granted=consent.granted, decided=consent.decided,
+                       opt_out_sale=consent.gpc or us_opt_out, default=default,
+                       jurisdiction=where.region if where is not None else None,
+                       tcf_purposes=(frozenset(consent.tc.purpose_consents)
+                                     if consent.tc is not None else None),
+                       tcf_blocked=consent.tcf_blocked)
 
     async def forward(self, scope: Scope, consent: Consent, event: str,
                       data: Mapping[str, Any] | None = None) -> ForwardResult:
@@ -180,7 +188,8 @@ class Forwarder:
         }
         for pid, spec in self.specs.items():
             partner = self.config.partners[pid]
-            action = decide(partner.purposes, self.necessary, spec.events, spec.basis, event, signals)
+            action = decide(partner.purposes, self.necessary, spec.events, spec.basis, event, signals,
+                            pid)
             if not action.send:
                 skipped[pid] = action.reason
                 continue
