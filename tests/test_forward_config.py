@@ -73,3 +73,13 @@ def test_forward_missing_credential_stops_start_up_without_showing_values(tmp_pa
     with pytest.raises(ConfigError, match="environment variable META_TOKEN is not set"):
         read_secrets("p.toml", specs, {})  # type: ignore[arg-type]
     assert read_secrets("p.toml", specs, {"META_TOKEN": "t0k"}) == {"meta": "t0k"}  # type: ignore[arg-type]
+
+
+def test_forward_readme_example_is_the_example_file_and_valid() -> None:
+    from middleware.config import load_config
+    from tests.support.servers import REPO_ROOT
+
+    example = (REPO_ROOT / "examples" / "forwarding" / "partners.toml").read_text()
+    assert example.strip() in (REPO_ROOT / "README.md").read_text()
+    config = load_config(REPO_ROOT / "examples" / "forwarding" / "partners.toml")
+    assert {pid for pid, p in config.partners.items() if p.forward} == {"ga4", "meta"}

@@ -61,8 +61,8 @@ def format_policy(config: Config) -> str:
         lines += partner_lines(partner)
         f = partner.forward
         if f is not None:
-            secret = ("" if not f.credential_env else
-                      f", secret from ${f.credential_env} ({'set' if os.environ.get(f.credential_env) else 'NOT SET'})")
+            is_set = "set" if os.environ.get(f.credential_env) else "NOT SET"
+            secret = f", secret from ${f.credential_env} ({is_set})" if f.credential_env else ""
             lines.append(f"      forward:  {f.kind} to {f.endpoint}{secret}")
             fields = sorted(f.fields - {"event_id"}) + [f"cookie {c}" for c in f.cookies]
             lines.append(f"      sends:    event name, time and id; {', '.join(fields) or 'nothing else'}"

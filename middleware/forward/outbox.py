@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import sqlite3
 import threading
 import time
@@ -115,16 +116,43 @@ class Outbox:
                 os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
             conn = sqlite3.connect(self.path, timeout=10.0, isolation_level=None,
                                    check_same_thread=False)
-            conn.execute("PRAGMA journal_mode = WAL")
+            # 1 ms: the write lock is retried by _begin, faster than SQLite's busy handler.
+            conn.execute("PRAGMA busy_timeout = 1")
+            self._begin_with_retry(conn, "PRAGMA journal_mode = WAL")
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
-            for statement in _SCHEMA:
-                conn.execute(statement)
+            self._begin_with_retry(conn)
+            try:
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                conn.close()
+                raise
+            conn.execute("COMMIT")
             self._conn = conn
         return self._conn
 
+    @staticmethod
+    def _begin_with_retry(conn: sqlite3.Connection, statement: str = "BEGIN IMMEDIATE") -> None:
+        """Take the write lock, retrying every fraction of a millisecond (jittered) for 10 s.
+
+        The ledger's writer shares the file's one write lock; SQLite's own busy handler would
+        sleep up to 100 ms between tries while the holder's transaction lasts about one."""
+        deadline = time.monotonic() + 10.0
+        delay = 0.0002
+        while True:
+            try:
+                conn.execute(statement)
+                return
+            except sqlite3.OperationalError as exc:
+                if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > deadline:
+                    raise
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 1.5, 0.002)
+
     def _tx(self, work: Callable[[sqlite3.Connection], T]) -> T:
         conn = self._db()
-        conn.execute("BEGIN IMMEDIATE")
+        self._begin_with_retry(conn)
         try:
             result = work(conn)
         except BaseException:
