@@ -7,6 +7,7 @@ depend on the request (config, keys, host patterns, snippets, CSP values) is don
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -36,6 +37,7 @@ from .hosts import HostMatcher
 from .inflate import DECODABLE, InflateError, Inflater
 from .memo import RewriteMemo, Rewritten
 from .plan import PlanBuilder, charset_of
+from .review.mydata import MyDataPage
 from .review.proof import BannerVersions
 from .review.recorder import ReviewRecorder
 from .rewrite import HtmlRewriter
@@ -89,6 +91,11 @@ class ConsentMiddleware:
                             record_event=self.review.wrap(self.discloser.record_event),
                             collect=self.forwarder.collector if self.forwarder else None)
         self.review.versions = BannerVersions(self.config, self.ui)
+        self.my_data: MyDataPage | None = None
+        if self.config.site.my_data_page:
+            self.my_data = MyDataPage(self.config, self.ui, _sqlite_path(self.discloser)
+                                      or _ledger_target(self.discloser))
+            self.ui.mount("my-data", self.my_data)
         self.plans = PlanBuilder(self.config, self.matcher, self.ui)
         self.csp = CspBuilder(self.config)
         self.csp_reports = CspReports(self.matcher, trust_proxy=policy.trust_proxy,
@@ -189,6 +196,8 @@ class ConsentMiddleware:
             await self.forwarder.aclose()
         await self.discloser.aclose()
         await self.review.aclose()
+        if self.my_data is not None:
+            await asyncio.to_thread(self.my_data.close)
 
     async def _answer_lifespan(self, receive: Receive, send: Send,
                                seen: _LifespanProgress) -> None:
@@ -230,6 +239,13 @@ def _forwarder(config: Config, signing_key: str, discloser: Discloser) -> Forwar
         logger.warning("consent-gate: [partners.*.forward] needs the ledger; forwarding is off")
         return None
     return Forwarder.from_config(config, signing_key, discloser.writer)
+
+
+def _ledger_target(discloser: Discloser) -> str | None:
+    """A PostgreSQL ledger's DSN (the my-data page reads it; review tables are SQLite only)."""
+    store = discloser.writer.store if discloser.writer is not None else None
+    dsn = getattr(store, "dsn", None)
+    return str(dsn) if dsn else None
 
 
 def _sqlite_path(discloser: Discloser) -> str | None:

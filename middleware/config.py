@@ -23,6 +23,7 @@ from .signals.consent_mode import ConsentModeConfig
 from .signals.foreign import ForeignSource
 from .signals.jurisdiction import JurisdictionConfig
 from .signals.settings import GppConfig, PartnerSignals, TcfConfig
+from .ui.site import SiteConfig, read_site
 
 Position = Literal["head-end", "body-start", "body-end"]
 POSITIONS: tuple[Position, ...] = ("head-end", "body-start", "body-end")
@@ -167,6 +168,7 @@ class Config:
     gpp: GppConfig = field(default_factory=GppConfig)
     consent_mode: ConsentModeConfig = field(default_factory=ConsentModeConfig)
     consent_sources: tuple[ForeignSource, ...] = ()
+    site: SiteConfig = field(default_factory=SiteConfig)
 
     def partners_for_purpose(self, purpose: str) -> tuple[Partner, ...]:
         return tuple(p for p in self.partners.values() if purpose in p.purposes)
@@ -634,6 +636,8 @@ section("tcf")(signal_settings.read_tcf)
 section("gpp")(signal_settings.read_gpp)
 section("consent_mode")(signal_settings.read_consent_mode)
 section("consent_sources")(signal_settings.read_consent_sources)
+# Who runs the site and the consent pages' branding (ui/site.py).
+section("site")(read_site)
 
 
 # --------------------------------------------------------------------------- entry points

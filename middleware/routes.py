@@ -59,8 +59,9 @@ MAX_BODY = 16 * 1024
 MAX_FIELDS = 200
 WELL_KNOWN_GPC = "/.well-known/gpc.json"
 
-PAGE_CSP = ("default-src 'none'; style-src 'self'; script-src 'self'; form-action 'self'; "
-            "frame-ancestors 'self'; base-uri 'none'")
+# img-src 'self': the owner's header may carry the site's logo ([site] header_html).
+PAGE_CSP = ("default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; "
+            "form-action 'self'; frame-ancestors 'self'; base-uri 'none'")
 _SECURITY_HEADERS = {
     "Content-Security-Policy": PAGE_CSP,
     "X-Content-Type-Options": "nosniff",
@@ -175,6 +176,18 @@ class ConsentUI:
             self._routes = {**self._routes, WELL_KNOWN_GPC: (("GET", "HEAD"), self._gpc)}
         if collect is not None:
             self._routes = {**self._routes, self.prefix + "collect": (("POST",), self._collect)}
+
+    def mount(self, name: str, endpoint: Callable[[Scope, Receive, Consent], Awaitable[Response]],
+              methods: tuple[str, ...] = ("GET", "HEAD")) -> None:
+        """Add a page at ``{prefix}{name}`` (the my-data page); it gets the pages' strict CSP."""
+
+        async def page(scope: Scope, receive: Receive, consent: Consent) -> Response:
+            response = await endpoint(scope, receive, consent)
+            for key, value in _SECURITY_HEADERS.items():
+                response.headers.setdefault(key, value)
+            return response
+
+        self._routes = {**self._routes, self.prefix + name: (methods, page)}
 
     # ------------------------------------------------------------------ for the middleware
 

@@ -178,7 +178,7 @@ def test_config_reports_every_error_of_the_file_at_once() -> None:
         "p.toml: ledger.retention_days: expected a positive number of days, got 0",
         "p.toml: ledger.fial: unknown key 'fial'; did you mean 'fail'?",
         "p.toml: surprise: unknown key 'surprise'; known keys here: consent_mode, consent_sources, csp, gpp, "
-        "jurisdictions, ledger, partners, policy, purposes, tcf, ui",
+        "jurisdictions, ledger, partners, policy, purposes, site, tcf, ui",
     ])
     assert all(line.startswith("p.toml: ") for line in lines)
 
@@ -235,6 +235,6 @@ def test_config_sections_are_registered_in_one_place() -> None:
     from middleware import config as module
 
     assert list(module._SECTIONS) == ["policy", "purposes", "partners", "csp", "ledger", "ui",
-                                      "jurisdictions", "tcf", "gpp", "consent_mode", "consent_sources"]
+                                      "jurisdictions", "tcf", "gpp", "consent_mode", "consent_sources", "site"]
     with pytest.raises(RuntimeError, match="two readers"):
         module.section("policy")(lambda t, done: None)

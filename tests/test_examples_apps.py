@@ -109,7 +109,7 @@ def test_embeds_page_hard_codes_every_tag_kind(jt: TestClient) -> None:
 @pytest.mark.parametrize("path", TOMLS, ids=lambda p: p.parent.name)
 def test_partners_toml_is_consistent(path: Path) -> None:
     data = tomllib.loads(path.read_text(encoding="utf-8"))
-    assert {"policy", "purposes", "partners", "csp", "ledger"} <= set(data) <= {"policy", "purposes", "partners", "csp", "ledger", "ui"}
+    assert {"policy", "purposes", "partners", "csp", "ledger"} <= set(data) <= {"policy", "purposes", "partners", "csp", "ledger", "ui", "site"}
     purposes = data["purposes"]
     assert purposes["necessary"]["necessary"] is True
     for pid, partner in data["partners"].items():

@@ -172,14 +172,51 @@ def placeholder_size(attrs: Mapping[str, str]) -> str:
 # --------------------------------------------------------------------------- pages
 
 
-def page(lang: str, title: str, urls: Urls, main: str) -> str:
+def site_frame(config: Config, texts: Texts, back: str) -> tuple[str, str]:
+    """The site's own header and footer around a consent page: the owner's fragments, and
+    always who runs the site, a way back (``back``, already escaped) and the privacy policy."""
+    site = config.site
+    name = site.name or texts["back"]
+    header = (f'<a class="cg-skip" href="#cg-main">{e(texts["skip_to_content"])}</a>'
+              f'<header class="cg-site-header">'
+              + (site.header_html or f'<p class="cg-site-name"><a href="{e(site.home)}">'
+                                     f'{e(name)}</a></p>')
+              + f'<p class="cg-back"><a href="{back}">\u2190 {e(texts["back"])}</a></p></header>')
+    facts = []
+    if site.name:
+        facts.append(e(texts["site_run_by"].replace("{name}", site.name)))
+    if site.privacy_policy_url:
+        facts.append(f'<a href="{e(site.privacy_policy_url)}">{e(texts["site_privacy_policy"])}</a>')
+    if site.contact:
+        facts.append(e(texts["site_contact"]).replace("{contact}", contact_html(site.contact)))
+    joined = " \u00b7 ".join(facts)
+    footer = f'<footer class="cg-site-footer"><p>{joined}</p>{site.footer_html}</footer>'
+    return header, footer
+
+
+def contact_html(contact: str) -> str:
+    href = contact if contact.startswith("https://") else f"mailto:{contact}"
+    return f'<a href="{e(href)}">{e(contact)}</a>'
+
+
+def page(lang: str, title: str, urls: Urls, main: str, *, config: Config | None = None,
+         texts: Texts | None = None, back: str | None = None) -> str:
+    """A whole consent page. With ``config`` and ``texts`` it sits in the site's frame
+    (``[site]``: stylesheet, header, footer, who runs it, a way back, the privacy policy)."""
+    owner_css = header = footer = ""
+    if config is not None and texts is not None:
+        if config.site.stylesheet:
+            owner_css = f'<link rel="stylesheet" href="{e(config.site.stylesheet)}">'
+        header, footer = site_frame(config, texts, back if back is not None
+                                    else e(config.site.home))
     return (
         f'<!doctype html><html lang="{e(lang)}"><head><meta charset="utf-8">'
         f'<meta name="viewport" content="width=device-width,initial-scale=1">'
         f'<meta name="referrer" content="same-origin">'
         f"<title>{e(title)}</title>"
-        f'<link rel="stylesheet" href="{e(urls.css)}"></head>'
-        f'<body class="consent-gate-page"><main>{main}</main></body></html>'
+        f'<link rel="stylesheet" href="{e(urls.css)}">{owner_css}</head>'
+        f'<body class="consent-gate-page">{header}<main id="cg-main">{main}</main>{footer}'
+        f"</body></html>"
     )
 
 
@@ -209,7 +246,7 @@ def partners_page(config: Config, texts: Texts, lang: str, urls: Urls) -> str:
             f'rel="noopener noreferrer">{e(partner.privacy_url)}</a></dd></dl></section>')
     if not config.partners:
         parts.append(f'<p>{e(texts["no_partners"])}</p>')
-    return page(lang, texts["partners_title"], urls, "".join(parts))
+    return page(lang, texts["partners_title"], urls, "".join(parts), config=config, texts=texts)
 
 
 @dataclass(frozen=True)
@@ -223,6 +260,8 @@ class PreferencesTemplate:
     tail: str
     texts: Texts
     gpc_note: str
+    #: Where "back" goes when the page the visitor came from is unknown ([site] home).
+    home: str = "/"
 
     def render(self, *, consent_id: str | None, granted: frozenset[str], gpc: bool,
                return_to: str) -> str:
@@ -231,11 +270,13 @@ class PreferencesTemplate:
             who = f'<p class="cg-meta">{e(t["consent_id"])}: <code>{e(consent_id)}</code></p>'
         else:
             who = f'<p class="cg-meta">{e(t["not_decided"])}</p>'
-        out = [self.head, self.gpc_note if gpc else "", who, self.form_open, e(return_to), '">']
+        back = e(return_to or self.home)
+        out = [self.head.replace("\x00BACK\x00", back), self.gpc_note if gpc else "", who,
+               self.form_open, e(return_to), '">']
         for pid, before, after, necessary in self.purposes:
             state = " checked disabled" if necessary else (" checked" if pid in granted else "")
             out += [before, state, after]
-        out.append(self.tail.replace("\x00BACK\x00", e(return_to or "/")))
+        out.append(self.tail.replace("\x00BACK\x00", back))
         return "".join(out)
 
 
@@ -254,7 +295,8 @@ def _purpose_block(config: Config, purpose: Purpose, texts: Texts) -> tuple[str,
 
 def preferences_template(config: Config, texts: Texts, lang: str,
                          urls: Urls) -> PreferencesTemplate:
-    shell = page(lang, texts["preferences_title"], urls, "\x00MAIN\x00")
+    shell = page(lang, texts["preferences_title"], urls, "\x00MAIN\x00", config=config,
+                 texts=texts, back="\x00BACK\x00")
     doc_head, doc_tail = shell.split("\x00MAIN\x00")
     head = (doc_head + f'<h1>{e(texts["preferences_title"])}</h1>'
             f'<p>{e(texts["preferences_intro"])}</p>')
@@ -268,8 +310,11 @@ def preferences_template(config: Config, texts: Texts, lang: str,
             f'<button class="cg-btn" type="submit" name="action" value="withdraw">'
             f'{e(texts["withdraw"])}</button></div></form>'
             f'<p><a href="{e(urls.partners)}">{e(texts["partners_link"])}</a> \u00b7 '
-            f'<a href="\x00BACK\x00">{e(texts["back"])}</a></p>' + doc_tail)
+            + (f'<a href="{e(urls.prefix)}my-data" id="consent-gate-my-data-link">'
+               f'{e(texts["my_data_link"])}</a> \u00b7 ' if config.site.my_data_page else "")
+            + f'<a href="\x00BACK\x00">{e(texts["back"])}</a></p>' + doc_tail)
     blocks = tuple(_purpose_block(config, p, texts) for p in config.purposes.values())
     gpc_note = f'<p class="cg-notice">{e(texts["gpc_honoured"])}</p>'
-    return PreferencesTemplate(head=head, form_open=form_open, purposes=blocks, tail=tail,
+    return PreferencesTemplate(home=config.site.home, head=head, form_open=form_open,
+                               purposes=blocks, tail=tail,
                                texts=texts, gpc_note=gpc_note)

@@ -66,6 +66,43 @@ DEFAULT_TEXTS = MappingProxyType({
         "partners set on their own domains can only be cleared by your browser."
     ),
     "not_found": "Not found.",
+    # The site's own frame around every consent page ([site] in the TOML).
+    "site_run_by": "This site is run by {name}.",
+    "site_privacy_policy": "Privacy policy",
+    "site_contact": "Questions about your data: {contact}",
+    "skip_to_content": "Skip to the content",
+    # The visitor's own page, /.consent/my-data.
+    "my_data_link": "What we recorded about you",
+    "my_data_title": "What this site recorded about you",
+    "my_data_intro": (
+        "This page is only for you: it is found through the consent cookie of this browser, "
+        "and nobody else can see it."
+    ),
+    "my_data_none": (
+        "This browser has no stored choice, so nothing in our records is linked to it."
+    ),
+    "my_data_history": "Your consent choices",
+    "my_data_no_history": "No choice recorded.",
+    "my_data_received": "Partners that received your data",
+    "my_data_nothing_received": "No partner received data from your visits.",
+    "my_data_recent": "Your recent page views with partners",
+    "my_data_when": "When (UTC)",
+    "my_data_page": "Page",
+    "my_data_what": "What",
+    "my_data_views": "Page views",
+    "my_data_first_last": "First and last",
+    "my_data_categories": "Data",
+    "my_data_given": "Choice made",
+    "my_data_changed": "Choice changed",
+    "my_data_withdrawn": "Consent withdrawn",
+    "my_data_granted": "allowed",
+    "my_data_refused": "refused",
+    "my_data_banner": "The consent screen you saw",
+    "my_data_banner_shown": "This is the consent screen you answered on {date}, exactly as shown.",
+    "my_data_ask": "To ask us to correct or delete this data, contact {contact}.",
+    "my_data_ask_no_contact": (
+        "To ask us to correct or delete this data, use the contact in our privacy policy."),
+    "my_data_busy": "Too many requests; please try again in a minute.",
     "list_separator": ", ",
     # Data categories a partner receives (config.DATA_CATEGORIES).
     "data_ip_address": "IP address",
