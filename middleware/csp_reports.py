@@ -56,9 +56,12 @@ class _Bucket:
         self.tokens = tokens
         self.at = at
 
-    def take(self, now: float, burst: float, rate: float) -> bool:
+    def refill(self, now: float, burst: float, rate: float) -> None:
         self.tokens = min(burst, self.tokens + (now - self.at) * rate)
         self.at = now
+
+    def take(self, now: float, burst: float, rate: float) -> bool:
+        self.refill(now, burst, rate)
         if self.tokens < 1:
             return False
         self.tokens -= 1
@@ -102,23 +105,35 @@ class CspReports:
 
     # ------------------------------------------------------------------ counting
 
-    def allow_client(self, client: str) -> bool:
-        """Take one report from ``client``'s bucket; False when it is empty."""
-        now = self.clock()
+    def _bucket(self, client: str) -> _Bucket:
         bucket = self._clients.get(client)
         if bucket is None:
-            bucket = self._clients[client] = _Bucket(CLIENT_BURST, now)
+            bucket = self._clients[client] = _Bucket(CLIENT_BURST, self.clock())
             if len(self._clients) > MAX_CLIENTS:
                 self._clients.popitem(last=False)
         else:
             self._clients.move_to_end(client)
-        if bucket.take(now, CLIENT_BURST, CLIENT_RATE):
+        return bucket
+
+    def may_report(self, client: str) -> bool:
+        """Has ``client`` a violation left to report? (Takes nothing.)"""
+        bucket = self._bucket(client)
+        bucket.refill(self.clock(), CLIENT_BURST, CLIENT_RATE)
+        if bucket.tokens >= 1:
             return True
         self.refused += 1
         return False
 
-    def count(self, report: Any) -> None:
-        """Count one report body (either format); ignore anything that is not one."""
+    def allow_client(self, client: str) -> bool:
+        """Take one violation from ``client``'s bucket; False when it is empty."""
+        if self._bucket(client).take(self.clock(), CLIENT_BURST, CLIENT_RATE):
+            return True
+        self.refused += 1
+        return False
+
+    def count(self, report: Any, client: str | None = None) -> None:
+        """Count one report body (either format); ignore anything that is not one. Each
+        violation in it is charged to ``client``: a batch of 50 costs 50."""
         items = report if isinstance(report, list) else [report]
         for item in items[:50]:
             if not isinstance(item, dict):
@@ -128,11 +143,14 @@ class CspReports:
                 continue
             uri = body.get("blocked-uri") or body.get("blockedURL") or ""
             host = self.matcher.host_of_url(uri) if isinstance(uri, str) else None
-            if host is not None:
-                self._count_host(host)
-                if self.on_unknown is not None and self.matcher.partner_for_host(host) is None:
-                    page = body.get("document-uri") or body.get("documentURL") or item.get("url")
-                    self.on_unknown(host, _page_path(page))
+            if host is None:
+                continue
+            if client is not None and not self.allow_client(client):
+                return
+            self._count_host(host)
+            if self.on_unknown is not None and self.matcher.partner_for_host(host) is None:
+                page = body.get("document-uri") or body.get("documentURL") or item.get("url")
+                self.on_unknown(host, _page_path(page))
 
     def _count_host(self, host: str) -> None:
         partner = self.matcher.partner_for_host(host)
@@ -186,7 +204,8 @@ class CspReports:
             await Response("Method not allowed.\n", 405, {"Allow": "POST"},
                            media_type="text/plain")(scope, receive, send)
             return
-        if not self.allow_client(self.client_of(scope)):
+        client = self.client_of(scope)
+        if not self.may_report(client):
             await Response("Too many reports.\n", 429, {"Retry-After": "60"},
                            media_type="text/plain")(scope, receive, send)
             return
@@ -202,5 +221,5 @@ class CspReports:
                 await Response("Report too large.\n", 413, media_type="text/plain")(scope, receive, send)
                 return
         with contextlib.suppress(ValueError, RecursionError):
-            self.count(json.loads(body))
+            self.count(json.loads(body), client)
         await Response(status_code=204)(scope, receive, send)

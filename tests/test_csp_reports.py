@@ -129,3 +129,13 @@ def test_csp_reports_endpoint_answers_429_after_the_burst(tmp_path: Path) -> Non
     assert statuses.count(204) == csp_reports.CLIENT_BURST
     assert statuses[-1] == 429
     assert asyncio.run(send_one("203.0.113.7")) == 204
+
+
+def test_csp_reports_batch_is_charged_per_violation() -> None:
+    reports = CspReports(MATCHER, clock=Clock())
+    batch = [{"type": "csp-violation", "body": {"blockedURL": f"https://forged{i}.example/"}}
+             for i in range(50)]
+    assert reports.may_report("198.51.100.9")
+    reports.count(batch, "198.51.100.9")
+    assert len(reports.unknown_hosts) == csp_reports.CLIENT_BURST
+    assert not reports.may_report("198.51.100.9")
