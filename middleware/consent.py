@@ -90,11 +90,6 @@ class Consent:
     def stance(self) -> str | None:
         return self.jurisdiction.stance if self.jurisdiction is not None else None
 
-    @property
-    def gdpr_applies(self) -> bool:
-        """TCF rules apply: an opt-in region (or, without [jurisdictions], an opt-in site)."""
-        return self.jurisdiction.opt_in if self.jurisdiction is not None else True
-
 
 def new_consent_id() -> str:
     """A random pseudonymous id: links a visitor's consent events and disclosures, nothing else."""

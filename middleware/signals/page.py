@@ -65,7 +65,8 @@ class SignalSnippets:
         return MacroStream(self.values(consent)) if self.signals_in_use else None
 
     def values(self, consent: Consent) -> MacroValues:
-        gdpr = consent.gdpr_applies
+        where = consent.jurisdiction
+        gdpr = where.opt_in if where is not None else self.config.policy.default == "deny"
         return MacroValues(gdpr="1" if gdpr else "0",
                            tc_string=consent.tc.raw if gdpr and consent.tc is not None else "",
                            gpp_string=consent.gpp.raw if consent.gpp is not None else "",
