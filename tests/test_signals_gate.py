@@ -193,3 +193,16 @@ def test_signals_gate_fills_macros_in_hard_coded_urls_across_chunks(tmp_path: Pa
     eea = _get(gate, EEA, cookie=f"{cookie_for(gate, {'analytics'})}; euconsent-v2={_tc_string('yes')}")
     # Vendor 20 is declared by a partner: it gets the string (the rewriter keeps or neutralises the tag).
     assert f"gdpr=1&amp;c={_tc_string('yes')}&amp;s=&amp;x=\"".encode() in eea.body
+
+
+@pytest.mark.parametrize(("default", "gdpr"), [("deny", b"gdpr=1"), ("allow", b"gdpr=0")])
+def test_signals_gate_without_jurisdictions_gdpr_follows_the_policy(tmp_path: Path, default: str,
+                                                                    gdpr: bytes) -> None:
+    data = tomllib.loads(EXAMPLE.read_text())
+    data["ledger"] = {"path": str(tmp_path / "ledger.sqlite3")}
+    del data["jurisdictions"]
+    data["policy"]["default"] = default
+    gate = ConsentMiddleware(html_app([PAGE]), config=parse_config(data, "signals.toml"), secret=SECRET)
+    cookie = f"{cookie_for(gate, {'ads', 'analytics'})}; euconsent-v2={_tc_string('yes')}"
+    body = _get(gate, [], cookie=cookie).body
+    assert gdpr + b"&gdpr_consent=" in body and GPT in body
