@@ -70,3 +70,19 @@ def test_cli_tcf_update_gvl_needs_a_destination(tmp_path: Path, monkeypatch: pyt
     monkeypatch.delenv("CONSENT_GATE_CONFIG", raising=False)
     assert main(["tcf", "update-gvl", "--url", "http://127.0.0.1:9/x"]) == 2
     assert "--output PATH" in capsys.readouterr().err
+
+
+def test_cli_tcf_update_gvl_writes_the_configs_gvl_file(gvl_server: str, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """The config names a list that does not exist yet: update-gvl creates it, then the config loads."""
+    from middleware.config import load_config
+    from tests.test_signals_settings import EXAMPLE
+
+    target = tmp_path / "vendor-list.json"
+    config = tmp_path / "partners.toml"
+    text = EXAMPLE.read_text().replace('# gvl = "/var/lib/consent-gate/vendor-list.json"', f'gvl = "{target}"')
+    config.write_text(text.replace("tcf_vendor_id = 755", "tcf_vendor_id = 10"))
+    assert main(["tcf", "update-gvl", "--url", gvl_server + "/v3/vendor-list.json", "--config", str(config)]) == 0
+    assert str(target) in capsys.readouterr().out
+    loaded = load_config(config)
+    assert loaded.tcf.gvl is not None and loaded.tcf.gvl.version == 321

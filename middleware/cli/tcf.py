@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import tempfile
+import tomllib
 from pathlib import Path
 
 from ..errors import ConsentGateError
@@ -27,10 +28,15 @@ def _output_path(args: argparse.Namespace) -> Path:
         return Path(args.output)
     config = find_config_path(args)
     if config is not None:
-        from ..config import load_config
-
-        gvl_path = getattr(getattr(load_config(config), "tcf", None), "gvl", None)
-        if gvl_path:
+        # Only [tcf] gvl is read: the whole config would refuse a list that does not exist yet.
+        try:
+            data = tomllib.loads(config.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConsentGateError(f"cannot read {config}: {exc}") from None
+        tcf_table = data.get("tcf")
+        gvl_path = tcf_table.get("gvl") if isinstance(tcf_table, dict) else None
+        if isinstance(gvl_path, str) and gvl_path.strip():
+            # A relative path is relative to where consent-gate runs, as the server reads it.
             return Path(gvl_path)
     raise ConsentGateError("where to write the Global Vendor List: give --output PATH, "
                            "or a config whose [tcf] table has gvl = \"PATH\"")
