@@ -7,7 +7,7 @@
    concurrency 1 and 32; each returns once the ledger record *and* the outbox row are
    committed (SQLite WAL, synchronous=FULL): events/s and p50/p99 latency.
 2. **Sender**: an outbox prefilled with N events drained into a loopback partner (a real
-   HTTP server checking Meta's schema): events/s.
+   HTTP server checking Meta's schema, in its own process and in this one): events/s.
 3. **Page latency**: a raw ASGI page through ConsentMiddleware, median of rounds, for a plain
    page (bare app and wrapped), and a page whose handler calls ``forward()`` while the
    partner is fast, down (connection refused) or slow (2 s): the partner never shows up
@@ -199,7 +199,8 @@ async def main(quick: bool) -> str:
             if proc.stdout is not None:
                 proc.stdout.close()
         lines += ["", "## Sender: outbox drained into a loopback partner (Meta schema checked)", "",
-                  f"{n} events, one HTTP/1.1 request each, 8 in flight: **{rate_out:,.0f} events/s** with "
+                  f"{n} events, up to 256 claimed per round, in requests of up to 100 (Meta's data[]): "
+                  f"**{rate_out:,.0f} events/s** with "
                   f"the partner in its own process; {rate:,.0f} events/s with it in this process "
                   "(sharing the GIL with the sender)"]
         lat = await page_latency(tmp, {"fast": fast.url, "down": "http://127.0.0.1:9",

@@ -305,3 +305,25 @@ def test_forward_credentials_never_logged(tmp_path: Path, caplog: pytest.LogCapt
         assert secret not in caplog.text and secret.encode() not in db
     conn = sqlite3.connect(tmp_path / "l.sqlite3")
     assert all(s.last_error for s in status_of(conn))
+
+
+def test_forward_meta_events_travel_in_batches_and_retry_together(tmp_path: Path) -> None:
+    async def go() -> None:
+        with PartnerServer("meta") as meta, PartnerServer("ga4") as ga4:
+            meta.script(("status", 500))
+            config = make_config({"meta": meta.url, "ga4": ga4.url}, tmp_path / "l.sqlite3")
+            clock = Clock()
+            fw = make_forwarder(config, clock)
+            for i in range(30):
+                await fw.forward(scope(), consent(config, ALL), "purchase", {"event_id": f"b-{i}", "value": i})
+            await drain(fw, clock, step=120)
+            await close(fw)
+            assert len(meta.requests) == 2  # one batch, refused with 500, then sent again whole
+            assert all(r.schema_errors == [] for r in meta.requests)
+            assert [e["event_id"] for e in meta.requests[1].body["data"]] == [f"b-{i}" for i in range(30)]
+            assert meta.requests[0].raw == meta.requests[1].raw
+            assert len(ga4.requests) == 30  # GA4: one client id per request, so one event each
+        accepted = [r for r in ledger_rows(tmp_path / "l.sqlite3")
+                    if r["partner"] == "meta" and r["delivery"] == "accepted"]
+        assert len(accepted) == 30 and {r["attempts"] for r in accepted} == {2}
+    asyncio.run(go())

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -23,7 +24,7 @@ import httpx2
 
 from middleware.forward.breaker import Breaker, backoff, retry_after
 from middleware.forward.kinds import kind_for
-from middleware.forward.outbox import Item, Outbox, Outcome
+from middleware.forward.outbox import Item, Outbox, Outcome, encode
 from middleware.forward.spec import ForwardSpec
 from middleware.forward.transport import AddressRefused, Resolver, make_client, read_bounded
 
@@ -74,7 +75,7 @@ def redact(text: str, secrets: Mapping[str, str]) -> str:
 class Sender:
     def __init__(self, outbox: Outbox, specs: Mapping[str, ForwardSpec], secrets: Mapping[str, str],
                  on_outcome: OnOutcome, *, clock: Callable[[], float] = time.time,
-                 resolver: Resolver | None = None, batch: int = 64, lease_s: float = 60.0,
+                 resolver: Resolver | None = None, batch: int = 256, lease_s: float = 60.0,
                  idle_s: float = 1.0, per_partner: int = 8,
                  breaker_factory: Callable[[], Breaker] | None = None) -> None:
         self.outbox = outbox
@@ -138,7 +139,20 @@ class Sender:
         items = await self.outbox.claim(self.batch, self.lease_s, exclude=closed)
         if not items:
             return 0
-        steps = await asyncio.gather(*(self._one(item) for item in items))
+        steps: list[_End | _Retry | Item] = []
+        groups: dict[str, list[Item]] = {}
+        for item in items:
+            early = self._check(item)
+            if early is None:
+                groups.setdefault(item.partner, []).append(item)
+            else:
+                steps.append(early)
+        sends = []
+        for pid, group in groups.items():
+            size = kind_for(self.specs[pid].kind).max_batch
+            sends += [self._send(self.specs[pid], group[i:i + size]) for i in range(0, len(group), size)]
+        for result in await asyncio.gather(*sends):
+            steps += result
         ends = [s for s in steps if isinstance(s, _End)]
         retries = [(s.item, s.next_at, s.detail) for s in steps if isinstance(s, _Retry)]
         releases = [s for s in steps if isinstance(s, Item)]
@@ -161,59 +175,74 @@ class Sender:
             self._clients[spec.partner] = client
         return client
 
-    async def _one(self, item: Item) -> _End | _Retry | Item:
+    def _check(self, item: Item) -> _End | Item | None:
+        """Before sending: an end (no forward any more, too old), the item back (breaker
+        open), or None (send it)."""
         spec = self.specs.get(item.partner)
         if spec is None:  # the partner's forward was removed from the config
             return _End(item, Delivery("gave-up", item.attempts, None,
                                        "partner no longer configured for forwarding"), "failed")
         kind = kind_for(spec.kind)
-        age = self.clock() - item.event_time
-        if age > kind.max_age_s:
+        if self.clock() - item.event_time > kind.max_age_s:
             return _End(item, Delivery(
                 "expired", item.attempts, None,
                 f"older than the {kind.max_age_s / 86400:g} days the partner accepts"), "dropped")
-        breaker = self.breakers[item.partner]
-        if not breaker.allow():
+        if self.breakers[item.partner].state == "open":
             return item
-        attempt = item.attempts + 1
-        async with self._limits[item.partner]:
-            status, detail, retryable, floor = await self._post(spec, item)
+        return None
+
+    async def _send(self, spec: ForwardSpec, items: list[Item]) -> list[_End | _Retry | Item]:
+        """One request for ``items`` (one event, or a batch where the partner takes one);
+        the answer decides for each of them."""
+        breaker = self.breakers[spec.partner]
+        if not breaker.allow():
+            return list(items)
+        kind = kind_for(spec.kind)
+        body = items[0].body if len(items) == 1 else encode(
+            kind.merge([json.loads(i.body) for i in items]))
+        async with self._limits[spec.partner]:
+            status, detail, retryable, floor = await self._post(spec, body, items[0].gpc)
         if status is not None and 200 <= status < 300:
             ok, detail = kind.accepted(status, detail.encode())
             breaker.success()
-            self.sent += 1
-            return _End(item, Delivery("accepted" if ok else "rejected", attempt, status, detail),
-                        "delivered" if ok else "failed")
+            self.sent += len(items)
+            return [_End(i, Delivery("accepted" if ok else "rejected", i.attempts + 1, status, detail),
+                         "delivered" if ok else "failed") for i in items]
         if not retryable:
             if status is not None:  # the partner answered: it is up
                 breaker.success()
-            return _End(item, Delivery("rejected", attempt, status, detail), "failed")
+            return [_End(i, Delivery("rejected", i.attempts + 1, status, detail), "failed") for i in items]
         breaker.failure()
-        if attempt >= spec.max_attempts:
-            return _End(item, Delivery("gave-up", attempt, status,
-                                       f"{detail} (after {attempt} attempts)"), "failed")
-        return _Retry(item, self.clock() + backoff(item.attempts, floor_s=floor), detail)
+        out: list[_End | _Retry | Item] = []
+        for i in items:
+            attempt = i.attempts + 1
+            if attempt >= spec.max_attempts:
+                out.append(_End(i, Delivery("gave-up", attempt, status,
+                                            f"{detail} (after {attempt} attempts)"), "failed"))
+            else:
+                out.append(_Retry(i, self.clock() + backoff(i.attempts, floor_s=floor), detail))
+        return out
 
-    async def _post(self, spec: ForwardSpec, item: Item) -> tuple[int | None, str, bool, float]:
+    async def _post(self, spec: ForwardSpec, body: str, gpc: bool) -> tuple[int | None, str, bool, float]:
         """(HTTP status or None, detail, retryable, minimum delay)."""
         secret = self.secrets.get(spec.partner, "")
         kind = kind_for(spec.kind)
-        prepared = kind.prepare(spec, secret, item.gpc)
+        prepared = kind.prepare(spec, secret, gpc)
         headers = dict(prepared.headers)
         self.attempts += 1
-        if item.gpc and spec.pass_gpc:
+        if gpc and spec.pass_gpc:
             headers["sec-gpc"] = "1"
         try:
-            async with self._client(spec).stream("POST", prepared.url, content=item.body.encode(),
+            async with self._client(spec).stream("POST", prepared.url, content=body.encode(),
                                                  headers=headers) as response:
-                body = await read_bounded(response)
+                answer = await read_bounded(response)
                 status = response.status_code
                 wait = retry_after(response.headers.get("retry-after"))
         except AddressRefused as exc:
             return None, redact(str(exc), self.secrets), False, 0.0
         except httpx2.TransportError as exc:
             return None, redact(f"{type(exc).__name__}: {exc}", self.secrets), True, 0.0
-        text = body.decode("utf-8", "replace")
+        text = answer.decode("utf-8", "replace")
         if 200 <= status < 300:
             return status, text, False, 0.0
         detail = redact(f"HTTP {status}: {' '.join(text.split())[:200]}", self.secrets)

@@ -42,6 +42,12 @@ class Prepared:
 class Kind(Protocol):
     #: Events older than this are dropped (and recorded), not sent.
     max_age_s: float
+    #: Events one request may carry (1: one request per event).
+    max_batch: int
+
+    def merge(self, bodies: list[dict[str, Any]]) -> dict[str, Any]:
+        """One body for several events (only called when ``max_batch`` > 1)."""
+        ...
 
     def body(self, spec: ForwardSpec, ev: Outbound) -> dict[str, Any]: ...
 
@@ -50,6 +56,11 @@ class Kind(Protocol):
     def accepted(self, status: int, body: bytes) -> tuple[bool, str]:
         """(accepted, detail) for a 2xx answer; some partners say no inside a 200."""
         ...
+
+
+def merge_data(bodies: list[dict[str, Any]]) -> dict[str, Any]:
+    """Meta and TikTok: the first body with every body's ``data`` events."""
+    return {**bodies[0], "data": [ev for b in bodies for ev in b["data"]]}
 
 
 def kind_for(name: str) -> Kind:

@@ -27,6 +27,10 @@ def client_id(ev: Outbound) -> str:
 
 class Ga4:
     max_age_s = 3 * DAY  # timestamp_micros may be at most 72 hours in the past
+    max_batch = 1
+
+    def merge(self, bodies: list[dict[str, Any]]) -> dict[str, Any]:
+        return bodies[0]
 
     def body(self, spec: ForwardSpec, ev: Outbound) -> dict[str, Any]:
         v = ev.values

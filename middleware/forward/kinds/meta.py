@@ -15,7 +15,7 @@ import json
 from typing import Any
 from urllib.parse import urlencode
 
-from middleware.forward.kinds import DAY, Outbound, Prepared
+from middleware.forward.kinds import DAY, Outbound, Prepared, merge_data
 from middleware.forward.spec import ForwardSpec
 
 EVENT_NAMES = {
@@ -27,6 +27,10 @@ EVENT_NAMES = {
 
 class Meta:
     max_age_s = 7 * DAY
+    max_batch = 100  # Meta takes up to 1,000 events per request
+
+    def merge(self, bodies: list[dict[str, Any]]) -> dict[str, Any]:
+        return merge_data(bodies)
 
     def body(self, spec: ForwardSpec, ev: Outbound) -> dict[str, Any]:
         v = ev.values

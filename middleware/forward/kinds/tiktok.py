@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from middleware.forward.kinds import DAY, Outbound, Prepared
+from middleware.forward.kinds import DAY, Outbound, Prepared, merge_data
 from middleware.forward.spec import ForwardSpec
 
 EVENT_NAMES = {
@@ -23,6 +23,10 @@ EVENT_NAMES = {
 
 class TikTok:
     max_age_s = 7 * DAY
+    max_batch = 100  # Events API 2.0 takes a data[] batch
+
+    def merge(self, bodies: list[dict[str, Any]]) -> dict[str, Any]:
+        return merge_data(bodies)
 
     def body(self, spec: ForwardSpec, ev: Outbound) -> dict[str, Any]:
         v = ev.values

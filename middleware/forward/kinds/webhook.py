@@ -13,6 +13,10 @@ from middleware.ledger.records import format_time
 
 class Webhook:
     max_age_s = 7 * DAY
+    max_batch = 1
+
+    def merge(self, bodies: list[dict[str, Any]]) -> dict[str, Any]:
+        return bodies[0]
 
     def body(self, spec: ForwardSpec, ev: Outbound) -> dict[str, Any]:
         return {
