@@ -327,3 +327,18 @@ def test_forward_meta_events_travel_in_batches_and_retry_together(tmp_path: Path
                     if r["partner"] == "meta" and r["delivery"] == "accepted"]
         assert len(accepted) == 30 and {r["attempts"] for r in accepted} == {2}
     asyncio.run(go())
+
+
+def test_forward_outbox_full_refuses_new_events_for_that_partner(tmp_path: Path) -> None:
+    hook = 'kind = "webhook"\nendpoint = "http://127.0.0.1:9/events"\nfields = ["value"]\ntest_loopback = true\nmax_pending = 2'
+
+    async def go() -> None:
+        config = make_config({"hook": "http://127.0.0.1:9"}, tmp_path / "l.sqlite3", hook=hook)
+        fw = make_forwarder(config, Clock())
+        results = [await fw.forward(scope(), consent(config, ALL), "purchase", {"value": i}) for i in range(3)]
+        await close(fw)
+        assert [r.queued for r in results] == [("hook",), ("hook",), ()]
+        assert "outbox full" in results[2].skipped["hook"]
+        assert outbox_rows(tmp_path / "l.sqlite3") == 2
+        assert len([r for r in ledger_rows(tmp_path / "l.sqlite3") if r["delivery"] == "queued"]) == 2
+    asyncio.run(go())

@@ -174,3 +174,18 @@ def test_ssrf_redirect_to_metadata_is_not_followed(tmp_path: Path) -> None:
         final = ledger_rows(tmp_path / "l.sqlite3")[-1]
         assert final["delivery"] == "rejected" and "redirects are not followed" in final["detail"]
     asyncio.run(go())
+
+
+def test_forward_transport_speaks_http2_where_the_partner_offers_it() -> None:
+    from tests.support.h2_partner import H2Partner
+
+    async def go() -> None:
+        async with H2Partner() as partner:
+            async with make_client(timeout_s=5, allow_loopback=True,
+                                   ssl_context=partner.client_context) as client:
+                answers = await asyncio.gather(*(client.post(f"{partner.url}/v21.0/1/events",
+                                                             content=b'{"data": []}') for _ in range(5)))
+            assert {a.http_version for a in answers} == {"HTTP/2"}
+            assert {a.status_code for a in answers} == {200}
+            assert len(partner.requests) == 5 and partner.connections == 1  # one multiplexed connection
+    asyncio.run(go())

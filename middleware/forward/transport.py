@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from collections.abc import Awaitable, Callable, Iterable
 
 import httpcore2
@@ -93,10 +94,11 @@ class GuardedBackend(AsyncNetworkBackend):
 
 class GuardedTransport(httpx2.AsyncHTTPTransport):
     def __init__(self, *, allow_loopback: bool = False, resolver: Resolver | None = None,
-                 http2: bool = True, max_connections: int = 8) -> None:
+                 http2: bool = True, max_connections: int = 8,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         super().__init__(trust_env=False)
         self._pool = httpcore2.AsyncConnectionPool(
-            ssl_context=httpx2.create_ssl_context(trust_env=False),
+            ssl_context=ssl_context or httpx2.create_ssl_context(trust_env=False),
             max_connections=max_connections, max_keepalive_connections=max_connections,
             keepalive_expiry=30.0, http1=True, http2=http2,
             # request headers and body leave in two writes: no Nagle wait between them
@@ -105,8 +107,9 @@ class GuardedTransport(httpx2.AsyncHTTPTransport):
 
 
 def make_client(*, timeout_s: float, allow_loopback: bool = False, resolver: Resolver | None = None,
-                max_connections: int = 8) -> httpx2.AsyncClient:
-    """One client (one connection pool) per partner."""
+                max_connections: int = 8, ssl_context: ssl.SSLContext | None = None) -> httpx2.AsyncClient:
+    """One client (one connection pool) per partner. ``ssl_context``: the system's trust
+    store by default (a test passes one that trusts its own certificate authority)."""
     try:
         import h2  # noqa: F401  (HTTP/2 where the partner offers it in ALPN)
         http2 = True
@@ -114,7 +117,7 @@ def make_client(*, timeout_s: float, allow_loopback: bool = False, resolver: Res
         http2 = False
     return httpx2.AsyncClient(
         transport=GuardedTransport(allow_loopback=allow_loopback, resolver=resolver, http2=http2,
-                                   max_connections=max_connections),
+                                   max_connections=max_connections, ssl_context=ssl_context),
         follow_redirects=False, trust_env=False,
         timeout=httpx2.Timeout(timeout_s, connect=min(timeout_s, 5.0)))
 
