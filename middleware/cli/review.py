@@ -19,7 +19,7 @@ from ..env import LEDGER_KEY_ENV
 from ..errors import ConsentGateError
 from ..review.db import Discovered, Proof, ReviewDb, is_sqlite_target
 from ..review.facts import Health, ReportData, collect
-from .common import EXIT_OK, add_period, emit, find_config_path, ledger_target, open_ledger
+from .common import EXIT_OK, add_period, emit, find_config_path, ledger_target
 
 #: review_meta key: the config file the middleware last ran with (absolute path).
 CONFIG_META = "config_path"
@@ -78,18 +78,31 @@ def verify_health(target: str, key: bytes | None) -> tuple[bool, int, int, int, 
             str(first) if first else None, len(report.problems))
 
 
-def _last_head(args: argparse.Namespace) -> str | None:
-    """The newest signed head, when the ledger keeps heads (``log verify --heads``)."""
+def last_head(config: Config | None) -> str | None:
+    """The newest signed chain head at the config's witness, in words (None: no witness)."""
+    if config is None:
+        return None
+    source = config.ledger.witness_file or config.ledger.witness_url
+    if not source:
+        return None
+    from ..ledger.heads import HeadError, load_private_key, read_heads
+
     try:
-        from ..ledger import heads  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        return None
-    latest = getattr(heads, "latest_head_text", None)
-    if latest is None:
-        return None
-    with open_ledger(args) as store:
-        value = latest(store)
-    return str(value) if value else None
+        heads, _bad = read_heads(source)
+    except HeadError as exc:
+        return f"cannot read the witness: {exc}"
+    if not heads:
+        return f"none yet at {source}"
+    head = max(heads, key=lambda h: h.time)
+    verdict = "signature not checked"
+    if config.ledger.heads_key:
+        try:
+            public = load_private_key(config.ledger.heads_key).public_key()
+            verdict = "signature valid" if head.signature_ok(public) else "signature INVALID"
+        except Exception:  # an unreadable key file: say so, the report still comes out
+            verdict = "signature not checked (key unreadable)"
+    return (f"writer {head.writer_id} seq {head.seq:,} at "
+            f"{head.time.strftime('%Y-%m-%d %H:%M:%S')} UTC, {verdict} ({source})")
 
 
 # -- report --------------------------------------------------------------------------------
@@ -121,9 +134,9 @@ def build_report(args: argparse.Namespace, progress: ProgressBar) -> tuple[Repor
             db.close()
         if pending is not None:
             progress("verifying the hash chains")
-            health = Health(*pending.result(), last_head=_last_head(args))
+            health = Health(*pending.result(), last_head=last_head(config))
         else:
-            health = Health(None, 0, 0, 0, None, 0, _last_head(args))
+            health = Health(None, 0, 0, 0, None, 0, last_head(config))
     return dataclasses.replace(data, health=health), config
 
 
