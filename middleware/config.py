@@ -22,6 +22,8 @@ from .signals import settings as signal_settings
 from .signals.consent_mode import ConsentModeConfig
 from .signals.foreign import ForeignSource
 from .signals.jurisdiction import JurisdictionConfig
+from .signals.reprompt import DEFAULTS as REPROMPT_DEFAULTS
+from .signals.reprompt import read_reprompt
 from .signals.settings import GppConfig, PartnerSignals, TcfConfig
 from .ui.site import SiteConfig, read_site
 
@@ -83,6 +85,8 @@ class Policy:
     prefix: str = "/.consent/"
     trust_proxy: bool = False
     cookie: CookieConfig = field(default_factory=CookieConfig)
+    #: Region -> days after which a decision is asked for again (ui/reprompt.py).
+    reprompt_after_days: Mapping[str, int] = field(default_factory=lambda: REPROMPT_DEFAULTS)
 
 
 @dataclass(frozen=True)
@@ -462,6 +466,7 @@ def _read_policy(t: Table, done: Mapping[str, Any]) -> Policy:
         prefix=prefix,
         trust_proxy=t.get("trust_proxy", bool, False),
         cookie=cookie,
+        reprompt_after_days=read_reprompt(t.table("reprompt_after_days")),
     )
 
 

@@ -25,6 +25,7 @@ from .config import Config
 from .signals import gpp, tcf
 from .signals.jurisdiction import Jurisdiction
 from .signals.reader import RequestSignals
+from .signals.reprompt import max_age_days
 from .signals.tcf_gate import vendor_verdict
 
 logger = logging.getLogger("consent_gate")
@@ -216,6 +217,7 @@ class ConsentResolver:
         self.partner_purposes: Mapping[str, tuple[str, ...]] = MappingProxyType(
             {pid: p.purposes for pid, p in config.partners.items()})
         self.opt_out = config.policy.default == "allow"
+        self.reprompt = config.policy.reprompt_after_days
         gvl = config.tcf.gvl
         # Partner -> (vendor id, TCF purposes, special features); purposes from the GVL when omitted.
         self.tcf_partners: dict[str, tuple[int, tuple[int, ...], tuple[int, ...]]] = {}
@@ -249,6 +251,10 @@ class ConsentResolver:
             # No longer consent, but remembered: the same consent id links the visitor's history
             # in the ledger, and the old purposes tell what a refusal now has to clean up.
             return self._undecided(signal, opt_out, stale=stored)
+        if stored is not None and self._expired(stored, where):
+            # Asked again, as a regulator wants after this long; the id still links the history.
+            return dataclasses.replace(self._undecided(signal, opt_out, stale=stored),
+                                       stale_version=None)
         if stored is None:
             foreign = signals.foreign if signals is not None else None
             if foreign is not None:
@@ -264,6 +270,17 @@ class ConsentResolver:
         return Consent(consent_id=stored.consent_id, granted=granted, policy_version=self.version,
                        decided=True, given_at=stored.given_at, source=stored.source, gpc=gpc,
                        chosen=chosen, partner_purposes=self.partner_purposes)
+
+    def _expired(self, stored: StoredChoice, where: Jurisdiction | None) -> bool:
+        """The decision is older than ``[policy.reprompt_after_days]`` allows here."""
+        if not self.reprompt:
+            return False
+        opt_in = where.opt_in if where is not None else not self.opt_out
+        days = max_age_days(self.reprompt, where.region if where is not None else None,
+                            tcf=bool(self.tcf_partners) and opt_in)
+        if days is None:
+            return False
+        return dt.datetime.now(dt.UTC) - stored.given_at > dt.timedelta(days=days)
 
     def _foreign(self, granted: frozenset[str] | None, tool: str, signal: bool) -> Consent:
         if granted is None:  # the tool's cookie is there but unreadable: no consent, ask again
