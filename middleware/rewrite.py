@@ -206,6 +206,36 @@ _SKIP_RE = re.compile(
     rb"|<(?=[^!/?a-z]|/>)"  # text: '<' not starting a tag ("</>" is dropped: kept as is)
     rb")*+"
 )
+# Start tags that leave foreign content for HTML (and <font> with color, face or size).
+_BREAKOUT = frozenset({
+    "b", "big", "blockquote", "body", "br", "center", "code", "dd", "div", "dl", "dt", "em",
+    "embed", "h1", "h2", "h3", "h4", "h5", "h6", "head", "hr", "i", "img", "li", "listing", "menu",
+    "meta", "nobr", "ol", "p", "pre", "ruby", "s", "small", "span", "strong", "strike", "sub",
+    "sup", "table", "tt", "u", "ul", "var",
+})
+# A whole inline SVG that cannot fetch and leaves foreign content where it began (icons):
+# two levels of elements named neither a breakout tag nor anything with an effect, quoted quiet
+# attribute values, text, nothing else. Run on the lowercased copy at a '<svg' the skip
+# stopped at; any other spelling fails and the tag-by-tag path takes it.
+_SVG_SPECIAL = ("a", "annotation-xml", "desc", "font", "foreignobject", "iframe", "math",
+                "noembed", "noframes", "noscript", "plaintext", "script", "style", "svg",
+                "textarea", "title", "xmp")
+_QUOTED_QUIET = (
+    # xmlns="http://www.w3.org/2000/svg" names a namespace: it fetches nothing.
+    rb"(?:[" + _WS + rb"]++(?:xmlns(?::[a-z]++)?+[" + _WS + rb"]*+=[" + _WS + rb"]*+"
+    rb"(?:\"[^\"]*+\"|'[^']*+')(?=[" + _WS + rb"/>])"
+    rb"|(?:[^" + _WS + rb"/>=d]|d(?!ata-consent[" + _WS + rb"/>=]))"
+    rb"[^" + _WS + rb"/>=]*+(?:[" + _WS + rb"]*+=[" + _WS + rb"]*+"
+    rb"(?:\"" + _quiet(b'"') + rb"\"|'" + _quiet(b"'") + rb"'))?+))*+[" + _WS + rb"]*+"
+)
+_SVG_NAME = (rb"(?!" + _alternation(sorted({*_SVG_SPECIAL, *_BREAKOUT})) + rb"[" + _WS
+             + rb"/>])[a-z][^" + _WS + rb"/>]*+")
+_SVG_LEAF = rb"<" + _SVG_NAME + _QUOTED_QUIET + rb"/>"
+_SVG_FLAT_RE = re.compile(
+    rb"<svg" + _QUOTED_QUIET + rb">(?:[^<]++|" + _SVG_LEAF + rb"|<(?P<n>" + _SVG_NAME + rb")"
+    + _QUOTED_QUIET + rb">(?:[^<]++|" + _SVG_LEAF + rb")*+</(?P=n)[" + _WS + rb"]*+>)*+"
+    rb"</svg[" + _WS + rb"]*+>"
+)
 # The same scan in C (middleware/_speedups.c): skip_end(low, pos) == _SKIP_RE.match(low, pos).end().
 # Used when it was built and agrees on the tag names; CONSENT_GATE_PURE_PYTHON=1 (read at import)
 # or setting this to None selects the regex.
@@ -281,13 +311,6 @@ def _state_re(body: bytes, guards: tuple[str, ...]) -> re.Pattern[bytes]:
 
 
 # The tree builder's view of foreign content (namespaces: "h" HTML, "s" SVG, "m" MathML).
-# Start tags that leave foreign content for HTML (and <font> with color, face or size).
-_BREAKOUT = frozenset({
-    "b", "big", "blockquote", "body", "br", "center", "code", "dd", "div", "dl", "dt", "em",
-    "embed", "h1", "h2", "h3", "h4", "h5", "h6", "head", "hr", "i", "img", "li", "listing", "menu",
-    "meta", "nobr", "ol", "p", "pre", "ruby", "s", "small", "span", "strong", "strike", "sub",
-    "sup", "table", "tt", "u", "ul", "var",
-})
 _VOID = frozenset({
     "area", "base", "basefont", "bgsound", "br", "col", "embed", "frame", "hr", "image", "img",
     "input", "keygen", "link", "meta", "param", "source", "track", "wbr",
@@ -592,6 +615,11 @@ class HtmlRewriter:
                     name = buf[lt + 1 : _name_end(buf, lt + 1)].lower().decode("latin-1")
                 else:
                     name = m.group("name").lower().decode("ascii")
+                    if name == "svg":
+                        flat = _SVG_FLAT_RE.match(low, lt)
+                        if flat is not None:
+                            pos = flat.end()
+                            continue
                 res = self._html_start(buf, name, lt, end, flushed, out, final, careful=False)
                 if res is None:
                     pos = lt

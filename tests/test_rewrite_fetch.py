@@ -9,9 +9,14 @@ every two-way split and 1/2/3/5-byte chunks.
 from __future__ import annotations
 
 import base64
+import re
+from unittest import mock
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from middleware import rewrite as rewrite_module
 from middleware.rewrite import UNREADABLE, HtmlRewriter
 
 from .test_rewrite import ALLOWED, BLOCKED, rewrite
@@ -257,3 +262,25 @@ def test_foreign_content_state_is_snapshotted() -> None:
     rw.restore(snap, ALLOWED)
     assert rw.feed(LIVE_IMG) == LIVE_IMG
     assert rw.take_enabled() == frozenset({"ads"})
+
+
+# --- the inline-SVG fast path ------------------------------------------------------------------
+
+SVG_PARTS = ['<path d="M0 0h24"/>', "<g>", "</g>", '<g fill="url(#a)">', "<circle r='2' />",
+             '<use href="#i"/>', '<use href="//www.youtube.com/i.svg#a"/>', "<title>t</title>",
+             '<image href="https://ad.doubleclick.net/x"/>', "<p>", "<img src=//ad.doubleclick.net/y>",
+             "text", "<!-- c -->", "<style>x</style>", '<path d=x/>', "<path>", "<font color=red>",
+             ' xmlns="http://www.w3.org/2000/svg"', "&amp;", "<a href='//www.youtube.com/'>a</a>",
+             '<rect style="fill:url(//ad.doubleclick.net/p)"/>', "<![CDATA[x]]>", "<data-consent/>"]
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.lists(st.sampled_from(SVG_PARTS), max_size=8))
+def test_svg_fast_path_gives_the_tag_by_tag_output(parts: list[str]) -> None:
+    attrs = "".join(p for p in parts if p.startswith(" "))
+    body = "".join(p for p in parts if not p.startswith(" "))
+    doc = f"<p>a</p><svg{attrs}>{body}</svg><img src='//ad.doubleclick.net/z'>".encode()
+    fast, _, _ = rewrite(doc, BLOCKED)
+    with mock.patch.object(rewrite_module, "_SVG_FLAT_RE", re.compile(rb"(?!)")):
+        slow, _, _ = rewrite(doc, BLOCKED)
+    assert fast == slow

@@ -77,6 +77,11 @@ def _css(text: str) -> Iterator[str]:
         yield m.group(1) or m.group(2)
 
 
+def _child_text(el: Any) -> str:
+    """A style element's child text content: its text nodes, not those of comments or elements."""
+    return (el.text or "") + "".join(child.tail or "" for child in el)
+
+
 def _tree_fetches(tree: Any) -> Iterator[tuple[str, str]]:
     """(element, partner) for every fetch a browser would make from a partner host."""
     for el in tree.iter():
@@ -117,7 +122,7 @@ def _tree_fetches(tree: Any) -> Iterator[tuple[str, str]]:
             if name == "meta" and attrs.get("http-equiv", "").strip().lower() == "refresh":
                 urls.append(fetch.refresh_url(attrs.get("content", "")))
             if name == "style" and not inert:
-                urls.extend(_css("".join(el.itertext())))
+                urls.extend(_css(_child_text(el)))
         elif tag.startswith(SVG_NS):
             name = tag[len(SVG_NS):]
             if name != "a":
@@ -126,7 +131,7 @@ def _tree_fetches(tree: Any) -> Iterator[tuple[str, str]]:
                 if a in attrs:
                     urls.extend(_css(attrs[a]))
             if name == "style" and attrs.get("type", "").strip().lower() != "text/plain":
-                urls.extend(_css("".join(el.itertext())))
+                urls.extend(_css(_child_text(el)))
         elif tag.startswith(MATH_NS) and tag.endswith("mglyph") and "src" in attrs:
             urls.append(attrs["src"])
         for url in urls:
