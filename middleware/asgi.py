@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -137,8 +137,10 @@ class ConsentMiddleware:
         if self.forwarder is not None:
             inner[self.forwarder.SCOPE_KEY] = self.forwarder
         # Ask for identity bodies: compressed HTML could not be rewritten (compression goes outside us).
-        if any(k == b"accept-encoding" for k, _ in scope["headers"]):
-            inner["headers"] = [(k, v) for k, v in scope["headers"] if k != b"accept-encoding"]
+        for key, _ in scope["headers"]:
+            if key == b"accept-encoding":
+                inner["headers"] = [(k, v) for k, v in scope["headers"] if k != b"accept-encoding"]
+                break
         extensions = scope.get("extensions")
         if extensions and "http.response.pathsend" in extensions:
             # A file the server sends itself never passes through us: ask for a body instead.
@@ -307,6 +309,24 @@ _NO_BODY_STATUSES = frozenset({204, 205, 304})
 class HtmlResponder:
     """Per-response state: holds the start message until the first body decides what to do."""
 
+    # Defaults for what only a rewritten response sets: the pass path allocates none of it.
+    rewriter: HtmlRewriter | None = None
+    #: Fills consent macros (${GDPR_CONSENT_<id>} ...) in the rewritten bytes, chunk-safe.
+    macros: MacroStream | None = None
+    inflater: Inflater | None = None
+    request: RequestInfo | None = None
+    charset: str | None = None
+    allowed: frozenset[str] = frozenset()
+    ledger_failed = False
+    #: Decoded bytes fed to the rewriter while the start is held (to serve them as sent if the
+    #: rewriter fails before anything left), decoded bytes fed, body bytes sent (for logs).
+    unsent = b""
+    fed = 0
+    sent = 0
+    sniffed = b""
+    #: Partners already recorded for this page view: one disclosure per (view, partner).
+    disclosed: frozenset[str] = frozenset()
+
     def __init__(self, gate: ConsentMiddleware, scope: Scope, send: Send, consent: Consent) -> None:
         self.gate = gate
         self.scope = scope
@@ -315,22 +335,7 @@ class HtmlResponder:
         self.phase = Phase.HELD
         #: The start message while it is held; None once it left.
         self.start: Message | None = None
-        self.rewriter: HtmlRewriter | None = None
-        #: Fills consent macros (${GDPR_CONSENT_<id>} ...) in the rewritten bytes, chunk-safe.
-        self.macros: MacroStream | None = None
-        self.inflater: Inflater | None = None
-        self.request: RequestInfo | None = None
-        self.charset: str | None = None
-        #: Partners already recorded for this page view: one disclosure per (view, partner).
-        self.disclosed: set[str] = set()
-        self.allowed: frozenset[str] = frozenset()
-        self.ledger_failed = False
-        #: Decoded bytes fed to the rewriter while the start is held (to serve them as sent
-        #: if the rewriter fails before anything left), and body bytes sent so far (for logs).
-        self.unsent: bytes = b""
-        self.fed = 0
-        self.sent = 0
-        self.sniffed: bytes = b""
+        self.kind = BodyKind.OTHER
 
     def _to(self, phase: Phase) -> None:
         if phase not in _NEXT[self.phase]:
@@ -344,10 +349,19 @@ class HtmlResponder:
             return
         kind = message["type"]
         if kind == "http.response.start" and phase is Phase.HELD:
-            # Django sends "Content-Type"; header names are case-insensitive, our lookups are not.
-            headers = message.get("headers", ())
-            if any(k != k.lower() for k, _ in headers):
-                message = {**message, "headers": [(k.lower(), v) for k, v in headers]}
+            body_kind = _raw_kind(message.get("headers", ()))
+            if body_kind is None:
+                # Django sends "Content-Type"; names are case-insensitive, our lookups are not.
+                message = {**message, "headers": [(k.lower(), v) for k, v in message["headers"]]}
+                body_kind = _raw_kind(message["headers"])
+            if body_kind is BodyKind.OTHER and self.scope["method"] != "HEAD":
+                # Decided on the raw start message: JSON and files pass with no more work.
+                self.phase = Phase.PASSING
+                self.gate.review.saw_cookies(message.get("headers", ()), self.scope["path"])
+                self._untouched_headers(message)
+                await self.raw_send(message)
+                return
+            self.kind = body_kind or BodyKind.SNIFF
             self.start = message
             return
         if phase is Phase.HELD:
@@ -366,28 +380,13 @@ class HtmlResponder:
 
     # --- the decision -------------------------------------------------------------------
 
-    def _kind(self, start: Message) -> BodyKind:
-        types: list[bytes] = []
-        nosniff = False
-        for key, value in start.get("headers", ()):
-            if key == b"content-type":
-                types.append(value)
-            elif key == b"x-content-type-options":
-                nosniff = value.strip().lower() == b"nosniff"
-        if len(types) == 1:  # the common cases without parsing
-            if types[0][:9].lower() == b"text/html":
-                return BodyKind.HTML
-            if types[0][:16] == b"application/json":
-                return BodyKind.OTHER
-        return classify(types, nosniff=nosniff)
-
     async def _other_first(self, message: Message) -> None:
         """A first message that is not a body (pathsend, zerocopy): we cannot read a file
         the server sends itself, so an HTML one goes behind the no-partner CSP."""
         start = self.start
         self._to(Phase.PASSING)
         if start is not None:
-            if self._kind(start) in (BodyKind.HTML, BodyKind.DOCUMENT, BodyKind.SNIFF):
+            if self.kind is not BodyKind.OTHER:
                 self._no_partner_headers(start, "a file sent by the server")
             else:
                 self._untouched_headers(start)
@@ -401,8 +400,7 @@ class HtmlResponder:
             await self.raw_send(first)
             return
         self.gate.review.saw_cookies(start.get("headers", ()), self.scope.get("path", ""))
-        kind = self._kind(start)
-        # Decided on the raw list: JSON and files never pay for more than this.
+        kind = self.kind
         if kind is BodyKind.OTHER or int(start.get("status", 200)) in _NO_BODY_STATUSES:
             await self._pass(start, first)
             return
@@ -716,7 +714,7 @@ class HtmlResponder:
         except LedgerUnavailable:
             self.ledger_failed = True
             return False
-        self.disclosed |= new
+        self.disclosed = self.disclosed | new
         return True
 
     async def _rewrite_chunk(self, data: bytes, *, final: bool, remember: bool = False) -> bytes:
@@ -746,6 +744,29 @@ class HtmlResponder:
         if hosts:
             self.gate.plans.report_unknown(hosts, self.scope.get("path", ""))
             self.gate.review.saw_hosts(hosts, self.scope.get("path", ""))
+
+
+def _raw_kind(headers: Iterable[tuple[bytes, bytes]]) -> BodyKind | None:
+    """The body kind announced by raw start headers, in one pass that allocates nothing on the
+    common paths; None when a header name is not lower-case (normalise, then ask again)."""
+    content_type = b""
+    count = 0
+    nosniff = False
+    for key, value in headers:
+        if not key.islower():
+            return None
+        if key == b"content-type":
+            content_type = value
+            count += 1
+        elif key == b"x-content-type-options":
+            nosniff = value.strip().lower() == b"nosniff"
+    if count == 1:
+        if content_type.startswith(b"text/html"):
+            return BodyKind.HTML
+        if content_type.startswith(b"application/json"):
+            return BodyKind.OTHER
+        return classify((content_type,), nosniff=nosniff)
+    return classify([v for k, v in headers if k == b"content-type"], nosniff=nosniff)
 
 
 def _run(rewriter: HtmlRewriter, data: bytes, final: bool) -> bytes:
