@@ -63,6 +63,15 @@ def cookie_for(gate: ConsentMiddleware, granted: set[str], version: str | None =
     return f"{gate.config.policy.cookie.name}={gate.codec.dumps(choice)}"
 
 
+async def answer_lifespan(receive: Any, send: Any) -> None:
+    """What an app with no start-up work answers: complete each lifespan step."""
+    while True:
+        message = await receive()
+        await send({"type": message["type"] + ".complete"})
+        if message["type"] == "lifespan.shutdown":
+            return
+
+
 def html_app(chunks: Sequence[bytes] = (PAGE,), *, status: int = 200,
              headers: Sequence[tuple[bytes, bytes]] | None = None,
              log: list[str] | None = None) -> Callable[..., Awaitable[None]]:
@@ -70,11 +79,8 @@ def html_app(chunks: Sequence[bytes] = (PAGE,), *, status: int = 200,
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                await send({"type": message["type"] + ".complete"})
-                if message["type"] == "lifespan.shutdown":
-                    return
+            await answer_lifespan(receive, send)
+            return
         hdrs = list(headers) if headers is not None else [(b"content-type", b"text/html; charset=utf-8")]
         await send({"type": "http.response.start", "status": status, "headers": hdrs})
         for i, chunk in enumerate(chunks):

@@ -10,6 +10,7 @@ import os
 from typing import Any
 
 from middleware import ConsentMiddleware
+from tests.asgi_helpers import answer_lifespan
 
 #: Built at run time in the page, so no partner URL is in the markup.
 _HOST_JS = 'const H = "tracker.partner" + ".example";'
@@ -74,11 +75,8 @@ def page(name: str) -> bytes:
 
 async def site(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            await send({"type": message["type"] + ".complete"})
-            if message["type"] == "lifespan.shutdown":
-                return
+        await answer_lifespan(receive, send)
+        return
     path = scope["path"]
     headers = [(b"content-type", b"text/html; charset=utf-8")]
     status = 200
