@@ -353,3 +353,29 @@ def test_head_of_a_view_that_read_the_consent_is_private(tmp_path: Path) -> None
     head = asyncio.run(run(gate, http_scope("/reads", method="HEAD")))
     assert head.header(b"cache-control") == get.header(b"cache-control") == [b"private, max-age=60"]
     assert head.header(b"vary") == get.header(b"vary") and b"Cookie" in head.header(b"vary")[0]
+
+
+# --------------------------------------------------------------------------- pass path
+
+
+def test_pass_path_forwards_json_start_before_its_body(tmp_path: Path) -> None:
+    """Decided on the raw start message: a JSON start is not held back for the body."""
+    seen_before_body: list[list[str]] = []
+    recorder: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json")]})
+        seen_before_body.append(list(recorder))
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        recorder.append(message["type"])
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    gate = make_gate(app, tmp_path)
+    asyncio.run(gate(http_scope("/api"), receive, send))
+    assert seen_before_body == [["http.response.start"]]
+    assert recorder == ["http.response.start", "http.response.body"]
