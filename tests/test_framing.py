@@ -42,3 +42,11 @@ def test_framing_site_own_x_frame_options_is_kept(tmp_path: Path) -> None:
     app = html_app(headers=[(b"content-type", b"text/html"), (b"x-frame-options", b"DENY")])
     out = asyncio.run(run(make_gate(app, tmp_path), http_scope()))
     assert out.header(b"x-frame-options") == [b"DENY"]
+
+
+@pytest.mark.parametrize("mode", ["report-only", "off"])
+def test_framing_x_frame_options_also_without_enforced_csp(tmp_path: Path, mode: str) -> None:
+    gate = make_gate(html_app(), tmp_path, csp={"mode": mode})
+    out = asyncio.run(run(gate, http_scope()))
+    assert out.header(b"x-frame-options") == [b"SAMEORIGIN"]
+    assert out.header(b"content-security-policy") == []
