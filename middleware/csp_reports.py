@@ -19,7 +19,6 @@ https://www.w3.org/TR/reporting-1/ (application/reports+json)
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import json
 import logging
 import time
@@ -31,7 +30,7 @@ from urllib.parse import urlsplit
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from .headers import header_value
+from .headers import client_key
 from .hosts import HostMatcher
 
 logger = logging.getLogger("consent_gate")
@@ -185,19 +184,7 @@ class CspReports:
 
     def client_of(self, scope: Scope) -> str:
         """The client a report is charged to: its IPv4 address or IPv6 /64."""
-        client = scope.get("client")
-        ip = client[0] if client else ""
-        if self.trust_proxy:
-            forwarded = header_value(scope.get("headers", ()), b"x-forwarded-for")
-            if forwarded:
-                ip = forwarded.decode("latin-1").split(",")[0].strip() or ip
-        try:
-            address = ipaddress.ip_address(ip)
-        except ValueError:
-            return ip[:64]
-        if address.version == 6:
-            return str(ipaddress.ip_network(f"{address}/64", strict=False))
-        return str(address)
+        return client_key(scope, self.trust_proxy)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] != "POST":

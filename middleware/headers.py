@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from http.cookies import CookieError, SimpleCookie
 
 RawHeaders = Iterable[tuple[bytes, bytes]]
@@ -15,6 +16,26 @@ def header_value(headers: RawHeaders, name: bytes) -> bytes | None:
         if key == name:
             return value
     return None
+
+
+def client_key(scope: Mapping[str, object], trust_proxy: bool) -> str:
+    """Whom a rate limit charges: the client's IPv4 address or IPv6 /64 (the first
+    ``X-Forwarded-For`` address with ``trust_proxy``; what an attacker rotates cheaply
+    within a /64 counts once)."""
+    client = scope.get("client")
+    ip = str(client[0]) if isinstance(client, tuple | list) and client else ""
+    if trust_proxy:
+        headers = scope.get("headers", ())
+        forwarded = header_value(headers, b"x-forwarded-for") if isinstance(headers, Iterable) else None
+        if forwarded:
+            ip = forwarded.decode("latin-1").split(",")[0].strip() or ip
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip[:64]
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
 
 
 def cookie_value(headers: RawHeaders, name: str) -> str | None:

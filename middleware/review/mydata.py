@@ -9,7 +9,6 @@ inside the site's frame; rate-limited per client; ``[site] my_data_page = false`
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -20,6 +19,7 @@ from urllib.parse import parse_qsl
 from starlette.responses import Response
 
 from ..config import Config
+from ..headers import client_key
 from ..ledger.query import disclosure_items, open_store, subject
 from ..ledger.records import ConsentEvent
 from ..ui import templates
@@ -71,22 +71,6 @@ class RateLimit:
             return False
         bucket.tokens -= 1
         return True
-
-
-def client_key(scope: Scope, trust_proxy: bool) -> str:
-    client = scope.get("client")
-    ip = client[0] if client else ""
-    if trust_proxy:
-        for name, value in scope.get("headers", ()):
-            if name == b"x-forwarded-for":
-                ip = value.decode("latin-1").split(",")[0].strip() or ip
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return ip[:64]
-    if address.version == 6:
-        return str(ipaddress.ip_network(f"{address}/64", strict=False))
-    return str(address)
 
 
 @dataclass(frozen=True)
