@@ -46,7 +46,15 @@ from .secrets import dev_mode_requested, signing_keys
 from .signals.jurisdiction import client_ip
 from .signals.macros import MacroStream
 from .signals.reader import signal_reader
-from .sniff import SNIFF_BYTES, BodyKind, classify, sniff, unreadable_charset, wide_bom
+from .sniff import (
+    SNIFF_BYTES,
+    BodyKind,
+    bom_prefix,
+    classify,
+    sniff,
+    unreadable_charset,
+    wide_bom,
+)
 
 if TYPE_CHECKING:
     from .forward.forwarder import Forwarder
@@ -653,6 +661,12 @@ class HtmlResponder:
         if self.phase is Phase.UNREWRITTEN:
             return data
         if self.start is not None:
+            if self.fed == 0:
+                # The first bytes may split a byte order mark: keep them until it is whole.
+                data, self.sniffed = self.sniffed + data, b""
+                if not final and bom_prefix(data):
+                    self.sniffed = data
+                    return b""
             if self.fed == 0 and data and wide_bom(data):
                 # The BOM wins over the charset label: the browser reads UTF-16.
                 logger.warning("consent-gate: %s %s starts with a UTF-16 byte order mark; it goes "

@@ -16,7 +16,8 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 
-__all__ = ["SNIFF_BYTES", "BodyKind", "classify", "sniff", "unreadable_charset", "wide_bom"]
+__all__ = ["SNIFF_BYTES", "BodyKind", "bom_prefix", "classify", "sniff", "unreadable_charset",
+           "wide_bom"]
 
 
 class BodyKind(enum.Enum):
@@ -103,6 +104,14 @@ def sniff(head: bytes, *, complete: bool) -> BodyKind | None:
     if undecided and not complete:
         return None
     return BodyKind.OTHER
+
+
+_WIDE_BOMS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")
+
+
+def bom_prefix(head: bytes) -> bool:
+    """``head`` is too short to tell and could still become a UTF-16/UTF-32 BOM."""
+    return any(b.startswith(head) and b != head for b in _WIDE_BOMS)
 
 
 def wide_bom(head: bytes) -> bool:

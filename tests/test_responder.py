@@ -254,6 +254,18 @@ def test_wide_bom_wins_over_a_utf8_label(tmp_path: Path, bom: bytes, compressed:
     assert out.body == body and enforced_no_partner(out)
 
 
+@pytest.mark.parametrize("split", [1, 2, 3])
+def test_wide_bom_split_across_first_chunks_still_wins(tmp_path: Path, split: int) -> None:
+    body = b"\x00\x00\xfe\xff" + AD_PAGE.decode().encode("utf-32-be") if split == 3 else \
+        b"\xff\xfe" + AD_PAGE.decode().encode("utf-16-le")
+    chunks = [body[:1], body[1:split], body[split:]] if split > 1 else [body[:1], body[1:]]
+    headers = [(b"content-type", b"text/html; charset=utf-8")]
+    gate = make_gate(html_app([c for c in chunks if c], headers=headers), tmp_path,
+                     csp={"mode": "off"})
+    out = asyncio.run(run(gate, http_scope(cookie=cookie_for(gate, {"ads"}))))
+    assert out.body == body and enforced_no_partner(out)
+
+
 # --------------------------------------------------------------------------- 9.6c: inflate bounds
 
 
