@@ -12,6 +12,10 @@ if [ ! -x /usr/bin/chromium ] || ! command -v wrk >/dev/null 2>&1; then
     sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium wrk >/dev/null
   fi
 fi
+# node + npm run IAB's reference TCF/GPP implementations for the signal tests (tests/node).
+if ! command -v npm >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null || true
+fi
 # PostgreSQL server binaries for the PostgreSQL ledger tests (the tests start their own server).
 if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then
