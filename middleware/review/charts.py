@@ -64,9 +64,13 @@ def _figure(width: float, height: float) -> tuple[Any, Any]:
     return fig, fig.add_subplot()
 
 
-def _legend(ax: Any, n: int) -> None:
-    """Below the plot, so the plot keeps the full width on a narrow screen or a page."""
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=min(n, 4), frameon=False)
+def _legend(ax: Any, n: int, *, above: bool = False) -> None:
+    """Outside the plot, so it keeps the full width on a narrow screen or a page: below a
+    day chart (under its dates), above a share chart (whose axis label is at the bottom)."""
+    if above:
+        ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(n, 4), frameon=False)
+    else:
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=min(n, 4), frameon=False)
 
 
 def _day_ticks(ax: Any, days: Sequence[str]) -> None:
@@ -111,5 +115,5 @@ def share_bars(rows: Mapping[str, Mapping[str, float]], order: Sequence[str], ti
     ax.invert_yaxis()
     ax.set_xlim(0, 100)
     ax.set_xlabel("% of decisions")
-    _legend(ax, len(order))
+    _legend(ax, len(order), above=True)
     return _svg(fig, title)

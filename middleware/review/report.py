@@ -204,7 +204,7 @@ def render(data: ReportData, config: Config | None, *, generated: datetime | Non
                                                    "Decisions per banner version",
                                                    charts.OUTCOME_COLOURS),
                                  "Each banner version is the hash of the exact HTML shown "
-                                 "(`consent-gate log subject ID` shows it)."))
+                                 "(consent-gate log subject ID lists them, log banner HASH prints one)."))
             parts.append(_rates_table("banner (hash)", data.decisions_per_banner))
         if data.decisions_per_jurisdiction:
             parts.append("<h3>Per jurisdiction</h3>")

@@ -229,7 +229,9 @@ def partners_page(config: Config, texts: Texts, lang: str, urls: Urls) -> str:
         f' \u00b7 {e(texts["effective_date"])}: '
         f'<time datetime="{e(policy.effective.isoformat())}">'
         f"{e(policy.effective.isoformat())}</time></p>",
-        f'<p><a href="{e(urls.preferences)}">{e(texts["privacy_choices"])}</a></p>',
+        f'<p><a href="{e(urls.preferences)}">{e(texts["privacy_choices"])}</a>'
+        + (f' \u00b7 <a href="{e(urls.prefix)}my-data">{e(texts["my_data_link"])}</a>'
+           if config.site.my_data_page else "") + "</p>",
     ]
     for partner in config.partners.values():
         sep = texts["list_separator"]
