@@ -6,7 +6,6 @@ import ipaddress
 import re
 from collections.abc import Callable, Iterable, Mapping
 from http.cookies import CookieError, SimpleCookie
-from typing import Any
 
 RawHeaders = Iterable[tuple[bytes, bytes]]
 
@@ -126,21 +125,3 @@ def refresh_target(value: str) -> str | None:
     if rest[:1] in ("'", '"'):
         rest = rest[1:].split(rest[0], 1)[0]
     return rest.strip() or None
-
-
-def client_key(scope: Mapping[str, Any], trust_proxy: bool) -> str:
-    """Who a rate limit charges: the client's IPv4 address or IPv6 /64 (one host's share of
-    addresses), from ``X-Forwarded-For`` when the proxy is trusted."""
-    client = scope.get("client")
-    ip = client[0] if client else ""
-    if trust_proxy:
-        forwarded = header_value(scope.get("headers", ()), b"x-forwarded-for")
-        if forwarded:
-            ip = forwarded.decode("latin-1").split(",")[0].strip() or ip
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return str(ip)[:64]
-    if address.version == 6:
-        return str(ipaddress.ip_network(f"{address}/64", strict=False))
-    return str(address)

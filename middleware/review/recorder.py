@@ -184,7 +184,8 @@ class ReviewRecorder:
 
 
 def _jurisdiction(consent: Any) -> str | None:
+    """The visitor's region as [jurisdictions] resolved it ("FR", "US-CA"), else its rule."""
     value = getattr(consent, "jurisdiction", None)
     if value is None:
         return None
-    return str(getattr(value, "id", None) or getattr(value, "name", None) or value)[:32]
+    return str(getattr(value, "region", None) or getattr(value, "rule", None) or "")[:32] or None
