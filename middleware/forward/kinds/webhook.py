@@ -1,5 +1,5 @@
 """A site's own endpoint: the allowed fields as JSON, ``Authorization: Bearer`` from the
-environment, and ``Sec-GPC: 1`` passed on when the visitor sent it."""
+environment; the sender passes ``Sec-GPC: 1`` on (``pass_gpc``, on by default for webhooks)."""
 
 from __future__ import annotations
 
@@ -29,9 +29,7 @@ class Webhook:
         headers = {"content-type": "application/json"}
         if secret:
             headers["authorization"] = f"Bearer {secret}"
-        if gpc and spec.pass_gpc:
-            headers["sec-gpc"] = "1"
-        return Prepared(spec.endpoint, headers)
+        return Prepared(spec.endpoint, headers)  # the sender adds Sec-GPC where pass_gpc is on
 
     def accepted(self, status: int, body: bytes) -> tuple[bool, str]:
         return True, f"HTTP {status}"
