@@ -90,3 +90,17 @@ def test_proof_decision_records_the_banner_shown_and_cli_shows_it(
     assert main(["log", "banner", proofs[0].banner_hash[:12], "--ledger",
                  config.ledger.path]) == 0
     assert capsys.readouterr().out.strip() == stored.html
+
+
+def test_proof_records_the_visitors_region() -> None:
+    from middleware.consent import Consent
+    from middleware.review.recorder import _jurisdiction
+    from middleware.signals.jurisdiction import Jurisdiction
+
+    base = Consent(consent_id="c" * 12, granted=frozenset(), policy_version="v1")
+    assert _jurisdiction(base) is None
+    import dataclasses
+
+    fr = dataclasses.replace(base, jurisdiction=Jurisdiction("FR", "opt-in", "EEA"))
+    unknown = dataclasses.replace(base, jurisdiction=Jurisdiction(None, "opt-in", "unknown"))
+    assert (_jurisdiction(fr), _jurisdiction(unknown)) == ("FR", "unknown")
