@@ -21,8 +21,8 @@ import html5lib
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from middleware import fetch
 from middleware.hosts import HostMatcher
+from middleware.html import fetch
 from middleware.rewrite import HtmlRewriter, RewritePlan
 
 PARTNERS = {

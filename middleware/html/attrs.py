@@ -1,0 +1,96 @@
+"""Attributes of a start tag as the rewriter reads them: the ``_Attr`` record, how an
+attribute may fetch (``_attr_kind``), and small readers of tag bytes.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+from .grammar import _ATTR_RE, _SRCSET_ATTRS, _WS
+
+
+class _Attr:
+    __slots__ = ("name", "name_span", "raw", "span", "start")
+
+    def __init__(self, name: str, name_span: tuple[int, int], raw: bytes | None,
+                 span: tuple[int, int], start: int) -> None:
+        self.name = name
+        self.name_span = name_span  # of the name, in the buffer
+        self.raw = raw  # value bytes as written (None: no value)
+        self.span = span  # name through value end
+        self.start = start  # end of the previous attribute: removing [start, end) drops it
+
+    def value(self) -> str:
+        if self.raw is None:
+            return ""
+        text = self.raw.decode("utf-8", "replace")
+        return html.unescape(text) if "&" in text else text
+
+
+def _attr_html(name: str, value: str) -> bytes:
+    quoted = html.escape(value).encode("ascii", "xmlcharrefreplace")
+    return b" " + name.encode() + b'="' + quoted + b'"'
+
+
+
+_TAB_NEWLINE = re.compile(r"[\t\n\r]")
+_C0_SPACE = "".join(chr(c) for c in range(0x21))
+_NAME_END_RE = re.compile(rb"[^" + _WS + rb"/>]*+")
+
+
+def _name_end(buf: bytes, start: int) -> int:
+    m = _NAME_END_RE.match(buf, start)
+    return start if m is None else m.end()
+
+
+def _attr_value(am: re.Match[bytes]) -> str:
+    raw = am.group("dq")
+    if raw is None:
+        raw = am.group("sq")
+    if raw is None:
+        raw = am.group("uq") or b""
+    text = raw.decode("utf-8", "replace")
+    return html.unescape(text) if "&" in text else text
+
+
+def _has_attr(buf: bytes, name_end: int, end: int, names: tuple[str, ...]) -> bool:
+    return any(am.group("an").lower().decode("latin-1") in names
+               for am in _ATTR_RE.finditer(buf, name_end, end - 1))
+
+
+def _self_closing(buf: bytes, name_end: int, end: int) -> bool:
+    """Whether the tag buf[..end] ends with "/>" where the '/' is not part of a value."""
+    if end < 2 or buf[end - 2] != 0x2F:
+        return False
+    last = name_end
+    for am in _ATTR_RE.finditer(buf, name_end, end - 1):
+        last = am.end()
+    return last < end - 1
+
+
+def _attr_kind(tag: str, attr: str, url_names: tuple[str, ...], careful: bool,
+               at: _Attr) -> str | None:
+    """How an attribute may fetch: "url", "srcset", "list", "css", "refresh", "srcdoc" or None."""
+    if attr in url_names:
+        return "srcset" if attr in _SRCSET_ATTRS else "url"
+    if attr == "style":
+        return "css"
+    if attr == "background":
+        return "url"
+    if attr in ("ping", "attributionsrc"):
+        return "list"
+    if tag == "iframe" and attr == "srcdoc":
+        return "srcdoc"
+    if tag == "meta" and attr == "content":
+        return "refresh"
+    if careful:
+        # SVG and MathML: href and xlink:href load (a link's href is a navigation), and any
+        # presentation attribute may hold url(...).
+        if attr.endswith("href") and tag != "a":
+            return "url"
+        if tag == "mglyph" and attr == "src":
+            return "url"
+        if at.raw is not None and b"(" in at.raw:
+            return "css"
+    return None
