@@ -72,7 +72,7 @@ _CSS_URL = re.compile(r"""url\(\s*['"]?([^'")\s]+)|@import\s*['"]([^'"]+)""", re
 
 
 def _css(text: str) -> Iterator[str]:
-    # Independent of middleware.fetch: the generator spells CSS URLs plainly.
+    # Independent of middleware.html.fetch: the generator spells CSS URLs plainly.
     for m in _CSS_URL.finditer(text):
         yield m.group(1) or m.group(2)
 
