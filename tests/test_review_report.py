@@ -1,5 +1,5 @@
 """consent-gate report: the facts equal `log summary`, the HTML is self-contained and says
-what happened in its first sentence; a million page views stay under 30 s."""
+what happened in its first sentence."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import re
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -119,7 +118,7 @@ def test_report_of_a_tampered_ledger_says_broken(ledger: Path, tmp_path: Path,
     assert "BROKEN: 1 problem(s)" in out.read_text()
 
 
-def _million_page_views(path: Path, n: int) -> None:
+def _page_views(path: Path, n: int) -> None:
     """n page views written the way the middleware writes them (real hash chains)."""
     from datetime import UTC, datetime, timedelta
 
@@ -132,41 +131,28 @@ def _million_page_views(path: Path, n: int) -> None:
     sets = ((ads,), (ads, social), (social,))
     start = datetime(2026, 11, 1, tzinfo=UTC)
     writer = LedgerWriter(SqliteStore(path, synchronous="normal"))
-    batch: list[PageView] = []
-    for i in range(n):
-        batch.append(PageView(time=start + timedelta(seconds=i * 2.5), request_id=f"r{i}",
-                              consent_id=f"c{i % 50_000}", path="/a", partners=sets[i % 3],
-                              policy_version="2008-01-23", ip="203.0.113.0/24",
-                              ua_family="Chrome 131"))
-        if len(batch) == 10_000:
-            writer.write_sync(batch)
-            batch = []
-    writer.write_sync(batch)
+    writer.write_sync([
+        PageView(time=start + timedelta(seconds=i * 2.5), request_id=f"r{i}",
+                 consent_id=f"c{i % 500}", path="/a", partners=sets[i % 3],
+                 policy_version="2008-01-23", ip="203.0.113.0/24", ua_family="Chrome 131")
+        for i in range(n)])
     writer.close()
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(900)
-def test_report_of_a_million_page_views_under_30_seconds(tmp_path: Path) -> None:
+def test_report_counts_page_views_visitors_and_partners_in_a_subprocess(tmp_path: Path) -> None:
+    """The CLI as an owner runs it; the 1,000,000-page-view timing is bench/bench_report.py."""
     p = tmp_path / "big.sqlite3"
-    n = 1_000_000
-    _million_page_views(p, n)
+    _page_views(p, 3_000)
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     out = tmp_path / "big.html"
-    started = time.perf_counter()
     r = subprocess.run([sys.executable, "-m", "middleware", "report", "--ledger", str(p),
-                        "--config", str(JAPAN_TALK), "--no-verify", "-o", str(out), "--json"],
+                        "--config", str(JAPAN_TALK), "-o", str(out), "--json"],
                        capture_output=True, text=True, env=env, timeout=300, check=True)
-    seconds = time.perf_counter() - started
     data = json.loads(r.stdout)
-    # Re-hashing every record is `log verify`'s cost (the ledger's, minutes on a loaded
-    # machine): measured apart; the report itself must stay under 30 s.
-    print(f"\nreport of {n:,} page views (--no-verify): {seconds:.1f} s")
-    assert data["page_views"] == n and data["visitors"] == 50_000
-    assert data["ledger_health"]["ok"] is None
+    assert data["page_views"] == 3_000 and data["visitors"] == 500
+    assert data["ledger_health"]["ok"] is True
     assert {p["partner"]: p["page_views"] for p in data["partners"]} == {
-        "google-adsense": 666_667, "facebook": 666_666}
-    assert seconds < 30
+        "google-adsense": 2_000, "facebook": 2_000}
 
 
 def test_report_shows_the_last_witnessed_head(ledger: Path, tmp_path: Path,
