@@ -38,6 +38,8 @@ from .ledger import (
 from .ledger.heads import FileWitness, HeadPublisher, HttpWitness, Witness, load_private_key
 from .ledger.records import ConsentAction, ConsentSource, LegalBasis
 from .signals.page import ledger_fields
+from .ledger.service import ProcessWriter, heads_arguments
+from .ledger.writer import RecordWriter
 
 logger = logging.getLogger("consent_gate")
 
@@ -104,7 +106,7 @@ def head_publisher(config: Config) -> HeadPublisher | None:
 class Discloser:
     """Builds records from config + request and hands them to the ledger writer."""
 
-    def __init__(self, config: Config, writer: LedgerWriter | None, ip_key: bytes | None) -> None:
+    def __init__(self, config: Config, writer: RecordWriter | None, ip_key: bytes | None) -> None:
         self.config = config
         self.writer = writer
         self.ip_key = ip_key
@@ -133,7 +135,16 @@ class Discloser:
         # The IP hash key is derived from the signing key so that hashes cannot be reversed
         # by brute force without the secret, yet stay stable for one deployment.
         ip_key = f"consent-gate.ip.{signing_key}".encode() if config.ledger.ip == "hash" else None
-        return cls(config, LedgerWriter(store, heads=head_publisher(config)), ip_key)
+        ledger = config.ledger
+        writer: RecordWriter
+        if ledger.writer == "process":
+            if ledger.heads_key:
+                load_private_key(ledger.heads_key)  # an unreadable key stops start-up here
+            writer = ProcessWriter(store, ledger.path, synchronous=ledger.synchronous,
+                                   heads_args=heads_arguments(ledger))
+        else:
+            writer = LedgerWriter(store, heads=head_publisher(config))
+        return cls(config, writer, ip_key)
 
     def available(self) -> bool:
         """False right after a failed write: partners stay off until the retry interval passes."""

@@ -103,9 +103,10 @@ def test_disclosure_opt_out_stance_records_legal_basis(tmp_path: Path) -> None:
 
 
 def test_disclosure_is_durable_before_enabling_chunk_is_sent(tmp_path: Path) -> None:
-    """Hold the ledger's store: the chunk with the partner snippet must wait for the commit."""
+    """Hold the ledger's store: the chunk with the partner snippet must wait for the commit.
+    (The thread writer, whose store this process can hold; the process writer: next test.)"""
     chunks = [b"<html><head><title>x</title>", b"</head><body>" + b"<p>text</p>" * 50, b"</body></html>"]
-    gate = make_gate(html_app(chunks), tmp_path)
+    gate = make_gate(html_app(chunks), tmp_path, ledger={"writer": "thread"})
     store = gate.discloser.writer.store  # type: ignore[union-attr]
     held, entered = threading.Event(), threading.Event()
     original_append = store.append
@@ -154,8 +155,7 @@ def _broken_ledger(tmp_path: Path) -> str:
 
 def test_disclosure_unwritable_ledger_fails_closed(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     page = PAGE.replace(b"</body>", b'<script src="https://platform.twitter.com/widgets.js"></script></body>')
-    gate = make_gate(html_app([page]), tmp_path)
-    gate.discloser.writer.store = open_store(_broken_ledger(tmp_path))  # type: ignore[union-attr]
+    gate = make_gate(html_app([page]), tmp_path, ledger={"path": _broken_ledger(tmp_path)})
     out = asyncio.run(run(gate, http_scope(cookie=cookie_for(gate, {"ads", "social"}))))
     assert out.start["status"] == 200
     assert ADS_SNIPPET.encode() not in out.body and SOCIAL_SNIPPET.encode() not in out.body
@@ -169,8 +169,7 @@ def test_disclosure_unwritable_ledger_fails_closed(tmp_path: Path, caplog: pytes
 
 
 def test_disclosure_unwritable_ledger_fail_open_still_serves_partners(tmp_path: Path) -> None:
-    gate = make_gate(html_app(), tmp_path, ledger={"fail": "open"})
-    gate.discloser.writer.store = open_store(_broken_ledger(tmp_path))  # type: ignore[union-attr]
+    gate = make_gate(html_app(), tmp_path, ledger={"fail": "open", "path": _broken_ledger(tmp_path)})
     out = asyncio.run(run(gate, http_scope(cookie=cookie_for(gate, {"ads"}))))
     assert ADS_SNIPPET.encode() in out.body
 
@@ -206,8 +205,39 @@ def test_disclosure_remembered_rewrite_still_logs_every_view(tmp_path: Path) -> 
     assert recorded[0]["request_id"] != recorded[1]["request_id"]
 
 
+def test_disclosure_process_writer_acknowledges_only_after_the_commit(tmp_path: Path) -> None:
+    """The default writer is a child process: hold SQLite's write lock from here, and the
+    chunk with the partner snippet waits until the child could commit."""
+    chunks = [b"<html><head><title>x</title>", b"</head><body>" + b"<p>text</p>" * 50, b"</body></html>"]
+    gate = make_gate(html_app(chunks), tmp_path)
+    assert gate.config.ledger.writer == "process"
+    cookie = cookie_for(gate, {"ads"})
+    asyncio.run(run(gate, http_scope(cookie=cookie)))  # the child is up, the schema exists
+    lock = sqlite3.connect(ledger_path(tmp_path), isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")
+
+    async def scenario() -> tuple[list[bytes], list[bytes]]:
+        sent: list[dict[str, Any]] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        task = asyncio.create_task(gate(http_scope(cookie=cookie), _receive, send))
+        await asyncio.sleep(0.5)
+        while_held = [m.get("body", b"") for m in sent if m["type"] == "http.response.body"]
+        lock.execute("COMMIT")
+        await task
+        return while_held, [m.get("body", b"") for m in sent if m["type"] == "http.response.body"]
+
+    while_held, after = asyncio.run(scenario())
+    lock.close()
+    assert not any(ADS_SNIPPET.encode() in b for b in while_held), "partner bytes left before the commit"
+    assert ADS_SNIPPET.encode() in b"".join(after)
+    assert len(rows(ledger_path(tmp_path))) == 2
+
+
 def test_disclosure_remembered_rewrite_fails_closed_when_ledger_breaks(tmp_path: Path) -> None:
-    gate = make_gate(html_app(), tmp_path)
+    gate = make_gate(html_app(), tmp_path, ledger={"writer": "thread"})
     cookie = cookie_for(gate, {"ads"})
     asyncio.run(run(gate, http_scope(cookie=cookie)))
     gate.discloser.writer.store = open_store(_broken_ledger(tmp_path))  # type: ignore[union-attr]

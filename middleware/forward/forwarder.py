@@ -36,7 +36,7 @@ from middleware.forward.sender import Delivery, Sender
 from middleware.forward.spec import ForwardSpec
 from middleware.forward.transport import Resolver
 from middleware.headers import cookie_value, header_value
-from middleware.ledger import DisclosureRecord, LedgerWriter, minimise_ip, page_path, ua_family
+from middleware.ledger import DisclosureRecord, RecordWriter, minimise_ip, page_path, ua_family
 from middleware.ledger.records import LegalBasis
 
 if TYPE_CHECKING:
@@ -97,7 +97,7 @@ def read_secrets(config_source: str, specs: Mapping[str, ForwardSpec],
 class Forwarder:
     SCOPE_KEY = SCOPE_KEY
 
-    def __init__(self, config: Config, specs: Mapping[str, ForwardSpec], writer: LedgerWriter,
+    def __init__(self, config: Config, specs: Mapping[str, ForwardSpec], writer: RecordWriter,
                  outbox: Outbox, *, digest_key: bytes, environ: Mapping[str, str] | None = None,
                  clock: Callable[[], float] = time.time, resolver: Resolver | None = None,
                  sender_options: Mapping[str, Any] | None = None, autostart: bool = True) -> None:
@@ -118,7 +118,7 @@ class Forwarder:
         self.skipped = 0
 
     @classmethod
-    def from_config(cls, config: Config, signing_key: str, writer: LedgerWriter) -> Forwarder:
+    def from_config(cls, config: Config, signing_key: str, writer: RecordWriter) -> Forwarder:
         """The forwarder of a wrapped site: its outbox in the ledger's SQLite file."""
         path = config.ledger.path
         if path.startswith(("postgresql://", "postgres://")):

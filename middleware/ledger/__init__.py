@@ -21,10 +21,12 @@ from middleware.ledger.records import PageView as PageView
 from middleware.ledger.records import PartnerShare as PartnerShare
 from middleware.ledger.records import page_path as page_path
 from middleware.ledger.retention import purge as purge
+from middleware.ledger.service import ProcessWriter as ProcessWriter
 from middleware.ledger.sqlite import SqliteStore as SqliteStore
 from middleware.ledger.store import Filters as Filters
 from middleware.ledger.store import LedgerStore as LedgerStore
 from middleware.ledger.writer import LedgerWriter as LedgerWriter
+from middleware.ledger.writer import RecordWriter as RecordWriter
 
 __all__ = [
     "BrokenRow",
@@ -41,6 +43,8 @@ __all__ = [
     "PageView",
     "PartnerShare",
     "Problem",
+    "ProcessWriter",
+    "RecordWriter",
     "SqliteStore",
     "StoredRow",
     "VerifyReport",

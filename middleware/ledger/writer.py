@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from middleware.errors import LedgerUnavailable
 from middleware.ledger.chain import ChainCursor
@@ -95,6 +96,26 @@ def _resolve_all(batch: Sequence[_Waiter], error: BaseException | None) -> None:
 
 
 _STOP = object()
+
+
+class RecordWriter(Protocol):
+    """What the middleware and the forwarder write records through: ``LedgerWriter`` (a
+    thread) or ``ProcessWriter`` (a child process). The public API for new record kinds:
+    ``await writer.write(records)`` returns once they are durable, else raises
+    ``LedgerUnavailable``."""
+
+    store: LedgerStore
+
+    @property
+    def writer_id(self) -> str: ...
+
+    def start(self) -> None: ...
+
+    async def write(self, records: Sequence[Record], timeout: float | None = None) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+    def close(self, timeout: float | None = 30.0) -> None: ...
 
 
 class LedgerWriter:
