@@ -141,9 +141,9 @@ class LedgerConfig:
     purge_on_start: bool = False
     #: SQLite only: "full" fsyncs every commit; "normal" survives a process crash, not power loss.
     synchronous: Literal["full", "normal"] = "full"
-    #: "process": each worker's ledger writer runs in a child process (commits never share the
-    #: GIL with the event loop); "thread": in a thread of the worker (no extra process).
-    writer: Literal["process", "thread"] = "process"
+    #: "thread": each worker's ledger writer is a thread of the worker (measured faster on
+    #: this 2-core host); "process": a child process per worker (never shares the GIL).
+    writer: Literal["process", "thread"] = "thread"
     #: Signed chain heads (``consent-gate log keygen``): the Ed25519 private key file, and the
     #: witnesses that receive a head every ``heads_every`` records or ``heads_seconds``.
     heads_key: str = ""
@@ -585,7 +585,7 @@ def _read_ledger(t: Table, done: Mapping[str, Any]) -> LedgerConfig:
                              else f"expected a positive number of days, got {v}"),
         purge_on_start=t.get("purge_on_start", bool, False),
         synchronous=cast(Any, t.choice("synchronous", ("full", "normal"), "full")),
-        writer=cast(Any, t.choice("writer", ("process", "thread"), "process")),
+        writer=cast(Any, t.choice("writer", ("thread", "process"), "thread")),
         **_read_heads(t),
     )
 

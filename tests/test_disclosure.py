@@ -206,11 +206,10 @@ def test_disclosure_remembered_rewrite_still_logs_every_view(tmp_path: Path) -> 
 
 
 def test_disclosure_process_writer_acknowledges_only_after_the_commit(tmp_path: Path) -> None:
-    """The default writer is a child process: hold SQLite's write lock from here, and the
-    chunk with the partner snippet waits until the child could commit."""
+    """[ledger] writer = "process": hold SQLite's write lock from here, and the chunk with
+    the partner snippet waits until the child process could commit."""
     chunks = [b"<html><head><title>x</title>", b"</head><body>" + b"<p>text</p>" * 50, b"</body></html>"]
-    gate = make_gate(html_app(chunks), tmp_path)
-    assert gate.config.ledger.writer == "process"
+    gate = make_gate(html_app(chunks), tmp_path, ledger={"writer": "process"})
     cookie = cookie_for(gate, {"ads"})
     asyncio.run(run(gate, http_scope(cookie=cookie)))  # the child is up, the schema exists
     lock = sqlite3.connect(ledger_path(tmp_path), isolation_level=None)

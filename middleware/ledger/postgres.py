@@ -80,7 +80,8 @@ _MIGRATIONS: tuple[Migration, ...] = (
     )),
     (2, "page_views: one record per page view holding its partners", (
         # partners is the canonical JSON text the hash covers (jsonb would reorder it).
-        """CREATE TABLE page_views (
+        # IF NOT EXISTS: an owner may create page_views partitioned by month beforehand.
+        """CREATE TABLE IF NOT EXISTS page_views (
             id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
             time timestamptz NOT NULL,
             request_id text NOT NULL,
@@ -97,11 +98,11 @@ _MIGRATIONS: tuple[Migration, ...] = (
             prev_hash text NOT NULL,
             hash text NOT NULL
         )""",
-        "CREATE INDEX page_views_time ON page_views (time)",
-        "CREATE INDEX page_views_consent_time ON page_views (consent_id, time)",
-        "CREATE INDEX page_views_set_time ON page_views (partner_set, time)",
-        "CREATE INDEX page_views_chain ON page_views (writer_id, seq)",
-        "CREATE TABLE partner_sets (partner_set text PRIMARY KEY)",
+        "CREATE INDEX IF NOT EXISTS page_views_time ON page_views (time)",
+        "CREATE INDEX IF NOT EXISTS page_views_consent_time ON page_views (consent_id, time)",
+        "CREATE INDEX IF NOT EXISTS page_views_set_time ON page_views (partner_set, time)",
+        "CREATE INDEX IF NOT EXISTS page_views_chain ON page_views (writer_id, seq)",
+        "CREATE TABLE IF NOT EXISTS partner_sets (partner_set text PRIMARY KEY)",
     )),
 )
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
