@@ -37,9 +37,9 @@ from .ledger import (
 )
 from .ledger.heads import FileWitness, HeadPublisher, HttpWitness, Witness, load_private_key
 from .ledger.records import ConsentAction, ConsentSource, LegalBasis
-from .signals.page import ledger_fields
 from .ledger.service import ProcessWriter, heads_arguments
 from .ledger.writer import RecordWriter
+from .signals.page import ledger_fields
 
 logger = logging.getLogger("consent_gate")
 
