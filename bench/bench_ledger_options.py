@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import os
 import statistics
 import sys
 import tempfile
@@ -33,6 +32,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_load import fsync_samples, pct  # noqa: E402
 
 from middleware.ledger import (  # noqa: E402
     DisclosureRecord,
@@ -50,22 +52,10 @@ PARTNERS = tuple(
                        ("x-twitter", "social")])
 
 
-def fsync_floor(directory: Path, n: int = 300) -> tuple[float, float]:
+def fsync_floor(directory: Path) -> tuple[float, float]:
     """p50, p99 in ms of a 4 KB append + fsync in ``directory`` (a durable commit's floor)."""
-    path = directory / "fsync-probe"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    times = []
-    try:
-        for _ in range(n):
-            os.write(fd, b"x" * 4096)
-            t = time.perf_counter()
-            os.fsync(fd)
-            times.append((time.perf_counter() - t) * 1e3)
-    finally:
-        os.close(fd)
-        path.unlink()
-    times.sort()
-    return times[len(times) // 2], times[min(len(times) - 1, int(len(times) * 0.99))]
+    samples = fsync_samples(directory)
+    return pct(samples, 0.5), pct(samples, 0.99)
 
 
 def burn(us: float) -> None:
