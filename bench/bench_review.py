@@ -81,13 +81,16 @@ def build(path: Path, views: int, seed: int = 7) -> float:
     return time.perf_counter() - t0
 
 
-def timed(fn: Callable[[], object], n: int = 5) -> float:
-    times = []
+def timed(fn: Callable[[], object], n: int = 5) -> tuple[float, float]:
+    """Median wall and CPU milliseconds. On a shared, loaded host the CPU time is the
+    fairer figure: wall time there includes waiting for a core."""
+    walls, cpus = [], []
     for _ in range(n):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e3
+        walls.append(time.perf_counter() - t)
+        cpus.append(time.process_time() - c)
+    return statistics.median(walls) * 1e3, statistics.median(cpus) * 1e3
 
 
 def peak_rss_of(*argv: str) -> tuple[float, float]:
@@ -114,6 +117,7 @@ def main() -> int:
         built = build(path, args.views)
     size_mb = path.stat().st_size / 1e6
     store = SqliteStore(path)
+    load = os.getloadavg()[0]
     common_cid = "cid-00042"
     q = {
         "summary (30 days, all partners)": timed(lambda: summary(
@@ -153,11 +157,14 @@ def main() -> int:
            f"20% ads only / social only, 0.1% youtube only), 20,000 consent ids; {size_mb:,.0f} MB"
            + (f"; built in {built:.0f} s through SqliteStore.append + the hash chain" if built else ""),
            "",
-           "| query (in process, warm, median) | ms | target | verdict |",
-           "|---|---:|---:|---|"]
-    for name, ms_ in q.items():
-        out.append(f"| {name} | {ms_:.1f} | < {target[name]} | "
-                   f"{'met' if ms_ < target[name] else 'MISSED'} |")
+           f"- load average at the start of the queries: {load:.1f} on {nproc()} cores",
+           "",
+           "| query (in process, warm, median) | wall ms | CPU ms | target | verdict (wall; CPU) |",
+           "|---|---:|---:|---:|---|"]
+    for name, (wall, cpu) in q.items():
+        out.append(f"| {name} | {wall:.1f} | {cpu:.1f} | < {target[name]} | "
+                   f"{'met' if wall < target[name] else 'MISSED'}; "
+                   f"{'met' if cpu < target[name] else 'MISSED'} |")
     out += ["", f"(subject {common_cid}: {n_subject} page view records)", "",
             "| command (a fresh process, Python start-up included) | ms |", "|---|---:|"]
     out += [f"| `{k}` | {v:.0f} |" for k, v in ends.items()]
