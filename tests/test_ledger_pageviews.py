@@ -121,7 +121,8 @@ def _as_schema_v1(p: Path) -> None:
     with sqlite3.connect(p) as c:
         c.execute("DROP TABLE page_views")
         c.execute("DROP TABLE partner_sets")
-        c.execute("DELETE FROM schema_migrations WHERE version = 2")
+        c.execute("DROP TABLE partner_lists")
+        c.execute("DELETE FROM schema_migrations WHERE version >= 2")
         c.execute("PRAGMA user_version = 1")
 
 
@@ -144,7 +145,8 @@ def test_ledger_of_schema_v1_migrates_and_its_chains_still_verify(
     # Today's consent-gate opens it: migrates to v2 and appends page view records.
     write(p, [view(1), view(2)])
     with sqlite3.connect(p) as c:
-        assert c.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert c.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert c.execute("SELECT COUNT(*) FROM partner_lists").fetchone()[0] == 1
     code, out, _ = run(capsys, "verify", "--ledger", str(p))
     assert code == 0 and "ok: 6 records, 2 writers" in out, out
     with sqlite3.connect(p) as c:

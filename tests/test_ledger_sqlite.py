@@ -73,12 +73,12 @@ def test_sqlite_schema_is_versioned_and_indexed(tmp_path: Path) -> None:
     SqliteStore(p).open()
     SqliteStore(p).open()  # second open: no second migration
     c = sqlite3.connect(p)
-    assert c.execute("PRAGMA user_version").fetchone()[0] == 2
-    assert c.execute("SELECT version FROM schema_migrations").fetchall() == [(1,), (2,)]
+    assert c.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert c.execute("SELECT version FROM schema_migrations").fetchall() == [(1,), (2,), (3,)]
     indexes = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert {"disclosures_partner_time", "disclosures_consent_time", "disclosures_chain",
             "consent_events_consent_time", "disclosures_time", "page_views_time",
-            "page_views_consent_time", "page_views_set_time", "page_views_chain"} <= indexes
+            "page_views_consent_time", "page_views_set_time_consent", "page_views_chain"} <= indexes
     plan = " ".join(str(r) for r in c.execute(
         "EXPLAIN QUERY PLAN SELECT * FROM page_views WHERE partner_set = ' x ' ORDER BY time DESC"))
     assert "page_views_set_time" in plan

@@ -104,6 +104,15 @@ _MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX IF NOT EXISTS page_views_chain ON page_views (writer_id, seq)",
         "CREATE TABLE IF NOT EXISTS partner_sets (partner_set text PRIMARY KEY)",
     )),
+    (3, "summary from an index: (partner_set, time, consent_id); partner_lists", (
+        "CREATE INDEX IF NOT EXISTS page_views_set_time_consent ON page_views "
+        "(partner_set, time, consent_id)",
+        "DROP INDEX IF EXISTS page_views_set_time",
+        "CREATE TABLE IF NOT EXISTS partner_lists (partners text PRIMARY KEY, "
+        "partner_set text NOT NULL)",
+        "INSERT INTO partner_lists SELECT DISTINCT partners, partner_set FROM page_views "
+        "ON CONFLICT DO NOTHING",
+    )),
 )
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
 

@@ -108,6 +108,14 @@ _MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX page_views_chain ON page_views (writer_id, seq)",
         "CREATE TABLE partner_sets (partner_set TEXT PRIMARY KEY)",
     )),
+    (3, "summary from an index: (partner_set, time, consent_id); partner_lists", (
+        # A summary reads partner set, day and consent id of every view in its range: from
+        # this index that is ~100 bytes per view instead of the ~1.4 KB row.
+        "CREATE INDEX page_views_set_time_consent ON page_views (partner_set, time, consent_id)",
+        "DROP INDEX page_views_set_time",
+        "CREATE TABLE partner_lists (partners TEXT PRIMARY KEY, partner_set TEXT NOT NULL)",
+        "INSERT OR IGNORE INTO partner_lists SELECT DISTINCT partners, partner_set FROM page_views",
+    )),
 )
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
 
@@ -310,3 +318,6 @@ class SqliteStore(SqlStore):
 
     def _json_each(self, col: str) -> str:
         return f"json_each({col}) AS j"
+
+    def _indexed(self, name: str) -> str:
+        return f" INDEXED BY {name}"
