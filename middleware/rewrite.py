@@ -95,6 +95,8 @@ MAX_TAG = 1024 * 1024
 _URL_MEMO = 4096
 #: The partner id given to a URL that cannot be read (fail closed: it is blocked like a partner's).
 UNREADABLE = fetch.UNREADABLE
+#: URL -> HostMatcher.host_of_url(URL), shared by all responses (bounded by _URL_MEMO).
+_HOST_OF_URL: dict[str, str | None] = {}
 
 
 @dataclass(frozen=True)
@@ -247,7 +249,7 @@ class HtmlRewriter:
         self._hold_tag = False
         while True:
             state = self._state
-            if state == _DATA and self._careful():
+            if state == _DATA and (self._stack or self._guards):  # self._careful()
                 lt = buf.find(b"<", pos)
                 if "]]>" in self._guards and buf.find(b"]]>", pos, n if lt < 0 else lt) >= 0:
                     self._end_tag("]]>")
@@ -299,6 +301,13 @@ class HtmlRewriter:
                 if lt >= n:
                     pos = n
                     break
+                if low.startswith(b"<svg", lt):
+                    # A whole inline SVG that cannot fetch (icons: the most common stop). Tried
+                    # first: a match implies the tag reading below would have reached this too.
+                    flat = _SVG_FLAT_RE.match(low, lt)
+                    if flat is not None:
+                        pos = flat.end()
+                        continue
                 m = _DATA_RE.match(buf, lt)
                 if m is None:  # cannot happen: the skip stops only where _DATA_RE matches
                     pos = lt + 1
@@ -329,11 +338,6 @@ class HtmlRewriter:
                     name = buf[lt + 1 : _name_end(buf, lt + 1)].lower().decode("latin-1")
                 else:
                     name = m.group("name").lower().decode("ascii")
-                    if name == "svg":
-                        flat = _SVG_FLAT_RE.match(low, lt)
-                        if flat is not None:
-                            pos = flat.end()
-                            continue
                 res = self._html_start(buf, name, lt, end, flushed, out, final, careful=False)
                 if res is None:
                     pos = lt
@@ -607,8 +611,9 @@ class HtmlRewriter:
             edits = edits + [(end + m.start(), end + m.end(), b"@-consent-blocked-import")
                              for m in _IMPORT_RE.finditer(content, 0, upto)]
         flushed = self._apply(buf, lt, pos, flushed, out, edits, pre)
-        after = self._after_start_tag(name, careful=careful,
-                                      self_closing=_self_closing(buf, name_end, end))
+        # Only <svg>/<math> care whether the tag closes itself (re-reading its attributes).
+        after = self._after_start_tag(name, careful=careful, self_closing=(
+            name in ("svg", "math") and _self_closing(buf, name_end, end)))
         if after:
             out.append(buf[flushed:pos])
             out.append(after)
@@ -689,7 +694,18 @@ class HtmlRewriter:
             host, pid = hosts[url]
         except KeyError:
             matcher = self.plan.matcher
-            host = matcher.host_of_url(url)
+            if type(matcher) is HostMatcher:
+                # host_of_url is a pure function of the URL: its result is shared by every
+                # response (unique pages still repeat their partners' script and ad URLs).
+                try:
+                    host = _HOST_OF_URL[url]
+                except KeyError:
+                    host = HostMatcher.host_of_url(url)
+                    if len(_HOST_OF_URL) >= _URL_MEMO:
+                        _HOST_OF_URL.clear()
+                    _HOST_OF_URL[url] = host
+            else:
+                host = matcher.host_of_url(url)
             if host is None:
                 pid = None
             elif not host.isascii():  # undecodable bytes or an invalid IDN: fail closed
