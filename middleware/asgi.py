@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -134,13 +134,11 @@ class ConsentMiddleware:
         if scope["path"] == self.csp_report_path:
             await self.csp_reports.handle(scope, receive, send)
             return
-        consent = self.consent_for(scope)
         if self.ui.owns(scope["path"]):
-            await self.ui.handle(scope, receive, send, consent)
+            await self.ui.handle(scope, receive, send, self.consent_for(scope))
             return
         inner = dict(scope)
-        state = ConsentState(scope.get("state") or {})
-        state["consent"] = consent
+        state = ConsentState(scope.get("state") or {}, self, scope)
         inner["state"] = state
         if self.forwarder is not None:
             inner[self.forwarder.SCOPE_KEY] = self.forwarder
@@ -157,7 +155,7 @@ class ConsentMiddleware:
         if scan_token.owner_scan(scope, self.keys):  # consent-gate scan: the page as the site sends it
             await self.app(inner, receive, scan_token.mark_original(send))
             return
-        responder = HtmlResponder(self, inner, send, consent)
+        responder = HtmlResponder(self, inner, send, state)
         await self.app(inner, receive, responder.send)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -273,19 +271,72 @@ def _frame_options(headers: MutableHeaders, csp: CspBuilder) -> None:
 
 class ConsentState(dict[str, Any]):
     """The request state handed to the site. It notices when the site reads the consent, so
-    that any response that may depend on it (JSON, a 404 page) is kept out of shared caches."""
+    that any response that may depend on it (JSON, a 404 page) is kept out of shared caches.
+
+    The consent itself is resolved on first use (by the site or by the responder): a view that
+    never reads it and returns JSON or a file does not pay for cookie and signal parsing.
+    Every way of reading the mapping (``[]``, ``get``, ``in``, ``len``/truthiness, iteration,
+    ``copy``, ``dict()``) resolves it first, so no reader sees the state without it.
+    """
 
     consent_read = False
 
-    def __getitem__(self, key: str) -> Any:
+    def __init__(self, base: Mapping[str, Any], gate: ConsentMiddleware, scope: Scope) -> None:
+        super().__init__(base)
+        self._gate = gate
+        self._scope = scope
+        self._resolved = False
+
+    @property
+    def consent(self) -> Consent:
+        """The request's consent, for the middleware (not counted as the site's read)."""
+        if not self._resolved:
+            self._resolved = True
+            super().__setitem__("consent", self._gate.consent_for(self._scope))
+        value: Consent = super().__getitem__("consent")
+        return value
+
+    def _site_reads(self, key: object) -> None:
         if key == "consent":
             self.consent_read = True
+        if not self._resolved:
+            self.consent  # noqa: B018 - resolves it
+
+    def __getitem__(self, key: str) -> Any:
+        self._site_reads(key)
         return super().__getitem__(key)
 
     def get(self, key: str, default: Any = None) -> Any:
-        if key == "consent":
-            self.consent_read = True
+        self._site_reads(key)
         return super().get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        self._site_reads(None)
+        return super().__contains__(key)
+
+    def __iter__(self) -> Iterator[str]:
+        self._site_reads(None)
+        return super().__iter__()
+
+    def __len__(self) -> int:  # also truthiness: ``scope.get("state") or {}`` keeps this one
+        self._site_reads(None)
+        return super().__len__()
+
+    def keys(self) -> Any:
+        self._site_reads(None)
+        return super().keys()
+
+    def items(self) -> Any:
+        self._site_reads(None)
+        return super().items()
+
+    def values(self) -> Any:
+        self._site_reads(None)
+        return super().values()
+
+    def copy(self) -> dict[str, Any]:
+        self._site_reads(None)
+        return dict(super().items())
 
 
 class Phase(enum.Enum):
@@ -335,15 +386,20 @@ class HtmlResponder:
     #: Partners already recorded for this page view: one disclosure per (view, partner).
     disclosed: frozenset[str] = frozenset()
 
-    def __init__(self, gate: ConsentMiddleware, scope: Scope, send: Send, consent: Consent) -> None:
+    def __init__(self, gate: ConsentMiddleware, scope: Scope, send: Send,
+                 state: ConsentState) -> None:
         self.gate = gate
         self.scope = scope
         self.raw_send = send
-        self.consent = consent
+        self.state = state
         self.phase = Phase.HELD
         #: The start message while it is held; None once it left.
         self.start: Message | None = None
         self.kind = BodyKind.OTHER
+
+    @property
+    def consent(self) -> Consent:
+        return self.state.consent
 
     def _to(self, phase: Phase) -> None:
         if phase not in _NEXT[self.phase]:
@@ -535,8 +591,7 @@ class HtmlResponder:
         headers["cache-control"] = private_cache_control(headers.get("cache-control"))
 
     def _untouched_headers(self, start: Message) -> None:
-        state = self.scope.get("state")
-        if isinstance(state, ConsentState) and state.consent_read:
+        if self.state.consent_read:
             self._consent_dependent(MutableHeaders(scope=start))
 
     def _rewritten_headers(self, start: Message, *, enforced_no_partner: bool) -> None:

@@ -391,3 +391,30 @@ def test_pass_path_forwards_json_start_before_its_body(tmp_path: Path) -> None:
     asyncio.run(gate(http_scope("/api"), receive, send))
     assert seen_before_body == [["http.response.start"]]
     assert recorder == ["http.response.start", "http.response.body"]
+
+
+def test_pass_path_resolves_no_consent_for_a_view_that_never_reads_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cookie and signal parsing is the largest cost of a JSON response: paid only when used."""
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        request = Request(scope, receive)
+        body = {"ads": request.state.consent.allows("ads")} if scope["path"] == "/reads" else {}
+        await JSONResponse(body)(scope, receive, send)
+
+    gate = make_gate(app, tmp_path)
+    calls: list[str] = []
+    real = gate.consent_for
+
+    def counting(scope: Any) -> Any:
+        calls.append(scope["path"])
+        return real(scope)
+
+    monkeypatch.setattr(gate, "consent_for", counting)
+    plain = asyncio.run(run(gate, http_scope("/plain", cookie=cookie_for(gate, {"ads"}))))
+    reads = asyncio.run(run(gate, http_scope("/reads", cookie=cookie_for(gate, {"ads"}))))
+    assert calls == ["/reads"]
+    assert reads.body == b'{"ads":true}' and plain.body == b"{}"
+    assert b"private" in reads.header(b"cache-control")[0] and plain.header(b"cache-control") == []
