@@ -31,9 +31,9 @@ from .headers import (
     header_value,
     merge_vary,
     private_cache_control,
-    refresh_target,
 )
 from .hosts import HostMatcher
+from .html.fetch import refresh_url
 from .inflate import DECODABLE, InflateError, Inflater
 from .memo import RewriteMemo, Rewritten
 from .plan import PlanBuilder, charset_of
@@ -634,7 +634,7 @@ class HtmlResponder:
                 if kept is not None:
                     headers.append("link", kept)
         refreshes = headers.getlist("refresh")
-        if any(blocked(refresh_target(v) or "") for v in refreshes):
+        if any(blocked(refresh_url(v)) for v in refreshes):
             logger.warning("consent-gate: %s %s: a Refresh header to a partner was dropped "
                            "(it would navigate there before any record)",
                            self.scope["method"], self.scope["path"])

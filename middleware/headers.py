@@ -108,20 +108,3 @@ def gated_link(value: str, blocked: Callable[[str], bool]) -> str | None:
             kept.append(m.group(0).strip())
         pos = m.end() + 1
     return ", ".join(kept) if kept else None
-
-
-def refresh_target(value: str) -> str | None:
-    """The URL of a ``Refresh`` header (``5; url=https://...``, ``0 https://...``), or None.
-
-    References: https://html.spec.whatwg.org/#shared-declarative-refresh-steps
-    """
-    rest = value.lstrip(" \t\n\x0c\r").lstrip("0123456789.").lstrip(" \t\n\x0c\r")
-    if rest[:1] in (";", ","):
-        rest = rest[1:].lstrip(" \t\n\x0c\r")
-    if rest[:3].lower() == "url":
-        after = rest[3:].lstrip(" \t\n\x0c\r")
-        if after.startswith("="):
-            rest = after[1:].lstrip(" \t\n\x0c\r")
-    if rest[:1] in ("'", '"'):
-        rest = rest[1:].split(rest[0], 1)[0]
-    return rest.strip() or None

@@ -156,9 +156,9 @@ def test_link_and_refresh_headers_to_partners_are_dropped(tmp_path: Path) -> Non
     ("0;URL='//b.example/'", "//b.example/"),
     ("0 https://c.example", "https://c.example"),
     ("3, url = \"/local\"", "/local"),
-    ("10", None),
+    ("10", ""),
 ])
-def test_refresh_target_follows_the_declarative_refresh_steps(value: str, target: str | None) -> None:
-    from middleware.headers import refresh_target
+def test_refresh_header_url_follows_the_declarative_refresh_steps(value: str, target: str) -> None:
+    from middleware.html.fetch import refresh_url
 
-    assert refresh_target(value) == target
+    assert refresh_url(value) == target
