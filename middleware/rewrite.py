@@ -95,6 +95,9 @@ MAX_TAG = 1024 * 1024
 _URL_MEMO = 4096
 #: The partner id given to a URL that cannot be read (fail closed: it is blocked like a partner's).
 UNREADABLE = fetch.UNREADABLE
+#: Bounds on the per-response memo of whole tags: entries, and bytes of one tag.
+_TAG_MEMO = 512
+_TAG_MEMO_LEN = 2048
 #: URL -> HostMatcher.host_of_url(URL), shared by all responses (bounded by _URL_MEMO).
 _HOST_OF_URL: dict[str, str | None] = {}
 
@@ -151,6 +154,10 @@ class HtmlRewriter:
         self._finished = False
         # URL -> (host, partner) for this response's plan (pages repeat their URLs).
         self._hosts: dict[str, tuple[str | None, str | None]] = {}
+        # (name, careful, tag bytes after the name) -> (edits relative to the name end, enabled,
+        # blocked), for this response's plan; see _tag_edits.
+        self._tags: dict[tuple[str, bool, bytes],
+                         tuple[list[tuple[int, int, bytes]], frozenset[str], frozenset[str]]] = {}
         # The held bytes are one incomplete tag: until a '>' arrives, chunks are only collected
         # in _more (no re-scan of the held tag for every small chunk).
         self._hold_tag = False
@@ -217,6 +224,7 @@ class HtmlRewriter:
         self._enabled = set(enabled)
         self.unknown_hosts = set(unknown)
         self.blocked = set(blocked)
+        self._tags = {}  # its replays add no unknown hosts: they must be found again
         if plan is not None:
             self.plan = plan
             self._hosts = {}
@@ -776,6 +784,37 @@ class HtmlRewriter:
         if _MAYBE_URL_RE.search(buf, name_end, end - 1) is None and not (
                 content and _MAYBE_URL_RE.search(content)):
             return []
+        if content or end - name_end > _TAG_MEMO_LEN:
+            return self._judge_tag(buf, name, name_end, end, careful=careful, content=content)
+        # Pages repeat whole tags (an ad slot's script, a pixel, an embed): the same bytes give
+        # the same edits (relative to the name) and the same partners, for this response's plan.
+        key = (name, careful, buf[name_end:end])
+        hit = self._tags.get(key)
+        if hit is not None:
+            rel, enabled, blocked = hit
+            self.blocked.update(blocked)
+            self._enabled.update(enabled)
+            return [(a + name_end, b + name_end, data) for a, b, data in rel]
+        outer_blocked, outer_enabled = self.blocked, self._enabled
+        self.blocked, self._enabled = set(), set()
+        try:
+            edits = self._judge_tag(buf, name, name_end, end, careful=careful, content=content)
+        finally:
+            now_blocked, now_enabled = self.blocked, self._enabled
+            self.blocked, self._enabled = outer_blocked, outer_enabled
+            outer_blocked.update(now_blocked)
+            outer_enabled.update(now_enabled)
+        if isinstance(edits, bytes):  # a placeholder: made afresh each time
+            return edits
+        if len(self._tags) >= _TAG_MEMO:
+            self._tags.clear()
+        self._tags[key] = ([(a - name_end, b - name_end, data) for a, b, data in edits],
+                           frozenset(now_enabled), frozenset(now_blocked))
+        return edits
+
+    def _judge_tag(self, buf: bytes, name: str, name_end: int, end: int, *, careful: bool,
+                   content: bytes) -> list[tuple[int, int, bytes]] | bytes:
+        """``_tag_edits`` past its fast path and memo."""
         url_names = _URL_ATTRS.get(name, ())
         attrs: list[_Attr] = []
         first: dict[str, _Attr] = {}

@@ -4,6 +4,7 @@ attribute may fetch (``_attr_kind``), and small readers of tag bytes.
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 
@@ -28,6 +29,7 @@ class _Attr:
         return html.unescape(text) if "&" in text else text
 
 
+@functools.lru_cache(maxsize=256)  # pure; the same partner lists recur on every page
 def _attr_html(name: str, value: str) -> bytes:
     quoted = html.escape(value).encode("ascii", "xmlcharrefreplace")
     return b" " + name.encode() + b'="' + quoted + b'"'
