@@ -78,7 +78,9 @@ def test_csp_runtime_vectors_without_consent(page: Page, recording_proxy: Record
     print("\nruntime vector -> reached the partner without consent")
     for name, hit in reached.items():
         print(f"  {name:20s} {'REACHED' if hit else 'blocked'}")
-    assert {n for n, hit in reached.items() if hit} == RESIDUAL
+    # Everything the CSP can stop is stopped; the residual ones may or may not show in one
+    # run (the speculative connection is timing-dependent), docs/csp.md lists them.
+    assert {n for n, hit in reached.items() if hit} <= RESIDUAL
 
 
 @pytest.mark.parametrize("path", ["/missing", "/untyped", "/untyped-nosniff", "/xhtml"])
