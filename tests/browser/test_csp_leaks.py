@@ -19,28 +19,10 @@ if TYPE_CHECKING:
 
     from tests.support.proxy import RecordingProxy
 
+from tests.support.tracker_config import PARTNER, tracker_config
+
 pytestmark = pytest.mark.browser
 
-PARTNER = "tracker.partner.example"
-CONFIG = """
-[policy]
-version = "v1"
-effective = 2026-01-01
-
-[purposes.ads]
-title = "Ads"
-description = "Ads."
-
-[partners.tracker]
-name = "Tracker"
-purposes = ["ads"]
-hosts = ["tracker.partner.example"]
-receives = ["ip_address"]
-privacy_url = "https://partner.example/privacy"
-
-[ledger]
-path = "{ledger}"
-"""
 
 #: Measured with Chromium 156: these reach the partner with our CSP in force. Top-level
 #: navigations are governed by no shipped CSP directive (navigate-to never shipped); a
@@ -53,7 +35,7 @@ RESIDUAL = frozenset({"location", "anchor-click", "window-open", "meta-refresh",
 def csp_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     tmp = tmp_path_factory.mktemp("csp-site")
     config = tmp / "partners.toml"
-    config.write_text(CONFIG.format(ledger=(tmp / "ledger.sqlite3").as_posix()))
+    config.write_text(tracker_config((tmp / "ledger.sqlite3").as_posix()))
     env = {"CSP_SITE_CONFIG": str(config), "CONSENT_GATE_SECRET": secrets.token_urlsafe(36)}
     with start_uvicorn("tests.browser.csp_site:create_app", env=env,
                        extra_args=["--factory"], log_level="warning") as server:

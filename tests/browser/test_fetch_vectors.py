@@ -19,37 +19,17 @@ if TYPE_CHECKING:
 
     from tests.support.proxy import RecordingProxy
 
+from tests.support.tracker_config import tracker_config
+
 pytestmark = pytest.mark.browser
 
-CONFIG = """
-[policy]
-version = "v1"
-effective = 2026-01-01
-
-[purposes.ads]
-title = "Ads"
-description = "Ads."
-
-[partners.tracker]
-name = "Tracker"
-purposes = ["ads"]
-hosts = ["tracker.partner.example"]
-receives = ["ip_address"]
-privacy_url = "https://partner.example/privacy"
-
-[csp]
-mode = "off"
-
-[ledger]
-path = "{ledger}"
-"""
 
 
 @pytest.fixture(scope="module")
 def sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, ServerProcess]]:
     tmp = tmp_path_factory.mktemp("fetch-site")
     config = tmp / "partners.toml"
-    config.write_text(CONFIG.format(ledger=(tmp / "ledger.sqlite3").as_posix()))
+    config.write_text(tracker_config((tmp / "ledger.sqlite3").as_posix(), csp="off"))
     env = {"FETCH_SITE_CONFIG": str(config), "CONSENT_GATE_SECRET": secrets.token_urlsafe(36)}
     with start_uvicorn("tests.browser.fetch_site:site", log_level="warning") as raw, \
             start_uvicorn("tests.browser.fetch_site:create_app", env=env, extra_args=["--factory"],
