@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,37 @@ def test_forward_ledger_record_is_durable_before_the_request_leaves(tmp_path: Pa
         assert "Jo.Doe" not in str(queued) and sha("jo.doe@gmail.com") not in str(queued)
         assert queued["not_allowed"] == ["order_id"] and delivered["attempts"] == 1
     asyncio.run(go())
+
+
+def test_forward_summary_counts_each_event_once_with_its_delivery_outcome(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from middleware.cli import main as cli_main
+    from middleware.ledger.query import open_store, summary
+
+    db = tmp_path / "l.sqlite3"
+
+    async def go() -> None:
+        with PartnerServer("meta") as meta:
+            config = make_config({"meta": meta.url}, db)
+            fw = make_forwarder(config, Clock())
+            for _ in range(3):
+                await fw.forward(scope(), consent(config, ALL), "purchase", DATA)
+            await drain(fw)
+            await close(fw)
+            assert len(meta.requests) >= 1
+    asyncio.run(go())
+    assert sorted(r["delivery"] for r in ledger_rows(db) if r["partner"] == "meta") == \
+        ["accepted"] * 3 + ["queued"] * 3
+    store = open_store(str(db))
+    try:
+        by = {s.partner: s.page_views for s in summary(store)}
+    finally:
+        store.close()
+    assert by["meta"] == 3
+    out = tmp_path / "report.html"
+    assert cli_main(["report", "--ledger", str(db), "-o", str(out), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert {p["partner"]: p["page_views"] for p in report["partners"]}["meta"] == 3
 
 
 @pytest.mark.parametrize("failure", [("status", 500), ("status", 503), ("status", 429, 1), ("reset",)])

@@ -265,6 +265,22 @@ def test_postgres_unreachable_raises_ledger_unavailable_then_recovers(
     assert sql(dsn, "SELECT request_id, seq FROM disclosures") == [("r2", 1)]
 
 
+def test_postgres_summary_counts_a_forwarded_event_once_not_its_delivery_outcome(dsn: str) -> None:
+    def forwarded(i: int, delivery: str) -> DisclosureRecord:
+        return DisclosureRecord(
+            time=NOW, request_id="r1", consent_id="c1", path="/checkout", partner="meta",
+            purposes=("ads",), legal_basis="consent",
+            data_categories=("ip_address",) if delivery == "queued" else (),
+            fields={"channel": "server", "event_id": "e1", "delivery": delivery, "i": i})
+
+    w = LedgerWriter(PostgresStore(dsn))
+    w.write_sync([forwarded(1, "queued"), forwarded(2, "accepted"), disclosure(3, "adsense")])
+    w.close()
+    with PostgresStore(dsn) as store:
+        assert [(r.partner, r.page_views) for r in summary(store)] == [("adsense", 1), ("meta", 1)]
+        assert len(list(show(store, Filters(partner="meta")))) == 2  # both rows stay reviewable
+
+
 def test_postgres_cli_verify_and_summary(dsn: str, capsys: pytest.CaptureFixture[str]) -> None:
     from middleware.cli import main
 

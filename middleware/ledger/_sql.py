@@ -147,6 +147,10 @@ class SqlStore:
         """A FROM item aliased ``j`` with one text column ``value``."""
         raise NotImplementedError
 
+    def _json_text(self, col: str, key: str) -> str:
+        """The text value of ``key`` in the JSON object held in the text column ``col``."""
+        raise NotImplementedError
+
     def _indexed(self, name: str) -> str:
         """Pin a query to an index where the planner might not see it covers the query."""
         return ""
@@ -482,6 +486,10 @@ class SqlStore:
     def summary(self, since: datetime | None, until: datetime | None) -> SummaryData:
         acc = _Summary()
         where, params = self._where(Filters(since=since, until=until), DISCLOSURES)
+        # A forwarded event's delivery outcome (accepted, rejected, ...) is a second row about
+        # the same disclosure: the data left once, so only the row written before it counts.
+        not_outcome = f"COALESCE({self._json_text('fields', 'delivery')}, 'queued') = 'queued'"
+        where = f"{where} AND {not_outcome}" if where else f" WHERE {not_outcome}"
         vwhere, vparams = self._where(Filters(since=since, until=until), PAGE_VIEWS)
         day = self._day_expr("time")
         with self._lock:

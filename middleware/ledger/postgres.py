@@ -258,3 +258,6 @@ class PostgresStore(SqlStore):
 
     def _json_each(self, col: str) -> str:
         return f"jsonb_array_elements_text({col}) AS j(value)"
+
+    def _json_text(self, col: str, key: str) -> str:
+        return f"(({col})::jsonb ->> '{key}')"

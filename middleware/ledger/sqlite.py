@@ -319,5 +319,8 @@ class SqliteStore(SqlStore):
     def _json_each(self, col: str) -> str:
         return f"json_each({col}) AS j"
 
+    def _json_text(self, col: str, key: str) -> str:
+        return f"json_extract({col}, '$.{key}')"
+
     def _indexed(self, name: str) -> str:
         return f" INDEXED BY {name}"

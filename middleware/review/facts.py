@@ -176,9 +176,11 @@ def collect(db: ReviewDb, config: Config | None, since: datetime | None, until: 
     consent_ids: list[str] = []
     if "disclosures" in tables:
         w = _scan_where(db, "disclosures", since, until)
+        # A forwarded event's delivery outcome is a second row about one disclosure.
+        sent = f"{w} AND COALESCE(json_extract(fields, '$.delivery'), 'queued') = 'queued'"
         for day, partner, cats, purps, n in db.read(
                 "SELECT substr(time, 1, 10), partner, data_categories, purposes, COUNT(*) "
-                f"FROM disclosures{w} GROUP BY 1, 2, 3, 4", params):
+                f"FROM disclosures{sent} GROUP BY 1, 2, 3, 4", params):
             per_day[partner][day] += n
             categories[partner].update(_json(cats))
             purposes[partner].update(_json(purps))
