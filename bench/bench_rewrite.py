@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Mapping
 
 from middleware import rewrite
 from middleware.hosts import HostMatcher
+from middleware.html import native
 from middleware.rewrite import HtmlRewriter, RewritePlan
 
 # The skip the rewriter uses: the C one when middleware._speedups was built (see docs/rewriter.md).
@@ -151,11 +152,11 @@ def with_skip(skip: Callable[[bytes, int], int] | None) -> Callable[[RewritePlan
     """``ours`` with the rewriter's skip set to ``skip`` (None: the regex)."""
 
     def run(plan: RewritePlan, doc: bytes, chunk: int) -> bytes:
-        rewrite._skip_end = skip
+        native.skip_end = skip
         try:
             return ours(plan, doc, chunk)
         finally:
-            rewrite._skip_end = C_SKIP
+            native.skip_end = C_SKIP
 
     return run
 
@@ -262,8 +263,8 @@ def main() -> int:
                         help="time the C skip and the regex skip side by side")
     args = parser.parse_args()
     if args.pure:
-        rewrite._skip_end = None
-    print("skip:", "C (middleware._speedups)" if rewrite._skip_end else "regex (_SKIP_RE)")
+        native.skip_end = None
+    print("skip:", "C (middleware._speedups)" if native.skip_end else "regex (_SKIP_RE)")
     plan = make_plan()
     engines: list[tuple[str, Callable[[RewritePlan, bytes, int], bytes]]] = [("scanner", ours)]
     if args.skip_both:

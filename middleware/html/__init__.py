@@ -1,3 +1,3 @@
-"""The rewriter's parts: ``grammar`` (what is a tag, the skip, text-state ends), ``attrs``
-(attributes and how they fetch), ``fetch`` (URLs in CSS, meta refresh, srcset, data:).
-``middleware.rewrite`` holds the tokenizer (``HtmlRewriter``) that uses them."""
+"""The rewriter's parts, one job each (the list is in ``middleware/rewrite.py``, the public
+entry, and in docs/rewriter.md): grammar, the tokenizer, foreign content, tag decisions,
+partner lookup, nested documents, oversized tags."""

@@ -1,0 +1,21 @@
+"""The value one response's rewriter works from: what to inject, who is allowed, how to
+replace a blocked embed. ``middleware/plan.py`` builds it per request."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from ..hosts import HostMatcher
+
+
+@dataclass(frozen=True)
+class RewritePlan:
+    head_end: bytes
+    body_start: bytes
+    body_end: bytes
+    injected_partners: frozenset[str]
+    allowed_partners: frozenset[str]
+    granted_purposes: frozenset[str]
+    matcher: HostMatcher
+    placeholder: Callable[[str, Mapping[str, str]], bytes]

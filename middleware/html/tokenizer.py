@@ -1,0 +1,554 @@
+"""The tokenizer: one response's scan over bytes, its text states, and where each tag goes.
+
+In HTML content the skip (``native.skip_end`` in C, else ``grammar._SKIP_RE``) consumes text
+and every tag that cannot matter; the loop classifies each stop (a comment, a bogus comment,
+an end tag, a start tag of interest). Inside foreign content, or with a doubtful raw-text
+element pending, every tag is looked at (careful mode). A start tag's edits come from
+``decide.TagJudge`` as a value and are applied here; the stack of open elements is
+``foreign.OpenElements``; a tag longer than ``max_tag`` is ``oversized.oversized_tag``.
+
+References: https://html.spec.whatwg.org/multipage/parsing.html#tokenization
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Literal
+
+from . import native
+from .attrs import _has_attr, _name_end, _self_closing
+from .decide import Edit, TagJudge
+from .foreign import OpenElements
+from .grammar import (
+    _BOGUS,
+    _BREAKOUT,
+    _CAREFUL_RE,
+    _COMMENT,
+    _COMMENT_END,
+    _DATA,
+    _DATA_RE,
+    _DROP,
+    _DROP_END,
+    _HOLD,
+    _IMPORT_RE,
+    _INTAG,
+    _MAYBE_URL_RE,
+    _NEVER,
+    _PLAIN,
+    _PLAINTEXT,
+    _RAW,
+    _RAW_END,
+    _RAW_TEXT,
+    _SCRIPT,
+    _SCRIPT_END,
+    _SKIP_RE,
+    _STYLE_END_RE,
+    _SVG_FLAT_RE,
+    _SWITCHERS,
+    _TAG_RE,
+    _VOID,
+    _state_re,
+    _tag_tail,
+)
+from .oversized import oversized_tag
+from .plan import RewritePlan
+
+#: Default bound on one tag held back while waiting for its ``>``.
+MAX_TAG = 1024 * 1024
+_OVERSIZED_STYLE = b' type="text/plain" data-consent-oversized=""'
+
+
+class Tokenizer:
+    """One response's scanner: ``feed`` chunks, then ``finish``; see docs/rewriter.md."""
+
+    def __init__(self, plan: RewritePlan, *, max_tag: int = MAX_TAG) -> None:
+        self.plan = plan
+        self.max_tag = max_tag
+        self.unknown_hosts: set[str] = set()
+        #: Partners whose tags this rewriter neutralised (nested documents are judged by it).
+        self.blocked: set[str] = set()
+        self._buf = b""
+        self._state = _DATA
+        self._sub = 0  # script escape level; tag-tail state in _INTAG
+        self._raw_end = _COMMENT_END  # regex body of the current text state's end
+        self._after: str | None = None  # start tag whose effect follows an oversized tag
+        # Elements whose raw-text reading is pending (see _state_re); "noscript" for a scripting
+        # browser's <noscript>.
+        self._guards: tuple[str, ...] = ()
+        self._stack = OpenElements()
+        self._seen_doc = False
+        self._done: set[str] = set()  # injections emitted: "head", "body", "end"
+        self._enabled: set[str] = set()
+        self._finished = False
+        self._judge = TagJudge(plan, self._nested_maker())
+        # The held bytes are one incomplete tag: until a '>' arrives, chunks are only collected
+        # in _more (no re-scan of the held tag for every small chunk).
+        self._hold_tag = False
+        self._more: list[bytes] = []
+        self._more_len = 0
+
+    def _nested_maker(self) -> functools.partial[Tokenizer]:
+        # Not a bound method: the judge must not keep this rewriter alive (no reference cycle).
+        return functools.partial(type(self), max_tag=self.max_tag)
+
+    # --- public API ---------------------------------------------------------------------------
+
+    def feed(self, chunk: bytes) -> bytes:
+        """Rewrite ``chunk``; returns the bytes that are final and may be sent now."""
+        if self._finished:
+            raise RuntimeError("HtmlRewriter.feed() after finish()")
+        if self._hold_tag:
+            size = len(self._buf) + self._more_len + len(chunk)
+            if b">" not in chunk and size <= self.max_tag:
+                self._more.append(bytes(chunk))
+                self._more_len += len(chunk)
+                return b""
+            self._join_more()
+        buf = self._buf + chunk if self._buf else bytes(chunk)
+        return self._run(buf, final=False)
+
+    def _join_more(self) -> None:
+        if self._more:
+            self._buf = b"".join([self._buf, *self._more])
+            self._more.clear()
+            self._more_len = 0
+
+    def finish(self) -> bytes:
+        """The rest: held-back bytes, and injections the document never gave a place for."""
+        if self._finished:
+            return b""
+        self._join_more()
+        out = self._run(self._buf, final=True)
+        self._finished = True
+        if self._seen_doc:
+            tail = [self._inject(k) for k in ("head", "body", "end")]
+            out += b"".join(tail)
+        return out
+
+    def take_enabled(self) -> frozenset[str]:
+        """Partners enabled by the bytes returned since the last call."""
+        enabled = frozenset(self._enabled)
+        self._enabled.clear()
+        return enabled
+
+    def snapshot(self) -> tuple[Any, ...]:
+        """The rewriter's state, for :meth:`restore` (to redo a chunk with another plan)."""
+        self._join_more()
+        return (self._buf, self._state, self._sub, self._raw_end, self._after, self._guards,
+                tuple(self._stack), self._seen_doc, frozenset(self._done),
+                frozenset(self._enabled), frozenset(self.unknown_hosts), frozenset(self.blocked),
+                self._finished, self._hold_tag)
+
+    def restore(self, snapshot: tuple[Any, ...], plan: RewritePlan | None = None) -> None:
+        """Go back to a :meth:`snapshot`, optionally switching to another plan."""
+        (self._buf, self._state, self._sub, self._raw_end, self._after, self._guards, stack,
+         self._seen_doc, done, enabled, unknown, blocked, self._finished,
+         self._hold_tag) = snapshot
+        self._stack = OpenElements(stack)
+        self._more.clear()
+        self._more_len = 0
+        self._done = set(done)
+        self._enabled = set(enabled)
+        self.unknown_hosts = set(unknown)
+        self.blocked = set(blocked)
+        # A fresh tag memo: its replays must find their unknown hosts again. The URL memo
+        # stays unless the plan changes.
+        lookup = None if plan is not None else self._judge.lookup
+        if plan is not None:
+            self.plan = plan
+        self._judge = TagJudge(self.plan, self._nested_maker(), lookup)
+
+    # --- the scan -----------------------------------------------------------------------------
+
+    def _inject(self, which: str) -> bytes:
+        if which in self._done:
+            return b""
+        self._done.add(which)
+        plan = self.plan
+        data = {"head": plan.head_end, "body": plan.body_start}.get(which, plan.body_end)
+        if data:
+            self._enabled.update(plan.injected_partners)
+        return data
+
+    def _careful(self) -> bool:
+        """Inside foreign content, or with a doubtful raw-text element pending: every tag is
+        looked at (the skip knows only HTML content)."""
+        return bool(self._stack or self._guards)
+
+    def _run(self, buf: bytes, *, final: bool) -> bytes:
+        out: list[bytes] = []
+        pos = 0  # next byte to look at
+        flushed = 0  # bytes before this are in `out` (or dropped)
+        n = len(buf)
+        low = b""  # lowercased copy of buf for _SKIP_RE, made when first needed
+        skip = _SKIP_RE.match
+        skip_end = native.skip_end
+        self._hold_tag = False
+        while True:
+            state = self._state
+            if state == _DATA:
+                # Find the next '<' that may matter, and what it starts (kind).
+                careful = bool(self._stack or self._guards)  # self._careful()
+                if careful:
+                    lt = buf.find(b"<", pos)
+                    if "]]>" in self._guards and buf.find(b"]]>", pos, n if lt < 0 else lt) >= 0:
+                        self._end_tag("]]>")
+                    if lt < 0:
+                        pos = n
+                        break
+                    m = _CAREFUL_RE.match(buf, lt)
+                    kind = m.lastgroup if m is not None else None
+                    if kind is None or kind == "empty":  # "</>" is dropped; "<" + other is text
+                        pos = lt + (3 if kind else 1)
+                        continue
+                    if kind == "cdata":
+                        top = self._stack[-1] if self._stack else None
+                        if top is not None and top[0] != "h":
+                            # A CDATA section in foreign content, a bogus comment in HTML: read
+                            # it as the bogus comment (it ends first) with "]]>" as a guard.
+                            self._guards = (*self._guards, "]]>")
+                        kind = "bogus"
+                else:
+                    if not low:
+                        low = buf.lower()
+                    # *+ always matches: the regex never returns None.
+                    lt = skip_end(low, pos) if skip_end else skip(low, pos).end()  # type: ignore[union-attr]
+                    if lt >= n:
+                        pos = n
+                        break
+                    if low.startswith(b"<svg", lt):
+                        # A whole inline SVG that cannot fetch (icons: the most common stop).
+                        # Tried first: a match implies the tag reading below would reach this.
+                        flat = _SVG_FLAT_RE.match(low, lt)
+                        if flat is not None:
+                            pos = flat.end()
+                            continue
+                    m = _DATA_RE.match(buf, lt)
+                    if m is None:  # cannot happen: the skip stops only where _DATA_RE matches
+                        pos = lt + 1
+                        continue
+                    kind = m.lastgroup
+                if kind in ("cmt", "short", "bogus"):
+                    pos, stop = self._markup_decl(buf, lt, kind, final)
+                    if stop:
+                        break
+                    continue
+                t = _TAG_RE.match(buf, lt)
+                if t is None:
+                    stop, pos, flushed = self._incomplete_tag(buf, lt, final, flushed, out)
+                    if stop:
+                        break
+                    continue
+                end = t.end()
+                if careful:
+                    res = self._careful_tag(buf, lt, end, flushed, out, final)
+                else:
+                    assert m is not None
+                    if kind == "tricky" or m.group("slash"):
+                        if buf[lt + 1] == 0x2F:  # an end tag
+                            name = buf[lt + 2 : _name_end(buf, lt + 2)].lower().decode("latin-1")
+                            pieces = self._end_tag(name)
+                            if pieces:
+                                out.append(buf[flushed:lt])
+                                out.append(pieces)
+                                flushed = lt
+                            pos = end
+                            continue
+                        name = buf[lt + 1 : _name_end(buf, lt + 1)].lower().decode("latin-1")
+                    else:
+                        name = m.group("name").lower().decode("ascii")
+                    res = self._html_start(buf, name, lt, end, flushed, out, final, careful=False)
+                if res is None:  # a <style> waiting for its end
+                    pos = lt
+                    self._hold_tag = True
+                    break
+                flushed, pos = res
+            elif state == _PLAINTEXT and not self._guards:
+                pos = n
+                break
+            elif state == _INTAG:
+                pos, self._sub, ended = _tag_tail(buf, pos, self._sub)
+                if not ended:
+                    break
+                self._state = _DATA
+                if self._after is not None:
+                    out.append(buf[flushed:pos])
+                    flushed = pos
+                    out.append(self._after_start_tag(self._after, careful=False))
+                    self._after = None
+            else:
+                # A text state (comment, bogus comment, raw text, script, dropped iframe, a
+                # guarded plaintext): find its end, or the next change of script escape level.
+                body = _SCRIPT_END[self._sub] if state == _SCRIPT else (
+                    _NEVER if state == _PLAINTEXT else self._raw_end)
+                m = _state_re(body, self._guards).search(buf, pos)
+                if m is None:
+                    pos = n if final else max(pos, n - _HOLD)
+                    if state == _DROP:
+                        flushed = pos
+                    break
+                kind = m.lastgroup
+                if kind == "nos":
+                    # A reading that took the guarded element for raw text ends it here,
+                    # whatever the state inside: the end tag is markup.
+                    if state == _DROP:
+                        flushed = m.start()
+                    self._state, self._sub, pos = _DATA, 0, m.start()
+                elif state == _SCRIPT and kind is not None:
+                    if kind == "esc":
+                        self._sub, pos = 1, m.start() + 2  # "<!-->" ends at once
+                    elif kind == "dd":
+                        self._sub, pos = 0, m.end()
+                    elif kind == "dbl":
+                        self._sub, pos = 2, m.end() - 1
+                    else:  # "undbl"
+                        self._sub, pos = 1, m.end() - 1
+                elif state in (_COMMENT, _BOGUS):
+                    self._state, pos = _DATA, m.end()
+                elif state == _DROP:
+                    t = _TAG_RE.match(buf, m.start())
+                    if t is None and not final:
+                        pos = flushed = m.start()
+                        break
+                    pos = flushed = n if t is None else t.end()
+                    self._state = _DATA
+                else:  # raw text or script end tag: the end tag itself is parsed as markup
+                    self._state, self._sub, pos = _DATA, 0, m.start()
+        if self._state == _DROP:
+            flushed = max(flushed, pos)
+        out.append(buf[flushed:pos])
+        self._buf = buf[pos:]
+        return b"".join(out)
+
+    def _markup_decl(self, buf: bytes, lt: int, kind: str, final: bool) -> tuple[int, bool]:
+        """A comment, a bogus comment or a '<' cut off at the end: (new pos, stop the loop)."""
+        n = len(buf)
+        if kind == "cmt":
+            if n - lt < 6 and not final:
+                return lt, True
+            # "<!-->" and "<!--->" are complete (empty) comments.
+            if buf.startswith(b">", lt + 4):
+                return lt + 5, False
+            if buf.startswith(b"->", lt + 4):
+                return lt + 6, False
+            self._state, self._raw_end = _COMMENT, _COMMENT_END
+            return lt + 4, False
+        if kind == "short":
+            return (n, True) if final else (lt, True)
+        self._state, self._raw_end = _BOGUS, rb">"
+        return lt + 1, False
+
+    def _incomplete_tag(self, buf: bytes, lt: int, final: bool, flushed: int,
+                        out: list[bytes]) -> tuple[bool, int, int]:
+        """A tag with no '>' yet: (stop the loop, pos, flushed)."""
+        n = len(buf)
+        if final:
+            return True, n, flushed  # EOF inside a tag: the browser drops it
+        if n - lt <= self.max_tag:
+            self._hold_tag = True  # only a '>' can complete it
+            return True, lt, flushed
+        out.append(buf[flushed:lt])
+        data, pos = self._oversized(buf, lt)
+        out.append(data)
+        return False, pos, pos
+
+    def _oversized(self, buf: bytes, lt: int) -> tuple[bytes, int]:
+        """A tag longer than max_tag: passed through, made inert (see oversized.py)."""
+        tag = oversized_tag(buf, lt)
+        self._sub, self._after = tag.sub, None
+        self._state = _DATA if tag.ended else _INTAG
+        if tag.is_end:
+            return self._end_tag(tag.name) + tag.data, tag.pos
+        head = self._inject("head") if tag.name == "body" else b""
+        if not tag.ended:
+            self._after = tag.after
+            return head + tag.data, tag.pos
+        # Cannot happen when _TAG_RE and _tag_tail agree; stay consistent anyway.
+        tail = self._after_start_tag(tag.after, careful=self._careful()) if tag.after else b""
+        return head + tag.data + tail, tag.pos
+
+    def _end_tag(self, name: str) -> bytes:
+        if name in self._guards:
+            guards = list(self._guards)
+            del guards[len(guards) - 1 - guards[::-1].index(name)]
+            self._guards = tuple(guards)
+        if self._stack:
+            return b""
+        if name == "head":
+            return self._inject("head")
+        if name == "body":
+            return self._inject("head") + self._inject("body") + self._inject("end")
+        return b""
+
+    def _after_start_tag(self, name: str, *, careful: bool, self_closing: bool = False) -> bytes:
+        """Effects of an HTML start tag that follow it: the body_start injection, text states,
+        foreign content."""
+        if name in ("svg", "math"):
+            if not self_closing:
+                self._stack.open_root(name)
+            return b""
+        if careful:
+            # The namespace of this tag may be misread: read its content as markup, but let every
+            # state inside end where its raw text would (both readings are covered).
+            if name in _SWITCHERS and name != "plaintext":
+                self._guards = (*self._guards, name)
+            if self._stack and name not in _VOID:
+                self._stack.append(("h", name, _PLAIN))
+            if name in ("html", "head", "body"):
+                self._seen_doc = True
+            return b""
+        if name in ("html", "head"):
+            self._seen_doc = True
+        elif name == "body":
+            self._seen_doc = True
+            return self._inject("body")
+        elif name == "noscript":
+            self._guards = (*self._guards, "noscript")
+        elif name == "script":
+            self._state, self._sub = _SCRIPT, 0
+        elif name in _RAW_TEXT:
+            self._state, self._raw_end = _RAW, _RAW_END[name]
+        elif name == "plaintext":
+            self._state = _PLAINTEXT
+        return b""
+
+    # --- tags of interest ---------------------------------------------------------------------
+
+    def _careful_tag(self, buf: bytes, lt: int, end: int, flushed: int, out: list[bytes],
+                     final: bool) -> tuple[int, int] | None:
+        """A tag in careful mode: follow the stack of open elements, check its attributes."""
+        extra: list[Edit] = []
+        if self._guards:
+            # A tag that holds the end of a guarded element: for the raw-text reading that end
+            # is markup. Spell its '<' as "&lt;" (the same attribute value for the markup
+            # reading; no end tag for the raw-text one), so both agree.
+            guard = _state_re(_NEVER, self._guards)
+            extra = [(g.start(), g.start() + 1, b"&lt;")
+                     for g in guard.finditer(buf, lt + 1, end - 1)]
+        is_end = buf[lt + 1] == 0x2F
+        start = lt + (2 if is_end else 1)
+        name = buf[start : _name_end(buf, start)].lower().decode("latin-1")
+        stack = self._stack
+        if is_end:
+            stack.end_tag(name)
+            pieces = self._end_tag(name)
+            if pieces:
+                out.append(buf[flushed:lt])
+                out.append(pieces)
+                flushed = lt
+            return self._apply(buf, lt, end, flushed, out, extra, b""), end
+        if not stack.html_rules(name):
+            breakout = name in _BREAKOUT or (name == "font" and _has_attr(
+                buf, start + len(name), end, ("color", "face", "size")))
+            if breakout:
+                stack.pop_to_html()
+            else:
+                content = self._style_text(buf, name, lt, end, final)
+                if content is False:
+                    return None
+                edits = self._tag_edits(buf, name, start + len(name), end, careful=True,
+                                        content=content)
+                if not isinstance(edits, bytes):
+                    if not _self_closing(buf, start + len(name), end):
+                        stack.push_foreign(buf, name, start + len(name), end)
+                        if name in _SWITCHERS and name != "plaintext":
+                            # Markup here; raw text if our namespace were wrong: cover both.
+                            self._guards = (*self._guards, name)
+                    return self._apply(buf, lt, end, flushed, out, edits + extra, b""), end
+        return self._html_start(buf, name, lt, end, flushed, out, final, careful=True,
+                                extra=extra)
+
+    def _html_start(self, buf: bytes, name: str, lt: int, end: int, flushed: int,
+                    out: list[bytes], final: bool, *, careful: bool,
+                    extra: list[Edit] | None = None) -> tuple[int, int] | None:
+        """Handle the HTML start tag buf[lt:end]; returns (flushed, pos), or None when a
+        ``<style>`` must wait for its end tag to be judged."""
+        name_end = lt + 1 + len(name)
+        content = self._style_text(buf, name, lt, end, final)
+        if content is False:
+            return None
+        edits = self._tag_edits(buf, name, name_end, end, careful=careful, content=content)
+        pre = self._inject("head") if name == "body" and not self._stack else b""
+        if isinstance(edits, bytes):  # the element is replaced by a placeholder
+            out.append(buf[flushed:lt])
+            out.append(pre + edits)
+            if name == "iframe":
+                self._state, self._raw_end = _DROP, _DROP_END
+            return end, end
+        if extra:
+            edits = edits + extra
+        careful = careful or bool(self._stack)
+        pos = end
+        if name == "style" and content and edits:
+            # Blocked: type="text/plain" stops the style sheet, but Chromium's preload scanner
+            # still fetches a literal @import in it (measured): spell those so it cannot. In
+            # careful mode the text is also read as markup from its first '<' on.
+            upto = len(content)
+            if careful and b"<" in content:
+                upto = content.index(b"<")
+            pos = end + upto
+            edits = edits + [(end + m.start(), end + m.end(), b"@-consent-blocked-import")
+                             for m in _IMPORT_RE.finditer(content, 0, upto)]
+        flushed = self._apply(buf, lt, pos, flushed, out, edits, pre)
+        # Only <svg>/<math> care whether the tag closes itself (re-reading its attributes).
+        after = self._after_start_tag(name, careful=careful, self_closing=(
+            name in ("svg", "math") and _self_closing(buf, name_end, end)))
+        if after:
+            out.append(buf[flushed:pos])
+            out.append(after)
+            flushed = pos
+        return flushed, pos
+
+    def _style_text(self, buf: bytes, name: str, lt: int, end: int,
+                    final: bool) -> bytes | Literal[False] | None:
+        """A ``<style>``'s text up to ``</style`` (a superset of what the browser reads as CSS),
+        None when it is too long to wait for (fail closed), False when it must be waited for;
+        b"" for any other element."""
+        if name != "style":
+            return b""
+        se = _STYLE_END_RE.search(buf, end)
+        if se is None and not final:
+            return False if len(buf) - lt <= self.max_tag else None
+        return buf[end : se.start() if se else len(buf)]
+
+    def _tag_edits(self, buf: bytes, name: str, name_end: int, end: int, *, careful: bool,
+                   content: bytes | None = b"") -> list[Edit] | bytes:
+        """Edits for a start tag, or the bytes that replace the element (a placeholder); the
+        partners it enables or blocks are recorded.
+
+        ``careful``: the tag may be in foreign content. ``content``: a style element's text
+        (None: too long to read).
+        """
+        if content is None:
+            return [(name_end, name_end, _OVERSIZED_STYLE)]
+        # Fast path: no absolute URL (not even "/<tab>/host"), no character reference, no CSS
+        # function, no opt-in marker.
+        if _MAYBE_URL_RE.search(buf, name_end, end - 1) is None and not (
+                content and _MAYBE_URL_RE.search(content)):
+            return []
+        decision = self._judge.decide(buf, name, name_end, end, careful, content)
+        if decision.unknown:
+            self.unknown_hosts |= decision.unknown
+        if decision.blocked:
+            self.blocked |= decision.blocked
+        if decision.placeholder is not None:
+            return decision.placeholder
+        if decision.enabled:
+            self._enabled |= decision.enabled
+        return [(a + name_end, b + name_end, data) for a, b, data in decision.edits]
+
+    @staticmethod
+    def _apply(buf: bytes, lt: int, end: int, flushed: int, out: list[bytes],
+               edits: list[Edit], pre: bytes) -> int:
+        """Write the tag buf[lt:end] with its edits; returns the new ``flushed``."""
+        if not edits and not pre:
+            return flushed
+        out.append(buf[flushed:lt])
+        out.append(pre)
+        cur = lt
+        for a, b, data in sorted(edits, key=lambda e: (e[0], e[1])):
+            out.append(buf[cur:a])
+            out.append(data)
+            cur = b
+        out.append(buf[cur:end])
+        return end
