@@ -26,11 +26,11 @@ from .csp_reports import CspReports
 from .disclosure import Discloser, RequestInfo
 from .errors import LedgerUnavailable
 from .headers import (
+    GatedHeaders,
     cookie_value,
     gated_link,
     header_value,
-    merge_vary,
-    private_cache_control,
+    set_header,
 )
 from .hosts import HostMatcher
 from .html.fetch import refresh_url
@@ -115,13 +115,28 @@ class ConsentMiddleware:
         self.honor_dnt = policy.honor_dnt
         self.vary = (["Cookie", "Accept-Language"] + (["Sec-GPC"] if policy.honor_gpc else [])
                      + list(self.signals.vary))
+        #: Vary, private Cache-Control, X-Frame-Options and CSP edits on raw start headers.
+        self.gated_headers = GatedHeaders(self.vary, self.csp.frame_options)
+        self._charsets: dict[bytes, str | None] = {}
+
+    def charset_of(self, headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+        """The charset of the first Content-Type header (remembered per value, bounded)."""
+        value = header_value(headers, b"content-type") or b""
+        if value in self._charsets:
+            return self._charsets[value]
+        known = charset_of(value.decode("latin-1"))
+        if len(self._charsets) < 256:
+            self._charsets[value] = known
+        return known
 
     def consent_for(self, scope: Scope) -> Consent:
         headers = scope.get("headers", ())
+        signals = self.signals
         return self.resolver.resolve(
             cookie_value(headers, self.cookie_name),
             privacy_signal(headers, honor_gpc=self.honor_gpc, honor_dnt=self.honor_dnt),
-            self.signals.read(headers, client_ip(scope)),
+            signals.read(headers, client_ip(scope) if signals.needs_ip else None)
+            if signals.active else None,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -261,12 +276,6 @@ def _sqlite_path(discloser: Discloser) -> str | None:
     store = discloser.writer.store if discloser.writer is not None else None
     path = getattr(store, "path", None)
     return str(path) if path is not None else None
-
-
-def _frame_options(headers: MutableHeaders, csp: CspBuilder) -> None:
-    """X-Frame-Options for browsers without CSP frame-ancestors (unless the site sent one)."""
-    if csp.frame_options is not None and "x-frame-options" not in headers:
-        headers["x-frame-options"] = csp.frame_options
 
 
 class ConsentState(dict[str, Any]):
@@ -547,8 +556,7 @@ class HtmlResponder:
         await self.raw_send(first)
 
     async def _rewrite_first(self, start: Message, first: Message) -> None:
-        headers = MutableHeaders(scope=start)
-        self.charset = charset_of(headers.get("content-type", ""))
+        self.charset = self.gate.charset_of(start.get("headers", ()))
         body = first.get("body", b"")
         if unreadable_charset(self.charset) or (self.inflater is None and wide_bom(body)):
             await self._unreadable(start, first, f"charset {self.charset!r} or a UTF-16 BOM")
@@ -564,15 +572,14 @@ class HtmlResponder:
             if self.macros is not None and self.phase is not Phase.UNREWRITTEN:
                 out = self.macros.feed(out) + self.macros.finish()
             self._rewritten_headers(start, enforced_no_partner=self.phase is Phase.UNREWRITTEN)
-            # A new view: MutableHeaders copies the list it edits, an older view is stale.
-            MutableHeaders(scope=start)["content-length"] = str(len(out))
+            set_header(start["headers"], b"content-length", b"%d" % len(out))
             self.start = None
             self._to(Phase.DONE)
             await self.raw_send(start)
             await self.raw_send({"type": "http.response.body", "body": out, "more_body": False})
             return
-        if "content-length" in headers:
-            del headers["content-length"]
+        start["headers"] = [item for item in start.get("headers", ())
+                            if item[0] != b"content-length"]
         # The start message leaves with the first rewritten bytes (see _emit), so that its
         # CSP can still drop every partner if the ledger fails on the first chunk.
         await self._rewrite_body(first)
@@ -586,30 +593,34 @@ class HtmlResponder:
 
     # --- headers ------------------------------------------------------------------------
 
-    def _consent_dependent(self, headers: MutableHeaders) -> None:
-        headers["vary"] = merge_vary(headers.get("vary"), self.gate.vary)
-        headers["cache-control"] = private_cache_control(headers.get("cache-control"))
+    def _edit_headers(self, start: Message, *, private: bool, drop_validators: bool = False,
+                      frame_options: bool = False, csp: tuple[bytes, bytes] | None = None,
+                      drop_length: bool = False) -> None:
+        """One pass over the raw start headers (see GatedHeaders.edit), ``csp`` appended;
+        then the fetching headers, when there are any."""
+        edited, fetching = self.gate.gated_headers.edit(
+            start.get("headers", ()), private=private, drop_validators=drop_validators,
+            frame_options=frame_options, append=(csp,) if csp is not None else (),
+            drop_length=drop_length)
+        start["headers"] = edited
+        if fetching:
+            self._gate_fetching_headers(start)
 
     def _untouched_headers(self, start: Message) -> None:
         if self.state.consent_read:
-            self._consent_dependent(MutableHeaders(scope=start))
+            self._edit_headers(start, private=True)
 
-    def _rewritten_headers(self, start: Message, *, enforced_no_partner: bool) -> None:
+    def _rewritten_headers(self, start: Message, *, enforced_no_partner: bool,
+                           drop_length: bool = False) -> None:
         """A rewritten page: private, no validators, the CSP of its allowed partners."""
-        headers = MutableHeaders(scope=start)
-        self._consent_dependent(headers)
-        # The body now depends on consent: the app's validators no longer describe it.
-        for name in ("etag", "last-modified"):
-            if name in headers:
-                del headers[name]
         csp = self.gate.csp
-        _frame_options(headers, csp)
+        header: tuple[bytes, bytes] | None = None
         if enforced_no_partner:
-            headers.append("content-security-policy", csp.value(frozenset()).decode("latin-1"))
+            header = (b"content-security-policy", csp.value(frozenset()))
         elif csp.enabled:
-            allowed = frozenset() if self.ledger_failed else self.allowed
-            headers.append(csp.header_name.decode("latin-1"), csp.value(allowed).decode("latin-1"))
-        self._gate_fetching_headers(start)
+            header = (csp.header_name, csp.value(frozenset() if self.ledger_failed else self.allowed))
+        self._edit_headers(start, private=True, drop_validators=True, frame_options=True,
+                           csp=header, drop_length=drop_length)
 
     def _gate_fetching_headers(self, start: Message) -> None:
         """``Link`` (preload, preconnect, prefetch) and ``Refresh`` act before any HTML is read,
@@ -649,11 +660,8 @@ class HtmlResponder:
                 "an enforced CSP that allows no partner. Fix: let the app send identity UTF-8 (or "
                 "other ASCII-compatible) HTML and put compression (GZipMiddleware, the reverse "
                 "proxy) outside ConsentMiddleware.", self.scope["method"], self.scope["path"], what)
-        self._untouched_headers(start)
-        _frame_options(MutableHeaders(scope=start), self.gate.csp)
-        MutableHeaders(scope=start).append(
-            "content-security-policy", self.gate.csp.value(frozenset()).decode("latin-1"))
-        self._gate_fetching_headers(start)
+        self._edit_headers(start, private=self.state.consent_read, frame_options=True,
+                           csp=(b"content-security-policy", self.gate.csp.value(frozenset())))
 
     # --- the body -----------------------------------------------------------------------
 
@@ -774,6 +782,9 @@ class HtmlResponder:
         """Log before disclose; False when the ledger failed and the partners must stay off."""
         new = partners - self.disclosed
         if not new:
+            return True
+        if self.gate.discloser.writer is None:  # no ledger configured: nothing to record
+            self.disclosed = self.disclosed | new
             return True
         if self.request is None:  # built on the first disclosure only: most views have none
             self.request = RequestInfo.from_scope(self.scope, self.consent,

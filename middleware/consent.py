@@ -13,8 +13,9 @@ import datetime as dt
 import functools
 import logging
 import secrets
+import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
@@ -33,6 +34,10 @@ logger = logging.getLogger("consent_gate")
 #: Browsers keep cookies up to 4096 bytes; anything longer was not written by us.
 MAX_COOKIE_LENGTH = 4096
 _VERIFIED_CACHE_SIZE = 10_000
+#: Resolved consents remembered per (cookie value, browser signal, request signals).
+_RESOLVED_CACHE_SIZE = 4096
+#: A remembered consent is given up this long before the cookie's expiry or re-prompt date.
+_DEADLINE_MARGIN_S = 1.0
 
 Source = Literal["banner", "preferences", "form", "placeholder", "gpc", "api"]
 _SOURCES: frozenset[str] = frozenset({"banner", "preferences", "form", "placeholder", "gpc", "api"})
@@ -180,6 +185,17 @@ def _parse_payload(payload: Any, signed_at: dt.datetime) -> StoredChoice | None:
                         source=source, given_at=signed_at)
 
 
+def _signals_key(signals: RequestSignals) -> tuple[object, ...] | bool:
+    """What a Consent depends on in the request signals: the decisions and the raw strings
+    (each decoded value is a pure function of its raw string). False: not keyable (a
+    decoded string without its raw text), so not remembered."""
+    tc, gpp_string = signals.tc, signals.gpp
+    if (tc is not None and not tc.raw) or (gpp_string is not None and not gpp_string.raw):
+        return False
+    return (signals.jurisdiction, tc.raw if tc is not None else None,
+            gpp_string.raw if gpp_string is not None else None, signals.foreign)
+
+
 def _header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | None:
     for key, value in headers:
         if key == name:
@@ -192,7 +208,7 @@ def privacy_signal(headers: Iterable[tuple[bytes, bytes]], *, honor_gpc: bool, h
 
     Only the exact value "1" counts (GPC spec); DNT only when the site opted to honour it.
     """
-    items = list(headers)
+    items = headers if isinstance(headers, list | tuple) else list(headers)
     if honor_gpc and (_header(items, b"sec-gpc") or b"").strip() == b"1":
         return True
     return honor_dnt and (_header(items, b"dnt") or b"").strip() == b"1"
@@ -207,9 +223,16 @@ class ConsentResolver:
     where GDPR applies; US-style regions get a usnat GPP string.
     """
 
-    def __init__(self, config: Config, codec: ConsentCodec) -> None:
+    def __init__(self, config: Config, codec: ConsentCodec, *,
+                 clock: Callable[[], float] = time.time) -> None:
         self.config = config
         self.codec = codec
+        self.clock = clock
+        #: (cookie value, signal, what the request signals decode to) -> (Consent, valid until).
+        #: The Consent is a pure function of the key and of the time only through the cookie's
+        #: expiry and re-prompt dates, so an entry is kept only for a verified cookie (or none)
+        #: and only until a margin before the first of those dates.
+        self._resolved: OrderedDict[tuple[object, ...], tuple[Consent, float]] = OrderedDict()
         self.version = config.policy.version
         self.all_purposes = frozenset(config.purposes)
         self.necessary = config.necessary_purposes
@@ -238,15 +261,42 @@ class ConsentResolver:
 
     def resolve(self, cookie_value: str | None, signal: bool,
                 signals: RequestSignals | None = None) -> Consent:
-        consent = self._resolve(cookie_value, signal, signals)
-        if signals is None:
-            return consent
-        return self._with_signals(consent, signals, signal)
+        key = (cookie_value, signal, None if signals is None else _signals_key(signals))
+        known = self._resolved.get(key) if key[2] is not False else None
+        if known is not None:
+            if self.clock() < known[1]:
+                return known[0]
+            del self._resolved[key]
+        stored = self.codec.loads(cookie_value)
+        consent = self._resolve(stored, signal, signals)
+        if signals is not None:
+            consent = self._with_signals(consent, signals, signal)
+        if key[2] is not False and (stored is not None or not cookie_value):
+            # (a cookie that did not verify is not kept: it may be one signed "in the future")
+            until = self._valid_until(stored, signals)
+            if until > self.clock():
+                self._resolved[key] = (consent, until)
+                if len(self._resolved) > _RESOLVED_CACHE_SIZE:
+                    self._resolved.popitem(last=False)
+        return consent
 
-    def _resolve(self, cookie_value: str | None, signal: bool, signals: RequestSignals | None) -> Consent:
+    def _valid_until(self, stored: StoredChoice | None, signals: RequestSignals | None) -> float:
+        """Until when resolving the same inputs gives the same Consent: forever without a
+        cookie; else until the cookie expires or (if still ahead) the decision is re-asked."""
+        if stored is None:
+            return float("inf")
+        given = stored.given_at.timestamp()
+        until = given + self.codec.max_age_seconds
+        where = signals.jurisdiction if signals is not None else None
+        days = self._reprompt_days(where)
+        if days is not None and given + days * 86400 > self.clock():
+            until = min(until, given + days * 86400)
+        return until - _DEADLINE_MARGIN_S
+
+    def _resolve(self, stored: StoredChoice | None, signal: bool,
+                 signals: RequestSignals | None) -> Consent:
         where = signals.jurisdiction if signals is not None else None
         opt_out = where.stance != "opt-in" if where is not None else self.opt_out
-        stored = self.codec.loads(cookie_value)
         if stored is not None and stored.policy_version != self.version:
             # No longer consent, but remembered: the same consent id links the visitor's history
             # in the ledger, and the old purposes tell what a refusal now has to clean up.
@@ -271,13 +321,17 @@ class ConsentResolver:
                        decided=True, given_at=stored.given_at, source=stored.source, gpc=gpc,
                        chosen=chosen, partner_purposes=self.partner_purposes)
 
+    def _reprompt_days(self, where: Jurisdiction | None) -> int | None:
+        """``[policy.reprompt_after_days]`` here (None: no maximum age)."""
+        if not self.reprompt:
+            return None
+        opt_in = where.opt_in if where is not None else not self.opt_out
+        return max_age_days(self.reprompt, where.region if where is not None else None,
+                            tcf=bool(self.tcf_partners) and opt_in)
+
     def _expired(self, stored: StoredChoice, where: Jurisdiction | None) -> bool:
         """The decision is older than ``[policy.reprompt_after_days]`` allows here."""
-        if not self.reprompt:
-            return False
-        opt_in = where.opt_in if where is not None else not self.opt_out
-        days = max_age_days(self.reprompt, where.region if where is not None else None,
-                            tcf=bool(self.tcf_partners) and opt_in)
+        days = self._reprompt_days(where)
         if days is None:
             return False
         return dt.datetime.now(dt.UTC) - stored.given_at > dt.timedelta(days=days)

@@ -108,3 +108,103 @@ def gated_link(value: str, blocked: Callable[[str], bool]) -> str | None:
             kept.append(m.group(0).strip())
         pos = m.end() + 1
     return ", ".join(kept) if kept else None
+
+
+#: Distinct header values remembered per cache below (apps send few distinct ones).
+_MAX_REMEMBERED_VALUES = 256
+
+
+class GatedHeaders:
+    """The header edits of a gated response, done on the raw list in one pass.
+
+    Same result, byte for byte and in the same order, as editing the list with starlette's
+    ``MutableHeaders``: the first ``vary`` / ``cache-control`` is replaced in place (later
+    ones dropped) or the value appended; validators are dropped; ``x-frame-options`` is
+    appended when the site sent none; the given headers are appended last. The merged Vary
+    and private Cache-Control values are pure functions of the app's value: remembered per
+    value (bounded).
+    """
+
+    def __init__(self, vary_names: Iterable[str], frame_options: str | None) -> None:
+        self.vary_names = tuple(vary_names)
+        self.frame_options = frame_options.encode("latin-1") if frame_options else None
+        self._vary: dict[bytes | None, bytes] = {
+            None: merge_vary(None, self.vary_names).encode("latin-1")}
+        self._cache_control: dict[bytes | None, bytes] = {
+            None: private_cache_control(None).encode("latin-1")}
+
+    def _merged_vary(self, value: bytes | None) -> bytes:
+        out = self._vary.get(value)
+        if out is None:
+            out = merge_vary(value.decode("latin-1") if value is not None else None,
+                             self.vary_names).encode("latin-1")
+            if len(self._vary) < _MAX_REMEMBERED_VALUES:
+                self._vary[value] = out
+        return out
+
+    def _private(self, value: bytes | None) -> bytes:
+        out = self._cache_control.get(value)
+        if out is None:
+            out = private_cache_control(
+                value.decode("latin-1") if value is not None else None).encode("latin-1")
+            if len(self._cache_control) < _MAX_REMEMBERED_VALUES:
+                self._cache_control[value] = out
+        return out
+
+    def edit(self, raw: Iterable[tuple[bytes, bytes]], *, private: bool, drop_validators: bool,
+             frame_options: bool, append: Iterable[tuple[bytes, bytes]] = (),
+             drop_length: bool = False) -> tuple[list[tuple[bytes, bytes]], bool]:
+        """(the edited list, whether a ``link`` or ``refresh`` header is in it). ``raw``
+        must have lower-case names (the responder normalises them first)."""
+        out: list[tuple[bytes, bytes]] = []
+        vary_at = cc_at = -1
+        has_xfo = fetching = False
+        for item in raw:
+            key = item[0]
+            if private and key == b"vary":
+                if vary_at < 0:
+                    vary_at = len(out)
+                    out.append((b"vary", self._merged_vary(item[1])))
+                continue
+            if private and key == b"cache-control":
+                if cc_at < 0:
+                    cc_at = len(out)
+                    out.append((b"cache-control", self._private(item[1])))
+                continue
+            if drop_validators and (key == b"etag" or key == b"last-modified"):
+                continue
+            if drop_length and key == b"content-length":
+                continue
+            if key == b"x-frame-options":
+                has_xfo = True
+            elif key == b"link" or key == b"refresh":
+                fetching = True
+            out.append(item)
+        if private:
+            if vary_at < 0:
+                out.append((b"vary", self._vary[None]))
+            if cc_at < 0:
+                out.append((b"cache-control", self._cache_control[None]))
+        if frame_options and self.frame_options is not None and not has_xfo:
+            out.append((b"x-frame-options", self.frame_options))
+        out.extend(append)
+        return out, fetching
+
+
+def set_header(raw: list[tuple[bytes, bytes]], name: bytes, value: bytes) -> None:
+    """``raw[name] = value`` as ``MutableHeaders`` does it: the first entry replaced in place,
+    later ones removed, appended when absent (``name`` lower-case)."""
+    first = -1
+    i = 0
+    while i < len(raw):
+        if raw[i][0] == name:
+            if first < 0:
+                first = i
+            else:
+                del raw[i]
+                continue
+        i += 1
+    if first < 0:
+        raw.append((name, value))
+    else:
+        raw[first] = (name, value)

@@ -40,6 +40,9 @@ from .errors import ConfigError, ConsentGateError
 from .ui import templates
 from .ui.texts import DEFAULT_TEXTS
 
+#: Distinct Accept-Language values whose best language is remembered.
+_MAX_REMEMBERED_LANGUAGES = 1024
+
 __all__ = ["ACTIONS", "SOURCES", "ConsentUI", "RecordEvent", "safe_return_path"]
 
 logger = logging.getLogger("consent_gate")
@@ -123,6 +126,7 @@ class ConsentUI:
         self.languages: tuple[str, ...] = ("en", *others)
         self.default_language = config.ui.default_language
         self._lang_lookup = {lang.lower(): lang for lang in self.languages}
+        self._languages_by_header: dict[bytes, str] = {}
 
         self.css = resources.files("middleware.ui").joinpath("banner.css").read_bytes()
         self.js = resources.files("middleware.ui").joinpath("banner.js").read_bytes()
@@ -201,8 +205,21 @@ class ConsentUI:
         return path == WELL_KNOWN_GPC and self.config.policy.honor_gpc
 
     def language(self, scope: Scope) -> str:
-        """The best configured language for the request's ``Accept-Language``."""
-        header = Headers(scope=scope).get("accept-language", "")
+        """The best configured language for the request's ``Accept-Language`` (a pure
+        function of the header's value: remembered per value, bounded)."""
+        raw = b""
+        for key, value in scope.get("headers", ()):
+            if key == b"accept-language":
+                raw = value
+                break
+        known = self._languages_by_header.get(raw)
+        if known is None:
+            known = self._language(raw.decode("latin-1"))
+            if len(self._languages_by_header) < _MAX_REMEMBERED_LANGUAGES:
+                self._languages_by_header[raw] = known
+        return known
+
+    def _language(self, header: str) -> str:
         ranges: list[tuple[float, int, str]] = []
         for i, item in enumerate(header.split(",")[:32]):
             tag, _, params = item.strip().partition(";")

@@ -73,6 +73,11 @@ class SignalReader:
         return self.jurisdictions.config.vary if self.jurisdictions is not None else ()
 
     @property
+    def needs_ip(self) -> bool:
+        """Only a geo database reads the client's address (headers decide otherwise)."""
+        return self.jurisdictions is not None and self.jurisdictions.geo is not None
+
+    @property
     def active(self) -> bool:
         return bool(self.jurisdictions or self.tcf_cookie or self.gpp_cookie or self.sources
                     or self.always)

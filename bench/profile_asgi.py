@@ -1,0 +1,131 @@
+"""Profile ConsentMiddleware's per-request work outside the tokenizer (cProfile, in-process).
+
+    .venv/bin/python bench/profile_asgi.py                     # table of the top functions
+    .venv/bin/python bench/profile_asgi.py --case unique-none  # one case only
+    .venv/bin/python bench/profile_asgi.py --time              # median µs per case, no profiler
+
+Cases: the 30 KB article served as one body, identical every time (a RewriteMemo hit: the
+tokenizer does not run) or unique per request, with no consent and with all consent (ledger
+off), and the JSON endpoint. A measurement script: prints, never fails on a number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import pstats
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_asgi import (
+    ARTICLE,
+    JSON_PATH,
+    SECRET,
+    Collect,
+    big_app,
+    call,
+    cookie_for,
+    make_scope,
+    receive,
+)
+
+from examples.japan_talk.app import app as japan_app
+from middleware import ConsentMiddleware
+from middleware.config import load_config
+from middleware.disclosure import Discloser
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def json_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """A raw JSON endpoint (the app's own cost near zero, so the middleware's shows)."""
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"2")]})
+    await send({"type": "http.response.body", "body": b"{}", "more_body": False})
+
+
+async def cases() -> dict[str, tuple[Any, Any, dict[str, Any]]]:
+    config = load_config(ROOT / "examples/japan_talk/partners.toml")
+    off = Discloser(config, None, None)
+    article = (await call(japan_app, make_scope(ARTICLE))).body
+    same, unique = big_app(article, None), big_app(article, None, vary=True)
+    out: dict[str, tuple[Any, Any, dict[str, Any]]] = {}
+    for name, app in (("memo", same), ("unique", unique)):
+        gate = ConsentMiddleware(app, config=config, secret=SECRET, ledger=off)
+        cookie = cookie_for(gate, config)
+        out[f"{name}-none"] = (app, gate, make_scope(ARTICLE))
+        out[f"{name}-all"] = (app, gate, make_scope(ARTICLE, cookie))
+    gate = ConsentMiddleware(json_app, config=config, secret=SECRET, ledger=off)
+    out["json-none"] = (json_app, gate, make_scope(JSON_PATH))
+    out["json-all"] = (json_app, gate, make_scope(JSON_PATH, cookie_for(gate, config)))
+    gate = ConsentMiddleware(japan_app, config=config, secret=SECRET, ledger=off)
+    out["json-starlette"] = (japan_app, gate, make_scope(JSON_PATH))
+    out["article-starlette"] = (japan_app, gate, make_scope(ARTICLE))
+    return out
+
+
+async def loop(app: Any, scope: dict[str, Any], n: int) -> list[float]:
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter_ns()
+        await app(dict(scope), receive, Collect())
+        times.append((time.perf_counter_ns() - t0) / 1000)
+    return times
+
+
+async def timing(selected: list[str], n: int, rounds: int) -> None:
+    all_cases = await cases()
+    rows: dict[str, list[float]] = {}
+    for _ in range(rounds):
+        for name in selected:
+            bare, gate, scope = all_cases[name]
+            await loop(gate, scope, 50)
+            b = statistics.median(await loop(bare, scope, n))
+            w = statistics.median(await loop(gate, scope, n))
+            rows.setdefault(name, []).append(w - b)
+            rows.setdefault(name + " ratio", []).append(b / w)
+    for name in selected:
+        print(f"{name:12s} added {statistics.median(rows[name]):7.1f} µs   "
+              f"ratio {statistics.median(rows[name + ' ratio']):.3f}")
+
+
+async def profile(name: str, n: int, top: int) -> None:
+    _, gate, scope = (await cases())[name]
+    await loop(gate, scope, 200)
+    prof = cProfile.Profile()
+    prof.enable()
+    await loop(gate, scope, n)
+    prof.disable()
+    print(f"\n== {name}: {n} requests; per-request µs = cumtime / {n} * 1e6")
+    stats = pstats.Stats(prof)
+    stats.sort_stats("tottime").print_stats(top)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--case", action="append",
+                        help="memo-none, memo-all, unique-none, unique-all, json-none, json-all, "
+                        "json-starlette (the example app's JSON endpoint), article-starlette "
+                        "(its article, a memo hit); default: all")
+    parser.add_argument("--time", action="store_true", help="median added µs, no profiler")
+    parser.add_argument("-n", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--top", type=int, default=30)
+    args = parser.parse_args()
+    selected = args.case or ["memo-none", "memo-all", "unique-none", "unique-all",
+                             "json-none", "json-all", "json-starlette", "article-starlette"]
+    if args.time:
+        asyncio.run(timing(selected, args.n, args.rounds))
+        return
+    for name in selected:
+        asyncio.run(profile(name, args.n, args.top))
+
+
+if __name__ == "__main__":
+    main()
