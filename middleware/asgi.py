@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +41,7 @@ from .plan import PlanBuilder, charset_of
 from .review.mydata import MyDataPage
 from .review.proof import BannerVersions
 from .review.recorder import ReviewRecorder
-from .rewrite import HtmlRewriter
+from .rewrite import HtmlRewriter, RewritePlan
 from .routes import ConsentUI
 from .secrets import dev_mode_requested, signing_keys
 from .signals.jurisdiction import client_ip
@@ -63,6 +64,9 @@ logger = logging.getLogger("consent_gate")
 
 #: Any ASGI 3 application; looser than starlette's alias so Litestar/Django apps type-check too.
 AnyASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
+#: Distinct raw Cookie headers whose consent cookie value is remembered.
+_MAX_COOKIE_HEADERS = 4096
+_NO_HOSTS: frozenset[str] = frozenset()
 
 
 class ConsentMiddleware:
@@ -118,6 +122,7 @@ class ConsentMiddleware:
         #: Vary, private Cache-Control, X-Frame-Options and CSP edits on raw start headers.
         self.gated_headers = GatedHeaders(self.vary, self.csp.frame_options)
         self._charsets: dict[bytes, str | None] = {}
+        self._cookie_values: OrderedDict[bytes, str | None] = OrderedDict()
 
     def charset_of(self, headers: Iterable[tuple[bytes, bytes]]) -> str | None:
         """The charset of the first Content-Type header (remembered per value, bounded)."""
@@ -129,11 +134,31 @@ class ConsentMiddleware:
             self._charsets[value] = known
         return known
 
+    def _our_cookie(self, headers: Sequence[tuple[bytes, bytes]]) -> str | None:
+        """Our cookie's value; for the usual single Cookie header, remembered per raw header
+        value (a pure function of it; bounded, least recently used out first)."""
+        raw = None
+        for key, value in headers:
+            if key == b"cookie":
+                if raw is not None:  # several Cookie headers (HTTP/2 may split them)
+                    return cookie_value(headers, self.cookie_name)
+                raw = value
+        if raw is None:
+            return None
+        if raw in self._cookie_values:
+            self._cookie_values.move_to_end(raw)
+            return self._cookie_values[raw]
+        value_of = cookie_value(((b"cookie", raw),), self.cookie_name)
+        self._cookie_values[raw] = value_of
+        if len(self._cookie_values) > _MAX_COOKIE_HEADERS:
+            self._cookie_values.popitem(last=False)
+        return value_of
+
     def consent_for(self, scope: Scope) -> Consent:
         headers = scope.get("headers", ())
         signals = self.signals
         return self.resolver.resolve(
-            cookie_value(headers, self.cookie_name),
+            self._our_cookie(headers),
             privacy_signal(headers, honor_gpc=self.honor_gpc, honor_dnt=self.honor_dnt),
             signals.read(headers, client_ip(scope) if signals.needs_ip else None)
             if signals.active else None,
@@ -157,17 +182,22 @@ class ConsentMiddleware:
         inner["state"] = state
         if self.forwarder is not None:
             inner[self.forwarder.SCOPE_KEY] = self.forwarder
-        # Ask for identity bodies: compressed HTML could not be rewritten (compression goes outside us).
+        # Ask for identity bodies: compressed HTML could not be rewritten (compression goes
+        # outside us). One pass also notices a scan token.
+        encoding = scan = False
         for key, _ in scope["headers"]:
             if key == b"accept-encoding":
-                inner["headers"] = [(k, v) for k, v in scope["headers"] if k != b"accept-encoding"]
-                break
+                encoding = True
+            elif key == scan_token.HEADER_BYTES:
+                scan = True
+        if encoding:
+            inner["headers"] = [(k, v) for k, v in scope["headers"] if k != b"accept-encoding"]
         extensions = scope.get("extensions")
         if extensions and "http.response.pathsend" in extensions:
             # A file the server sends itself never passes through us: ask for a body instead.
             inner["extensions"] = {k: v for k, v in extensions.items()
                                    if k != "http.response.pathsend"}
-        if scan_token.owner_scan(scope, self.keys):  # consent-gate scan: the page as the site sends it
+        if scan and scan_token.owner_scan(scope, self.keys):  # the page as the site sends it
             await self.app(inner, receive, scan_token.mark_original(send))
             return
         responder = HtmlResponder(self, inner, send, state)
@@ -360,6 +390,10 @@ class Phase(enum.Enum):
     FAILED_AFTER_HEADERS = "failed-after-headers"  # the response was ended; the rest is dropped
     DONE = "done"  # the last body went out; anything the app sends later is dropped
 
+    # Members are singletons compared by identity: hash them so too (Enum's own __hash__ is
+    # Python code, run at every transition).
+    __hash__ = object.__hash__
+
 
 _NEXT: dict[Phase, frozenset[Phase]] = {
     Phase.HELD: frozenset({Phase.SNIFFING, Phase.PASSING, Phase.REWRITING, Phase.UNREWRITTEN}),
@@ -392,6 +426,8 @@ class HtmlResponder:
     fed = 0
     sent = 0
     sniffed = b""
+    #: The start message has a Set-Cookie header (the review records undeclared cookies).
+    sets_cookie = False
     #: Partners already recorded for this page view: one disclosure per (view, partner).
     disclosed: frozenset[str] = frozenset()
 
@@ -422,16 +458,20 @@ class HtmlResponder:
             return
         kind = message["type"]
         if kind == "http.response.start" and phase is Phase.HELD:
-            body_kind = _raw_kind(message.get("headers", ()))
-            if body_kind is None:
+            announced = _raw_kind(message.get("headers", ()))
+            if announced is None:
                 # Django sends "Content-Type"; names are case-insensitive, our lookups are not.
                 message = {**message, "headers": [(k.lower(), v) for k, v in message["headers"]]}
-                body_kind = _raw_kind(message["headers"])
+                announced = _raw_kind(message["headers"])
+            # (still None: a name with no letter at all; sniffed, as before)
+            body_kind, self.sets_cookie = announced if announced is not None else (None, True)
             if body_kind is BodyKind.OTHER and self.scope["method"] != "HEAD":
                 # Decided on the raw start message: JSON and files pass with no more work.
                 self.phase = Phase.PASSING
-                self.gate.review.saw_cookies(message.get("headers", ()), self.scope["path"])
-                self._untouched_headers(message)
+                if self.sets_cookie:
+                    self.gate.review.saw_cookies(message.get("headers", ()), self.scope["path"])
+                if self.state.consent_read:
+                    self._edit_headers(message, private=True)
                 await self.raw_send(message)
                 return
             self.kind = body_kind or BodyKind.SNIFF
@@ -472,7 +512,8 @@ class HtmlResponder:
             self._to(Phase.PASSING)
             await self.raw_send(first)
             return
-        self.gate.review.saw_cookies(start.get("headers", ()), self.scope.get("path", ""))
+        if self.sets_cookie:
+            self.gate.review.saw_cookies(start.get("headers", ()), self.scope.get("path", ""))
         kind = self.kind
         if kind is BodyKind.OTHER or int(start.get("status", 200)) in _NO_BODY_STATUSES:
             await self._pass(start, first)
@@ -564,11 +605,10 @@ class HtmlResponder:
         self._to(Phase.REWRITING)
         self.allowed = self._allowed_partners()
         plan = self.gate.plans.plan(self.consent, self.allowed, self.scope, self.charset)
-        self.rewriter = HtmlRewriter(plan)
         self.macros = self.gate.plans.signals.page_stream(self.consent)
         if not first.get("more_body", False) and self.inflater is None:
             # One-chunk body: rewritten all at once so Content-Length can stay exact.
-            out = await self._rewrite_whole(body)
+            out = await self._rewrite_whole(body, plan)
             if self.macros is not None and self.phase is not Phase.UNREWRITTEN:
                 out = self.macros.feed(out) + self.macros.finish()
             self._rewritten_headers(start, enforced_no_partner=self.phase is Phase.UNREWRITTEN)
@@ -578,6 +618,7 @@ class HtmlResponder:
             await self.raw_send(start)
             await self.raw_send({"type": "http.response.body", "body": out, "more_body": False})
             return
+        self.rewriter = HtmlRewriter(plan)
         start["headers"] = [item for item in start.get("headers", ())
                             if item[0] != b"content-length"]
         # The start message leaves with the first rewritten bytes (see _emit), so that its
@@ -757,13 +798,12 @@ class HtmlResponder:
             await self._fail("the rewriter failed")
             return None
 
-    async def _rewrite_whole(self, data: bytes) -> bytes:
-        """A whole body in one message: reuse the result for a byte-identical page and plan."""
-        rewriter = self.rewriter
-        if rewriter is None:  # pragma: no cover - REWRITING always has a rewriter
-            return data
-        hit = self.gate.memo.get(rewriter.plan, data)
+    async def _rewrite_whole(self, data: bytes, plan: RewritePlan) -> bytes:
+        """A whole body in one message: reuse the result for a byte-identical page and plan
+        (the rewriter is made only when the page must be rewritten)."""
+        hit = self.gate.memo.get(plan, data)
         if hit is None:
+            self.rewriter = HtmlRewriter(plan)
             try:
                 return await self._rewrite_chunk(data, final=True, remember=True)
             except Exception:
@@ -801,14 +841,18 @@ class HtmlResponder:
         rewriter = self.rewriter
         if rewriter is None:  # pragma: no cover - REWRITING always has a rewriter
             return data
-        before = rewriter.snapshot()
+        # Only a ledger write can fail and ask for a redo with every partner blocked.
+        before = rewriter.snapshot() if self.gate.discloser.writer is not None else None
         out = _run(rewriter, data, final)
         enabled = rewriter.take_enabled()
         if remember:
+            unknown = rewriter.unknown_hosts
             self.gate.memo.put(Rewritten(rewriter.plan, data, out, enabled,
-                                         frozenset(rewriter.unknown_hosts)))
+                                         frozenset(unknown) if unknown else _NO_HOSTS))
         if enabled and not await self._disclose(enabled):
             # Log before disclose failed: redo this chunk with every partner blocked.
+            if before is None:  # pragma: no cover - without a writer _disclose never fails
+                raise RuntimeError("consent-gate responder: a redo without a snapshot")
             rewriter.restore(before, self.gate.plans.blocked(self.consent, self.scope, self.charset))
             out = _run(rewriter, data, final)
             rewriter.take_enabled()
@@ -826,27 +870,30 @@ class HtmlResponder:
             self.gate.review.saw_hosts(hosts, self.scope.get("path", ""))
 
 
-def _raw_kind(headers: Iterable[tuple[bytes, bytes]]) -> BodyKind | None:
-    """The body kind announced by raw start headers, in one pass that allocates nothing on the
-    common paths; None when a header name is not lower-case (normalise, then ask again)."""
+def _raw_kind(headers: Iterable[tuple[bytes, bytes]]) -> tuple[BodyKind, bool] | None:
+    """(the body kind announced by raw start headers, whether a Set-Cookie is among them), in
+    one pass that allocates nothing on the common paths; None when a header name is not
+    lower-case (normalise, then ask again)."""
     content_type = b""
     count = 0
-    nosniff = False
+    nosniff = sets_cookie = False
     for key, value in headers:
         if not key.islower():
             return None
         if key == b"content-type":
             content_type = value
             count += 1
+        elif key == b"set-cookie":
+            sets_cookie = True
         elif key == b"x-content-type-options":
             nosniff = value.strip().lower() == b"nosniff"
     if count == 1:
         if content_type.startswith(b"text/html"):
-            return BodyKind.HTML
+            return BodyKind.HTML, sets_cookie
         if content_type.startswith(b"application/json"):
-            return BodyKind.OTHER
-        return classify((content_type,), nosniff=nosniff)
-    return classify([v for k, v in headers if k == b"content-type"], nosniff=nosniff)
+            return BodyKind.OTHER, sets_cookie
+        return classify((content_type,), nosniff=nosniff), sets_cookie
+    return classify([v for k, v in headers if k == b"content-type"], nosniff=nosniff), sets_cookie
 
 
 def _run(rewriter: HtmlRewriter, data: bytes, final: bool) -> bytes:

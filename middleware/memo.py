@@ -10,7 +10,7 @@ only the bytes are reused, never the ledger write.
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .rewrite import RewritePlan
 
@@ -18,8 +18,9 @@ from .rewrite import RewritePlan
 _SAMPLE = 64
 
 
-@dataclass(frozen=True)
-class Rewritten:
+class Rewritten(NamedTuple):
+    """One remembered rewrite (a tuple: made on every miss, so it is cheap to build)."""
+
     plan: RewritePlan  # held so that id(plan) in the key cannot be reused while the entry lives
     body: bytes
     output: bytes

@@ -18,7 +18,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import Message, Scope, Send
 
 HEADER = "x-consent-gate-scan"
-_HEADER_BYTES = HEADER.encode()
+HEADER_BYTES = HEADER.encode()
 #: Response header on the untouched page (and its value).
 ORIGINAL_HEADER = "x-consent-gate"
 ORIGINAL_VALUE = "original"
@@ -51,7 +51,7 @@ def check_token(keys: Iterable[str], token: str, method: str, path: str,
 def owner_scan(scope: Scope, keys: Iterable[str]) -> bool:
     """Does this request carry a valid scan token?"""
     for name, value in scope.get("headers", ()):
-        if name == _HEADER_BYTES:
+        if name == HEADER_BYTES:
             return check_token(keys, value.decode("latin-1"), scope["method"], scope["path"])
     return False
 
