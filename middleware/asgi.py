@@ -42,7 +42,7 @@ from .review.mydata import MyDataPage
 from .review.proof import BannerVersions
 from .review.recorder import ReviewRecorder
 from .rewrite import HtmlRewriter, RewritePlan
-from .routes import ConsentUI
+from .routes import WELL_KNOWN_GPC, ConsentUI
 from .secrets import dev_mode_requested, signing_keys
 from .signals.jurisdiction import client_ip
 from .signals.macros import MacroStream
@@ -114,6 +114,10 @@ class ConsentMiddleware:
                                       on_unknown=self.review.saw_csp)
         self.memo = RewriteMemo()
         self.csp_report_path = self.csp.report_uri
+        # What ConsentUI.owns answers, read once (its own routes all live under the prefix).
+        self.own_prefix = self.ui.prefix
+        self.own_paths = frozenset(p for p in (self.ui.prefix[:-1], WELL_KNOWN_GPC)
+                                   if self.ui.owns(p))
         self.cookie_name = policy.cookie.name
         self.honor_gpc = policy.honor_gpc
         self.honor_dnt = policy.honor_dnt
@@ -174,7 +178,8 @@ class ConsentMiddleware:
         if scope["path"] == self.csp_report_path:
             await self.csp_reports.handle(scope, receive, send)
             return
-        if self.ui.owns(scope["path"]):
+        path = scope["path"]
+        if path.startswith(self.own_prefix) or path in self.own_paths:  # = self.ui.owns(path)
             await self.ui.handle(scope, receive, send, self.consent_for(scope))
             return
         inner = dict(scope)
@@ -318,13 +323,14 @@ class ConsentState(dict[str, Any]):
     ``copy``, ``dict()``) resolves it first, so no reader sees the state without it.
     """
 
-    consent_read = False
+    __slots__ = ("_gate", "_resolved", "_scope", "consent_read")
 
     def __init__(self, base: Mapping[str, Any], gate: ConsentMiddleware, scope: Scope) -> None:
         super().__init__(base)
         self._gate = gate
         self._scope = scope
         self._resolved = False
+        self.consent_read = False
 
     @property
     def consent(self) -> Consent:
@@ -845,7 +851,7 @@ class HtmlResponder:
         before = rewriter.snapshot() if self.gate.discloser.writer is not None else None
         out = _run(rewriter, data, final)
         enabled = rewriter.take_enabled()
-        if remember:
+        if remember and self.gate.memo.keep(rewriter.plan, data):
             unknown = rewriter.unknown_hosts
             self.gate.memo.put(Rewritten(rewriter.plan, data, out, enabled,
                                          frozenset(unknown) if unknown else _NO_HOSTS))

@@ -3,8 +3,9 @@
 Most pages of a site are byte-identical from one visitor to the next (an article, a cached
 template), and a site has few distinct plans, so the same (plan, body) pair is rewritten
 again and again. The result is a pure function of the two; remembering it turns a scan of
-the page into a lookup and a comparison. Log before disclose still happens on every request:
-only the bytes are reused, never the ledger write.
+the page into a lookup and a comparison. A page is remembered from its second sighting on:
+pages that differ on every request (a CSRF token, a timestamp) never fill it. Log before
+disclose still happens on every request: only the bytes are reused, never the ledger write.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from .rewrite import RewritePlan
 
 #: Bytes taken from the start, the middle and the end of a body for its lookup key.
 _SAMPLE = 64
+#: Keys of recent misses remembered (to keep a page from its second miss on).
+_MAX_MISSED = 4096
 
 
 class Rewritten(NamedTuple):
@@ -38,6 +41,9 @@ class RewriteMemo:
         self._size = 0
         self.hits = 0
         self.misses = 0
+        #: Keys of recent misses: a page is kept from its second miss on (``keep``), so that
+        #: pages unique per request (a token, a timestamp) cost a lookup, never an entry.
+        self._missed: OrderedDict[tuple[int, int, bytes], int] = OrderedDict()
 
     @staticmethod
     def _key(plan: RewritePlan, body: bytes) -> tuple[int, int, bytes]:
@@ -58,10 +64,19 @@ class RewriteMemo:
         # A hash match is not proof: compare the bytes (a memcmp, microseconds).
         if entry is None or entry.plan is not plan or entry.body != body:
             self.misses += 1
+            self._missed[key] = self._missed.pop(key, 0) + 1
+            if len(self._missed) > _MAX_MISSED:
+                self._missed.popitem(last=False)
             return None
         self._entries.move_to_end(key)
         self.hits += 1
         return entry
+
+    def keep(self, plan: RewritePlan, body: bytes) -> bool:
+        """Is this miss worth an entry: has a body with the same key missed before?"""
+        if len(body) > self.max_body:
+            return False
+        return self._missed.get(self._key(plan, body), 0) >= 2
 
     def put(self, entry: Rewritten) -> None:
         if len(entry.body) > self.max_body:

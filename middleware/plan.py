@@ -50,6 +50,7 @@ class PlanBuilder:
         self._order = list(config.partners)
         self.signals = SignalSnippets(config)
         self._cache: dict[tuple[Any, ...], RewritePlan] = {}
+        self._by_consent: dict[tuple[Any, ...], tuple[Consent, RewritePlan]] = {}
         self._filled_plans: OrderedDict[tuple[Any, ...], tuple[RewritePlan, RewritePlan]] = OrderedDict()
         self.unknown_hosts: Counter[str] = Counter()
         self._reported: set[tuple[str, str]] = set()
@@ -59,6 +60,21 @@ class PlanBuilder:
         lang = self.ui.language(scope)
         # Injected text is plain ASCII unless the page declares UTF-8 (Shift_JIS pages stay intact).
         ascii_only = not _declares_utf8(charset)
+        # Resolved consents are shared between requests (ConsentResolver remembers them), so
+        # the same Consent object comes back: its plan is found by identity first. The entry
+        # holds the Consent, so its id cannot be reused while the entry lives.
+        fast_key = (id(consent), allowed, lang, ascii_only)
+        known = self._by_consent.get(fast_key)
+        if known is not None and known[0] is consent:
+            return known[1]
+        result = self._plan(consent, allowed, lang, ascii_only)
+        self._by_consent[fast_key] = (consent, result)
+        if len(self._by_consent) > _MAX_CACHED_PLANS:
+            self._by_consent.pop(next(iter(self._by_consent)))
+        return result
+
+    def _plan(self, consent: Consent, allowed: frozenset[str], lang: str,
+              ascii_only: bool) -> RewritePlan:
         granted = consent.granted if allowed or not consent.allowed_partners else self.necessary
         key = (allowed, granted, consent.decided, consent.stale_version is not None, consent.gpc,
                lang, ascii_only, *self.signals.key(consent))
@@ -142,6 +158,7 @@ class PlanBuilder:
                 path, host, self.config.source)
 
 
+@functools.lru_cache(maxsize=256)
 def _declares_utf8(charset: str | None) -> bool:
     return charset is not None and charset.replace("-", "").replace("_", "").lower() == "utf8"
 

@@ -125,3 +125,14 @@ def test_caches_pages_sharing_the_memo_sample_never_share_a_rewrite(tmp_path: Pa
             assert b"BBBB" in b and b"AAAA" not in b
 
     asyncio.run(scenario())
+
+
+def test_caches_own_routes_read_once_same_as_ui_owns(tmp_path: Path) -> None:
+    for honor_gpc in (True, False):
+        config = make_config(tmp_path, policy={"honor_gpc": honor_gpc})
+        gate = ConsentMiddleware(app_for(PAGES), config=config, secret=SECRET,
+                                 ledger=Discloser(config, None, None))
+        for path in ("/.consent/", "/.consent", "/.consent/choice", "/.consentx", "/",
+                     "/.well-known/gpc.json", "/.well-known/gpc.jsonx", "/utf8"):
+            inline = path.startswith(gate.own_prefix) or path in gate.own_paths
+            assert inline == gate.ui.owns(path), (honor_gpc, path)

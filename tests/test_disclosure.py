@@ -193,16 +193,18 @@ def test_disclosure_consent_events_prove_choices(tmp_path: Path) -> None:
 
 
 def test_disclosure_remembered_rewrite_still_logs_every_view(tmp_path: Path) -> None:
-    """The second identical page view reuses the rewritten bytes, never the ledger write."""
+    """A repeated page view reuses the rewritten bytes (kept from the second view on), never
+    the ledger write."""
     gate = make_gate(html_app(), tmp_path)
     cookie = cookie_for(gate, {"ads"})
     first = asyncio.run(run(gate, http_scope(cookie=cookie)))
-    second = asyncio.run(run(gate, http_scope(cookie=cookie)))
+    asyncio.run(run(gate, http_scope(cookie=cookie)))
+    third = asyncio.run(run(gate, http_scope(cookie=cookie)))
     assert gate.memo.hits == 1
-    assert first.body == second.body and ADS_SNIPPET.encode() in second.body
+    assert first.body == third.body and ADS_SNIPPET.encode() in third.body
     recorded = rows(ledger_path(tmp_path))
-    assert [r["partner"] for r in recorded] == ["adsense", "adsense"]
-    assert recorded[0]["request_id"] != recorded[1]["request_id"]
+    assert [r["partner"] for r in recorded] == ["adsense", "adsense", "adsense"]
+    assert len({r["request_id"] for r in recorded}) == 3
 
 
 def test_disclosure_process_writer_acknowledges_only_after_the_commit(tmp_path: Path) -> None:
@@ -247,7 +249,8 @@ def test_disclosure_process_writer_acknowledges_only_after_the_commit(tmp_path: 
 def test_disclosure_remembered_rewrite_fails_closed_when_ledger_breaks(tmp_path: Path) -> None:
     gate = make_gate(html_app(), tmp_path, ledger={"writer": "thread"})
     cookie = cookie_for(gate, {"ads"})
-    asyncio.run(run(gate, http_scope(cookie=cookie)))
+    for _ in range(2):  # the page is remembered from its second view on
+        asyncio.run(run(gate, http_scope(cookie=cookie)))
     gate.discloser.writer.store = open_store(_broken_ledger(tmp_path))  # type: ignore[union-attr]
     out = asyncio.run(run(gate, http_scope(cookie=cookie)))
     assert gate.memo.hits == 1

@@ -30,3 +30,24 @@ def test_memo_evicts_least_recent_beyond_its_byte_budget() -> None:
     assert memo.get(p, b"A" * 20) is None and memo.get(p, b"E" * 20) is not None
     memo.put(Rewritten(p, b"Z" * 41, b"", frozenset(), frozenset()))
     assert memo.get(p, b"Z" * 41) is None, "bodies above max_body are never kept"
+
+
+def test_memo_keeps_a_page_from_its_second_miss_on() -> None:
+    memo, p = RewriteMemo(), plan()
+    page = b"<p>" + b"x" * 500 + b"</p>"
+    assert memo.get(p, page) is None and not memo.keep(p, page), "first sight: not kept"
+    assert memo.get(p, page) is None and memo.keep(p, page), "second miss: kept"
+    for i in range(50):  # pages unique per request never qualify
+        unique = b"<p>%04d" % i + b"y" * 500 + b"</p>"
+        assert memo.get(p, unique) is None and not memo.keep(p, unique)
+
+
+def test_memo_pages_sharing_the_sample_share_a_slot_never_a_result() -> None:
+    memo, p = RewriteMemo(), plan()
+    a = b"<p>" + b"x" * 300 + b"AAAA" + b"x" * 300 + b"z" * 400 + b"</p>"
+    b = a.replace(b"AAAA", b"BBBB")
+    assert RewriteMemo._key(p, a) == RewriteMemo._key(p, b), "the sample misses the token"
+    memo.put(Rewritten(p, a, b"out-a", frozenset(), frozenset()))
+    assert memo.get(p, b) is None
+    hit = memo.get(p, a)
+    assert hit is not None and hit.output == b"out-a"
