@@ -49,10 +49,26 @@ VECTORS: dict[str, str] = {
     "base-href": f'<base href="http://{H}/{{w}}/"><img src="relative.gif">',
 }
 
+#: name -> markup after an end tag that breaks out of foreign content (`</p>`, `</br>`) and a
+#: raw-text element: the current spec reads the partner tag as text, an older tree builder as
+#: an element. Whichever Chromium does, through the rewriter it must not fetch.
+BREAKOUTS: dict[str, str] = {
+    "svg-p-noembed": f'<svg></p><noembed><img src="http://{H}/{{w}}/pn.gif"></noembed></svg>',
+    "svg-br-noembed": f'<svg></br><noembed><img src="http://{H}/{{w}}/bn.gif"></noembed></svg>',
+    "math-p-style": f'<math></p><style><img src="http://{H}/{{w}}/ps.gif"></style></math>',
+    "svg-p-xmp": f'<svg><g></p><xmp><img src="http://{H}/{{w}}/px.gif"></xmp></g></svg>',
+    "svg-p-noframes": f'<svg></p><noframes><img src="http://{H}/{{w}}/pf.gif"></noframes></svg>',
+    "svg-br-textarea": f'<svg></br><textarea><img src="http://{H}/{{w}}/bt.gif"></textarea></svg>',
+}
+#: The same markup without the breakout end tag: the raw-text element is a foreign element and
+#: the <img> breaks out as a live HTML element, so each of these fetches as written.
+BREAKOUTS.update({f"{name}-control": markup.replace("</p>", "").replace("</br>", "")
+                  for name, markup in list(BREAKOUTS.items())})
+
 
 def page(name: str, who: str) -> bytes:
     """The vector page; partner URLs start with /WHO/NAME/ (who sent which markup)."""
-    markup = VECTORS[name].replace("{w}", f"{who}/{name}")
+    markup = {**VECTORS, **BREAKOUTS}[name].replace("{w}", f"{who}/{name}")
     return (f"<!DOCTYPE html><html><head><title>{name}</title></head><body>"
             f"<h1>{name}</h1>{markup}</body></html>").encode()
 
@@ -65,7 +81,7 @@ async def site(scope: dict[str, Any], receive: Any, send: Any) -> None:
             if message["type"] == "lifespan.shutdown":
                 return
     who, _, name = scope["path"][1:].partition("/")
-    if name in VECTORS:
+    if name in VECTORS or name in BREAKOUTS:
         status, body = 200, page(name, who)
     else:
         status, body = 404, b"<!DOCTYPE html><title>Not found</title><p>Not found</p>"

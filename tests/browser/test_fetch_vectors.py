@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.browser.fetch_site import VECTORS, H
+from tests.browser.fetch_site import BREAKOUTS, VECTORS, H
 from tests.support.servers import ServerProcess, start_uvicorn
 
 if TYPE_CHECKING:
@@ -62,3 +62,23 @@ def test_fetch_vectors_in_chromium_reach_the_partner_only_as_written(
     assert sorted(name for who, name in seen if who == "gated") == []
     # Each vector is real: Chromium fetches it when the page is served as written.
     assert [name for name in VECTORS if ("raw", name) not in seen] == []
+
+
+def test_fetch_vectors_after_a_foreign_content_breakout_never_reach_the_partner(
+        page: Page, recording_proxy: RecordingProxy,
+        sites: tuple[ServerProcess, ServerProcess]) -> None:
+    raw, gated = sites
+    for name in BREAKOUTS:
+        visit(page, f"{raw.url}/raw/{name}")
+        visit(page, f"{gated.url}/gated/{name}")
+    recording_proxy.wait_quiet(1.0)
+    seen = {tuple(r.path.split("/")[1:3]) for r in recording_proxy.requests if r.host == H}
+    print("\nbreakout             as written  through the rewriter (no consent, no CSP)")
+    for name in BREAKOUTS:
+        print(f"  {name:20s} {'REACHED' if ('raw', name) in seen else 'no fetch':10s}  "
+              f"{'REACHED' if ('gated', name) in seen else 'blocked'}")
+    assert sorted(name for who, name in seen if who == "gated") == []
+    # Chromium reads a breakout as the current spec does (the rewriter's reading): the partner
+    # tag after </p> or </br> is text; without it, the same tag is live and does fetch.
+    assert sorted(name for who, name in seen if who == "raw") == sorted(
+        name for name in BREAKOUTS if name.endswith("-control"))
