@@ -1,4 +1,4 @@
-/* Optional accelerator for middleware/rewrite.py.
+/* Optional accelerator for the rewriter's tokenizer (middleware/rewrite.py).
  *
  * skip_end(low, pos) returns exactly _SKIP_RE.match(low, pos).end(): the end of the run of
  * text and uninteresting tags that starts at pos (pos is clamped to [0, len(low)] like re does).
@@ -13,12 +13,29 @@
  *     | <(?=[^!/?a-z]|/>)                             a '<' that starts no tag
  *   )*+
  *
+ * scan_end(buf, pos, hosts, unknown) is the native pass: the same skip read on the buffer
+ * itself (ASCII case folded as bytes.lower() does, so no lowercased copy is needed), which also
+ * consumes every token whose handling in Python would change nothing but unknown_hosts:
+ *   - a URL tag (img link source video ... script iframe) or any tag with background/ping/
+ *     attributionsrc whose URL values all have a readable host that no partner declares in
+ *     `hosts` (a table made by make_hosts), or no host at all; those hosts are added to the
+ *     set `unknown`, as HostMatcher.host_of_url and the rewriter's _partner record them;
+ *   - with a script, iframe, title, textarea, xmp, noembed or noframes start tag, its text up
+ *     to its end tag (script data with its escaped states), when that end is in the buffer;
+ *   - comments and bogus comments (<!DOCTYPE ...>, <?...>, </ x>) whose end is in the buffer;
+ *   - <html> and <head> start tags (judged like the others), whose only effect, "the document
+ *     has begun", is returned: the result is then ~end (negative).
+ * Anything it is not sure of (character references, percent-encoding, non-ASCII, controls,
+ * backslashes, IPv6, odd host bytes, data-consent, http-equiv, srcdoc, a partner host, an
+ * unclosed token) stops it there, and Python decides, exactly as without it.
+ *
  * Every read is guarded by the buffer length: a tag cut off by the end of the buffer is simply
- * not skipped (the regex fails there too). tests/test_rewrite_speedups.py checks equality with
- * the regex on adversarial input; keep both in step.
+ * not skipped. tests/test_rewrite_speedups.py (skip_end == the regex) and
+ * tests/test_rewrite_native.py (rewriter with scan_end == the pure-Python rewriter) check them.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
 #include <string.h>
 
 /* Byte classes (the tokenizer's whitespace is \t \n \f \r and space; not \v). */
@@ -33,14 +50,26 @@
 #define C_CDQ    0x100 /* stops a quiet-CSS "value": " ( \ & */
 #define C_CSQ    0x200 /* stops a quiet-CSS 'value': ' ( \ & */
 #define C_CUQ    0x400 /* stops a quiet-CSS unquoted value: WS > ( \ & */
+#define C_HOST   0x800 /* a host byte the native pass reads itself: a-z A-Z 0-9 - . _ */
 
 static unsigned short cls[256];
+/* Fold tables: identity (skip_end reads an already lowercased copy, exactly as the regex does)
+   and ASCII lowercase (scan_end reads the buffer itself; bytes.lower() folds only ASCII). */
+static unsigned char ID[256], LOW[256];
 
 static void
 init_classes(void)
 {
     static const char ws[] = "\t\n\f\r ";
     memset(cls, 0, sizeof(cls));
+    for (int c = 0; c < 256; c++) {
+        ID[c] = (unsigned char)c;
+        LOW[c] = (unsigned char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+            || c == '-' || c == '.' || c == '_') {
+            cls[c] |= C_HOST;
+        }
+    }
     for (const char *p = ws; *p; p++) {
         unsigned char c = (unsigned char)*p;
         cls[c] |= C_WS | C_NSTOP | C_ASTOP | C_USTOP | C_QUQ | C_WSSL | C_CUQ;
@@ -76,21 +105,245 @@ static const char *const PLAIN_URL_TAGS[] = {
 };
 /* Attributes that can fetch on any element (_FETCH_ATTRS); "style" gets the CSS-quiet test. */
 static const char *const FETCH_URL_ATTRS[] = {"attributionsrc", "background", "ping", NULL};
+/* grammar._LINK_NO_FETCH: link rel tokens that never make the browser fetch the href. */
+static const char *const LINK_NO_FETCH[] = {
+    "alternate", "amphtml", "archives", "author", "bookmark", "canonical", "edit", "external",
+    "first", "help", "last", "license", "me", "next", "nofollow", "noopener", "noreferrer",
+    "opener", "pingback", "prev", "search", "shortlink", "tag", "up", NULL,
+};
+
+/* The tags the native pass judges itself: their URL attributes (grammar._URL_ATTRS), whether a
+   data: URL in them is a document (grammar._DOC_TAGS), and the text that follows them (or
+   T_DOC: the tag only says the document has begun). */
+enum { T_NONE, T_RAW, T_SCRIPT, T_DOC };
+typedef struct {
+    const char *name;
+    const char *urls[3];
+    int doc;
+    int text;
+} TagRule;
+static const TagRule RULES[] = {
+    {"img", {"src", "srcset", NULL}, 0, T_NONE},
+    {"image", {"src", "srcset", NULL}, 0, T_NONE},
+    {"link", {"href", "imagesrcset", NULL}, 0, T_NONE},
+    {"embed", {"src", NULL, NULL}, 1, T_NONE},
+    {"object", {"data", "codebase", NULL}, 1, T_NONE},
+    {"source", {"src", "srcset", NULL}, 0, T_NONE},
+    {"video", {"src", "poster", NULL}, 0, T_NONE},
+    {"audio", {"src", NULL, NULL}, 0, T_NONE},
+    {"track", {"src", NULL, NULL}, 0, T_NONE},
+    {"input", {"src", NULL, NULL}, 0, T_NONE},
+    {"base", {"href", NULL, NULL}, 0, T_NONE},
+    {"meta", {NULL, NULL, NULL}, 0, T_NONE},
+    {"frame", {"src", NULL, NULL}, 1, T_NONE},
+    {"script", {"src", NULL, NULL}, 0, T_SCRIPT},
+    {"iframe", {"src", NULL, NULL}, 1, T_RAW},
+    {"title", {NULL, NULL, NULL}, 0, T_RAW},
+    {"textarea", {NULL, NULL, NULL}, 0, T_RAW},
+    {"xmp", {NULL, NULL, NULL}, 0, T_RAW},
+    {"noembed", {NULL, NULL, NULL}, 0, T_RAW},
+    {"noframes", {NULL, NULL, NULL}, 0, T_RAW},
+    /* the document has begun (the rewriter appends missing injections at its end) */
+    {"html", {"manifest", NULL, NULL}, 0, T_DOC},
+    {"head", {NULL, NULL, NULL}, 0, T_DOC},
+    {NULL, {NULL, NULL, NULL}, 0, T_NONE},
+};
+static const TagRule GENERIC = {"", {NULL, NULL, NULL}, 0, T_NONE};
+
+/* Whether s[0:len], folded by F, equals the lowercase literal w. */
+static int
+eq_fold(const unsigned char *F, const unsigned char *s, Py_ssize_t len, const char *w)
+{
+    Py_ssize_t k = (Py_ssize_t)strlen(w);
+    if (k != len) {
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < len; i++) {
+        if (F[s[i]] != (unsigned char)w[i]) {
+            return 0;
+        }
+    }
+    return 1;
+}
 
 static int
-in_list(const char *const *list, const unsigned char *name, Py_ssize_t len)
+in_list(const unsigned char *F, const char *const *list, const unsigned char *name,
+        Py_ssize_t len)
 {
     if (len < 1) {
         return 0;
     }
     for (; *list; list++) {
-        if ((unsigned char)(*list)[0] == name[0] && (Py_ssize_t)strlen(*list) == len
-            && memcmp(*list, name, (size_t)len) == 0) {
+        if ((unsigned char)(*list)[0] == F[name[0]] && eq_fold(F, name, len, *list)) {
             return 1;
         }
     }
     return 0;
 }
+
+/* --- the partner host table ------------------------------------------------------------------ */
+
+#define H_EXACT 1
+#define H_WILD 2
+typedef struct {
+    uint64_t hash;
+    Py_ssize_t off, len;
+    int kind;  /* 0: empty slot */
+} Slot;
+typedef struct {
+    Py_ssize_t mask;  /* capacity - 1, capacity a power of two */
+    Slot *slots;
+    unsigned char *blob;
+} HostTable;
+
+static uint64_t
+fnv1a(const unsigned char *s, Py_ssize_t n)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        h = (h ^ s[i]) * 1099511628211ULL;
+    }
+    return h;
+}
+
+static int
+table_kind(const HostTable *t, const unsigned char *s, Py_ssize_t n)
+{
+    uint64_t h = fnv1a(s, n);
+    for (Py_ssize_t i = (Py_ssize_t)(h & (uint64_t)t->mask);; i = (i + 1) & t->mask) {
+        const Slot *e = &t->slots[i];
+        if (e->kind == 0) {
+            return 0;
+        }
+        if (e->hash == h && e->len == n && memcmp(t->blob + e->off, s, (size_t)n) == 0) {
+            return e->kind;
+        }
+    }
+}
+
+/* HostMatcher.partner_for_host(host) is not None: an exact host, or a *. suffix of it (the
+   host itself included), as its loop over the suffixes after each '.' reads them. */
+static int
+is_partner(const HostTable *t, const unsigned char *h, Py_ssize_t n)
+{
+    if (table_kind(t, h, n)) {
+        return 1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (h[i] == '.' && (table_kind(t, h + i + 1, n - i - 1) & H_WILD)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void
+table_free(PyObject *capsule)
+{
+    HostTable *t = PyCapsule_GetPointer(capsule, "middleware._speedups.hosts");
+    if (t != NULL) {
+        PyMem_Free(t->slots);
+        PyMem_Free(t->blob);
+        PyMem_Free(t);
+    }
+}
+
+/* make_hosts(exact, wild) -> table: the partner hosts, compiled once per HostMatcher. */
+static PyObject *
+make_hosts(PyObject *self, PyObject *args)
+{
+    PyObject *lists[2];
+    (void)self;
+    if (!PyArg_ParseTuple(args, "O!O!:make_hosts", &PyTuple_Type, &lists[0], &PyTuple_Type,
+                          &lists[1])) {
+        return NULL;
+    }
+    Py_ssize_t count = PyTuple_GET_SIZE(lists[0]) + PyTuple_GET_SIZE(lists[1]);
+    Py_ssize_t cap = 8, total = 0;
+    while (cap < 2 * count + 2) {
+        cap *= 2;
+    }
+    for (int k = 0; k < 2; k++) {
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(lists[k]); i++) {
+            PyObject *u = PyTuple_GET_ITEM(lists[k], i);
+            Py_ssize_t len;
+            if (!PyUnicode_Check(u) || PyUnicode_AsUTF8AndSize(u, &len) == NULL) {
+                PyErr_SetString(PyExc_TypeError, "make_hosts: hosts must be str");
+                return NULL;
+            }
+            total += len;
+        }
+    }
+    HostTable *t = PyMem_Calloc(1, sizeof(HostTable));
+    if (t == NULL) {
+        return PyErr_NoMemory();
+    }
+    t->mask = cap - 1;
+    t->slots = PyMem_Calloc((size_t)cap, sizeof(Slot));
+    t->blob = PyMem_Malloc((size_t)total + 1);
+    if (t->slots == NULL || t->blob == NULL) {
+        PyMem_Free(t->slots);
+        PyMem_Free(t->blob);
+        PyMem_Free(t);
+        return PyErr_NoMemory();
+    }
+    Py_ssize_t off = 0;
+    for (int k = 0; k < 2; k++) {
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(lists[k]); i++) {
+            Py_ssize_t len;
+            const char *s = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(lists[k], i), &len);
+            uint64_t h = fnv1a((const unsigned char *)s, len);
+            Py_ssize_t j = (Py_ssize_t)(h & (uint64_t)t->mask);
+            for (;; j = (j + 1) & t->mask) {
+                Slot *e = &t->slots[j];
+                if (e->kind == 0) {
+                    memcpy(t->blob + off, s, (size_t)len);
+                    e->hash = h;
+                    e->off = off;
+                    e->len = len;
+                    e->kind = k ? H_WILD : H_EXACT;
+                    off += len;
+                    break;
+                }
+                if (e->hash == h && e->len == len && memcmp(t->blob + e->off, s, (size_t)len) == 0) {
+                    e->kind |= k ? H_WILD : H_EXACT;
+                    break;
+                }
+            }
+        }
+    }
+    PyObject *capsule = PyCapsule_New(t, "middleware._speedups.hosts", table_free);
+    if (capsule == NULL) {
+        PyMem_Free(t->slots);
+        PyMem_Free(t->blob);
+        PyMem_Free(t);
+    }
+    return capsule;
+}
+
+/* --- one scan ---------------------------------------------------------------------------------- */
+
+#define MAX_ATTRS 48
+#define MAX_FOUND 16
+#define MAX_HOST 253
+
+/* Hosts of the tag being judged, added to the unknown set once the tag is consumed. */
+typedef struct {
+    int count;
+    Py_ssize_t len[MAX_FOUND];
+    unsigned char host[MAX_FOUND][MAX_HOST];
+} Found;
+
+typedef struct {
+    const unsigned char *s;
+    Py_ssize_t n;
+    const unsigned char *F;  /* ID (skip_end) or LOW (scan_end) */
+    const HostTable *hosts;  /* NULL: the plain skip, nothing judged */
+    PyObject *unknown;       /* set the hosts of consumed tags are added to */
+    Found *found;
+    int seen_doc;            /* an <html> or <head> start tag was consumed */
+    int failed;              /* a Python exception is set */
+} Scan;
 
 /* End of a tag-name run starting at p: [^WS/>]*+ */
 static Py_ssize_t
@@ -168,8 +421,10 @@ quiet_value(const unsigned char *s, Py_ssize_t n, Py_ssize_t t, int css)
 /* (?:[WS/]*+ GRAM_ATTR)*+ [WS/]*+ >  from p; the end after '>' or -1. fetch: GRAM_ATTR_SKIP
    instead (attributes in FETCH_URL_ATTRS and "style" must have quiet values). */
 static Py_ssize_t
-gram_body(const unsigned char *s, Py_ssize_t n, Py_ssize_t p, int fetch)
+gram_body(const Scan *S, Py_ssize_t p, int fetch)
 {
+    const unsigned char *s = S->s, *F = S->F;
+    Py_ssize_t n = S->n;
     for (;;) {
         Py_ssize_t q = p;
         while (q < n && IS(s[q], C_WSSL)) {
@@ -187,8 +442,8 @@ gram_body(const unsigned char *s, Py_ssize_t n, Py_ssize_t p, int fetch)
             r++;
         }
         if (fetch && r < n) {
-            int css = r - q == 5 && memcmp(s + q, "style", 5) == 0;
-            if (css || in_list(FETCH_URL_ATTRS, s + q, r - q)) {
+            int css = eq_fold(F, s + q, r - q, "style");
+            if (css || in_list(F, FETCH_URL_ATTRS, s + q, r - q)) {
                 Py_ssize_t e = quiet_value(s, n, r, css);
                 if (e == -1) {
                     return -1;
@@ -230,8 +485,10 @@ gram_body(const unsigned char *s, Py_ssize_t n, Py_ssize_t p, int fetch)
 
 /* (?:[WS/]*+ QUIET_ATTR)*+ [WS/]*+ >  from p; the end after '>' or -1. */
 static Py_ssize_t
-quiet_body(const unsigned char *s, Py_ssize_t n, Py_ssize_t p)
+quiet_body(const Scan *S, Py_ssize_t p)
 {
+    const unsigned char *s = S->s, *F = S->F;
+    Py_ssize_t n = S->n;
     for (;;) {
         Py_ssize_t q = p;
         while (q < n && IS(s[q], C_WSSL)) {
@@ -248,7 +505,7 @@ quiet_body(const unsigned char *s, Py_ssize_t n, Py_ssize_t p)
         if (c == '=') {
             return -1;
         }
-        if (c == 'd' && q + 12 < n && memcmp(s + q + 1, "ata-consent", 11) == 0
+        if (F[c] == 'd' && q + 12 < n && eq_fold(F, s + q + 1, 11, "ata-consent")
             && IS(s[q + 12], C_ASTOP)) {
             return -1;
         }
@@ -293,14 +550,547 @@ quiet_body(const unsigned char *s, Py_ssize_t n, Py_ssize_t p)
     }
 }
 
+/* --- the native judge: URL hosts ------------------------------------------------------------ */
+
+#define HOST_NONE 0   /* no network host (relative URL, another scheme) */
+#define HOST_FOUND 1
+#define HOST_OTHER 2  /* a scheme that is not a network one (data:, javascript:, ...) */
+#define HOST_STOP -1  /* not the simple case: Python reads it */
+
+/* HostMatcher.host_of_url for u[0:len] in the simple case: ASCII printable bytes without '\',
+   (the caller checked), scheme://host[:port], //host, userinfo dropped, trailing dots removed.
+   The host (folded) goes to out[0:*outlen]. */
+static int
+host_of(const unsigned char *F, const unsigned char *u, Py_ssize_t len, unsigned char *out,
+        Py_ssize_t *outlen)
+{
+    Py_ssize_t a = 0, b = len;
+    while (a < b && u[a] == ' ') {  /* strip(C0 + space): the caller refused the controls */
+        a++;
+    }
+    while (b > a && u[b - 1] == ' ') {
+        b--;
+    }
+    Py_ssize_t i = a;
+    unsigned char c0 = a < b ? F[u[a]] : 0;
+    if (c0 >= 'a' && c0 <= 'z') {
+        i++;
+        while (i < b) {
+            unsigned char c = F[u[i]];
+            if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '.'
+                || c == '-') {
+                i++;
+                continue;
+            }
+            break;
+        }
+    }
+    Py_ssize_t r;
+    if (i > a && i < b && u[i] == ':') {
+        Py_ssize_t k = i - a;
+        const unsigned char *sc = u + a;
+        if (!(eq_fold(F, sc, k, "http") || eq_fold(F, sc, k, "https") || eq_fold(F, sc, k, "ws")
+              || eq_fold(F, sc, k, "wss") || eq_fold(F, sc, k, "ftp"))) {
+            return HOST_OTHER;
+        }
+        r = i + 1;
+    }
+    else if (b - a >= 2 && u[a] == '/' && u[a + 1] == '/') {
+        r = a;
+    }
+    else {
+        return HOST_NONE;  /* relative */
+    }
+    while (r < b && u[r] == '/') {
+        r++;
+    }
+    Py_ssize_t e = r;
+    while (e < b && u[e] != '/' && u[e] != '?' && u[e] != '#') {
+        e++;
+    }
+    for (Py_ssize_t k = e; k > r; k--) {  /* rpartition("@") */
+        if (u[k - 1] == '@') {
+            r = k;
+            break;
+        }
+    }
+    if (r < e && u[r] == '[') {
+        return HOST_STOP;  /* IPv6 literal */
+    }
+    Py_ssize_t d = e;  /* _PORT: ":[0-9]*\Z" */
+    while (d > r && u[d - 1] >= '0' && u[d - 1] <= '9') {
+        d--;
+    }
+    if (d > r && u[d - 1] == ':') {
+        e = d - 1;
+    }
+    while (e > r && u[e - 1] == '.') {  /* rstrip(".") */
+        e--;
+    }
+    if (e == r) {
+        return HOST_NONE;
+    }
+    if (e - r > MAX_HOST) {
+        return HOST_STOP;
+    }
+    for (Py_ssize_t k = r; k < e; k++) {
+        if (!IS(u[k], C_HOST)) {
+            return HOST_STOP;  /* ':', '%', spaces, anything a browser may read otherwise */
+        }
+        out[k - r] = F[u[k]];
+    }
+    *outlen = e - r;
+    return HOST_FOUND;
+}
+
+/* One URL of a fetching attribute: 0 when no partner can be named by it (its host, if any, is
+   remembered for `unknown`), -1 to stop. doc: a data: URL here would be a document. */
+static int
+judge_url(Scan *S, const unsigned char *u, Py_ssize_t len, int doc)
+{
+    unsigned char host[MAX_HOST];
+    Py_ssize_t hl = 0;
+    int k = host_of(S->F, u, len, host, &hl);
+    if (k == HOST_STOP || (k == HOST_OTHER && doc)) {
+        return -1;
+    }
+    if (k != HOST_FOUND) {
+        return 0;
+    }
+    if (is_partner(S->hosts, host, hl)) {
+        return -1;
+    }
+    Found *f = S->found;
+    for (int i = 0; i < f->count; i++) {
+        if (f->len[i] == hl && memcmp(f->host[i], host, (size_t)hl) == 0) {
+            return 0;
+        }
+    }
+    if (f->count >= MAX_FOUND) {
+        return -1;
+    }
+    memcpy(f->host[f->count], host, (size_t)hl);
+    f->len[f->count++] = hl;
+    return 0;
+}
+
+/* Tokens of u[0:len] split on spaces (str.split(); the caller refused the other whitespace). */
+static int
+judge_tokens(Scan *S, const unsigned char *u, Py_ssize_t len, int srcset)
+{
+    Py_ssize_t i = 0;
+    while (i < len) {
+        while (i < len && u[i] == ' ') {
+            i++;
+        }
+        Py_ssize_t j = i;
+        while (j < len && u[j] != ' ') {
+            j++;
+        }
+        if (j > i) {
+            if (!srcset) {
+                if (judge_url(S, u + i, j - i, 0) < 0) {
+                    return -1;
+                }
+            }
+            else {
+                /* fetch.srcset_urls: the token without its commas, and each comma piece. */
+                Py_ssize_t a = i, b = j;
+                int comma = 0;
+                for (Py_ssize_t k = i; k < j; k++) {
+                    comma |= u[k] == ',';
+                }
+                while (a < b && u[a] == ',') {
+                    a++;
+                }
+                while (b > a && u[b - 1] == ',') {
+                    b--;
+                }
+                if (judge_url(S, u + a, b - a, 0) < 0) {
+                    return -1;
+                }
+                if (comma) {
+                    Py_ssize_t p = i;
+                    while (p < j) {
+                        Py_ssize_t q = p;
+                        while (q < j && u[q] != ',') {
+                            q++;
+                        }
+                        if (q > p && judge_url(S, u + p, q - p, 0) < 0) {
+                            return -1;
+                        }
+                        p = q + 1;
+                    }
+                }
+            }
+        }
+        i = j;
+    }
+    return 0;
+}
+
+typedef struct {
+    Py_ssize_t ns, ne;  /* name */
+    Py_ssize_t vs, ve;  /* value bytes (vs < 0: no value) */
+} Attr;
+
+/* The attributes of a tag, from p just after its name, with the exact grammar (GRAM_BODY, as
+   _TAG_RE and _ATTR_RE read them): the end after '>', or -1. */
+static Py_ssize_t
+parse_attrs(const Scan *S, Py_ssize_t p, Attr *at, int *count)
+{
+    const unsigned char *s = S->s;
+    Py_ssize_t n = S->n;
+    *count = 0;
+    for (;;) {
+        Py_ssize_t q = p;
+        while (q < n && IS(s[q], C_WSSL)) {
+            q++;
+        }
+        if (q >= n) {
+            return -1;
+        }
+        if (s[q] == '>') {
+            return q + 1;
+        }
+        if (*count >= MAX_ATTRS) {
+            return -1;
+        }
+        Attr *a = &at[(*count)++];
+        Py_ssize_t r = q + 1;
+        while (r < n && !IS(s[r], C_ASTOP)) {
+            r++;
+        }
+        a->ns = q;
+        a->ne = r;
+        a->vs = a->ve = -1;
+        Py_ssize_t t = r;
+        while (t < n && IS(s[t], C_WS)) {
+            t++;
+        }
+        if (t < n && s[t] == '=') {
+            t++;
+            while (t < n && IS(s[t], C_WS)) {
+                t++;
+            }
+            if (t < n && (s[t] == '"' || s[t] == '\'')) {
+                const unsigned char *e = memchr(s + t + 1, s[t], (size_t)(n - t - 1));
+                if (e == NULL) {
+                    return -1;
+                }
+                a->vs = t + 1;
+                a->ve = e - s;
+                p = (e - s) + 1;
+            }
+            else {
+                Py_ssize_t v = t;
+                while (t < n && !IS(s[t], C_USTOP)) {
+                    t++;
+                }
+                a->vs = v;
+                a->ve = t;
+                p = t;
+            }
+        }
+        else {
+            p = r;
+        }
+    }
+}
+
+/* A value the native pass can read as Python does: no character reference (value() would
+   unescape it), no backslash, only printable ASCII (no decoding, no tab/newline removal). */
+static int
+plain_value(const unsigned char *s, Py_ssize_t a, Py_ssize_t b)
+{
+    for (Py_ssize_t i = a; i < b; i++) {
+        unsigned char c = s[i];
+        if (c < 0x20 || c >= 0x7f || c == '&' || c == '\\') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* _judge_tag for a start tag whose name ends at p: the end of the tag when it would give no
+   edit and enable no partner (its hosts are then in S->found), or -1. */
+static Py_ssize_t
+judge_tag(Scan *S, const TagRule *rule, Py_ssize_t p)
+{
+    Attr at[MAX_ATTRS];
+    int count;
+    const unsigned char *s = S->s, *F = S->F;
+    Py_ssize_t end = parse_attrs(S, p, at, &count);
+    if (end < 0) {
+        return -1;
+    }
+    int generic = rule == &GENERIC, link = eq_fold(F, (const unsigned char *)rule->name,
+                                                   (Py_ssize_t)strlen(rule->name), "link");
+    int link_quiet = 1, rel_seen = 0;
+    for (int i = 0; i < count; i++) {
+        const unsigned char *nm = s + at[i].ns;
+        Py_ssize_t nl = at[i].ne - at[i].ns;
+        if (!generic && (eq_fold(F, nm, nl, "data-consent") || eq_fold(F, nm, nl, "http-equiv")
+                         || eq_fold(F, nm, nl, "srcdoc"))) {
+            return -1;  /* opt-in markup, meta refresh, a nested document: Python */
+        }
+        if (link && !rel_seen && eq_fold(F, nm, nl, "rel")) {
+            rel_seen = 1;  /* the first rel counts, as first["rel"] in Python */
+            if (at[i].vs >= 0) {
+                if (!plain_value(s, at[i].vs, at[i].ve)) {
+                    return -1;
+                }
+                Py_ssize_t k = at[i].vs;
+                while (k < at[i].ve) {
+                    while (k < at[i].ve && s[k] == ' ') {
+                        k++;
+                    }
+                    Py_ssize_t j = k;
+                    while (j < at[i].ve && s[j] != ' ') {
+                        j++;
+                    }
+                    if (j > k && !in_list(F, LINK_NO_FETCH, s + k, j - k)) {
+                        link_quiet = 0;
+                    }
+                    k = j;
+                }
+            }
+        }
+    }
+    S->found->count = 0;
+    for (int i = 0; i < count; i++) {
+        const unsigned char *nm = s + at[i].ns;
+        Py_ssize_t nl = at[i].ne - at[i].ns;
+        int url = 0, srcset = 0, list = 0;
+        for (int k = 0; k < 3 && rule->urls[k]; k++) {
+            if (eq_fold(F, nm, nl, rule->urls[k])) {
+                url = 1;
+                srcset = strcmp(rule->urls[k], "srcset") == 0
+                         || strcmp(rule->urls[k], "imagesrcset") == 0;
+            }
+        }
+        if (url && link && link_quiet) {
+            continue;
+        }
+        if (!url) {
+            if (eq_fold(F, nm, nl, "style")) {
+                /* fetch.css_urls finds nothing without '(' (url(), image-set()), '@' (@import),
+                   '\' (escapes) or '&' (a reference to any of them). */
+                for (Py_ssize_t k = at[i].vs; k >= 0 && k < at[i].ve; k++) {
+                    unsigned char c = s[k];
+                    if (c == '(' || c == '@' || c == '\\' || c == '&') {
+                        return -1;
+                    }
+                }
+                continue;
+            }
+            if (eq_fold(F, nm, nl, "background")) {
+                url = 1;
+            }
+            else if (eq_fold(F, nm, nl, "ping") || eq_fold(F, nm, nl, "attributionsrc")) {
+                list = 1;
+            }
+            else {
+                continue;
+            }
+        }
+        if (at[i].vs < 0) {
+            continue;  /* no value: "" has no host */
+        }
+        if (!plain_value(s, at[i].vs, at[i].ve)) {
+            return -1;
+        }
+        const unsigned char *v = s + at[i].vs;
+        Py_ssize_t vl = at[i].ve - at[i].vs;
+        int r = srcset || list ? judge_tokens(S, v, vl, srcset) : judge_url(S, v, vl, rule->doc);
+        if (r < 0) {
+            return -1;
+        }
+    }
+    return end;
+}
+
+/* Add the judged tag's hosts to the unknown set; -1 with an exception set on failure. */
+static int
+report_found(Scan *S)
+{
+    Found *f = S->found;
+    for (int i = 0; i < f->count; i++) {
+        PyObject *u = PyUnicode_DecodeASCII((const char *)f->host[i], f->len[i], NULL);
+        if (u == NULL || PySet_Add(S->unknown, u) < 0) {
+            Py_XDECREF(u);
+            S->failed = 1;
+            return -1;
+        }
+        Py_DECREF(u);
+    }
+    f->count = 0;
+    return 0;
+}
+
+/* Where "</name" followed by [WS/>] starts at or after p (folded), or -1: _RAW_END[name]. */
+static Py_ssize_t
+find_end_tag(const Scan *S, Py_ssize_t p, const char *name)
+{
+    const unsigned char *s = S->s, *F = S->F;
+    Py_ssize_t n = S->n, k = (Py_ssize_t)strlen(name);
+    while (p < n) {
+        const unsigned char *lt = memchr(s + p, '<', (size_t)(n - p));
+        if (lt == NULL) {
+            return -1;
+        }
+        Py_ssize_t i = lt - s;
+        if (i + 2 + k < n && s[i + 1] == '/' && eq_fold(F, s + i + 2, k, name)
+            && IS(s[i + 2 + k], C_NSTOP)) {
+            return i;
+        }
+        p = i + 1;
+    }
+    return -1;
+}
+
+/* "<script" then [WS/>] at i (folded); slash: "</script". */
+static int
+script_tag_at(const Scan *S, Py_ssize_t i, int slash)
+{
+    Py_ssize_t k = i + 1 + slash;
+    return k + 6 < S->n && (!slash || S->s[i + 1] == '/') && eq_fold(S->F, S->s + k, 6, "script")
+           && IS(S->s[k + 6], C_NSTOP);
+}
+
+/* Script data from p with the escape states of _SCRIPT_END: where its "</script" starts, or
+   -1 when the buffer ends first. */
+static Py_ssize_t
+script_end(const Scan *S, Py_ssize_t p)
+{
+    const unsigned char *s = S->s;
+    Py_ssize_t n = S->n;
+    int sub = 0;
+    while (p < n) {
+        if (sub == 0) {
+            const unsigned char *lt = memchr(s + p, '<', (size_t)(n - p));
+            if (lt == NULL) {
+                return -1;
+            }
+            Py_ssize_t i = lt - s;
+            if (i + 3 < n && s[i + 1] == '!' && s[i + 2] == '-' && s[i + 3] == '-') {
+                sub = 1;
+                p = i + 2;  /* "<!-->" ends at once */
+            }
+            else if (script_tag_at(S, i, 1)) {
+                return i;
+            }
+            else {
+                p = i + 1;
+            }
+            continue;
+        }
+        unsigned char c = s[p];
+        if (c == '-' && p + 2 < n && s[p + 1] == '-' && s[p + 2] == '>') {
+            sub = 0;
+            p += 3;
+        }
+        else if (c == '<' && script_tag_at(S, p, 1)) {
+            if (sub == 1) {
+                return p;
+            }
+            sub = 1;
+            p += 8;
+        }
+        else if (c == '<' && sub == 1 && script_tag_at(S, p, 0)) {
+            sub = 2;
+            p += 7;
+        }
+        else {
+            p++;
+        }
+    }
+    return -1;
+}
+
+/* A comment or bogus comment at pos ("<!", "<?", "</" + not a letter): its end, or -1. */
+static Py_ssize_t
+skip_decl(const Scan *S, Py_ssize_t pos)
+{
+    const unsigned char *s = S->s;
+    Py_ssize_t n = S->n;
+    if (s[pos + 1] == '!' && pos + 3 < n && s[pos + 2] == '-' && s[pos + 3] == '-') {
+        if (n - pos < 6) {
+            return -1;  /* Python waits for more (or ends the document) */
+        }
+        if (s[pos + 4] == '>') {
+            return pos + 5;
+        }
+        if (s[pos + 4] == '-' && s[pos + 5] == '>') {
+            return pos + 6;
+        }
+        for (Py_ssize_t i = pos + 4; i + 2 < n; i++) {  /* --!?> */
+            if (s[i] == '-' && s[i + 1] == '-') {
+                if (s[i + 2] == '>') {
+                    return i + 3;
+                }
+                if (s[i + 2] == '!' && i + 3 < n && s[i + 3] == '>') {
+                    return i + 4;
+                }
+            }
+        }
+        return -1;
+    }
+    /* <!-?\Z and </\Z are "short": Python waits; the caller checked pos + 1 < n. */
+    if (s[pos + 1] == '!' && (pos + 2 == n || (pos + 3 == n && s[pos + 2] == '-'))) {
+        return -1;
+    }
+    if (s[pos + 1] == '/' && pos + 2 >= n) {
+        return -1;
+    }
+    const unsigned char *gt = memchr(s + pos + 1, '>', (size_t)(n - pos - 1));
+    return gt == NULL ? -1 : (gt - s) + 1;
+}
+
+static const TagRule *
+rule_for(const Scan *S, const unsigned char *name, Py_ssize_t len)
+{
+    for (const TagRule *r = RULES; r->name; r++) {
+        if ((unsigned char)r->name[0] == S->F[name[0]] && eq_fold(S->F, name, len, r->name)) {
+            return r;
+        }
+    }
+    return NULL;
+}
+
+/* A judged tag: consume it (and its text) when nothing in it needs Python. */
+static Py_ssize_t
+native_tag(Scan *S, const TagRule *rule, Py_ssize_t r)
+{
+    Py_ssize_t end = judge_tag(S, rule, r);
+    if (end < 0) {
+        return -1;
+    }
+    if (rule->text == T_RAW) {
+        end = find_end_tag(S, end, rule->name);
+    }
+    else if (rule->text == T_SCRIPT) {
+        end = script_end(S, end);
+    }
+    else if (rule->text == T_DOC) {
+        S->seen_doc = 1;
+    }
+    if (end < 0 || report_found(S) < 0) {
+        return -1;
+    }
+    return end;
+}
+
 /* One '<' at pos: the end of what the skip consumes there, or -1 (the skip stops). */
 static Py_ssize_t
-skip_lt(const unsigned char *s, Py_ssize_t n, Py_ssize_t pos)
+skip_lt(Scan *S, Py_ssize_t pos)
 {
+    const unsigned char *s = S->s, *F = S->F;
+    Py_ssize_t n = S->n;
     if (pos + 1 >= n) {
         return -1;  /* bare '<' at the end */
     }
-    unsigned char c = s[pos + 1];
+    unsigned char c = F[s[pos + 1]];
     if (c >= 'a' && c <= 'z') {
         Py_ssize_t r = name_end(s, n, pos + 1);
         const unsigned char *name = s + pos + 1;
@@ -308,11 +1098,21 @@ skip_lt(const unsigned char *s, Py_ssize_t n, Py_ssize_t pos)
         if (r >= n) {
             return -1;  /* cut off: no branch can reach a '>' */
         }
-        if (!in_list(NAMES, name, len)) {
-            return gram_body(s, n, r, 1);
+        if (!in_list(F, NAMES, name, len)) {
+            Py_ssize_t e = gram_body(S, r, 1);
+            return e >= 0 || S->hosts == NULL ? e : native_tag(S, &GENERIC, r);
         }
-        if (in_list(PLAIN_URL_TAGS, name, len)) {
-            return quiet_body(s, n, r);
+        if (in_list(F, PLAIN_URL_TAGS, name, len)) {
+            Py_ssize_t e = quiet_body(S, r);
+            if (e >= 0 || S->hosts == NULL) {
+                return e;
+            }
+        }
+        if (S->hosts != NULL) {
+            const TagRule *rule = rule_for(S, name, len);
+            if (rule != NULL) {
+                return native_tag(S, rule, r);
+            }
         }
         return -1;
     }
@@ -320,28 +1120,30 @@ skip_lt(const unsigned char *s, Py_ssize_t n, Py_ssize_t pos)
         if (pos + 2 >= n) {
             return -1;
         }
-        unsigned char d = s[pos + 2];
+        unsigned char d = F[s[pos + 2]];
         if (d == '>') {
             return pos + 1;  /* "</>": the '<' is text */
         }
         if (d >= 'a' && d <= 'z') {
             Py_ssize_t r = name_end(s, n, pos + 2);
-            if (r >= n || in_list(END_NAMES, s + pos + 2, r - (pos + 2))) {
+            if (r >= n || in_list(F, END_NAMES, s + pos + 2, r - (pos + 2))) {
                 return -1;
             }
-            return gram_body(s, n, r, 0);
+            return gram_body(S, r, 0);
         }
-        return -1;  /* bogus comment "</ x>" etc. */
+        return S->hosts != NULL ? skip_decl(S, pos) : -1;  /* bogus comment "</ x>" etc. */
     }
     if (c == '!' || c == '?') {
-        return -1;
+        return S->hosts != NULL ? skip_decl(S, pos) : -1;
     }
     return pos + 1;  /* '<' followed by anything else is text */
 }
 
 static Py_ssize_t
-skip_run(const unsigned char *s, Py_ssize_t n, Py_ssize_t pos)
+skip_run(Scan *S, Py_ssize_t pos)
 {
+    const unsigned char *s = S->s;
+    Py_ssize_t n = S->n;
     while (pos < n) {
         if (s[pos] != '<') {
             const unsigned char *lt = memchr(s + pos, '<', (size_t)(n - pos));
@@ -350,13 +1152,19 @@ skip_run(const unsigned char *s, Py_ssize_t n, Py_ssize_t pos)
             }
             pos = lt - s;
         }
-        Py_ssize_t e = skip_lt(s, n, pos);
+        Py_ssize_t e = skip_lt(S, pos);
         if (e < 0) {
             return pos;
         }
         pos = e;
     }
     return pos;
+}
+
+static Py_ssize_t
+clamp(Py_ssize_t pos, Py_ssize_t n)
+{
+    return pos < 0 ? 0 : pos > n ? n : pos;
 }
 
 static PyObject *
@@ -368,16 +1176,37 @@ skip_end(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "y*n:skip_end", &view, &pos)) {
         return NULL;
     }
-    Py_ssize_t n = view.len;
-    if (pos < 0) {
-        pos = 0;
-    }
-    if (pos > n) {
-        pos = n;
-    }
-    Py_ssize_t end = skip_run((const unsigned char *)view.buf, n, pos);
+    Scan S = {.s = view.buf, .n = view.len, .F = ID};
+    Py_ssize_t end = skip_run(&S, clamp(pos, view.len));
     PyBuffer_Release(&view);
     return PyLong_FromSsize_t(end);
+}
+
+static PyObject *
+scan_end(PyObject *self, PyObject *args)
+{
+    Py_buffer view;
+    Py_ssize_t pos;
+    PyObject *table, *unknown;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*nOO!:scan_end", &view, &pos, &table, &PySet_Type, &unknown)) {
+        return NULL;
+    }
+    const HostTable *hosts = NULL;
+    if (table != Py_None) {
+        hosts = PyCapsule_GetPointer(table, "middleware._speedups.hosts");
+        if (hosts == NULL) {
+            PyBuffer_Release(&view);
+            return NULL;
+        }
+    }
+    Found found;
+    found.count = 0;
+    Scan S = {.s = view.buf, .n = view.len, .F = LOW, .hosts = hosts, .unknown = unknown,
+              .found = &found, .seen_doc = 0, .failed = 0};
+    Py_ssize_t end = skip_run(&S, clamp(pos, view.len));
+    PyBuffer_Release(&view);
+    return S.failed ? NULL : PyLong_FromSsize_t(S.seen_doc ? ~end : end);
 }
 
 static PyObject *
@@ -402,15 +1231,50 @@ name_tuple(const char *const *list)
     return t;
 }
 
+/* RULES as Python sees them: ((tag, url attributes, is a document tag, text kind), ...). */
+static PyObject *
+rules_tuple(void)
+{
+    Py_ssize_t k = 0;
+    while (RULES[k].name) {
+        k++;
+    }
+    PyObject *t = PyTuple_New(k);
+    if (t == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < k; i++) {
+        int k = RULES[i].text;
+        const char *text = k == T_RAW ? "raw" : k == T_SCRIPT ? "script" : k == T_DOC ? "doc" : "";
+        PyObject *urls = name_tuple(RULES[i].urls);
+        PyObject *row = urls == NULL ? NULL : Py_BuildValue("(sNOs)", RULES[i].name, urls,
+                                                            RULES[i].doc ? Py_True : Py_False, text);
+        if (row == NULL) {
+            Py_DECREF(t);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(t, i, row);
+    }
+    return t;
+}
+
 static PyMethodDef methods[] = {
     {"skip_end", skip_end, METH_VARARGS,
      "skip_end(low, pos) -> int\n\nThe same as _SKIP_RE.match(low, pos).end() in rewrite.py."},
+    {"scan_end", scan_end, METH_VARARGS,
+     "scan_end(buf, pos, hosts, unknown) -> int\n\nThe skip on buf itself (ASCII folded), also "
+     "consuming the tags and texts that need no edit and no state change (see the file's "
+     "comment); hosts: a make_hosts table or None; their hosts are added to the set unknown. "
+     "~end (negative) when an <html> or <head> start tag was consumed."},
+    {"make_hosts", make_hosts, METH_VARARGS,
+     "make_hosts(exact, wild) -> table\n\nThe partner host table for scan_end: tuples of exact "
+     "hosts and of *. suffixes (without '*.'), as HostMatcher holds them."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "middleware._speedups",
-    "C accelerator for the rewriter's skip scan (see middleware/rewrite.py).", -1, methods,
+    "C accelerator for the rewriter's tokenizer (see middleware/rewrite.py).", -1, methods,
     NULL, NULL, NULL, NULL,
 };
 
@@ -422,15 +1286,22 @@ PyInit__speedups(void)
     if (m == NULL) {
         return NULL;
     }
-    const char *const *lists[] = {NAMES, END_NAMES, PLAIN_URL_TAGS};
-    const char *attrs[] = {"NAMES", "END_NAMES", "PLAIN_URL_TAGS"};
-    for (int i = 0; i < 3; i++) {
+    const char *const *lists[] = {NAMES, END_NAMES, PLAIN_URL_TAGS, LINK_NO_FETCH, FETCH_URL_ATTRS};
+    const char *attrs[] = {"NAMES", "END_NAMES", "PLAIN_URL_TAGS", "LINK_NO_FETCH",
+                           "FETCH_URL_ATTRS"};
+    for (int i = 0; i < 5; i++) {
         PyObject *t = name_tuple(lists[i]);
         if (t == NULL || PyModule_AddObject(m, attrs[i], t) < 0) {
             Py_XDECREF(t);
             Py_DECREF(m);
             return NULL;
         }
+    }
+    PyObject *r = rules_tuple();
+    if (r == NULL || PyModule_AddObject(m, "RULES", r) < 0) {
+        Py_XDECREF(r);
+        Py_DECREF(m);
+        return NULL;
     }
     return m;
 }

@@ -13,10 +13,13 @@ References: https://url.spec.whatwg.org/#concept-basic-url-parser
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import TypeVar
 from urllib.parse import unquote
 
 __all__ = ["HostMatcher"]
+
+_T = TypeVar("_T")
 
 # Schemes whose URLs a browser fetches from a network host ("special" schemes minus file:).
 _NETWORK_SCHEMES = frozenset({"http", "https", "ws", "wss", "ftp"})
@@ -52,7 +55,7 @@ class HostMatcher:
     shorter one; between two partners declaring the same pattern, the first declared wins.
     """
 
-    __slots__ = ("_exact", "_hosts", "_wild")
+    __slots__ = ("_exact", "_hosts", "_native", "_wild")
 
     def __init__(self, partners: Mapping[str, Iterable[str]]) -> None:
         self._exact: dict[str, str] = {}
@@ -66,6 +69,18 @@ class HostMatcher:
                     self._exact.setdefault(pattern, pid)
         #: Every declared host suffix, for substring checks on text we cannot parse.
         self._hosts: tuple[str, ...] = tuple(sorted({*self._exact, *self._wild}, key=len))
+        self._native: object = None
+
+    def table(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The compiled patterns: (exact hosts, ``*.`` suffixes without the ``*.``)."""
+        return tuple(self._exact), tuple(self._wild)
+
+    def native_table(self, build: Callable[[tuple[str, ...], tuple[str, ...]], _T]) -> _T:
+        """``build(*self.table())``, made once per matcher: the frozen copy of the table the
+        native tokenizer matches hosts against (its patterns never change after ``__init__``)."""
+        if self._native is None:
+            self._native = build(*self.table())
+        return self._native  # type: ignore[return-value]
 
     @property
     def hosts(self) -> tuple[str, ...]:

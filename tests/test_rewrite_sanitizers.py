@@ -1,8 +1,9 @@
-"""The C skip built with AddressSanitizer and UndefinedBehaviorSanitizer
+"""The C skip and native pass built with AddressSanitizer and UndefinedBehaviorSanitizer
 (``-fsanitize=address,undefined``, into a temp dir), run in a child Python with libasan
-preloaded over the hypothesis corpus of tests/test_rewrite_speedups.py and the corpus pages at
-every position: any out-of-bounds read, overflow or undefined behaviour aborts the child.
-Skipped, with the reason, when the compiler cannot build or run it."""
+preloaded over the hypothesis corpora of tests/test_rewrite_speedups.py (``skip_end``) and
+tests/test_rewrite_native.py (``scan_end`` with a partner host table, and ``make_hosts``) and
+the corpus pages at every position: any out-of-bounds read, overflow or undefined behaviour
+aborts the child. Skipped, with the reason, when the compiler cannot build or run it."""
 
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ spec = importlib.util.spec_from_loader(
     "middleware._speedups", importlib.machinery.ExtensionFileLoader("middleware._speedups", sys.argv[1]))
 san = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(san)
-from middleware import rewrite
-from tests import test_rewrite_speedups as t
+from middleware import _speedups, rewrite
+from tests import test_rewrite_native as nat, test_rewrite_speedups as t
 assert (san.NAMES, san.END_NAMES, san.PLAIN_URL_TAGS) == (
     tuple(rewrite._NAME_SET), rewrite._END_NAMES, rewrite._PLAIN_URL_TAGS)
 
@@ -36,10 +37,29 @@ def check(buf):
     for pos in range(-1, len(buf) + 2):
         assert san.skip_end(block, pos) == t.regex_end(buf, pos), (buf, pos)
 
+SAN_TABLE = san.make_hosts(*nat.MATCHER.table())
+TABLE = _speedups.make_hosts(*nat.MATCHER.table())
+
+def check_scan(buf, positions=None):
+    block = (ctypes.c_char * len(buf)).from_buffer_copy(buf)
+    for pos in range(-1, len(buf) + 2) if positions is None else positions:
+        got, want = set(), set()
+        assert san.scan_end(block, pos, SAN_TABLE, got) == _speedups.scan_end(buf, pos, TABLE, want)
+        assert got == want, (buf, pos)
+
+def check_prefixes(buf):
+    # A token cut off by the end of the buffer is where a read past it would happen: every
+    # prefix, scanned from every '<' (where tokens start).
+    starts = [i for i in range(len(buf)) if buf[i] == 0x3C]
+    for cut in range(1, len(buf) + 1):
+        check_scan(buf[:cut], [0, *(i for i in starts if i < cut)])
+
 for page in sorted((Path("tests") / "corpus").glob("*.html")):
-    data = page.read_bytes().lower()
+    raw = page.read_bytes()
+    data = raw.lower()
     for cut in range(0, len(data), 1499):
         check(data[:cut])
+    check_prefixes(raw)
 
 @settings(max_examples=int(sys.argv[2]), deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow])
@@ -47,8 +67,16 @@ for page in sorted((Path("tests") / "corpus").glob("*.html")):
 def run(buf):
     check(buf)
 
+@settings(max_examples=int(sys.argv[2]) // 3, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(nat.documents, t.buffers())
+def run_scan(doc, buf):
+    check_prefixes(doc.encode("utf-8", "replace"))
+    check_scan(buf)
+
 run()
-print("sanitized skip_end: ok")
+run_scan()
+print("sanitized skip_end and scan_end: ok")
 """
 
 
@@ -76,4 +104,4 @@ def test_c_skip_under_address_and_undefined_sanitizers(tmp_path: Path) -> None:
     run = subprocess.run([sys.executable, "-c", DRIVER, str(out), "400"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
-    assert "sanitized skip_end: ok" in run.stdout
+    assert "sanitized skip_end and scan_end: ok" in run.stdout

@@ -1,0 +1,349 @@
+"""The native pass (``scan_end`` in middleware/_speedups.c) changes nothing a rewriter returns:
+for adversarial HTML fed in any chunking, the rewriter with it and the pure-Python rewriter
+(the regex skip, as under ``CONSENT_GATE_PURE_PYTHON=1``) give the same bytes from every
+``feed`` and ``finish``, the same ``take_enabled()`` after each, the same ``unknown_hosts`` and
+``blocked``. The URLs use every host spelling the URL parser reads (ports, userinfo, case,
+trailing dots, IDN, percent, backslashes, tabs, character references) against exact and
+wildcard partner hosts and their decoys.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import mmap
+import os
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from middleware import rewrite
+from middleware.hosts import HostMatcher
+from middleware.rewrite import HtmlRewriter, RewritePlan
+
+try:
+    from middleware import _speedups
+except ImportError:  # pragma: no cover - a pure-Python install
+    _speedups = None  # type: ignore[assignment]
+
+if rewrite._scan_end is None:
+    if os.environ.get("CI") and not os.environ.get("CONSENT_GATE_PURE_PYTHON"):
+        pytest.fail("middleware._speedups.scan_end is not in use (build it: pip install -e .)",
+                    pytrace=False)
+    pytest.skip("the native pass is not in use (pure-Python install or mode)",
+                allow_module_level=True)
+
+CORPUS = Path(__file__).parent / "corpus"
+PARTNERS = {
+    "ads": ["pagead2.googlesyndication.com", "*.doubleclick.net"],
+    "yt": ["www.youtube.com", "*.ytimg.com"],
+    "fb": ["connect.facebook.net", "*.facebook.com."],
+    "odd": ["*.Example.ORG", "exact.example"],
+}
+MATCHER = HostMatcher(PARTNERS)
+
+
+def placeholder(partner: str, attrs: Mapping[str, str]) -> bytes:
+    return f'<div data-ph="{partner}">{len(attrs)}</div>'.encode()
+
+
+def plan(allowed: frozenset[str], inject: bool) -> RewritePlan:
+    return RewritePlan(
+        head_end=b"<!--H-->" if inject else b"", body_start=b"<!--S-->" if inject else b"",
+        body_end=b"<!--E-->" if inject else b"",
+        injected_partners=frozenset({"ads"}) if inject else frozenset(),
+        allowed_partners=allowed, granted_purposes=frozenset({"ads"}), matcher=MATCHER,
+        placeholder=placeholder)
+
+
+@contextmanager
+def pure() -> Iterator[None]:
+    scan, skip = rewrite._scan_end, rewrite._skip_end
+    rewrite._scan_end = rewrite._skip_end = None
+    try:
+        yield
+    finally:
+        rewrite._scan_end, rewrite._skip_end = scan, skip
+
+
+def trace(p: RewritePlan, chunks: list[bytes]) -> tuple[object, ...]:
+    rw = HtmlRewriter(p)
+    steps = []
+    for c in chunks:
+        steps.append((rw.feed(c), rw.take_enabled(), frozenset(rw.unknown_hosts)))
+    steps.append((rw.finish(), rw.take_enabled(), frozenset(rw.unknown_hosts)))
+    return tuple(steps), frozenset(rw.blocked)
+
+
+def check(doc: bytes, cuts: list[int], allowed: frozenset[str], inject: bool) -> None:
+    bounds = sorted({0, len(doc), *(c % (len(doc) + 1) for c in cuts)})
+    chunks = [doc[a:b] for a, b in zip(bounds, bounds[1:], strict=False)] or [b""]
+    p = plan(allowed, inject)
+    native = trace(p, chunks)
+    with pure():
+        reference = trace(p, chunks)
+    assert native == reference, (doc, chunks)
+
+
+# --- the generator -----------------------------------------------------------------------------
+
+SCHEMES = ["https:", "http:", "HTTPS:", "Http:", "ws:", "wss:", "ftp:", "data:", "javascript:",
+           "mailto:", "blob:", "h-t+t.p:", "1http:", "", "", ""]
+SLASHES = ["//", "//", "", "/", "///", "\\\\", "/\\", "/\t/", "/\n/", "/ /", "&#47;&#47;", "&sol;/"]
+USERINFO = ["", "", "", "user@", "u:p@", "@", "a@b@", "%40@"]
+HOSTS = ["pagead2.googlesyndication.com", "PAGEAD2.GoogleSyndication.COM",
+         "pagead2.googlesyndication.com.", "pagead2.googlesyndication.com..",
+         "ad.doubleclick.net", "doubleclick.net", "x.y.doubleclick.net", "doubleclick.net.evil",
+         "evildoubleclick.net", "www.youtube.com", "i.ytimg.com", "ytimg.com", "xytimg.com",
+         "connect.facebook.net", "www.facebook.com", "facebook.com", "a.example.org",
+         "example.org", "EXACT.example", "sub.exact.example", "cdn.first.example",
+         "first.example", "news.example.com", "localhost", "127.0.0.1", "[::1]", "[::1",
+         "b\u00fccher.example", "xn--bcher-kva.example", "%70agead2.googlesyndication.com",
+         "ad%2Edoubleclick.net", "\uff41d.doubleclick.net", "a b.example", "a_b.example",
+         "a..doubleclick.net", ".doubleclick.net", "", "www.youtube.com&period;",
+         "ad.doubleclick&period;net", "ad.double&#99;lick.net", "a\tb.example", "ad.doubleclick.net\\"]
+PORTS = ["", "", ":80", ":", ":443", ":8x", ":1:2", ":0"]
+PATHS = ["", "/", "/x.js", "/a?b=c:d", "?q=1", "#f", "/p/q.png 2x", "/a,b", "/x&amp;y", "/\u00e9"]
+urls = st.tuples(st.sampled_from(["", "", " ", "\t", "\x01"]), st.sampled_from(SCHEMES),
+                 st.sampled_from(SLASHES), st.sampled_from(USERINFO), st.sampled_from(HOSTS),
+                 st.sampled_from(PORTS), st.sampled_from(PATHS),
+                 st.sampled_from(["", "", " ", "\n"])).map("".join)
+relative = st.sampled_from(["/static/app.js", "img/a.png", "a:b", "?x", "#y", "", " ", "x//y",
+                            "data:text/html,<img src=//ad.doubleclick.net/x>",
+                            "data:text/html;base64,PGltZyBzcmM9Ly9hZC5kb3VibGVjbGljay5uZXQveD4="])
+url_value = st.one_of(urls, urls, relative)
+srcset_value = st.lists(st.tuples(url_value, st.sampled_from(["", " 1x", " 2x", ",", " 100w,"]))
+                        .map("".join), min_size=1, max_size=3).map(lambda xs: ", ".join(xs))
+list_value = st.lists(url_value, min_size=1, max_size=3).map(" ".join)
+rel_value = st.sampled_from(["stylesheet", "canonical", "canonical alternate", "preload",
+                             "ICON", "nofollow next", "nofollow\tnext", "&#99;anonical", "",
+                             "alternate stylesheet", "me", "pingback x"])
+css_value = st.sampled_from(["color:red", "background:url(//ad.doubleclick.net/x)",
+                             "@import '//ad.doubleclick.net/x'", "x:\\75rl(//ad.doubleclick.net)",
+                             "a&amp;b", "width:1px"])
+VALUES: dict[str, st.SearchStrategy[str]] = {
+    "src": url_value, "href": url_value, "srcset": srcset_value, "imagesrcset": srcset_value,
+    "data": url_value, "codebase": url_value, "poster": url_value, "background": url_value,
+    "ping": list_value, "attributionsrc": list_value, "rel": rel_value, "style": css_value,
+    "content": st.sampled_from(["1;url=//ad.doubleclick.net/", "0; URL='https://www.youtube.com/'",
+                                "width=device-width", "https://cdn.first.example/og.png"]),
+    "http-equiv": st.sampled_from(["refresh", "Refresh ", "content-type"]),
+    "srcdoc": st.sampled_from(["&lt;img src=//ad.doubleclick.net/x&gt;", "x"]),
+    "data-consent": st.sampled_from(["ads", "yt", ""]),
+    "data-consent-src": url_value, "data-consent-partner": st.sampled_from(["ads", "yt"]),
+    "type": st.sampled_from(["text/plain", "image", "module"]),
+    "alt": st.sampled_from(["a: b", "x//y", "&amp;", "<", "'", '"', "\\"]),
+    "class": st.just("c"), "name": st.just("og:image"), "property": st.just("og:image"),
+}
+# Attributes per tag: its URL attributes (grammar._URL_ATTRS) first, then what changes them.
+COMMON = ["style", "background", "ping", "attributionsrc", "alt", "class", "data-consent", "SRC",
+          "Style"]
+TAG_ATTRS = {
+    "img": ["src", "srcset"], "image": ["src", "srcset"], "link": ["href", "imagesrcset", "rel"],
+    "source": ["src", "srcset"], "video": ["src", "poster"], "audio": ["src"], "track": ["src"],
+    "input": ["src", "type"], "embed": ["src"], "object": ["data", "codebase"], "frame": ["src"],
+    "meta": ["content", "http-equiv", "name", "property"], "base": ["href"],
+    "script": ["src", "type", "data-consent-src", "data-consent-partner"],
+    "iframe": ["src", "srcdoc", "data-consent-src"], "html": ["manifest"],
+}
+
+
+@st.composite
+def attribute(draw: st.DrawFn, tag_name: str) -> str:
+    own = TAG_ATTRS.get(tag_name.lower(), [])
+    name = draw(st.sampled_from(own * 3 + COMMON if own else COMMON))
+    sep = draw(st.sampled_from([" ", " ", "\n", "/", " / ", "\t"]))
+    if draw(st.integers(0, 9)) == 0:
+        return sep + name
+    value = draw(VALUES.get(name.lower(), url_value))
+    quote = draw(st.sampled_from(QUOTES))
+    if quote and quote in value:
+        quote = '"' if quote == "'" else "'"
+        if quote in value:
+            quote = ""
+    if not quote and any(c in value for c in " \t\n\f\r>\"'"):
+        quote = '"' if '"' not in value else "'"
+    eq = draw(st.sampled_from(["=", "=", " = ", "=\n"]))
+    return f"{sep}{name}{eq}{quote}{value}{quote}"
+
+
+QUOTES = ['"', "'", ""]
+TAGS = ["img", "IMG", "image", "link", "LINK", "source", "video", "audio", "track", "input", "embed",
+        "object", "frame", "meta", "base", "script", "Script", "iframe", "title", "textarea",
+        "xmp", "noembed", "noframes", "div", "a", "table", "span", "style", "svg", "noscript",
+        "body", "head", "html", "math", "imgx", "scripts"]
+PARTNER_TAGS = ["<img src=//ad.doubleclick.net/x>", "<iframe src=https://www.youtube.com/e>",
+                "<script src=//connect.facebook.net/a.js></script>"]
+TEXT_BITS = ["x", " ", "\n", "<!-- c -->", "<!-->", "<!--->", "<!-- <script> -->", "<!--", "-->",
+             "--!>", "<!DOCTYPE html>", "<?pi x>", "</ x>", "<!x>", "</>", "<", ">", "&amp;",
+             "</script>", "</SCRIPT >", "<script>", "</script", "</title>", "</iframe>",
+             "</textarea>", "</xmp>", "</noembed>", "</noframes>", "</div>", "</noscript>",
+             "</body>", "</head>", "<p>", "\u00e9", "\xff", "<!--<script>", "-->x", *PARTNER_TAGS]
+
+
+@st.composite
+def tag(draw: st.DrawFn) -> str:
+    name = draw(st.sampled_from(TAGS))
+    attrs = "".join(draw(st.lists(attribute(name), max_size=4)))
+    close = draw(st.sampled_from([">", ">", " />", "/>", ""]))
+    text = ""
+    if name.lower() in ("script", "iframe", "title", "textarea", "xmp", "noembed", "noframes"):
+        body = "".join(draw(st.lists(st.sampled_from(TEXT_BITS), max_size=5)))
+        end = draw(st.sampled_from([f"</{name}>", f"</{name.upper()}\n>", f"</{name}", ""]))
+        text = body + end
+    return f"<{name}{attrs}{close}{text}"
+
+
+documents = st.lists(st.one_of(tag(), tag(), st.sampled_from(TEXT_BITS)), max_size=14).map("".join)
+
+
+@settings(max_examples=900, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(documents, st.lists(st.integers(0, 4000), max_size=4),
+       st.sampled_from([frozenset(), frozenset({"ads", "yt"}), frozenset(PARTNERS)]), st.booleans(),
+       st.sampled_from(["utf-8", "latin-1"]))
+@example('<img src="https://cdn.first.example/a.png" alt="a: b">', [], frozenset(), False, "utf-8")
+@example("<link rel=canonical href=https://news.example.com/>", [], frozenset(), False, "utf-8")
+@example("<script src=//assets.example/x.js></script><iframe src=//v.example/></iframe>", [7],
+         frozenset(), True, "utf-8")
+@example("<img srcset='//a.example/1 1x,//ad.doubleclick.net/2 2x'>", [], frozenset(), False,
+         "utf-8")
+@example("<embed src=data:text/html,x>", [], frozenset(), False, "utf-8")
+@example('<embed src="data:text/html,<img src=//ad.doubleclick.net/x>">', [], frozenset(), False,
+         "utf-8")
+@example("<img src=//a.example/x style=\"@import '//ad.doubleclick.net/x'\">", [], frozenset(),
+         False, "utf-8")
+@example('<meta http-equiv=refresh content="1;url=//ad.doubleclick.net/">', [], frozenset(), False,
+         "utf-8")
+@example("<script><!--<script></script><img src=//ad.doubleclick.net/x></script>", [],
+         frozenset(), False, "utf-8")
+@example('<iframe srcdoc="&lt;img src=//ad.doubleclick.net/x&gt;" src=//v.example/></iframe>',
+         [], frozenset(), False, "utf-8")
+@example("<img data-consent=ads data-consent-src=//ad.doubleclick.net/x src=//a.example/y>", [],
+         frozenset({"ads"}), False, "utf-8")
+def test_native_pass_equals_pure_python(doc: str, cuts: list[int], allowed: frozenset[str],
+                                        inject: bool, charset: str) -> None:
+    check(doc.encode(charset, "replace"), cuts, allowed, inject)
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in CORPUS.glob("*.html")))
+def test_native_pass_equals_pure_python_on_the_corpus(name: str) -> None:
+    doc = (CORPUS / name).read_bytes()
+    for allowed in (frozenset(), frozenset(PARTNERS)):
+        for cuts in ([], [len(doc) // 3, 2 * len(doc) // 3], list(range(0, len(doc), 4093))):
+            check(doc, cuts, allowed, True)
+
+
+def test_native_pass_reports_unknown_hosts_of_skipped_tags() -> None:
+    """A tag the native pass consumes still reports its third-party hosts (discovery, scan)."""
+    doc = (b'<img src="HTTPS://User@CDN.Other.Example.:443/a.png" alt="x: y">'
+           b"<script src=//js.other.example/a.js></script><p ping='//p.example/a //q.example/b'>")
+    rw = HtmlRewriter(plan(frozenset(), False))
+    assert rw.feed(doc) + rw.finish() == doc
+    assert rw.unknown_hosts == {"cdn.other.example", "js.other.example", "p.example", "q.example"}
+
+
+def test_native_pass_stops_at_a_partner_host() -> None:
+    doc = b'<img src="https://cdn.first.example/a.png" srcset="//AD.doubleclick.net./x 2x">'
+    rw = HtmlRewriter(plan(frozenset(), False))
+    out = rw.feed(doc) + rw.finish()
+    assert b"data-consent-srcset" in out and rw.blocked == {"ads"}
+
+
+# --- the C function itself ---------------------------------------------------------------------
+
+def table() -> object:
+    return MATCHER.native_table(_speedups.make_hosts)
+
+
+@pytest.mark.parametrize(("doc", "hosts"), [
+    (b'<img src="HTTPS://User@CDN.Other.Example.:443/a.png" alt="x: y">', {"cdn.other.example"}),
+    (b"<IMG SRCSET='//a.example/1 1x,//b.example/2 2x'>", {"a.example", "b.example"}),
+    (b"<link rel=canonical href=https://news.example.com/>", set()),
+    (b"<link rel=stylesheet href=https://cdn.example/s.css>", {"cdn.example"}),
+    (b"<script src=/a.js>if (a<b) x('<!--<script>x</script>-->')</script >", set()),
+    (b"<iframe src=//v.example/e title=v>fallback</IFRAME>", {"v.example"}),
+    (b"<title>a <b> c</title ><textarea>x</textarea/>", set()),
+    (b"<!DOCTYPE html><!-- c --><!--><!---><? pi ></ x><div background=//bg.example/>",
+     {"bg.example"}),
+    (b"<img src=data:image/gif;base64,R0lGOD>", set()),
+])
+def test_scan_end_consumes_what_needs_no_python(doc: bytes, hosts: set[str]) -> None:
+    found: set[str] = set()
+    assert _speedups.scan_end(doc, 0, table(), found) == len(doc)
+    assert found == hosts
+
+
+@pytest.mark.parametrize("doc", [
+    b"<img src=//ad.doubleclick.net/x>", b"<img src=//X.AD.DoubleClick.NET./x>",
+    b"<img src=//a.example.org/x>", b"<img src=//example.org:8080/x>",
+    b"<img src=//exact.example/>", b"<img src=//a.example/&amp;x>", b"<img src=//a%2eexample/x>",
+    b"<img src=//[::1]/x>", b"<img src='//a\tb.example/'>", b"<img src=\\\\a.example\\x>",
+    b"<img src=//b\xc3\xbccher.example/>", b"<img data-consent src=//a.example/>",
+    b"<meta http-equiv=refresh content='0;url=//a.example/'>", b"<iframe srcdoc=x src=//a/>",
+    b"<embed src=data:text/html,x>", b"<script src=//a.example/>no end", b"<!-- no end",
+    b"<img src=//a.example/x", b"<link rel=x href=//a.example/ style=a(b)>", b"<body>",
+    b"<html manifest=//ad.doubleclick.net/m>", b"<head style='a:url(x)'>", b"<style>", b"<svg>", b"<noscript>", b"</head>", b"<plaintext>",
+])
+def test_scan_end_stops_where_python_must_look(doc: bytes) -> None:
+    found: set[str] = set()
+    assert _speedups.scan_end(b"text" + doc, 0, table(), found) == 4
+    assert found == set()
+
+
+def test_scan_end_says_when_the_document_began() -> None:
+    found: set[str] = set()
+    doc = b"<!DOCTYPE html><HTML lang=en manifest=//m.example/><head>x"
+    assert _speedups.scan_end(doc, 0, table(), found) == ~len(doc)
+    assert found == {"m.example"}
+    assert _speedups.scan_end(b"<p>x</p>", 0, table(), found) == 8
+
+
+def test_scan_end_without_a_table_is_the_skip_on_a_lowered_copy() -> None:
+    for doc in [b"<IMG SRC=//A.example/>x<Script>", b'<DIV Style="x">y<A HREF=//x>', *(
+            p.read_bytes() for p in sorted(CORPUS.glob("*.html")))]:
+        low = doc.lower()
+        for pos in range(0, len(doc) + 1, 7):
+            assert _speedups.scan_end(doc, pos, None, set()) == _speedups.skip_end(low, pos)
+
+
+GUARD_DOCS = [
+    b"<img src='//a.example/b' srcset='//c.example/1 1x, //d.example/2 2x' alt=x>t",
+    b'<link rel="canonical alternate" href=https://u@h.example:80/x>',
+    b"<script src=//s.example/a.js><!--<script>x</script>--></script>",
+    b"<iframe src=//v.example/>x</iframe><title>t</title>",
+    b"<!-- c --!><!DOCTYPE x><? y></ z><div ping='//p.example/ //q.example/'>",
+    b"<video poster=http://p.example./x.png src=ws://w.example:1/>",
+]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="mprotect guard page via libc")
+def test_scan_end_reads_nothing_past_the_end_of_the_buffer() -> None:
+    """Each buffer ends right before an inaccessible page: any read past its end segfaults."""
+    page = mmap.PAGESIZE
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    mm = mmap.mmap(-1, 2 * page)
+    anchor = ctypes.c_char.from_buffer(mm)
+    base = ctypes.addressof(anchor)
+    assert libc.mprotect(base + page, page, 0) == 0  # PROT_NONE
+    view = memoryview(mm)
+    tab = table()
+    try:
+        for doc in GUARD_DOCS:
+            for cut in range(1, len(doc) + 1):
+                piece = doc[:cut]
+                view[page - len(piece) : page] = piece
+                window = view[page - len(piece) : page]
+                for pos in range(len(piece) + 1):
+                    assert _speedups.scan_end(window, pos, tab, set()) == _speedups.scan_end(
+                        piece, pos, tab, set())
+                window.release()
+    finally:
+        assert libc.mprotect(base + page, page, 3) == 0  # PROT_READ | PROT_WRITE
+        view.release()
+        del anchor
+        mm.close()
