@@ -150,14 +150,10 @@ static const TagRule RULES[] = {
 };
 static const TagRule GENERIC = {"", {NULL, NULL, NULL}, 0, T_NONE};
 
-/* Whether s[0:len], folded by F, equals the lowercase literal w. */
+/* Whether s[0:len], folded by F, equals the lowercase word w[0:len]. */
 static int
-eq_fold(const unsigned char *F, const unsigned char *s, Py_ssize_t len, const char *w)
+eq_n(const unsigned char *F, const unsigned char *s, const char *w, Py_ssize_t len)
 {
-    Py_ssize_t k = (Py_ssize_t)strlen(w);
-    if (k != len) {
-        return 0;
-    }
     for (Py_ssize_t i = 0; i < len; i++) {
         if (F[s[i]] != (unsigned char)w[i]) {
             return 0;
@@ -166,15 +162,54 @@ eq_fold(const unsigned char *F, const unsigned char *s, Py_ssize_t len, const ch
     return 1;
 }
 
+/* Whether s[0:len], folded by F, equals the lowercase literal w. */
 static int
-in_list(const unsigned char *F, const char *const *list, const unsigned char *name,
-        Py_ssize_t len)
+eq_fold(const unsigned char *F, const unsigned char *s, Py_ssize_t len, const char *w)
 {
-    if (len < 1) {
+    return (Py_ssize_t)strlen(w) == len && eq_n(F, s, w, len);
+}
+
+/* The same for a string literal (its length known at compile time). */
+#define EQ_LIT(F, s, len, lit) ((len) == (Py_ssize_t)sizeof(lit) - 1 && eq_n((F), (s), (lit), (len)))
+
+/* A word list with, per first byte, a bit per word length (< 32): most names are rejected by
+   one lookup before any comparison. */
+typedef struct {
+    const char *const *words;
+    unsigned char len[64];
+    uint32_t lens[256];
+} Names;
+static Names N_NAMES, N_END, N_PLAIN, N_FETCH, N_LINK_NO_FETCH;
+
+static void
+names_init(Names *t, const char *const *words)
+{
+    t->words = words;
+    for (int i = 0; words[i]; i++) {
+        size_t k = strlen(words[i]);
+        t->len[i] = (unsigned char)k;
+        t->lens[(unsigned char)words[i][0]] |= (uint32_t)1 << k;
+    }
+}
+
+static void
+init_names(void)
+{
+    names_init(&N_NAMES, NAMES);
+    names_init(&N_END, END_NAMES);
+    names_init(&N_PLAIN, PLAIN_URL_TAGS);
+    names_init(&N_FETCH, FETCH_URL_ATTRS);
+    names_init(&N_LINK_NO_FETCH, LINK_NO_FETCH);
+}
+
+static int
+in_list(const unsigned char *F, const Names *t, const unsigned char *name, Py_ssize_t len)
+{
+    if (len < 1 || len > 31 || !((t->lens[F[name[0]]] >> len) & 1)) {
         return 0;
     }
-    for (; *list; list++) {
-        if ((unsigned char)(*list)[0] == F[name[0]] && eq_fold(F, name, len, *list)) {
+    for (int i = 0; t->words[i]; i++) {
+        if (t->len[i] == len && eq_n(F, name, t->words[i], len)) {
             return 1;
         }
     }
@@ -442,8 +477,8 @@ gram_body(const Scan *S, Py_ssize_t p, int fetch)
             r++;
         }
         if (fetch && r < n) {
-            int css = eq_fold(F, s + q, r - q, "style");
-            if (css || in_list(F, FETCH_URL_ATTRS, s + q, r - q)) {
+            int css = EQ_LIT(F, s + q, r - q, "style");
+            if (css || in_list(F, &N_FETCH, s + q, r - q)) {
                 Py_ssize_t e = quiet_value(s, n, r, css);
                 if (e == -1) {
                     return -1;
@@ -505,7 +540,7 @@ quiet_body(const Scan *S, Py_ssize_t p)
         if (c == '=') {
             return -1;
         }
-        if (F[c] == 'd' && q + 12 < n && eq_fold(F, s + q + 1, 11, "ata-consent")
+        if (F[c] == 'd' && q + 12 < n && EQ_LIT(F, s + q + 1, 11, "ata-consent")
             && IS(s[q + 12], C_ASTOP)) {
             return -1;
         }
@@ -589,8 +624,8 @@ host_of(const unsigned char *F, const unsigned char *u, Py_ssize_t len, unsigned
     if (i > a && i < b && u[i] == ':') {
         Py_ssize_t k = i - a;
         const unsigned char *sc = u + a;
-        if (!(eq_fold(F, sc, k, "http") || eq_fold(F, sc, k, "https") || eq_fold(F, sc, k, "ws")
-              || eq_fold(F, sc, k, "wss") || eq_fold(F, sc, k, "ftp"))) {
+        if (!(EQ_LIT(F, sc, k, "http") || EQ_LIT(F, sc, k, "https") || EQ_LIT(F, sc, k, "ws")
+              || EQ_LIT(F, sc, k, "wss") || EQ_LIT(F, sc, k, "ftp"))) {
             return HOST_OTHER;
         }
         r = i + 1;
@@ -830,11 +865,11 @@ judge_tag(Scan *S, const TagRule *rule, Py_ssize_t p)
     for (int i = 0; i < count; i++) {
         const unsigned char *nm = s + at[i].ns;
         Py_ssize_t nl = at[i].ne - at[i].ns;
-        if (!generic && (eq_fold(F, nm, nl, "data-consent") || eq_fold(F, nm, nl, "http-equiv")
-                         || eq_fold(F, nm, nl, "srcdoc"))) {
+        if (!generic && (EQ_LIT(F, nm, nl, "data-consent") || EQ_LIT(F, nm, nl, "http-equiv")
+                         || EQ_LIT(F, nm, nl, "srcdoc"))) {
             return -1;  /* opt-in markup, meta refresh, a nested document: Python */
         }
-        if (link && !rel_seen && eq_fold(F, nm, nl, "rel")) {
+        if (link && !rel_seen && EQ_LIT(F, nm, nl, "rel")) {
             rel_seen = 1;  /* the first rel counts, as first["rel"] in Python */
             if (at[i].vs >= 0) {
                 if (!plain_value(s, at[i].vs, at[i].ve)) {
@@ -849,7 +884,7 @@ judge_tag(Scan *S, const TagRule *rule, Py_ssize_t p)
                     while (j < at[i].ve && s[j] != ' ') {
                         j++;
                     }
-                    if (j > k && !in_list(F, LINK_NO_FETCH, s + k, j - k)) {
+                    if (j > k && !in_list(F, &N_LINK_NO_FETCH, s + k, j - k)) {
                         link_quiet = 0;
                     }
                     k = j;
@@ -873,7 +908,7 @@ judge_tag(Scan *S, const TagRule *rule, Py_ssize_t p)
             continue;
         }
         if (!url) {
-            if (eq_fold(F, nm, nl, "style")) {
+            if (EQ_LIT(F, nm, nl, "style")) {
                 /* fetch.css_urls finds nothing without '(' (url(), image-set()), '@' (@import),
                    '\' (escapes) or '&' (a reference to any of them). */
                 for (Py_ssize_t k = at[i].vs; k >= 0 && k < at[i].ve; k++) {
@@ -884,10 +919,10 @@ judge_tag(Scan *S, const TagRule *rule, Py_ssize_t p)
                 }
                 continue;
             }
-            if (eq_fold(F, nm, nl, "background")) {
+            if (EQ_LIT(F, nm, nl, "background")) {
                 url = 1;
             }
-            else if (eq_fold(F, nm, nl, "ping") || eq_fold(F, nm, nl, "attributionsrc")) {
+            else if (EQ_LIT(F, nm, nl, "ping") || EQ_LIT(F, nm, nl, "attributionsrc")) {
                 list = 1;
             }
             else {
@@ -954,7 +989,7 @@ static int
 script_tag_at(const Scan *S, Py_ssize_t i, int slash)
 {
     Py_ssize_t k = i + 1 + slash;
-    return k + 6 < S->n && (!slash || S->s[i + 1] == '/') && eq_fold(S->F, S->s + k, 6, "script")
+    return k + 6 < S->n && (!slash || S->s[i + 1] == '/') && EQ_LIT(S->F, S->s + k, 6, "script")
            && IS(S->s[k + 6], C_NSTOP);
 }
 
@@ -1098,11 +1133,11 @@ skip_lt(Scan *S, Py_ssize_t pos)
         if (r >= n) {
             return -1;  /* cut off: no branch can reach a '>' */
         }
-        if (!in_list(F, NAMES, name, len)) {
+        if (!in_list(F, &N_NAMES, name, len)) {
             Py_ssize_t e = gram_body(S, r, 1);
             return e >= 0 || S->hosts == NULL ? e : native_tag(S, &GENERIC, r);
         }
-        if (in_list(F, PLAIN_URL_TAGS, name, len)) {
+        if (in_list(F, &N_PLAIN, name, len)) {
             Py_ssize_t e = quiet_body(S, r);
             if (e >= 0 || S->hosts == NULL) {
                 return e;
@@ -1126,7 +1161,7 @@ skip_lt(Scan *S, Py_ssize_t pos)
         }
         if (d >= 'a' && d <= 'z') {
             Py_ssize_t r = name_end(s, n, pos + 2);
-            if (r >= n || in_list(F, END_NAMES, s + pos + 2, r - (pos + 2))) {
+            if (r >= n || in_list(F, &N_END, s + pos + 2, r - (pos + 2))) {
                 return -1;
             }
             return gram_body(S, r, 0);
@@ -1282,6 +1317,7 @@ PyMODINIT_FUNC
 PyInit__speedups(void)
 {
     init_classes();
+    init_names();
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) {
         return NULL;
