@@ -18,8 +18,9 @@
  * consumes every token whose handling in Python would change nothing but unknown_hosts:
  *   - a URL tag (img link source video ... script iframe) or any tag with background/ping/
  *     attributionsrc whose URL values all have a readable host that no partner declares in
- *     `hosts` (a table made by make_hosts), or no host at all; those hosts are added to the
- *     set `unknown`, as HostMatcher.host_of_url and the rewriter's _partner record them;
+ *     `hosts` (a table made by make_hosts) or an allowed partner declares, or no host at all;
+ *     the others are added to the set `unknown` (as HostMatcher.host_of_url and the
+ *     rewriter's _partner record them), the allowed partners to the set `enabled`;
  *   - with a script, iframe, title, textarea, xmp, noembed or noframes start tag, its text up
  *     to its end tag (script data with its escaped states), when that end is in the buffer;
  *   - comments and bogus comments (<!DOCTYPE ...>, <?...>, </ x>) whose end is in the buffer;
@@ -218,12 +219,10 @@ in_list(const unsigned char *F, const Names *t, const unsigned char *name, Py_ss
 
 /* --- the partner host table ------------------------------------------------------------------ */
 
-#define H_EXACT 1
-#define H_WILD 2
 typedef struct {
     uint64_t hash;
-    Py_ssize_t off, len;
-    int kind;  /* 0: empty slot */
+    Py_ssize_t off, len;  /* the pattern in blob; len < 0: an empty slot */
+    PyObject *exact, *wild;  /* the partner id of the exact host / of "*." + it, or NULL */
 } Slot;
 typedef struct {
     Py_ssize_t mask;  /* capacity - 1, capacity a power of two */
@@ -241,35 +240,56 @@ fnv1a(const unsigned char *s, Py_ssize_t n)
     return h;
 }
 
-static int
-table_kind(const HostTable *t, const unsigned char *s, Py_ssize_t n)
+static const Slot *
+table_get(const HostTable *t, const unsigned char *s, Py_ssize_t n)
 {
     uint64_t h = fnv1a(s, n);
     for (Py_ssize_t i = (Py_ssize_t)(h & (uint64_t)t->mask);; i = (i + 1) & t->mask) {
         const Slot *e = &t->slots[i];
-        if (e->kind == 0) {
-            return 0;
+        if (e->len < 0) {
+            return NULL;
         }
         if (e->hash == h && e->len == n && memcmp(t->blob + e->off, s, (size_t)n) == 0) {
-            return e->kind;
+            return e;
         }
     }
 }
 
-/* HostMatcher.partner_for_host(host) is not None: an exact host, or a *. suffix of it (the
-   host itself included), as its loop over the suffixes after each '.' reads them. */
-static int
-is_partner(const HostTable *t, const unsigned char *h, Py_ssize_t n)
+/* HostMatcher.partner_for_host(host): the exact host first, then "*." patterns from the
+   longest suffix (the host itself) to the shortest, as its loop reads them. Borrowed, or NULL. */
+static PyObject *
+partner_of(const HostTable *t, const unsigned char *h, Py_ssize_t n)
 {
-    if (table_kind(t, h, n)) {
-        return 1;
+    const Slot *e = table_get(t, h, n);
+    if (e != NULL && e->exact != NULL) {
+        return e->exact;
+    }
+    if (e != NULL && e->wild != NULL) {
+        return e->wild;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (h[i] == '.' && (table_kind(t, h + i + 1, n - i - 1) & H_WILD)) {
-            return 1;
+        if (h[i] == '.') {
+            e = table_get(t, h + i + 1, n - i - 1);
+            if (e != NULL && e->wild != NULL) {
+                return e->wild;
+            }
         }
     }
-    return 0;
+    return NULL;
+}
+
+static void
+table_destroy(HostTable *t)
+{
+    if (t->slots != NULL) {
+        for (Py_ssize_t i = 0; i <= t->mask; i++) {
+            Py_XDECREF(t->slots[i].exact);
+            Py_XDECREF(t->slots[i].wild);
+        }
+    }
+    PyMem_Free(t->slots);
+    PyMem_Free(t->blob);
+    PyMem_Free(t);
 }
 
 static void
@@ -277,13 +297,12 @@ table_free(PyObject *capsule)
 {
     HostTable *t = PyCapsule_GetPointer(capsule, "middleware._speedups.hosts");
     if (t != NULL) {
-        PyMem_Free(t->slots);
-        PyMem_Free(t->blob);
-        PyMem_Free(t);
+        table_destroy(t);
     }
 }
 
-/* make_hosts(exact, wild) -> table: the partner hosts, compiled once per HostMatcher. */
+/* make_hosts(exact, wild) -> table: ((host, partner id), ...) twice, the exact hosts and the
+   "*." suffixes, as HostMatcher.table() gives them; compiled once per HostMatcher. */
 static PyObject *
 make_hosts(PyObject *self, PyObject *args)
 {
@@ -300,10 +319,13 @@ make_hosts(PyObject *self, PyObject *args)
     }
     for (int k = 0; k < 2; k++) {
         for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(lists[k]); i++) {
-            PyObject *u = PyTuple_GET_ITEM(lists[k], i);
+            PyObject *row = PyTuple_GET_ITEM(lists[k], i);
             Py_ssize_t len;
-            if (!PyUnicode_Check(u) || PyUnicode_AsUTF8AndSize(u, &len) == NULL) {
-                PyErr_SetString(PyExc_TypeError, "make_hosts: hosts must be str");
+            if (!PyTuple_Check(row) || PyTuple_GET_SIZE(row) != 2
+                || !PyUnicode_Check(PyTuple_GET_ITEM(row, 0))
+                || !PyUnicode_Check(PyTuple_GET_ITEM(row, 1))
+                || PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(row, 0), &len) == NULL) {
+                PyErr_SetString(PyExc_TypeError, "make_hosts: rows must be (host, partner) str pairs");
                 return NULL;
             }
             total += len;
@@ -317,41 +339,46 @@ make_hosts(PyObject *self, PyObject *args)
     t->slots = PyMem_Calloc((size_t)cap, sizeof(Slot));
     t->blob = PyMem_Malloc((size_t)total + 1);
     if (t->slots == NULL || t->blob == NULL) {
-        PyMem_Free(t->slots);
-        PyMem_Free(t->blob);
-        PyMem_Free(t);
+        table_destroy(t);
         return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < cap; i++) {
+        t->slots[i].len = -1;
     }
     Py_ssize_t off = 0;
     for (int k = 0; k < 2; k++) {
         for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(lists[k]); i++) {
+            PyObject *row = PyTuple_GET_ITEM(lists[k], i);
             Py_ssize_t len;
-            const char *s = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(lists[k], i), &len);
+            const char *s = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(row, 0), &len);
+            PyObject *pid = PyTuple_GET_ITEM(row, 1);
             uint64_t h = fnv1a((const unsigned char *)s, len);
             Py_ssize_t j = (Py_ssize_t)(h & (uint64_t)t->mask);
+            Slot *e;
             for (;; j = (j + 1) & t->mask) {
-                Slot *e = &t->slots[j];
-                if (e->kind == 0) {
+                e = &t->slots[j];
+                if (e->len < 0) {
                     memcpy(t->blob + off, s, (size_t)len);
                     e->hash = h;
                     e->off = off;
                     e->len = len;
-                    e->kind = k ? H_WILD : H_EXACT;
                     off += len;
                     break;
                 }
                 if (e->hash == h && e->len == len && memcmp(t->blob + e->off, s, (size_t)len) == 0) {
-                    e->kind |= k ? H_WILD : H_EXACT;
                     break;
                 }
+            }
+            PyObject **slot = k ? &e->wild : &e->exact;
+            if (*slot == NULL) {  /* the first declared wins, as dict.setdefault */
+                Py_INCREF(pid);
+                *slot = pid;
             }
         }
     }
     PyObject *capsule = PyCapsule_New(t, "middleware._speedups.hosts", table_free);
     if (capsule == NULL) {
-        PyMem_Free(t->slots);
-        PyMem_Free(t->blob);
-        PyMem_Free(t);
+        table_destroy(t);
     }
     return capsule;
 }
@@ -362,11 +389,13 @@ make_hosts(PyObject *self, PyObject *args)
 #define MAX_FOUND 16
 #define MAX_HOST 253
 
-/* Hosts of the tag being judged, added to the unknown set once the tag is consumed. */
+/* What the tag being judged names, reported once the tag is consumed: hosts no partner
+   declares (for the unknown set), allowed partners (for the enabled set; borrowed). */
 typedef struct {
-    int count;
+    int count, npids;
     Py_ssize_t len[MAX_FOUND];
     unsigned char host[MAX_FOUND][MAX_HOST];
+    PyObject *pid[MAX_FOUND];
 } Found;
 
 typedef struct {
@@ -375,6 +404,8 @@ typedef struct {
     const unsigned char *F;  /* ID (skip_end) or LOW (scan_end) */
     const HostTable *hosts;  /* NULL: the plain skip, nothing judged */
     PyObject *unknown;       /* set the hosts of consumed tags are added to */
+    PyObject *allowed;       /* partners whose tags stay live (a set), or NULL: none */
+    PyObject *enabled;       /* set the allowed partners of consumed tags are added to */
     Found *found;
     int seen_doc;            /* an <html> or <head> start tag was consumed */
     int failed;              /* a Python exception is set */
@@ -692,10 +723,30 @@ judge_url(Scan *S, const unsigned char *u, Py_ssize_t len, int doc)
     if (k != HOST_FOUND) {
         return 0;
     }
-    if (is_partner(S->hosts, host, hl)) {
-        return -1;
-    }
     Found *f = S->found;
+    PyObject *pid = partner_of(S->hosts, host, hl);
+    if (pid != NULL) {
+        if (S->allowed == NULL) {
+            return -1;
+        }
+        int live = PySet_Contains(S->allowed, pid);
+        if (live < 0) {
+            S->failed = 1;
+        }
+        if (live <= 0) {
+            return -1;  /* a blocked partner: Python neutralises the tag */
+        }
+        for (int i = 0; i < f->npids; i++) {
+            if (f->pid[i] == pid) {
+                return 0;
+            }
+        }
+        if (f->npids >= MAX_FOUND) {
+            return -1;
+        }
+        f->pid[f->npids++] = pid;
+        return 0;
+    }
     for (int i = 0; i < f->count; i++) {
         if (f->len[i] == hl && memcmp(f->host[i], host, (size_t)hl) == 0) {
             return 0;
@@ -892,7 +943,7 @@ judge_tag(Scan *S, const TagRule *rule, Py_ssize_t p)
             }
         }
     }
-    S->found->count = 0;
+    S->found->count = S->found->npids = 0;
     for (int i = 0; i < count; i++) {
         const unsigned char *nm = s + at[i].ns;
         Py_ssize_t nl = at[i].ne - at[i].ns;
@@ -945,7 +996,8 @@ judge_tag(Scan *S, const TagRule *rule, Py_ssize_t p)
     return end;
 }
 
-/* Add the judged tag's hosts to the unknown set; -1 with an exception set on failure. */
+/* Add the judged tag's hosts to the unknown set and its partners to the enabled set; -1 with
+   an exception set on failure. */
 static int
 report_found(Scan *S)
 {
@@ -959,7 +1011,13 @@ report_found(Scan *S)
         }
         Py_DECREF(u);
     }
-    f->count = 0;
+    for (int i = 0; i < f->npids; i++) {
+        if (PySet_Add(S->enabled, f->pid[i]) < 0) {
+            S->failed = 1;
+            return -1;
+        }
+    }
+    f->count = f->npids = 0;
     return 0;
 }
 
@@ -1222,9 +1280,15 @@ scan_end(PyObject *self, PyObject *args)
 {
     Py_buffer view;
     Py_ssize_t pos;
-    PyObject *table, *unknown;
+    PyObject *table, *unknown, *allowed, *enabled;
     (void)self;
-    if (!PyArg_ParseTuple(args, "y*nOO!:scan_end", &view, &pos, &table, &PySet_Type, &unknown)) {
+    if (!PyArg_ParseTuple(args, "y*nOO!OO!:scan_end", &view, &pos, &table, &PySet_Type, &unknown,
+                          &allowed, &PySet_Type, &enabled)) {
+        return NULL;
+    }
+    if (allowed != Py_None && !PyAnySet_Check(allowed)) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_TypeError, "scan_end: allowed must be a set, a frozenset or None");
         return NULL;
     }
     const HostTable *hosts = NULL;
@@ -1236,8 +1300,9 @@ scan_end(PyObject *self, PyObject *args)
         }
     }
     Found found;
-    found.count = 0;
+    found.count = found.npids = 0;
     Scan S = {.s = view.buf, .n = view.len, .F = LOW, .hosts = hosts, .unknown = unknown,
+              .allowed = allowed == Py_None ? NULL : allowed, .enabled = enabled,
               .found = &found, .seen_doc = 0, .failed = 0};
     Py_ssize_t end = skip_run(&S, clamp(pos, view.len));
     PyBuffer_Release(&view);
@@ -1297,9 +1362,10 @@ static PyMethodDef methods[] = {
     {"skip_end", skip_end, METH_VARARGS,
      "skip_end(low, pos) -> int\n\nThe same as _SKIP_RE.match(low, pos).end() in rewrite.py."},
     {"scan_end", scan_end, METH_VARARGS,
-     "scan_end(buf, pos, hosts, unknown) -> int\n\nThe skip on buf itself (ASCII folded), also "
-     "consuming the tags and texts that need no edit and no state change (see the file's "
-     "comment); hosts: a make_hosts table or None; their hosts are added to the set unknown. "
+     "scan_end(buf, pos, hosts, unknown, allowed, enabled) -> int\n\nThe skip on buf itself "
+     "(ASCII folded), also consuming the tags and texts that need no edit and no state change "
+     "(see the file's comment); hosts: a make_hosts table or None. The hosts no partner declares "
+     "are added to the set unknown, the partners in allowed (a set or None) to the set enabled. "
      "~end (negative) when an <html> or <head> start tag was consumed."},
     {"make_hosts", make_hosts, METH_VARARGS,
      "make_hosts(exact, wild) -> table\n\nThe partner host table for scan_end: tuples of exact "

@@ -71,11 +71,13 @@ class HostMatcher:
         self._hosts: tuple[str, ...] = tuple(sorted({*self._exact, *self._wild}, key=len))
         self._native: object = None
 
-    def table(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """The compiled patterns: (exact hosts, ``*.`` suffixes without the ``*.``)."""
-        return tuple(self._exact), tuple(self._wild)
+    def table(self) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
+        """The compiled patterns: ((exact host, partner id), ...) and ((suffix, partner id),
+        ...) for the ``*.`` patterns (without the ``*.``)."""
+        return tuple(self._exact.items()), tuple(self._wild.items())
 
-    def native_table(self, build: Callable[[tuple[str, ...], tuple[str, ...]], _T]) -> _T:
+    def native_table(self, build: Callable[[tuple[tuple[str, str], ...],
+                                            tuple[tuple[str, str], ...]], _T]) -> _T:
         """``build(*self.table())``, made once per matcher: the frozen copy of the table the
         native tokenizer matches hosts against (its patterns never change after ``__init__``)."""
         if self._native is None:

@@ -43,6 +43,8 @@ PARTNERS = {
     "yt": ["www.youtube.com", "*.ytimg.com"],
     "fb": ["connect.facebook.net", "*.facebook.com."],
     "odd": ["*.Example.ORG", "exact.example"],
+    # overlapping patterns: the exact host beats the wildcard, a longer suffix a shorter one
+    "sub": ["a.example.org", "*.exact.example", "*.b.example.org"],
 }
 MATCHER = HostMatcher(PARTNERS)
 
@@ -100,7 +102,8 @@ HOSTS = ["pagead2.googlesyndication.com", "PAGEAD2.GoogleSyndication.COM",
          "ad.doubleclick.net", "doubleclick.net", "x.y.doubleclick.net", "doubleclick.net.evil",
          "evildoubleclick.net", "www.youtube.com", "i.ytimg.com", "ytimg.com", "xytimg.com",
          "connect.facebook.net", "www.facebook.com", "facebook.com", "a.example.org",
-         "example.org", "EXACT.example", "sub.exact.example", "cdn.first.example",
+         "example.org", "EXACT.example", "sub.exact.example", "x.b.example.org", "b.example.org",
+         "A.example.org.", "cdn.first.example",
          "first.example", "news.example.com", "localhost", "127.0.0.1", "[::1]", "[::1",
          "b\u00fccher.example", "xn--bcher-kva.example", "%70agead2.googlesyndication.com",
          "ad%2Edoubleclick.net", "\uff41d.doubleclick.net", "a b.example", "a_b.example",
@@ -203,7 +206,8 @@ documents = st.lists(st.one_of(tag(), tag(), st.sampled_from(TEXT_BITS)), max_si
 
 @settings(max_examples=900, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(documents, st.lists(st.integers(0, 4000), max_size=4),
-       st.sampled_from([frozenset(), frozenset({"ads", "yt"}), frozenset(PARTNERS)]), st.booleans(),
+       st.sampled_from([frozenset(), frozenset({"ads", "yt"}), frozenset({"odd", "fb"}),
+                        frozenset({"sub"}), frozenset(PARTNERS)]), st.booleans(),
        st.sampled_from(["utf-8", "latin-1"]))
 @example('<img src="https://cdn.first.example/a.png" alt="a: b">', [], frozenset(), False, "utf-8")
 @example("<link rel=canonical href=https://news.example.com/>", [], frozenset(), False, "utf-8")
@@ -222,6 +226,8 @@ documents = st.lists(st.one_of(tag(), tag(), st.sampled_from(TEXT_BITS)), max_si
          frozenset(), False, "utf-8")
 @example('<iframe srcdoc="&lt;img src=//ad.doubleclick.net/x&gt;" src=//v.example/></iframe>',
          [], frozenset(), False, "utf-8")
+@example("<img src=//EXACT.example/x><img src=//a.example.org./y><img src=//c.b.example.org/z>",
+         [], frozenset({"sub"}), False, "utf-8")
 @example("<img data-consent=ads data-consent-src=//ad.doubleclick.net/x src=//a.example/y>", [],
          frozenset({"ads"}), False, "utf-8")
 def test_native_pass_equals_pure_python(doc: str, cuts: list[int], allowed: frozenset[str],
@@ -273,7 +279,7 @@ def table() -> object:
 ])
 def test_scan_end_consumes_what_needs_no_python(doc: bytes, hosts: set[str]) -> None:
     found: set[str] = set()
-    assert _speedups.scan_end(doc, 0, table(), found) == len(doc)
+    assert _speedups.scan_end(doc, 0, table(), found, None, set()) == len(doc)
     assert found == hosts
 
 
@@ -290,16 +296,29 @@ def test_scan_end_consumes_what_needs_no_python(doc: bytes, hosts: set[str]) -> 
 ])
 def test_scan_end_stops_where_python_must_look(doc: bytes) -> None:
     found: set[str] = set()
-    assert _speedups.scan_end(b"text" + doc, 0, table(), found) == 4
+    assert _speedups.scan_end(b"text" + doc, 0, table(), found, None, set()) == 4
     assert found == set()
+
+
+def test_scan_end_consumes_allowed_partners_and_reports_them() -> None:
+    doc = (b"<iframe src=https://www.youtube.com/e></iframe><img src=//i.ytimg.com/a.jpg "
+           b"srcset='//cdn.first.example/b.jpg 2x'><script src=//connect.facebook.net/x.js></script>")
+    found: set[str] = set()
+    enabled: set[str] = set()
+    assert _speedups.scan_end(doc, 0, table(), found, frozenset({"yt", "fb"}), enabled) == len(doc)
+    assert (found, enabled) == ({"cdn.first.example"}, {"yt", "fb"})
+    enabled.clear()
+    stop = doc.index(b"<script")
+    assert _speedups.scan_end(doc, 0, table(), found, frozenset({"yt"}), enabled) == stop
+    assert _speedups.scan_end(doc, 0, table(), found, None, enabled) == 0
 
 
 def test_scan_end_says_when_the_document_began() -> None:
     found: set[str] = set()
     doc = b"<!DOCTYPE html><HTML lang=en manifest=//m.example/><head>x"
-    assert _speedups.scan_end(doc, 0, table(), found) == ~len(doc)
+    assert _speedups.scan_end(doc, 0, table(), found, None, set()) == ~len(doc)
     assert found == {"m.example"}
-    assert _speedups.scan_end(b"<p>x</p>", 0, table(), found) == 8
+    assert _speedups.scan_end(b"<p>x</p>", 0, table(), found, None, set()) == 8
 
 
 def test_scan_end_without_a_table_is_the_skip_on_a_lowered_copy() -> None:
@@ -307,10 +326,12 @@ def test_scan_end_without_a_table_is_the_skip_on_a_lowered_copy() -> None:
             p.read_bytes() for p in sorted(CORPUS.glob("*.html")))]:
         low = doc.lower()
         for pos in range(0, len(doc) + 1, 7):
-            assert _speedups.scan_end(doc, pos, None, set()) == _speedups.skip_end(low, pos)
+            assert _speedups.scan_end(doc, pos, None, set(), None, set()) == _speedups.skip_end(low, pos)
 
 
+ALLOWED = frozenset({"yt"})
 GUARD_DOCS = [
+    b"<iframe src=https://www.youtube.com/e></iframe><img srcset='//i.ytimg.com/a 1x'>",
     b"<img src='//a.example/b' srcset='//c.example/1 1x, //d.example/2 2x' alt=x>t",
     b'<link rel="canonical alternate" href=https://u@h.example:80/x>',
     b"<script src=//s.example/a.js><!--<script>x</script>--></script>",
@@ -339,8 +360,8 @@ def test_scan_end_reads_nothing_past_the_end_of_the_buffer() -> None:
                 view[page - len(piece) : page] = piece
                 window = view[page - len(piece) : page]
                 for pos in range(len(piece) + 1):
-                    assert _speedups.scan_end(window, pos, tab, set()) == _speedups.scan_end(
-                        piece, pos, tab, set())
+                    assert _speedups.scan_end(window, pos, tab, set(), ALLOWED, set()) == (
+                        _speedups.scan_end(piece, pos, tab, set(), ALLOWED, set()))
                 window.release()
     finally:
         assert libc.mprotect(base + page, page, 3) == 0  # PROT_READ | PROT_WRITE

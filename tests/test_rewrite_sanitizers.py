@@ -39,13 +39,16 @@ def check(buf):
 
 SAN_TABLE = san.make_hosts(*nat.MATCHER.table())
 TABLE = _speedups.make_hosts(*nat.MATCHER.table())
+ALLOWED = frozenset({"yt", "fb"})
 
 def check_scan(buf, positions=None):
     block = (ctypes.c_char * len(buf)).from_buffer_copy(buf)
     for pos in range(-1, len(buf) + 2) if positions is None else positions:
-        got, want = set(), set()
-        assert san.scan_end(block, pos, SAN_TABLE, got) == _speedups.scan_end(buf, pos, TABLE, want)
-        assert got == want, (buf, pos)
+        for allowed in (None, ALLOWED):
+            got, want, on, on2 = set(), set(), set(), set()
+            assert san.scan_end(block, pos, SAN_TABLE, got, allowed, on) == _speedups.scan_end(
+                buf, pos, TABLE, want, allowed, on2)
+            assert (got, on) == (want, on2), (buf, pos)
 
 def check_prefixes(buf):
     # A token cut off by the end of the buffer is where a read past it would happen: every
