@@ -623,22 +623,33 @@ quiet_body(const Scan *S, Py_ssize_t p)
 #define HOST_OTHER 2  /* a scheme that is not a network one (data:, javascript:, ...) */
 #define HOST_STOP -1  /* not the simple case: Python reads it */
 
-/* HostMatcher.host_of_url for u[0:len] in the simple case: ASCII printable bytes without '\',
-   (the caller checked), scheme://host[:port], //host, userinfo dropped, trailing dots removed.
-   The host (folded) goes to out[0:*outlen]. */
+/* A byte the native pass reads as Python does: printable ASCII, not '&' (a character reference
+   that value() would decode) nor '\\' (read as '/' by the URL parser). */
+#define PLAIN(c) ((c) >= 0x20 && (c) < 0x7f && (c) != '&' && (c) != '\\')
+
+/* HostMatcher.host_of_url for u[0:len] in the simple case: scheme://host[:port], //host,
+   userinfo dropped, trailing dots removed, every byte up to the end of the host PLAIN (what
+   follows it, a path or query with character references, cannot change the host). The host
+   (folded) goes to out[0:*outlen]. */
 static int
 host_of(const unsigned char *F, const unsigned char *u, Py_ssize_t len, unsigned char *out,
         Py_ssize_t *outlen)
 {
     Py_ssize_t a = 0, b = len;
-    while (a < b && u[a] == ' ') {  /* strip(C0 + space): the caller refused the controls */
+    while (a < b && u[a] == ' ') {  /* strip(C0 + space); other C0 bytes are not PLAIN */
         a++;
     }
     while (b > a && u[b - 1] == ' ') {
         b--;
     }
+    if (a == b) {
+        return HOST_NONE;
+    }
+    if (!PLAIN(u[a])) {
+        return HOST_STOP;
+    }
     Py_ssize_t i = a;
-    unsigned char c0 = a < b ? F[u[a]] : 0;
+    unsigned char c0 = F[u[a]];
     if (c0 >= 'a' && c0 <= 'z') {
         i++;
         while (i < b) {
@@ -649,6 +660,9 @@ host_of(const unsigned char *F, const unsigned char *u, Py_ssize_t len, unsigned
                 continue;
             }
             break;
+        }
+        if (i < b && u[i] != ':' && !PLAIN(u[i])) {
+            return HOST_STOP;  /* "http&colon;//..." */
         }
     }
     Py_ssize_t r;
@@ -664,6 +678,9 @@ host_of(const unsigned char *F, const unsigned char *u, Py_ssize_t len, unsigned
     else if (b - a >= 2 && u[a] == '/' && u[a + 1] == '/') {
         r = a;
     }
+    else if (b - a >= 2 && u[a] == '/' && !PLAIN(u[a + 1])) {
+        return HOST_STOP;  /* "/&sol;host" */
+    }
     else {
         return HOST_NONE;  /* relative */
     }
@@ -672,6 +689,9 @@ host_of(const unsigned char *F, const unsigned char *u, Py_ssize_t len, unsigned
     }
     Py_ssize_t e = r;
     while (e < b && u[e] != '/' && u[e] != '?' && u[e] != '#') {
+        if (!PLAIN(u[e])) {
+            return HOST_STOP;
+        }
         e++;
     }
     for (Py_ssize_t k = e; k > r; k--) {  /* rpartition("@") */
@@ -884,14 +904,14 @@ parse_attrs(const Scan *S, Py_ssize_t p, Attr *at, int *count)
     }
 }
 
-/* A value the native pass can read as Python does: no character reference (value() would
-   unescape it), no backslash, only printable ASCII (no decoding, no tab/newline removal). */
+/* A whole value the native pass can read as Python does: PLAIN bytes only (no decoding, no
+   tab/newline removal, no reference that could become a space or a comma). */
 static int
 plain_value(const unsigned char *s, Py_ssize_t a, Py_ssize_t b)
 {
     for (Py_ssize_t i = a; i < b; i++) {
         unsigned char c = s[i];
-        if (c < 0x20 || c >= 0x7f || c == '&' || c == '\\') {
+        if (!PLAIN(c)) {
             return 0;
         }
     }
@@ -983,8 +1003,8 @@ judge_tag(Scan *S, const TagRule *rule, Py_ssize_t p)
         if (at[i].vs < 0) {
             continue;  /* no value: "" has no host */
         }
-        if (!plain_value(s, at[i].vs, at[i].ve)) {
-            return -1;
+        if ((srcset || list) && !plain_value(s, at[i].vs, at[i].ve)) {
+            return -1;  /* a reference could split it elsewhere */
         }
         const unsigned char *v = s + at[i].vs;
         Py_ssize_t vl = at[i].ve - at[i].vs;

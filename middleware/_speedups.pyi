@@ -1,7 +1,19 @@
 # Stub for the optional C accelerator (middleware/_speedups.c).
 
+from collections.abc import Set
+from typing import NewType
+
+HostTable = NewType("HostTable", object)
+
 NAMES: tuple[str, ...]
 END_NAMES: tuple[str, ...]
 PLAIN_URL_TAGS: tuple[str, ...]
+LINK_NO_FETCH: tuple[str, ...]
+FETCH_URL_ATTRS: tuple[str, ...]
+# (tag, URL attributes, data: is a document, text after it: "" | "raw" | "script" | "doc")
+RULES: tuple[tuple[str, tuple[str, ...], bool, str], ...]
 
 def skip_end(low: bytes | bytearray | memoryview, pos: int, /) -> int: ...
+def make_hosts(exact: tuple[tuple[str, str], ...], wild: tuple[tuple[str, str], ...], /) -> HostTable: ...
+def scan_end(buf: bytes | bytearray | memoryview, pos: int, hosts: HostTable | None,
+             unknown: set[str], allowed: Set[str] | None, enabled: set[str], /) -> int: ...
