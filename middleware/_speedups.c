@@ -24,6 +24,7 @@
  *   - with a script, iframe, title, textarea, xmp, noembed or noframes start tag, its text up
  *     to its end tag (script data with its escaped states), when that end is in the buffer;
  *   - comments and bogus comments (<!DOCTYPE ...>, <?...>, </ x>) whose end is in the buffer;
+ *   - a whole inline <svg> that cannot fetch (grammar._SVG_FLAT_RE: icons);
  *   - <html> and <head> start tags (judged like the others), whose only effect, "the document
  *     has begun", is returned: the result is then ~end (negative).
  * Anything it is not sure of (character references, percent-encoding, non-ASCII, controls,
@@ -113,6 +114,16 @@ static const char *const LINK_NO_FETCH[] = {
     "opener", "pingback", "prev", "search", "shortlink", "tag", "up", NULL,
 };
 
+/* Names that keep an inline <svg> from being "flat" (grammar._SVG_SPECIAL | grammar._BREAKOUT). */
+static const char *const SVG_NOT_FLAT[] = {
+    "a", "annotation-xml", "b", "big", "blockquote", "body", "br", "center", "code", "dd", "desc",
+    "div", "dl", "dt", "em", "embed", "font", "foreignobject", "h1", "h2", "h3", "h4", "h5", "h6",
+    "head", "hr", "i", "iframe", "img", "li", "listing", "math", "menu", "meta", "nobr", "noembed",
+    "noframes", "noscript", "ol", "p", "plaintext", "pre", "ruby", "s", "script", "small", "span",
+    "strike", "strong", "style", "sub", "sup", "svg", "table", "textarea", "title", "tt", "u", "ul",
+    "var", "xmp", NULL,
+};
+
 /* The tags the native pass judges itself: their URL attributes (grammar._URL_ATTRS), whether a
    data: URL in them is a document (grammar._DOC_TAGS), and the text that follows them (or
    T_DOC: the tag only says the document has begun). */
@@ -177,10 +188,10 @@ eq_fold(const unsigned char *F, const unsigned char *s, Py_ssize_t len, const ch
    one lookup before any comparison. */
 typedef struct {
     const char *const *words;
-    unsigned char len[64];
+    unsigned char len[80];
     uint32_t lens[256];
 } Names;
-static Names N_NAMES, N_END, N_PLAIN, N_FETCH, N_LINK_NO_FETCH;
+static Names N_NAMES, N_END, N_PLAIN, N_FETCH, N_LINK_NO_FETCH, N_SVG_NOT_FLAT;
 
 static void
 names_init(Names *t, const char *const *words)
@@ -201,6 +212,7 @@ init_names(void)
     names_init(&N_PLAIN, PLAIN_URL_TAGS);
     names_init(&N_FETCH, FETCH_URL_ATTRS);
     names_init(&N_LINK_NO_FETCH, LINK_NO_FETCH);
+    names_init(&N_SVG_NOT_FLAT, SVG_NOT_FLAT);
 }
 
 static int
@@ -1160,6 +1172,192 @@ skip_decl(const Scan *S, Py_ssize_t pos)
     return gt == NULL ? -1 : (gt - s) + 1;
 }
 
+/* --- a flat inline <svg> (grammar._SVG_FLAT_RE) --------------------------------------------- */
+
+/* _QUOTED_QUIET from p: (?:[WS]++(?:XMLNS|PLAIN_ATTR))*+[WS]*+ ; where it ends. */
+static Py_ssize_t
+svg_attrs(const Scan *S, Py_ssize_t p)
+{
+    const unsigned char *s = S->s, *F = S->F;
+    Py_ssize_t n = S->n;
+    for (;;) {
+        Py_ssize_t q = p;
+        while (q < n && IS(s[q], C_WS)) {
+            q++;
+        }
+        if (q == p || q >= n) {
+            break;
+        }
+        Py_ssize_t e = -1;
+        /* xmlns(?::[a-z]++)?+ [WS]*+ = [WS]*+ ("[^"]*+"|'[^']*+') (?=[WS/>]) */
+        if (q + 5 <= n && EQ_LIT(F, s + q, 5, "xmlns")) {
+            Py_ssize_t t = q + 5;
+            if (t + 1 < n && s[t] == ':' && F[s[t + 1]] >= 'a' && F[s[t + 1]] <= 'z') {
+                t += 2;
+                while (t < n && F[s[t]] >= 'a' && F[s[t]] <= 'z') {
+                    t++;
+                }
+            }
+            while (t < n && IS(s[t], C_WS)) {
+                t++;
+            }
+            if (t < n && s[t] == '=') {
+                t++;
+                while (t < n && IS(s[t], C_WS)) {
+                    t++;
+                }
+                if (t < n && (s[t] == '"' || s[t] == '\'')) {
+                    const unsigned char *c = memchr(s + t + 1, s[t], (size_t)(n - t - 1));
+                    if (c != NULL && (c - s) + 1 < n && IS(c[1], C_NSTOP)) {
+                        e = (c - s) + 1;
+                    }
+                }
+            }
+        }
+        if (e < 0) {
+            /* (?:[^WS/>=d]|d(?!ata-consent[WS/>=]))[^WS/>=]*+ (?:[WS]*+=[WS]*+("q"|'q'))?+ */
+            unsigned char c = s[q];
+            if (c == '/' || c == '>' || c == '=') {
+                break;
+            }
+            if (F[c] == 'd' && q + 12 < n && EQ_LIT(F, s + q + 1, 11, "ata-consent")
+                && IS(s[q + 12], C_ASTOP)) {
+                break;
+            }
+            Py_ssize_t r = q + 1;
+            while (r < n && !IS(s[r], C_ASTOP)) {
+                r++;
+            }
+            e = r;
+            Py_ssize_t t = r;
+            while (t < n && IS(s[t], C_WS)) {
+                t++;
+            }
+            if (t < n && s[t] == '=') {
+                t++;
+                while (t < n && IS(s[t], C_WS)) {
+                    t++;
+                }
+                if (t < n && (s[t] == '"' || s[t] == '\'')) {
+                    Py_ssize_t v = quiet(s, n, t + 1, s[t] == '"' ? C_QDQ : C_QSQ);
+                    if (v < n && s[v] == s[t]) {
+                        e = v + 1;
+                    }
+                }
+            }
+        }
+        p = e;
+    }
+    while (p < n && IS(s[p], C_WS)) {
+        p++;
+    }
+    return p;
+}
+
+/* _SVG_NAME at p: (?!NOT_FLAT[WS/>])[a-z][^WS/>]*+ ; its end or -1. */
+static Py_ssize_t
+svg_name(const Scan *S, Py_ssize_t p)
+{
+    if (p >= S->n || S->F[S->s[p]] < 'a' || S->F[S->s[p]] > 'z') {
+        return -1;
+    }
+    Py_ssize_t r = name_end(S->s, S->n, p);
+    if (r >= S->n || in_list(S->F, &N_SVG_NOT_FLAT, S->s + p, r - p)) {
+        return -1;  /* at the end of the buffer nothing after the name can match */
+    }
+    return r;
+}
+
+/* _SVG_LEAF at p ('<'): <NAME QUOTED_QUIET/> ; its end or -1. */
+static Py_ssize_t
+svg_leaf(const Scan *S, Py_ssize_t p)
+{
+    Py_ssize_t r = svg_name(S, p + 1);
+    if (r < 0) {
+        return -1;
+    }
+    Py_ssize_t q = svg_attrs(S, r);
+    return q + 1 < S->n && S->s[q] == '/' && S->s[q + 1] == '>' ? q + 2 : -1;
+}
+
+/* (?:[^<]++|LEAF)*+ from p, then "</" + the name s[nm:nm+nl] (folded) + [WS]*+ ">"; the end
+   or -1. */
+static Py_ssize_t
+svg_children(const Scan *S, Py_ssize_t p, Py_ssize_t nm, Py_ssize_t nl, int elements)
+{
+    const unsigned char *s = S->s, *F = S->F;
+    Py_ssize_t n = S->n;
+    for (;;) {
+        if (p >= n) {
+            return -1;
+        }
+        if (s[p] != '<') {
+            const unsigned char *lt = memchr(s + p, '<', (size_t)(n - p));
+            if (lt == NULL) {
+                return -1;
+            }
+            p = lt - s;
+        }
+        Py_ssize_t e = svg_leaf(S, p);
+        if (e < 0 && elements) {
+            /* <(?P<n>NAME) QUOTED_QUIET > (?:[^<]++|LEAF)*+ </(?P=n)[WS]*+> */
+            Py_ssize_t r = svg_name(S, p + 1);
+            if (r >= 0) {
+                Py_ssize_t q = svg_attrs(S, r);
+                if (q < n && s[q] == '>') {
+                    e = svg_children(S, q + 1, p + 1, r - (p + 1), 0);
+                }
+            }
+        }
+        if (e < 0) {
+            break;
+        }
+        p = e;
+    }
+    if (!(p + 2 + nl < n && s[p + 1] == '/')) {
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < nl; i++) {
+        if (F[s[p + 2 + i]] != F[s[nm + i]]) {
+            return -1;
+        }
+    }
+    Py_ssize_t t = p + 2 + nl;
+    while (t < n && IS(s[t], C_WS)) {
+        t++;
+    }
+    return t < n && s[t] == '>' ? t + 1 : -1;
+}
+
+/* _SVG_FLAT_RE at pos ("<svg"): a whole inline SVG that cannot fetch; its end or -1. */
+static Py_ssize_t
+svg_flat(const Scan *S, Py_ssize_t pos)
+{
+    Py_ssize_t p = svg_attrs(S, pos + 4);
+    if (p >= S->n || S->s[p] != '>') {
+        return -1;
+    }
+    return svg_children(S, p + 1, pos + 1, 3, 1);
+}
+
+static PyObject *
+flat_svg_end(PyObject *self, PyObject *args)
+{
+    Py_buffer view;
+    Py_ssize_t pos;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*n:flat_svg_end", &view, &pos)) {
+        return NULL;
+    }
+    Scan S = {.s = view.buf, .n = view.len, .F = LOW};
+    Py_ssize_t end = -1;
+    if (pos >= 0 && pos + 4 <= view.len && S.s[pos] == '<' && EQ_LIT(LOW, S.s + pos + 1, 3, "svg")) {
+        end = svg_flat(&S, pos);
+    }
+    PyBuffer_Release(&view);
+    return PyLong_FromSsize_t(end);
+}
+
 static const TagRule *
 rule_for(const Scan *S, const unsigned char *name, Py_ssize_t len)
 {
@@ -1220,6 +1418,9 @@ skip_lt(Scan *S, Py_ssize_t pos)
             if (e >= 0 || S->hosts == NULL) {
                 return e;
             }
+        }
+        if (S->hosts != NULL && EQ_LIT(F, name, len, "svg")) {
+            return svg_flat(S, pos);
         }
         if (S->hosts != NULL) {
             const TagRule *rule = rule_for(S, name, len);
@@ -1387,6 +1588,9 @@ static PyMethodDef methods[] = {
      "(see the file's comment); hosts: a make_hosts table or None. The hosts no partner declares "
      "are added to the set unknown, the partners in allowed (a set or None) to the set enabled. "
      "~end (negative) when an <html> or <head> start tag was consumed."},
+    {"flat_svg_end", flat_svg_end, METH_VARARGS,
+     "flat_svg_end(buf, pos) -> int\n\n_SVG_FLAT_RE.match(buf.lower(), pos).end(), or -1 (what "
+     "scan_end does at an <svg>)."},
     {"make_hosts", make_hosts, METH_VARARGS,
      "make_hosts(exact, wild) -> table\n\nThe partner host table for scan_end: tuples of exact "
      "hosts and of *. suffixes (without '*.'), as HostMatcher holds them."},
@@ -1408,10 +1612,11 @@ PyInit__speedups(void)
     if (m == NULL) {
         return NULL;
     }
-    const char *const *lists[] = {NAMES, END_NAMES, PLAIN_URL_TAGS, LINK_NO_FETCH, FETCH_URL_ATTRS};
+    const char *const *lists[] = {NAMES, END_NAMES, PLAIN_URL_TAGS, LINK_NO_FETCH, FETCH_URL_ATTRS,
+                                  SVG_NOT_FLAT};
     const char *attrs[] = {"NAMES", "END_NAMES", "PLAIN_URL_TAGS", "LINK_NO_FETCH",
-                           "FETCH_URL_ATTRS"};
-    for (int i = 0; i < 5; i++) {
+                           "FETCH_URL_ATTRS", "SVG_NOT_FLAT"};
+    for (int i = 0; i < 6; i++) {
         PyObject *t = name_tuple(lists[i]);
         if (t == NULL || PyModule_AddObject(m, attrs[i], t) < 0) {
             Py_XDECREF(t);

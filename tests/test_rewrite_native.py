@@ -319,6 +319,30 @@ def test_scan_end_consumes_allowed_partners_and_reports_them() -> None:
     assert _speedups.scan_end(doc, 0, table(), found, None, enabled) == 0
 
 
+SVG_BITS = ["<svg", "<SVG", " ", "\t", "\n", 'class="icon"', "viewBox='0 0 16 16'",
+            "xmlns='http://www.w3.org/2000/svg'", 'xmlns:xlink="http://www.w3.org/1999/xlink"',
+            "xmlns:x1='a'", "xmlns:='a'", 'XMLNS="x"', 'd="M1 1h14v14H1z"', "d='a:b'", "d=x",
+            'href="//ad.doubleclick.net/x"', "data-consent", "data-consentx", "=", '"', "'", ">",
+            "/>", " />", "<path", "<g", "<G", "</g>", "</g >", "</G\n>", "</g/>", "<title>",
+            "</title>", "<image", "<use", "</svg>", "</SVG >", "</svg/>", "</svgx>", "<a", "<div>",
+            "text", "<!-- c -->", "<circle r='1'/>", "<g/>", "</path>", "<rect/>", "<\u00e9>"]
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(st.sampled_from(SVG_BITS), max_size=16).map("".join), st.sampled_from(["<svg", "<svg "]))
+@example("", '<svg class="icon" viewBox="0 0 16 16"><path d="M1 1h14v14H1z"/></svg>')
+@example("", "<svg><g fill='x'><circle r='1'/>t</g></svg >")
+@example("", "<svg xmlns='http://www.w3.org/2000/svg'><g><g></g></g></svg>")
+def test_flat_svg_end_equals_the_regex(tail: str, head: str) -> None:
+    buf = (head + tail).encode()
+    m = rewrite._SVG_FLAT_RE.match(buf.lower(), 0)
+    assert _speedups.flat_svg_end(buf, 0) == (m.end() if m else -1)
+    if buf[4:5] and buf[4:5] in b" \t\n\f\r/>":  # the tag is named svg: the native pass
+        # stops there unless it is flat
+        assert _speedups.scan_end(buf, 0, table(), set(), None, set()) in (
+            (0,) if m is None else range(m.end(), len(buf) + 1))
+
+
 def test_scan_end_says_when_the_document_began() -> None:
     found: set[str] = set()
     doc = b"<!DOCTYPE html><HTML lang=en manifest=//m.example/><head>x"
@@ -337,6 +361,7 @@ def test_scan_end_without_a_table_is_the_skip_on_a_lowered_copy() -> None:
 
 ALLOWED = frozenset({"yt"})
 GUARD_DOCS = [
+    b"<svg xmlns:xlink='x' class=\"i\"><g d='a'><path d='b'/>t</g><rect/></svg >",
     b"<iframe src=https://www.youtube.com/e></iframe><img srcset='//i.ytimg.com/a 1x'>",
     b"<img src='//a.example/b' srcset='//c.example/1 1x, //d.example/2 2x' alt=x>t",
     b'<link rel="canonical alternate" href=https://u@h.example:80/x>',
