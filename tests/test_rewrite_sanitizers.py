@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DRIVER = r"""
 import ctypes, importlib.machinery, importlib.util, sys
 from pathlib import Path
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, settings, strategies as st
 spec = importlib.util.spec_from_loader(
     "middleware._speedups", importlib.machinery.ExtensionFileLoader("middleware._speedups", sys.argv[1]))
 san = importlib.util.module_from_spec(spec)
@@ -72,10 +72,11 @@ def run(buf):
 
 @settings(max_examples=int(sys.argv[2]) // 3, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow])
-@given(nat.documents, t.buffers())
-def run_scan(doc, buf):
+@given(nat.documents, t.buffers(), st.lists(st.sampled_from(nat.SVG_BITS), max_size=12))
+def run_scan(doc, buf, svg):
     check_prefixes(doc.encode("utf-8", "replace"))
     check_scan(buf)
+    check_prefixes(("<svg" + "".join(svg)).encode())
 
 run()
 run_scan()
