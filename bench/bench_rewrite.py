@@ -3,6 +3,7 @@
     .venv/bin/python bench/bench_rewrite.py            # our scanner: 30 KB, 1 MB, 50 MB streamed
     .venv/bin/python bench/bench_rewrite.py --compare  # plus python-lolhtml doing the same job
     .venv/bin/python bench/bench_rewrite.py --skip-both  # C skip and regex skip side by side
+    .venv/bin/python bench/bench_rewrite.py --native-both  # native pass and C skip side by side
     .venv/bin/python bench/bench_rewrite.py --pure     # regex skip only (as without the C build)
 
 Prints page size, MB/s and microseconds per page for pages with a realistic tag mix (head
@@ -27,6 +28,8 @@ from middleware.rewrite import HtmlRewriter, RewritePlan
 
 # The skip the rewriter uses: the C one when middleware._speedups was built (see docs/rewriter.md).
 C_SKIP = rewrite._skip_end
+# The native pass (scan_end), used instead of the skip in HTML content when it was built.
+C_SCAN = native.scan_end
 
 PARTNERS = {
     "google-adsense": ["pagead2.googlesyndication.com", "*.doubleclick.net"],
@@ -148,15 +151,18 @@ def ours(plan: RewritePlan, doc: bytes, chunk: int) -> bytes:
     return b"".join(out)
 
 
-def with_skip(skip: Callable[[bytes, int], int] | None) -> Callable[[RewritePlan, bytes, int], bytes]:
-    """``ours`` with the rewriter's skip set to ``skip`` (None: the regex)."""
+def with_skip(skip: Callable[[bytes, int], int] | None,
+              scan: bool = False) -> Callable[[RewritePlan, bytes, int], bytes]:
+    """``ours`` with the rewriter's skip set to ``skip`` (None: the regex), and the native pass
+    on (``scan``) or off."""
 
     def run(plan: RewritePlan, doc: bytes, chunk: int) -> bytes:
         native.skip_end = skip
+        native.scan_end = C_SCAN if scan else None
         try:
             return ours(plan, doc, chunk)
         finally:
-            native.skip_end = C_SKIP
+            native.skip_end, native.scan_end = C_SKIP, C_SCAN
 
     return run
 
@@ -261,16 +267,23 @@ def main() -> int:
                         help="use the regex skip (as CONSENT_GATE_PURE_PYTHON=1 does)")
     parser.add_argument("--skip-both", action="store_true",
                         help="time the C skip and the regex skip side by side")
+    parser.add_argument("--native-both", action="store_true",
+                        help="time the native pass (scan_end) and the C skip alone side by side")
     args = parser.parse_args()
     if args.pure:
-        native.skip_end = None
-    print("skip:", "C (middleware._speedups)" if native.skip_end else "regex (_SKIP_RE)")
+        native.skip_end = native.scan_end = None
+    print("skip:", "native pass (scan_end)" if native.scan_end else
+          "C (middleware._speedups)" if native.skip_end else "regex (_SKIP_RE)")
     plan = make_plan()
     engines: list[tuple[str, Callable[[RewritePlan, bytes, int], bytes]]] = [("scanner", ours)]
     if args.skip_both:
         if C_SKIP is None:
             parser.error("--skip-both needs the C extension (pip install -e .)")
         engines = [("scan/C", with_skip(C_SKIP)), ("scan/re", with_skip(None))]
+    if args.native_both:
+        if C_SCAN is None:
+            parser.error("--native-both needs the C extension (pip install -e .)")
+        engines = [("native", with_skip(C_SKIP, scan=True)), ("C skip", with_skip(C_SKIP))]
     if args.compare:
         engines.append(("lolhtml", lolhtml_rewrite))
     print(f"{'engine':<9} {'page':>8} {'chunk':>7} {'MB/s':>8} {'us/page':>10}")

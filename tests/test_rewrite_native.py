@@ -22,8 +22,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from middleware import rewrite
 from middleware.hosts import HostMatcher
+from middleware.html import native
+from middleware.html.grammar import _SVG_FLAT_RE
 from middleware.rewrite import HtmlRewriter, RewritePlan
 
 try:
@@ -31,7 +32,7 @@ try:
 except ImportError:  # pragma: no cover - a pure-Python install
     _speedups = None  # type: ignore[assignment]
 
-if rewrite._scan_end is None:
+if native.scan_end is None:
     if os.environ.get("CI") and not os.environ.get("CONSENT_GATE_PURE_PYTHON"):
         pytest.fail("middleware._speedups.scan_end is not in use (build it: pip install -e .)",
                     pytrace=False)
@@ -65,12 +66,12 @@ def plan(allowed: frozenset[str], inject: bool) -> RewritePlan:
 
 @contextmanager
 def pure() -> Iterator[None]:
-    scan, skip = rewrite._scan_end, rewrite._skip_end
-    rewrite._scan_end = rewrite._skip_end = None
+    scan, skip = native.scan_end, native.skip_end
+    native.scan_end = native.skip_end = None
     try:
         yield
     finally:
-        rewrite._scan_end, rewrite._skip_end = scan, skip
+        native.scan_end, native.skip_end = scan, skip
 
 
 def trace(p: RewritePlan, chunks: list[bytes]) -> tuple[object, ...]:
@@ -335,7 +336,7 @@ SVG_BITS = ["<svg", "<SVG", " ", "\t", "\n", 'class="icon"', "viewBox='0 0 16 16
 @example("", "<svg xmlns='http://www.w3.org/2000/svg'><g><g></g></g></svg>")
 def test_flat_svg_end_equals_the_regex(tail: str, head: str) -> None:
     buf = (head + tail).encode()
-    m = rewrite._SVG_FLAT_RE.match(buf.lower(), 0)
+    m = _SVG_FLAT_RE.match(buf.lower(), 0)
     assert _speedups.flat_svg_end(buf, 0) == (m.end() if m else -1)
     if buf[4:5] and buf[4:5] in b" \t\n\f\r/>":  # the tag is named svg: the native pass
         # stops there unless it is flat

@@ -1,18 +1,60 @@
 """Which parts of the tokenizer run in C (``middleware/_speedups.c``).
 
 ``skip_end(low, pos) == _SKIP_RE.match(low, pos).end()``: the same scan, used when the
-extension was built and exports the same name lists as ``grammar``. ``CONSENT_GATE_PURE_PYTHON=1``
-(read at import) or setting ``skip_end`` to None selects the regex; the output is the same.
+extension was built and exports the same name lists as ``grammar``.
+
+``scan_end(buf, pos, hosts, unknown, allowed, enabled)``: the native pass, used instead in
+HTML content when the extension also agrees with ``grammar`` on the tables it judges tags with
+(URL attributes, document tags, raw-text elements, fetch-free ``link`` rels, what keeps an
+``<svg>`` from being flat). It reads the buffer itself (no lowercased copy) and consumes every
+token whose Python handling would change nothing but ``unknown_hosts`` and the enabled
+partners, which it adds to the two sets; it stops wherever Python must decide. A negative
+result ``~end`` means an ``<html>`` or ``<head>`` start tag was passed (the document began).
+See docs/rewriter.md, "Native pass".
+
+``CONSENT_GATE_PURE_PYTHON=1`` (read at import) selects the regexes; so does setting
+``skip_end`` and ``scan_end`` to None. The output is the same either way
+(tests/test_rewrite_native.py).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Set
+from typing import Any
 
-from .grammar import _END_NAMES, _NAME_SET, _PLAIN_URL_TAGS
+from ..hosts import HostMatcher
+from .grammar import (
+    _BREAKOUT,
+    _DOC_TAGS,
+    _END_NAMES,
+    _FETCH_ATTRS,
+    _LINK_NO_FETCH,
+    _NAME_SET,
+    _PLAIN_URL_TAGS,
+    _RAW_TEXT,
+    _SVG_SPECIAL,
+    _URL_ATTRS,
+)
+
+Table = tuple[tuple[str, str], ...]
 
 skip_end: Callable[[bytes, int], int] | None = None
+scan_end: Callable[[bytes, int, Any, set[str], Set[str] | None, set[str]], int] | None = None
+_make_hosts: Callable[[Table, Table], Any] | None = None
+
+
+def _agrees(mod: Any) -> bool:
+    """Whether the C judges tags with the grammar's tables (else only the skip is used)."""
+    kinds = {"raw": _RAW_TEXT, "script": {"script"}, "doc": {"html", "head"}}
+    return (all(_URL_ATTRS.get(tag, ()) == urls and (tag in _DOC_TAGS) == doc
+                and all((tag in names) == (kind == k) for k, names in kinds.items())
+                for tag, urls, doc, kind in mod.RULES)
+            and set(mod.LINK_NO_FETCH) == _LINK_NO_FETCH
+            and (*mod.FETCH_URL_ATTRS, "style") == _FETCH_ATTRS
+            and set(mod.SVG_NOT_FLAT) == {*_SVG_SPECIAL, *_BREAKOUT})
+
+
 if not os.environ.get("CONSENT_GATE_PURE_PYTHON"):
     try:
         from .. import _speedups
@@ -22,3 +64,14 @@ if not os.environ.get("CONSENT_GATE_PURE_PYTHON"):
         _names = (tuple(_NAME_SET), _END_NAMES, _PLAIN_URL_TAGS)
         if _names == (_speedups.NAMES, _speedups.END_NAMES, _speedups.PLAIN_URL_TAGS):
             skip_end = _speedups.skip_end
+            if _agrees(_speedups):
+                scan_end = _speedups.scan_end
+                _make_hosts = _speedups.make_hosts
+
+
+def host_table(matcher: object) -> Any:
+    """The matcher's host table for ``scan_end`` (made once per HostMatcher), or None: another
+    kind of matcher may read URLs its own way, so then the native pass judges no host."""
+    if _make_hosts is None or type(matcher) is not HostMatcher:
+        return None
+    return matcher.native_table(_make_hosts)

@@ -183,6 +183,8 @@ class Tokenizer:
         low = b""  # lowercased copy of buf for _SKIP_RE, made when first needed
         skip = _SKIP_RE.match
         skip_end = native.skip_end
+        scan = native.scan_end
+        table = native.host_table(self.plan.matcher) if scan is not None else None
         self._hold_tag = False
         while True:
             state = self._state
@@ -209,16 +211,26 @@ class Tokenizer:
                             self._guards = (*self._guards, "]]>")
                         kind = "bogus"
                 else:
-                    if not low:
-                        low = buf.lower()
-                    # *+ always matches: the regex never returns None.
-                    lt = skip_end(low, pos) if skip_end else skip(low, pos).end()  # type: ignore[union-attr]
+                    if scan is not None:
+                        # The native pass: also passes the tags Python would leave unchanged.
+                        lt = scan(buf, pos, table, self.unknown_hosts, self.plan.allowed_partners,
+                                  self._enabled)
+                        if lt < 0:  # an <html> or <head> start tag was passed
+                            lt = ~lt
+                            self._seen_doc = True
+                    else:
+                        if not low:
+                            low = buf.lower()
+                        # *+ always matches: the regex never returns None.
+                        lt = skip_end(low, pos) if skip_end else skip(low, pos).end()  # type: ignore[union-attr]
                     if lt >= n:
                         pos = n
                         break
-                    if low.startswith(b"<svg", lt):
+                    if buf[lt + 1 : lt + 4].lower() == b"svg":
                         # A whole inline SVG that cannot fetch (icons: the most common stop).
                         # Tried first: a match implies the tag reading below would reach this.
+                        if not low:
+                            low = buf.lower()
                         flat = _SVG_FLAT_RE.match(low, lt)
                         if flat is not None:
                             pos = flat.end()
