@@ -2,7 +2,7 @@
 
 A module of its own so that running it does not re-import the module that defines it."""
 
-from middleware.ledger.service import main
+from middleware.ledger.host import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

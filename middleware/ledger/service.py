@@ -1,207 +1,68 @@
-"""A ledger writer in its own process, so commits never share the GIL with the event loop.
+"""ProcessWriter: the worker's side of the ledger writer process (``host.py``).
 
 Measured (bench/bench_load.py, same run): with the writer on a thread of the worker, every
 batch takes the GIL back after each SQLite call and after each wake-up; on a busy CPU each
-take waits for the event loop's 5 ms switch interval, so a commit that costs the disk
-0.1 ms kept pages waiting for 20-30 ms and ledger-on served 0.63 of ledger-off. Here the
-worker only writes a short frame to a Unix socket and reads one acknowledgement per batch;
-the child process (``python -m middleware.ledger._child``) hashes, commits (group commit:
-everything queued in one transaction) and acknowledges after the commit is durable.
+take waits for the event loop's switch interval. Here the event loop only encodes records
+(``wire.py``), sends one frame per loop iteration over a Unix socket and reads one
+acknowledgement per commit; the writer process hashes, commits and acknowledges after the
+commit is durable.
 
-One child per worker process, one chain per child (a new writer id when a child is
-replaced). If the child dies, pending and new writes fail with ``LedgerUnavailable`` (the
-middleware then serves pages with partners off) and the next write starts a new child.
+One writer process per host and ledger: the first worker that writes binds the socket's
+name (Linux abstract namespace, derived from the user, the ledger and its settings) and
+starts the process with the listening socket; every other worker, and every later event
+loop, connects to it. Several workers thus share one transaction per commit instead of
+taking turns at SQLite's write lock. Where there is no abstract namespace each worker gets
+a private writer process over a socketpair. If the writer process dies, pending writes
+fail with ``LedgerUnavailable`` (the middleware then serves pages with partners off) and
+the next write starts a new one (a new chain: a new writer id).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import datetime as dt
-import marshal
+import errno
+import hashlib
+import os
 import socket
-import struct
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Sequence
 from contextlib import suppress
 from typing import Any
 
 from middleware.errors import LedgerUnavailable
-from middleware.ledger.chain import ChainCursor, new_writer_id
-from middleware.ledger.records import (
-    PageView,
-    PartnerShare,
-    Record,
-    record_from_dict,
-)
+from middleware.ledger.chain import new_writer_id
+from middleware.ledger.records import Record
 from middleware.ledger.store import LedgerStore
+from middleware.ledger.wire import Encoder, FrameError, frame, frames
 from middleware.ledger.writer import WriterStats
 
-_LEN = struct.Struct("!I")
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_US = dt.timedelta(microseconds=1)
+#: Where abstract Unix socket names exist (Linux); elsewhere a private child per worker.
+ABSTRACT_SOCKETS = sys.platform.startswith("linux")
+
+# The writer process imports only the ledger's own modules: ``python -m`` would first run
+# the package's __init__ (the whole middleware, ~0.9 s here; this way ~0.15 s), and the
+# first page view of a worker waits for that start.
+_PACKAGE, _LEDGER_PACKAGE = __name__.rsplit(".", 2)[0], __name__.rsplit(".", 1)[0]
+_LEDGER_DIR = os.path.dirname(os.path.abspath(__file__))
+_BOOT = (
+    "import sys, types\n"
+    "for name, path in ((sys.argv[1], sys.argv[2]), (sys.argv[3], sys.argv[4])):\n"
+    "    m = types.ModuleType(name); m.__path__ = [path]; sys.modules[name] = m\n"
+    "from importlib import import_module\n"
+    "sys.exit(import_module(sys.argv[3] + '.host').main(sys.argv[5:]))\n"
+)
+_BOOT_ARGS = [_PACKAGE, os.path.dirname(_LEDGER_DIR), _LEDGER_PACKAGE, _LEDGER_DIR]
 
 
-# -- the wire format -----------------------------------------------------------------------
-# A frame is a 4-byte length and a marshal'd tuple (C-speed, no code objects):
-#   ("S", share_list_id, [share dicts])            a page view's partner list, sent once
-#   ("W", write_id, [record tuples])                records to commit
-#   ("A", [write_ids], error or None)               child -> parent, after the commit
-# A page view travels as ("V", time_us, request_id, consent_id, path, share_list_id,
-# policy_version, ip, ua_family, fields); any other record as ("R", kind, to_dict()).
-
-
-def _frame(obj: Any) -> bytes:
-    body = marshal.dumps(obj)
-    return _LEN.pack(len(body)) + body
-
-
-def _frames(buf: bytearray) -> list[Any]:
-    """Complete frames at the start of ``buf`` (consumed); a partial one stays."""
-    out = []
-    pos = 0
-    while len(buf) - pos >= 4:
-        (n,) = _LEN.unpack_from(buf, pos)
-        if len(buf) - pos - 4 < n:
-            break
-        out.append(marshal.loads(bytes(buf[pos + 4:pos + 4 + n])))
-        pos += 4 + n
-    del buf[:pos]
-    return out
-
-
-class _Encoder:
-    """Parent side: records to wire tuples, each distinct partner list registered once."""
-
-    def __init__(self) -> None:
-        self._lists: dict[int, tuple[tuple[PartnerShare, ...], int]] = {}
-
-    def encode(self, records: Sequence[Record], out: list[bytes]) -> list[Any]:
-        items: list[Any] = []
-        for rec in records:
-            if type(rec) is PageView:
-                shares = rec.partners
-                known = self._lists.get(id(shares))
-                if known is None or known[0] is not shares:
-                    known = (shares, len(self._lists) + 1)
-                    self._lists[id(shares)] = known
-                    out.append(_frame(("S", known[1], [s.to_dict() for s in shares])))
-                items.append(("V", (rec.time - _EPOCH) // _US, rec.request_id, rec.consent_id,
-                              rec.path, known[1], rec.policy_version, rec.ip, rec.ua_family,
-                              dict(rec.fields) if rec.fields else None))
-            else:
-                items.append(("R", rec.kind, rec.to_dict()))
-        return items
-
-
-class _Decoder:
-    """Child side: wire tuples back to the very records the parent built."""
-
-    def __init__(self) -> None:
-        self.lists: dict[int, tuple[PartnerShare, ...]] = {}
-
-    def share_list(self, list_id: int, dicts: Sequence[Mapping[str, Any]]) -> None:
-        self.lists[list_id] = tuple(PartnerShare.from_dict(d) for d in dicts)
-
-    def decode(self, item: Sequence[Any]) -> Record:
-        if item[0] == "V":
-            _, us, rid, cid, path, list_id, pv, ip, ua, fields = item
-            return PageView(time=_EPOCH + us * _US, request_id=rid, consent_id=cid, path=path,
-                            partners=self.lists[list_id], policy_version=pv, ip=ip,
-                            ua_family=ua, fields=fields or {})
-        return record_from_dict(item[1], item[2])
-
-
-# -- the child -----------------------------------------------------------------------------
-def serve(sock: socket.socket, store: LedgerStore, cursor: ChainCursor, heads: Any = None,
-          max_batch: int = 4096) -> None:
-    """Commit what arrives, one transaction per read, until the parent closes the socket."""
-    buf = bytearray()
-    decoder = _Decoder()
-    eof = False
-    while not eof:
-        data = sock.recv(1 << 20)
-        if not data:
-            break
-        buf += data
-        sock.setblocking(False)
-        try:  # group commit: take everything already queued
-            while len(buf) < (1 << 24):
-                more = sock.recv(1 << 20)
-                if not more:
-                    eof = True
-                    break
-                buf += more
-        except BlockingIOError:
-            pass
-        finally:
-            sock.setblocking(True)
-        ids: list[int] = []
-        records: list[Record] = []
-        for frame in _frames(buf):
-            if frame[0] == "S":
-                decoder.share_list(frame[1], frame[2])
-                continue
-            ids.append(frame[1])
-            try:
-                records += [decoder.decode(item) for item in frame[2]]
-            except Exception as exc:  # a frame we cannot read: fail it alone
-                ids.pop()
-                sock.sendall(_frame(("A", [frame[1]], f"bad ledger frame: {exc}")))
-        error: str | None = None
-        if records:
-            rows = cursor.link(records)
-            try:
-                store.append(rows)
-            except Exception as exc:  # any driver error means "not durable"
-                error = f"{type(exc).__name__}: {exc}"
-            else:
-                cursor.advance(rows)
-                if heads is not None:
-                    heads.committed(cursor.writer_id, rows[-1].seq, rows[-1].hash, len(rows))
-        if ids:
-            sock.sendall(_frame(("A", ids, error)))
-    store.close()
-    if heads is not None:
-        heads.close()
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    from middleware.ledger.heads import (
-        FileWitness,
-        HeadPublisher,
-        HttpWitness,
-        Witness,
-        load_private_key,
-    )
-    from middleware.ledger.query import open_store
-
-    ap = argparse.ArgumentParser(prog="python -m middleware.ledger.service")
-    ap.add_argument("--fd", type=int, required=True)
-    ap.add_argument("--ledger", required=True)
-    ap.add_argument("--synchronous", default="full")
-    ap.add_argument("--writer-id", required=True)
-    ap.add_argument("--heads-key", default="")
-    ap.add_argument("--witness-file", default="")
-    ap.add_argument("--witness-url", default="")
-    ap.add_argument("--heads-every", type=int, default=1000)
-    ap.add_argument("--heads-seconds", type=float, default=60.0)
-    args = ap.parse_args(argv)
-    sock = socket.socket(fileno=args.fd)
-    heads = None
-    if args.heads_key:
-        witnesses: list[Witness] = []
-        if args.witness_file:
-            witnesses.append(FileWitness(args.witness_file))
-        if args.witness_url:
-            witnesses.append(HttpWitness(args.witness_url))
-        heads = HeadPublisher(load_private_key(args.heads_key), witnesses,
-                              every_records=args.heads_every, every_seconds=args.heads_seconds)
-    serve(sock, open_store(args.ledger, synchronous=args.synchronous),
-          ChainCursor(args.writer_id), heads)
-    return 0
+def host_socket_name(target: str, synchronous: str, heads_args: Sequence[str]) -> bytes:
+    """The abstract socket name of the writer process for this user, ledger and settings
+    (two settings for one ledger get two writers: both correct, each its own chain)."""
+    where = target if "://" in target else os.path.realpath(target)
+    key = "\0".join([str(os.getuid()), where, synchronous, *heads_args])
+    return b"\0consent-gate-ledger-" + hashlib.sha256(key.encode()).hexdigest()[:32].encode()
 
 
 # -- the parent ----------------------------------------------------------------------------
@@ -244,11 +105,12 @@ class ProcessWriter:
 
     The socket is driven with ``loop.add_reader`` and non-blocking sends, no transport:
     an event loop that ends (``asyncio.run`` in tests) leaves nothing behind, and the next
-    loop gets a new child.
+    loop connects again. ``shared=False`` gives this worker a private writer process.
     """
 
     def __init__(self, store: LedgerStore, target: str, *, synchronous: str = "full",
-                 heads_args: Sequence[str] = (), writer_id: str | None = None) -> None:
+                 heads_args: Sequence[str] = (), writer_id: str | None = None,
+                 shared: bool = True, idle_exit: float = 2.0) -> None:
         self.store = store
         self.target = target
         self.synchronous = synchronous
@@ -259,7 +121,7 @@ class ProcessWriter:
         self._sock: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._next = 0
-        self._encoder = _Encoder()
+        self._encoder = Encoder()
         self._inbox = bytearray()
         self._outbox = bytearray()
         self._frames: list[bytes] = []  # share-list frames that must precede the next batch
@@ -267,7 +129,10 @@ class ProcessWriter:
         self._flights: dict[int, _Batch] = {}
         self._flush_at: asyncio.Handle | None = None
         self._closed = False
-        self._spawned = 0
+        #: The writer process's socket name (None: a private writer process per worker).
+        self._name = (host_socket_name(target, synchronous, self.heads_args)
+                      if shared and ABSTRACT_SOCKETS else None)
+        self.idle_exit = idle_exit
 
     @property
     def writer_id(self) -> str:
@@ -277,27 +142,80 @@ class ProcessWriter:
         """Nothing to do before the event loop runs: the child starts with the first write."""
 
     def _spawn(self, loop: asyncio.AbstractEventLoop) -> socket.socket:
+        """Connect this event loop to the host's writer process, starting it if needed."""
         self._detach()
-        if self._spawned:  # a new child continues in a new chain
-            self._writer_id = new_writer_id()
-        self._spawned += 1
+        sock = self._connect_host() if self._name is not None else self._start_private()
+        sock.setblocking(False)
+        loop.add_reader(sock.fileno(), self._readable)
+        self._sock, self._loop = sock, loop
+        return sock
+
+    def _connect_host(self) -> socket.socket:
+        assert self._name is not None
+        deadline = time.monotonic() + 0.25
+        while True:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.setblocking(False)  # a full backlog answers EAGAIN instead of blocking
+            try:
+                sock.connect(self._name)
+                return sock
+            except (ConnectionRefusedError, FileNotFoundError):
+                sock.close()
+                if self._start_host():
+                    continue  # listening already: the connect is queued until it accepts
+            except (BlockingIOError, InterruptedError):
+                sock.close()
+            except OSError as exc:
+                sock.close()
+                raise LedgerUnavailable(f"cannot reach the ledger writer process: {exc}") from exc
+            if time.monotonic() > deadline:
+                raise LedgerUnavailable("cannot reach the ledger writer process (busy)")
+            # Another worker is starting it (bound, not yet listening): a few microseconds.
+            time.sleep(0.0005)
+
+    def _start_host(self) -> bool:
+        """Bind the name and start the writer process on it; False if another process holds
+        the name (it is starting one)."""
+        assert self._name is not None
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            listener.bind(self._name)
+        except OSError as exc:
+            listener.close()
+            if exc.errno == errno.EADDRINUSE:
+                return False
+            raise LedgerUnavailable(f"cannot start the ledger writer process: {exc}") from exc
+        try:
+            listener.listen(socket.SOMAXCONN)
+            self._popen(["--listen-fd", str(listener.fileno()), "--idle-exit",
+                         f"{self.idle_exit:g}"], listener.fileno())
+        finally:
+            listener.close()  # the writer process holds it now
+        return True
+
+    def _start_private(self) -> socket.socket:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            self._proc = subprocess.Popen(
-                [sys.executable, "-m", "middleware.ledger._child", "--fd", str(child.fileno()),
-                 "--ledger", self.target, "--synchronous", self.synchronous, "--writer-id",
-                 self._writer_id, *self.heads_args],
-                pass_fds=[child.fileno()], stdin=subprocess.DEVNULL)
-        except OSError as exc:
+            self._popen(["--fd", str(child.fileno())], child.fileno())
+        except BaseException:
             parent.close()
-            raise LedgerUnavailable(f"cannot start the ledger writer process: {exc}") from exc
+            raise
         finally:
             child.close()
-        _watch(self._proc)
-        parent.setblocking(False)
-        loop.add_reader(parent.fileno(), self._readable)
-        self._sock, self._loop = parent, loop
         return parent
+
+    def _popen(self, args: list[str], fd: int) -> None:
+        self._writer_id = new_writer_id()  # a new process, a new chain
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-c", _BOOT, *_BOOT_ARGS, *args, "--ledger",
+                 self.target, "--synchronous", self.synchronous, "--writer-id",
+                 self._writer_id, *self.heads_args],
+                pass_fds=[fd], stdin=subprocess.DEVNULL)
+        except OSError as exc:
+            raise LedgerUnavailable(f"cannot start the ledger writer process: {exc}") from exc
+        self._proc = proc
+        _watch(proc)
 
     def _detach(self, why: str = "the ledger writer process was replaced") -> None:
         """Drop the current child (it sees EOF, commits what it has and exits)."""
@@ -315,7 +233,7 @@ class ProcessWriter:
             self._flush_at = None
         # Everything sent or collected belonged to that child and loop: fail it.
         self._fail_pending(why)
-        self._encoder = _Encoder()
+        self._encoder = Encoder()
         self._inbox = bytearray()
         self._outbox = bytearray()
         self._frames = []
@@ -345,9 +263,16 @@ class ProcessWriter:
             self._detach(f"the ledger writer process stopped ({why})")
             return
         self._inbox += data
-        for frame in _frames(self._inbox):
-            if frame[0] == "A":
-                self._acknowledged(frame[1], frame[2])
+        try:
+            got = frames(self._inbox)
+        except FrameError as exc:
+            self._detach(f"the ledger writer process sent garbage ({exc})")
+            return
+        for f in got:
+            if f[0] == "A":
+                self._acknowledged(f[1], f[2])
+            elif f[0] == "H":  # the writer process's chain, when another worker started it
+                self._writer_id = f[1]
         if not self._flights and self._pending.futs:
             self._flush()  # the next batch collected while this one committed
 
@@ -377,7 +302,7 @@ class ProcessWriter:
         self._next += 1
         self._flights[self._next] = batch
         frames, self._frames = self._frames, []
-        frames.append(_frame(("W", self._next, batch.items)))
+        frames.append(frame(("W", self._next, batch.items)))
         data = b"".join(frames)
         if self._outbox:  # an earlier frame is still partly unsent
             self._outbox += data
@@ -431,7 +356,9 @@ class ProcessWriter:
                 batch.settle(exc)
 
     async def aclose(self) -> None:
-        """Let the child commit what it has, publish its last head and exit."""
+        """Wait for this worker's writes, then disconnect. A private writer process is
+        waited for (it commits, publishes its last head and exits); the host's writer
+        process serves other workers and stops by itself once none is left."""
         if self._closed:
             return
         self._closed = True
@@ -440,7 +367,7 @@ class ProcessWriter:
             await asyncio.gather(*waiting, return_exceptions=True)
         self._detach()
         proc, self._proc = self._proc, None
-        if proc is not None:
+        if proc is not None and self._name is None:
             await asyncio.to_thread(_reap, proc)
         await asyncio.to_thread(self.store.close)
 
@@ -455,7 +382,7 @@ class ProcessWriter:
         self._closed = True
         self._detach()
         proc, self._proc = self._proc, None
-        if proc is not None:
+        if proc is not None and self._name is None:
             _reap(proc, timeout or 30.0)
         self.store.close()
 

@@ -1,0 +1,266 @@
+"""The ledger writer process: one per host and ledger, shared by the workers, group commit,
+acknowledged after the commit, failures fail the waiting writes, never a lost record."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sqlite3
+import struct
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from middleware.errors import LedgerUnavailable
+from middleware.ledger import (
+    ConsentEvent,
+    PageView,
+    PartnerShare,
+    SqliteStore,
+    open_store,
+    verify,
+)
+from middleware.ledger.chain import ChainCursor
+from middleware.ledger.host import Server
+from middleware.ledger.service import ProcessWriter
+from middleware.ledger.wire import Decoder, Encoder, frame, frames
+
+SHARES = (
+    PartnerShare("adsense", ("ads",), "consent", ("ip_address", "cookies"), ("__gads",)),
+    PartnerShare("pinterest", ("social",), "consent", ("ip_address",), ()),
+)
+
+
+def view(i: int) -> PageView:
+    return PageView(time=datetime.now(UTC), request_id=f"r{i}", consent_id="c1", path="/a",
+                    partners=SHARES, policy_version="v1", ip="203.0.113.0", ua_family="Firefox",
+                    fields={"tcf": {"vendors": [1, 2]}} if i % 2 else {})
+
+
+def count(p: Path) -> int:
+    with sqlite3.connect(p) as c:
+        return int(c.execute("SELECT count(*) FROM page_views").fetchone()[0])
+
+
+def writer(p: Path, **kw: object) -> ProcessWriter:
+    store = open_store(str(p))
+    store.open()  # migrations in this process, as Discloser.startup does
+    return ProcessWriter(store, str(p), **kw)  # type: ignore[arg-type]
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_wire_page_view_round_trip_is_the_same_record() -> None:
+    enc, dec = Encoder(), Decoder()
+    out: list[bytes] = []
+    records = [view(i) for i in range(4)]
+    items = enc.encode(records, out)
+    out.append(frame(("W", 1, items)))
+    buf = bytearray(b"".join(out))
+    got = frames(buf)
+    assert not buf and [f[0] for f in got] == ["S", "W"]  # the partner list goes once
+    dec.share_list(got[0][1], got[0][2])
+    back = [dec.decode(item) for item in got[1][2]]
+    assert back == records
+    assert [r.to_dict() for r in back] == [r.to_dict() for r in records]
+    with pytest.raises(ValueError, match="wrong shape"):
+        dec.decode(("V", "not a time", "r", None, "/", 1, "v1", None, "x", None))
+
+
+def test_process_writer_coalesces_one_loop_iteration_into_one_commit(tmp_path: Path) -> None:
+    p = tmp_path / "l.sqlite3"
+    w = writer(p)
+
+    async def main() -> None:
+        await w.write([view(0)])  # starts the writer process
+        await asyncio.gather(*(w.write([view(i)]) for i in range(1, 101)))
+        assert count(p) == 101  # every await returned: all committed
+        await w.aclose()
+
+    asyncio.run(main())
+    assert w.stats.transactions == 2 and list(w.stats.batch_sizes) == [1, 100]
+    with SqliteStore(p) as store:
+        report = verify(store)
+    assert report.ok and report.rows == 101
+
+
+def test_process_writer_workers_share_one_writer_process_and_one_chain(tmp_path: Path) -> None:
+    """Two workers' writers (two connections): one process, one chain, every record once."""
+    p = tmp_path / "l.sqlite3"
+    a, b = writer(p), writer(p)
+
+    async def main() -> None:
+        await a.write([view(0)])
+        await asyncio.gather(*(w.write([view(i)]) for i in range(1, 201)
+                               for w in ((a,) if i % 2 else (b,))))
+        assert a.writer_id == b.writer_id
+        assert a._proc is not None and b._proc is None  # b connected to the process a started
+        await a.aclose()
+        await b.aclose()
+
+    asyncio.run(main())
+    assert count(p) == 201
+    with SqliteStore(p) as store:
+        report = verify(store)
+    assert report.ok and report.rows == 201 and report.writers == 1
+
+
+def test_process_writer_acknowledges_after_commit_and_times_out_while_locked(
+    tmp_path: Path,
+) -> None:
+    p = tmp_path / "l.sqlite3"
+    w = writer(p)
+    lock = sqlite3.connect(p, isolation_level=None)
+
+    async def main() -> None:
+        await w.write([view(0)])
+        lock.execute("BEGIN IMMEDIATE")  # another process holds SQLite's write lock
+        with pytest.raises(LedgerUnavailable, match="no commit within"):
+            await w.write([view(1)], timeout=0.3)
+        lock.execute("COMMIT")
+        await w.write([view(2)], timeout=10)  # the held-up record went first, in its batch
+        await w.aclose()
+
+    asyncio.run(main())
+    lock.close()
+    assert count(p) == 3  # a write that timed out may still be committed: never lost
+    with SqliteStore(p) as store:
+        assert verify(store).ok
+
+
+def test_process_writer_killed_writer_process_fails_waiting_writes_then_restarts(
+    tmp_path: Path,
+) -> None:
+    p = tmp_path / "l.sqlite3"
+    w = writer(p)
+
+    async def main() -> None:
+        await w.write([view(0)])
+        assert w._proc is not None
+        first_id, pid = w.writer_id, w._proc.pid
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while not gone(pid) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        # The dead process's socket has closed: a write now fails or goes to a new process.
+        try:
+            await w.write([view(1)], timeout=10)
+        except LedgerUnavailable as exc:
+            assert "stopped" in exc.cause or "gone" in exc.cause
+            await w.write([view(1)], timeout=10)
+        assert w.writer_id != first_id  # a new process continues in a new chain
+        await w.aclose()
+
+    asyncio.run(main())
+    assert count(p) == 2
+    with SqliteStore(p) as store:
+        report = verify(store)
+    assert report.ok and report.writers == 2
+
+
+def test_process_writer_process_ignores_the_servers_stop_signal(tmp_path: Path) -> None:
+    """SIGTERM reaches the whole process group: the writer keeps serving its workers and
+    stops only once they have gone."""
+    p = tmp_path / "l.sqlite3"
+    w = writer(p, idle_exit=0.1)
+
+    async def main() -> int:
+        await w.write([view(0)])
+        assert w._proc is not None
+        w._proc.send_signal(signal.SIGTERM)
+        await asyncio.sleep(0.2)
+        await w.write([view(1)], timeout=10)
+        pid = w._proc.pid
+        await w.aclose()
+        return pid
+
+    pid = asyncio.run(main())
+    deadline = time.monotonic() + 20
+    while not gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert gone(pid), "the writer process did not stop after its last worker left"
+    assert count(p) == 2
+
+
+def test_process_writer_private_process_without_a_shared_name(tmp_path: Path) -> None:
+    p = tmp_path / "l.sqlite3"
+    w = writer(p, shared=False)
+
+    async def main() -> None:
+        await asyncio.gather(*(w.write([view(i)]) for i in range(20)))
+        assert w._proc is not None and w._name is None
+        await w.aclose()  # waits for its private process
+
+    asyncio.run(main())
+    assert count(p) == 20
+
+
+def _serve_in_thread(p: Path, listener: socket.socket) -> tuple[Server, threading.Thread]:
+    store = open_store(str(p))
+    server = Server(store, ChainCursor(None), listener=listener, idle_exit=0.05)
+    t = threading.Thread(target=server.run, daemon=True)
+    t.start()
+    return server, t
+
+
+def _client(name: bytes) -> socket.socket:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    try:
+        s.connect(name)
+    except OSError:
+        s.close()
+        raise
+    return s
+
+
+def _read_frames(s: socket.socket, want: int) -> list[object]:
+    buf, got = bytearray(), []
+    while len(got) < want:
+        data = s.recv(65536)
+        assert data, "the writer closed the connection"
+        buf += data
+        got += frames(buf)
+    return got
+
+
+def test_host_writer_drops_a_broken_stream_and_keeps_serving_the_others(tmp_path: Path) -> None:
+    p = tmp_path / "l.sqlite3"
+    open_store(str(p)).open()
+    name = b"\0consent-gate-test-" + os.urandom(8).hex().encode()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(name)
+    listener.listen(8)
+    server, t = _serve_in_thread(p, listener)
+    bad, good = _client(name), _client(name)
+    assert _read_frames(bad, 1)[0] == ("H", server.cursor.writer_id)
+    assert _read_frames(good, 1)[0] == ("H", server.cursor.writer_id)
+    bad.sendall(struct.pack("!I", 1 << 30) + b"garbage")  # a length no worker sends
+    assert bad.recv(100) == b""  # dropped
+    ev = ConsentEvent(time=datetime.now(UTC), consent_id="c1", action="given",
+                      choices={"ads": True}, policy_version="v1", source="banner")
+    good.sendall(frame(("W", 7, [("R", ev.kind, ev.to_dict())])))
+    assert _read_frames(good, 1) == [("A", [7], None)]  # acknowledged after the commit
+    good.sendall(frame(("W", 8, [("V", "bad", "r", None, "/", 99, "v1", None, "x", None)])))
+    ack = _read_frames(good, 1)[0]
+    assert ack[:2] == ("A", [8]) and "bad ledger frame" in str(ack[2])  # that write alone fails
+    good.close()
+    bad.close()
+    t.join(10)
+    assert not t.is_alive(), "the writer did not stop once idle"
+    with pytest.raises(ConnectionRefusedError):  # and it released its name
+        _client(name)
+    with SqliteStore(p) as store:
+        report = verify(store)
+    assert report.ok and report.rows == 1
