@@ -3,6 +3,8 @@
     .venv/bin/python bench/bench_asgi.py              # full run (~2-3 minutes)
     .venv/bin/python bench/bench_asgi.py --quick      # smoke run (a few seconds)
     .venv/bin/python bench/bench_asgi.py --markdown   # tables as Markdown (for bench/README.md)
+    .venv/bin/python bench/bench_asgi.py --native-both  # + the wrapped variants with the C skip
+                                                        # only (native pass off), same rounds
 
 Each request is one raw ASGI call (a scope dict, a ``receive`` returning the empty request,
 a ``send`` collecting the messages) awaited in a tight loop on one event loop. Variants are
@@ -55,6 +57,7 @@ from middleware import ConsentMiddleware  # noqa: E402
 from middleware.config import Config, load_config  # noqa: E402
 from middleware.consent import StoredChoice  # noqa: E402
 from middleware.disclosure import Discloser  # noqa: E402
+from middleware.html import native  # noqa: E402
 
 App = Callable[..., Awaitable[None]]
 SECRET = "bench-secret-" + "k" * 40
@@ -235,6 +238,20 @@ async def run_round(variants: Sequence[Variant], n: dict[str, int], rotate: int)
         v.rps.append(k / elapsed)
 
 
+def skip_only(app: App) -> App:
+    """``app`` with the tokenizer's native pass off (the C skip alone), for --native-both."""
+    scan = native.scan_end
+
+    async def run(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        native.scan_end = None
+        try:
+            await app(scope, receive, send)
+        finally:
+            native.scan_end = scan
+
+    return run
+
+
 async def stream_peak(app: App, scope: dict[str, Any]) -> tuple[float, int]:
     """(peak extra MB, bytes out) while the app streams through a discarding send."""
     out = 0
@@ -312,6 +329,10 @@ async def main_async(args: argparse.Namespace) -> str:
             Variant(group, "all consent, ledger on", on, make_scope(path, cookie)),
             Variant(group, "all consent, ledger off", off, make_scope(path, cookie)),
         ]
+    if args.native_both:
+        variants += [Variant(v.group, v.name + " (C skip only)", skip_only(v.app), v.scope)
+                     for v in variants if v.name in ("no consent", "all consent, ledger off")
+                     and v.group != "JSON endpoint"]
     if args.quick:
         variants = [v for v in variants if v.group != "JSON endpoint" or "ledger" not in v.name]
     else:
@@ -492,9 +513,14 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="short smoke run")
     parser.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
     parser.add_argument("--rounds", type=int, default=9, help="interleaved rounds (default 9)")
+    parser.add_argument("--native-both", action="store_true",
+                        help="also run the wrapped variants with the native pass off")
+    parser.add_argument("--no-save", action="store_true", help="do not write bench/results/")
     args = parser.parse_args()
     text = asyncio.run(main_async(args))
     print(text)
+    if args.no_save or args.native_both:
+        return 0
     results = ROOT / "bench" / "results"
     results.mkdir(parents=True, exist_ok=True)
     name = "asgi-quick.md" if args.quick else "asgi.md"
