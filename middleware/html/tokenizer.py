@@ -176,7 +176,9 @@ class Tokenizer:
         return bool(self._stack or self._guards)
 
     def _run(self, buf: bytes, *, final: bool) -> bytes:
-        out: list[bytes] = []
+        out: list[bytes | memoryview] = []
+        # Unchanged stretches go out as views of buf: join copies them once.
+        view = memoryview(buf)
         pos = 0  # next byte to look at
         flushed = 0  # bytes before this are in `out` (or dropped)
         n = len(buf)
@@ -261,7 +263,7 @@ class Tokenizer:
                             name = buf[lt + 2 : _name_end(buf, lt + 2)].lower().decode("latin-1")
                             pieces = self._end_tag(name)
                             if pieces:
-                                out.append(buf[flushed:lt])
+                                out.append(view[flushed:lt])
                                 out.append(pieces)
                                 flushed = lt
                             pos = end
@@ -328,8 +330,10 @@ class Tokenizer:
                     self._state, self._sub, pos = _DATA, 0, m.start()
         if self._state == _DROP:
             flushed = max(flushed, pos)
-        out.append(buf[flushed:pos])
         self._buf = buf[pos:]
+        if not out:
+            return buf if flushed == 0 and pos == n else buf[flushed:pos]
+        out.append(view[flushed:pos])
         return b"".join(out)
 
     def _markup_decl(self, buf: bytes, lt: int, kind: str, final: bool) -> tuple[int, bool]:
@@ -351,7 +355,7 @@ class Tokenizer:
         return lt + 1, False
 
     def _incomplete_tag(self, buf: bytes, lt: int, final: bool, flushed: int,
-                        out: list[bytes]) -> tuple[bool, int, int]:
+                        out: list[bytes | memoryview]) -> tuple[bool, int, int]:
         """A tag with no '>' yet: (stop the loop, pos, flushed)."""
         n = len(buf)
         if final:
@@ -426,7 +430,7 @@ class Tokenizer:
 
     # --- tags of interest ---------------------------------------------------------------------
 
-    def _careful_tag(self, buf: bytes, lt: int, end: int, flushed: int, out: list[bytes],
+    def _careful_tag(self, buf: bytes, lt: int, end: int, flushed: int, out: list[bytes | memoryview],
                      final: bool) -> tuple[int, int] | None:
         """A tag in careful mode: follow the stack of open elements, check its attributes."""
         extra: list[Edit] = []
@@ -471,7 +475,7 @@ class Tokenizer:
                                 extra=extra)
 
     def _html_start(self, buf: bytes, name: str, lt: int, end: int, flushed: int,
-                    out: list[bytes], final: bool, *, careful: bool,
+                    out: list[bytes | memoryview], final: bool, *, careful: bool,
                     extra: list[Edit] | None = None) -> tuple[int, int] | None:
         """Handle the HTML start tag buf[lt:end]; returns (flushed, pos), or None when a
         ``<style>`` must wait for its end tag to be judged."""
@@ -550,7 +554,7 @@ class Tokenizer:
         return [(a + name_end, b + name_end, data) for a, b, data in decision.edits]
 
     @staticmethod
-    def _apply(buf: bytes, lt: int, end: int, flushed: int, out: list[bytes],
+    def _apply(buf: bytes, lt: int, end: int, flushed: int, out: list[bytes | memoryview],
                edits: list[Edit], pre: bytes) -> int:
         """Write the tag buf[lt:end] with its edits; returns the new ``flushed``."""
         if not edits and not pre:
