@@ -21,7 +21,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from . import scan_token
 from .config import Config, load_config
-from .consent import Consent, ConsentCodec, ConsentResolver, privacy_signal
+from .consent import Consent, ConsentCodec, ConsentResolver
 from .csp import CspBuilder
 from .csp_reports import CspReports
 from .disclosure import Discloser, RequestInfo
@@ -95,6 +95,8 @@ class ConsentMiddleware:
         self.codec = ConsentCodec(keys, max_age_seconds=policy.cookie.max_age_days * 86400)
         self.resolver = ConsentResolver(self.config, self.codec)
         self.signals = signal_reader(self.config)
+        self.signals_active = self.signals.active  # (both fixed by the config)
+        self.signals_need_ip = self.signals.needs_ip
         self.matcher = HostMatcher({pid: p.hosts for pid, p in self.config.partners.items()})
         self.discloser = ledger if ledger is not None else Discloser.from_config(self.config, keys[0])
         self.forwarder = _forwarder(self.config, keys[0], self.discloser)
@@ -138,34 +140,44 @@ class ConsentMiddleware:
             self._charsets[value] = known
         return known
 
-    def _our_cookie(self, headers: Sequence[tuple[bytes, bytes]]) -> str | None:
-        """Our cookie's value; for the usual single Cookie header, remembered per raw header
-        value (a pure function of it; bounded, least recently used out first)."""
-        raw = None
+    def _request_inputs(self, headers: Sequence[tuple[bytes, bytes]]) -> tuple[str | None, bool]:
+        """(our cookie's value, the browser's privacy signal) in one pass over the request
+        headers. The cookie value of the usual single Cookie header is remembered per raw
+        header value (a pure function of it; bounded, least recently used out first)."""
+        raw = gpc = dnt = None
+        several = False
         for key, value in headers:
             if key == b"cookie":
-                if raw is not None:  # several Cookie headers (HTTP/2 may split them)
-                    return cookie_value(headers, self.cookie_name)
-                raw = value
+                several = raw is not None
+                raw = value if raw is None else raw
+            elif key == b"sec-gpc":
+                gpc = value if gpc is None else gpc
+            elif key == b"dnt":
+                dnt = value if dnt is None else dnt
+        # The same as privacy_signal(): only the exact value "1" counts (first header wins).
+        signal = bool((self.honor_gpc and gpc is not None and gpc.strip() == b"1")
+                      or (self.honor_dnt and dnt is not None and dnt.strip() == b"1"))
         if raw is None:
-            return None
+            return None, signal
+        if several:  # several Cookie headers (HTTP/2 may split them)
+            return cookie_value(headers, self.cookie_name), signal
         if raw in self._cookie_values:
             self._cookie_values.move_to_end(raw)
-            return self._cookie_values[raw]
+            return self._cookie_values[raw], signal
         value_of = cookie_value(((b"cookie", raw),), self.cookie_name)
         self._cookie_values[raw] = value_of
         if len(self._cookie_values) > _MAX_COOKIE_HEADERS:
             self._cookie_values.popitem(last=False)
-        return value_of
+        return value_of, signal
 
     def consent_for(self, scope: Scope) -> Consent:
         headers = scope.get("headers", ())
+        cookie, signal = self._request_inputs(headers)
         signals = self.signals
         return self.resolver.resolve(
-            self._our_cookie(headers),
-            privacy_signal(headers, honor_gpc=self.honor_gpc, honor_dnt=self.honor_dnt),
-            signals.read(headers, client_ip(scope) if signals.needs_ip else None)
-            if signals.active else None,
+            cookie, signal,
+            signals.read(headers, client_ip(scope) if self.signals_need_ip else None)
+            if self.signals_active else None,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -136,3 +136,25 @@ def test_caches_own_routes_read_once_same_as_ui_owns(tmp_path: Path) -> None:
                      "/.well-known/gpc.json", "/.well-known/gpc.jsonx", "/utf8"):
             inline = path.startswith(gate.own_prefix) or path in gate.own_paths
             assert inline == gate.ui.owns(path), (honor_gpc, path)
+
+
+def test_caches_request_inputs_read_as_privacy_signal_and_cookie_value(tmp_path: Path) -> None:
+    """The one-pass reading of the request headers answers what cookie_value and
+    privacy_signal answer, for GPC/DNT settings and repeated or empty headers."""
+    from middleware.consent import privacy_signal
+    from middleware.headers import cookie_value
+
+    cases: list[list[tuple[bytes, bytes]]] = [
+        [], [(b"sec-gpc", b"1")], [(b"sec-gpc", b" 1 ")], [(b"sec-gpc", b"")], [(b"dnt", b"1")],
+        [(b"sec-gpc", b"0"), (b"sec-gpc", b"1")], [(b"cookie", b"consent=abc; x=1")],
+        [(b"cookie", b"x=1"), (b"cookie", b"consent=def")], [(b"cookie", b'consent="q"')],
+        [(b"cookie", b"consent=")], [(b"dnt", b"1"), (b"cookie", b"a=1; consent=z"), (b"sec-gpc", b"1")],
+    ]
+    for honor_gpc, honor_dnt in ((True, False), (False, True), (True, True), (False, False)):
+        config = make_config(tmp_path, policy={"honor_gpc": honor_gpc, "honor_dnt": honor_dnt})
+        gate = ConsentMiddleware(app_for(PAGES), config=config, secret=SECRET,
+                                 ledger=Discloser(config, None, None))
+        for headers in cases * 2:  # the second time from the remembered cookie values
+            want = (cookie_value(headers, gate.cookie_name),
+                    privacy_signal(headers, honor_gpc=honor_gpc, honor_dnt=honor_dnt))
+            assert gate._request_inputs(headers) == want, (honor_gpc, honor_dnt, headers)
