@@ -625,8 +625,15 @@ class HtmlResponder:
         plan = self.gate.plans.plan(self.consent, self.allowed, self.scope, self.charset)
         self.macros = self.gate.plans.signals.page_stream(self.consent)
         if not first.get("more_body", False) and self.inflater is None:
-            # One-chunk body: rewritten all at once so Content-Length can stay exact.
-            out = await self._rewrite_whole(body, plan)
+            # One-chunk body: rewritten all at once so Content-Length can stay exact; a page
+            # rewritten before with this plan is reused, here when no ledger write is needed.
+            hit, keep = self.gate.memo.find(plan, body)
+            if hit is not None and (not hit.enabled or self.gate.discloser.writer is None):
+                self.disclosed = self.disclosed | hit.enabled
+                self._report_unknown(hit.unknown_hosts)
+                out = hit.output
+            else:
+                out = await self._rewrite_whole(body, plan, hit, keep)
             if self.macros is not None and self.phase is not Phase.UNREWRITTEN:
                 out = self.macros.feed(out) + self.macros.finish()
             self._rewritten_headers(start, enforced_no_partner=self.phase is Phase.UNREWRITTEN)
@@ -816,14 +823,15 @@ class HtmlResponder:
             await self._fail("the rewriter failed")
             return None
 
-    async def _rewrite_whole(self, data: bytes, plan: RewritePlan) -> bytes:
-        """A whole body in one message: reuse the result for a byte-identical page and plan
-        (the rewriter is made only when the page must be rewritten)."""
-        hit = self.gate.memo.get(plan, data)
+    async def _rewrite_whole(self, data: bytes, plan: RewritePlan, hit: Rewritten | None,
+                             keep: bool) -> bytes:
+        """A whole body in one message: ``hit`` is the memo's rewrite of a byte-identical page
+        with this plan (the rewriter is made only when the page must be rewritten; ``keep``:
+        remember the result)."""
         if hit is None:
             self.rewriter = HtmlRewriter(plan)
             try:
-                return await self._rewrite_chunk(data, final=True, remember=True)
+                return await self._rewrite_chunk(data, final=True, remember=keep)
             except Exception:
                 logger.exception("consent-gate: the rewriter failed on %s before the headers "
                                  "left; serving the page as sent with an enforced CSP that "
@@ -863,7 +871,7 @@ class HtmlResponder:
         before = rewriter.snapshot() if self.gate.discloser.writer is not None else None
         out = _run(rewriter, data, final)
         enabled = rewriter.take_enabled()
-        if remember and self.gate.memo.keep(rewriter.plan, data):
+        if remember:
             unknown = rewriter.unknown_hosts
             self.gate.memo.put(Rewritten(rewriter.plan, data, out, enabled,
                                          frozenset(unknown) if unknown else _NO_HOSTS))

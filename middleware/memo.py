@@ -57,20 +57,26 @@ class RewriteMemo:
         return (id(plan), n, body[:_SAMPLE] + body[mid:mid + _SAMPLE] + body[-_SAMPLE:])
 
     def get(self, plan: RewritePlan, body: bytes) -> Rewritten | None:
+        return self.find(plan, body)[0]
+
+    def find(self, plan: RewritePlan, body: bytes) -> tuple[Rewritten | None, bool]:
+        """(the remembered rewrite, or None; on a miss, whether to keep this one: a body with
+        the same key missed before, so the page repeats)."""
         if len(body) > self.max_body:
-            return None
+            return None, False
         key = self._key(plan, body)
         entry = self._entries.get(key)
-        # A hash match is not proof: compare the bytes (a memcmp, microseconds).
+        # A key match is not proof: compare the bytes (a memcmp, microseconds).
         if entry is None or entry.plan is not plan or entry.body != body:
             self.misses += 1
-            self._missed[key] = self._missed.pop(key, 0) + 1
+            seen = self._missed.pop(key, 0) + 1
+            self._missed[key] = seen
             if len(self._missed) > _MAX_MISSED:
                 self._missed.popitem(last=False)
-            return None
+            return None, seen >= 2
         self._entries.move_to_end(key)
         self.hits += 1
-        return entry
+        return entry, False
 
     def keep(self, plan: RewritePlan, body: bytes) -> bool:
         """Is this miss worth an entry: has a body with the same key missed before?"""
