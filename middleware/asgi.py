@@ -67,6 +67,7 @@ AnyASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
 #: Distinct raw Cookie headers whose consent cookie value is remembered.
 _MAX_COOKIE_HEADERS = 4096
 _NO_HOSTS: frozenset[str] = frozenset()
+_SCAN_HEADER = scan_token.HEADER_BYTES
 
 
 class ConsentMiddleware:
@@ -205,7 +206,7 @@ class ConsentMiddleware:
         for key, _ in scope["headers"]:
             if key == b"accept-encoding":
                 encoding = True
-            elif key == scan_token.HEADER_BYTES:
+            elif key == _SCAN_HEADER:
                 scan = True
         if encoding:
             inner["headers"] = [(k, v) for k, v in scope["headers"] if k != b"accept-encoding"]
@@ -338,7 +339,8 @@ class ConsentState(dict[str, Any]):
     __slots__ = ("_gate", "_resolved", "_scope", "consent_read")
 
     def __init__(self, base: Mapping[str, Any], gate: ConsentMiddleware, scope: Scope) -> None:
-        super().__init__(base)
+        if base:
+            dict.update(self, base)
         self._gate = gate
         self._scope = scope
         self._resolved = False
