@@ -112,6 +112,8 @@ class ConsentMiddleware:
                                       or _ledger_target(self.discloser))
             self.ui.mount("my-data", self.my_data)
         self.plans = PlanBuilder(self.config, self.matcher, self.ui)
+        #: TCF or GPP in use: the page's own bytes get their consent macros filled.
+        self.page_macros = self.plans.signals.signals_in_use
         self.csp = CspBuilder(self.config)
         self.csp_reports = CspReports(self.matcher, trust_proxy=policy.trust_proxy,
                                       on_unknown=self.review.saw_csp)
@@ -638,7 +640,8 @@ class HtmlResponder:
         self._to(_REWRITING)
         self.allowed = self._allowed_partners()
         plan = self.gate.plans.plan(self.consent, self.allowed, self.scope, self.charset)
-        self.macros = self.gate.plans.signals.page_stream(self.consent)
+        if self.gate.page_macros:
+            self.macros = self.gate.plans.signals.page_stream(self.consent)
         if not first.get("more_body", False) and self.inflater is None:
             # One-chunk body: rewritten all at once so Content-Length can stay exact; a page
             # rewritten before with this plan is reused, here when no ledger write is needed.
@@ -651,8 +654,8 @@ class HtmlResponder:
                 out = await self._rewrite_whole(body, plan, hit, keep)
             if self.macros is not None and self.phase is not _UNREWRITTEN:
                 out = self.macros.feed(out) + self.macros.finish()
-            self._rewritten_headers(start, enforced_no_partner=self.phase is _UNREWRITTEN)
-            set_header(start["headers"], b"content-length", b"%d" % len(out))
+            self._rewritten_headers(start, enforced_no_partner=self.phase is _UNREWRITTEN,
+                                    length=b"%d" % len(out))
             self.start = None
             self._to(_DONE)
             await self.raw_send(start)
@@ -676,23 +679,25 @@ class HtmlResponder:
 
     def _edit_headers(self, start: Message, *, private: bool, drop_validators: bool = False,
                       frame_options: bool = False, csp: tuple[bytes, bytes] | None = None,
-                      drop_length: bool = False) -> None:
+                      drop_length: bool = False, length: bytes | None = None) -> None:
         """One pass over the raw start headers (see GatedHeaders.edit), ``csp`` appended;
-        then the fetching headers, when there are any."""
+        then the fetching headers, when there are any; then Content-Length = ``length``."""
         edited, fetching = self.gate.gated_headers.edit(
             start.get("headers", ()), private=private, drop_validators=drop_validators,
             frame_options=frame_options, append=(csp,) if csp is not None else (),
-            drop_length=drop_length)
+            drop_length=drop_length, length=length)
         start["headers"] = edited
         if fetching:
             self._gate_fetching_headers(start)
+            if length is not None:  # after the fetching headers, as MutableHeaders put it
+                set_header(start["headers"], b"content-length", length)
 
     def _untouched_headers(self, start: Message) -> None:
         if self.state.consent_read:
             self._edit_headers(start, private=True)
 
     def _rewritten_headers(self, start: Message, *, enforced_no_partner: bool,
-                           drop_length: bool = False) -> None:
+                           drop_length: bool = False, length: bytes | None = None) -> None:
         """A rewritten page: private, no validators, the CSP of its allowed partners."""
         csp = self.gate.csp
         header: tuple[bytes, bytes] | None = None
@@ -701,7 +706,7 @@ class HtmlResponder:
         elif csp.enabled:
             header = (csp.header_name, csp.value(frozenset() if self.ledger_failed else self.allowed))
         self._edit_headers(start, private=True, drop_validators=True, frame_options=True,
-                           csp=header, drop_length=drop_length)
+                           csp=header, drop_length=drop_length, length=length)
 
     def _gate_fetching_headers(self, start: Message) -> None:
         """``Link`` (preload, preconnect, prefetch) and ``Refresh`` act before any HTML is read,

@@ -153,11 +153,14 @@ class GatedHeaders:
 
     def edit(self, raw: Iterable[tuple[bytes, bytes]], *, private: bool, drop_validators: bool,
              frame_options: bool, append: Iterable[tuple[bytes, bytes]] = (),
-             drop_length: bool = False) -> tuple[list[tuple[bytes, bytes]], bool]:
+             drop_length: bool = False, length: bytes | None = None,
+             ) -> tuple[list[tuple[bytes, bytes]], bool]:
         """(the edited list, whether a ``link`` or ``refresh`` header is in it). ``raw``
-        must have lower-case names (the responder normalises them first)."""
+        must have lower-case names (the responder normalises them first). ``length``: set
+        Content-Length last, as ``set_header`` does — unless a fetching header is there (the
+        caller edits those first, then sets the length)."""
         out: list[tuple[bytes, bytes]] = []
-        vary_at = cc_at = -1
+        vary_at = cc_at = length_at = -1
         has_xfo = fetching = False
         for item in raw:
             key = item[0]
@@ -173,8 +176,10 @@ class GatedHeaders:
                 continue
             if drop_validators and (key == b"etag" or key == b"last-modified"):
                 continue
-            if drop_length and key == b"content-length":
-                continue
+            if key == b"content-length" and (drop_length or length is not None):
+                if drop_length or length_at >= 0:
+                    continue
+                length_at = len(out)
             if key == b"x-frame-options":
                 has_xfo = True
             elif key == b"link" or key == b"refresh":
@@ -188,6 +193,11 @@ class GatedHeaders:
         if frame_options and self.frame_options is not None and not has_xfo:
             out.append((b"x-frame-options", self.frame_options))
         out.extend(append)
+        if length is not None and not fetching:
+            if length_at < 0:
+                out.append((b"content-length", length))
+            else:
+                out[length_at] = (b"content-length", length)
         return out, fetching
 
 
