@@ -402,12 +402,18 @@ make_hosts(PyObject *self, PyObject *args)
 #define MAX_HOST 253
 
 /* What the tag being judged names, reported once the tag is consumed: hosts no partner
-   declares (for the unknown set), allowed partners (for the enabled set; borrowed). */
+   declares (for the unknown set), allowed partners (for the enabled set; borrowed), blocked
+   partners and the edits that neutralise them. */
 typedef struct {
-    int count, npids;
+    int count, npids, nblocked;
     Py_ssize_t len[MAX_FOUND];
     unsigned char host[MAX_FOUND][MAX_HOST];
     PyObject *pid[MAX_FOUND];
+    PyObject *blocked[MAX_FOUND];  /* blocked partners in order of first appearance (borrowed) */
+    Py_ssize_t insert_at;          /* the end of the tag's name: data-consent-partner goes there */
+    int script;                    /* a <script>: type="text/plain" first */
+    int nmoved;                    /* attribute names to rename data-consent-NAME, in order */
+    Py_ssize_t moved[48][2];       /* their [start, end) */
 } Found;
 
 typedef struct {
@@ -418,6 +424,9 @@ typedef struct {
     PyObject *unknown;       /* set the hosts of consumed tags are added to */
     PyObject *allowed;       /* partners whose tags stay live (a set), or NULL: none */
     PyObject *enabled;       /* set the allowed partners of consumed tags are added to */
+    PyObject *blocked;       /* set the blocked partners of neutralised tags are added to */
+    PyObject *edits;         /* list the (start, end, bytes) edits are appended to, or NULL:
+                                stop at a blocked partner's tag */
     Found *found;
     int seen_doc;            /* an <html> or <head> start tag was consumed */
     int failed;              /* a Python exception is set */
@@ -741,8 +750,50 @@ host_of(const unsigned char *F, const unsigned char *u, Py_ssize_t len, unsigned
     return HOST_FOUND;
 }
 
-/* One URL of a fetching attribute: 0 when no partner can be named by it (its host, if any, is
-   remembered for `unknown`), -1 to stop. doc: a data: URL here would be a document. */
+/* A partner id the edit bytes can hold as written (html.escape leaves it unchanged). */
+static int
+safe_id(PyObject *pid)
+{
+    Py_ssize_t n;
+    const char *u = PyUnicode_AsUTF8AndSize(pid, &n);
+    if (u == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)u[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+              || c == '-' || c == '_' || c == '.')) {
+            return 0;
+        }
+    }
+    return n > 0;
+}
+
+/* A URL of a partner the visitor did not allow: 1 (the attribute is moved aside, the partner
+   recorded in order of first appearance), or -1 to stop when no edits are wanted. */
+static int
+blocked_partner(Scan *S, PyObject *pid)
+{
+    Found *f = S->found;
+    if (S->edits == NULL || !safe_id(pid)) {
+        return -1;
+    }
+    for (int i = 0; i < f->nblocked; i++) {
+        if (f->blocked[i] == pid || PyUnicode_Compare(f->blocked[i], pid) == 0) {
+            return 1;
+        }
+    }
+    if (f->nblocked >= MAX_FOUND) {
+        return -1;
+    }
+    f->blocked[f->nblocked++] = pid;
+    return 1;
+}
+
+/* One URL of a fetching attribute: 0 when it names no blocked partner (its host, if any, is
+   remembered for `unknown`, an allowed partner for `enabled`), 1 when it names a blocked one,
+   -1 to stop. doc: a data: URL here would be a document. */
 static int
 judge_url(Scan *S, const unsigned char *u, Py_ssize_t len, int doc)
 {
@@ -759,14 +810,15 @@ judge_url(Scan *S, const unsigned char *u, Py_ssize_t len, int doc)
     PyObject *pid = partner_of(S->hosts, host, hl);
     if (pid != NULL) {
         if (S->allowed == NULL) {
-            return -1;
+            return blocked_partner(S, pid);
         }
         int live = PySet_Contains(S->allowed, pid);
         if (live < 0) {
             S->failed = 1;
+            return -1;
         }
-        if (live <= 0) {
-            return -1;  /* a blocked partner: Python neutralises the tag */
+        if (live == 0) {
+            return blocked_partner(S, pid);
         }
         for (int i = 0; i < f->npids; i++) {
             if (f->pid[i] == pid) {
@@ -792,11 +844,13 @@ judge_url(Scan *S, const unsigned char *u, Py_ssize_t len, int doc)
     return 0;
 }
 
-/* Tokens of u[0:len] split on spaces (str.split(); the caller refused the other whitespace). */
+/* Tokens of u[0:len] split on spaces (str.split(); the caller refused the other whitespace):
+   as judge_url, 1 when any names a blocked partner. */
 static int
 judge_tokens(Scan *S, const unsigned char *u, Py_ssize_t len, int srcset)
 {
     Py_ssize_t i = 0;
+    int hit = 0;
     while (i < len) {
         while (i < len && u[i] == ' ') {
             i++;
@@ -807,9 +861,11 @@ judge_tokens(Scan *S, const unsigned char *u, Py_ssize_t len, int srcset)
         }
         if (j > i) {
             if (!srcset) {
-                if (judge_url(S, u + i, j - i, 0) < 0) {
+                int r = judge_url(S, u + i, j - i, 0);
+                if (r < 0) {
                     return -1;
                 }
+                hit |= r;
             }
             else {
                 /* fetch.srcset_urls: the token without its commas, and each comma piece. */
@@ -824,9 +880,11 @@ judge_tokens(Scan *S, const unsigned char *u, Py_ssize_t len, int srcset)
                 while (b > a && u[b - 1] == ',') {
                     b--;
                 }
-                if (judge_url(S, u + a, b - a, 0) < 0) {
+                int r = judge_url(S, u + a, b - a, 0);
+                if (r < 0) {
                     return -1;
                 }
+                hit |= r;
                 if (comma) {
                     Py_ssize_t p = i;
                     while (p < j) {
@@ -834,8 +892,12 @@ judge_tokens(Scan *S, const unsigned char *u, Py_ssize_t len, int srcset)
                         while (q < j && u[q] != ',') {
                             q++;
                         }
-                        if (q > p && judge_url(S, u + p, q - p, 0) < 0) {
-                            return -1;
+                        if (q > p) {
+                            int r = judge_url(S, u + p, q - p, 0);
+                            if (r < 0) {
+                                return -1;
+                            }
+                            hit |= r;
                         }
                         p = q + 1;
                     }
@@ -844,7 +906,7 @@ judge_tokens(Scan *S, const unsigned char *u, Py_ssize_t len, int srcset)
         }
         i = j;
     }
-    return 0;
+    return hit;
 }
 
 typedef struct {
@@ -975,7 +1037,9 @@ judge_tag(Scan *S, const TagRule *rule, Py_ssize_t p)
             }
         }
     }
-    S->found->count = S->found->npids = 0;
+    S->found->count = S->found->npids = S->found->nblocked = 0;
+    char hit[MAX_ATTRS];
+    memset(hit, 0, sizeof(hit));
     for (int i = 0; i < count; i++) {
         const unsigned char *nm = s + at[i].ns;
         Py_ssize_t nl = at[i].ne - at[i].ns;
@@ -1024,12 +1088,104 @@ judge_tag(Scan *S, const TagRule *rule, Py_ssize_t p)
         if (r < 0) {
             return -1;
         }
+        hit[i] = (char)r;
+    }
+    Found *f = S->found;
+    if (f->nblocked) {
+        /* decide._judge's neutralisation: the element is replaced for iframe and embed (a
+           placeholder: Python), else data-consent-partner after the name and each fetching
+           attribute that named a blocked partner renamed (a <script>'s type attributes too,
+           with type="text/plain" first). */
+        if (!strcmp(rule->name, "iframe") || !strcmp(rule->name, "embed")) {
+            return -1;
+        }
+        int script = rule->text == T_SCRIPT;
+        f->insert_at = p;
+        f->script = script;
+        f->nmoved = 0;
+        for (int i = 0; i < count; i++) {
+            if (hit[i] || (script && EQ_LIT(F, s + at[i].ns, at[i].ne - at[i].ns, "type"))) {
+                f->moved[f->nmoved][0] = at[i].ns;
+                f->moved[f->nmoved][1] = at[i].ne;
+                f->nmoved++;
+            }
+        }
     }
     return end;
 }
 
-/* Add the judged tag's hosts to the unknown set and its partners to the enabled set; -1 with
-   an exception set on failure. */
+static int
+append_edit(PyObject *edits, Py_ssize_t a, Py_ssize_t b, PyObject *data)
+{
+    if (data == NULL) {
+        return -1;
+    }
+    PyObject *t = Py_BuildValue("(nnN)", a, b, data);
+    if (t == NULL) {
+        return -1;
+    }
+    int r = PyList_Append(edits, t);
+    Py_DECREF(t);
+    return r;
+}
+
+/* The neutralised tag's partners to the blocked set and its edits, in order, to the list:
+   (name end, name end, [' type="text/plain"'] ' data-consent-partner="a b"') and
+   (start, end, b"data-consent-" + name) for each moved attribute, as decide._judge makes them. */
+static int
+report_edits(Scan *S)
+{
+    Found *f = S->found;
+    static const char typ[] = " type=\"text/plain\"", who[] = " data-consent-partner=\"";
+    Py_ssize_t len = (f->script ? (Py_ssize_t)sizeof(typ) - 1 : 0) + (Py_ssize_t)sizeof(who);
+    for (int i = 0; i < f->nblocked; i++) {
+        Py_ssize_t k;
+        if (PyUnicode_AsUTF8AndSize(f->blocked[i], &k) == NULL || PySet_Add(S->blocked, f->blocked[i]) < 0) {
+            return -1;
+        }
+        len += k + (i > 0);
+    }
+    PyObject *ins = PyBytes_FromStringAndSize(NULL, len);
+    if (ins == NULL) {
+        return -1;
+    }
+    char *w = PyBytes_AS_STRING(ins);
+    if (f->script) {
+        memcpy(w, typ, sizeof(typ) - 1);
+        w += sizeof(typ) - 1;
+    }
+    memcpy(w, who, sizeof(who) - 1);
+    w += sizeof(who) - 1;
+    for (int i = 0; i < f->nblocked; i++) {
+        Py_ssize_t k;
+        const char *u = PyUnicode_AsUTF8AndSize(f->blocked[i], &k);
+        if (i > 0) {
+            *w++ = ' ';
+        }
+        memcpy(w, u, (size_t)k);
+        w += k;
+    }
+    *w = '"';
+    if (append_edit(S->edits, f->insert_at, f->insert_at, ins) < 0) {
+        return -1;
+    }
+    for (int i = 0; i < f->nmoved; i++) {
+        Py_ssize_t a = f->moved[i][0], b = f->moved[i][1];
+        PyObject *name = PyBytes_FromStringAndSize(NULL, 13 + (b - a));
+        if (name == NULL) {
+            return -1;
+        }
+        memcpy(PyBytes_AS_STRING(name), "data-consent-", 13);
+        memcpy(PyBytes_AS_STRING(name) + 13, S->s + a, (size_t)(b - a));
+        if (append_edit(S->edits, a, b, name) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Add the judged tag's hosts to the unknown set, its allowed partners to the enabled set and
+   its blocked ones (with their edits) to theirs; -1 with an exception set on failure. */
 static int
 report_found(Scan *S)
 {
@@ -1049,7 +1205,11 @@ report_found(Scan *S)
             return -1;
         }
     }
-    f->count = f->npids = 0;
+    if (f->nblocked && report_edits(S) < 0) {
+        S->failed = 1;
+        return -1;
+    }
+    f->count = f->npids = f->nblocked = 0;
     return 0;
 }
 
@@ -1501,10 +1661,16 @@ scan_end(PyObject *self, PyObject *args)
 {
     Py_buffer view;
     Py_ssize_t pos;
-    PyObject *table, *unknown, *allowed, *enabled;
+    PyObject *table, *unknown, *allowed, *enabled, *blocked = NULL, *edits = Py_None;
     (void)self;
-    if (!PyArg_ParseTuple(args, "y*nOO!OO!:scan_end", &view, &pos, &table, &PySet_Type, &unknown,
-                          &allowed, &PySet_Type, &enabled)) {
+    if (!PyArg_ParseTuple(args, "y*nOO!OO!|O!O:scan_end", &view, &pos, &table, &PySet_Type,
+                          &unknown, &allowed, &PySet_Type, &enabled, &PySet_Type, &blocked,
+                          &edits)) {
+        return NULL;
+    }
+    if (edits != Py_None && (!PyList_Check(edits) || blocked == NULL)) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_TypeError, "scan_end: edits must be a list (with a blocked set) or None");
         return NULL;
     }
     if (allowed != Py_None && !PyAnySet_Check(allowed)) {
@@ -1521,9 +1687,10 @@ scan_end(PyObject *self, PyObject *args)
         }
     }
     Found found;
-    found.count = found.npids = 0;
+    found.count = found.npids = found.nblocked = 0;
     Scan S = {.s = view.buf, .n = view.len, .F = LOW, .hosts = hosts, .unknown = unknown,
               .allowed = allowed == Py_None ? NULL : allowed, .enabled = enabled,
+              .blocked = blocked, .edits = edits == Py_None ? NULL : edits,
               .found = &found, .seen_doc = 0, .failed = 0};
     Py_ssize_t end = skip_run(&S, clamp(pos, view.len));
     PyBuffer_Release(&view);

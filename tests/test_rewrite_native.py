@@ -400,3 +400,37 @@ def test_scan_end_reads_nothing_past_the_end_of_the_buffer() -> None:
         view.release()
         del anchor
         mm.close()
+
+
+def test_scan_end_neutralises_simple_tags_of_blocked_partners() -> None:
+    """The edits decide._judge would make: data-consent-partner after the name (partners in
+    order of first appearance; a script's type="text/plain" first) and each attribute that
+    named a blocked partner renamed, a script's type attributes too."""
+    doc = (b'<IMG SRC="//ad.doubleclick.net/x" srcset="//a.example/1 1x, //i.ytimg.com/2 2x" '
+           b"background=//www.facebook.com/b>"
+           b"<script type=module src=//connect.facebook.net/x.js Type=x>a<b</script>")
+    found: set[str] = set()
+    enabled: set[str] = set()
+    blocked: set[str] = set()
+    edits: list[tuple[int, int, bytes]] = []
+    assert _speedups.scan_end(doc, 0, table(), found, frozenset({"yt"}), enabled, blocked,
+                              edits) == len(doc)
+    s = doc.index(b"<script") + 7
+    assert edits == [
+        (4, 4, b' data-consent-partner="ads fb"'), (5, 8, b"data-consent-SRC"),
+        (doc.index(b"background"), doc.index(b"background") + 10, b"data-consent-background"),
+        (s, s, b' type="text/plain" data-consent-partner="fb"'),
+        (s + 1, s + 5, b"data-consent-type"), (s + 13, s + 16, b"data-consent-src"),
+        (doc.index(b"Type"), doc.index(b"Type") + 4, b"data-consent-Type"),
+    ]
+    assert (found, enabled, blocked) == ({"a.example"}, {"yt"}, {"ads", "fb"})
+
+
+@pytest.mark.parametrize("doc", [
+    b"<iframe src=//ad.doubleclick.net/x></iframe>", b"<embed src=//ad.doubleclick.net/x>",
+    b"<style>a{}</style>", b"<img src=//ad.doubleclick.net/x data-consent=ads>",
+])
+def test_scan_end_leaves_placeholders_and_opt_in_to_python(doc: bytes) -> None:
+    edits: list[tuple[int, int, bytes]] = []
+    assert _speedups.scan_end(doc, 0, table(), set(), None, set(), set(), edits) == 0
+    assert edits == []

@@ -3,12 +3,14 @@
 ``skip_end(low, pos) == _SKIP_RE.match(low, pos).end()``: the same scan, used when the
 extension was built and exports the same name lists as ``grammar``.
 
-``scan_end(buf, pos, hosts, unknown, allowed, enabled)``: the native pass, used instead in
-HTML content when the extension also agrees with ``grammar`` on the tables it judges tags with
-(URL attributes, document tags, raw-text elements, fetch-free ``link`` rels, what keeps an
-``<svg>`` from being flat). It reads the buffer itself (no lowercased copy) and consumes every
-token whose Python handling would change nothing but ``unknown_hosts`` and the enabled
-partners, which it adds to the two sets; it stops wherever Python must decide. A negative
+``scan_end(buf, pos, hosts, unknown, allowed, enabled, blocked, edits)``: the native pass, used
+instead in HTML content when the extension also agrees with ``grammar`` on the tables it judges
+tags with (URL attributes, document tags, raw-text elements, fetch-free ``link`` rels, what
+keeps an ``<svg>`` from being flat). It reads the buffer itself (no lowercased copy) and
+consumes every token whose Python handling would change nothing but ``unknown_hosts``, the
+enabled and the blocked partners (added to those sets), or only rename attributes and insert
+``data-consent-partner`` (those edits, as ``(start, end, bytes)``, appended to ``edits``); it
+stops wherever Python must decide. A negative
 result ``~end`` means an ``<html>`` or ``<head>`` start tag was passed (the document began).
 See docs/rewriter.md, "Native pass".
 
@@ -40,7 +42,8 @@ from .grammar import (
 Table = tuple[tuple[str, str], ...]
 
 skip_end: Callable[[bytes, int], int] | None = None
-scan_end: Callable[[bytes, int, Any, set[str], Set[str] | None, set[str]], int] | None = None
+scan_end: Callable[[bytes, int, Any, set[str], Set[str] | None, set[str], set[str],
+                    list[tuple[int, int, bytes]]], int] | None = None
 _make_hosts: Callable[[Table, Table], Any] | None = None
 
 

@@ -187,6 +187,7 @@ class Tokenizer:
         skip_end = native.skip_end
         scan = native.scan_end
         table = native.host_table(self.plan.matcher) if scan is not None else None
+        edits: list[Edit] = []
         self._hold_tag = False
         while True:
             state = self._state
@@ -214,12 +215,19 @@ class Tokenizer:
                         kind = "bogus"
                 else:
                     if scan is not None:
-                        # The native pass: also passes the tags Python would leave unchanged.
+                        # The native pass: also passes the tags Python would leave unchanged,
+                        # and neutralises the simple ones of blocked partners (their edits).
                         lt = scan(buf, pos, table, self.unknown_hosts, self.plan.allowed_partners,
-                                  self._enabled)
+                                  self._enabled, self.blocked, edits)
                         if lt < 0:  # an <html> or <head> start tag was passed
                             lt = ~lt
                             self._seen_doc = True
+                        if edits:
+                            for a, b, data in edits:
+                                out.append(view[flushed:a])
+                                out.append(data)
+                                flushed = b
+                            edits.clear()
                     else:
                         if not low:
                             low = buf.lower()
