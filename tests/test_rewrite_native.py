@@ -362,6 +362,7 @@ def test_scan_end_without_a_table_is_the_skip_on_a_lowered_copy() -> None:
 
 ALLOWED = frozenset({"yt"})
 GUARD_DOCS = [
+    b"<script type=x src=//connect.facebook.net/a></script><img srcset='//ad.doubleclick.net/a 2x'>",
     b"<svg xmlns:xlink='x' class=\"i\"><g d='a'><path d='b'/>t</g><rect/></svg >",
     b"<iframe src=https://www.youtube.com/e></iframe><img srcset='//i.ytimg.com/a 1x'>",
     b"<img src='//a.example/b' srcset='//c.example/1 1x, //d.example/2 2x' alt=x>t",
@@ -371,6 +372,11 @@ GUARD_DOCS = [
     b"<!-- c --!><!DOCTYPE x><? y></ z><div ping='//p.example/ //q.example/'>",
     b"<video poster=http://p.example./x.png src=ws://w.example:1/>",
 ]
+
+
+def _edited(buf: bytes, pos: int, tab: object) -> tuple[int, list[tuple[int, int, bytes]]]:
+    edits: list[tuple[int, int, bytes]] = []
+    return _speedups.scan_end(buf, pos, tab, set(), None, set(), set(), edits), edits
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="mprotect guard page via libc")
@@ -394,6 +400,9 @@ def test_scan_end_reads_nothing_past_the_end_of_the_buffer() -> None:
                 for pos in range(len(piece) + 1):
                     assert _speedups.scan_end(window, pos, tab, set(), ALLOWED, set()) == (
                         _speedups.scan_end(piece, pos, tab, set(), ALLOWED, set()))
+                    edits: list[tuple[int, int, bytes]] = []
+                    end = _speedups.scan_end(window, pos, tab, set(), None, set(), set(), edits)
+                    assert (end, edits) == _edited(piece, pos, tab)
                 window.release()
     finally:
         assert libc.mprotect(base + page, page, 3) == 0  # PROT_READ | PROT_WRITE

@@ -49,6 +49,13 @@ def check_scan(buf, positions=None):
             assert san.scan_end(block, pos, SAN_TABLE, got, allowed, on) == _speedups.scan_end(
                 buf, pos, TABLE, want, allowed, on2)
             assert (got, on) == (want, on2), (buf, pos)
+            # with the edits of blocked partners' tags
+            res = []
+            for mod, tab, data in ((san, SAN_TABLE, block), (_speedups, TABLE, buf)):
+                found, on, off, edits = set(), set(), set(), []
+                res.append((mod.scan_end(data, pos, tab, found, allowed, on, off, edits),
+                            found, on, off, edits))
+            assert res[0] == res[1], (buf, pos)
 
 def check_prefixes(buf):
     # A token cut off by the end of the buffer is where a read past it would happen: every
