@@ -141,9 +141,10 @@ class LedgerConfig:
     purge_on_start: bool = False
     #: SQLite only: "full" fsyncs every commit; "normal" survives a process crash, not power loss.
     synchronous: Literal["full", "normal"] = "full"
-    #: "thread": each worker's ledger writer is a thread of the worker (measured faster on
-    #: this 2-core host); "process": a child process per worker (never shares the GIL).
-    writer: Literal["process", "thread"] = "thread"
+    #: "process": one ledger writer process per host and ledger, shared by the workers (never
+    #: shares a GIL with an event loop; one commit for all workers); "thread": a writer
+    #: thread in each worker (no extra process). Measured in bench_load.py: docs/ledger.md.
+    writer: Literal["process", "thread"] = "process"
     #: Signed chain heads (``consent-gate log keygen``): the Ed25519 private key file, and the
     #: witnesses that receive a head every ``heads_every`` records or ``heads_seconds``.
     heads_key: str = ""
@@ -585,7 +586,7 @@ def _read_ledger(t: Table, done: Mapping[str, Any]) -> LedgerConfig:
                              else f"expected a positive number of days, got {v}"),
         purge_on_start=t.get("purge_on_start", bool, False),
         synchronous=cast(Any, t.choice("synchronous", ("full", "normal"), "full")),
-        writer=cast(Any, t.choice("writer", ("thread", "process"), "thread")),
+        writer=cast(Any, t.choice("writer", ("process", "thread"), "process")),
         **_read_heads(t),
     )
 

@@ -206,9 +206,11 @@ def test_process_writer_private_process_without_a_shared_name(tmp_path: Path) ->
     assert count(p) == 20
 
 
-def _serve_in_thread(p: Path, listener: socket.socket) -> tuple[Server, threading.Thread]:
+def _serve_in_thread(p: Path, listener: socket.socket,
+                     clock: list[float]) -> tuple[Server, threading.Thread]:
     store = open_store(str(p))
-    server = Server(store, ChainCursor(None), listener=listener, idle_exit=0.05)
+    server = Server(store, ChainCursor(None), listener=listener, idle_exit=1.0,
+                    clock=lambda: clock[0])
     t = threading.Thread(target=server.run, daemon=True)
     t.start()
     return server, t
@@ -242,7 +244,8 @@ def test_host_writer_drops_a_broken_stream_and_keeps_serving_the_others(tmp_path
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(name)
     listener.listen(8)
-    server, t = _serve_in_thread(p, listener)
+    now = [0.0]  # the writer's clock: idle time passes only when the test says so
+    server, t = _serve_in_thread(p, listener, now)
     bad, good = _client(name), _client(name)
     assert _read_frames(bad, 1)[0] == ("H", server.cursor.writer_id)
     assert _read_frames(good, 1)[0] == ("H", server.cursor.writer_id)
@@ -257,6 +260,11 @@ def test_host_writer_drops_a_broken_stream_and_keeps_serving_the_others(tmp_path
     assert ack[:2] == ("A", [8]) and "bad ledger frame" in str(ack[2])  # that write alone fails
     good.close()
     bad.close()
+    deadline = time.monotonic() + 10
+    while server.conns and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert t.is_alive() and not server.conns  # both gone; not idle long enough yet
+    now[0] += 5.0
     t.join(10)
     assert not t.is_alive(), "the writer did not stop once idle"
     with pytest.raises(ConnectionRefusedError):  # and it released its name
