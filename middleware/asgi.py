@@ -441,6 +441,9 @@ _HTML = BodyKind.HTML
 _OTHER = BodyKind.OTHER
 _SNIFF = BodyKind.SNIFF
 _DOCUMENT = BodyKind.DOCUMENT
+#: What _raw_kind answers for the two common start messages (made once, not per response).
+_HTML_NO_COOKIE, _HTML_SETS_COOKIE = (_HTML, False), (_HTML, True)
+_OTHER_NO_COOKIE, _OTHER_SETS_COOKIE = (_OTHER, False), (_OTHER, True)
 
 
 class HtmlResponder:
@@ -935,9 +938,9 @@ def _raw_kind(headers: Iterable[tuple[bytes, bytes]]) -> tuple[BodyKind, bool] |
             nosniff = value.strip().lower() == b"nosniff"
     if count == 1:
         if content_type.startswith(b"text/html"):
-            return _HTML, sets_cookie
+            return _HTML_SETS_COOKIE if sets_cookie else _HTML_NO_COOKIE
         if content_type.startswith(b"application/json"):
-            return _OTHER, sets_cookie
+            return _OTHER_SETS_COOKIE if sets_cookie else _OTHER_NO_COOKIE
         return classify((content_type,), nosniff=nosniff), sets_cookie
     return classify([v for k, v in headers if k == b"content-type"], nosniff=nosniff), sets_cookie
 
