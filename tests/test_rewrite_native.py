@@ -443,3 +443,41 @@ def test_scan_end_leaves_placeholders_and_opt_in_to_python(doc: bytes) -> None:
     edits: list[tuple[int, int, bytes]] = []
     assert _speedups.scan_end(doc, 0, table(), set(), None, set(), set(), edits) == 0
     assert edits == []
+
+
+def test_repeated_placeholder_tags_are_judged_once_and_made_afresh(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A repeated blocked iframe (with a srcdoc document to judge) is decided once per response;
+    its placeholder is still made by the plan's callback for each element, from the same
+    partner and attributes, and its unknown hosts and blocked partners are recorded each time."""
+    from middleware.html import decide
+
+    calls: list[tuple[str, dict[str, str]]] = []
+
+    def placeholder(partner: str, attrs: Mapping[str, str]) -> bytes:
+        calls.append((partner, dict(attrs)))
+        return f"<p>{partner}#{len(calls)}</p>".encode()
+
+    judged = []
+    real = decide.TagJudge._judge
+
+    def counting(self: decide.TagJudge, *args: object) -> decide.TagDecision:
+        judged.append(args[1])
+        return real(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(decide.TagJudge, "_judge", counting)
+    tag = (b'<iframe src="//www.youtube.com/e?a=1&amp;b=2" title="V" '
+           b'srcdoc="&lt;img src=//x.example/i&gt;"></iframe>')
+    p = RewritePlan(b"", b"", b"", frozenset(), frozenset(), frozenset(), MATCHER, placeholder)
+    for mode in (contextmanager(lambda: iter([None]))(), pure()):
+        calls.clear()
+        judged.clear()
+        with mode:
+            rw = HtmlRewriter(p)
+            out = rw.feed(tag + b"<hr>" + tag) + rw.finish()
+        assert out == b"<p>yt#1</p><hr><p>yt#2</p>"
+        assert len(calls) == 2 and calls[0] == calls[1] == ("yt", {
+            "src": "//www.youtube.com/e?a=1&b=2", "title": "V",
+            "srcdoc": "<img src=//x.example/i>"})
+        assert judged.count("iframe") == 1
+        assert rw.blocked == {"yt"} and rw.unknown_hosts == {"x.example"}

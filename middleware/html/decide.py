@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .attrs import _C0_SPACE, _TAB_NEWLINE, _Attr, _attr_html, _attr_kind
 from .fetch import UNREADABLE, css_urls, data_document, refresh_url, srcset_urls
@@ -32,6 +32,9 @@ class TagDecision:
     enabled: frozenset[str] = frozenset()  # partners this tag lets the browser contact
     blocked: frozenset[str] = frozenset()  # partners whose URLs it had (neutralised)
     unknown: frozenset[str] = frozenset()  # third-party hosts it named that match no partner
+    #: (partner, attributes) the placeholder was made from, so that a repeat of the same tag
+    #: gets a fresh one from them without being judged again.
+    placeholder_args: tuple[str, tuple[tuple[str, str], ...]] | None = None
 
 
 class TagJudge:
@@ -43,8 +46,8 @@ class TagJudge:
         self.plan = plan
         self.lookup = lookup if lookup is not None else PartnerLookup(plan.matcher)
         self._make_nested = make_nested
-        # (name, careful, tag bytes after the name) -> its decision (never a placeholder:
-        # those are made afresh).
+        # (name, careful, tag bytes after the name) -> its decision; for a placeholder, the
+        # decision it was made with (the placeholder is made afresh from its arguments).
         self._tags: dict[tuple[str, bool, bytes], TagDecision] = {}
 
     def decide(self, buf: bytes, name: str, name_end: int, end: int, careful: bool,
@@ -59,12 +62,14 @@ class TagJudge:
         key = (name, careful, buf[name_end:end])
         hit = self._tags.get(key)
         if hit is not None:
+            if hit.placeholder_args is not None:
+                pid, attrs = hit.placeholder_args
+                return replace(hit, placeholder=self.plan.placeholder(pid, dict(attrs)))
             return hit
         decision = self._judge(buf, name, name_end, end, careful, content)
-        if decision.placeholder is None:
-            if len(self._tags) >= _TAG_MEMO:
-                self._tags.clear()
-            self._tags[key] = decision
+        if len(self._tags) >= _TAG_MEMO:
+            self._tags.clear()
+        self._tags[key] = decision
         return decision
 
     def _partners_of(self, tag: str, kind: str, value: str, enabled: set[str],
@@ -180,8 +185,9 @@ class TagJudge:
                     edits = _activate(attrs, first, optin, inert_script)
         if blocked and name in ("iframe", "embed") and blocked[0] != UNREADABLE:
             attr_map = {k: v.value() for k, v in first.items()}
-            return TagDecision(placeholder=plan.placeholder(blocked[0], attr_map),
-                               blocked=frozenset(blocked), unknown=frozenset(unknown))
+            return TagDecision(placeholder=plan.placeholder(blocked[0], dict(attr_map)),
+                               blocked=frozenset(blocked), unknown=frozenset(unknown),
+                               placeholder_args=(blocked[0], tuple(attr_map.items())))
         if blocked:
             # Neutralise: move the fetching attributes aside, say whose they are.
             who = _attr_html("data-consent-partner", " ".join(blocked))
