@@ -209,3 +209,28 @@ def test_ua_family_is_short_and_never_the_user_agent(ua: str) -> None:
     assert len(fam) <= 24
     assert fam in ("bot", "other", "Safari") or fam.split(" ")[0] in (
         "Edge", "Opera", "Samsung", "Firefox", "Chrome", "Safari")
+
+
+def test_page_view_checks_hold_for_a_partner_list_seen_before() -> None:
+    """PageView remembers partner lists it has checked (the middleware reuses one per set):
+    a remembered list skips the checks, any other list is still checked and normalised."""
+    from middleware.ledger import PageView, PartnerShare
+
+    a = PartnerShare("a", ("ads",), "consent", ("ip_address",), ())
+    b = PartnerShare("b", ("social",), "consent", ("ip_address",), ())
+    shared = (a, b)
+    when = datetime(2024, 5, 1, 12, tzinfo=timezone(timedelta(hours=2)))
+    first = PageView(time=when, request_id="r1", consent_id=None, path="/", partners=shared)
+    again = PageView(time=when, request_id="r2", consent_id=None, path="/", partners=shared,
+                     fields={"k": [1, 2]})
+    assert first.partners is shared and again.partners is shared
+    assert again.time == when and again.time.tzinfo is UTC
+    assert dict(again.fields) == {"k": [1, 2]}
+    unsorted = PageView(time=when, request_id="r3", consent_id=None, path="/", partners=(b, a))
+    assert unsorted.partners == shared
+    for bad in ((b, a, a), [a, a], ()):
+        with pytest.raises(ValueError):
+            PageView(time=when, request_id="r4", consent_id=None, path="/", partners=bad)
+    with pytest.raises(ValueError, match="timezone"):
+        PageView(time=datetime(2024, 5, 1), request_id="r5", consent_id=None, path="/",
+                 partners=shared)

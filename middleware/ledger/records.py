@@ -252,6 +252,10 @@ class PartnerShare:
                    cookies=tuple(d["cookies"]))
 
 
+#: Partner lists (tuples) that passed PageView's checks, by id; bounded (a site has a few).
+_CHECKED_SHARES: dict[int, tuple[PartnerShare, ...]] = {}
+
+
 @dataclass(frozen=True)
 class PageView:
     """One page view that enabled partners: one record holding every partner's share.
@@ -274,7 +278,15 @@ class PageView:
     kind: ClassVar[RecordKind] = "page_view"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "time", _utc("time", self.time))
+        t = self.time
+        if type(t) is not datetime or t.tzinfo is not UTC:  # already UTC: nothing to do
+            object.__setattr__(self, "time", _utc("time", t))
+        if _CHECKED_SHARES.get(id(self.partners)) is self.partners:
+            # The same partner list object as an earlier view's (the middleware shares one
+            # per partner set): checked then. Built on the event loop for every page view.
+            if self.fields:
+                object.__setattr__(self, "fields", _json_mapping("fields", self.fields))
+            return
         shares = tuple(self.partners)
         if not shares:
             raise ValueError("a page view record needs at least one partner")
@@ -288,6 +300,8 @@ class PageView:
             if len(shares) != len(ids):
                 raise ValueError(f"a partner appears twice in one page view: {ids}")
         object.__setattr__(self, "partners", shares)
+        if shares is self.partners and len(_CHECKED_SHARES) < 4096:
+            _CHECKED_SHARES[id(shares)] = shares  # kept alive here, so its id stays its own
         if self.fields:
             object.__setattr__(self, "fields", _json_mapping("fields", self.fields))
 
