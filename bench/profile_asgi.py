@@ -4,6 +4,8 @@
     .venv/bin/python bench/profile_asgi.py --case unique-none  # one case only
     .venv/bin/python bench/profile_asgi.py --time              # median µs per case, no profiler
     .venv/bin/python bench/profile_asgi.py --steps --cpu       # median µs per step (CPU time)
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+        .venv/bin/python bench/profile_asgi.py --run --case memo-all -n 600   # instructions
 
 Cases: the 30 KB article served as one body, identical every time (a RewriteMemo hit: the
 tokenizer does not run) or unique per request, with no consent and with all consent (ledger
@@ -208,6 +210,15 @@ async def steps(selected: list[str], n: int) -> None:
                 print(f"  {label:38s} {statistics.median(bucket):7.1f}  ({len(bucket) / n:.0f})")
 
 
+async def run_plain(name: str, n: int, *, bare: bool) -> None:
+    """n requests of one case and nothing else: instructions per request are the difference
+    of two callgrind totals (e.g. n=100 and n=600) divided by the extra requests."""
+    bare_app, gate, scope = (await cases())[name]
+    app = bare_app if bare else gate
+    await loop(app, scope, 50)
+    await loop(app, scope, n)
+
+
 async def profile(name: str, n: int, top: int) -> None:
     _, gate, scope = (await cases())[name]
     await loop(gate, scope, 200)
@@ -231,6 +242,9 @@ def main() -> None:
                         help="with --time/--steps: this thread's CPU time instead of wall time")
     parser.add_argument("--steps", action="store_true",
                         help="median µs of each step (wrapped with a clock), no profiler")
+    parser.add_argument("--run", action="store_true",
+                        help="just run -n requests of one --case (for valgrind --tool=callgrind)")
+    parser.add_argument("--bare", action="store_true", help="with --run: the bare app")
     parser.add_argument("-n", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--top", type=int, default=30)
@@ -245,6 +259,9 @@ def main() -> None:
         return
     if args.steps:
         asyncio.run(steps(selected, args.n))
+        return
+    if args.run:
+        asyncio.run(run_plain(selected[0], args.n, bare=args.bare))
         return
     for name in selected:
         asyncio.run(profile(name, args.n, args.top))
