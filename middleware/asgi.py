@@ -35,6 +35,7 @@ from .headers import (
 )
 from .hosts import HostMatcher
 from .html.fetch import refresh_url
+from .html.refresh_guard import RefreshRespeller
 from .inflate import DECODABLE, InflateError, Inflater
 from .memo import RewriteMemo, Rewritten
 from .plan import PlanBuilder, charset_of
@@ -461,6 +462,9 @@ class HtmlResponder:
     #: Decoded bytes fed to the rewriter while the start is held (to serve them as sent if the
     #: rewriter fails before anything left), decoded bytes fed, body bytes sent (for logs).
     unsent = b""
+    #: Set when the rewriter failed before the headers left: what goes out unrewritten has
+    #: every http-equiv respelled (a meta refresh is a navigation no CSP stops).
+    respeller: RefreshRespeller | None = None
     fed = 0
     sent = 0
     sniffed = b""
@@ -811,7 +815,9 @@ class HtmlResponder:
     async def _step(self, data: bytes, *, final: bool) -> bytes | None:
         """Rewritten bytes for ``data`` (None once the response was ended)."""
         if self.phase is _UNREWRITTEN:
-            return data
+            if self.respeller is None:
+                return data
+            return self.respeller.feed(data) + (self.respeller.finish() if final else b"")
         if self.start is not None:
             if self.fed == 0:
                 # The first bytes may split a byte order mark: keep them until it is whole.
@@ -838,10 +844,12 @@ class HtmlResponder:
                 # Nothing left yet: the page goes out as the site sent it, behind a CSP that
                 # the browser enforces and that allows no partner.
                 logger.exception("consent-gate: the rewriter failed on %s before the headers "
-                                 "left; serving the page as sent with an enforced CSP that "
-                                 "allows no partner", self.scope.get("path", ""))
+                                 "left; serving the page as sent (every http-equiv respelled) "
+                                 "with an enforced CSP that allows no partner", self.scope.get("path", ""))
                 self._to(_UNREWRITTEN)
-                return self.unsent
+                self.respeller = RefreshRespeller()
+                return self.respeller.feed(self.unsent) + (
+                    self.respeller.finish() if final else b"")
             logger.exception("consent-gate: the rewriter failed on %s", self.scope.get("path", ""))
             await self._fail("the rewriter failed")
             return None
@@ -857,10 +865,11 @@ class HtmlResponder:
                 return await self._rewrite_chunk(data, final=True, remember=keep)
             except Exception:
                 logger.exception("consent-gate: the rewriter failed on %s before the headers "
-                                 "left; serving the page as sent with an enforced CSP that "
-                                 "allows no partner", self.scope.get("path", ""))
+                                 "left; serving the page as sent (every http-equiv respelled) "
+                                 "with an enforced CSP that allows no partner", self.scope.get("path", ""))
                 self._to(_UNREWRITTEN)
-                return data
+                self.respeller = RefreshRespeller()
+                return self.respeller.feed(data) + self.respeller.finish()
         if hit.enabled and not await self._disclose(hit.enabled):
             self.rewriter = HtmlRewriter(self.gate.plans.blocked(self.consent, self.scope, self.charset))
             return await self._rewrite_chunk(data, final=True)

@@ -208,6 +208,33 @@ def test_rewriter_failure_before_headers_serves_page_behind_enforced_csp(
     assert enforced_no_partner(out)
 
 
+REFRESH = b'<meta http-equiv="refresh" content="0;url=https://pagead2.googlesyndication.com/r">'
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_rewriter_failure_before_headers_leaves_no_meta_refresh(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, streamed: bool) -> None:
+    """A meta refresh is a navigation, which no CSP stops: the page served unrewritten has
+    every http-equiv respelled, also when the name is split across chunks."""
+    from middleware.rewrite import HtmlRewriter
+
+    def fails(self: HtmlRewriter, chunk: bytes) -> bytes:
+        raise RuntimeError("simulated rewriter bug")
+
+    monkeypatch.setattr(HtmlRewriter, "feed", fails)
+    page = (b"<!DOCTYPE html><html><head>" + REFRESH.replace(b"http-equiv", b"HTTP-Equiv")
+            + b"</head><body>" + REFRESH + b"</body></html>")
+    cut = page.index(b"Equiv")
+    chunks = [page[:cut], page[cut:]] if streamed else [page]
+    gate = make_gate(html_app(chunks), tmp_path, csp={"mode": "report-only"})
+    out = asyncio.run(run(gate, http_scope(cookie=cookie_for(gate, {"ads"}))))
+    assert out.body == page.replace(b"HTTP-Equiv", b"http-equiv").replace(
+        b"http-equiv", b"data-consent-http-equiv")
+    assert enforced_no_partner(out)
+    if not streamed:
+        assert out.header(b"content-length") == [b"%d" % len(out.body)]
+
+
 # --------------------------------------------------------------------------- 9.6b: undecodable
 
 
