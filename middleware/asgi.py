@@ -570,7 +570,7 @@ class HtmlResponder:
             return
         if kind is _DOCUMENT:
             await self._document(start, first, "an XML document or multipart body",
-                                 identity=encoding_name == "identity")
+                                 encoding_name)
             return
         if kind is _SNIFF and encoding_name != "identity":
             await self._unreadable(start, first, "a compressed body without a Content-Type")
@@ -603,7 +603,7 @@ class HtmlResponder:
             await self._rewrite_first(start, body)
         elif verdict is _DOCUMENT:
             await self._document(start, body, "an XML document without a Content-Type",
-                                 identity=True)
+                                 "identity")
         else:
             await self._pass(start, body)
 
@@ -634,15 +634,20 @@ class HtmlResponder:
         await self.raw_send(start)
         await self.raw_send(first)
 
-    async def _document(self, start: Message, first: Message, what: str, *,
-                        identity: bool) -> None:
+    async def _document(self, start: Message, first: Message, what: str,
+                        encoding: str) -> None:
         """XML (or multipart): another parser reads it, so it is not tokenized and the browser
         enforces 'no partner'. An XHTML meta refresh still navigates (measured in Chromium):
-        an identity body in an ASCII-compatible charset has every http-equiv respelled."""
+        a body in an ASCII-compatible charset has every http-equiv respelled (``encoding``
+        identity, gzip or deflate: decoded in bounded steps, as for HTML)."""
         charset = self.gate.charset_of(start.get("headers", ()))
-        if not identity or unreadable_charset(charset) or wide_bom(first.get("body", b"")):
+        if unreadable_charset(charset) or (encoding == "identity"
+                                           and wide_bom(first.get("body", b""))):
             await self._unreadable(start, first, what)
             return
+        if encoding != "identity":
+            self.inflater = Inflater(encoding)
+            del MutableHeaders(scope=start)["content-encoding"]
         self._to(_UNREWRITTEN)
         self.respeller = RefreshRespeller()
         self._no_partner_headers(start, what, drop_length=True)

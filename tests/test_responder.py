@@ -165,14 +165,32 @@ def test_gate_xml_document_meta_refresh_is_respelled(tmp_path: Path, content_typ
     assert enforced_no_partner(out) and not out.header(b"content-length")
 
 
-def test_gate_compressed_xml_document_goes_out_as_sent(tmp_path: Path) -> None:
+@pytest.mark.parametrize("encoding", [b"gzip", b"deflate"])
+def test_gate_compressed_xml_document_is_decoded_and_respelled(tmp_path: Path,
+                                                               encoding: bytes) -> None:
     import gzip
+    import zlib
 
-    body = gzip.compress(b'<?xml version="1.0"?><html xmlns="http://www.w3.org/1999/xhtml"/>')
-    headers = [(b"content-type", b"application/xhtml+xml"), (b"content-encoding", b"gzip")]
-    gate = make_gate(html_app([body], headers=headers), tmp_path, csp={"mode": "off"})
+    doc = (b'<?xml version="1.0"?><html xmlns="http://www.w3.org/1999/xhtml"><head>'
+           + REFRESH.replace(b'">', b'"/>') + b"</head></html>")
+    body = gzip.compress(doc) if encoding == b"gzip" else zlib.compress(doc)
+    headers = [(b"content-type", b"application/xhtml+xml"), (b"content-encoding", encoding)]
+    gate = make_gate(html_app([body[:9], body[9:]], headers=headers), tmp_path,
+                     csp={"mode": "off"})
     out = asyncio.run(run(gate, http_scope()))
-    assert out.body == body and enforced_no_partner(out)
+    assert out.body == doc.replace(b"http-equiv", b"data-consent-http-equiv")
+    assert enforced_no_partner(out) and not out.header(b"content-encoding")
+
+
+def test_gate_xml_document_in_utf16_or_brotli_goes_out_as_sent(tmp_path: Path) -> None:
+    utf16 = '<?xml version="1.0"?><html xmlns="http://www.w3.org/1999/xhtml"/>'.encode("utf-16")
+    for body, headers in [
+            (utf16, [(b"content-type", b"application/xhtml+xml")]),
+            (b"\x1b\x00opaque", [(b"content-type", b"application/xhtml+xml"),
+                                  (b"content-encoding", b"br")])]:
+        gate = make_gate(html_app([body], headers=headers), tmp_path, csp={"mode": "off"})
+        out = asyncio.run(run(gate, http_scope()))
+        assert out.body == body and enforced_no_partner(out)
 
 
 def test_gate_sniffed_xml_document_gets_enforced_no_partner_csp(tmp_path: Path) -> None:
