@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests.support.browser import screenshot
-from tests.support.servers import REPO_ROOT, ServerProcess, free_port, start_command
+from tests.support.servers import REPO_ROOT, ServerProcess, start_command
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -50,7 +50,19 @@ class Site:
 
 @dataclass
 class Attacker:
-    url: str
+    """Another site on its own port (bound before the framed site starts, so no other server
+    can take the port in between); it frames ``framed_url`` once that is set."""
+
+    port: int
+    framed_url: str = ""
+
+    @property
+    def url(self) -> str:
+        return f"http://localhost:{self.port}/"
+
+    def page(self) -> bytes:
+        return (f'<!doctype html><title>Win a prize</title><h1>Click the button to win</h1>'
+                f'<iframe src="{self.framed_url}" width="1000" height="700"></iframe>').encode()
 
 
 def start_site(directory: Path, frame_ancestors: str | None) -> Site:
@@ -65,16 +77,12 @@ def start_site(directory: Path, frame_ancestors: str | None) -> Site:
 
 
 @pytest.fixture
-def attacker_port() -> int:
-    return free_port()
-
-
-def serve_attacker(port: int, framed_url: str) -> Iterator[Attacker]:
-    page = (f'<!doctype html><title>Win a prize</title><h1>Click the button to win</h1>'
-            f'<iframe src="{framed_url}" width="1000" height="700"></iframe>').encode()
+def attacker() -> Iterator[Attacker]:
+    holder: list[Attacker] = []
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            page = holder[0].page()
             self.send_response(200)
             self.send_header("Content-Type", "text/html; charset=utf-8")
             self.send_header("Content-Length", str(len(page)))
@@ -84,11 +92,12 @@ def serve_attacker(port: int, framed_url: str) -> Iterator[Attacker]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    holder.append(Attacker(int(httpd.server_address[1])))
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
-        yield Attacker(f"http://localhost:{port}/")
+        yield holder[0]
     finally:
         httpd.shutdown()
         httpd.server_close()
@@ -100,16 +109,16 @@ def wait_settled(page: Page, seconds: float = 1.0) -> None:
 
 
 def test_framing_default_frame_ancestors_blocks_the_framed_banner(
-        page: Page, tmp_path: Path, attacker_port: int) -> None:
+        page: Page, tmp_path: Path, attacker: Attacker) -> None:
     site = start_site(tmp_path, None)
     with site.server:
-        for attacker in serve_attacker(attacker_port, site.server.url + "/"):
-            page.goto(attacker.url)
-            page.wait_for_load_state("load")
-            frame = next(f for f in page.frames if f != page.main_frame)
-            # Chromium shows its own error page instead of the framed site.
-            assert frame.query_selector("#consent-gate-banner") is None
-            assert site.events() == []
+        attacker.framed_url = site.server.url + "/"
+        page.goto(attacker.url)
+        page.wait_for_load_state("load")
+        frame = next(f for f in page.frames if f != page.main_frame)
+        # Chromium shows its own error page instead of the framed site.
+        assert frame.query_selector("#consent-gate-banner") is None
+        assert site.events() == []
         # The same banner at top level works: the test can see a consent event.
         page.goto(site.server.url + "/")
         page.get_by_role("button", name="Accept all").first.click()
@@ -120,16 +129,16 @@ def test_framing_default_frame_ancestors_blocks_the_framed_banner(
 @pytest.mark.parametrize("context", [{}, {"java_script_enabled": False}], indirect=True,
                          ids=["js", "nojs"])
 def test_framing_click_in_allowed_cross_site_frame_records_no_consent(
-        page: Page, tmp_path: Path, attacker_port: int) -> None:
+        page: Page, tmp_path: Path, attacker: Attacker) -> None:
     # The owner lets the other origin frame the pages; the choice still cannot be made there.
-    site = start_site(tmp_path, f"[\"'self'\", \"http://localhost:{attacker_port}\"]")
+    site = start_site(tmp_path, f"[\"'self'\", \"http://localhost:{attacker.port}\"]")
     with site.server:
-        for attacker in serve_attacker(attacker_port, site.server.url + "/"):
-            page.goto(attacker.url)
-            frame_el = page.frame_locator("iframe")
-            frame_el.get_by_role("button", name="Accept all").first.click()
-            wait_settled(page)
-            assert site.events() == [], "a click in a cross-site frame wrote a consent event"
-            frame = next(f for f in page.frames if f != page.main_frame)
-            assert "Your choice was not saved" in frame.content()
-            screenshot(page, "framing-refused-in-cross-site-frame")
+        attacker.framed_url = site.server.url + "/"
+        page.goto(attacker.url)
+        frame_el = page.frame_locator("iframe")
+        frame_el.get_by_role("button", name="Accept all").first.click()
+        wait_settled(page)
+        assert site.events() == [], "a click in a cross-site frame wrote a consent event"
+        frame = next(f for f in page.frames if f != page.main_frame)
+        assert "Your choice was not saved" in frame.content()
+        screenshot(page, "framing-refused-in-cross-site-frame")
