@@ -9,8 +9,6 @@ wildcard partner hosts and their decoys.
 
 from __future__ import annotations
 
-import ctypes
-import mmap
 import os
 import sys
 from collections.abc import Iterator, Mapping
@@ -26,6 +24,7 @@ from middleware.hosts import HostMatcher
 from middleware.html import native
 from middleware.html.grammar import _SVG_FLAT_RE
 from middleware.rewrite import HtmlRewriter, RewritePlan
+from tests.support.guard_page import guarded_windows
 
 try:
     from middleware import _speedups
@@ -382,21 +381,12 @@ def _edited(buf: bytes, pos: int, tab: object) -> tuple[int, list[tuple[int, int
 @pytest.mark.skipif(sys.platform != "linux", reason="mprotect guard page via libc")
 def test_scan_end_reads_nothing_past_the_end_of_the_buffer() -> None:
     """Each buffer ends right before an inaccessible page: any read past its end segfaults."""
-    page = mmap.PAGESIZE
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    mm = mmap.mmap(-1, 2 * page)
-    anchor = ctypes.c_char.from_buffer(mm)
-    base = ctypes.addressof(anchor)
-    assert libc.mprotect(base + page, page, 0) == 0  # PROT_NONE
-    view = memoryview(mm)
     tab = table()
-    try:
+    with guarded_windows() as place:
         for doc in GUARD_DOCS:
             for cut in range(1, len(doc) + 1):
                 piece = doc[:cut]
-                view[page - len(piece) : page] = piece
-                window = view[page - len(piece) : page]
+                window = place(piece)
                 for pos in range(len(piece) + 1):
                     assert _speedups.scan_end(window, pos, tab, set(), ALLOWED, set()) == (
                         _speedups.scan_end(piece, pos, tab, set(), ALLOWED, set()))
@@ -404,11 +394,6 @@ def test_scan_end_reads_nothing_past_the_end_of_the_buffer() -> None:
                     end = _speedups.scan_end(window, pos, tab, set(), None, set(), set(), edits)
                     assert (end, edits) == _edited(piece, pos, tab)
                 window.release()
-    finally:
-        assert libc.mprotect(base + page, page, 3) == 0  # PROT_READ | PROT_WRITE
-        view.release()
-        del anchor
-        mm.close()
 
 
 def test_scan_end_neutralises_simple_tags_of_blocked_partners() -> None:

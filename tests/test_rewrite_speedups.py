@@ -10,8 +10,6 @@ with the extension on and with ``CONSENT_GATE_PURE_PYTHON=1``; see docs/rewriter
 
 from __future__ import annotations
 
-import ctypes
-import mmap
 import os
 import sys
 from collections.abc import Iterable
@@ -22,6 +20,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from middleware import rewrite
+from tests.support.guard_page import guarded_windows
 
 try:
     from middleware import _speedups
@@ -205,29 +204,15 @@ def test_accepts_any_buffer_and_rejects_str() -> None:
 @pytest.mark.skipif(sys.platform != "linux", reason="mprotect guard page via libc")
 def test_no_read_past_the_end_of_the_buffer() -> None:
     """Each buffer ends right before an inaccessible page: any read past its end segfaults."""
-    page = mmap.PAGESIZE
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    mm = mmap.mmap(-1, 2 * page)
-    anchor = ctypes.c_char.from_buffer(mm)
-    base = ctypes.addressof(anchor)
-    assert libc.mprotect(base + page, page, 0) == 0  # PROT_NONE
-    view = memoryview(mm)
-    try:
-        docs = [b"<img src='/a/b' data-consent", b'<div a="x', b"<img src=a/", b"<img src=a/b",
-                b"<img src=a", b'<img src="a/', b"<img data-consentx", b"<img data-consen",
-                b"<img", b"<x", b"<", b"</", b"</x", b"</ab c=d", b"<a b", b"<a b ", b"<a b=",
-                b"<a b= ", b"<a b='", b"<div title=x>text<p", b"<img a=b >t<link x"]
+    docs = [b"<img src='/a/b' data-consent", b'<div a="x', b"<img src=a/", b"<img src=a/b",
+            b"<img src=a", b'<img src="a/', b"<img data-consentx", b"<img data-consen",
+            b"<img", b"<x", b"<", b"</", b"</x", b"</ab c=d", b"<a b", b"<a b ", b"<a b=",
+            b"<a b= ", b"<a b='", b"<div title=x>text<p", b"<img a=b >t<link x"]
+    with guarded_windows() as place:
         for doc in docs:
             for cut in range(1, len(doc) + 1):
                 piece = doc[:cut]
-                view[page - len(piece) : page] = piece
-                window = view[page - len(piece) : page]
+                window = place(piece)
                 for pos in range(len(piece) + 1):
                     assert _speedups.skip_end(window, pos) == regex_end(piece, pos)
                 window.release()
-    finally:
-        assert libc.mprotect(base + page, page, 3) == 0  # PROT_READ | PROT_WRITE
-        view.release()
-        del anchor
-        mm.close()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 import pytest
@@ -45,20 +45,29 @@ def visit(page: Page, url: str) -> None:
         page.goto("about:blank")
 
 
+def observe(page: Page, proxy: RecordingProxy, sites: tuple[ServerProcess, ServerProcess],
+            names: Iterable[str], title: str) -> set[tuple[str, str]]:
+    """Visit each page as written and through the rewriter; (who, name) of every page whose
+    partner URL reached the proxy (partner URLs carry /WHO/NAME/, so a late request is still
+    put down to its own page). Prints the table (pytest -s)."""
+    raw, gated = sites
+    for name in names:
+        visit(page, f"{raw.url}/raw/{name}")
+        visit(page, f"{gated.url}/gated/{name}")
+    proxy.wait_quiet(1.0)
+    paths = (r.path.split("/") for r in proxy.requests if r.host == H)
+    seen = {(p[1], p[2]) for p in paths if len(p) > 2}
+    print(f"\n{title:20s} as written  through the rewriter (no consent, no CSP)")
+    for name in names:
+        print(f"  {name:20s} {'REACHED' if ('raw', name) in seen else 'no fetch':10s}  "
+              f"{'REACHED' if ('gated', name) in seen else 'blocked'}")
+    return seen
+
+
 def test_fetch_vectors_in_chromium_reach_the_partner_only_as_written(
         page: Page, recording_proxy: RecordingProxy,
         sites: tuple[ServerProcess, ServerProcess]) -> None:
-    raw, gated = sites
-    for name in VECTORS:
-        visit(page, f"{raw.url}/raw/{name}")
-        visit(page, f"{gated.url}/gated/{name}")
-    recording_proxy.wait_quiet(1.0)
-    # Partner URLs carry /WHO/NAME/: a late request is still put down to its own page.
-    seen = {tuple(r.path.split("/")[1:3]) for r in recording_proxy.requests if r.host == H}
-    print("\nvector               as written  through the rewriter (no consent, no CSP)")
-    for name in VECTORS:
-        print(f"  {name:20s} {'REACHED' if ('raw', name) in seen else 'no fetch':10s}  "
-              f"{'REACHED' if ('gated', name) in seen else 'blocked'}")
+    seen = observe(page, recording_proxy, sites, VECTORS, "vector")
     assert sorted(name for who, name in seen if who == "gated") == []
     # Each vector is real: Chromium fetches it when the page is served as written.
     assert [name for name in VECTORS if ("raw", name) not in seen] == []
@@ -67,16 +76,7 @@ def test_fetch_vectors_in_chromium_reach_the_partner_only_as_written(
 def test_fetch_vectors_after_a_foreign_content_breakout_never_reach_the_partner(
         page: Page, recording_proxy: RecordingProxy,
         sites: tuple[ServerProcess, ServerProcess]) -> None:
-    raw, gated = sites
-    for name in BREAKOUTS:
-        visit(page, f"{raw.url}/raw/{name}")
-        visit(page, f"{gated.url}/gated/{name}")
-    recording_proxy.wait_quiet(1.0)
-    seen = {tuple(r.path.split("/")[1:3]) for r in recording_proxy.requests if r.host == H}
-    print("\nbreakout             as written  through the rewriter (no consent, no CSP)")
-    for name in BREAKOUTS:
-        print(f"  {name:20s} {'REACHED' if ('raw', name) in seen else 'no fetch':10s}  "
-              f"{'REACHED' if ('gated', name) in seen else 'blocked'}")
+    seen = observe(page, recording_proxy, sites, BREAKOUTS, "breakout")
     assert sorted(name for who, name in seen if who == "gated") == []
     # Chromium reads a breakout as the current spec does (the rewriter's reading): the partner
     # tag after </p> or </br> is text; without it, the same tag is live and does fetch.
