@@ -89,12 +89,12 @@ async def loop(app: Any, scope: dict[str, Any], n: int) -> list[float]:
 
 
 class TokenizerClock:
-    """Wraps ``middleware.asgi._run`` (the rewriter's feed/finish) to time the tokenizer's
+    """Wraps ``middleware.gate.responder._run`` (the rewriter's feed/finish) to time the tokenizer's
     share of a request, so that the rest of the added time is what the middleware adds
     around it."""
 
     def __init__(self) -> None:
-        import middleware.asgi as gate_module
+        import middleware.gate.responder as gate_module
 
         self.module = gate_module
         self.real = gate_module._run
@@ -146,16 +146,18 @@ STEPS = [
     ("middleware.asgi", "ConsentMiddleware", "__call__", "whole request (app included)"),
     ("middleware.asgi", "ConsentMiddleware", "consent_for", "consent: cookie, signals, resolve"),
     ("middleware.asgi", None, "client_ip", "client_ip (ipaddress parse)"),
-    ("middleware.asgi", None, "_raw_kind", "start message: body kind"),
-    ("middleware.asgi", "HtmlResponder", "_allowed_partners", "allowed partners (+ consent)"),
+    ("middleware.gate.responder", None, "start_kind", "start message: body kind"),
+    ("middleware.gate.responder", "HtmlResponder", "_allowed_partners",
+     "allowed partners (+ consent)"),
     ("middleware.plan", "PlanBuilder", "plan", "plan lookup (+ language)"),
     ("middleware.routes", "ConsentUI", "language", "Accept-Language"),
-    ("middleware.asgi", "HtmlRewriter", "__init__", "rewriter made"),
-    ("middleware.memo", "RewriteMemo", "get", "memo lookup"),
+    ("middleware.gate.responder", "HtmlRewriter", "__init__", "rewriter made"),
+    ("middleware.memo", "RewriteMemo", "find", "memo lookup"),
     ("middleware.memo", "RewriteMemo", "put", "memo entry stored"),
-    ("middleware.asgi", None, "_run", "tokenizer (feed + finish)"),
-    ("middleware.asgi", "HtmlResponder", "_disclose", "disclosure (ledger off)"),
-    ("middleware.asgi", "HtmlResponder", "_rewritten_headers", "headers: Vary, Cache-Control, CSP"),
+    ("middleware.gate.responder", None, "_run", "tokenizer (feed + finish)"),
+    ("middleware.gate.responder", "HtmlResponder", "_disclose", "disclosure (ledger off)"),
+    ("middleware.gate.response_headers", "ResponseHeaders", "rewritten",
+     "headers: Vary, Cache-Control, CSP"),
 ]
 
 

@@ -1,0 +1,499 @@
+"""HtmlResponder: one response's state machine (the ``send`` the site's app is given).
+
+The start message is held until the first body message shows what the response is: JSON
+and files pass untouched; HTML is rewritten as it streams (the start leaves with the first
+rewritten bytes, so its CSP can still drop every partner if the ledger fails); documents we
+cannot read go out as sent behind an enforced no-partner CSP. Each state is a ``Phase``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from starlette.datastructures import MutableHeaders
+from starlette.types import Message, Scope, Send
+
+from ..consent import Consent
+from ..disclosure import RequestInfo
+from ..errors import LedgerUnavailable
+from ..headers import header_value
+from ..html.refresh_guard import RefreshRespeller
+from ..inflate import DECODABLE, InflateError, Inflater
+from ..memo import Rewritten
+from ..plan import charset_of
+from ..rewrite import HtmlRewriter, RewritePlan
+from ..signals.macros import MacroStream
+from ..sniff import SNIFF_BYTES, BodyKind, bom_prefix, sniff, unreadable_charset, wide_bom
+from .phases import (
+    DONE,
+    FAILED_AFTER_HEADERS,
+    HELD,
+    NEXT,
+    PASSING,
+    REWRITING,
+    SNIFFING,
+    UNREWRITTEN,
+    Phase,
+)
+from .start import DOCUMENT, HTML, NO_BODY_STATUSES, OTHER, SNIFF, start_kind
+from .state import ConsentState
+
+if TYPE_CHECKING:
+    from ..asgi import ConsentMiddleware
+
+logger = logging.getLogger("consent_gate")
+
+_NO_HOSTS: frozenset[str] = frozenset()
+
+
+class HtmlResponder:
+    """Per-response state: holds the start message until the first body decides what to do."""
+
+    # Defaults for what only a rewritten response sets: the pass path allocates none of it.
+    rewriter: HtmlRewriter | None = None
+    #: Fills consent macros (${GDPR_CONSENT_<id>} ...) in the rewritten bytes, chunk-safe.
+    macros: MacroStream | None = None
+    inflater: Inflater | None = None
+    request: RequestInfo | None = None
+    charset: str | None = None
+    allowed: frozenset[str] = frozenset()
+    ledger_failed = False
+    #: Decoded bytes fed to the rewriter while the start is held (to serve them as sent if the
+    #: rewriter fails before anything left), decoded bytes fed, body bytes sent (for logs).
+    unsent = b""
+    #: Set when the rewriter failed before the headers left: what goes out unrewritten has
+    #: every http-equiv respelled (a meta refresh is a navigation no CSP stops).
+    respeller: RefreshRespeller | None = None
+    fed = 0
+    sent = 0
+    sniffed = b""
+    #: The start message has a Set-Cookie header (the review records undeclared cookies).
+    sets_cookie = False
+    #: Partners already recorded for this page view: one disclosure per (view, partner).
+    disclosed: frozenset[str] = frozenset()
+
+    def __init__(self, gate: ConsentMiddleware, scope: Scope, send: Send,
+                 state: ConsentState) -> None:
+        self.gate = gate
+        self.scope = scope
+        self.raw_send = send
+        self.state = state
+        self.phase = HELD
+        #: The start message while it is held; None once it left.
+        self.start: Message | None = None
+        self.kind = OTHER
+
+    @property
+    def consent(self) -> Consent:
+        return self.state.consent
+
+    def _to(self, phase: Phase) -> None:
+        if phase not in NEXT[self.phase]:
+            raise RuntimeError(f"consent-gate responder: {self.phase.value} -> {phase.value}")
+        self.phase = phase
+
+    async def send(self, message: Message) -> None:
+        phase = self.phase
+        if phase is PASSING:
+            await self.raw_send(message)
+            return
+        kind = message["type"]
+        if kind == "http.response.start" and phase is HELD:
+            announced = start_kind(message.get("headers", ()))
+            if announced is None:
+                # Django sends "Content-Type"; names are case-insensitive, our lookups are not.
+                message = {**message, "headers": [(k.lower(), v) for k, v in message["headers"]]}
+                announced = start_kind(message["headers"])
+            # (still None: a name with no letter at all; sniffed, as before)
+            body_kind, self.sets_cookie = announced if announced is not None else (None, True)
+            if body_kind is OTHER and self.scope["method"] != "HEAD":
+                # Decided on the raw start message: JSON and files pass with no more work.
+                self.phase = PASSING
+                if self.sets_cookie:
+                    self.gate.review.saw_cookies(message.get("headers", ()), self.scope["path"])
+                if self.state.consent_read:
+                    self.gate.response_headers.edit(message, self.scope, private=True)
+                await self.raw_send(message)
+                return
+            self.kind = body_kind or SNIFF
+            self.start = message
+            return
+        if phase is HELD:
+            if kind == "http.response.body":
+                await self._decide(message)
+            else:
+                await self._other_first(message)
+        elif kind != "http.response.body":
+            if phase in (REWRITING, UNREWRITTEN) and self.start is None:
+                await self.raw_send(message)  # trailers and the like, after our headers
+        elif phase is SNIFFING:
+            await self._sniff(message)
+        elif phase in (REWRITING, UNREWRITTEN):
+            await self._rewrite_body(message)
+        # FAILED_AFTER_HEADERS / DONE: the response is over; late messages are dropped.
+
+    # --- the decision -------------------------------------------------------------------
+
+    async def _other_first(self, message: Message) -> None:
+        """A first message that is not a body (pathsend, zerocopy): we cannot read a file
+        the server sends itself, so an HTML one goes behind the no-partner CSP."""
+        start = self.start
+        self._to(PASSING)
+        if start is not None:
+            if self.kind is not OTHER:
+                self._no_partner_headers(start, "a file sent by the server")
+            else:
+                self._untouched_headers(start)
+            await self.raw_send(start)
+        await self.raw_send(message)
+
+    async def _decide(self, first: Message) -> None:
+        start = self.start
+        if start is None:  # a broken app; let the server complain about it
+            self._to(PASSING)
+            await self.raw_send(first)
+            return
+        if self.sets_cookie:
+            self.gate.review.saw_cookies(start.get("headers", ()), self.scope.get("path", ""))
+        kind = self.kind
+        if kind is OTHER or int(start.get("status", 200)) in NO_BODY_STATUSES:
+            await self._pass(start, first)
+            return
+        if self.scope["method"] == "HEAD":
+            await self._head(start, first, kind)
+            return
+        encoding = (header_value(start["headers"], b"content-encoding") or b"identity")
+        encoding_name = encoding.decode("latin-1").strip().lower()
+        if encoding_name != "identity" and encoding_name not in DECODABLE:
+            await self._unreadable(start, first, f"Content-Encoding {encoding_name!r}")
+            return
+        if kind is DOCUMENT:
+            await self._document(start, first, "an XML document or multipart body",
+                                 encoding_name)
+            return
+        if kind is SNIFF and encoding_name != "identity":
+            await self._unreadable(start, first, "a compressed body without a Content-Type")
+            return
+        if encoding_name in DECODABLE:
+            self.inflater = Inflater(encoding_name)
+            del MutableHeaders(scope=start)["content-encoding"]
+        if kind is SNIFF:
+            self._to(SNIFFING)
+            await self._sniff(first)
+            return
+        await self._rewrite_first(start, first)
+
+    async def _sniff(self, message: Message) -> None:
+        """Keep the first bytes (at most SNIFF_BYTES decoded) until they show what a browser
+        would make of a body without a usable Content-Type."""
+        more = bool(message.get("more_body", False))
+        data = message.get("body", b"")
+        self.sniffed += data
+        verdict = sniff(self.sniffed[:SNIFF_BYTES],
+                        complete=not more or len(self.sniffed) >= SNIFF_BYTES)
+        if verdict is None:
+            return
+        start = self.start
+        if start is None:  # pragma: no cover - SNIFFING is only entered with a held start
+            raise RuntimeError("consent-gate responder: sniffing without a start message")
+        body = {"type": "http.response.body", "body": self.sniffed, "more_body": more}
+        self.sniffed = b""
+        if verdict is HTML:
+            await self._rewrite_first(start, body)
+        elif verdict is DOCUMENT:
+            await self._document(start, body, "an XML document without a Content-Type",
+                                 "identity")
+        else:
+            await self._pass(start, body)
+
+    async def _pass(self, start: Message, first: Message) -> None:
+        self._to(PASSING)
+        self._untouched_headers(start)
+        await self.raw_send(start)
+        await self.raw_send(first)
+
+    async def _head(self, start: Message, first: Message, kind: BodyKind) -> None:
+        """HEAD gets the headers its GET would get; its (empty) body is not rewritten."""
+        self._to(PASSING)
+        headers = MutableHeaders(scope=start)
+        charset = charset_of(headers.get("content-type", ""))
+        encoding = headers.get("content-encoding", "identity").strip().lower()
+        if kind is HTML and not unreadable_charset(charset) and (
+                encoding == "identity" or encoding in DECODABLE):
+            self.allowed = self._allowed_partners()
+            if encoding != "identity":
+                del headers["content-encoding"]
+            if "content-length" in headers:  # the GET body's length depends on the rewrite
+                del headers["content-length"]
+            self._rewritten_headers(start, enforced_no_partner=False)
+        elif kind is SNIFF:
+            self._untouched_headers(start)
+        else:
+            self._no_partner_headers(start, None)
+        await self.raw_send(start)
+        await self.raw_send(first)
+
+    async def _document(self, start: Message, first: Message, what: str,
+                        encoding: str) -> None:
+        """XML (or multipart): another parser reads it, so it is not tokenized and the browser
+        enforces 'no partner'. An XHTML meta refresh still navigates (measured in Chromium):
+        a body in an ASCII-compatible charset has every http-equiv respelled (``encoding``
+        identity, gzip or deflate: decoded in bounded steps, as for HTML)."""
+        charset = self.gate.charset_of(start.get("headers", ()))
+        if unreadable_charset(charset) or (encoding == "identity"
+                                           and wide_bom(first.get("body", b""))):
+            await self._unreadable(start, first, what)
+            return
+        if encoding != "identity":
+            self.inflater = Inflater(encoding)
+            del MutableHeaders(scope=start)["content-encoding"]
+        self._to(UNREWRITTEN)
+        self.respeller = RefreshRespeller()
+        self._no_partner_headers(start, what, drop_length=True)
+        self.start = None
+        await self.raw_send(start)
+        await self._rewrite_body(first)
+
+    async def _unreadable(self, start: Message, first: Message, what: str) -> None:
+        self._to(PASSING)
+        self._no_partner_headers(start, what)
+        await self.raw_send(start)
+        await self.raw_send(first)
+
+    async def _rewrite_first(self, start: Message, first: Message) -> None:
+        self.charset = self.gate.charset_of(start.get("headers", ()))
+        body = first.get("body", b"")
+        if unreadable_charset(self.charset) or (self.inflater is None and wide_bom(body)):
+            await self._unreadable(start, first, f"charset {self.charset!r} or a UTF-16 BOM")
+            return
+        self._to(REWRITING)
+        self.allowed = self._allowed_partners()
+        plan = self.gate.plans.plan(self.consent, self.allowed, self.scope, self.charset)
+        if self.gate.page_macros:
+            self.macros = self.gate.plans.signals.page_stream(self.consent)
+        if not first.get("more_body", False) and self.inflater is None:
+            # One-chunk body: rewritten all at once so Content-Length can stay exact; a page
+            # rewritten before with this plan is reused, here when no ledger write is needed.
+            hit, keep = self.gate.memo.find(plan, body)
+            if hit is not None and (not hit.enabled or self.gate.discloser.writer is None):
+                self.disclosed = self.disclosed | hit.enabled
+                self._report_unknown(hit.unknown_hosts)
+                out = hit.output
+            else:
+                out = await self._rewrite_whole(body, plan, hit, keep)
+            if self.macros is not None and self.phase is not UNREWRITTEN:
+                out = self.macros.feed(out) + self.macros.finish()
+            self._rewritten_headers(start, enforced_no_partner=self.phase is UNREWRITTEN,
+                                    length=b"%d" % len(out))
+            self.start = None
+            self._to(DONE)
+            await self.raw_send(start)
+            await self.raw_send({"type": "http.response.body", "body": out, "more_body": False})
+            return
+        self.rewriter = HtmlRewriter(plan)
+        start["headers"] = [item for item in start.get("headers", ())
+                            if item[0] != b"content-length"]
+        # The start message leaves with the first rewritten bytes (see _emit), so that its
+        # CSP can still drop every partner if the ledger fails on the first chunk.
+        await self._rewrite_body(first)
+
+    def _allowed_partners(self) -> frozenset[str]:
+        allowed = self.consent.allowed_partners
+        if allowed and not self.gate.discloser.available():
+            # Fail closed: without a working ledger no partner is enabled.
+            return frozenset()
+        return allowed
+
+    # --- headers (the edits themselves: ResponseHeaders) --------------------------------
+
+    def _untouched_headers(self, start: Message) -> None:
+        if self.state.consent_read:
+            self.gate.response_headers.edit(start, self.scope, private=True)
+
+    def _rewritten_headers(self, start: Message, *, enforced_no_partner: bool,
+                           drop_length: bool = False, length: bytes | None = None) -> None:
+        """A rewritten page: private, no validators, the CSP of its allowed partners."""
+        self.gate.response_headers.rewritten(
+            start, self.scope, frozenset() if self.ledger_failed else self.allowed,
+            enforced_no_partner=enforced_no_partner, drop_length=drop_length, length=length)
+
+    def _no_partner_headers(self, start: Message, what: str | None, *,
+                            drop_length: bool = False) -> None:
+        self.gate.response_headers.no_partner(start, self.scope, what, private=self.state.consent_read,
+                                     drop_length=drop_length)
+
+    # --- the body -----------------------------------------------------------------------
+
+    async def _rewrite_body(self, message: Message) -> None:
+        more = bool(message.get("more_body", False))
+        data = message.get("body", b"")
+        if self.inflater is None:
+            out = await self._step(data, final=not more)
+            if out is not None:
+                await self._emit(out, more)
+            return
+        try:
+            # Piece by piece: each decoded step is rewritten and sent before the next is
+            # decoded, so a bomb never sits in memory.
+            for piece in self.inflater.pieces(data, final=not more):
+                out = await self._step(piece, final=False)
+                if out is None:
+                    return
+                if out:
+                    await self._emit(out, True)
+        except InflateError as exc:
+            await self._fail(str(exc))
+            return
+        if not more:
+            out = await self._step(b"", final=True)
+            if out is not None:
+                await self._emit(out, False)
+
+    async def _emit(self, body: bytes, more: bool) -> None:
+        start = self.start
+        if start is not None:
+            if not body and more:
+                return  # nothing yet: keep the start (and its CSP) open
+            self.start = None
+            self.unsent = b""
+            self._rewritten_headers(start, enforced_no_partner=self.phase is UNREWRITTEN)
+            await self.raw_send(start)
+        if not more:
+            self._to(DONE)
+        elif not body:
+            return
+        self.sent += len(body)
+        await self.raw_send({"type": "http.response.body", "body": body, "more_body": more})
+
+    async def _fail(self, what: str) -> None:
+        """Fail closed once bytes cannot be rewritten: end the response, never pass raw."""
+        start = self.start
+        logger.error("consent-gate: %s %s: %s after %d body bytes were sent; the response was "
+                     "ended there (the rest of the body is dropped, never sent raw)",
+                     self.scope["method"], self.scope["path"], what, self.sent)
+        if start is not None:
+            self.start = None
+            self._rewritten_headers(start, enforced_no_partner=True)
+            await self.raw_send(start)
+        self._to(FAILED_AFTER_HEADERS)
+        await self.raw_send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _step(self, data: bytes, *, final: bool) -> bytes | None:
+        """Rewritten bytes for ``data`` (None once the response was ended)."""
+        if self.phase is UNREWRITTEN:
+            if self.respeller is None:
+                return data
+            return self.respeller.feed(data) + (self.respeller.finish() if final else b"")
+        if self.start is not None:
+            if self.fed == 0:
+                # The first bytes may split a byte order mark: keep them until it is whole.
+                data, self.sniffed = self.sniffed + data, b""
+                if not final and bom_prefix(data):
+                    self.sniffed = data
+                    return b""
+            if self.fed == 0 and data and wide_bom(data):
+                # The BOM wins over the charset label: the browser reads UTF-16.
+                logger.warning("consent-gate: %s %s starts with a UTF-16 byte order mark; it goes "
+                               "out as sent with an enforced CSP that allows no partner.",
+                               self.scope["method"], self.scope["path"])
+                self._to(UNREWRITTEN)
+                return data
+            self.unsent += data
+        self.fed += len(data)
+        try:
+            out = await self._rewrite_chunk(data, final=final)
+            if self.macros is not None:
+                out = self.macros.feed(out) + (self.macros.finish() if final else b"")
+            return out
+        except Exception:
+            if self.start is not None:
+                # Nothing left yet: the page goes out as the site sent it, behind a CSP that
+                # the browser enforces and that allows no partner.
+                logger.exception("consent-gate: the rewriter failed on %s before the headers "
+                                 "left; serving the page as sent (every http-equiv respelled) "
+                                 "with an enforced CSP that allows no partner", self.scope.get("path", ""))
+                self._to(UNREWRITTEN)
+                self.respeller = RefreshRespeller()
+                return self.respeller.feed(self.unsent) + (
+                    self.respeller.finish() if final else b"")
+            logger.exception("consent-gate: the rewriter failed on %s", self.scope.get("path", ""))
+            await self._fail("the rewriter failed")
+            return None
+
+    async def _rewrite_whole(self, data: bytes, plan: RewritePlan, hit: Rewritten | None,
+                             keep: bool) -> bytes:
+        """A whole body in one message: ``hit`` is the memo's rewrite of a byte-identical page
+        with this plan (the rewriter is made only when the page must be rewritten; ``keep``:
+        remember the result)."""
+        if hit is None:
+            self.rewriter = HtmlRewriter(plan)
+            try:
+                return await self._rewrite_chunk(data, final=True, remember=keep)
+            except Exception:
+                logger.exception("consent-gate: the rewriter failed on %s before the headers "
+                                 "left; serving the page as sent (every http-equiv respelled) "
+                                 "with an enforced CSP that allows no partner", self.scope.get("path", ""))
+                self._to(UNREWRITTEN)
+                self.respeller = RefreshRespeller()
+                return self.respeller.feed(data) + self.respeller.finish()
+        if hit.enabled and not await self._disclose(hit.enabled):
+            self.rewriter = HtmlRewriter(self.gate.plans.blocked(self.consent, self.scope, self.charset))
+            return await self._rewrite_chunk(data, final=True)
+        self._report_unknown(hit.unknown_hosts)
+        return hit.output
+
+    async def _disclose(self, partners: frozenset[str]) -> bool:
+        """Log before disclose; False when the ledger failed and the partners must stay off."""
+        new = partners - self.disclosed
+        if not new:
+            return True
+        if self.gate.discloser.writer is None:  # no ledger configured: nothing to record
+            self.disclosed = self.disclosed | new
+            return True
+        if self.request is None:  # built on the first disclosure only: most views have none
+            self.request = RequestInfo.from_scope(self.scope, self.consent,
+                                                  trust_proxy=self.gate.config.policy.trust_proxy)
+        try:
+            await self.gate.discloser.disclose(new, self.request)
+        except LedgerUnavailable:
+            self.ledger_failed = True
+            return False
+        self.disclosed = self.disclosed | new
+        return True
+
+    async def _rewrite_chunk(self, data: bytes, *, final: bool, remember: bool = False) -> bytes:
+        rewriter = self.rewriter
+        if rewriter is None:  # pragma: no cover - REWRITING always has a rewriter
+            return data
+        # Only a ledger write can fail and ask for a redo with every partner blocked.
+        before = rewriter.snapshot() if self.gate.discloser.writer is not None else None
+        out = _run(rewriter, data, final)
+        enabled = rewriter.take_enabled()
+        if remember:
+            unknown = rewriter.unknown_hosts
+            self.gate.memo.put(Rewritten(rewriter.plan, data, out, enabled,
+                                         frozenset(unknown) if unknown else _NO_HOSTS))
+        if enabled and not await self._disclose(enabled):
+            # Log before disclose failed: redo this chunk with every partner blocked.
+            if before is None:  # pragma: no cover - without a writer _disclose never fails
+                raise RuntimeError("consent-gate responder: a redo without a snapshot")
+            rewriter.restore(before, self.gate.plans.blocked(self.consent, self.scope, self.charset))
+            out = _run(rewriter, data, final)
+            rewriter.take_enabled()
+        if final:
+            self._report_unknown(rewriter.unknown_hosts)
+        return out
+
+    def _report_unknown(self, unknown: set[str] | frozenset[str]) -> None:
+        if not unknown:
+            return
+        own = (header_value(self.scope["headers"], b"host") or b"").decode("latin-1")
+        hosts = set(unknown) - {own.rsplit(":", 1)[0].lower()}
+        if hosts:
+            self.gate.plans.report_unknown(hosts, self.scope.get("path", ""))
+            self.gate.review.saw_hosts(hosts, self.scope.get("path", ""))
+
+def _run(rewriter: HtmlRewriter, data: bytes, final: bool) -> bytes:
+    out = rewriter.feed(data) if data else b""
+    return out + rewriter.finish() if final else out

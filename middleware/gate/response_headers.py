@@ -1,0 +1,106 @@
+"""The header edits of a response the gate touches, made once per gate.
+
+A page we rewrite is private, loses its validators (its bytes depend on the consent) and
+carries the CSP of its allowed partners; a document we cannot read goes out behind an
+enforced CSP that allows no partner; a response that read the consent is kept out of shared
+caches. ``Link`` and ``Refresh`` headers aimed at a partner are dropped (they act before any
+HTML is read).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.datastructures import MutableHeaders
+from starlette.types import Message, Scope
+
+from ..csp import CspBuilder
+from ..headers import GatedHeaders, gated_link, set_header
+from ..hosts import HostMatcher
+from ..html.fetch import refresh_url
+
+logger = logging.getLogger("consent_gate")
+
+_NO_PARTNER: frozenset[str] = frozenset()
+
+
+class ResponseHeaders:
+    """Edits a held start message in place (``start["headers"]`` replaced)."""
+
+    def __init__(self, gated: GatedHeaders, csp: CspBuilder, matcher: HostMatcher) -> None:
+        self.gated = gated
+        self.csp = csp
+        self.matcher = matcher
+
+    def edit(self, start: Message, scope: Scope, *, private: bool,
+             drop_validators: bool = False, frame_options: bool = False,
+             csp: tuple[bytes, bytes] | None = None, drop_length: bool = False,
+             length: bytes | None = None) -> None:
+        """One pass over the raw start headers (see GatedHeaders.edit), ``csp`` appended;
+        then the fetching headers, when there are any; then Content-Length = ``length``."""
+        edited, fetching = self.gated.edit(
+            start.get("headers", ()), private=private, drop_validators=drop_validators,
+            frame_options=frame_options, append=(csp,) if csp is not None else (),
+            drop_length=drop_length, length=length)
+        start["headers"] = edited
+        if fetching:
+            self.gate_fetching(start, scope)
+            if length is not None:  # after the fetching headers, as MutableHeaders put it
+                set_header(start["headers"], b"content-length", length)
+
+    def rewritten(self, start: Message, scope: Scope, allowed: frozenset[str], *,
+                  enforced_no_partner: bool, drop_length: bool = False,
+                  length: bytes | None = None) -> None:
+        """A rewritten page: private, no validators, the CSP of its ``allowed`` partners."""
+        csp = self.csp
+        header: tuple[bytes, bytes] | None = None
+        if enforced_no_partner:
+            header = (b"content-security-policy", csp.value(_NO_PARTNER))
+        elif csp.enabled:
+            header = (csp.header_name, csp.value(allowed))
+        self.edit(start, scope, private=True, drop_validators=True, frame_options=True,
+                  csp=header, drop_length=drop_length, length=length)
+
+    def no_partner(self, start: Message, scope: Scope, what: str | None, *, private: bool,
+                   drop_length: bool = False) -> None:
+        """A document passed as sent: the browser enforces 'no partner' whatever [csp] mode
+        says, because we could not read (or log) what it loads."""
+        if what is not None:
+            logger.warning(
+                "consent-gate: %s %s sent %s, which cannot be rewritten; it goes out as sent with "
+                "an enforced CSP that allows no partner. Fix: let the app send identity UTF-8 (or "
+                "other ASCII-compatible) HTML and put compression (GZipMiddleware, the reverse "
+                "proxy) outside ConsentMiddleware.", scope["method"], scope["path"], what)
+        self.edit(start, scope, private=private, frame_options=True,
+                  csp=(b"content-security-policy", self.csp.value(_NO_PARTNER)),
+                  drop_length=drop_length)
+
+    def gate_fetching(self, start: Message, scope: Scope) -> None:
+        """``Link`` (preload, preconnect, prefetch) and ``Refresh`` act before any HTML is read,
+        and preconnect is governed by no CSP: entries aimed at any partner are dropped, even a
+        consented one (no ledger row would precede that contact; the partner's tags in the
+        page still load it, after their record)."""
+        if not any(k in (b"link", b"refresh") for k, _ in start.get("headers", ())):
+            return
+        headers = MutableHeaders(scope=start)
+        matcher = self.matcher
+
+        def blocked(url: str) -> bool:
+            host = HostMatcher.host_of_url(url)
+            if host is None:
+                return "//" in url  # an absolute URL we cannot read: fail closed
+            return matcher.partner_for_host(host) is not None
+
+        links = headers.getlist("link")
+        if links:
+            del headers["link"]
+            for value in links:
+                kept = gated_link(value, blocked)
+                if kept is not None:
+                    headers.append("link", kept)
+        refreshes = headers.getlist("refresh")
+        if any(blocked(refresh_url(v)) for v in refreshes):
+            logger.warning("consent-gate: %s %s: a Refresh header to a partner was dropped "
+                           "(it would navigate there before any record)",
+                           scope["method"], scope["path"])
+            del headers["refresh"]
