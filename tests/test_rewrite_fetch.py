@@ -82,6 +82,14 @@ VECTORS = [
      b'<svg><use ' + N_AD + b'href="https://ad.doubleclick.net/s.svg#a"/></svg>', "ads"),
     ("svg_feimage", b'<svg><filter><feImage href="//ad.doubleclick.net/f"/></filter></svg>',
      b'<svg><filter><feImage ' + N_AD + b'href="//ad.doubleclick.net/f"/></filter></svg>', "ads"),
+    # SMIL: <set>/<animate> of an image's href load the URL they animate to (Chromium 156).
+    ("svg_set_href", b'<svg><image><set attributeName="href" to="//ad.doubleclick.net/s"/></image></svg>',
+     b'<svg><image><set data-consent-partner="ads" attributeName="href" data-consent-to="//ad.doubleclick.net/s"/>'
+     b"</image></svg>", "ads"),
+    ("svg_animate_values", b'<svg><feImage><animate attributeName="xlink:href" '
+     b'values="/a.png;https://ad.doubleclick.net/b" from=/c by=/d /></feImage></svg>',
+     b'<svg><feImage><animate data-consent-partner="ads" attributeName="xlink:href" '
+     b'data-consent-values="/a.png;https://ad.doubleclick.net/b" from=/c by=/d /></feImage></svg>', "ads"),
     ("svg_presentation_url", b'<svg><rect fill="url(https://ad.doubleclick.net/p.svg#g)"/></svg>',
      b'<svg><rect ' + N_AD + b'fill="url(https://ad.doubleclick.net/p.svg#g)"/></svg>', "ads"),
     ("data_iframe_percent", b'<iframe src="data:text/html,%3Cimg%20src%3D%22https://ad.doubleclick.net/x%22%3E"></iframe>',

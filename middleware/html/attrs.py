@@ -38,6 +38,7 @@ def _attr_html(name: str, value: str) -> bytes:
 
 _TAB_NEWLINE = re.compile(r"[\t\n\r]")
 _C0_SPACE = "".join(chr(c) for c in range(0x21))
+_SMIL_VALUES = ("to", "from", "by", "values")
 _NAME_END_RE = re.compile(rb"[^" + _WS + rb"/>]*+")
 
 
@@ -73,7 +74,8 @@ def _self_closing(buf: bytes, name_end: int, end: int) -> bool:
 
 def _attr_kind(tag: str, attr: str, url_names: tuple[str, ...], careful: bool,
                at: _Attr) -> str | None:
-    """How an attribute may fetch: "url", "srcset", "list", "css", "refresh", "srcdoc" or None."""
+    """How an attribute may fetch: "url", "srcset", "list", "css", "refresh", "srcdoc",
+    "values" (an SMIL animation's ';'-separated values) or None."""
     if attr in url_names:
         return "srcset" if attr in _SRCSET_ATTRS else "url"
     if attr == "style":
@@ -93,6 +95,10 @@ def _attr_kind(tag: str, attr: str, url_names: tuple[str, ...], careful: bool,
             return "url"
         if tag == "mglyph" and attr == "src":
             return "url"
+        # SMIL: <set>/<animate attributeName="href"> make the element load the value animated
+        # to (measured in Chromium for <image> and <feImage>); values is a ';' list.
+        if attr in _SMIL_VALUES and tag in ("set", "animate"):
+            return "values"
         if at.raw is not None and b"(" in at.raw:
             return "css"
     return None

@@ -5,6 +5,7 @@ the partners it enables or blocks. Pure given the plan (and its host memo)."""
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 
@@ -15,6 +16,8 @@ from .nested import Rewriter, document_partners
 from .partners import PartnerLookup
 from .plan import RewritePlan
 
+#: An SMIL values list: URLs apart at ';' (and spaces, over-inclusive).
+_SMIL_SPLIT = re.compile(r"[;\s]+")
 #: One edit of a tag: replace [start, end) by the bytes (positions relative to the name's end).
 Edit = tuple[int, int, bytes]
 #: Bounds on the memo of whole tags: entries, and bytes of one tag.
@@ -82,6 +85,9 @@ class TagJudge:
             return [partner(u, unknown) for u in value.split()]
         if kind == "css":
             return [partner(u, unknown) for u in css_urls(value)]
+        if kind == "values":
+            return [partner(u, unknown) for u in (*_SMIL_SPLIT.split(value), *css_urls(value))
+                    if u]
         if kind == "refresh":
             found: list[str | None] = [partner(refresh_url(value), unknown)]
             found.extend(self.plan.matcher.partners_in_text(value))

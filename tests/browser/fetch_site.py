@@ -32,6 +32,11 @@ VECTORS: dict[str, str] = {
     "svg-script": f'<svg><script href="http://{H}/{{w}}/ss.js"></script></svg>',
     "svg-feimage": (f'<svg><filter id="f"><feImage href="http://{H}/{{w}}/fe.gif"/></filter>'
                     '<rect filter="url(#f)" width="9" height="9"/></svg>'),
+    "svg-set-href": (f'<svg width="9" height="9"><image width="9" height="9"><set attributeName="href" '
+                     f'to="http://{H}/{{w}}/set.gif"/></image></svg>'),
+    "svg-animate-feimage": (f'<svg width="9" height="9"><filter id="g"><feImage><animate attributeName="href" '
+                            f'values="http://{H}/{{w}}/an.gif" dur="1s" fill="freeze"/></feImage></filter>'
+                            '<rect filter="url(#g)" width="9" height="9"/></svg>'),
     "svg-title": f'<svg><title><img src="http://{H}/{{w}}/title.gif"></title></svg>',
     "svg-style-markup": f'<svg><style><img src="http://{H}/{{w}}/sb.gif"></style></svg>',
     "svg-plaintext": f'<svg><plaintext></plaintext></svg><img src="http://{H}/{{w}}/pt.gif">',
