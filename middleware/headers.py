@@ -88,25 +88,49 @@ def private_cache_control(existing: str | None) -> str:
     return ", ".join(["private", *kept])
 
 
-_LINK_ENTRY = re.compile(r"\s*<([^>]*)>([^,]*)")
+#: An entry's target, and (in its parameters) every piece that could be a URL.
+_LINK_TARGET = re.compile(r"\s*<([^>]*)>")
+_LINK_PIECES = re.compile(r"[\s,;=\"']+")
+
+
+def _link_entries(value: str) -> list[str]:
+    """The comma-separated entries of a ``Link`` value: commas inside ``<...>`` or a quoted
+    string do not separate (an unclosed quote runs to the end)."""
+    entries: list[str] = []
+    start = i = 0
+    n = len(value)
+    while i < n:
+        c = value[i]
+        if c == "<":
+            close = value.find(">", i)
+            i = n if close < 0 else close + 1
+            continue
+        if c == '"':
+            i += 1
+            while i < n and value[i] != '"':
+                i += 2 if value[i] == "\\" else 1
+        elif c == ",":
+            entries.append(value[start:i])
+            start = i + 1
+        i += 1
+    entries.append(value[start:])
+    return entries
 
 
 def gated_link(value: str, blocked: Callable[[str], bool]) -> str | None:
-    """A ``Link`` header value without the entries whose target ``blocked`` says a partner the
-    visitor has not consented to (preload, preconnect and prefetch act before any HTML is
-    parsed, and preconnect is governed by no CSP directive). None when nothing is left.
-    An entry we cannot parse is dropped (fail closed)."""
+    """A ``Link`` header value without the entries that name a partner the visitor has not
+    consented to, in the target or in a parameter (preload, preconnect and prefetch act
+    before any HTML is parsed, preconnect is governed by no CSP directive, and Chromium
+    preloads an ``imagesrcset`` parameter). None when nothing is left. An entry we cannot
+    parse is dropped (fail closed)."""
     kept: list[str] = []
-    pos = 0
-    while pos < len(value):
-        m = _LINK_ENTRY.match(value, pos)
-        if m is None:
-            comma = value.find(",", pos)
-            pos = len(value) if comma < 0 else comma + 1
+    for entry in _link_entries(value):
+        m = _LINK_TARGET.match(entry)
+        if m is None or blocked(m.group(1)):
             continue
-        if not blocked(m.group(1)):
-            kept.append(m.group(0).strip())
-        pos = m.end() + 1
+        if any(blocked(piece) for piece in _LINK_PIECES.split(entry[m.end():]) if piece):
+            continue
+        kept.append(entry.strip())
     return ", ".join(kept) if kept else None
 
 

@@ -151,6 +151,34 @@ def test_link_and_refresh_headers_to_partners_are_dropped(tmp_path: Path) -> Non
     assert out.header(b"refresh") == []
 
 
+@pytest.mark.parametrize("link", [
+    # Chromium 156 preloads a Link header's imagesrcset (measured through the recording proxy).
+    b'</a.png>; rel=preload; as=image; imagesrcset="https://platform.twitter.com/x.png 2x"',
+    b'</a.png>; rel=preload; as=image; imagesrcset="/b.png 1x, //platform.twitter.com/y.png 2x"',
+    b"</a.png>; rel=preload; as=image; imagesrcset=https:platform.twitter.com/z.png",
+    b'</a.png>; rel="preload"; anchor="https://platform.twitter.com/"',
+    b'</a.png>; title="a, <https://platform.twitter.com/>; rel=preconnect"',
+    b'</a.png>; title="unclosed, <https://platform.twitter.com/>; rel=preconnect',
+])
+def test_link_header_entry_naming_a_partner_in_a_parameter_is_dropped(tmp_path: Path,
+                                                                       link: bytes) -> None:
+    headers = [(b"content-type", b"text/html"), (b"link", link),
+               (b"link", b"</app.css>; rel=preload; as=style")]
+    gate = make_gate(html_app(headers=headers), tmp_path)
+    out = asyncio.run(run(gate, http_scope()))
+    assert out.header(b"link") == [b"</app.css>; rel=preload; as=style"]
+
+
+def test_link_header_quoted_commas_do_not_split_entries() -> None:
+    from middleware.headers import gated_link
+
+    def blocked(url: str) -> bool:
+        return "partner.example" in url
+
+    value = '</a>; title="x, y"; rel=preload, </b>; rel=preload, <https://partner.example/>'
+    assert gated_link(value, blocked) == '</a>; title="x, y"; rel=preload, </b>; rel=preload'
+
+
 @pytest.mark.parametrize(("value", "target"), [
     ("5; url=https://a.example/x", "https://a.example/x"),
     ("0;URL='//b.example/'", "//b.example/"),
