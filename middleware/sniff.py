@@ -13,11 +13,14 @@ https://encoding.spec.whatwg.org/#names-and-labels, https://html.spec.whatwg.org
 
 from __future__ import annotations
 
+import codecs
 import enum
+import html
+import re
 from collections.abc import Iterable
 
-__all__ = ["SNIFF_BYTES", "BodyKind", "bom_prefix", "classify", "sniff", "unreadable_charset",
-           "wide_bom"]
+__all__ = ["SNIFF_BYTES", "BodyKind", "bom_prefix", "classify", "declares_iso2022jp",
+           "label_known", "sniff", "unreadable_charset", "wide_bom"]
 
 
 class BodyKind(enum.Enum):
@@ -135,3 +138,39 @@ def unreadable_charset(charset: str | None) -> bool:
         return False
     # Labels are matched after trimming ASCII whitespace, case-insensitively (Encoding §4.2).
     return charset.strip("\t\n\x0c\r ").lower() in _UNREADABLE
+
+
+def label_known(charset: str | None) -> bool:
+    """A header charset label a browser would use. An unknown one is ignored (HTML
+    §13.2.3.1), and then a ``<meta charset>`` in the body decides the encoding."""
+    if charset is None:
+        return False
+    try:
+        codecs.lookup(charset.strip("\t\n\x0c\r "))
+    except LookupError:
+        return False
+    return True
+
+
+# "charset", "=", an optional quote: the value as a <meta charset> or a Content-Type in a
+# <meta content> writes it (HTML §13.2.3.2 prescan, §2.5.1 extracting a character encoding).
+_META_CHARSET = re.compile(rb"(?i)charset[\t\n\x0c\r ]*+=[\t\n\x0c\r ]*+[\"']?+"
+                           rb"[\t\n\x0c\r ]*+([^\"'>\t\n\x0c\r ]{1,64})")
+_ISO2022JP = frozenset({"iso-2022-jp", "csiso2022jp"})
+#: Bytes of one chunk kept to find a declaration cut by the next chunk.
+CHARSET_TAIL = 96
+
+
+def declares_iso2022jp(data: bytes) -> bool:
+    """``data`` has a charset declaration naming ISO-2022-JP (character references decoded,
+    as the tree builder reads a <meta>): with no usable header label, the browser decodes
+    the page as ISO-2022-JP, where ``ESC $ B`` turns the ASCII bytes of markup into kanji
+    (a ``<!--`` the rewriter reads is no comment to the browser). Over-inclusive: any such
+    text counts, in a tag or not."""
+    for m in _META_CHARSET.finditer(data):
+        label = m.group(1).decode("latin-1")
+        if "&" in label:
+            label = html.unescape(label)
+        if label.split(";")[0].strip("\t\n\x0c\r ").lower() in _ISO2022JP:
+            return True
+    return False

@@ -24,7 +24,17 @@ from ..memo import Rewritten
 from ..plan import charset_of
 from ..rewrite import HtmlRewriter, RewritePlan
 from ..signals.macros import MacroStream
-from ..sniff import SNIFF_BYTES, BodyKind, bom_prefix, sniff, unreadable_charset, wide_bom
+from ..sniff import (
+    CHARSET_TAIL,
+    SNIFF_BYTES,
+    BodyKind,
+    bom_prefix,
+    declares_iso2022jp,
+    label_known,
+    sniff,
+    unreadable_charset,
+    wide_bom,
+)
 from .phases import (
     DONE,
     FAILED_AFTER_HEADERS,
@@ -68,6 +78,10 @@ class HtmlResponder:
     fed = 0
     sent = 0
     sniffed = b""
+    #: Without a header charset a browser would use, the decoded body is watched for a
+    #: declaration of ISO-2022-JP (the last bytes of the previous piece, for one cut in two).
+    watch_charset = False
+    charset_tail = b""
     #: The start message has a Set-Cookie header (the review records undeclared cookies).
     sets_cookie = False
     #: Partners already recorded for this page view: one disclosure per (view, partner).
@@ -267,6 +281,11 @@ class HtmlResponder:
         if unreadable_charset(self.charset) or (self.inflater is None and wide_bom(body)):
             await self._unreadable(start, first, f"charset {self.charset!r} or a UTF-16 BOM")
             return
+        self.watch_charset = not label_known(self.charset)
+        if self.watch_charset and self.inflater is None and declares_iso2022jp(body):
+            self.watch_charset = False
+            await self._document(start, first, "a page that declares ISO-2022-JP", "identity")
+            return
         self._to(REWRITING)
         self.allowed = self._allowed_partners()
         plan = self.gate.plans.plan(self.consent, self.allowed, self.scope, self.charset)
@@ -379,6 +398,24 @@ class HtmlResponder:
         self._to(FAILED_AFTER_HEADERS)
         await self.raw_send({"type": "http.response.body", "body": b"", "more_body": False})
 
+    async def _iso2022jp(self, data: bytes, final: bool) -> bytes | None:
+        """The page declares ISO-2022-JP, which the byte-level rewriter cannot read: before
+        the headers left it goes out as sent (http-equiv respelled) behind the enforced
+        no-partner CSP; after, the response ends."""
+        self.watch_charset = False
+        if self.start is None:
+            await self._fail("a charset declaration of ISO-2022-JP (unreadable to the rewriter)")
+            return None
+        logger.warning("consent-gate: %s %s declares ISO-2022-JP in its markup, which cannot be "
+                       "rewritten; it goes out as sent with an enforced CSP that allows no "
+                       "partner. Fix: send UTF-8 (or name the charset in Content-Type).",
+                       self.scope["method"], self.scope["path"])
+        self._to(UNREWRITTEN)
+        self.respeller = RefreshRespeller()
+        out = self.respeller.feed(self.unsent + data) + (self.respeller.finish() if final else b"")
+        self.unsent = b""
+        return out
+
     async def _step(self, data: bytes, *, final: bool) -> bytes | None:
         """Rewritten bytes for ``data`` (None once the response was ended)."""
         if self.phase is UNREWRITTEN:
@@ -399,6 +436,12 @@ class HtmlResponder:
                                self.scope["method"], self.scope["path"])
                 self._to(UNREWRITTEN)
                 return data
+        if self.watch_charset and data:
+            window = self.charset_tail + data
+            if declares_iso2022jp(window):
+                return await self._iso2022jp(data, final)
+            self.charset_tail = window[-CHARSET_TAIL:]
+        if self.start is not None:
             self.unsent += data
         self.fed += len(data)
         try:
