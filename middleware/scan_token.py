@@ -40,7 +40,9 @@ def check_token(keys: Iterable[str], token: str, method: str, path: str,
                 now: float | None = None) -> bool:
     """True for a fresh token made with one of ``keys`` for this method and path."""
     stamp_text, _, mac = token.strip().partition(".")
-    if not stamp_text.isdigit() or len(stamp_text) > 12 or len(mac) != 64:
+    # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+    if not (stamp_text.isascii() and stamp_text.isdigit()) or len(stamp_text) > 12 \
+            or len(mac) != 64:
         return False
     stamp = int(stamp_text)
     if abs((time.time() if now is None else now) - stamp) > MAX_AGE:

@@ -147,6 +147,24 @@ def test_scan_token_binds_key_method_path_and_time() -> None:
         assert not check_token([key], bad, "GET", "/embeds", now=1000)
 
 
+@pytest.mark.parametrize("stamp", ["\u00b2", "\u0661\u0660\u0660\u0660", "\uff11", "-1", "+1"])
+def test_scan_header_with_a_non_ascii_digit_is_no_token(tmp_path: Path, stamp: str) -> None:
+    """Any visitor can send the header (h11 passes bytes 0x80-0xFF, read as latin-1): a
+    stamp that str.isdigit() takes and int() refuses was a 500 on every page."""
+    import asyncio
+
+    from middleware.scan_token import HEADER_BYTES, check_token
+
+    from .asgi_helpers import html_app, http_scope, make_gate, run
+
+    assert not check_token(["k" * 40], stamp + "." + "a" * 64, "GET", "/")
+    gate = make_gate(html_app(), tmp_path)
+    scope = http_scope()
+    scope["headers"] = [*scope["headers"], (HEADER_BYTES, b"\xb2." + b"a" * 64)]
+    out = asyncio.run(run(gate, scope))
+    assert out.start["status"] == 200 and b"consent-gate-banner" in out.body
+
+
 @pytest.mark.server
 def test_cli_scan_wrapped_site_sees_what_the_site_sends(tmp_path: Path,
                                                         capsys: pytest.CaptureFixture[str],
