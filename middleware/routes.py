@@ -566,9 +566,11 @@ def _referer_path(referer: str | None, own: tuple[str, str] | None) -> str | Non
 async def _read_body(headers: Headers, receive: Receive, limit: int = MAX_BODY) -> bytes:
     length = headers.get("content-length")
     if length is not None:
-        if not length.strip().isdigit():
+        length = length.strip()
+        # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+        if not (length.isascii() and length.isdigit()):
             raise _BadRequest(400, "Invalid Content-Length.")
-        if int(length) > limit:
+        if len(length) > 18 or int(length) > limit:
             raise _BadRequest(413, f"Request body too large (limit {limit} bytes).")
     chunks: list[bytes] = []
     size = 0

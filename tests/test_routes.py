@@ -522,6 +522,37 @@ def test_choice_body_too_large_is_413(app: UiApp) -> None:
     assert not set_cookies(r)
 
 
+@pytest.mark.parametrize(("length", "status"), [
+    (b"\xb2", 400),  # "²" is a digit to str.isdigit, not to int()
+    (b"\xd9\xa1", 400),  # not ASCII either
+    (b"9" * 5000, 413),  # more digits than int() converts by default
+    (b"+12", 400),
+    (b" 17 ", 303),
+])
+def test_choice_odd_content_length_is_a_clear_4xx(app: UiApp, length: bytes, status: int) -> None:
+    """Servers other than uvicorn may pass any Content-Length through: never a 500."""
+    import asyncio
+
+    body = b"action=accept-all"
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+             "scheme": "http", "path": "/.consent/choice", "raw_path": b"/.consent/choice",
+             "query_string": b"", "root_path": "", "client": ("127.0.0.1", 1),
+             "server": ("testserver", 80),
+             "headers": [(b"host", b"testserver"), (b"origin", BASE.encode()),
+                         (b"sec-fetch-site", b"same-origin"), (b"content-length", length),
+                         (b"content-type", b"application/x-www-form-urlencoded")]}
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    assert sent[0]["status"] == status
+
+
 def test_choice_streamed_body_too_large_is_413(app: UiApp) -> None:
     def chunks() -> Any:
         yield b"action=accept-all&pad="
