@@ -210,6 +210,53 @@ def test_forward_retry_after_is_honoured(tmp_path: Path) -> None:
     asyncio.run(go())
 
 
+@pytest.mark.parametrize("value", ["\u00b2", "1e3", "-5", "Wed, 21 Oct 2015 07:28:00 GMT"])
+def test_forward_odd_retry_after_is_no_wait_and_the_round_settles(tmp_path: Path,
+                                                                  value: str) -> None:
+    """A partner's Retry-After is the partner's text: '²' (a digit to str.isdigit, not to
+    float) raised out of the round, so no outcome of that round was written and every
+    partner in it was posted again after the lease."""
+    async def go() -> None:
+        with PartnerServer("meta") as meta, PartnerServer("tiktok") as tt:
+            meta.script(("status", 429, value), ("ok",))
+            config = make_config({"meta": meta.url, "tiktok": tt.url}, tmp_path / "l.sqlite3")
+            clock = Clock()
+            fw = make_forwarder(config, clock)
+            await fw.forward(scope(), consent(config, ALL), "purchase", DATA)
+            await drain(fw, clock, step=120)
+            await close(fw)
+            assert len(meta.requests) == 2 and len(tt.requests) == 1
+        rows = {r["partner"]: r for r in ledger_rows(tmp_path / "l.sqlite3") if r["delivery"] != "queued"}
+        assert rows["meta"]["delivery"] == "accepted" and rows["meta"]["attempts"] == 2
+        assert rows["tiktok"]["delivery"] == "accepted" and rows["tiktok"]["attempts"] == 1
+    asyncio.run(go())
+
+
+def test_forward_unexpected_error_for_one_partner_keeps_the_rounds_other_outcomes(
+        tmp_path: Path) -> None:
+    async def go() -> None:
+        with PartnerServer("meta") as meta, PartnerServer("tiktok") as tt:
+            config = make_config({"meta": meta.url, "tiktok": tt.url}, tmp_path / "l.sqlite3")
+            clock = Clock()
+            fw = make_forwarder(config, clock)
+            real_post = fw.sender._post
+
+            async def post(spec: Any, body: str, gpc: bool) -> Any:
+                if spec.partner == "meta":
+                    raise RuntimeError("simulated bug")
+                return await real_post(spec, body, gpc)
+
+            fw.sender._post = post
+            await fw.forward(scope(), consent(config, ALL), "purchase", DATA)
+            await drain(fw, clock, step=3600)
+            await close(fw)
+            assert len(tt.requests) == 1 and meta.requests == []
+        rows = {r["partner"]: r for r in ledger_rows(tmp_path / "l.sqlite3") if r["delivery"] != "queued"}
+        assert rows["tiktok"]["delivery"] == "accepted" and rows["tiktok"]["attempts"] == 1
+        assert rows["meta"]["delivery"] == "gave-up" and "simulated bug" in rows["meta"]["detail"]
+    asyncio.run(go())
+
+
 def test_forward_rejected_request_is_final_and_recorded(tmp_path: Path) -> None:
     async def go() -> None:
         with PartnerServer("meta") as meta, PartnerServer("tiktok") as tt:

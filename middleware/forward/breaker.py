@@ -29,8 +29,10 @@ def backoff(attempt: int, *, base_s: float = 2.0, cap_s: float = 900.0,
 
 def retry_after(value: str | None, cap_s: float = 3600.0) -> float:
     """A ``Retry-After`` in seconds (the HTTP-date form counts as absent), bounded."""
-    if value and value.strip().isdigit():
-        return min(float(value.strip()), cap_s)
+    text = value.strip() if value else ""
+    # ASCII digits only: the partner's text; str.isdigit() also takes "²", which float() refuses.
+    if text.isascii() and text.isdigit():
+        return min(float(text), cap_s)
     return 0.0
 
 

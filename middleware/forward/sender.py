@@ -150,7 +150,8 @@ class Sender:
         sends = []
         for pid, group in groups.items():
             size = kind_for(self.specs[pid].kind).max_batch
-            sends += [self._send(self.specs[pid], group[i:i + size]) for i in range(0, len(group), size)]
+            sends += [self._send_guarded(self.specs[pid], group[i:i + size])
+                      for i in range(0, len(group), size)]
         for result in await asyncio.gather(*sends):
             steps += result
         ends = [s for s in steps if isinstance(s, _End)]
@@ -190,6 +191,24 @@ class Sender:
         if self.breakers[item.partner].state == "open":
             return item
         return None
+
+    async def _send_guarded(self, spec: ForwardSpec,
+                            items: list[Item]) -> list[_End | _Retry | Item]:
+        """``_send``, where an unexpected error is one failed attempt of these items only: it
+        must not lose the outcomes of the round's other partners (already posted)."""
+        try:
+            return await self._send(spec, items)
+        except Exception as exc:
+            detail = redact(f"unexpected error: {type(exc).__name__}: {exc}", self.secrets)
+            logger.warning("consent-gate forward: %s: %s", spec.partner, detail)
+            out: list[_End | _Retry | Item] = []
+            for i in items:
+                attempt = i.attempts + 1
+                if attempt >= spec.max_attempts:
+                    out.append(_End(i, Delivery("gave-up", attempt, None, detail), "failed"))
+                else:
+                    out.append(_Retry(i, self.clock() + backoff(i.attempts), detail))
+            return out
 
     async def _send(self, spec: ForwardSpec, items: list[Item]) -> list[_End | _Retry | Item]:
         """One request for ``items`` (one event, or a batch where the partner takes one);
