@@ -117,3 +117,15 @@ def test_discover_cli_lists_and_suggests_a_valid_partner_block(
     config = parse_config(merged, "pasted.toml")
     assert config.partners["tracker-unknown-example"].hosts == ("*.tracker-unknown.example",)
     assert [d["count"] for d in data["discovered"]] == [7, 2, 1]
+
+
+@pytest.mark.parametrize("name", ["a\x0bb.example", "tab\tcookie", "del\x7fx", "nul\x00",
+                                  'q"uote\\d', "line\u2028sep"])
+def test_discover_suggestion_is_valid_toml_whatever_the_reported_name(name: str) -> None:
+    """Hosts come from forged CSP reports and page markup, cookie names from the site's
+    Set-Cookie: a control character made the suggested block invalid TOML."""
+    from middleware.review.suggest import suggest_partner
+
+    block = suggest_partner("x.example", [name], [name], "ads")
+    table = tomllib.loads(block)["partners"]["x-example"]
+    assert table["hosts"] == [name] and table["cookies"] == [name]

@@ -36,7 +36,11 @@ def partner_id(site: str) -> str:
 
 
 def _toml_str(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A TOML basic string: control characters (invalid there as written) as escapes."""
+    out = value.replace("\\", "\\\\").replace('"', '\\"')
+    if any(c < " " or c == "\x7f" for c in out):
+        out = "".join(f"\\u{ord(c):04X}" if c < " " or c == "\x7f" else c for c in out)
+    return '"' + out + '"'
 
 
 def _list(values: Iterable[str]) -> str:
