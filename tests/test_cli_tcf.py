@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from middleware.cli import main
-from tests.support.servers import free_port
 from tests.test_signals_tcf_gate import GVL
 
 
@@ -33,7 +32,7 @@ def gvl_server() -> Iterator[str]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)  # bound here: no race
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"

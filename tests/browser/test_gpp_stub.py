@@ -11,7 +11,6 @@ import pytest
 
 from middleware.signals import gpp, gpp_stub
 from tests.support.browser import visit
-from tests.support.servers import free_port
 
 NONCE = "r4nd0mN0nce"
 
@@ -38,8 +37,8 @@ def stub_site() -> Iterator[str]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    port = free_port()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)  # bound here: no race
+    port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

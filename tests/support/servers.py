@@ -32,6 +32,7 @@ __all__ = [
     "REPO_ROOT",
     "ServerProcess",
     "ServerStartError",
+    "bound_socket",
     "free_port",
     "start_command",
     "start_uvicorn",
@@ -94,13 +95,20 @@ class ServerProcess:
         cwd: str | os.PathLike[str] | None = None,
         startup_timeout: float = 20.0,
         stop_timeout: float = 5.0,
+        sock: socket.socket | None = None,
     ) -> None:
         self.port = port
         self.host = host
-        self.argv = [a.replace("{port}", str(port)).replace("{host}", host) for a in argv]
+        #: A socket bound to ``port`` that the server inherits (``{fd}`` in argv); this
+        #: process's copy is closed once the server started.
+        self.sock = sock
+        fd = str(sock.fileno()) if sock is not None else ""
+        self.argv = [a.replace("{port}", str(port)).replace("{host}", host).replace("{fd}", fd)
+                     for a in argv]
         base = dict(os.environ) if inherit_env else {}
         base.setdefault("PYTHONUNBUFFERED", "1")
-        self.env = {**base, **(env or {})}
+        # "{port}" in a given value too (a script that reads its port from the environment).
+        self.env = {**base, **{k: v.replace("{port}", str(port)) for k, v in (env or {}).items()}}
         self.cwd = Path(cwd) if cwd is not None else REPO_ROOT
         self.startup_timeout = startup_timeout
         self.stop_timeout = stop_timeout
@@ -136,6 +144,7 @@ class ServerProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # own process group: stop() reaches its children
+                pass_fds=() if self.sock is None else (self.sock.fileno(),),
             )
         _RUNNING.add(self)
         deadline = t0 + self.startup_timeout
@@ -147,6 +156,7 @@ class ServerProcess:
                 break
             if _accepts(self.host, self.port):
                 self.startup_seconds = time.monotonic() - t0
+                self._close_sock()
                 return self
             if time.monotonic() > deadline:
                 problem = (
@@ -162,6 +172,11 @@ class ServerProcess:
             f"{problem}\nargv: {self.argv}\ncwd: {self.cwd}\n--- output ---\n{out}"
         )
 
+    def _close_sock(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
     def _signal(self, sig: int) -> None:
         assert self.proc is not None
         try:
@@ -172,6 +187,7 @@ class ServerProcess:
 
     def stop(self) -> int | None:
         """SIGTERM, wait ``stop_timeout``, then SIGKILL. Returns the exit code."""
+        self._close_sock()
         if self.proc is None:
             return None
         if self.proc.poll() is None:
@@ -208,7 +224,8 @@ def start_command(
     cwd: str | os.PathLike[str] | None = None,
     startup_timeout: float = 20.0,
 ) -> ServerProcess:
-    """Start ``argv`` (``{port}``/``{host}`` are substituted) and wait until it listens.
+    """Start ``argv`` (``{port}``/``{host}`` are substituted, ``{port}`` in ``env`` values
+    too) and wait until it listens.
 
     Without ``port`` a free one is picked; if another process grabs it in the meantime
     ("address already in use"), it retries with a new port, up to three times.
@@ -246,16 +263,19 @@ def start_uvicorn(
     log_level: str = "info",
     startup_timeout: float = 20.0,
 ) -> ServerProcess:
-    """Run ``python -m uvicorn APP`` (an import string) and wait until it listens.
+    """Run uvicorn's command line for ``APP`` (an import string) and wait until it listens.
 
     ``cwd`` defaults to the repository root, which uvicorn puts on ``sys.path``
     (``--app-dir``, default: ``cwd``), so ``tests.support.sample_site:app`` and
-    ``examples.japan_talk.app:app`` import from there.
+    ``examples.japan_talk.app:app`` import from there. Without ``port``, the port is bound
+    here and the socket handed to uvicorn (``tests/support/uvicorn_on_socket.py``): no other
+    server can take it between the pick and the bind.
     """
+    launcher = ["-m", "uvicorn"] if port is not None else [
+        "-m", "tests.support.uvicorn_on_socket", "{fd}"]
     argv = [
         sys.executable,
-        "-m",
-        "uvicorn",
+        *launcher,
         app,
         "--host",
         "{host}",
@@ -269,15 +289,27 @@ def start_uvicorn(
     if app_dir is not None:
         argv += ["--app-dir", str(app_dir)]
     argv += list(extra_args)
-    return start_command(
-        argv,
-        port=port,
-        host=host,
-        env=env,
-        inherit_env=inherit_env,
-        cwd=cwd,
-        startup_timeout=startup_timeout,
-    )
+    if port is not None:
+        return start_command(argv, port=port, host=host, env=env, inherit_env=inherit_env,
+                             cwd=cwd, startup_timeout=startup_timeout)
+    sock = bound_socket(host)
+    # The launcher is imported from the repository root, wherever the app's cwd is.
+    root = str(REPO_ROOT)
+    base = dict(os.environ) if inherit_env else {}
+    path = (env or {}).get("PYTHONPATH", base.get("PYTHONPATH", ""))
+    env = {**(env or {}), "PYTHONPATH": root + (os.pathsep + path if path else "")}
+    return ServerProcess(argv, port=int(sock.getsockname()[1]), host=host, env=env,
+                         inherit_env=inherit_env, cwd=cwd, startup_timeout=startup_timeout,
+                         sock=sock).start()
+
+
+def bound_socket(host: str = LOOPBACK) -> socket.socket:
+    """A TCP socket bound to a free port of ``host`` and not listening (connections are
+    refused until the server that inherits it listens), inheritable by a child."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind((host, 0))
+    sock.set_inheritable(True)
+    return sock
 
 
 def start_consent_gate(app: str, config: str | os.PathLike[str], cwd: str | os.PathLike[str], *,
