@@ -134,6 +134,57 @@ def gated_link(value: str, blocked: Callable[[str], bool]) -> str | None:
     return ", ".join(kept) if kept else None
 
 
+def _names_blocked(text: str, blocked: Callable[[str], bool]) -> bool:
+    return any(blocked(piece) for piece in _URL_PIECES.split(text) if piece)
+
+
+#: Pieces of a header value that could be a URL (JSON and structured fields included).
+_URL_PIECES = re.compile(r"[\s,;=\"'{}\[\]<>]+")
+
+
+def gated_members(value: str, blocked: Callable[[str], bool]) -> str | None:
+    """A comma-separated header value (``Speculation-Rules`` URLs, ``Reporting-Endpoints``
+    members) without the members that name a partner; None when nothing is left."""
+    kept = [m.strip() for m in _link_entries(value) if m.strip() and not _names_blocked(m, blocked)]
+    return ", ".join(kept) if kept else None
+
+
+def gated_report_to(value: str, blocked: Callable[[str], bool]) -> str | None:
+    """A ``Report-To`` value (JSON groups) unless any URL in it names a partner."""
+    return None if _names_blocked(value, blocked) else value
+
+
+def gated_csp(value: str, blocked: Callable[[str], bool]) -> str:
+    """A site's CSP without the ``report-uri`` targets that name a partner: the browser sends
+    the page's violation reports there, whatever our own policy allows. Nothing else of the
+    site's policy changes (enforcement never loosens)."""
+    if "report-uri" not in value.lower():
+        return value
+    policies = []
+    removed = False
+    for policy in value.split(","):
+        directives = []
+        for directive in policy.split(";"):
+            tokens = directive.split()
+            if tokens and tokens[0].lower() == "report-uri":
+                kept = [t for t in tokens[1:] if not blocked(t)]
+                if len(kept) < len(tokens) - 1:
+                    removed = True
+                    if not kept:
+                        continue
+                    directive = " ".join(["report-uri", *kept])
+            directives.append(directive.strip())
+        policies.append("; ".join(d for d in directives if d))
+    return ", ".join(policies) if removed else value
+
+
+#: Response headers that make a browser contact a URL before (or besides) the HTML: the
+#: gate drops the parts of them that name a partner.
+FETCHING_HEADERS = frozenset({b"link", b"refresh", b"speculation-rules", b"reporting-endpoints",
+                              b"report-to", b"content-security-policy",
+                              b"content-security-policy-report-only"})
+
+
 #: Distinct header values remembered per cache below (apps send few distinct ones).
 _MAX_REMEMBERED_VALUES = 256
 
@@ -206,7 +257,7 @@ class GatedHeaders:
                 length_at = len(out)
             if key == b"x-frame-options":
                 has_xfo = True
-            elif key == b"link" or key == b"refresh":
+            elif key in FETCHING_HEADERS:
                 fetching = True
             out.append(item)
         if private:

@@ -179,6 +179,41 @@ def test_link_header_quoted_commas_do_not_split_entries() -> None:
     assert gated_link(value, blocked) == '</a>; title="x, y"; rel=preload, </b>; rel=preload'
 
 
+@pytest.mark.parametrize("mode", ["enforce", "report-only", "off"])
+def test_site_csp_report_uri_to_a_partner_is_removed(tmp_path: Path, mode: str) -> None:
+    """Chromium 156 POSTs the site's own violation reports (page URL, referrer) to its
+    report-uri, whatever our CSP says (measured through the recording proxy)."""
+    headers = [(b"content-type", b"text/html"),
+               (b"content-security-policy",
+                b"img-src 'none'; report-uri https://platform.twitter.com/r /own-reports"),
+               (b"content-security-policy-report-only",
+                b"script-src 'self'; report-uri //platform.twitter.com/r, img-src 'self'"),
+               (b"content-security-policy", b"frame-ancestors 'none'")]
+    gate = make_gate(html_app(headers=headers), tmp_path, csp={"mode": mode})
+    out = asyncio.run(run(gate, http_scope(cookie=cookie_for(gate, {"social"}))))
+    assert out.header(b"content-security-policy")[:2] == [
+        b"img-src 'none'; report-uri /own-reports", b"frame-ancestors 'none'"]
+    assert out.header(b"content-security-policy-report-only")[0] == b"script-src 'self', img-src 'self'"
+
+
+def test_speculation_rules_and_reporting_headers_naming_a_partner_are_dropped(
+        tmp_path: Path) -> None:
+    """Chromium 156 fetches a Speculation-Rules header's rule set from the partner, with the
+    enforced CSP too (measured); report endpoints would receive the page's reports."""
+    headers = [(b"content-type", b"text/html"),
+               (b"speculation-rules", b'"https://platform.twitter.com/rules.json", "/rules.json"'),
+               (b"reporting-endpoints",
+                b'default="https://platform.twitter.com/r", own="/reports", x="https:platform.twitter.com"'),
+               (b"report-to", b'{"group":"default","max_age":60,'
+                              b'"endpoints":[{"url":"https://platform.twitter.com/nel"}]}'),
+               (b"report-to", b'{"group":"own","max_age":60,"endpoints":[{"url":"/nel"}]}')]
+    gate = make_gate(html_app(headers=headers), tmp_path)
+    out = asyncio.run(run(gate, http_scope(cookie=cookie_for(gate, {"social"}))))
+    assert out.header(b"speculation-rules") == [b'"/rules.json"']
+    assert out.header(b"reporting-endpoints") == [b'own="/reports"']
+    assert out.header(b"report-to") == [b'{"group":"own","max_age":60,"endpoints":[{"url":"/nel"}]}']
+
+
 @pytest.mark.parametrize(("value", "target"), [
     ("5; url=https://a.example/x", "https://a.example/x"),
     ("0;URL='//b.example/'", "//b.example/"),

@@ -4,7 +4,8 @@ A page we rewrite is private, loses its validators (its bytes depend on the cons
 carries the CSP of its allowed partners; a document we cannot read goes out behind an
 enforced CSP that allows no partner; a response that read the consent is kept out of shared
 caches. ``Link`` and ``Refresh`` headers aimed at a partner are dropped (they act before any
-HTML is read).
+HTML is read), and so are the ``Speculation-Rules``, ``Reporting-Endpoints``, ``Report-To``
+and site-CSP ``report-uri`` parts that name one (no CSP stops those fetches).
 """
 
 from __future__ import annotations
@@ -15,13 +16,22 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import Message, Scope
 
 from ..csp import CspBuilder
-from ..headers import GatedHeaders, gated_link, set_header
+from ..headers import (
+    FETCHING_HEADERS,
+    GatedHeaders,
+    gated_csp,
+    gated_link,
+    gated_members,
+    gated_report_to,
+    set_header,
+)
 from ..hosts import HostMatcher
 from ..html.fetch import refresh_url
 
 logger = logging.getLogger("consent_gate")
 
 _NO_PARTNER: frozenset[str] = frozenset()
+_REPORTING = FETCHING_HEADERS - {b"link", b"refresh"}
 
 
 class ResponseHeaders:
@@ -75,21 +85,48 @@ class ResponseHeaders:
                   csp=(b"content-security-policy", self.csp.value(_NO_PARTNER)),
                   drop_length=drop_length)
 
+    def _blocked(self, url: str) -> bool:
+        host = HostMatcher.host_of_url(url)
+        if host is None:
+            return "//" in url  # an absolute URL we cannot read: fail closed
+        return self.matcher.partner_for_host(host) is not None
+
+    def _gate_reporting(self, start: Message) -> None:
+        """``Speculation-Rules`` (a rule set fetched from its URL, with our enforced CSP too:
+        measured in Chromium 156), ``Reporting-Endpoints``/``Report-To`` and a site CSP's
+        ``report-uri`` (the page's reports, with its URL, POSTed there): what names a partner
+        is dropped. Our own CSP (appended last) reports to our own endpoint only."""
+        out: list[tuple[bytes, bytes]] = []
+        for key, value in start.get("headers", ()):
+            if key in _REPORTING:
+                text = value.decode("latin-1")
+                kept: str | None
+                if key == b"report-to":
+                    kept = gated_report_to(text, self._blocked)
+                elif key == b"speculation-rules" or key == b"reporting-endpoints":
+                    kept = gated_members(text, self._blocked)
+                else:
+                    kept = gated_csp(text, self._blocked)
+                if kept is None:
+                    continue
+                value = kept.encode("latin-1")
+            out.append((key, value))
+        start["headers"] = out
+
     def gate_fetching(self, start: Message, scope: Scope) -> None:
         """``Link`` (preload, preconnect, prefetch) and ``Refresh`` act before any HTML is read,
         and preconnect is governed by no CSP: entries aimed at any partner are dropped, even a
         consented one (no ledger row would precede that contact; the partner's tags in the
         page still load it, after their record)."""
-        if not any(k in (b"link", b"refresh") for k, _ in start.get("headers", ())):
+        raw = start.get("headers", ())
+        if not any(k in FETCHING_HEADERS for k, _ in raw):
             return
+        if any(k in _REPORTING for k, _ in raw):
+            self._gate_reporting(start)
+            if not any(k == b"link" or k == b"refresh" for k, _ in start["headers"]):
+                return
         headers = MutableHeaders(scope=start)
-        matcher = self.matcher
-
-        def blocked(url: str) -> bool:
-            host = HostMatcher.host_of_url(url)
-            if host is None:
-                return "//" in url  # an absolute URL we cannot read: fail closed
-            return matcher.partner_for_host(host) is not None
+        blocked = self._blocked
 
         links = headers.getlist("link")
         if links:
