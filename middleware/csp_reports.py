@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable
@@ -32,6 +33,9 @@ from starlette.types import Receive, Scope, Send
 
 from .headers import client_key
 from .hosts import HostMatcher
+
+#: A host name as host_of_url gives it (lower case, IDNA applied) or an IPv6 literal.
+_HOST_NAME = re.compile(r"[a-z0-9_](?:[a-z0-9_.-]{0,252})|\[[0-9a-f:.]{2,45}\]")
 
 logger = logging.getLogger("consent_gate")
 
@@ -142,8 +146,8 @@ class CspReports:
                 continue
             uri = body.get("blocked-uri") or body.get("blockedURL") or ""
             host = self.matcher.host_of_url(uri) if isinstance(uri, str) else None
-            if host is None:
-                continue
+            if host is None or _HOST_NAME.fullmatch(host) is None:
+                continue  # not a host a browser contacts: forged (it would reach the log)
             if client is not None and not self.allow_client(client):
                 return
             self._count_host(host)

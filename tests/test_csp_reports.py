@@ -139,3 +139,19 @@ def test_csp_reports_batch_is_charged_per_violation() -> None:
     reports.count(batch, "198.51.100.9")
     assert len(reports.unknown_hosts) == csp_reports.CLIENT_BURST
     assert not reports.may_report("198.51.100.9")
+
+
+@pytest.mark.parametrize("host", ["evil\x1b[2j.example", "a b.example", "x\x0b.example",
+                                  'q"uote.example', "<script>.example", "a%00b.example"])
+def test_csp_reports_forged_host_that_is_no_host_name_is_ignored(
+        host: str, caplog: pytest.LogCaptureFixture) -> None:
+    """A forged report's host went into the log (terminal escapes included), the table and
+    the discovery rows: only a host name a browser could have contacted counts."""
+    seen: list[str] = []
+    reports = CspReports(MATCHER, clock=Clock(), on_unknown=lambda h, page: seen.append(h))
+    with caplog.at_level(logging.WARNING, logger="consent_gate"):
+        reports.count(report(host), "198.51.100.9")
+    assert reports.blocked == {} and seen == [] and caplog.text == ""
+    reports.count(report("cdn.tracker-9.example"), "198.51.100.9")
+    reports.count(report("[2001:db8::1]"), "198.51.100.9")
+    assert seen == ["cdn.tracker-9.example", "[2001:db8::1]"]
