@@ -3,6 +3,7 @@ loopback servers, and a Forwarder built from it with a real ledger and outbox.""
 
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
@@ -13,6 +14,7 @@ from middleware.consent import Consent
 from middleware.forward.forwarder import Forwarder
 from middleware.forward.outbox import Outbox
 from middleware.ledger import LedgerWriter, SqliteStore
+from tests.support.config_text import config_text, partner
 
 ENV = {"GA4_SECRET": "ga4-secret-value", "META_TOKEN": "meta-token-value",
        "TIKTOK_TOKEN": "tiktok-token-value", "HOOK_TOKEN": "hook-token-value"}
@@ -48,46 +50,24 @@ fields = ["event_id", "page_url", "value"]
 test_loopback = true''',
     }
     forwards.update(overrides)
-    out = f'''[policy]
-version = "2026-12-01"
-effective = 2026-12-01
-
-[purposes.analytics]
-title = "Analytics"
-description = "Counting visits."
-
-[purposes.ads]
-title = "Advertising"
-description = "Ads and their measurement."
-sale_or_sharing = true
-
-[purposes.measurement]
-title = "Measurement"
-description = "Our own conversion counts."
-
-[ledger]
-path = "{ledger}"
-'''
-    partners = {"ga4": ("analytics", "www.google-analytics.com", '["_ga"]'),
-                "meta": ("ads", "connect.facebook.net", '["_fbp", "_fbc"]'),
-                "tiktok": ("ads", "analytics.tiktok.com", '["_ttp"]'),
-                "hook": ("measurement", "hooks.example.com", "[]")}
-    for pid, (purpose, host, cookies) in partners.items():
-        if pid not in urls:
-            continue
-        out += f'''
-[partners.{pid}]
-name = "{pid}"
-purposes = ["{purpose}"]
-hosts = ["{host}"]
-receives = ["ip_address", "user_agent", "page_url", "identifiers"]
-cookies = {cookies}
-privacy_url = "https://example.com/privacy"
-
-[partners.{pid}.forward]
-{forwards[pid]}
-'''
-    return out
+    purposes = {
+        "analytics": {"title": "Analytics", "description": "Counting visits."},
+        "ads": {"title": "Advertising", "description": "Ads and their measurement.",
+                "sale_or_sharing": True},
+        "measurement": {"title": "Measurement", "description": "Our own conversion counts."},
+    }
+    kinds = {"ga4": ("analytics", "www.google-analytics.com", ["_ga"]),
+             "meta": ("ads", "connect.facebook.net", ["_fbp", "_fbc"]),
+             "tiktok": ("ads", "analytics.tiktok.com", ["_ttp"]),
+             "hook": ("measurement", "hooks.example.com", [])}
+    partners = {pid: partner([purpose], [host], name=pid, cookies=cookies,
+                             receives=["ip_address", "user_agent", "page_url", "identifiers"],
+                             privacy_url="https://example.com/privacy")
+                for pid, (purpose, host, cookies) in kinds.items() if pid in urls}
+    return config_text(ledger=ledger, version="2026-12-01", effective=dt.date(2026, 12, 1),
+                       purposes=purposes, partners=partners,
+                       after_partner={pid: f"[partners.{pid}.forward]\n{forwards[pid]}"
+                                      for pid in partners})
 
 
 def make_config(urls: Mapping[str, str], ledger: Path, **overrides: str) -> Config:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import io
 import sqlite3
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,26 +15,16 @@ from middleware.cli import main
 from middleware.cli.log import parse_age
 from middleware.ledger import DisclosureRecord, LedgerWriter, SqliteStore
 
+from .support.config_text import config_text, partner
+
 NOW = datetime.now(UTC).replace(microsecond=0)
 DAY = timedelta(days=1)
 # The ledger of a site that keeps records for 30 days.
-TOML = """
-[policy]
-version = "v1"
-effective = 2008-01-23
-[purposes.ads]
-title = "Ads"
-description = "Ads."
-[partners.adsense]
-name = "AdSense"
-purposes = ["ads"]
-hosts = ["pagead2.googlesyndication.com"]
-receives = ["ip_address"]
-privacy_url = "https://policies.google.com/privacy"
-[ledger]
-path = "{ledger}"
-retention_days = 30
-"""
+def site_config(ledger: Path) -> str:
+    return config_text(
+        ledger=str(ledger), effective=date(2008, 1, 23), ledger_options={"retention_days": 30},
+        partners={"adsense": partner(["ads"], ["pagead2.googlesyndication.com"], name="AdSense",
+                                     privacy_url="https://policies.google.com/privacy")})
 
 
 def disclosure(i: int, t: datetime) -> DisclosureRecord:
@@ -52,7 +42,7 @@ def site(tmp_path: Path) -> Path:
         [disclosure(i, NOW - age) for i, age in enumerate(
             [90 * DAY, 60 * DAY, 40 * DAY, 10 * DAY, timedelta(minutes=1)])])
     config = tmp_path / "partners.toml"
-    config.write_text(TOML.format(ledger=ledger))
+    config.write_text(site_config(ledger))
     return config
 
 
