@@ -27,10 +27,10 @@ from .gate.lifespan import run_lifespan
 from .gate.responder import HtmlResponder
 from .gate.response_headers import ResponseHeaders
 from .gate.state import ConsentState
-from .headers import GatedHeaders, cookie_value, header_value
+from .headers import GatedHeaders, cookie_value
 from .hosts import HostMatcher
 from .memo import RewriteMemo
-from .plan import PlanBuilder, charset_of
+from .plan import PlanBuilder, charset_of, document_charset
 from .review.mydata import MyDataPage
 from .review.proof import BannerVersions
 from .review.recorder import ReviewRecorder
@@ -38,6 +38,7 @@ from .routes import WELL_KNOWN_GPC, ConsentUI
 from .secrets import dev_mode_requested, signing_keys
 from .signals.jurisdiction import client_ip
 from .signals.reader import signal_reader
+from .sniff import unreadable_charset
 
 if TYPE_CHECKING:
     from .forward.forwarder import Forwarder
@@ -116,8 +117,13 @@ class ConsentMiddleware:
         self._cookie_values: OrderedDict[bytes, str | None] = OrderedDict()
 
     def charset_of(self, headers: Iterable[tuple[bytes, bytes]]) -> str | None:
-        """The charset of the first Content-Type header (remembered per value, bounded)."""
-        value = header_value(headers, b"content-type") or b""
+        """The charset a browser reads from the Content-Type header(s) (remembered per value,
+        bounded). With several values (headers or a comma list) Chromium takes the last
+        type's charset (measured): ``document_charset``."""
+        values = [v for k, v in headers if k == b"content-type"]
+        if len(values) > 1 or (values and b"," in values[0]):
+            return document_charset((v.decode("latin-1") for v in values), unreadable_charset)
+        value = values[0] if values else b""
         if value in self._charsets:
             return self._charsets[value]
         known = charset_of(value.decode("latin-1"))

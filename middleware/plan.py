@@ -11,7 +11,7 @@ import dataclasses
 import functools
 import logging
 from collections import Counter, OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from starlette.types import Scope
@@ -170,3 +170,25 @@ def charset_of(content_type: str) -> str | None:
         if name.strip().lower() == "charset":
             return value.strip().strip('"').lower() or None
     return None
+
+
+def document_charset(values: Iterable[str], unreadable: Callable[[str | None], bool]) -> str | None:
+    """The charset a browser takes from every Content-Type value (several headers, or a comma
+    list): the last type's, kept from an earlier part of the same type that named one
+    (Fetch, "extract a MIME type"). Fail closed: any part naming an ``unreadable`` charset
+    wins, since we cannot be sure which part a browser picks."""
+    essence: str | None = None
+    charset: str | None = None
+    for value in values:
+        for part in value.split(","):
+            kind = part.split(";", 1)[0].strip().lower()
+            if "/" not in kind:
+                continue
+            named = charset_of(part)
+            if unreadable(named):
+                return named
+            if kind != essence:
+                essence, charset = kind, named
+            elif named is not None:
+                charset = named
+    return charset

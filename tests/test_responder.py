@@ -562,3 +562,38 @@ def test_gzip_meta_iso2022jp_page_is_not_rewritten(tmp_path: Path, compressed: b
                      csp={"mode": "off"})
     out = asyncio.run(run(gate, http_scope()))
     assert out.body == page and enforced_no_partner(out)
+
+
+# --------------------------------------------------------------------------- several Content-Types
+
+
+@pytest.mark.parametrize("headers", [
+    [(b"content-type", b"text/html; charset=utf-8"), (b"content-type", b"text/html; charset=utf-16le")],
+    [(b"content-type", b"text/html; charset=utf-8, text/html; charset=utf-16le")],
+    [(b"content-type", b"text/html; charset=utf-16le"), (b"content-type", b"text/html")],
+])
+@pytest.mark.parametrize("mode", ["report-only", "off"])
+def test_last_content_type_charset_decides_as_in_chromium(tmp_path: Path, headers: list[Any],
+                                                          mode: str) -> None:
+    """Chromium 156 decodes with the last Content-Type's charset (measured: a UTF-16 page
+    labelled utf-8 first and utf-16le second fetched its partner through the gate, which read
+    the first label)."""
+    body = AD_PAGE.decode().encode("utf-16-le")
+    gate = make_gate(html_app([body], headers=headers), tmp_path, csp={"mode": mode})
+    out = asyncio.run(run(gate, http_scope()))
+    assert out.body == body and enforced_no_partner(out)
+
+
+@pytest.mark.parametrize(("values", "charset"), [
+    (["text/html; charset=shift_jis", "text/html"], "shift_jis"),  # same type: kept
+    (["text/html; charset=shift_jis", "text/plain", "text/html"], None),  # another type: reset
+    (["text/html; charset=shift_jis, text/html; charset=euc-jp"], "euc-jp"),
+    (["text/html; charset=euc-jp", "nonsense"], "euc-jp"),  # not a MIME type: ignored
+    (["text/plain; charset=utf-16", "text/html; charset=utf-8"], "utf-16"),  # fail closed
+])
+def test_document_charset_follows_fetch_extract_a_mime_type(values: list[str],
+                                                            charset: str | None) -> None:
+    from middleware.plan import document_charset
+    from middleware.sniff import unreadable_charset
+
+    assert document_charset(values, unreadable_charset) == charset

@@ -21,7 +21,6 @@ from ..headers import header_value
 from ..html.refresh_guard import RefreshRespeller
 from ..inflate import DECODABLE, InflateError, Inflater
 from ..memo import Rewritten
-from ..plan import charset_of
 from ..rewrite import HtmlRewriter, RewritePlan
 from ..signals.macros import MacroStream
 from ..sniff import (
@@ -231,7 +230,7 @@ class HtmlResponder:
         """HEAD gets the headers its GET would get; its (empty) body is not rewritten."""
         self._to(PASSING)
         headers = MutableHeaders(scope=start)
-        charset = charset_of(headers.get("content-type", ""))
+        charset = self.gate.charset_of(start.get("headers", ()))
         encoding = headers.get("content-encoding", "identity").strip().lower()
         if kind is HTML and not unreadable_charset(charset) and (
                 encoding == "identity" or encoding in DECODABLE):
