@@ -41,6 +41,7 @@ import datetime as dt
 import os
 import platform
 import re
+import resource
 import secrets
 import shutil
 import signal
@@ -282,6 +283,40 @@ class WrkResult:
     p99_ms: float
     requests: int
     errors: str
+    #: CPU time per request (µs) of the server's workers (+ supervisor), of its ledger writer
+    #: process, and of wrk itself, read from /proc and getrusage around the run.
+    cpu_workers: float = float("nan")
+    cpu_writer: float = float("nan")
+    cpu_wrk: float = float("nan")
+
+
+_TICK_US = 1e6 / os.sysconf("SC_CLK_TCK")
+
+
+def session_cpu(sid: int) -> dict[str, float]:
+    """CPU µs (user + system) of the live processes of session ``sid`` (a server started with
+    ``start_new_session``: its supervisor, workers and the ledger writer process they start),
+    as {"workers": ..., "writer": ...}."""
+    out = {"workers": 0.0, "writer": 0.0}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{name}/stat").read_text()
+            fields = stat[stat.rindex(")") + 2:].split()
+            if int(fields[3]) != sid:
+                continue
+            cmdline = Path(f"/proc/{name}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue  # exited meanwhile
+        role = "writer" if b"--writer-id" in cmdline else "workers"
+        out[role] += (int(fields[11]) + int(fields[12])) * _TICK_US
+    return out
+
+
+def children_cpu_us() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (r.ru_utime + r.ru_stime) * 1e6
 
 
 def ms(text: str) -> float:
@@ -292,11 +327,17 @@ def ms(text: str) -> float:
     return v * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
 
 
-def run_wrk(url: str, cookie: str | None, duration: float, conns: int = 32) -> WrkResult:
+def run_wrk(url: str, cookie: str | None, duration: float, conns: int = 32,
+            server: Server | None = None) -> WrkResult:
     argv = ["wrk", "-t2", f"-c{conns}", f"-d{duration:g}s", "--latency"]
     if cookie:
         argv += ["-H", f"Cookie: {cookie}"]
+    sid = server.proc.pid if server is not None and server.proc is not None else None
+    before = session_cpu(sid) if sid is not None else None
+    wrk0 = children_cpu_us()
     out = subprocess.run([*argv, url], capture_output=True, text=True, check=True).stdout
+    wrk_us = children_cpu_us() - wrk0
+    after = session_cpu(sid) if sid is not None else None
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
     p99 = ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
@@ -306,7 +347,13 @@ def run_wrk(url: str, cookie: str | None, duration: float, conns: int = 32) -> W
         errs.append("socket " + m.group(1).strip())
     if m := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
         errs.append(f"non-2xx {m.group(1)}")
-    return WrkResult(rps, p50, p99, reqs, "; ".join(errs))
+    result = WrkResult(rps, p50, p99, reqs, "; ".join(errs))
+    if reqs:
+        result.cpu_wrk = wrk_us / reqs
+        if before is not None and after is not None:
+            result.cpu_workers = (after["workers"] - before["workers"]) / reqs
+            result.cpu_writer = (after["writer"] - before["writer"]) / reqs
+    return result
 
 
 @dataclass
@@ -362,6 +409,9 @@ LEDGER_OFF = "wrapped, all consent, ledger off"
 LEDGER_PG = "wrapped, all consent, ledger on (PostgreSQL)"
 LEDGER_NORMAL = "wrapped, all consent, ledger on (synchronous=normal)"
 LEDGER_THREAD = "wrapped, all consent, ledger on (thread writer)"
+#: --only keys -> variant names (article rows; "json" selects the three JSON rows).
+ONLY = {"bare": "bare", "none": "wrapped, no consent", "on": LEDGER_ON, "off": LEDGER_OFF,
+        "pg": LEDGER_PG, "normal": LEDGER_NORMAL, "thread": LEDGER_THREAD}
 
 
 def bench_workers(workers: int, args: argparse.Namespace, tmp: Path, out: list[str],
@@ -439,6 +489,10 @@ def bench_workers(workers: int, args: argparse.Namespace, tmp: Path, out: list[s
                 Variant(JSON_PATH, "wrapped, no consent", servers["wrapped"], None),
                 Variant(JSON_PATH, LEDGER_ON, servers["wrapped"], cookie),
             ]
+        if args.only:
+            keep = {ONLY[k] for k in args.only if k in ONLY}
+            variants = [v for v in variants if (v.path == ARTICLE and v.name in keep)
+                        or (v.path == JSON_PATH and "json" in args.only)]
         counted: dict[str, int] = {}  # server -> all-consent article views wrk saw complete
         runs: dict[str, int] = {}
 
@@ -449,18 +503,20 @@ def bench_workers(workers: int, args: argparse.Namespace, tmp: Path, out: list[s
 
         # Warm-up: every server/path pair once (imports, caches, ledger file, worker spread).
         for v in variants:
-            count(v, run_wrk(v.server.base + v.path, v.cookie, args.warmup))
+            count(v, run_wrk(v.server.base + v.path, v.cookie, args.warmup, server=v.server))
         t0 = time.monotonic()
         for rep in range(args.reps):
             k = rep % len(variants)
             for v in variants[k:] + variants[:k]:
-                r = run_wrk(v.server.base + v.path, v.cookie, args.duration)
+                r = run_wrk(v.server.base + v.path, v.cookie, args.duration, server=v.server)
                 v.results.append(r)
                 count(v, r)
                 if not md:
                     print(f"  [{workers}w rep {rep + 1}/{args.reps} {time.monotonic() - t0:4.0f}s] "
                           f"{v.path} {v.name}: {r.rps:.0f} req/s p50 {r.p50_ms:.2f} ms "
-                          f"p99 {r.p99_ms:.2f} ms {r.errors}", file=sys.stderr, flush=True)
+                          f"p99 {r.p99_ms:.2f} ms; CPU µs/req workers {r.cpu_workers:.0f} "
+                          f"writer {r.cpu_writer:.0f} wrk {r.cpu_wrk:.0f} {r.errors}",
+                          file=sys.stderr, flush=True)
     finally:
         for s in servers.values():
             s.stop()
@@ -480,34 +536,45 @@ def bench_workers(workers: int, args: argparse.Namespace, tmp: Path, out: list[s
         vs = [v for v in variants if v.path == path]
         if not vs:
             continue
-        bare = vs[0]
+        bare = vs[0] if vs[0].name == "bare" else None
         for v in vs:
-            ratio = statistics.median(a.rps / b.rps for a, b in zip(v.results, bare.results, strict=False))
+            ratio = (statistics.median(a.rps / b.rps for a, b in zip(v.results, bare.results,
+                                                                     strict=False))
+                     if bare is not None else float("nan"))
             errs = sorted({r.errors for r in v.results if r.errors})
             rows.append([f"{path} {v.name}", f"{v.med('rps'):.0f}",
                          "1.00" if v is bare else f"{ratio:.2f}",
                          f"{v.med('p50_ms'):.2f}", f"{v.med('p99_ms'):.2f}",
+                         f"{v.med('cpu_workers'):.0f} + {v.med('cpu_writer'):.0f}",
+                         f"{v.med('cpu_wrk'):.0f}",
                          " / ".join(f"{r.rps:.0f}" for r in v.results), "; ".join(errs) or "-"])
-    out.append(table(["variant", "req/s", "ratio to bare", "p50 ms", "p99 ms", "req/s per run",
+    out.append(table(["variant", "req/s", "ratio to bare", "p50 ms", "p99 ms",
+                      "CPU µs/req workers + writer", "wrk CPU µs/req", "req/s per run",
                       "errors"], rows, md))
     out.append("")
     by = {(v.path, v.name): v for v in variants}
+    nan = float("nan")
 
-    def paired(a: Variant, b: Variant, f: Any) -> float:
+    def paired(a: Variant | None, b: Variant | None, f: Any) -> float:
+        if a is None or b is None:
+            return nan
         return float(statistics.median(f(x, y) for x, y in zip(a.results, b.results, strict=False)))
 
-    bare_a = by[(ARTICLE, "bare")]
+    def rate(a: Variant, b: Variant) -> float:
+        return a.rps / b.rps  # type: ignore[attr-defined]
+
+    bare_a = by.get((ARTICLE, "bare"))
     j_ratio = statistics.median(
         a.rps / b.rps for v in (by[(JSON_PATH, "wrapped, no consent")], by[(JSON_PATH, LEDGER_ON)])
         for a, b in zip(v.results, by[(JSON_PATH, "bare")].results, strict=False)
-    ) if (JSON_PATH, "bare") in by else float("nan")
-    on, off = by[(ARTICLE, LEDGER_ON)], by[(ARTICLE, LEDGER_OFF)]
-    cost = paired(on, off, lambda a, b: a.rps / b.rps)
-    a_ratio = paired(on, bare_a, lambda a, b: a.rps / b.rps)
-    off_ratio = paired(off, bare_a, lambda a, b: a.rps / b.rps)
+    ) if (JSON_PATH, "bare") in by else nan
+    on, off = by.get((ARTICLE, LEDGER_ON)), by.get((ARTICLE, LEDGER_OFF))
+    cost = paired(on, off, rate)
+    a_ratio = paired(on, bare_a, rate)
+    off_ratio = paired(off, bare_a, rate)
     p99_add = paired(on, off, lambda a, b: a.p99_ms - b.p99_ms)
     p50_add = paired(on, off, lambda a, b: a.p50_ms - b.p50_ms)
-    nc_ratio = paired(by[(ARTICLE, "wrapped, no consent")], bare_a, lambda a, b: a.rps / b.rps)
+    nc_ratio = paired(by.get((ARTICLE, "wrapped, no consent")), bare_a, rate)
     p99_goal = max(5.0, f99 + 1.0)
     targets = [
         [TARGETS[0][0], TARGETS[0][1], f"{j_ratio:.2f} (no consent and all consent runs)",
@@ -520,19 +587,19 @@ def bench_workers(workers: int, args: argparse.Namespace, tmp: Path, out: list[s
          verdict(p99_add <= p99_goal)],
     ]
     if (ARTICLE, LEDGER_PG) in by:
-        pg_cost = paired(by[(ARTICLE, LEDGER_PG)], off, lambda a, b: a.rps / b.rps)
-        pg_bare = paired(by[(ARTICLE, LEDGER_PG)], bare_a, lambda a, b: a.rps / b.rps)
+        pg_cost = paired(by[(ARTICLE, LEDGER_PG)], off, rate)
+        pg_bare = paired(by[(ARTICLE, LEDGER_PG)], bare_a, rate)
         pg_p99 = paired(by[(ARTICLE, LEDGER_PG)], off, lambda a, b: a.p99_ms - b.p99_ms)
         targets.append([TARGETS[4][0], TARGETS[4][1],
                         f"{pg_cost:.2f} (vs bare {pg_bare:.2f}; p99 added {pg_p99:+.2f} ms)",
                         verdict(pg_cost >= 0.90)])
     if (ARTICLE, LEDGER_THREAD) in by:
-        t_cost = paired(by[(ARTICLE, LEDGER_THREAD)], off, lambda a, b: a.rps / b.rps)
+        t_cost = paired(by[(ARTICLE, LEDGER_THREAD)], off, rate)
         t_p99 = paired(by[(ARTICLE, LEDGER_THREAD)], off, lambda a, b: a.p99_ms - b.p99_ms)
         targets.append(["(design evidence) writer thread in each worker, ledger on vs off",
                         "-", f"{t_cost:.2f} (p99 added {t_p99:+.2f} ms)", "-"])
     if (ARTICLE, LEDGER_NORMAL) in by:
-        n_cost = paired(by[(ARTICLE, LEDGER_NORMAL)], off, lambda a, b: a.rps / b.rps)
+        n_cost = paired(by[(ARTICLE, LEDGER_NORMAL)], off, rate)
         targets.append(["(diagnosis) synchronous=normal ledger on vs ledger off", "-",
                         f"{n_cost:.2f}", "-"])
     out.append(table(["target", "goal", "measured", "verdict"], targets, md, left=True))
@@ -621,6 +688,10 @@ def main() -> int:
     parser.add_argument("--thread", action="store_true",
                         help="add a ledger-on row with [ledger] writer = \"thread\" (a writer thread in "
                              "each worker instead of the host's writer process)")
+    parser.add_argument("--only", type=lambda t: t.split(","), default=None, metavar="KEYS",
+                        help="run only these variants, comma-separated: " + ", ".join(ONLY)
+                             + ", json (the three JSON rows); for short directional runs, e.g. "
+                               "--only on,off --reps 1 --duration 4 --workers 1")
     parser.add_argument("--process", action="store_true",
                         help="(the default writer now; kept so older commands still run)")
     parser.add_argument("--serve", nargs="+", metavar="ARG",
@@ -678,7 +749,7 @@ def main() -> int:
     print(text)
     results = BENCH / "results"
     results.mkdir(parents=True, exist_ok=True)
-    name = "load-quick.md" if args.quick else "load.md"
+    name = "load-quick.md" if args.quick else "load-partial.md" if args.only else "load.md"
     (results / name).write_text(text if md else "```\n" + text + "\n```\n")
     print(f"\n(saved to {results / name})", file=sys.stderr)
     return 0
