@@ -272,3 +272,99 @@ def test_host_writer_drops_a_broken_stream_and_keeps_serving_the_others(tmp_path
     with SqliteStore(p) as store:
         report = verify(store)
     assert report.ok and report.rows == 1
+
+
+class _OrderStore:
+    """A store that records what the writer process did, in order."""
+
+    def __init__(self, events: list[str], peer: socket.socket) -> None:
+        self.events = events
+        self.peer = peer
+
+    def append(self, rows: object) -> None:
+        self.events.append("append")
+
+    def checkpoint_if_due(self) -> bool:
+        try:  # is the acknowledgement already waiting at the worker's end?
+            self.peer.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            self.events.append("ack sent")
+        except BlockingIOError:
+            pass
+        self.events.append("checkpoint")
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+def test_host_writer_checkpoints_after_it_has_acknowledged_the_commit() -> None:
+    """The WAL checkpoint (deferred out of SQLite's commit) runs once the acknowledgement is
+    on its way: no page waits for a checkpoint of records already durable."""
+    events: list[str] = []
+    ours, theirs = socket.socketpair()
+    ours.settimeout(10)
+    server = Server(_OrderStore(events, ours), ChainCursor(None),  # type: ignore[arg-type]
+                    first=theirs)
+    assert _read_frames(ours, 1)[0][0] == "H"
+    conn = next(iter(server.conns.values()))
+    ev = ConsentEvent(time=datetime.now(UTC), consent_id="c1", action="given",
+                      choices={"ads": True}, policy_version="v1", source="banner")
+    ours.sendall(frame(("W", 3, [("R", ev.kind, ev.to_dict())])))
+    conn.read()
+    server._round()
+    assert events == ["append", "ack sent", "checkpoint"]
+    assert _read_frames(ours, 1) == [("A", [3], None)]
+    server._round()  # nothing new: no commit, no checkpoint
+    assert events == ["append", "ack sent", "checkpoint"]
+    ours.close()
+    theirs.close()
+
+
+def test_process_writer_reads_acknowledgements_when_the_next_page_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An acknowledgement that arrived while the loop was busy settles its page at the next
+    write (one non-blocking recv), before the loop polls its sockets again."""
+    ours, theirs = socket.socketpair()
+    w = writer(tmp_path / "l.sqlite3", shared=False)
+    monkeypatch.setattr(w, "_start_private", lambda: theirs)
+
+    async def main() -> None:
+        first = asyncio.ensure_future(w.write([view(0)]))
+        await asyncio.sleep(0)  # the write is framed; its flush runs in the next iteration
+        await asyncio.sleep(0)
+        got = _read_frames(ours, 1)
+        assert got[-1][0] == "W"
+        ours.sendall(frame(("A", [got[-1][1]], None)))
+        # No await between here and the second write: the loop has not polled the socket.
+        second = asyncio.ensure_future(w.write([view(1)]))
+        assert not first.done() and w.stats.transactions == 0
+        await asyncio.sleep(0)  # the second write's coroutine runs: it reads the ack
+        assert w.stats.transactions == 1
+        await first
+        got = _read_frames(ours, 1)
+        ours.sendall(frame(("A", [got[-1][1]], None)))
+        await second
+        await w.aclose()
+
+    asyncio.run(main())
+    ours.close()
+
+
+def test_process_writer_process_asks_for_a_higher_priority(tmp_path: Path) -> None:
+    """Every page waits for the writer process: it runs at nice WRITER_NICE where the
+    privilege allows (root, CAP_SYS_NICE), at the workers' priority otherwise."""
+    from middleware.ledger.service import WRITER_NICE
+
+    w = writer(tmp_path / "l.sqlite3", shared=False)
+
+    async def main() -> None:
+        await w.write([view(0)])
+        assert w._proc is not None
+        stat = Path(f"/proc/{w._proc.pid}/stat").read_text()
+        nice = int(stat[stat.rindex(")") + 2:].split()[16])
+        mine = os.getpriority(os.PRIO_PROCESS, 0)
+        assert nice == (WRITER_NICE if os.geteuid() == 0 else mine)
+        await w.aclose()
+
+    asyncio.run(main())

@@ -6,6 +6,7 @@ import multiprocessing
 import os
 import sqlite3
 import stat
+import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -246,3 +247,50 @@ def test_sqlite_store_synchronous_setting(tmp_path: Path) -> None:
     w.close()
     with pytest.raises(ValueError, match="synchronous"):
         SqliteStore(tmp_path / "x.sqlite3", synchronous="off")
+
+
+def test_sqlite_deferred_checkpoints_leave_commits_alone_and_restart_the_wal(
+    tmp_path: Path,
+) -> None:
+    """deferred_checkpoints: no checkpoint inside a commit (wal_autocheckpoint 0); the writer
+    runs one when due, after which the next commit starts the WAL from its beginning."""
+    from datetime import UTC, datetime
+
+    from middleware.ledger import PageView, PartnerShare, verify
+    from middleware.ledger.chain import ChainCursor
+
+    p = tmp_path / "l.sqlite3"
+    store = SqliteStore(p, deferred_checkpoints=True)
+    store.open()
+    conn = store._connection()
+    assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    shares = (PartnerShare("adsense", ("ads",), "consent", ("ip_address",), ()),)
+    cursor = ChainCursor()
+
+    def commit(n: int) -> None:
+        rows = cursor.link([PageView(time=datetime.now(UTC), request_id=f"r{cursor.seq + i}",
+                                     consent_id="c", path="/a", partners=shares)
+                            for i in range(n)])
+        store.append(rows)
+        cursor.advance(rows)
+
+    def wal_frames() -> int:
+        # mxFrame of the wal-index header (-shm, offset 16, native order): read, not checkpointed.
+        return int.from_bytes(Path(f"{p}-shm").read_bytes()[16:20], sys.byteorder)
+
+    for _ in range(SqliteStore.CHECKPOINT_COMMITS - 1):
+        commit(1)
+        assert not store.checkpoint_if_due()
+    grown = wal_frames()
+    assert grown >= SqliteStore.CHECKPOINT_COMMITS - 1  # every commit stayed in the WAL
+    commit(1)
+    assert store.checkpoint_if_due()
+    assert not store.checkpoint_if_due()  # counted again from zero
+    commit(1)
+    assert wal_frames() < grown  # the WAL started over
+    commit(SqliteStore.CHECKPOINT_ROWS)
+    assert store.checkpoint_if_due()  # due by rows as well as by commits
+    store.close()
+    with SqliteStore(p) as again:
+        report = verify(again)
+    assert report.ok and report.rows == SqliteStore.CHECKPOINT_COMMITS + 1 + SqliteStore.CHECKPOINT_ROWS

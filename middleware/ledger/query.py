@@ -12,10 +12,13 @@ from middleware.ledger.records import DisclosureRecord, PageView
 from middleware.ledger.store import CONSENT_EVENTS, Filters, LedgerStore
 
 
-def open_store(target: str, *, synchronous: str = "full") -> LedgerStore:
+def open_store(target: str, *, synchronous: str = "full",
+               deferred_checkpoints: bool = False) -> LedgerStore:
     """A store for a SQLite path or a ``postgresql://`` / ``postgres://`` DSN (not opened).
 
-    ``synchronous`` applies to SQLite only (PostgreSQL's durability is the server's setting).
+    ``synchronous`` and ``deferred_checkpoints`` (WAL checkpoints when the writer calls
+    ``checkpoint_if_due``, not inside a commit) apply to SQLite only (PostgreSQL's
+    durability is the server's setting).
     """
     if target.startswith(("postgresql://", "postgres://")):
         from middleware.ledger.postgres import PostgresStore  # psycopg is optional
@@ -23,7 +26,8 @@ def open_store(target: str, *, synchronous: str = "full") -> LedgerStore:
         return PostgresStore(target)
     from middleware.ledger.sqlite import SqliteStore
 
-    return SqliteStore(target, synchronous=synchronous)
+    return SqliteStore(target, synchronous=synchronous,
+                       deferred_checkpoints=deferred_checkpoints)
 
 
 @dataclass(frozen=True)

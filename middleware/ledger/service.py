@@ -39,6 +39,8 @@ from middleware.ledger.store import LedgerStore
 from middleware.ledger.wire import Encoder, FrameError, frame, frames
 from middleware.ledger.writer import WriterStats
 
+#: The writer process's scheduling priority, where it may raise it (root, CAP_SYS_NICE).
+WRITER_NICE = -10
 #: Where abstract Unix socket names exist (Linux); elsewhere a private child per worker.
 ABSTRACT_SOCKETS = sys.platform.startswith("linux")
 
@@ -216,7 +218,7 @@ class ProcessWriter:
             proc = subprocess.Popen(
                 [sys.executable, "-c", _BOOT, *_BOOT_ARGS, *args, "--ledger",
                  self.target, "--synchronous", self.synchronous, "--writer-id",
-                 self._writer_id, *self.heads_args],
+                 self._writer_id, "--nice", str(WRITER_NICE), *self.heads_args],
                 pass_fds=[fd], stdin=subprocess.DEVNULL)
         except OSError as exc:
             raise LedgerUnavailable(f"cannot start the ledger writer process: {exc}") from exc
@@ -330,6 +332,10 @@ class ProcessWriter:
         if self._closed:
             raise LedgerUnavailable("the ledger writer is closed")
         loop = asyncio.get_running_loop()
+        if self._flights and self._loop is loop:
+            # Acknowledgements that arrived while this iteration's callbacks ran (one recv,
+            # never blocks): their pages resume in the next iteration instead of one later.
+            self._readable()
         if self._sock is None or self._loop is not loop:
             self._spawn(loop)
         fut: asyncio.Future[None] = loop.create_future()
