@@ -19,8 +19,18 @@ import html
 import re
 from collections.abc import Iterable
 
-__all__ = ["SNIFF_BYTES", "BodyKind", "bom_prefix", "classify", "declares_iso2022jp",
-           "label_known", "sniff", "unreadable_charset", "wide_bom"]
+__all__ = [
+    "SNIFF_BYTES",
+    "BodyKind",
+    "bom_prefix",
+    "classify",
+    "declares_iso2022jp",
+    "label_known",
+    "sniff",
+    "unreadable_charset",
+    "wide_bom",
+    "wide_codec",
+]
 
 
 class BodyKind(enum.Enum):
@@ -174,3 +184,25 @@ def declares_iso2022jp(data: bytes) -> bool:
         if label.split(";")[0].strip("\t\n\x0c\r ").lower() in _ISO2022JP:
             return True
     return False
+
+
+_UTF16LE = frozenset({"csunicode", "iso-10646-ucs-2", "ucs-2", "unicode", "unicodefeff",
+                      "utf-16", "utf-16le"})
+_UTF16BE = frozenset({"unicodefffe", "utf-16be"})
+
+
+def wide_codec(charset: str | None, head: bytes) -> str | None:
+    """The UTF-16 codec a browser decodes the body with ("utf-16-le"/"utf-16-be"), from its
+    byte order mark first, else the label; None when it is not UTF-16 (or is UTF-32)."""
+    if head[:4] == b"\x00\x00\xfe\xff":
+        return None
+    if head[:2] == b"\xff\xfe":
+        return "utf-16-le"
+    if head[:2] == b"\xfe\xff":
+        return "utf-16-be"
+    label = charset.strip("\t\n\x0c\r ").lower() if charset else None
+    if label in _UTF16LE:
+        return "utf-16-le"
+    if label in _UTF16BE:
+        return "utf-16-be"
+    return None

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import gzip
+import itertools
 import logging
 import tracemalloc
 import zlib
@@ -597,3 +598,74 @@ def test_document_charset_follows_fetch_extract_a_mime_type(values: list[str],
     from middleware.sniff import unreadable_charset
 
     assert document_charset(values, unreadable_charset) == charset
+
+
+# --------------------------------------------------------------------------- UTF-16 meta refresh
+
+REFRESH_PAGE = ('<!DOCTYPE html><html><head><META HTTP-EQUIV="refresh" '
+                'content="0;url=https://pagead2.googlesyndication.com/r"><title>T</title></head>'
+                '<body><p>x</p></body></html>')
+
+
+@pytest.mark.parametrize(("codec", "label", "bom"), [
+    ("utf-16-le", b"utf-16", b""), ("utf-16-be", b"utf-16be", b""), ("utf-16-le", b"unicode", b""),
+    ("utf-16-le", b"utf-8", b"\xff\xfe"), ("utf-16-be", b"utf-8", b"\xfe\xff"),
+])
+@pytest.mark.parametrize("cuts", [(), (7,), (1, 2, 3, 41, 42, 43)])
+@pytest.mark.parametrize("compressed", [False, True])
+def test_utf16_page_goes_out_with_every_http_equiv_respelled(
+        tmp_path: Path, codec: str, label: bytes, bom: bytes, cuts: tuple[int, ...],
+        compressed: bool) -> None:
+    """Chromium 156 follows a UTF-16 page's meta refresh to the partner (measured; no CSP
+    stops a navigation): the page still goes out unrewritten, its http-equiv respelled."""
+    body = bom + REFRESH_PAGE.encode(codec)
+    headers = [(b"content-type", b"text/html; charset=" + label)]
+    data = body
+    if compressed:
+        headers.append((b"content-encoding", b"gzip"))
+        data = gzip.compress(body)
+    edges = [0, *[c for c in cuts if c < len(data)], len(data)]
+    chunks = [data[a:b] for a, b in itertools.pairwise(edges)]
+    gate = make_gate(html_app(chunks, headers=headers), tmp_path, csp={"mode": "report-only"})
+    out = asyncio.run(run(gate, http_scope()))
+    assert out.body == bom + REFRESH_PAGE.replace(
+        "HTTP-EQUIV", "data-consent-http-equiv").encode(codec)
+    assert enforced_no_partner(out)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from([b"h\x00", b"T\x00", b"\x00t", b"-\x00", b"\x00\xd8", b"e\x00q\x00",
+                                 "http-equiv".encode("utf-16-le"), b"\x00", b"\xfe\xff", b"x"]),
+                max_size=30),
+       st.lists(st.integers(min_value=0, max_value=400), max_size=6),
+       st.sampled_from(["utf-16-le", "utf-16-be"]))
+def test_wide_respeller_equals_the_whole_text_respelled(parts: list[bytes], cuts: list[int],
+                                                        codec: str) -> None:
+    import re
+
+    from middleware.html.refresh_guard import WideRespeller
+
+    data = b"".join(parts)
+    respeller = WideRespeller(codec)
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):  # the byte order mark wins over the label
+        codec = "utf-16-le" if data[:2] == b"\xff\xfe" else "utf-16-be"
+    even = data[:len(data) - len(data) % 2]
+    text = even.decode(codec, "surrogatepass")
+    expected = re.sub("(?ai)http-equiv", "data-consent-http-equiv", text).encode(
+        codec, "surrogatepass") + data[len(even):]
+    edges = sorted({0, len(data), *(c for c in cuts if c < len(data))})
+    out = b"".join(respeller.feed(data[a:b]) for a, b in itertools.pairwise(edges))
+    assert out + respeller.finish() == expected
+
+
+@pytest.mark.parametrize("label", [b"iso-2022-jp", b"ISO-2022-JP", b"csISO2022JP"])
+def test_iso2022jp_page_goes_out_with_every_http_equiv_respelled(tmp_path: Path,
+                                                                label: bytes) -> None:
+    page = REFRESH_PAGE.encode() + ESC_TAG
+    cut = page.index(b"EQUIV")
+    headers = [(b"content-type", b"text/html; charset=" + label)]
+    gate = make_gate(html_app([page[:cut], page[cut:]], headers=headers), tmp_path,
+                     csp={"mode": "off"})
+    out = asyncio.run(run(gate, http_scope()))
+    assert out.body == page.replace(b"HTTP-EQUIV", b"data-consent-http-equiv")
+    assert enforced_no_partner(out)

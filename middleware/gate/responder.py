@@ -18,7 +18,7 @@ from ..consent import Consent
 from ..disclosure import RequestInfo
 from ..errors import LedgerUnavailable
 from ..headers import header_value
-from ..html.refresh_guard import RefreshRespeller
+from ..html.refresh_guard import RefreshRespeller, WideRespeller
 from ..inflate import DECODABLE, InflateError, Inflater
 from ..memo import Rewritten
 from ..rewrite import HtmlRewriter, RewritePlan
@@ -33,6 +33,7 @@ from ..sniff import (
     sniff,
     unreadable_charset,
     wide_bom,
+    wide_codec,
 )
 from .phases import (
     DONE,
@@ -73,7 +74,7 @@ class HtmlResponder:
     unsent = b""
     #: Set when the rewriter failed before the headers left: what goes out unrewritten has
     #: every http-equiv respelled (a meta refresh is a navigation no CSP stops).
-    respeller: RefreshRespeller | None = None
+    respeller: RefreshRespeller | WideRespeller | None = None
     fed = 0
     sent = 0
     sniffed = b""
@@ -268,6 +269,19 @@ class HtmlResponder:
         await self.raw_send(start)
         await self._rewrite_body(first)
 
+    async def _respelled(self, start: Message, first: Message,
+                         respeller: RefreshRespeller | WideRespeller, what: str) -> None:
+        """A page in a charset the rewriter cannot read (UTF-16, ISO-2022-JP): not rewritten,
+        out behind the enforced no-partner CSP, with every http-equiv respelled (in the
+        decoded text for UTF-16): a meta refresh is a navigation no CSP stops (measured in
+        Chromium 156: it reached the partner)."""
+        self._to(UNREWRITTEN)
+        self.respeller = respeller
+        self._no_partner_headers(start, what, drop_length=True)
+        self.start = None
+        await self.raw_send(start)
+        await self._rewrite_body(first)
+
     async def _unreadable(self, start: Message, first: Message, what: str) -> None:
         self._to(PASSING)
         self._no_partner_headers(start, what)
@@ -278,6 +292,14 @@ class HtmlResponder:
         self.charset = self.gate.charset_of(start.get("headers", ()))
         body = first.get("body", b"")
         if unreadable_charset(self.charset) or (self.inflater is None and wide_bom(body)):
+            codec = wide_codec(self.charset, body if self.inflater is None else b"")
+            if codec is not None:
+                await self._respelled(start, first, WideRespeller(codec), f"a {codec} page")
+                return
+            if (self.charset or "").strip("\t\n\x0c\r ") in ("iso-2022-jp", "csiso2022jp"):
+                # Its ASCII mode spells http-equiv as ASCII does (ESC tricks: docs/csp.md).
+                await self._respelled(start, first, RefreshRespeller(), "an ISO-2022-JP page")
+                return
             await self._unreadable(start, first, f"charset {self.charset!r} or a UTF-16 BOM")
             return
         self.watch_charset = not label_known(self.charset)
@@ -434,7 +456,11 @@ class HtmlResponder:
                                "out as sent with an enforced CSP that allows no partner.",
                                self.scope["method"], self.scope["path"])
                 self._to(UNREWRITTEN)
-                return data
+                codec = wide_codec(None, data)
+                if codec is None:
+                    return data
+                wide = self.respeller = WideRespeller(codec)
+                return wide.feed(data) + (wide.finish() if final else b"")
         if self.watch_charset and data:
             window = self.charset_tail + data
             if declares_iso2022jp(window):

@@ -10,6 +10,7 @@ references, so in an ASCII-compatible encoding ``http-equiv`` has no other spell
 
 from __future__ import annotations
 
+import codecs
 import re
 
 _NAME = b"http-equiv"
@@ -42,5 +43,57 @@ def _open_prefix(data: bytes) -> int:
     tail = data[-(len(_NAME) - 1):].lower()
     for k in range(min(len(tail), len(_NAME) - 1), 0, -1):
         if tail.endswith(_NAME[:k]):
+            return k
+    return 0
+
+
+_TEXT_RE = re.compile("http-equiv", re.IGNORECASE | re.ASCII)
+_TEXT_NAME = "http-equiv"
+
+
+class WideRespeller:
+    """RefreshRespeller for a UTF-16 body (``codec``: "utf-16-le" or "utf-16-be"), which a
+    byte-level reading cannot see: decoded (lone surrogates kept), every ``http-equiv``
+    respelled as text, encoded back, so every other byte goes out as sent. A trailing odd
+    byte (never a character) is passed as it came."""
+
+    def __init__(self, codec: str) -> None:
+        self._codec = codec
+        self._decoder: codecs.IncrementalDecoder | None = None
+        self._start = b""  # the first bytes, until they show a byte order mark or not
+        self._held = ""
+
+    def feed(self, chunk: bytes) -> bytes:
+        if self._decoder is None:
+            head = self._start + chunk
+            if len(head) < 2:
+                self._start = head
+                return b""
+            # The byte order mark wins over the label (HTML §13.2.3.1).
+            if head[:2] == b"\xff\xfe":
+                self._codec = "utf-16-le"
+            elif head[:2] == b"\xfe\xff":
+                self._codec = "utf-16-be"
+            self._decoder = codecs.getincrementaldecoder(self._codec)("surrogatepass")
+            chunk, self._start = head, b""
+        text = self._held + self._decoder.decode(chunk)
+        keep = _open_text_prefix(text)
+        self._held = text[len(text) - keep:] if keep else ""
+        done = text[:len(text) - keep] if keep else text
+        return _TEXT_RE.sub("data-consent-" + _TEXT_NAME, done).encode(self._codec, "surrogatepass")
+
+    def finish(self) -> bytes:
+        if self._decoder is None:
+            start, self._start = self._start, b""
+            return start
+        pending = self._decoder.getstate()[0]
+        held, self._held = self._held, ""
+        return held.encode(self._codec, "surrogatepass") + pending
+
+
+def _open_text_prefix(text: str) -> int:
+    tail = text[-(len(_TEXT_NAME) - 1):].lower()
+    for k in range(min(len(tail), len(_TEXT_NAME) - 1), 0, -1):
+        if tail.endswith(_TEXT_NAME[:k]):
             return k
     return 0
