@@ -38,7 +38,7 @@ from .routes import WELL_KNOWN_GPC, ConsentUI
 from .secrets import dev_mode_requested, signing_keys
 from .signals.jurisdiction import client_ip
 from .signals.reader import signal_reader
-from .sniff import unreadable_charset
+from .sniff import label_known, unreadable_charset
 
 if TYPE_CHECKING:
     from .forward.forwarder import Forwarder
@@ -113,7 +113,7 @@ class ConsentMiddleware:
         #: Vary, private Cache-Control, X-Frame-Options and CSP edits on raw start headers.
         self.response_headers = ResponseHeaders(GatedHeaders(self.vary, self.csp.frame_options),
                                                 self.csp, self.matcher)
-        self._charsets: dict[bytes, str | None] = {}
+        self._charsets: dict[bytes, tuple[str | None, bool, bool]] = {}
         self._cookie_values: OrderedDict[bytes, str | None] = OrderedDict()
 
     def charset_of(self, headers: Iterable[tuple[bytes, bytes]]) -> str | None:
@@ -123,12 +123,18 @@ class ConsentMiddleware:
         values = [v for k, v in headers if k == b"content-type"]
         if len(values) > 1 or (values and b"," in values[0]):
             return document_charset((v.decode("latin-1") for v in values), unreadable_charset)
-        value = values[0] if values else b""
-        if value in self._charsets:
-            return self._charsets[value]
-        known = charset_of(value.decode("latin-1"))
-        if len(self._charsets) < 256:
-            self._charsets[value] = known
+        return self.content_type(values[0] if values else b"")[0]
+
+    def content_type(self, value: bytes) -> tuple[str | None, bool, bool]:
+        """(the charset of one raw Content-Type value with no comma, whether the rewriter
+        cannot read it, whether a browser knows the label): a pure function of the value,
+        remembered per value (bounded)."""
+        known = self._charsets.get(value)
+        if known is None:
+            charset = charset_of(value.decode("latin-1"))
+            known = (charset, unreadable_charset(charset), label_known(charset))
+            if len(self._charsets) < 256:
+                self._charsets[value] = known
         return known
 
     def _request_inputs(self, headers: Sequence[tuple[bytes, bytes]]) -> tuple[str | None, bool]:
@@ -186,7 +192,7 @@ class ConsentMiddleware:
             await self.ui.handle(scope, receive, send, self.consent_for(scope))
             return
         inner = dict(scope)
-        state = ConsentState(scope.get("state") or {}, self, scope)
+        state = ConsentState(scope.get("state"), self, scope)
         inner["state"] = state
         if self.forwarder is not None:
             inner[self.forwarder.SCOPE_KEY] = self.forwarder

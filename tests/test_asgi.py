@@ -302,3 +302,30 @@ def test_middleware_rewriter_failure_serves_page_behind_no_partner_csp(
     assert len(policy) == 1 and b"googlesyndication" not in policy[0] and b"twitter" not in policy[0]
     assert b"script-src 'self'" in policy[0]
     assert "the rewriter failed on /" in caplog.text
+
+
+@pytest.mark.parametrize("who", [set(), {"ads", "social"}])
+def test_middleware_one_message_page_headers_edited_before_the_start_leaves(
+        tmp_path: Path, who: set[str]) -> None:
+    """A server writes the start message when it is sent: its headers (CSP, Vary, private
+    Cache-Control, exact Content-Length) are edited before that, with or without a ledger
+    write to await first."""
+    gate = make_gate(html_app(), tmp_path)
+    seen: list[tuple[str, list[tuple[bytes, bytes]], bytes]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        seen.append((message["type"], list(message.get("headers", ())), message.get("body", b"")))
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    cookie = cookie_for(gate, who) if who else None
+    for _ in range(3):  # the memo answers the second and third time
+        seen.clear()
+        asyncio.run(gate(http_scope(cookie=cookie), receive, send))
+        (kind, headers, _), (_, _, body) = seen
+        names = dict(headers)
+        assert kind == "http.response.start"
+        assert b"content-security-policy" in names and b"cookie" in names[b"vary"].lower()
+        assert names[b"cache-control"].startswith(b"private")
+        assert names[b"content-length"] == b"%d" % len(body)

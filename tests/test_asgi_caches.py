@@ -8,6 +8,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -158,3 +159,164 @@ def test_caches_request_inputs_read_as_privacy_signal_and_cookie_value(tmp_path:
             want = (cookie_value(headers, gate.cookie_name),
                     privacy_signal(headers, honor_gpc=honor_gpc, honor_dnt=honor_dnt))
             assert gate._request_inputs(headers) == want, (honor_gpc, honor_dnt, headers)
+
+
+class _FakeWriter:
+    """A ledger writer that keeps what it is given (the shortcut must never need one)."""
+
+    store: Any = None
+    writer_id = "fake"
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.written: list[tuple[str, tuple[str, ...]]] = []
+
+    def start(self) -> None:
+        pass
+
+    async def write(self, records: Any, timeout: float | None = None) -> None:
+        if self.fail:
+            from middleware.errors import LedgerUnavailable
+
+            raise LedgerUnavailable("held")
+        self.written.extend((r.path, tuple(p.partner for p in r.partners)) for r in records)
+
+    async def aclose(self) -> None:
+        pass
+
+    def close(self, timeout: float | None = 30.0) -> None:
+        pass
+
+
+_TYPES = [b"text/html; charset=utf-8", b"text/html", b"Text/HTML; charset=ISO-8859-1",
+          b"text/html; charset=utf-16", b"application/json", b"application/xhtml+xml", None,
+          b"text/html; charset=bogus", b"text/html; charset=utf-8, text/html; charset=utf-16le"]
+RESPONSE = st.fixed_dictionaries({
+    # Weighted towards what the shortcut takes, and what is one check away from it.
+    "method": st.sampled_from(["GET", "GET", "GET", "HEAD"]),
+    "status": st.sampled_from([200, 200, 200, 404, 304, 204]),
+    "type": st.sampled_from(_TYPES),
+    "encoding": st.sampled_from([None, None, None, b"identity", b"gzip", b"gzip", b"br"]),
+    "extra": st.lists(st.sampled_from([
+        (b"set-cookie", b"__gads=1"), (b"etag", b'"v1"'), (b"vary", b"Accept-Encoding"),
+        (b"cache-control", b"public, max-age=60"), (b"content-length", b"123"),
+        (b"link", b"<https://pagead2.googlesyndication.com/x.js>; rel=preload"),
+        (b"x-frame-options", b"DENY"), (b"Content-Language", b"en"),
+        (b"content-type", b"text/html; charset=utf-16"), (b"content-type", b"text/html; charset=utf-8")]),
+        max_size=3),
+    "body": st.sampled_from([BODY, long_page(b"CCCC"), b"", b"{}",
+                             b"\xff\xfe" + "<html><body>x</body></html>".encode("utf-16-le"),
+                             b'<meta charset="iso-2022-jp"><p>x</p><img src="https://pagead2.googlesyndication.com/p">']),
+    "split": st.sampled_from([False, False, True]),
+    "who": st.sampled_from(["none", "ads", "both", "old"]),
+    "ledger": st.sampled_from(["off", "on", "failing"]),
+})
+
+
+def _response_app(r: dict[str, Any]) -> Any:
+    import gzip
+
+    body = gzip.compress(r["body"], mtime=0) if r["encoding"] == b"gzip" else r["body"]
+    headers = [(b"content-type", r["type"])] if r["type"] is not None else []
+    if r["encoding"] is not None:
+        headers.append((b"content-encoding", r["encoding"]))
+    headers += r["extra"]
+    chunks = [body[:7], body[7:]] if r["split"] else [body]
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": r["status"], "headers": list(headers)})
+        for i, chunk in enumerate(chunks):
+            await send({"type": "http.response.body", "body": chunk,
+                        "more_body": i < len(chunks) - 1})
+
+    return app
+
+
+def _same_as_general_path(tmp: Path, responses: list[dict[str, Any]]) -> None:
+    """Each response, twice, on one gate per ledger kind == on a fresh gate with the shortcut
+    patched out (messages as a server reads them when sent; the same ledger records)."""
+    from unittest import mock
+
+    from middleware.gate.responder import HtmlResponder
+
+    config = make_config(tmp)
+    current: list[dict[str, Any]] = [responses[0]]
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await _response_app(current[0])(scope, receive, send)
+
+    def gate_for(ledger: str) -> tuple[ConsentMiddleware, _FakeWriter | None]:
+        writer = None if ledger == "off" else _FakeWriter(fail=ledger == "failing")
+        return ConsentMiddleware(app, config=config, secret=SECRET,
+                                 ledger=Discloser(config, writer, None)), writer
+
+    reused = {name: gate_for(name) for name in ("off", "on", "failing")}
+    gate = reused["off"][0]
+    cookies = {"none": None, "ads": cookie_for(gate, {"ads"}), "both": cookie_for(gate, {"ads", "social"}),
+               "old": cookie_for(gate, {"ads"}, "v0")}
+
+    async def one(g: ConsentMiddleware, r: dict[str, Any]) -> list[dict[str, Any]]:
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            # As a server reads it when it is sent (a later edit of the dict must not count).
+            sent.append({**message, "headers": list(message.get("headers", ()))})
+
+        scope = http_scope("/p", cookie=cookies[r["who"]], method=r["method"])
+        await g(scope, receive, send)
+        return sent
+
+    async def scenario() -> None:
+        for r in responses * 2:  # the second time, the memo and the other memories answer
+            current[0] = r
+            g, writer = reused[r["ledger"]]
+            g.discloser._failed_at = None  # the retry pause after a failed write is state, not a memory
+            before = len(writer.written) if writer is not None else 0
+            got = await one(g, r)
+            fresh, fresh_writer = gate_for(r["ledger"])
+            with mock.patch.object(HtmlResponder, "_whole_now", lambda self, start, first: None):
+                want = await one(fresh, r)
+            assert got == want, r
+            if writer is not None and fresh_writer is not None:
+                assert writer.written[before:] == fresh_writer.written, r
+
+    asyncio.run(scenario())
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(RESPONSE, min_size=1, max_size=6))
+def test_caches_one_message_shortcut_same_as_general_path(
+        tmp_path_factory: Any, responses: list[dict[str, Any]]) -> None:
+    """HtmlResponder._whole_now (a whole page in one message, no ledger write awaited) sends
+    exactly what the general path (_decide ... _rewrite_whole) sends on a fresh gate, and
+    writes the same records: any response, consent, ledger (off, on, failing), repeated."""
+    _same_as_general_path(Path(str(tmp_path_factory.mktemp("s"))), responses)
+
+
+_PLAIN = {"method": "GET", "status": 200, "type": b"text/html; charset=utf-8", "encoding": None,
+          "extra": [], "body": BODY, "split": False, "who": "none", "ledger": "off"}
+_META_2022 = b'<meta charset="iso-2022-jp"><p>x</p><img src="https://pagead2.googlesyndication.com/p">'
+
+
+@pytest.mark.parametrize("change", [
+    {}, {"who": "both"}, {"ledger": "on"}, {"ledger": "on", "who": "both"},
+    {"ledger": "failing", "who": "both"}, {"method": "HEAD"}, {"status": 304}, {"status": 204},
+    {"status": 404}, {"split": True}, {"encoding": b"identity"}, {"encoding": b"gzip"},
+    {"encoding": b"br"}, {"type": None}, {"type": None, "body": b"{}"}, {"type": b"application/json"},
+    {"type": b"application/xhtml+xml"}, {"type": b"text/html; charset=utf-16"},
+    {"type": b"text/html; charset=bogus"}, {"type": b"text/html", "body": _META_2022},
+    {"type": b"text/html; charset=bogus", "body": _META_2022},
+    {"type": b"text/html; charset=utf-8, text/html; charset=utf-16le"},
+    {"extra": [(b"content-type", b"text/html; charset=utf-16le")]},
+    {"type": b"text/html; charset=utf-16le", "extra": [(b"content-type", b"text/html; charset=utf-8")]},
+    {"body": b"\xff\xfe" + "<html><body>x</body></html>".encode("utf-16-le")},
+    {"extra": [(b"set-cookie", b"__gads=1"), (b"Content-Language", b"en")]},
+    {"extra": [(b"link", b"<https://pagead2.googlesyndication.com/x.js>; rel=preload")]},
+], ids=repr)
+def test_caches_one_message_shortcut_one_check_away(tmp_path: Path, change: dict[str, Any]) -> None:
+    """The shortcut's every guard, one change away from the plain page it answers: the same
+    messages as the general path (the random test above may miss a combination)."""
+    _same_as_general_path(tmp_path, [{**_PLAIN, **change}])

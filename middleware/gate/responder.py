@@ -135,6 +135,12 @@ class HtmlResponder:
             return
         if phase is HELD:
             if kind == "http.response.body":
+                start = self.start
+                if start is not None and (body := self._whole_now(start, message)) is not None:
+                    # The common page: no coroutine of ours beyond this one.
+                    await self.raw_send(start)
+                    await self.raw_send(body)
+                    return
                 await self._decide(message)
             else:
                 await self._other_first(message)
@@ -288,6 +294,103 @@ class HtmlResponder:
         await self.raw_send(start)
         await self.raw_send(first)
 
+    def _whole_now(self, start: Message, first: Message) -> Message | None:
+        """The common page, answered without a coroutine of its own: identity HTML whose whole
+        body is in ``first``, in a readable charset, for which no ledger write can be awaited
+        (no ledger, or no partner allowed). The same steps as _decide, _rewrite_first and
+        _rewrite_whole take for it; returns the body message to send after the (edited)
+        start. None, with nothing done, for any other response: ``_decide`` takes it."""
+        if self.kind is not HTML or first.get("more_body", False):
+            return None
+        scope = self.scope
+        if scope["method"] == "HEAD" or int(start.get("status", 200)) in NO_BODY_STATUSES:
+            return None
+        headers = start.get("headers", ())
+        content_type: bytes | None = None
+        for key, value in headers:  # one pass: any Content-Encoding goes the general way,
+            if key == b"content-encoding":
+                return None
+            if key == b"content-type":
+                if content_type is not None:  # and several types (charset_of reads them all)
+                    return None
+                content_type = value
+        if content_type is not None and b"," in content_type:
+            return None
+        gate = self.gate
+        charset, unreadable, label_is_known = gate.content_type(content_type or b"")
+        body = first.get("body", b"")
+        if unreadable or wide_bom(body):
+            return None
+        if not label_is_known and declares_iso2022jp(body):
+            return None  # not rewritten (_rewrite_first -> _document)
+        consent = self.state.consent
+        discloser = gate.discloser
+        allowed = consent.allowed_partners
+        if allowed and discloser.writer is not None:
+            return None  # partners may be enabled: their record is awaited (_rewrite_first)
+        # From here on this path answers.
+        if self.sets_cookie:
+            gate.review.saw_cookies(headers, scope.get("path", ""))
+        self.charset = charset
+        self.watch_charset = not label_is_known
+        self.phase = REWRITING  # HELD -> REWRITING, as _to(REWRITING) allows
+        if allowed and not discloser.available():  # (as _allowed_partners)
+            allowed = frozenset()
+        self.allowed = allowed
+        plan = gate.plans.plan(consent, allowed, scope, charset)
+        if gate.page_macros:
+            self.macros = gate.plans.signals.page_stream(consent)
+        hit, keep = gate.memo.find(plan, body)
+        out = self._from_memo(hit) if hit is not None else self._rewrite_now(body, plan, keep)
+        return self._whole_sent(start, out)
+
+    def _from_memo(self, hit: Rewritten) -> bytes:
+        """A remembered rewrite of this very page with this plan, when no ledger write has to
+        precede it (no partner enabled, or no ledger): only the bytes are reused."""
+        self.disclosed = self.disclosed | hit.enabled
+        if hit.unknown_hosts:
+            self._report_unknown(hit.unknown_hosts)
+        return hit.output
+
+    def _rewrite_now(self, data: bytes, plan: RewritePlan, keep: bool) -> bytes:
+        """A whole body rewritten when no ledger write can be awaited (see _whole_now): what
+        _rewrite_whole and _rewrite_chunk do for it, without a coroutine."""
+        self.rewriter = rewriter = HtmlRewriter(plan)
+        try:
+            out = _run(rewriter, data, True)
+            enabled = rewriter.take_enabled()
+            if keep:
+                unknown = rewriter.unknown_hosts
+                self.gate.memo.put(Rewritten(plan, data, out, enabled,
+                                             frozenset(unknown) if unknown else _NO_HOSTS))
+            if enabled:
+                if self.gate.discloser.writer is not None:  # pragma: no cover - _whole_now
+                    raise RuntimeError("consent-gate responder: partners enabled with no "
+                                       "partner allowed")
+                self.disclosed = self.disclosed | enabled
+            self._report_unknown(rewriter.unknown_hosts)
+            return out
+        except Exception:
+            logger.exception("consent-gate: the rewriter failed on %s before the headers "
+                             "left; serving the page as sent (every http-equiv respelled) "
+                             "with an enforced CSP that allows no partner", self.scope.get("path", ""))
+            self._to(UNREWRITTEN)
+            self.respeller = RefreshRespeller()
+            return self.respeller.feed(data) + self.respeller.finish()
+
+    def _whole_sent(self, start: Message, out: bytes) -> Message:
+        """The last steps of a one-message page: macros filled, headers edited with the exact
+        length, DONE; the body message to send after ``start``."""
+        unrewritten = self.phase is UNREWRITTEN
+        if self.macros is not None and not unrewritten:
+            out = self.macros.feed(out) + self.macros.finish()
+        self.gate.response_headers.rewritten(
+            start, self.scope, frozenset() if self.ledger_failed else self.allowed,
+            enforced_no_partner=unrewritten, length=b"%d" % len(out))
+        self.start = None
+        self.phase = DONE  # from REWRITING or UNREWRITTEN, as _to(DONE) allows
+        return {"type": "http.response.body", "body": out, "more_body": False}
+
     async def _rewrite_first(self, start: Message, first: Message) -> None:
         self.charset = self.gate.charset_of(start.get("headers", ()))
         body = first.get("body", b"")
@@ -317,19 +420,12 @@ class HtmlResponder:
             # rewritten before with this plan is reused, here when no ledger write is needed.
             hit, keep = self.gate.memo.find(plan, body)
             if hit is not None and (not hit.enabled or self.gate.discloser.writer is None):
-                self.disclosed = self.disclosed | hit.enabled
-                self._report_unknown(hit.unknown_hosts)
-                out = hit.output
+                out = self._from_memo(hit)
             else:
                 out = await self._rewrite_whole(body, plan, hit, keep)
-            if self.macros is not None and self.phase is not UNREWRITTEN:
-                out = self.macros.feed(out) + self.macros.finish()
-            self._rewritten_headers(start, enforced_no_partner=self.phase is UNREWRITTEN,
-                                    length=b"%d" % len(out))
-            self.start = None
-            self._to(DONE)
+            message = self._whole_sent(start, out)  # (edits the start's headers)
             await self.raw_send(start)
-            await self.raw_send({"type": "http.response.body", "body": out, "more_body": False})
+            await self.raw_send(message)
             return
         self.rewriter = HtmlRewriter(plan)
         start["headers"] = [item for item in start.get("headers", ())

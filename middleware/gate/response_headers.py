@@ -32,6 +32,8 @@ logger = logging.getLogger("consent_gate")
 
 _NO_PARTNER: frozenset[str] = frozenset()
 _REPORTING = FETCHING_HEADERS - {b"link", b"refresh"}
+#: Distinct allowed sets whose CSP header is remembered (a site has few consent states).
+_MAX_ALLOWED_SETS = 1024
 
 
 class ResponseHeaders:
@@ -41,6 +43,19 @@ class ResponseHeaders:
         self.gated = gated
         self.csp = csp
         self.matcher = matcher
+        #: What a rewritten page appends, per allowed set: ((CSP name, value),), or () with
+        #: [csp] mode = "off". A pure function of the set (CspBuilder.value is); bounded.
+        self._appended: dict[frozenset[str], tuple[tuple[bytes, bytes], ...]] = {}
+        self._enforced_none = ((b"content-security-policy", csp.value(_NO_PARTNER)),)
+
+    def _csp_for(self, allowed: frozenset[str]) -> tuple[tuple[bytes, bytes], ...]:
+        appended = self._appended.get(allowed)
+        if appended is None:
+            csp = self.csp
+            appended = ((csp.header_name, csp.value(allowed)),) if csp.enabled else ()
+            if len(self._appended) < _MAX_ALLOWED_SETS:
+                self._appended[allowed] = appended
+        return appended
 
     def edit(self, start: Message, scope: Scope, *, private: bool,
              drop_validators: bool = False, frame_options: bool = False,
@@ -62,14 +77,15 @@ class ResponseHeaders:
                   enforced_no_partner: bool, drop_length: bool = False,
                   length: bytes | None = None) -> None:
         """A rewritten page: private, no validators, the CSP of its ``allowed`` partners."""
-        csp = self.csp
-        header: tuple[bytes, bytes] | None = None
-        if enforced_no_partner:
-            header = (b"content-security-policy", csp.value(_NO_PARTNER))
-        elif csp.enabled:
-            header = (csp.header_name, csp.value(allowed))
-        self.edit(start, scope, private=True, drop_validators=True, frame_options=True,
-                  csp=header, drop_length=drop_length, length=length)
+        edited, fetching = self.gated.edit(
+            start.get("headers", ()), private=True, drop_validators=True, frame_options=True,
+            append=self._enforced_none if enforced_no_partner else self._csp_for(allowed),
+            drop_length=drop_length, length=length)
+        start["headers"] = edited
+        if fetching:
+            self.gate_fetching(start, scope)
+            if length is not None:  # after the fetching headers, as MutableHeaders put it
+                set_header(start["headers"], b"content-length", length)
 
     def no_partner(self, start: Message, scope: Scope, what: str | None, *, private: bool,
                    drop_length: bool = False) -> None:

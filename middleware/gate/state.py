@@ -25,7 +25,8 @@ class ConsentState(dict[str, Any]):
 
     __slots__ = ("_gate", "_resolved", "_scope", "consent_read")
 
-    def __init__(self, base: Mapping[str, Any], gate: ConsentMiddleware, scope: Scope) -> None:
+    def __init__(self, base: Mapping[str, Any] | None, gate: ConsentMiddleware,
+                 scope: Scope) -> None:
         if base:
             dict.update(self, base)
         self._gate = gate
