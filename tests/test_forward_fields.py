@@ -42,6 +42,10 @@ def test_fields_email_normalised_per_partner(email: str, hashing: str, normal: s
     ("0049 30 1234567", "tiktok", "+49301234567"),
     ("030 1234567", "meta", None),                     # national form: country unknown -> not sent
     ("+0 123", "meta", None),
+    # Other scripts' decimal digits are the same number; "²" passed str.isdigit and was sent.
+    ("+\u0661 \u0665\u0665\u0665 123 4567", "meta", "15551234567"),
+    ("+\uff14\uff19 30 1234567", "google", "+49301234567"),
+    ("+1 555 123 456\u00b2", "meta", None),
 ])
 def test_fields_phone_normalised_per_partner(phone: str, hashing: str, normal: str | None) -> None:
     assert normal_phone(phone, hashing) == normal  # type: ignore[arg-type]
@@ -107,3 +111,24 @@ def test_fields_page_url_never_keeps_query_fragment_or_userinfo(tail: str) -> No
     if out is not None:
         assert "?" not in out and "#" not in out and "@" not in out.split("/", 3)[2]
         assert out.startswith("https://shop.example/")
+
+
+@pytest.mark.parametrize(("ga", "expected"), [
+    ("GA1.1.1234567.1700000000", "1234567.1700000000"),
+    ("GA1.1.\u0661\u0662\u0663.\u00b2", None),  # not Google's: a one-off id instead
+])
+def test_fields_ga4_client_id_only_from_ascii_digits(ga: str, expected: str | None) -> None:
+    from middleware.forward.kinds.ga4 import client_id
+
+    class Ev:
+        event_time = 1_700_000_000.0
+
+        def cookie(self, name: str) -> str | None:
+            return ga if name == "_ga" else None
+
+    got = client_id(Ev())  # type: ignore[arg-type]
+    if expected is not None:
+        assert got == expected
+    else:
+        stamp, _, rest = got.partition(".")
+        assert got.isascii() and stamp.isdigit() and rest == "1700000000"

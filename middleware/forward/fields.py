@@ -96,7 +96,10 @@ def normal_phone(phone: str, hashing: Hashing) -> str | None:
     if not p.startswith("+"):
         return None
     digits = re.sub(r"[\s().\-/]", "", p[1:])
-    if not digits.isdigit() or not 8 <= len(digits) <= 15 or digits[0] == "0":
+    if not digits.isdecimal():  # "²" is a digit to str.isdigit, not a decimal one
+        return None
+    digits = "".join(str(int(c)) for c in digits)  # other scripts' digits, as ASCII
+    if not 8 <= len(digits) <= 15 or digits[0] == "0":
         return None
     return digits if hashing == "meta" else "+" + digits
 

@@ -20,7 +20,7 @@ def client_id(ev: Outbound) -> str:
     ga = ev.cookie("_ga")
     if ga:
         parts = ga.split(".")
-        if len(parts) >= 4 and parts[-1].isdigit() and parts[-2].isdigit():
+        if len(parts) >= 4 and all(x.isascii() and x.isdigit() for x in parts[-2:]):
             return f"{parts[-2]}.{parts[-1]}"
     return f"{secrets.randbelow(2**31)}.{int(ev.event_time)}"
 
