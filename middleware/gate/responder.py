@@ -18,7 +18,7 @@ from ..consent import Consent
 from ..disclosure import RequestInfo
 from ..errors import LedgerUnavailable
 from ..headers import header_value
-from ..html.refresh_guard import RefreshRespeller, WideRespeller
+from ..html.refresh_guard import Iso2022Respeller, RefreshRespeller, WideRespeller
 from ..inflate import DECODABLE, InflateError, Inflater
 from ..memo import Rewritten
 from ..rewrite import HtmlRewriter, RewritePlan
@@ -74,7 +74,7 @@ class HtmlResponder:
     unsent = b""
     #: Set when the rewriter failed before the headers left: what goes out unrewritten has
     #: every http-equiv respelled (a meta refresh is a navigation no CSP stops).
-    respeller: RefreshRespeller | WideRespeller | None = None
+    respeller: RefreshRespeller | WideRespeller | Iso2022Respeller | None = None
     fed = 0
     sent = 0
     sniffed = b""
@@ -276,7 +276,8 @@ class HtmlResponder:
         await self._rewrite_body(first)
 
     async def _respelled(self, start: Message, first: Message,
-                         respeller: RefreshRespeller | WideRespeller, what: str) -> None:
+                         respeller: RefreshRespeller | WideRespeller | Iso2022Respeller,
+                         what: str) -> None:
         """A page in a charset the rewriter cannot read (UTF-16, ISO-2022-JP): not rewritten,
         out behind the enforced no-partner CSP, with every http-equiv respelled (in the
         decoded text for UTF-16): a meta refresh is a navigation no CSP stops (measured in
@@ -401,14 +402,15 @@ class HtmlResponder:
                 return
             if (self.charset or "").strip("\t\n\x0c\r ") in ("iso-2022-jp", "csiso2022jp"):
                 # Its ASCII mode spells http-equiv as ASCII does (ESC tricks: docs/csp.md).
-                await self._respelled(start, first, RefreshRespeller(), "an ISO-2022-JP page")
+                await self._respelled(start, first, Iso2022Respeller(), "an ISO-2022-JP page")
                 return
             await self._unreadable(start, first, f"charset {self.charset!r} or a UTF-16 BOM")
             return
         self.watch_charset = not label_known(self.charset)
         if self.watch_charset and self.inflater is None and declares_iso2022jp(body):
             self.watch_charset = False
-            await self._document(start, first, "a page that declares ISO-2022-JP", "identity")
+            await self._respelled(start, first, Iso2022Respeller(),
+                                  "a page that declares ISO-2022-JP")
             return
         self._to(REWRITING)
         self.allowed = self._allowed_partners()
@@ -528,8 +530,8 @@ class HtmlResponder:
                        "partner. Fix: send UTF-8 (or name the charset in Content-Type).",
                        self.scope["method"], self.scope["path"])
         self._to(UNREWRITTEN)
-        self.respeller = RefreshRespeller()
-        out = self.respeller.feed(self.unsent + data) + (self.respeller.finish() if final else b"")
+        respeller = self.respeller = Iso2022Respeller()
+        out = respeller.feed(self.unsent + data) + (respeller.finish() if final else b"")
         self.unsent = b""
         return out
 

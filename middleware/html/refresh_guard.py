@@ -97,3 +97,45 @@ def _open_text_prefix(text: str) -> int:
         if tail.endswith(_TEXT_NAME[:k]):
             return k
     return 0
+
+
+# ISO-2022-JP: ESC ( B (ASCII) and ESC ( J (JIS-Roman) switch to a mode where the letters are
+# the letters, so a browser reads "http-ESC(Bequiv" as http-equiv (measured in Chromium 156).
+_ESC = rb"(?:\x1b\([BJ])"
+_ESC_NAME_RE = re.compile(rb"(?i)" + (_ESC + rb"*").join(re.escape(bytes([c])) for c in _NAME))
+
+def _tail_pattern(name: bytes) -> bytes:
+    """A proper prefix of the (escaped) name, ending the data: what must wait for more."""
+    out = re.escape(name[-2:-1]) + _ESC + b"*"
+    for c in reversed(name[:-2]):
+        out = re.escape(bytes([c])) + _ESC + b"*(?:" + out + b")?"
+    return out
+
+
+_ESC_TAIL_RE = re.compile(rb"(?i)" + _tail_pattern(_NAME) + rb"(?:\x1b\(?)?\Z")
+_ESC_ONLY_RE = re.compile(_ESC)
+
+
+def _respell_escaped(m: re.Match[bytes]) -> bytes:
+    # Keep the mode the name's last escape left the decoder in.
+    escapes = _ESC_ONLY_RE.findall(m.group(0))
+    return _RESPELLED + (escapes[-1] if escapes else b"")
+
+
+class Iso2022Respeller:
+    """RefreshRespeller for ISO-2022-JP: also the names spelled with mode escapes inside
+    them (dropped, the last one kept after the respelled name), across any chunking."""
+
+    def __init__(self) -> None:
+        self._held = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        data = self._held + chunk
+        m = _ESC_TAIL_RE.search(data)
+        keep = len(data) - m.start() if m is not None else 0
+        self._held = data[len(data) - keep:] if keep else b""
+        return _ESC_NAME_RE.sub(_respell_escaped, data[:len(data) - keep] if keep else data)
+
+    def finish(self) -> bytes:
+        held, self._held = self._held, b""
+        return _ESC_NAME_RE.sub(_respell_escaped, held)
