@@ -1,5 +1,6 @@
 """Pages whose response headers (not their markup) make Chromium contact the partner:
-`site` serves them as written, `create_app()` through ConsentMiddleware (enforced CSP).
+`site` serves them as written, `create_app()` through ConsentMiddleware; and pages in
+charsets the byte-level rewriter cannot read.
 
 ``FETCH_SITE_CONFIG`` names the partners.toml (the partner's host is ``tracker.partner.example``).
 """
@@ -28,13 +29,44 @@ VECTORS: dict[str, list[tuple[bytes, bytes]]] = {
 PAGE = (b"<!DOCTYPE html><html><head><title>headers</title></head><body><h1>headers</h1>"
         b"<img src='/pixel.gif' alt=''></body></html>")
 
+_REFRESH = ('<!DOCTYPE html><html><head><meta http-equiv="refresh" content="0;url=http://'
+            + H.decode() + '/{w}/r"><title>charset</title></head><body>x</body></html>')
+#: In ISO-2022-JP, ESC $ B makes "<!--" two kanji: a comment to a byte reader, not to Chromium.
+_ESC_COMMENT = (b'<!DOCTYPE html><html><head>{meta}<title>charset</title></head><body><p>x</p>'
+                b'\x1b$B<!--\x1b(B<img src="http://' + H + b'/{w}/j.gif">\x1b$B-->\x1b(B'
+                b"</body></html>")
+
+#: Pages whose charset the byte-level rewriter cannot read: name -> (headers, body).
+CHARSETS: dict[str, tuple[list[tuple[bytes, bytes]], bytes]] = {
+    "utf16-refresh": ([(b"content-type", b"text/html; charset=utf-16le")],
+                      _REFRESH.encode("utf-16-le")),
+    "utf16-bom-refresh": ([(b"content-type", b"text/html; charset=utf-8")],
+                          b"\xfe\xff" + _REFRESH.encode("utf-16-be")),
+    "iso2022-refresh-escaped": ([(b"content-type", b"text/html; charset=iso-2022-jp")],
+                                _REFRESH.replace("http-equiv", "http-\x1b(Bequiv").encode()),
+    "iso2022-meta-comment": ([(b"content-type", b"text/html")],
+                             _ESC_COMMENT.replace(b"{meta}", b'<meta charset="iso-2022-jp">')),
+    "last-content-type": ([(b"content-type", b"text/html; charset=utf-8"),
+                           (b"content-type", b"text/html; charset=iso-2022-jp")],
+                          _ESC_COMMENT.replace(b"{meta}", b"")),
+}
+
 
 async def site(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
         await answer_lifespan(receive, send)
         return
     who, _, name = scope["path"][1:].partition("/")
-    extra = [(k, v.replace(b"{w}", f"{who}/{name}".encode())) for k, v in VECTORS.get(name, [])]
+    w = f"{who}/{name}"
+    if name in CHARSETS:
+        headers, body = CHARSETS[name]
+        marked = body.replace(b"{w}", w.encode()).replace("{w}".encode("utf-16-le"),
+                                                           w.encode("utf-16-le"))
+        marked = marked.replace("{w}".encode("utf-16-be"), w.encode("utf-16-be"))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": marked})
+        return
+    extra = [(k, v.replace(b"{w}", w.encode())) for k, v in VECTORS.get(name, [])]
     await send({"type": "http.response.start", "status": 200 if name in VECTORS else 404,
                 "headers": [(b"content-type", b"text/html; charset=utf-8"), *extra]})
     await send({"type": "http.response.body", "body": PAGE})
