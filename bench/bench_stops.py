@@ -2,6 +2,10 @@
 
     .venv/bin/python bench/bench_stops.py            # native pass (scan_end) if built
     .venv/bin/python bench/bench_stops.py --skip     # the C skip alone (as before the native pass)
+    .venv/bin/python bench/bench_stops.py --cpu      # HtmlRewriter feed + finish, thread CPU time
+    valgrind --tool=callgrind .venv/bin/python bench/bench_stops.py --once "article, no consent"
+                                                     # one page 20 times (instruction counts;
+                                                     # subtract a run with --reps 0)
 
 Pages: the Japan Talk article (~30 KB) with no consent and all consent, bench_asgi's 1 MB page
 (article + every /embeds partner tag), bench_rewrite's 30 KB and 1 MB pages. A stop is a call
@@ -16,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -96,9 +101,39 @@ def run(label: str, doc: bytes, plan: RewritePlan, skip_only: bool, reps: int) -
         print(f"  {name:<28} {n / reps:>6.0f} stops {t / reps * 1e6:>9.1f} µs {t / n * 1e6:>7.2f} µs/stop")
 
 
+def rewrite_once(doc: bytes, plan: RewritePlan, chunk: int) -> None:
+    rw = HtmlRewriter(plan)
+    for i in range(0, len(doc), chunk):
+        rw.feed(doc[i : i + chunk])
+    rw.finish()
+    rw.take_enabled()
+
+
+def cpu_table(cases: dict[str, tuple[bytes, RewritePlan, int]], rounds: int) -> None:
+    """Medians of ``rounds`` interleaved rounds of thread CPU time per feed + finish."""
+    samples: dict[str, list[float]] = collections.defaultdict(list)
+    for _ in range(rounds):
+        for label, (doc, plan, chunk) in cases.items():
+            reps = max(1, (2 << 20) // len(doc))
+            rewrite_once(doc, plan, chunk)  # warm
+            t0 = time.thread_time_ns()
+            for _ in range(reps):
+                rewrite_once(doc, plan, chunk)
+            samples[label].append((time.thread_time_ns() - t0) / reps / 1e3)
+    print(f"thread CPU time per HtmlRewriter feed + finish, median of {rounds} rounds:")
+    for label, xs in samples.items():
+        med = statistics.median(xs)
+        size = len(cases[label][0])
+        print(f"  {label:<40} {med:>10.1f} µs {size / med:>8.0f} MB/s")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip", action="store_true", help="the C skip alone (native pass off)")
+    parser.add_argument("--cpu", action="store_true", help="thread CPU time per page instead")
+    parser.add_argument("--rounds", type=int, default=11, help="rounds for --cpu")
+    parser.add_argument("--once", metavar="PAGE", help="rewrite one page --reps times, print nothing")
+    parser.add_argument("--reps", type=int, default=20, help="repetitions for --once")
     args = parser.parse_args()
     if native.skip_end is None:
         parser.error("needs the C extension (pip install -e .)")
@@ -116,6 +151,27 @@ def main() -> int:
 
     art, big = asyncio.run(pages())
     everyone = frozenset(config.partners)
+    if args.cpu or args.once:
+        if args.skip:
+            native.scan_end = None
+        none, allc = plan(frozenset()), plan(everyone)
+        cases = {
+            "article, no consent": (art, none, len(art)),
+            "article, all consent": (art, allc, len(art)),
+            "1 MB page, no consent": (big, none, len(big)),
+            "1 MB page, all consent": (big, allc, len(big)),
+            "1 MB page, no consent, 64 KB chunks": (big, none, 1 << 16),
+            "1 MB page, all consent, 64 KB chunks": (big, allc, 1 << 16),
+            "bench_rewrite 30 KB page": (bench_rewrite.page(30 * 1024), bench_rewrite.make_plan(), 1 << 30),
+            "bench_rewrite 1 MB page": (bench_rewrite.page(1 << 20), bench_rewrite.make_plan(), 1 << 30),
+        }
+        if args.once:
+            doc, p, chunk = cases[args.once]
+            for _ in range(args.reps):
+                rewrite_once(doc, p, chunk)
+            return 0
+        cpu_table(cases, args.rounds)
+        return 0
     print("mode:", "C skip" if args.skip or native.scan_end is None else "native pass (scan_end)")
     run("Japan Talk article, no consent", art, plan(frozenset()), args.skip, 20)
     run("Japan Talk article, all consent", art, plan(everyone), args.skip, 20)

@@ -127,7 +127,7 @@ static const char *const SVG_NOT_FLAT[] = {
 /* The tags the native pass judges itself: their URL attributes (grammar._URL_ATTRS), whether a
    data: URL in them is a document (grammar._DOC_TAGS), and the text that follows them (or
    T_DOC: the tag only says the document has begun). */
-enum { T_NONE, T_RAW, T_SCRIPT, T_DOC };
+enum { T_NONE, T_RAW, T_SCRIPT, T_DOC, T_STYLE, T_BODY };
 typedef struct {
     const char *name;
     const char *urls[3];
@@ -155,9 +155,13 @@ static const TagRule RULES[] = {
     {"xmp", {NULL, NULL, NULL}, 0, T_RAW},
     {"noembed", {NULL, NULL, NULL}, 0, T_RAW},
     {"noframes", {NULL, NULL, NULL}, 0, T_RAW},
+    /* a style sheet: its text up to </style is read by the CSS reader too */
+    {"style", {NULL, NULL, NULL}, 0, T_STYLE},
     /* the document has begun (the rewriter appends missing injections at its end) */
     {"html", {"manifest", NULL, NULL}, 0, T_DOC},
     {"head", {NULL, NULL, NULL}, 0, T_DOC},
+    /* the head_end injection before it (if still due), body_start after it */
+    {"body", {NULL, NULL, NULL}, 0, T_BODY},
     {NULL, {NULL, NULL, NULL}, 0, T_NONE},
 };
 static const TagRule GENERIC = {"", {NULL, NULL, NULL}, 0, T_NONE};
@@ -411,9 +415,10 @@ typedef struct {
     PyObject *pid[MAX_FOUND];
     PyObject *blocked[MAX_FOUND];  /* blocked partners in order of first appearance (borrowed) */
     Py_ssize_t insert_at;          /* the end of the tag's name: data-consent-partner goes there */
-    int script;                    /* a <script>: type="text/plain" first */
+    int script;                    /* a <script> or <style>: type="text/plain" first */
     int nmoved;                    /* attribute names to rename data-consent-NAME, in order */
-    Py_ssize_t moved[48][2];       /* their [start, end) */
+    Py_ssize_t moved[MAX_ATTRS][2];  /* their [start, end) */
+    Py_ssize_t text_start, text_end;  /* a blocked <style>'s text: each @import respelled */
 } Found;
 
 typedef struct {
@@ -427,8 +432,15 @@ typedef struct {
     PyObject *blocked;       /* set the blocked partners of neutralised tags are added to */
     PyObject *edits;         /* list the (start, end, bytes) edits are appended to, or NULL:
                                 stop at a blocked partner's tag */
+    PyObject *inject;        /* [head_end, body_start, body_end]: bytes, None once emitted; or
+                                NULL: stop at </head, <body and </body (Python injects) */
+    PyObject *injected;      /* partners an emitted non-empty injection enables (iterable) */
     Found *found;
-    int seen_doc;            /* an <html> or <head> start tag was consumed */
+    int careful;             /* judging in careful mode (inside a <noscript>): the tag's name
+                                is tname[0:tlen] */
+    const unsigned char *tname;
+    Py_ssize_t tlen;
+    int seen_doc;            /* an <html>, <head> or <body> start tag was consumed */
     int failed;              /* a Python exception is set */
 } Scan;
 
@@ -474,44 +486,41 @@ quiet_css(const unsigned char *s, Py_ssize_t n, Py_ssize_t p, unsigned short sto
     return p;
 }
 
-/* The value of a fetching attribute (_quiet_attr after its name) from t, just after the name:
-   the end of the attribute, or -1 when its value is not quiet. css: the CSS-quiet classes. */
-static Py_ssize_t
-quiet_value(const unsigned char *s, Py_ssize_t n, Py_ssize_t t, int css)
+typedef struct {
+    Py_ssize_t ns, ne;  /* name */
+    Py_ssize_t vs, ve;  /* value bytes (vs < 0: no value) */
+} Attr;
+
+/* Whether the value s[vs:ve] of a fetching attribute is quiet (_quiet / _quiet_css in
+   _quiet_attr): quoted (q is the quote) or unquoted (q == 0; the byte at ve ends it). */
+static int
+quiet_value(const unsigned char *s, Py_ssize_t n, Py_ssize_t vs, Py_ssize_t ve, unsigned char q,
+            int css)
 {
-    while (t < n && IS(s[t], C_WS)) {
-        t++;
-    }
-    if (!(t < n && s[t] == '=')) {
-        return -2;  /* no value: (?![WS]*+=) holds; the caller goes on after the name */
-    }
-    t++;
-    while (t < n && IS(s[t], C_WS)) {
-        t++;
-    }
-    if (t < n && (s[t] == '"' || s[t] == '\'')) {
-        unsigned char q = s[t];
-        Py_ssize_t v = css ? quiet_css(s, n, t + 1, q == '"' ? C_CDQ : C_CSQ)
-                           : quiet(s, n, t + 1, q == '"' ? C_QDQ : C_QSQ);
-        if (v >= n || s[v] != q) {
-            return -1;
-        }
-        return v + 1;
-    }
-    Py_ssize_t v = css ? quiet_css(s, n, t, C_CUQ) : quiet(s, n, t, C_QUQ);
-    if (v >= n || !IS(s[v], C_USTOP)) {  /* (?=[WS>]) */
-        return -1;
-    }
-    return v;
+    unsigned short flag = css ? (q == '"' ? C_CDQ : q ? C_CSQ : C_CUQ)
+                              : (q == '"' ? C_QDQ : q ? C_QSQ : C_QUQ);
+    return (css ? quiet_css(s, n, vs, flag) : quiet(s, n, vs, (unsigned char)flag)) == ve;
 }
 
-/* (?:[WS/]*+ GRAM_ATTR)*+ [WS/]*+ >  from p; the end after '>' or -1. fetch: GRAM_ATTR_SKIP
-   instead (attributes in FETCH_URL_ATTRS and "style" must have quiet values). */
-static Py_ssize_t
-gram_body(const Scan *S, Py_ssize_t p, int fetch)
+/* The attributes of a tag, from p just after its name, with the exact grammar (GRAM_BODY, as
+   _TAG_RE and _ATTR_RE read them): (?:[WS/]*+ GRAM_ATTR)*+ [WS/]*+ > ; the end after '>', or
+   -1. With at, each attribute is recorded there (more than MAX_ATTRS: -1). Without (the skip's
+   check), fetch selects GRAM_ATTR_SKIP: the attributes in FETCH_URL_ATTRS and "style" must
+   also have quiet values. */
+#if defined(__GNUC__)
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define ALWAYS_INLINE inline
+#endif
+
+static ALWAYS_INLINE Py_ssize_t
+parse_attrs(const Scan *S, Py_ssize_t p, Attr *at, int *count, int fetch)
 {
     const unsigned char *s = S->s, *F = S->F;
     Py_ssize_t n = S->n;
+    if (count != NULL) {
+        *count = 0;
+    }
     for (;;) {
         Py_ssize_t q = p;
         while (q < n && IS(s[q], C_WSSL)) {
@@ -528,17 +537,8 @@ gram_body(const Scan *S, Py_ssize_t p, int fetch)
         while (r < n && !IS(s[r], C_ASTOP)) {
             r++;
         }
-        if (fetch && r < n) {
-            int css = EQ_LIT(F, s + q, r - q, "style");
-            if (css || in_list(F, &N_FETCH, s + q, r - q)) {
-                Py_ssize_t e = quiet_value(s, n, r, css);
-                if (e == -1) {
-                    return -1;
-                }
-                p = e == -2 ? r : e;
-                continue;
-            }
-        }
+        Py_ssize_t vs = -1, ve = -1;
+        unsigned char quote = 0;
         Py_ssize_t t = r;
         while (t < n && IS(s[t], C_WS)) {
             t++;
@@ -555,19 +555,55 @@ gram_body(const Scan *S, Py_ssize_t p, int fetch)
                        complete attribute is not '>'. */
                     return -1;
                 }
-                p = (e - s) + 1;
+                quote = s[t];
+                vs = t + 1;
+                ve = e - s;
+                p = ve + 1;
             }
             else {
+                vs = t;
                 while (t < n && !IS(s[t], C_USTOP)) {
                     t++;
                 }
-                p = t;
+                ve = p = t;
             }
         }
         else {
             p = r;  /* no value: (?![WS]*+=) */
         }
+        if (at != NULL) {
+            if (*count >= MAX_ATTRS) {
+                return -1;
+            }
+            Attr *a = &at[(*count)++];
+            a->ns = q;
+            a->ne = r;
+            a->vs = vs;
+            a->ve = ve;
+        }
+        else if (fetch && vs >= 0) {
+            int css = EQ_LIT(F, s + q, r - q, "style");
+            if ((css || in_list(F, &N_FETCH, s + q, r - q))
+                && !quiet_value(s, n, vs, ve, quote, css)) {
+                return -1;
+            }
+        }
     }
+}
+
+/* The skip's grammar of a tag body: parse_attrs without recording (inlined, so each use is
+   compiled for its own arguments). */
+static Py_ssize_t
+gram_body(const Scan *S, Py_ssize_t p, int fetch)
+{
+    return fetch ? parse_attrs(S, p, NULL, NULL, 1) : parse_attrs(S, p, NULL, NULL, 0);
+}
+
+/* The attributes of a tag for the judge (parse_attrs recording them). */
+static Py_ssize_t
+read_attrs(const Scan *S, Py_ssize_t p, Attr *at, int *count)
+{
+    return parse_attrs(S, p, at, count, 0);
 }
 
 /* (?:[WS/]*+ QUIET_ATTR)*+ [WS/]*+ >  from p; the end after '>' or -1. */
@@ -909,87 +945,176 @@ judge_tokens(Scan *S, const unsigned char *u, Py_ssize_t len, int srcset)
     return hit;
 }
 
-typedef struct {
-    Py_ssize_t ns, ne;  /* name */
-    Py_ssize_t vs, ve;  /* value bytes (vs < 0: no value) */
-} Attr;
-
-/* The attributes of a tag, from p just after its name, with the exact grammar (GRAM_BODY, as
-   _TAG_RE and _ATTR_RE read them): the end after '>', or -1. */
-static Py_ssize_t
-parse_attrs(const Scan *S, Py_ssize_t p, Attr *at, int *count)
-{
-    const unsigned char *s = S->s;
-    Py_ssize_t n = S->n;
-    *count = 0;
-    for (;;) {
-        Py_ssize_t q = p;
-        while (q < n && IS(s[q], C_WSSL)) {
-            q++;
-        }
-        if (q >= n) {
-            return -1;
-        }
-        if (s[q] == '>') {
-            return q + 1;
-        }
-        if (*count >= MAX_ATTRS) {
-            return -1;
-        }
-        Attr *a = &at[(*count)++];
-        Py_ssize_t r = q + 1;
-        while (r < n && !IS(s[r], C_ASTOP)) {
-            r++;
-        }
-        a->ns = q;
-        a->ne = r;
-        a->vs = a->ve = -1;
-        Py_ssize_t t = r;
-        while (t < n && IS(s[t], C_WS)) {
-            t++;
-        }
-        if (t < n && s[t] == '=') {
-            t++;
-            while (t < n && IS(s[t], C_WS)) {
-                t++;
-            }
-            if (t < n && (s[t] == '"' || s[t] == '\'')) {
-                const unsigned char *e = memchr(s + t + 1, s[t], (size_t)(n - t - 1));
-                if (e == NULL) {
-                    return -1;
-                }
-                a->vs = t + 1;
-                a->ve = e - s;
-                p = (e - s) + 1;
-            }
-            else {
-                Py_ssize_t v = t;
-                while (t < n && !IS(s[t], C_USTOP)) {
-                    t++;
-                }
-                a->vs = v;
-                a->ve = t;
-                p = t;
-            }
-        }
-        else {
-            p = r;
-        }
-    }
-}
-
 /* A whole value the native pass can read as Python does: PLAIN bytes only (no decoding, no
-   tab/newline removal, no reference that could become a space or a comma). */
+   tab/newline removal, no reference that could become a space or a comma); amp: "&amp;" too
+   (value() reads it as '&', which splits nothing and is not PLAIN in a host either). */
 static int
-plain_value(const unsigned char *s, Py_ssize_t a, Py_ssize_t b)
+plain_value(const unsigned char *s, Py_ssize_t a, Py_ssize_t b, int amp)
 {
     for (Py_ssize_t i = a; i < b; i++) {
         unsigned char c = s[i];
         if (!PLAIN(c)) {
+            if (amp && c == '&' && i + 5 <= b && memcmp(s + i + 1, "amp;", 4) == 0) {
+                i += 4;
+                continue;
+            }
             return 0;
         }
     }
     return 1;
+}
+
+static Py_ssize_t find_end_tag(const Scan *S, Py_ssize_t p, const char *name);
+
+/* --- the native judge: CSS (fetch.css_urls) ------------------------------------------------- */
+
+/* \s of a str pattern, on the bytes css_check lets through. */
+#define CSS_WS(c) ((c) == ' ' || (c) == '\t' || (c) == '\n' || (c) == '\r' || (c) == '\f')
+
+/* Whether t[i:] starts with the lowercase ASCII word w (re.I on ASCII text). */
+static int
+css_word(const unsigned char *t, Py_ssize_t len, Py_ssize_t i, const char *w, Py_ssize_t k)
+{
+    return i + k <= len && eq_n(LOW, t + i, w, k);
+}
+
+/* The three finditer loops of css_urls over one variant of the text, in their order: every
+   url( argument, every @import string, every string in an image-set( list; each URL judged
+   (judge_url). 1 when one names a blocked partner, 0, or -1 to stop. */
+static int
+css_variant(Scan *S, const unsigned char *t, Py_ssize_t len)
+{
+    int hit = 0, r;
+    /* url\(\s*(?:"([^"]*)|'([^']*)|([^)\s]*)) */
+    for (Py_ssize_t i = 0; i + 4 <= len;) {
+        if (!css_word(t, len, i, "url(", 4)) {
+            i++;
+            continue;
+        }
+        Py_ssize_t j = i + 4, k;
+        while (j < len && CSS_WS(t[j])) {
+            j++;
+        }
+        if (j < len && (t[j] == '"' || t[j] == '\'')) {
+            const unsigned char *q = memchr(t + j + 1, t[j], (size_t)(len - j - 1));
+            j++;
+            k = q == NULL ? len : q - t;
+        }
+        else {
+            k = j;
+            while (k < len && t[k] != ')' && !CSS_WS(t[k])) {
+                k++;
+            }
+        }
+        if ((r = judge_url(S, t + j, k - j, 0)) < 0) {
+            return -1;
+        }
+        hit |= r;
+        i = k;
+    }
+    /* @import\s*(?:"([^"]*)|'([^']*)) */
+    for (Py_ssize_t i = 0; i + 7 <= len; i++) {
+        if (!css_word(t, len, i, "@import", 7)) {
+            continue;
+        }
+        Py_ssize_t j = i + 7;
+        while (j < len && CSS_WS(t[j])) {
+            j++;
+        }
+        if (j < len && (t[j] == '"' || t[j] == '\'')) {
+            const unsigned char *q = memchr(t + j + 1, t[j], (size_t)(len - j - 1));
+            Py_ssize_t k = q == NULL ? len : q - t;
+            if ((r = judge_url(S, t + j + 1, k - j - 1, 0)) < 0) {
+                return -1;
+            }
+            hit |= r;
+            i = k - 1;  /* the next match may start at the closing quote */
+        }
+    }
+    /* image-set\(([^)]*) and in it "([^"]*)"?|'([^']*)'? */
+    for (Py_ssize_t i = 0; i + 10 <= len;) {
+        if (!css_word(t, len, i, "image-set(", 10)) {
+            i++;
+            continue;
+        }
+        Py_ssize_t g = i + 10, ge = g;
+        while (ge < len && t[ge] != ')') {
+            ge++;
+        }
+        for (Py_ssize_t j = g; j < ge;) {
+            if (t[j] != '"' && t[j] != '\'') {
+                j++;
+                continue;
+            }
+            const unsigned char *q = memchr(t + j + 1, t[j], (size_t)(ge - j - 1));
+            Py_ssize_t k = q == NULL ? ge : q - t;
+            if ((r = judge_url(S, t + j + 1, k - j - 1, 0)) < 0) {
+                return -1;
+            }
+            hit |= r;
+            j = k + 1;  /* past the closing quote */
+        }
+        i = ge;
+    }
+    return hit;
+}
+
+/* fetch.css_urls(text) judged, for CSS text s[a:b] (a style attribute's value, a <style>'s
+   text): 1 when a URL names a blocked partner, 0, or -1 to stop. Read only when nothing can
+   differ from Python's reading: printable ASCII with \t \n \f \r (so \s is ASCII and re.I
+   folds only ASCII), no '\\' (escapes) and no '&' (character references); a text with a comment
+   is read with and without its comments (css_urls' variants), and a blocked partner in it
+   stops (Python iterates the variants as a set: its order of partners is not fixed). */
+static int
+css_judge(Scan *S, Py_ssize_t a, Py_ssize_t b)
+{
+    const unsigned char *s = S->s;
+    int fn = 0, comment = 0;
+    for (Py_ssize_t i = a; i < b; i++) {
+        unsigned char c = s[i];
+        if (c == '\\' || c == '&') {
+            return -1;
+        }
+        fn |= c == '(' || c == '@';
+    }
+    if (!fn) {
+        return 0;  /* no url(, @import nor image-set(: css_urls finds nothing */
+    }
+    for (Py_ssize_t i = a; i < b; i++) {
+        unsigned char c = s[i];
+        if (c >= 0x7f || (c < 0x20 && !CSS_WS(c))) {
+            return -1;
+        }
+        comment |= c == '/' && i + 1 < b && s[i + 1] == '*';
+    }
+    int before = S->found->nblocked;
+    int hit = css_variant(S, s + a, b - a);
+    if (hit < 0 || !comment) {
+        return hit;
+    }
+    /* _CSS_COMMENT.sub("", text): each comment removed, to its end or the end of the text. */
+    unsigned char *t = PyMem_Malloc((size_t)(b - a) + 1);
+    if (t == NULL) {
+        return -1;
+    }
+    Py_ssize_t m = 0;
+    for (Py_ssize_t i = a; i < b;) {
+        if (s[i] == '/' && i + 1 < b && s[i + 1] == '*') {
+            Py_ssize_t j = i + 2;
+            while (j + 1 < b && !(s[j] == '*' && s[j + 1] == '/')) {
+                j++;
+            }
+            i = j + 1 < b ? j + 2 : b;
+            continue;
+        }
+        t[m++] = s[i++];
+    }
+    int r = css_variant(S, t, m);
+    PyMem_Free(t);
+    if (r < 0 || hit || r || S->found->nblocked != before) {
+        return -1;
+    }
+    return 0;
 }
 
 /* _judge_tag for a start tag whose name ends at p: the end of the tag when it would give no
@@ -1000,7 +1125,7 @@ judge_tag(Scan *S, const TagRule *rule, Py_ssize_t p)
     Attr at[MAX_ATTRS];
     int count;
     const unsigned char *s = S->s, *F = S->F;
-    Py_ssize_t end = parse_attrs(S, p, at, &count);
+    Py_ssize_t end = read_attrs(S, p, at, &count);
     if (end < 0) {
         return -1;
     }
@@ -1017,7 +1142,7 @@ judge_tag(Scan *S, const TagRule *rule, Py_ssize_t p)
         if (link && !rel_seen && EQ_LIT(F, nm, nl, "rel")) {
             rel_seen = 1;  /* the first rel counts, as first["rel"] in Python */
             if (at[i].vs >= 0) {
-                if (!plain_value(s, at[i].vs, at[i].ve)) {
+                if (!plain_value(s, at[i].vs, at[i].ve, 0)) {
                     return -1;
                 }
                 Py_ssize_t k = at[i].vs;
@@ -1056,13 +1181,12 @@ judge_tag(Scan *S, const TagRule *rule, Py_ssize_t p)
         }
         if (!url) {
             if (EQ_LIT(F, nm, nl, "style")) {
-                /* fetch.css_urls finds nothing without '(' (url(), image-set()), '@' (@import),
-                   '\' (escapes) or '&' (a reference to any of them). */
-                for (Py_ssize_t k = at[i].vs; k >= 0 && k < at[i].ve; k++) {
-                    unsigned char c = s[k];
-                    if (c == '(' || c == '@' || c == '\\' || c == '&') {
+                if (at[i].vs >= 0) {  /* no value: "" holds no URL */
+                    int r = css_judge(S, at[i].vs, at[i].ve);
+                    if (r < 0) {
                         return -1;
                     }
+                    hit[i] = (char)r;
                 }
                 continue;
             }
@@ -1072,14 +1196,34 @@ judge_tag(Scan *S, const TagRule *rule, Py_ssize_t p)
             else if (EQ_LIT(F, nm, nl, "ping") || EQ_LIT(F, nm, nl, "attributionsrc")) {
                 list = 1;
             }
+            else if (!S->careful
+                     || (EQ_LIT(F, nm, nl, "content") && EQ_LIT(F, S->tname, S->tlen, "meta"))) {
+                continue;  /* a meta's content is read only as a refresh (with http-equiv) */
+            }
+            /* Careful mode (attrs._attr_kind): href and xlink:href load except on <a>, so
+               does mglyph's src, and any attribute value may hold url(...). */
+            else if (nl >= 4 && eq_n(F, nm + nl - 4, "href", 4)
+                     && !(S->tlen == 1 && F[S->tname[0]] == 'a')) {
+                url = 1;
+            }
+            else if (EQ_LIT(F, nm, nl, "src") && EQ_LIT(F, S->tname, S->tlen, "mglyph")) {
+                url = 1;
+            }
             else {
+                if (at[i].vs >= 0 && memchr(s + at[i].vs, '(', (size_t)(at[i].ve - at[i].vs))) {
+                    int r = css_judge(S, at[i].vs, at[i].ve);
+                    if (r < 0) {
+                        return -1;
+                    }
+                    hit[i] = (char)r;
+                }
                 continue;
             }
         }
         if (at[i].vs < 0) {
             continue;  /* no value: "" has no host */
         }
-        if ((srcset || list) && !plain_value(s, at[i].vs, at[i].ve)) {
+        if ((srcset || list) && !plain_value(s, at[i].vs, at[i].ve, 1)) {
             return -1;  /* a reference could split it elsewhere */
         }
         const unsigned char *v = s + at[i].vs;
@@ -1091,15 +1235,26 @@ judge_tag(Scan *S, const TagRule *rule, Py_ssize_t p)
         hit[i] = (char)r;
     }
     Found *f = S->found;
+    f->text_start = f->text_end = end;
+    if (rule->text == T_STYLE) {
+        /* Tokenizer._style_text: the text up to </style (not in this buffer: Python waits or
+           fails closed), judged by the CSS reader as well. */
+        Py_ssize_t se = find_end_tag(S, end, "style");
+        if (se < 0 || css_judge(S, end, se) < 0) {
+            return -1;
+        }
+        f->text_end = se;
+    }
     if (f->nblocked) {
         /* decide._judge's neutralisation: the element is replaced for iframe and embed (a
            placeholder: Python), else data-consent-partner after the name and each fetching
-           attribute that named a blocked partner renamed (a <script>'s type attributes too,
-           with type="text/plain" first). */
+           attribute that named a blocked partner renamed (a <script>'s or <style>'s type
+           attributes too, with type="text/plain" first; a <style>'s text keeps no literal
+           @import: report_edits). */
         if (!strcmp(rule->name, "iframe") || !strcmp(rule->name, "embed")) {
             return -1;
         }
-        int script = rule->text == T_SCRIPT;
+        int script = rule->text == T_SCRIPT || rule->text == T_STYLE;
         f->insert_at = p;
         f->script = script;
         f->nmoved = 0;
@@ -1179,6 +1334,17 @@ report_edits(Scan *S)
         memcpy(PyBytes_AS_STRING(name) + 13, S->s + a, (size_t)(b - a));
         if (append_edit(S->edits, a, b, name) < 0) {
             return -1;
+        }
+    }
+    /* A blocked <style>: each @(?i:import) of its text respelled (Chromium's preload scanner
+       fetches a literal @import even from a type=text/plain style sheet). */
+    for (Py_ssize_t i = f->text_start; i + 7 <= f->text_end; i++) {
+        if (S->s[i] == '@' && eq_n(LOW, S->s + i + 1, "import", 6)) {
+            if (append_edit(S->edits, i, i + 7,
+                            PyBytes_FromStringAndSize("@-consent-blocked-import", 24)) < 0) {
+                return -1;
+            }
+            i += 6;
         }
     }
     return 0;
@@ -1529,16 +1695,70 @@ rule_for(const Scan *S, const unsigned char *name, Py_ssize_t len)
     return NULL;
 }
 
-/* A judged tag: consume it (and its text) when nothing in it needs Python. */
-static Py_ssize_t
-native_tag(Scan *S, const TagRule *rule, Py_ssize_t r)
+/* Tokenizer._inject: injection i (0 head_end, 1 body_start, 2 body_end) at position at, unless
+   already emitted: its bytes as the edit (at, at, bytes) when not empty (its partners are then
+   enabled), and None in its place. -1 with an exception set on failure. */
+static int
+do_inject(Scan *S, int i, Py_ssize_t at)
 {
+    PyObject *data = PyList_GET_ITEM(S->inject, i);
+    if (data == Py_None) {
+        return 0;
+    }
+    if (!PyBytes_Check(data)) {
+        PyErr_SetString(PyExc_TypeError, "scan_end: injections must be bytes or None");
+        return -1;
+    }
+    Py_INCREF(Py_None);
+    PyList_SET_ITEM(S->inject, i, Py_None);  /* the list's reference to data is now ours */
+    if (PyBytes_GET_SIZE(data) == 0) {
+        Py_DECREF(data);
+        return 0;
+    }
+    if (append_edit(S->edits, at, at, data) < 0) {  /* takes our reference */
+        return -1;
+    }
+    PyObject *it = PyObject_GetIter(S->injected), *pid;
+    if (it == NULL) {
+        return -1;
+    }
+    while ((pid = PyIter_Next(it)) != NULL) {
+        int r = PySet_Add(S->enabled, pid);
+        Py_DECREF(pid);
+        if (r < 0) {
+            Py_DECREF(it);
+            return -1;
+        }
+    }
+    Py_DECREF(it);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+/* A judged tag: consume it (and its text) when nothing in it needs Python. lt: its '<'. */
+static Py_ssize_t
+native_tag(Scan *S, const TagRule *rule, Py_ssize_t lt, Py_ssize_t r)
+{
+    if (rule->text == T_BODY && S->inject == NULL) {
+        return -1;  /* Python injects */
+    }
     Py_ssize_t end = judge_tag(S, rule, r);
     if (end < 0) {
         return -1;
     }
+    if (rule->text == T_BODY) {
+        /* Tokenizer._html_start: head_end before the tag, its edits, body_start after it. */
+        S->seen_doc = 1;
+        if (do_inject(S, 0, lt) < 0 || report_found(S) < 0 || do_inject(S, 1, end) < 0) {
+            S->failed = 1;
+            return -1;
+        }
+        return end;
+    }
     if (rule->text == T_RAW) {
         end = find_end_tag(S, end, rule->name);
+    }
+    else if (rule->text == T_STYLE) {
+        end = S->found->text_end;  /* the text was judged with the tag */
     }
     else if (rule->text == T_SCRIPT) {
         end = script_end(S, end);
@@ -1550,6 +1770,158 @@ native_tag(Scan *S, const TagRule *rule, Py_ssize_t r)
         return -1;
     }
     return end;
+}
+
+/* Whether s[a:b] holds "</" (a tag holding the end of the <noscript> guard gets its '<'
+   respelled by Python: Tokenizer._careful_tag). */
+static int
+holds_end(const unsigned char *s, Py_ssize_t a, Py_ssize_t b)
+{
+    for (Py_ssize_t i = a; i + 1 < b; i++) {
+        if (s[i] == '<' && s[i + 1] == '/') {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The content of a <noscript> in HTML content from p, as the tokenizer reads it: careful mode
+   with the scripting browser's guard "noscript" and no foreign element (Tokenizer._careful_tag:
+   start tags follow the HTML rules and are judged with the careful attribute kinds, end tags
+   change nothing but </noscript, which ends the guard). Text, start tags with no effect after
+   them (not a raw-text, script, style, noscript, plaintext, svg, math, html, head or body
+   tag, nor one holding "</") and end tags other than </head and </body are read; anything else
+   (comments, bogus comments, CDATA, a tag cut off) stops. The end of "</noscript ...>", or -1. */
+static Py_ssize_t
+noscript_run(Scan *S, Py_ssize_t p)
+{
+    const unsigned char *s = S->s, *F = S->F;
+    Py_ssize_t n = S->n;
+    for (;;) {
+        const unsigned char *lt = p < n ? memchr(s + p, '<', (size_t)(n - p)) : NULL;
+        if (lt == NULL) {
+            return -1;
+        }
+        Py_ssize_t i = lt - s;
+        if (i + 2 >= n) {
+            return -1;
+        }
+        unsigned char c = F[s[i + 1]];
+        if (c >= 'a' && c <= 'z') {
+            Py_ssize_t r = name_end(s, n, i + 1);
+            const unsigned char *nm = s + i + 1;
+            Py_ssize_t len = r - (i + 1);
+            if (r >= n || EQ_LIT(F, nm, len, "noscript") || EQ_LIT(F, nm, len, "plaintext")
+                || EQ_LIT(F, nm, len, "svg") || EQ_LIT(F, nm, len, "math")) {
+                return -1;
+            }
+            const TagRule *rule = rule_for(S, nm, len);
+            if (rule != NULL && rule->text != T_NONE) {
+                return -1;  /* a text state, a guard or an injection follows */
+            }
+            S->tname = nm;
+            S->tlen = len;
+            Py_ssize_t e = judge_tag(S, rule != NULL ? rule : &GENERIC, r);
+            if (e < 0 || holds_end(s, i + 1, e - 1) || report_found(S) < 0) {
+                return -1;
+            }
+            p = e;
+            continue;
+        }
+        if (c == '/') {
+            unsigned char d = F[s[i + 2]];
+            if (!(d >= 'a' && d <= 'z')) {
+                return -1;
+            }
+            Py_ssize_t r = name_end(s, n, i + 2);
+            if (r >= n) {
+                return -1;
+            }
+            Py_ssize_t e = gram_body(S, r, 0), len = r - (i + 2);
+            if (e < 0 || holds_end(s, i + 1, e - 1) || EQ_LIT(F, s + i + 2, len, "head")
+                || EQ_LIT(F, s + i + 2, len, "body")) {
+                return -1;
+            }
+            if (EQ_LIT(F, s + i + 2, len, "noscript")) {
+                return e;
+            }
+            p = e;
+            continue;
+        }
+        if (c == '!' || c == '?') {
+            return -1;
+        }
+        p = i + 1;  /* a '<' that starts no tag is text */
+    }
+}
+
+/* Add every item of the set src to the set dst. */
+static int
+set_merge(PyObject *dst, PyObject *src)
+{
+    Py_ssize_t k = 0;
+    PyObject *key;
+    Py_hash_t hash;
+    while (_PySet_NextEntry(src, &k, &key, &hash)) {
+        if (PySet_Add(dst, key) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* A <noscript> start tag whose name ends at r: judged as any tag, then its content read by
+   noscript_run; what they report is kept only when the whole element is read (else Python
+   reads it from its start tag). The end after "</noscript ...>", or -1. */
+static Py_ssize_t
+noscript_tag(Scan *S, Py_ssize_t r)
+{
+    Py_ssize_t end = judge_tag(S, &GENERIC, r);
+    if (end < 0) {
+        return -1;
+    }
+    PyObject *sets[3] = {S->unknown, S->enabled, S->blocked}, *tmp[3] = {NULL, NULL, NULL};
+    Py_ssize_t nedits = S->edits != NULL ? PyList_GET_SIZE(S->edits) : 0;
+    for (int k = 0; k < 3; k++) {
+        if (sets[k] != NULL && (tmp[k] = PySet_New(NULL)) == NULL) {
+            S->failed = 1;
+            goto done;
+        }
+    }
+    S->unknown = tmp[0];
+    S->enabled = tmp[1];
+    S->blocked = tmp[2];
+    if (report_found(S) < 0) {
+        end = -1;
+    }
+    else {
+        S->careful = 1;
+        end = noscript_run(S, end);
+        S->careful = 0;
+    }
+    S->unknown = sets[0];
+    S->enabled = sets[1];
+    S->blocked = sets[2];
+    if (S->failed) {
+        end = -1;
+    }
+    else if (end >= 0) {
+        for (int k = 0; k < 3; k++) {
+            if (tmp[k] != NULL && set_merge(sets[k], tmp[k]) < 0) {
+                S->failed = 1;
+                end = -1;
+                break;
+            }
+        }
+    }
+    else if (S->edits != NULL && PyList_SetSlice(S->edits, nedits, PY_SSIZE_T_MAX, NULL) < 0) {
+        S->failed = 1;
+    }
+done:
+    for (int k = 0; k < 3; k++) {
+        Py_XDECREF(tmp[k]);
+    }
+    return S->failed ? -1 : end;
 }
 
 /* One '<' at pos: the end of what the skip consumes there, or -1 (the skip stops). */
@@ -1571,7 +1943,7 @@ skip_lt(Scan *S, Py_ssize_t pos)
         }
         if (!in_list(F, &N_NAMES, name, len)) {
             Py_ssize_t e = gram_body(S, r, 1);
-            return e >= 0 || S->hosts == NULL ? e : native_tag(S, &GENERIC, r);
+            return e >= 0 || S->hosts == NULL ? e : native_tag(S, &GENERIC, pos, r);
         }
         if (in_list(F, &N_PLAIN, name, len)) {
             Py_ssize_t e = quiet_body(S, r);
@@ -1582,10 +1954,13 @@ skip_lt(Scan *S, Py_ssize_t pos)
         if (S->hosts != NULL && EQ_LIT(F, name, len, "svg")) {
             return svg_flat(S, pos);
         }
+        if (S->hosts != NULL && EQ_LIT(F, name, len, "noscript")) {
+            return noscript_tag(S, r);
+        }
         if (S->hosts != NULL) {
             const TagRule *rule = rule_for(S, name, len);
             if (rule != NULL) {
-                return native_tag(S, rule, r);
+                return native_tag(S, rule, pos, r);
             }
         }
         return -1;
@@ -1600,8 +1975,24 @@ skip_lt(Scan *S, Py_ssize_t pos)
         }
         if (d >= 'a' && d <= 'z') {
             Py_ssize_t r = name_end(s, n, pos + 2);
-            if (r >= n || in_list(F, &N_END, s + pos + 2, r - (pos + 2))) {
+            if (r >= n) {
                 return -1;
+            }
+            if (in_list(F, &N_END, s + pos + 2, r - (pos + 2))) {
+                if (S->inject == NULL || S->hosts == NULL) {
+                    return -1;
+                }
+                /* Tokenizer._end_tag in HTML content (no guard, no foreign element): </head
+                   injects head_end, </body all three still due, </noscript nothing. */
+                Py_ssize_t e = gram_body(S, r, 0);
+                if (e >= 0 && F[s[pos + 2]] != 'n'
+                    && (do_inject(S, 0, pos) < 0
+                        || (F[s[pos + 2]] == 'b' && (do_inject(S, 1, pos) < 0
+                                                     || do_inject(S, 2, pos) < 0)))) {
+                    S->failed = 1;
+                    return -1;
+                }
+                return e;
             }
             return gram_body(S, r, 0);
         }
@@ -1662,10 +2053,18 @@ scan_end(PyObject *self, PyObject *args)
     Py_buffer view;
     Py_ssize_t pos;
     PyObject *table, *unknown, *allowed, *enabled, *blocked = NULL, *edits = Py_None;
+    PyObject *inject = Py_None, *injected = NULL;
     (void)self;
-    if (!PyArg_ParseTuple(args, "y*nOO!OO!|O!O:scan_end", &view, &pos, &table, &PySet_Type,
+    if (!PyArg_ParseTuple(args, "y*nOO!OO!|O!OOO:scan_end", &view, &pos, &table, &PySet_Type,
                           &unknown, &allowed, &PySet_Type, &enabled, &PySet_Type, &blocked,
-                          &edits)) {
+                          &edits, &inject, &injected)) {
+        return NULL;
+    }
+    if (inject != Py_None && (!PyList_Check(inject) || PyList_GET_SIZE(inject) != 3
+                              || edits == Py_None || injected == NULL)) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_TypeError, "scan_end: inject must be a list of 3 (with edits and "
+                        "the injected partners) or None");
         return NULL;
     }
     if (edits != Py_None && (!PyList_Check(edits) || blocked == NULL)) {
@@ -1691,6 +2090,7 @@ scan_end(PyObject *self, PyObject *args)
     Scan S = {.s = view.buf, .n = view.len, .F = LOW, .hosts = hosts, .unknown = unknown,
               .allowed = allowed == Py_None ? NULL : allowed, .enabled = enabled,
               .blocked = blocked, .edits = edits == Py_None ? NULL : edits,
+              .inject = inject == Py_None ? NULL : inject, .injected = injected,
               .found = &found, .seen_doc = 0, .failed = 0};
     Py_ssize_t end = skip_run(&S, clamp(pos, view.len));
     PyBuffer_Release(&view);
@@ -1733,7 +2133,8 @@ rules_tuple(void)
     }
     for (Py_ssize_t i = 0; i < k; i++) {
         int k = RULES[i].text;
-        const char *text = k == T_RAW ? "raw" : k == T_SCRIPT ? "script" : k == T_DOC ? "doc" : "";
+        const char *text = k == T_RAW ? "raw" : k == T_SCRIPT ? "script" : k == T_DOC ? "doc"
+                           : k == T_STYLE ? "style" : k == T_BODY ? "body" : "";
         PyObject *urls = name_tuple(RULES[i].urls);
         PyObject *row = urls == NULL ? NULL : Py_BuildValue("(sNOs)", RULES[i].name, urls,
                                                             RULES[i].doc ? Py_True : Py_False, text);

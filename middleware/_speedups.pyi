@@ -1,6 +1,6 @@
 # Stub for the optional C accelerator (middleware/_speedups.c).
 
-from collections.abc import Set
+from collections.abc import Iterable, Set
 from typing import NewType
 
 HostTable = NewType("HostTable", object)
@@ -20,4 +20,5 @@ def make_hosts(exact: tuple[tuple[str, str], ...], wild: tuple[tuple[str, str], 
 def scan_end(buf: bytes | bytearray | memoryview, pos: int, hosts: HostTable | None,
              unknown: set[str], allowed: Set[str] | None, enabled: set[str],
              blocked: set[str] = ..., edits: list[tuple[int, int, bytes]] | None = None,
+             inject: list[bytes | None] | None = None, injected: Iterable[str] = ...,
              /) -> int: ...

@@ -56,6 +56,12 @@ VECTORS = [
      b'<span ' + N_AD + b'style="background:url&#40;//ad.doubleclick.net/x)">', "ads"),
     ("style_attr_image_set", b"<b style='background-image:image-set(\"//ad.doubleclick.net/i\" 1x)'>",
      b"<b " + N_AD + b"style='background-image:image-set(\"//ad.doubleclick.net/i\" 1x)'>", "ads"),
+    # The second string of an image-set in the other quote (the reader once took the closing
+    # quote of the first for the opening of the next, and never saw it).
+    ("style_element_image_set_mixed_quotes",
+     b"<style>b{background:image-set(\"/a.png\" 1x, '//ad.doubleclick.net/i' 2x)}</style>",
+     b'<style type="text/plain" data-consent-partner="ads">'
+     b"b{background:image-set(\"/a.png\" 1x, '//ad.doubleclick.net/i' 2x)}</style>", "ads"),
     ("style_element_import", b'<style>@import "https://www.youtube.com/s.css"; a{}</style><p>',
      # type=text/plain stops the sheet; Chromium's preload scanner still reads a literal @import.
      b'<style type="text/plain" data-consent-partner="yt">@-consent-blocked-import '

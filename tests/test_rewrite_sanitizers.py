@@ -56,6 +56,13 @@ def check_scan(buf, positions=None):
                 res.append((mod.scan_end(data, pos, tab, found, allowed, on, off, edits),
                             found, on, off, edits))
             assert res[0] == res[1], (buf, pos)
+            # and with the injections
+            res = []
+            for mod, tab, data in ((san, SAN_TABLE, block), (_speedups, TABLE, buf)):
+                found, on, off, edits, inj = set(), set(), set(), [], [b"<!--H-->", b"", b"E"]
+                res.append((mod.scan_end(data, pos, tab, found, allowed, on, off, edits, inj,
+                                         frozenset({"ads"})), found, on, off, edits, inj))
+            assert res[0] == res[1], (buf, pos)
 
 def check_prefixes(buf):
     # A token cut off by the end of the buffer is where a read past it would happen: every

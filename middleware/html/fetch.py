@@ -25,7 +25,9 @@ _CSS_URL = re.compile(r"url\(\s*(?:\"([^\"]*)|'([^']*)|([^)\s]*))", re.I)
 # Strings that are URLs without url(): "@import '…'" and the candidates of image-set().
 _CSS_IMPORT = re.compile(r"@import\s*(?:\"([^\"]*)|'([^']*))", re.I)
 _CSS_IMAGE_SET = re.compile(r"image-set\(([^)]*)", re.I)
-_CSS_STRING = re.compile(r"\"([^\"]*)|'([^']*)")
+# A string and its closing quote (else the closing quote would open the next "string" and hide
+# a second URL in the other quote: image-set("a.png" 1x, '//partner/b.png' 2x)).
+_CSS_STRING = re.compile(r"\"([^\"]*)\"?|'([^']*)'?")
 
 
 def _css_char(m: re.Match[str]) -> str:

@@ -43,13 +43,14 @@ Table = tuple[tuple[str, str], ...]
 
 skip_end: Callable[[bytes, int], int] | None = None
 scan_end: Callable[[bytes, int, Any, set[str], Set[str] | None, set[str], set[str],
-                    list[tuple[int, int, bytes]]], int] | None = None
+                    list[tuple[int, int, bytes]], list[bytes | None], Set[str]], int] | None = None
 _make_hosts: Callable[[Table, Table], Any] | None = None
 
 
 def _agrees(mod: Any) -> bool:
     """Whether the C judges tags with the grammar's tables (else only the skip is used)."""
-    kinds = {"raw": _RAW_TEXT, "script": {"script"}, "doc": {"html", "head"}}
+    kinds = {"raw": _RAW_TEXT - {"style"}, "style": {"style"}, "script": {"script"},
+             "doc": {"html", "head"}, "body": {"body"}}
     return (all(_URL_ATTRS.get(tag, ()) == urls and (tag in _DOC_TAGS) == doc
                 and all((tag in names) == (kind == k) for k, names in kinds.items())
                 for tag, urls, doc, kind in mod.RULES)

@@ -56,6 +56,8 @@ from .plan import RewritePlan
 #: Default bound on one tag held back while waiting for its ``>``.
 MAX_TAG = 1024 * 1024
 _OVERSIZED_STYLE = b' type="text/plain" data-consent-oversized=""'
+#: Index of each injection in Tokenizer._inj.
+_INJECTIONS = {"head": 0, "body": 1, "end": 2}
 
 
 class Tokenizer:
@@ -77,7 +79,9 @@ class Tokenizer:
         self._guards: tuple[str, ...] = ()
         self._stack = OpenElements()
         self._seen_doc = False
-        self._done: set[str] = set()  # injections emitted: "head", "body", "end"
+        # The injections still due (head_end, body_start, body_end), None once emitted; the
+        # native pass emits them too (and sets None).
+        self._inj: list[bytes | None] = [plan.head_end, plan.body_start, plan.body_end]
         self._enabled: set[str] = set()
         self._finished = False
         self._judge = TagJudge(plan, self._nested_maker())
@@ -135,19 +139,22 @@ class Tokenizer:
         """The rewriter's state, for :meth:`restore` (to redo a chunk with another plan)."""
         self._join_more()
         return (self._buf, self._state, self._sub, self._raw_end, self._after, self._guards,
-                tuple(self._stack), self._seen_doc, frozenset(self._done),
+                tuple(self._stack), self._seen_doc, tuple(self._inj),
                 frozenset(self._enabled), frozenset(self.unknown_hosts), frozenset(self.blocked),
                 self._finished, self._hold_tag)
 
     def restore(self, snapshot: tuple[Any, ...], plan: RewritePlan | None = None) -> None:
         """Go back to a :meth:`snapshot`, optionally switching to another plan."""
         (self._buf, self._state, self._sub, self._raw_end, self._after, self._guards, stack,
-         self._seen_doc, done, enabled, unknown, blocked, self._finished,
+         self._seen_doc, inj, enabled, unknown, blocked, self._finished,
          self._hold_tag) = snapshot
         self._stack = OpenElements(stack)
         self._more.clear()
         self._more_len = 0
-        self._done = set(done)
+        if plan is not None:  # the injections still due, from the new plan
+            inj = [None if old is None else new for old, new in
+                   zip(inj, (plan.head_end, plan.body_start, plan.body_end), strict=True)]
+        self._inj = list(inj)
         self._enabled = set(enabled)
         self.unknown_hosts = set(unknown)
         self.blocked = set(blocked)
@@ -161,13 +168,13 @@ class Tokenizer:
     # --- the scan -----------------------------------------------------------------------------
 
     def _inject(self, which: str) -> bytes:
-        if which in self._done:
+        i = _INJECTIONS[which]
+        data = self._inj[i]
+        if data is None:
             return b""
-        self._done.add(which)
-        plan = self.plan
-        data = {"head": plan.head_end, "body": plan.body_start}.get(which, plan.body_end)
+        self._inj[i] = None
         if data:
-            self._enabled.update(plan.injected_partners)
+            self._enabled.update(self.plan.injected_partners)
         return data
 
     def _careful(self) -> bool:
@@ -218,8 +225,9 @@ class Tokenizer:
                         # The native pass: also passes the tags Python would leave unchanged,
                         # and neutralises the simple ones of blocked partners (their edits).
                         lt = scan(buf, pos, table, self.unknown_hosts, self.plan.allowed_partners,
-                                  self._enabled, self.blocked, edits)
-                        if lt < 0:  # an <html> or <head> start tag was passed
+                                  self._enabled, self.blocked, edits, self._inj,
+                                  self.plan.injected_partners)
+                        if lt < 0:  # an <html>, <head> or <body> start tag was passed
                             lt = ~lt
                             self._seen_doc = True
                         if edits:
