@@ -25,8 +25,13 @@
  *     to its end tag (script data with its escaped states), when that end is in the buffer;
  *   - comments and bogus comments (<!DOCTYPE ...>, <?...>, </ x>) whose end is in the buffer;
  *   - a whole inline <svg> that cannot fetch (grammar._SVG_FLAT_RE: icons);
- *   - <html> and <head> start tags (judged like the others), whose only effect, "the document
- *     has begun", is returned: the result is then ~end (negative).
+ *   - <html>, <head> and <body> start tags (judged like the others), whose effect "the document
+ *     has begun" is returned: the result is then ~end (negative);
+ *   - CSS: style= values and a <style>'s text, read as fetch.css_urls reads them (css_judge);
+ *   - the injections (with `inject`): </head, <body> and </body as the tokenizer makes them;
+ *   - a <noscript>'s content as careful mode reads it, when nothing in it has an effect.
+ * With `edits`, the simple tags of blocked partners (not iframe/embed: placeholders) are
+ * neutralised here too: the edits decide._judge makes are appended as (start, end, bytes).
  * Anything it is not sure of (character references, percent-encoding, non-ASCII, controls,
  * backslashes, IPv6, odd host bytes, data-consent, http-equiv, srcdoc, a partner host, an
  * unclosed token) stops it there, and Python decides, exactly as without it.
@@ -2151,11 +2156,14 @@ static PyMethodDef methods[] = {
     {"skip_end", skip_end, METH_VARARGS,
      "skip_end(low, pos) -> int\n\nThe same as _SKIP_RE.match(low, pos).end() in rewrite.py."},
     {"scan_end", scan_end, METH_VARARGS,
-     "scan_end(buf, pos, hosts, unknown, allowed, enabled) -> int\n\nThe skip on buf itself "
-     "(ASCII folded), also consuming the tags and texts that need no edit and no state change "
-     "(see the file's comment); hosts: a make_hosts table or None. The hosts no partner declares "
-     "are added to the set unknown, the partners in allowed (a set or None) to the set enabled. "
-     "~end (negative) when an <html> or <head> start tag was consumed."},
+     "scan_end(buf, pos, hosts, unknown, allowed, enabled[, blocked, edits[, inject, injected]])"
+     " -> int\n\nThe skip on buf itself (ASCII folded), also consuming the tags and texts that "
+     "need no Python (see the file's comment); hosts: a make_hosts table or None. The hosts no "
+     "partner declares are added to the set unknown, the partners in allowed (a set or None) to "
+     "the set enabled, blocked partners to the set blocked with their edits appended to the list "
+     "edits; inject: [head_end, body_start, body_end] still due (None once emitted), injected: "
+     "the partners a non-empty injection enables. ~end (negative) when an <html>, <head> or "
+     "<body> start tag was consumed."},
     {"flat_svg_end", flat_svg_end, METH_VARARGS,
      "flat_svg_end(buf, pos) -> int\n\n_SVG_FLAT_RE.match(buf.lower(), pos).end(), or -1 (what "
      "scan_end does at an <svg>)."},

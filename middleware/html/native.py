@@ -3,15 +3,18 @@
 ``skip_end(low, pos) == _SKIP_RE.match(low, pos).end()``: the same scan, used when the
 extension was built and exports the same name lists as ``grammar``.
 
-``scan_end(buf, pos, hosts, unknown, allowed, enabled, blocked, edits)``: the native pass, used
+``scan_end(buf, pos, hosts, unknown, allowed, enabled, blocked, edits, inject, injected)``:
+the native pass, used
 instead in HTML content when the extension also agrees with ``grammar`` on the tables it judges
 tags with (URL attributes, document tags, raw-text elements, fetch-free ``link`` rels, what
 keeps an ``<svg>`` from being flat). It reads the buffer itself (no lowercased copy) and
 consumes every token whose Python handling would change nothing but ``unknown_hosts``, the
 enabled and the blocked partners (added to those sets), or only rename attributes and insert
-``data-consent-partner`` (those edits, as ``(start, end, bytes)``, appended to ``edits``); it
-stops wherever Python must decide. A negative
-result ``~end`` means an ``<html>`` or ``<head>`` start tag was passed (the document began).
+``data-consent-partner`` (those edits, as ``(start, end, bytes)``, appended to ``edits``),
+and makes the injections still due in ``inject`` (the tokenizer's list; each emitted one
+becomes None, ``injected`` partners are then enabled); it stops wherever Python must decide.
+A negative result ``~end`` means an ``<html>``, ``<head>`` or ``<body>`` start tag was passed
+(the document began).
 See docs/rewriter.md, "Native pass".
 
 ``CONSENT_GATE_PURE_PYTHON=1`` (read at import) selects the regexes; so does setting
