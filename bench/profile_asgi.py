@@ -4,6 +4,8 @@
     .venv/bin/python bench/profile_asgi.py --case unique-none  # one case only
     .venv/bin/python bench/profile_asgi.py --time              # median µs per case, no profiler
     .venv/bin/python bench/profile_asgi.py --steps --cpu       # median µs per step (CPU time)
+    .venv/bin/python bench/profile_asgi.py --time --cpu --stub-tokenizer  # the tokenizer replaced
+                                                               # by a copy: what is left around it
     valgrind --tool=callgrind --callgrind-out-file=/dev/null \
         .venv/bin/python bench/profile_asgi.py --run --case memo-all -n 600   # instructions
 
@@ -247,6 +249,10 @@ def main() -> None:
     parser.add_argument("--run", action="store_true",
                         help="just run -n requests of one --case (for valgrind --tool=callgrind)")
     parser.add_argument("--bare", action="store_true", help="with --run: the bare app")
+    parser.add_argument("--stub-tokenizer", action="store_true",
+                        help="replace the rewriter's feed/finish by a copy of the body (the "
+                        "rewriter is still made): the unique cases then show the cost around the "
+                        "tokenizer")
     parser.add_argument("-n", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--top", type=int, default=30)
@@ -256,6 +262,13 @@ def main() -> None:
     global CLOCK
     if args.cpu:
         CLOCK = time.thread_time_ns
+    if args.stub_tokenizer:
+        import middleware.gate.responder as responder
+
+        def copy(rewriter: Any, data: bytes, final: bool) -> bytes:
+            return memoryview(data).tobytes()
+
+        responder._run = copy
     if args.time:
         asyncio.run(timing(selected, args.n, args.rounds))
         return
