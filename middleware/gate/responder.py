@@ -323,7 +323,7 @@ class HtmlResponder:
         if unreadable or wide_bom(body):
             return None
         if not label_is_known and declares_iso2022jp(body):
-            return None  # not rewritten (_rewrite_first -> _document)
+            return None  # not rewritten: _rewrite_first sends it respelled
         consent = self.state.consent
         discloser = gate.discloser
         allowed = consent.allowed_partners
