@@ -1136,13 +1136,34 @@ judge_tag(Scan *S, const TagRule *rule, Py_ssize_t p)
     }
     int generic = rule == &GENERIC, link = eq_fold(F, (const unsigned char *)rule->name,
                                                    (Py_ssize_t)strlen(rule->name), "link");
-    int link_quiet = 1, rel_seen = 0;
+    int link_quiet = 1, rel_seen = 0, equiv_seen = 0;
+    int meta = EQ_LIT(F, (const unsigned char *)rule->name, (Py_ssize_t)strlen(rule->name), "meta");
     for (int i = 0; i < count; i++) {
         const unsigned char *nm = s + at[i].ns;
         Py_ssize_t nl = at[i].ne - at[i].ns;
-        if (!generic && (EQ_LIT(F, nm, nl, "data-consent") || EQ_LIT(F, nm, nl, "http-equiv")
-                         || EQ_LIT(F, nm, nl, "srcdoc"))) {
-            return -1;  /* opt-in markup, meta refresh, a nested document: Python */
+        if (!generic && (EQ_LIT(F, nm, nl, "data-consent") || EQ_LIT(F, nm, nl, "srcdoc"))) {
+            return -1;  /* opt-in markup, a nested document: Python */
+        }
+        if (meta && !equiv_seen && EQ_LIT(F, nm, nl, "http-equiv")) {
+            /* decide._judge: a meta refresh when the first http-equiv's value().strip().lower()
+               is "refresh" (then its content is read: Python); any other makes the content
+               fetch nothing. Read here only when plain (no reference, no other space). */
+            equiv_seen = 1;
+            Py_ssize_t a = at[i].vs, b = at[i].ve;
+            if (a >= 0) {
+                if (!plain_value(s, a, b, 0)) {
+                    return -1;
+                }
+                while (a < b && s[a] == ' ') {
+                    a++;
+                }
+                while (b > a && s[b - 1] == ' ') {
+                    b--;
+                }
+                if (EQ_LIT(F, s + a, b - a, "refresh")) {
+                    return -1;
+                }
+            }
         }
         if (link && !rel_seen && EQ_LIT(F, nm, nl, "rel")) {
             rel_seen = 1;  /* the first rel counts, as first["rel"] in Python */

@@ -144,7 +144,8 @@ VALUES: dict[str, st.SearchStrategy[str]] = {
     "ping": list_value, "attributionsrc": list_value, "rel": rel_value, "style": css_value,
     "content": st.sampled_from(["1;url=//ad.doubleclick.net/", "0; URL='https://www.youtube.com/'",
                                 "width=device-width", "https://cdn.first.example/og.png"]),
-    "http-equiv": st.sampled_from(["refresh", "Refresh ", "content-type"]),
+    "http-equiv": st.sampled_from(["refresh", "Refresh ", "content-type", " REFRESH", "X-UA-Compatible",
+                                   "&#114;efresh", "refresh\t", "refresh;", "", "\u00a0refresh"]),
     "srcdoc": st.sampled_from(["&lt;img src=//ad.doubleclick.net/x&gt;", "x"]),
     "data-consent": st.sampled_from(["ads", "yt", ""]),
     "data-consent-src": url_value, "data-consent-partner": st.sampled_from(["ads", "yt"]),
@@ -247,6 +248,9 @@ documents = st.lists(st.one_of(tag(), tag(), st.sampled_from(TEXT_BITS), noscrip
          False, "utf-8")
 @example('<meta http-equiv=refresh content="1;url=//ad.doubleclick.net/">', [], frozenset(), False,
          "utf-8")
+@example('<meta http-equiv=" Refresh" content="1;url=//ad.doubleclick.net/">'
+         '<meta http-equiv=content-type content="1;url=//ad.doubleclick.net/">', [], frozenset(),
+         False, "utf-8")
 @example("<script><!--<script></script><img src=//ad.doubleclick.net/x></script>", [],
          frozenset(), False, "utf-8")
 @example('<iframe srcdoc="&lt;img src=//ad.doubleclick.net/x&gt;" src=//v.example/></iframe>',
@@ -324,6 +328,9 @@ def table() -> object:
     (b"<style media=all>@import url(//cdn.example/a.css); a{background:url(/x)}</style ><p>",
      {"cdn.example"}),
     (b"<style></style><STYLE>a:b</STYLE>", set()),
+    (b"<meta http-equiv=content-type content='text/html; charset=utf-8'><meta http-equiv='X-UA-"
+     b"Compatible' content='IE=edge' http-equiv=refresh><meta http-equiv content='0;url=//a.example/'>"
+     b"<img http-equiv=refresh src=//i.example/>", {"i.example"}),
     (b"<a href=/x ping='//p.example/?a=1&amp;b=2 https://q.example/r&amp;s'>", {"p.example",
                                                                                "q.example"}),
 ])
@@ -343,6 +350,9 @@ def test_scan_end_consumes_what_needs_no_python(doc: bytes, hosts: set[str]) -> 
     b"<img src=//[::1]/x>", b"<img src='//a\tb.example/'>", b"<img src=\\\\a.example\\x>",
     b"<img src=//b\xc3\xbccher.example/>", b"<img data-consent src=//a.example/>",
     b"<meta http-equiv=refresh content='0;url=//a.example/'>", b"<iframe srcdoc=x src=//a/>",
+    b"<meta HTTP-EQUIV=' Refresh ' content=1;url=//a.example/>",
+    b"<meta http-equiv=&#114;efresh content=1;url=//a.example/>",
+    b"<meta http-equiv='refresh\t' content=1;url=//a.example/>",
     b"<embed src=data:text/html,x>", b"<script src=//a.example/>no end", b"<!-- no end",
     b"<img src=//a.example/x", b"<body>",
     b"<p style='a:url(//a.example/x\\)'>", b"<p style='a:url(//a.example/&amp;)'>",
