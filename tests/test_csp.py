@@ -18,9 +18,23 @@ from middleware import ConsentMiddleware
 from .asgi_helpers import SECRET, cookie_for, html_app, http_scope, make_config, make_gate, run
 
 
-def directives(value: bytes) -> dict[str, list[str]]:
+#: Fetch directives a browser reads from default-src when the policy leaves them out (CSP3
+#: fallback list; worker-src falls back to script-src, and we always send it).
+FALLS_BACK_TO_DEFAULT = ("script-src", "frame-src", "img-src", "connect-src", "style-src",
+                         "font-src", "media-src", "manifest-src", "object-src")
+
+
+def sent_directives(value: bytes) -> dict[str, list[str]]:
     parts = [p.strip().split() for p in value.decode().split(";")]
     return {p[0]: p[1:] for p in parts if p}
+
+
+def directives(value: bytes) -> dict[str, list[str]]:
+    """The sources a browser enforces per directive, fallback to default-src applied."""
+    policy = sent_directives(value)
+    for directive in FALLS_BACK_TO_DEFAULT:
+        policy.setdefault(directive, policy["default-src"])
+    return policy
 
 
 @pytest.mark.parametrize(("granted", "present", "absent"), [
@@ -104,6 +118,26 @@ def test_csp_is_an_allow_list_over_every_fetch_directive(tmp_path: Path) -> None
     assert "prefetch-src" not in policy and "navigate-to" not in policy
 
 
+def test_csp_lists_each_partner_host_once_per_distinct_source_list(tmp_path: Path) -> None:
+    """Directives equal to default-src are left to the browser's fallback: every partner host
+    appears 5 times (default, script, style, object, form-action), never 10."""
+    gate = make_gate(html_app(), tmp_path)
+    value = asyncio.run(run(gate, http_scope(cookie=cookie_for(gate, {"ads", "social"})))).header(
+        b"content-security-policy")[0]
+    sent = sent_directives(value)
+    assert set(sent) >= {"default-src", "script-src", "style-src", "object-src", "form-action",
+                         "worker-src", "base-uri"}
+    assert not {"frame-src", "img-src", "connect-src", "font-src", "media-src"} & set(sent)
+    assert value.count(b"platform.twitter.com") == 5
+    for local in ("data:", "blob:"):
+        assert local in sent["default-src"]
+    # An extra that makes one directive differ brings that directive back, complete.
+    gate = make_gate(html_app(), tmp_path, csp={"extra": {"img-src": ["img.cdn.example"]}})
+    sent = sent_directives(asyncio.run(run(gate, http_scope())).header(b"content-security-policy")[0])
+    assert sent["img-src"] == ["'self'", "data:", "blob:", "img.cdn.example"]
+    assert "img.cdn.example" not in sent["default-src"] and "frame-src" not in sent
+
+
 def test_csp_consented_partner_hosts_join_default_object_and_form_action(tmp_path: Path) -> None:
     gate = make_gate(html_app(), tmp_path)
     out = asyncio.run(run(gate, http_scope(cookie=cookie_for(gate, {"ads"}))))
@@ -134,7 +168,7 @@ def test_csp_site_policy_stays_enforced_beside_ours(tmp_path: Path, mode: str) -
     enforced = out.header(b"content-security-policy")
     assert enforced[0] == site_csp, "the site's policy is kept as it was, still enforced"
     ours = enforced[1:] if mode == "enforce" else out.header(b"content-security-policy-report-only")
-    assert len(ours) == 1 and b"default-src 'self' pagead2" in ours[0]
+    assert len(ours) == 1 and b"default-src 'self' data: blob: pagead2" in ours[0]
 
 
 def test_link_and_refresh_headers_to_partners_are_dropped(tmp_path: Path) -> None:
