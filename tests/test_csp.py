@@ -17,7 +17,6 @@ from middleware import ConsentMiddleware
 
 from .asgi_helpers import SECRET, cookie_for, html_app, http_scope, make_config, make_gate, run
 
-
 #: Fetch directives a browser reads from default-src when the policy leaves them out (CSP3
 #: fallback list; worker-src falls back to script-src, and we always send it).
 FALLS_BACK_TO_DEFAULT = ("script-src", "frame-src", "img-src", "connect-src", "style-src",
