@@ -32,6 +32,11 @@ VECTORS = [
     ("meta_refresh_quoted_url", b"<meta http-equiv=Refresh content=\"5; URL='//ad.doubleclick.net/r'\">",
      b'<meta data-consent-partner="ads" data-consent-http-equiv=Refresh '
      b"content=\"5; URL='//ad.doubleclick.net/r'\">", "ads"),
+    # Two content attributes (the browser reads the first): http-equiv renamed once.
+    ("meta_refresh_duplicate_content",
+     b'<meta http-equiv=refresh content="0;url=//ad.doubleclick.net/r" content="1;url=//ad.doubleclick.net/s">',
+     b'<meta data-consent-partner="ads" data-consent-http-equiv=refresh '
+     b'content="0;url=//ad.doubleclick.net/r" content="1;url=//ad.doubleclick.net/s">', "ads"),
     ("image_is_img", b'<image src="https://ad.doubleclick.net/x">',
      b'<image ' + N_AD + b'src="https://ad.doubleclick.net/x">', "ads"),
     ("input_type_image", b'<input type=image src="https://ad.doubleclick.net/x">',
@@ -298,3 +303,64 @@ def test_svg_fast_path_gives_the_tag_by_tag_output(parts: list[str]) -> None:
     with mock.patch.object(tokenizer_module, "_SVG_FLAT_RE", re.compile(rb"(?!)")):
         slow, _, _ = rewrite(doc, BLOCKED)
     assert fast == slow
+
+
+def test_meta_refresh_naming_several_partners_rewrites_the_same_in_every_process() -> None:
+    """The partners a refresh's text names come from a set: their order in
+    data-consent-partner must not follow str hashing, which differs per process (each
+    uvicorn worker would send other bytes for the same page)."""
+    import os
+    import subprocess
+    import sys
+
+    program = (
+        "from tests.test_rewrite import BLOCKED, rewrite\n"
+        "doc = (b'<meta http-equiv=refresh content=\"0;url=/x?a=platform.twitter.com'\n"
+        "       b'&b=www.youtube.com&c=connect.facebook.net&d=ad.doubleclick.net\">')\n"
+        "print(rewrite(doc, BLOCKED)[0].decode())\n")
+    outputs = set()
+    for seed in ("1", "2", "3", "4"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        done = subprocess.run([sys.executable, "-c", program], env=env, capture_output=True,
+                              text=True, check=True)
+        outputs.add(done.stdout)
+    assert len(outputs) == 1, outputs
+    assert "data-consent-http-equiv=refresh" in outputs.pop()
+
+
+def _rewrite_whole(doc: bytes, plan: object) -> tuple[bytes, frozenset[str]]:
+    rw = HtmlRewriter(plan)  # type: ignore[arg-type]
+    return rw.feed(doc) + rw.finish(), rw.take_enabled()
+
+
+def _nested_srcdoc(depth: int, inner: str) -> bytes:
+    import html as html_module
+    for _ in range(depth):
+        inner = f'<iframe srcdoc="{html_module.escape(inner)}"></iframe>'
+    return inner.encode()
+
+
+@pytest.mark.parametrize("depth", [17, 40, 300])
+def test_srcdoc_nested_deeper_than_the_limit_is_neutralised_without_reading(depth: int) -> None:
+    """A partner at the bottom of many nested srcdoc documents: past MAX_NESTING the document
+    is not read (no recursion error, whatever the depth) and the outer srcdoc is renamed even
+    for a visitor who allowed the partner: it cannot be shown to hold nothing else."""
+    from middleware.html.nested import MAX_NESTING
+
+    assert depth > MAX_NESTING
+    doc = _nested_srcdoc(depth, '<img src="//ad.doubleclick.net/x">')
+    out, _ = _rewrite_whole(doc, ALLOWED)
+    assert out.startswith(b'<iframe data-consent-partner="unreadable" data-consent-srcdoc="')
+    out, _ = _rewrite_whole(doc, BLOCKED)
+    assert out.startswith(b"[ads||]"), "the blocked partner's placeholder replaces the frame"
+    assert b"<iframe srcdoc" not in out
+
+
+def test_srcdoc_nested_within_the_limit_is_read_and_kept_with_consent() -> None:
+    from middleware.html.nested import MAX_NESTING
+
+    doc = _nested_srcdoc(MAX_NESTING, '<img src="//ad.doubleclick.net/x">')
+    out, enabled = _rewrite_whole(doc, ALLOWED)
+    assert out == doc and "ads" in enabled
+    out, _ = _rewrite_whole(doc, BLOCKED)
+    assert out == b"[ads||]", "read to the bottom: the partner's placeholder replaces the frame"

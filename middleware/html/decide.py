@@ -93,7 +93,8 @@ class TagJudge:
                     if u]
         if kind == "refresh":
             found: list[str | None] = [partner(refresh_url(value), unknown)]
-            found.extend(self.plan.matcher.partners_in_text(value))
+            # Sorted: a set's order changes between processes (str hashing), the output must not.
+            found.extend(sorted(self.plan.matcher.partners_in_text(value)))
             return found
         if kind == "srcdoc":
             return self._nested(value.encode("utf-8", "surrogateescape"), enabled, unknown)
@@ -110,7 +111,9 @@ class TagJudge:
         inner_enabled, blocked, inner_unknown = document_partners(self._make_nested, self.plan, doc)
         unknown |= inner_unknown
         enabled |= inner_enabled
-        return list(blocked)
+        # Sorted: a set's order differs per process (str hashing); the output must not.
+        found: list[str | None] = [*sorted(blocked)]
+        return found
 
     def _judge(self, buf: bytes, name: str, name_end: int, end: int, careful: bool,
                content: bytes) -> TagDecision:
@@ -165,7 +168,10 @@ class TagJudge:
             if kind == "refresh" and not refresh:
                 continue
             if judge(self._partners_of(name, kind, at.value(), enabled, unknown)):
-                moved.append(at if kind != "refresh" else first["http-equiv"])
+                # A refresh renames its http-equiv: once, however many content attributes.
+                target = at if kind != "refresh" else first["http-equiv"]
+                if not any(m is target for m in moved):
+                    moved.append(target)
         if content:
             text = content.decode("utf-8", "surrogateescape")
             judge(self._partners_of(name, "css", text, enabled, unknown))

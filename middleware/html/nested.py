@@ -7,7 +7,13 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Protocol
 
+from .fetch import UNREADABLE
 from .plan import RewritePlan
+
+#: Documents nested deeper than this are not read but treated as unreadable (their tag is
+#: neutralised whatever the consent): each level is a rewriter inside the one above, and a
+#: page of 200 nested ``srcdoc`` frames would otherwise end in Python's recursion limit.
+MAX_NESTING = 16
 
 
 class Rewriter(Protocol):
@@ -22,8 +28,10 @@ class Rewriter(Protocol):
 def document_partners(make: Callable[[RewritePlan], Rewriter], plan: RewritePlan,
                       doc: bytes) -> tuple[set[str], set[str], set[str]]:
     """(enabled, blocked, unknown hosts) of the document ``doc`` under ``plan``."""
+    if plan.nesting >= MAX_NESTING:
+        return set(), {UNREADABLE}, set()
     inner = make(replace(plan, head_end=b"", body_start=b"", body_end=b"",
-                         injected_partners=frozenset()))
+                         injected_partners=frozenset(), nesting=plan.nesting + 1))
     inner.feed(doc)
     inner.finish()
     blocked = set(inner.blocked)

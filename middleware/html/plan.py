@@ -19,3 +19,5 @@ class RewritePlan:
     granted_purposes: frozenset[str]
     matcher: HostMatcher
     placeholder: Callable[[str, Mapping[str, str]], bytes]
+    #: How many documents deep this one is (0: the response; 1: an ``srcdoc`` inside it ...).
+    nesting: int = 0
