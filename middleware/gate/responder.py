@@ -372,12 +372,17 @@ class HtmlResponder:
             self._report_unknown(rewriter.unknown_hosts)
             return out
         except Exception:
-            logger.exception("consent-gate: the rewriter failed on %s before the headers "
-                             "left; serving the page as sent (every http-equiv respelled) "
-                             "with an enforced CSP that allows no partner", self.scope.get("path", ""))
-            self._to(UNREWRITTEN)
-            self.respeller = RefreshRespeller()
-            return self.respeller.feed(data) + self.respeller.finish()
+            return self._unrewritten_whole(data)
+
+    def _unrewritten_whole(self, data: bytes) -> bytes:
+        """The rewriter failed on a whole body before the headers left: the page goes out as
+        sent, every http-equiv respelled, behind the enforced no-partner CSP."""
+        logger.exception("consent-gate: the rewriter failed on %s before the headers "
+                         "left; serving the page as sent (every http-equiv respelled) "
+                         "with an enforced CSP that allows no partner", self.scope.get("path", ""))
+        self._to(UNREWRITTEN)
+        self.respeller = RefreshRespeller()
+        return self.respeller.feed(data) + self.respeller.finish()
 
     def _whole_sent(self, start: Message, out: bytes) -> Message:
         """The last steps of a one-message page: macros filled, headers edited with the exact
@@ -597,12 +602,7 @@ class HtmlResponder:
             try:
                 return await self._rewrite_chunk(data, final=True, remember=keep)
             except Exception:
-                logger.exception("consent-gate: the rewriter failed on %s before the headers "
-                                 "left; serving the page as sent (every http-equiv respelled) "
-                                 "with an enforced CSP that allows no partner", self.scope.get("path", ""))
-                self._to(UNREWRITTEN)
-                self.respeller = RefreshRespeller()
-                return self.respeller.feed(data) + self.respeller.finish()
+                return self._unrewritten_whole(data)
         if hit.enabled and not await self._disclose(hit.enabled):
             self.rewriter = HtmlRewriter(self.gate.plans.blocked(self.consent, self.scope, self.charset))
             return await self._rewrite_chunk(data, final=True)

@@ -63,10 +63,17 @@ class ResponseHeaders:
              length: bytes | None = None) -> None:
         """One pass over the raw start headers (see GatedHeaders.edit), ``csp`` appended;
         then the fetching headers, when there are any; then Content-Length = ``length``."""
+        self._apply(start, scope, private=private, drop_validators=drop_validators,
+                    frame_options=frame_options, append=(csp,) if csp is not None else (),
+                    drop_length=drop_length, length=length)
+
+    def _apply(self, start: Message, scope: Scope, *, private: bool, drop_validators: bool,
+               frame_options: bool, append: tuple[tuple[bytes, bytes], ...],
+               drop_length: bool, length: bytes | None) -> None:
+        """The header pass, then the fetching headers (Link, Refresh ...) when there are any."""
         edited, fetching = self.gated.edit(
             start.get("headers", ()), private=private, drop_validators=drop_validators,
-            frame_options=frame_options, append=(csp,) if csp is not None else (),
-            drop_length=drop_length, length=length)
+            frame_options=frame_options, append=append, drop_length=drop_length, length=length)
         start["headers"] = edited
         if fetching:
             self.gate_fetching(start, scope)
@@ -77,15 +84,9 @@ class ResponseHeaders:
                   enforced_no_partner: bool, drop_length: bool = False,
                   length: bytes | None = None) -> None:
         """A rewritten page: private, no validators, the CSP of its ``allowed`` partners."""
-        edited, fetching = self.gated.edit(
-            start.get("headers", ()), private=True, drop_validators=True, frame_options=True,
-            append=self._enforced_none if enforced_no_partner else self._csp_for(allowed),
-            drop_length=drop_length, length=length)
-        start["headers"] = edited
-        if fetching:
-            self.gate_fetching(start, scope)
-            if length is not None:  # after the fetching headers, as MutableHeaders put it
-                set_header(start["headers"], b"content-length", length)
+        self._apply(start, scope, private=True, drop_validators=True, frame_options=True,
+                    append=self._enforced_none if enforced_no_partner else self._csp_for(allowed),
+                    drop_length=drop_length, length=length)
 
     def no_partner(self, start: Message, scope: Scope, what: str | None, *, private: bool,
                    drop_length: bool = False) -> None:
