@@ -103,7 +103,8 @@ init_classes(void)
 static const char *const NAMES[] = {
     "audio", "base", "body", "embed", "frame", "head", "html", "iframe", "image", "img",
     "input", "link", "math", "meta", "noembed", "noframes", "noscript", "object", "plaintext",
-    "script", "source", "style", "svg", "textarea", "title", "track", "video", "xmp", NULL,
+    "script", "select", "source", "style", "svg", "textarea", "title", "track", "video", "xmp",
+    NULL,
 };
 static const char *const END_NAMES[] = {"body", "head", "noscript", NULL};
 static const char *const PLAIN_URL_TAGS[] = {
@@ -1815,8 +1816,8 @@ holds_end(const unsigned char *s, Py_ssize_t a, Py_ssize_t b)
    with the scripting browser's guard "noscript" and no foreign element (Tokenizer._careful_tag:
    start tags follow the HTML rules and are judged with the careful attribute kinds, end tags
    change nothing but </noscript, which ends the guard). Text, start tags with no effect after
-   them (not a raw-text, script, style, noscript, plaintext, svg, math, html, head or body
-   tag, nor one holding "</") and end tags other than </head and </body are read; anything else
+   them (not a raw-text, script, style, noscript, plaintext, svg, math, select, html, head or
+   body tag, nor one holding "</") and end tags other than </head and </body are read; anything else
    (comments, bogus comments, CDATA, a tag cut off) stops. The end of "</noscript ...>", or -1. */
 static Py_ssize_t
 noscript_run(Scan *S, Py_ssize_t p)
@@ -1838,7 +1839,8 @@ noscript_run(Scan *S, Py_ssize_t p)
             const unsigned char *nm = s + i + 1;
             Py_ssize_t len = r - (i + 1);
             if (r >= n || EQ_LIT(F, nm, len, "noscript") || EQ_LIT(F, nm, len, "plaintext")
-                || EQ_LIT(F, nm, len, "svg") || EQ_LIT(F, nm, len, "math")) {
+                || EQ_LIT(F, nm, len, "svg") || EQ_LIT(F, nm, len, "math")
+                || EQ_LIT(F, nm, len, "select")) {
                 return -1;
             }
             const TagRule *rule = rule_for(S, nm, len);

@@ -6,8 +6,9 @@ and decoys, fed in random chunks, html5lib's tree of the rewritten output
 * with consent holds only partner fetches that ``take_enabled()`` reported (so the ledger has them).
 
 Both readings of ``<noscript>`` are checked (html5lib with scripting on and off). Documents
-avoid ``</p>`` and ``</br>`` in foreign content and ``<select>``, where html5lib 1.1 predates
-the current spec.
+avoid ``</p>`` and ``</br>`` in foreign content, where html5lib 1.1 predates the current spec.
+``<select>`` is in: html5lib 1.1 reads it as browsers without the 2025 select parsing do (a
+``<style>`` in it ignored, ``</select>`` then ends it), the reading the rewriter must also cover.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 import html5lib
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -165,6 +167,7 @@ STRUCTURE = [
     "</noscript>", "<plaintext>", "<iframe>", "</iframe>", "<noembed>", "</noembed>",
     "<noframes>", "</noframes>", "<p>", "<b>", "</b>", "<div>", "</div>", "<span>", "</span>",
     "<font color=red>", "<font>", "<br>", "<ul><li>", "<h1>", "<pre>", "<table>", "<img>",
+    "<select>", "</select>", "<option>", "<input>",
 ]
 DECOYS = ["<!--", "-->", "--!>", "<![CDATA[", "]]>", "<!x>", "<?pi>", '<div title="', '">', "'",
           '"', ">", "<", "</", "text ", "&lt;", "<!-->", "<script><!--<script>", "<style/>", "<svg/>",
@@ -180,6 +183,9 @@ CONTEXTS = [
     "<svg><![CDATA[", "<svg><p>", "<svg><font color=red>", "<svg><font>", "<svg><b>",
     "<svg><g><title><div>", "<svg></svg><style>", "<svg><foreignObject><svg><style>",
     "<math><mi><style><!--</style>", "<div><svg></div><style><!--</style>",
+    "<select><style>", "<select><xmp>", "<select><title>", "<select><noembed>",
+    "<select><iframe>", "<select><textarea>", "<select><script>", "<select><svg><style>",
+    "<noscript><select></noscript><style>",
 ]
 
 token = st.one_of(
@@ -235,3 +241,26 @@ def test_html5lib_oracle_sees_the_vectors() -> None:
             wrapped = f"<svg>{doc}</svg>"
         assert {pid for _, pid in _document_fetches(wrapped)} == {"ads"}, wrapped
     assert unquote_to_bytes("%3C") == b"<"
+
+
+@pytest.mark.parametrize("raw", ["style", "xmp", "noembed", "iframe", "title", "noframes"])
+@pytest.mark.parametrize("native_mode", [True, False])
+def test_select_raw_text_element_hides_no_live_tag_from_either_tree_builder(
+        raw: str, native_mode: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """<select><style></select><img partner></style>: to the 2025 select parsing (Chromium
+    135+) the <img> is style text; to the earlier tree builder (html5lib 1.1, browsers without
+    the new parsing) the <style> is ignored and the <img> is live. Until </select> the
+    rewriter reads such elements both ways, so neither tree holds a live partner fetch."""
+    from middleware.html import native
+
+    if not native_mode:
+        monkeypatch.setattr(native, "scan_end", None)
+    url = "https://ad.doubleclick.net/s.gif"
+    doc = (f"<!DOCTYPE html><html><head></head><body><select><option>a<{raw}></select>"
+           f'<img src="{url}"></{raw}><p>after</p></body></html>').encode()
+    out, _ = _feed(doc, frozenset(), [])
+    assert not list(_document_fetches(out.decode())), out
+    assert b"<p>after</p>" in out
+    # With consent the page is left as it was, and the partner is reported for the ledger.
+    out, enabled = _feed(doc, frozenset({"ads"}), [])
+    assert out == doc and "ads" in enabled

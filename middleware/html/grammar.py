@@ -38,7 +38,10 @@ _DOC_TAGS = frozenset({"iframe", "frame", "object", "embed"})
 _RAW_TEXT = frozenset({"style", "xmp", "iframe", "noembed", "noframes", "textarea", "title"})
 # Start tags after which the tokenizer leaves the data state (in HTML content).
 _SWITCHERS = _RAW_TEXT | {"script", "noscript", "plaintext"}
-_STRUCTURAL = ("noscript", "head", "body", "html", "plaintext", "svg", "math",
+#: Start tags with an effect on what follows them (a text state, foreign content, a guard,
+#: an injection). ``select``: until its end tag, raw-text elements are read both ways (the
+#: 2025 select parsing keeps a <style> in it, the earlier tree builder ignores that tag).
+_STRUCTURAL = ("noscript", "head", "body", "html", "plaintext", "svg", "math", "select",
                *sorted(_RAW_TEXT - {"iframe"}))
 
 

@@ -419,6 +419,12 @@ class Tokenizer:
             if not self_closing:
                 self._stack.open_root(name)
             return b""
+        if name == "select" and not self._stack:
+            # Until </select>, careful mode: a <style>, <xmp>, <title> ... in it is raw text
+            # to the 2025 select parsing (Chromium 135+) and an ignored tag to the earlier
+            # tree builder, whose </select> then ends the select with markup after it.
+            self._guards = (*self._guards, "select")
+            return b""
         if careful:
             # The namespace of this tag may be misread: read its content as markup, but let every
             # state inside end where its raw text would (both readings are covered).
