@@ -368,3 +368,37 @@ def test_process_writer_process_asks_for_a_higher_priority(tmp_path: Path) -> No
         await w.aclose()
 
     asyncio.run(main())
+
+
+def test_process_writer_dropped_in_a_garbage_cycle_closes_its_socket_without_a_warning(
+        tmp_path: Path) -> None:
+    """A writer dropped without aclose(), inside a reference cycle (a middleware of a test):
+    the cyclic collector finalizes the writer and its socket in any order; the socket is
+    closed by the writer's finalizer, never left to warn of itself (filterwarnings=error made
+    that an error in whichever later test ran the collector), and the child commits and goes."""
+    import gc
+    import sys
+
+    p = tmp_path / "l.sqlite3"
+
+    async def first_write(w: ProcessWriter) -> int:
+        await w.write([view(0)])
+        assert w._proc is not None
+        return w._proc.pid
+
+    holder: dict[str, object] = {"w": writer(p, shared=False, idle_exit=0.2)}
+    pid = asyncio.run(first_write(holder["w"]))  # type: ignore[arg-type]
+    holder["self"] = holder  # the writer is reachable only from a cycle
+    unraisable: list[object] = []
+    hook, sys.unraisablehook = sys.unraisablehook, unraisable.append
+    try:
+        del holder
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
+    assert unraisable == []
+    deadline = time.monotonic() + 10
+    while not gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert gone(pid), "the child saw EOF and exited"
+    assert count(p) == 1

@@ -28,7 +28,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+import weakref
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from typing import Any
 
@@ -124,6 +125,7 @@ class ProcessWriter:
         self._writer_id = writer_id or new_writer_id()
         self._proc: subprocess.Popen[bytes] | None = None
         self._sock: socket.socket | None = None
+        self._close_sock: Callable[[], object] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._next = 0
         self._encoder = Encoder()
@@ -153,9 +155,18 @@ class ProcessWriter:
             sock = self._connect_host() if self._name is not None else self._start_private()
         except OSError as exc:  # out of file descriptors, say: this page goes without partners
             raise LedgerUnavailable(f"cannot reach the ledger writer process: {exc}") from exc
-        sock.setblocking(False)
-        loop.add_reader(sock.fileno(), self._readable)
+        try:
+            sock.setblocking(False)
+            loop.add_reader(sock.fileno(), self._readable)
+        except BaseException:  # a closed loop, say: nothing may keep this socket open
+            sock.close()
+            raise
         self._sock, self._loop = sock, loop
+        # Dropped without aclose() (a test's middleware, a failed start-up): the socket is
+        # closed when this writer is collected, so the child sees EOF, commits what it has and
+        # exits. A finalizer, not __del__: in a garbage cycle the socket's own finalizer could
+        # run first and warn of an unclosed socket (seen as an error in an unrelated test).
+        self._close_sock = weakref.finalize(self, sock.close)
         return sock
 
     def _connect_host(self) -> socket.socket:
@@ -235,7 +246,8 @@ class ProcessWriter:
                     loop.remove_reader(sock.fileno())
                 with suppress(Exception):
                     loop.remove_writer(sock.fileno())
-            sock.close()
+            if self._close_sock is not None:
+                self._close_sock()
         if self._flush_at is not None:
             self._flush_at.cancel()
             self._flush_at = None
@@ -380,13 +392,6 @@ class ProcessWriter:
         if proc is not None and self._name is None:
             await asyncio.to_thread(_reap, proc)
         await asyncio.to_thread(self.store.close)
-
-    def __del__(self) -> None:
-        # Dropped without aclose() (a test's middleware, a failed start-up): close our end so
-        # the child commits what it has and exits (its reaper thread collects it).
-        sock, self._sock = self._sock, None
-        if sock is not None:
-            sock.close()
 
     def close(self, timeout: float | None = 30.0) -> None:
         self._closed = True
