@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import json
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,28 @@ async def drain(fw: Any, clock: Clock | None = None, rounds: int = 30, step: flo
 async def close(fw: Any) -> None:
     await fw.aclose()
     await fw.writer.aclose()
+
+
+def one_purchase_to_meta_and_tiktok(
+        tmp_path: Path, *, meta: Sequence[tuple[Any, ...]] = (),
+        tiktok: Sequence[tuple[Any, ...]] = ()) -> tuple[tuple[int, int], dict[str, Any]]:
+    """One purchase forwarded to partner servers answering as scripted, retried to the end
+    (2-minute steps): (requests meta saw, requests tiktok saw), ledger rows by partner."""
+    async def go() -> tuple[int, int]:
+        with PartnerServer("meta") as meta_server, PartnerServer("tiktok") as tt_server:
+            meta_server.script(*meta)
+            tt_server.script(*tiktok)
+            config = make_config({"meta": meta_server.url, "tiktok": tt_server.url},
+                                 tmp_path / "l.sqlite3")
+            clock = Clock()
+            fw = make_forwarder(config, clock)
+            await fw.forward(scope(), consent(config, ALL), "purchase", DATA)
+            await drain(fw, clock, step=120)
+            await close(fw)
+            return len(meta_server.requests), len(tt_server.requests)
+    sent = asyncio.run(go())
+    rows = {r["partner"]: r for r in ledger_rows(tmp_path / "l.sqlite3") if r["delivery"] != "queued"}
+    return sent, rows
 
 
 def test_forward_payloads_match_each_partners_schema(tmp_path: Path) -> None:
@@ -216,20 +239,10 @@ def test_forward_odd_retry_after_is_no_wait_and_the_round_settles(tmp_path: Path
     """A partner's Retry-After is the partner's text: '²' (a digit to str.isdigit, not to
     float) raised out of the round, so no outcome of that round was written and every
     partner in it was posted again after the lease."""
-    async def go() -> None:
-        with PartnerServer("meta") as meta, PartnerServer("tiktok") as tt:
-            meta.script(("status", 429, value), ("ok",))
-            config = make_config({"meta": meta.url, "tiktok": tt.url}, tmp_path / "l.sqlite3")
-            clock = Clock()
-            fw = make_forwarder(config, clock)
-            await fw.forward(scope(), consent(config, ALL), "purchase", DATA)
-            await drain(fw, clock, step=120)
-            await close(fw)
-            assert len(meta.requests) == 2 and len(tt.requests) == 1
-        rows = {r["partner"]: r for r in ledger_rows(tmp_path / "l.sqlite3") if r["delivery"] != "queued"}
-        assert rows["meta"]["delivery"] == "accepted" and rows["meta"]["attempts"] == 2
-        assert rows["tiktok"]["delivery"] == "accepted" and rows["tiktok"]["attempts"] == 1
-    asyncio.run(go())
+    sent, rows = one_purchase_to_meta_and_tiktok(tmp_path, meta=[("status", 429, value), ("ok",)])
+    assert sent == (2, 1)
+    assert rows["meta"]["delivery"] == "accepted" and rows["meta"]["attempts"] == 2
+    assert rows["tiktok"]["delivery"] == "accepted" and rows["tiktok"]["attempts"] == 1
 
 
 def test_forward_unexpected_error_for_one_partner_keeps_the_rounds_other_outcomes(
@@ -258,21 +271,11 @@ def test_forward_unexpected_error_for_one_partner_keeps_the_rounds_other_outcome
 
 
 def test_forward_rejected_request_is_final_and_recorded(tmp_path: Path) -> None:
-    async def go() -> None:
-        with PartnerServer("meta") as meta, PartnerServer("tiktok") as tt:
-            meta.script(("status", 400))
-            tt.script(("tiktok-error",))
-            config = make_config({"meta": meta.url, "tiktok": tt.url}, tmp_path / "l.sqlite3")
-            clock = Clock()
-            fw = make_forwarder(config, clock)
-            await fw.forward(scope(), consent(config, ALL), "purchase", DATA)
-            await drain(fw, clock, step=120)
-            await close(fw)
-            assert len(meta.requests) == 1 and len(tt.requests) == 1
-        rows = {r["partner"]: r for r in ledger_rows(tmp_path / "l.sqlite3") if r["delivery"] != "queued"}
-        assert rows["meta"]["delivery"] == "rejected" and rows["meta"]["http_status"] == 400
-        assert rows["tiktok"]["delivery"] == "rejected" and "code 40001" in rows["tiktok"]["detail"]
-    asyncio.run(go())
+    sent, rows = one_purchase_to_meta_and_tiktok(tmp_path, meta=[("status", 400)],
+                                                 tiktok=[("tiktok-error",)])
+    assert sent == (1, 1)
+    assert rows["meta"]["delivery"] == "rejected" and rows["meta"]["http_status"] == 400
+    assert rows["tiktok"]["delivery"] == "rejected" and "code 40001" in rows["tiktok"]["detail"]
 
 
 def test_forward_slow_partner_times_out_and_is_retried(tmp_path: Path) -> None:

@@ -5,21 +5,20 @@ rewriter has read it (the CSP is off here, so nothing else could stop it)."""
 from __future__ import annotations
 
 import contextlib
-import secrets
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.browser.fetch_site import BREAKOUTS, VECTORS, H
-from tests.support.servers import ServerProcess, start_uvicorn
+from tests.browser.vector_sites import raw_and_gated
+from tests.support.servers import ServerProcess
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
     from tests.support.proxy import RecordingProxy
 
-from tests.support.tracker_config import tracker_config
 
 pytestmark = pytest.mark.browser
 
@@ -27,14 +26,9 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture(scope="module")
 def sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, ServerProcess]]:
-    tmp = tmp_path_factory.mktemp("fetch-site")
-    config = tmp / "partners.toml"
-    config.write_text(tracker_config((tmp / "ledger.sqlite3").as_posix(), csp="off"))
-    env = {"FETCH_SITE_CONFIG": str(config), "CONSENT_GATE_SECRET": secrets.token_urlsafe(36)}
-    with start_uvicorn("tests.browser.fetch_site:site", log_level="warning") as raw, \
-            start_uvicorn("tests.browser.fetch_site:create_app", env=env, extra_args=["--factory"],
-                          log_level="warning") as gated:
-        yield raw, gated
+    with raw_and_gated("tests.browser.fetch_site", tmp_path_factory.mktemp("fetch-site"),
+                       csp="off") as sites:
+        yield sites
 
 
 def visit(page: Page, url: str) -> None:

@@ -8,14 +8,12 @@ enforced no-partner CSP whatever the mode (a refresh is a navigation no CSP stop
 from __future__ import annotations
 
 import contextlib
-import secrets
 from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.browser.header_site import CHARSETS, VECTORS, H
-from tests.support.servers import start_uvicorn
-from tests.support.tracker_config import tracker_config
+from tests.browser.vector_sites import raw_and_gated
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -29,12 +27,7 @@ pytestmark = pytest.mark.browser
 
 def test_header_vectors_reach_the_partner_only_as_written(
         page: Page, recording_proxy: RecordingProxy, tmp_path: Path) -> None:
-    config = tmp_path / "partners.toml"
-    config.write_text(tracker_config((tmp_path / "ledger.sqlite3").as_posix(), csp="report-only"))
-    env = {"FETCH_SITE_CONFIG": str(config), "CONSENT_GATE_SECRET": secrets.token_urlsafe(36)}
-    with start_uvicorn("tests.browser.header_site:site", log_level="warning") as raw, \
-            start_uvicorn("tests.browser.header_site:create_app", env=env, extra_args=["--factory"],
-                          log_level="warning") as gated:
+    with raw_and_gated("tests.browser.header_site", tmp_path, csp="report-only") as (raw, gated):
         for name in [*VECTORS, *CHARSETS]:
             for who, server in (("raw", raw), ("gated", gated)):
                 with contextlib.suppress(Exception):
