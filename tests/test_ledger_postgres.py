@@ -14,7 +14,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -55,10 +55,40 @@ def _pg_bindir() -> Path | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _held_port() -> socket.socket:
+    """A loopback port bound here and not listening: a connect to it is refused, and no other
+    server can take it while the socket is open (close it when done)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    return s
+
+
+def _start_postgres(run: Callable[..., None], pg_ctl: Path, data: Path, base: Path,
+                    ports: Iterable[int]) -> int:
+    """Start PostgreSQL on the first of ``ports`` it can bind. pg_ctl cannot take a socket we
+    bound, so a port another process took between the pick and the bind is met by the next
+    pick instead of a failed fixture."""
+    log = base / "log"
+    last: subprocess.CalledProcessError | None = None
+    for port in ports:
+        log.unlink(missing_ok=True)
+        try:
+            run(str(pg_ctl), "-D", str(data), "-l", str(log), "-w", "-t", "60",
+                "-o", f"-h 127.0.0.1 -p {port} -k {base} -F", "start")
+            return port
+        except subprocess.CalledProcessError as exc:
+            last = exc
+            if "could not bind" not in (log.read_text() if log.exists() else ""):
+                raise
+    assert last is not None
+    raise last
+
+
+def _picked_ports(tries: int = 5) -> Iterator[int]:
+    for _ in range(tries):
+        with _held_port() as s:
+            port = int(s.getsockname()[1])
+        yield port
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +103,7 @@ def pg_server() -> Iterator[str]:
         nobody = pwd.getpwnam("nobody")
         os.chown(base, nobody.pw_uid, nobody.pw_gid)
         prefix = ["runuser", "-u", "nobody", "--"]
-    data, port = base / "data", _free_port()
+    data = base / "data"
 
     def run(*cmd: str) -> None:
         subprocess.run([*prefix, *cmd], check=True, capture_output=True, timeout=120)
@@ -81,8 +111,7 @@ def pg_server() -> Iterator[str]:
     try:
         run(str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
             "--no-sync", "-E", "UTF8")
-        run(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(base / "log"), "-w", "-t", "60",
-            "-o", f"-h 127.0.0.1 -p {port} -k {base} -F", "start")
+        port = _start_postgres(run, bindir / "pg_ctl", data, base, _picked_ports())
     except subprocess.CalledProcessError as exc:
         log = (base / "log").read_text() if (base / "log").exists() else ""
         shutil.rmtree(base, ignore_errors=True)
@@ -93,6 +122,26 @@ def pg_server() -> Iterator[str]:
         subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate",
                         "-w", "stop"], capture_output=True, timeout=60)
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_postgres_fixture_takes_the_next_port_when_the_picked_one_was_taken(
+    pg_server: str, tmp_path: Path
+) -> None:
+    """The race of a pick-then-bind: the first port is taken (here by the running server)."""
+    taken = int(pg_server.rsplit(":", 1)[1])
+    tried: list[int] = []
+
+    def run(*cmd: str) -> None:
+        port = int(cmd[cmd.index("-o") + 1].split("-p ")[1].split()[0])
+        tried.append(port)
+        if port == taken:
+            (tmp_path / "log").write_text('LOG:  could not bind IPv4 address "127.0.0.1"\n')
+            raise subprocess.CalledProcessError(1, cmd)
+
+    with _held_port() as free:
+        nxt = int(free.getsockname()[1])
+        assert _start_postgres(run, Path("pg_ctl"), tmp_path / "d", tmp_path, [taken, nxt]) == nxt
+    assert tried == [taken, nxt]
 
 
 @pytest.fixture
@@ -254,11 +303,12 @@ def test_postgres_concurrent_writers_each_keep_a_chain(dsn: str) -> None:
 def test_postgres_unreachable_raises_ledger_unavailable_then_recovers(
     pg_server: str, dsn: str
 ) -> None:
-    port = _free_port()
-    bad = PostgresStore(f"postgresql://postgres@127.0.0.1:{port}/nope", connect_timeout_s=2)
-    w = LedgerWriter(bad)
-    with pytest.raises(LedgerUnavailable, match="cannot open PostgreSQL ledger"):
-        w.write_sync([disclosure(1)])
+    with _held_port() as held:  # refused, and nobody else can listen there meanwhile
+        port = int(held.getsockname()[1])
+        bad = PostgresStore(f"postgresql://postgres@127.0.0.1:{port}/nope", connect_timeout_s=2)
+        w = LedgerWriter(bad)
+        with pytest.raises(LedgerUnavailable, match="cannot open PostgreSQL ledger"):
+            w.write_sync([disclosure(1)])
     bad.dsn = dsn  # the ledger "comes back"
     w.write_sync([disclosure(2)])
     w.close()
