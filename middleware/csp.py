@@ -13,11 +13,12 @@ sources are the site's own and join every fetch directive; other extras join the
 
 A fetch directive whose sources equal ``default-src``'s is not sent: the browser falls back to
 ``default-src`` for it (CSP3 fallback list), so it allows exactly the same. ``default-src``
-therefore also holds the local ``data:`` and ``blob:`` schemes (no network, no partner), which
-lets ``img-src``, ``media-src``, ``font-src``, ``frame-src`` and ``connect-src`` fall back to
-it: each partner host is listed 5 times instead of 10. The header's length is a real cost:
-uvicorn's h11 checks every header byte with a regex, 144 µs for the 4.3 KB policy of a site
-with every partner consented (docs/performance.md).
+therefore also holds the local ``data:`` and ``blob:`` schemes (no network, no partner) and the
+script keywords ``'unsafe-inline'``/``'unsafe-eval'`` (meaningless to the other directives),
+which lets every fetch directive but ``worker-src`` and ``manifest-src`` fall back to it: each
+partner host is listed 3 times (``default-src``, ``object-src``, ``form-action``), not 10.
+The header's length is a real cost: uvicorn's h11 checks every header byte with a regex
+(docs/performance.md).
 
 ``prefetch-src`` and ``navigate-to`` are not sent: both left the CSP draft and Chromium
 reports them as unrecognised. Top-level navigations (``location = ...``, ``window.open``,
@@ -37,16 +38,21 @@ from collections.abc import Iterable
 
 from .config import CSP_DIRECTIVES, Config
 
-#: The site's own sources per directive, before partners and extras.
+#: The site's own sources of default-src and of every directive that falls back to it.
+#: ``'unsafe-inline'`` and ``'unsafe-eval'`` only mean something to scripts and styles, and
+#: ``data:``/``blob:`` fetch nothing from the network, so one list serves all of them: then
+#: ``script-src`` and ``style-src`` equal ``default-src`` and are left to the browser's fallback
+#: like the others, and each consented partner's hosts are sent 3 times, not 5.
+_OWN = ("'self'", "'unsafe-inline'", "'unsafe-eval'", "data:", "blob:")
 _BASE: dict[str, tuple[str, ...]] = {
-    "default-src": ("'self'", "data:", "blob:"),
-    "script-src": ("'self'", "'unsafe-inline'", "'unsafe-eval'"),
-    "frame-src": ("'self'", "data:", "blob:"),
-    "img-src": ("'self'", "data:", "blob:"),
-    "connect-src": ("'self'", "data:", "blob:"),
-    "style-src": ("'self'", "'unsafe-inline'"),
-    "font-src": ("'self'", "data:", "blob:"),
-    "media-src": ("'self'", "data:", "blob:"),
+    "default-src": _OWN,
+    "script-src": _OWN,
+    "frame-src": _OWN,
+    "img-src": _OWN,
+    "connect-src": _OWN,
+    "style-src": _OWN,
+    "font-src": _OWN,
+    "media-src": _OWN,
     "worker-src": ("'self'", "blob:"),
     "manifest-src": ("'self'",),
     "object-src": (),

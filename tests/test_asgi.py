@@ -300,7 +300,7 @@ def test_middleware_rewriter_failure_serves_page_behind_no_partner_csp(
     assert out.start["status"] == 200 and out.body == PAGE
     policy = out.header(b"content-security-policy")
     assert len(policy) == 1 and b"googlesyndication" not in policy[0] and b"twitter" not in policy[0]
-    assert b"script-src 'self'" in policy[0]
+    assert b"default-src 'self'" in policy[0]
     assert "the rewriter failed on /" in caplog.text
 
 

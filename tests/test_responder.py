@@ -40,7 +40,7 @@ AD_PAGE = (b"<!DOCTYPE html><html><head><title>Not found</title>" + AD_TAG +
 def enforced_no_partner(out: Any) -> bool:
     """Exactly one enforced CSP, and it names no partner host."""
     policies = out.header(b"content-security-policy")
-    return (len(policies) == 1 and b"script-src 'self'" in policies[0]
+    return (len(policies) == 1 and b"default-src 'self'" in policies[0]
             and b"googlesyndication" not in policies[0] and b"twitter" not in policies[0]
             and b"doubleclick" not in policies[0])
 

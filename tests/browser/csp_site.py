@@ -90,6 +90,16 @@ async def site(scope: dict[str, Any], receive: Any, send: Any) -> None:
         body = (b"<!DOCTYPE html><html><body><img src='http://tracker.partner.example/nosniff.gif'>"
                 b"</body></html>")
         headers = [(b"x-content-type-options", b"nosniff")]
+    elif path == "/own-code":  # the site's own inline code, through our policy's fallbacks
+        body = (b"<!DOCTYPE html><html><head><style>h1 { color: rgb(1, 2, 3); }</style></head>"
+                b"<body><h1 style='margin-left: 7px'>own</h1><script>window.ran = ['inline'];"
+                b" window.ran.push(eval('\"eval\"')); window.ran.push(new Function("
+                b"'return \"function\"')());</script>"
+                b"<script src='data:text/javascript,window.ran.push(%22data%22)'></script>"
+                b"<script src='/own.js'></script></body></html>")
+    elif path == "/own.js":
+        body = b"window.ran.push('self');"
+        headers = [(b"content-type", b"text/javascript")]
     elif path == "/csp-probe":  # the site's own CSP with the directives no browser ships
         body = b"<!DOCTYPE html><html><body><p>probe</p></body></html>"
         headers.append((b"content-security-policy", b"prefetch-src 'self'; navigate-to 'self'"))

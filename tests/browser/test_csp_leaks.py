@@ -75,6 +75,23 @@ def test_csp_runtime_vectors_without_consent(page: Page, recording_proxy: Record
     assert {n for n, hit in reached.items() if hit} <= RESIDUAL
 
 
+def test_site_inline_code_and_styles_run_under_our_policy(page: Page, csp_site: ServerProcess) -> None:
+    """Our policy leaves script-src and style-src to default-src (docs/csp.md): the site's
+    inline scripts, eval, inline and attribute styles and its own scripts keep running, and
+    Chromium reports no violation. Also the control for the vector test above: its vectors are
+    inline scripts, so if they were blocked every vector would look stopped."""
+    messages: list[str] = []
+    page.on("console", lambda m: messages.append(m.text))
+    page.goto(csp_site.url + "/own-code")
+    page.wait_for_function("window.ran && window.ran.length === 5")
+    assert page.evaluate("window.ran") == ["inline", "eval", "function", "data", "self"]
+    assert page.evaluate("getComputedStyle(document.querySelector('h1')).color") == "rgb(1, 2, 3)"
+    assert page.evaluate("getComputedStyle(document.querySelector('h1')).marginLeft") == "7px"
+    csp = page.evaluate("fetch(location.href).then(r => r.headers.get('content-security-policy'))")
+    assert "script-src" not in csp and "'unsafe-inline'" in csp, csp
+    assert not [m for m in messages if "Content Security Policy" in m], messages
+
+
 @pytest.mark.parametrize("path", ["/missing", "/untyped", "/untyped-nosniff", "/xhtml"])
 def test_gate_pages_contact_no_partner_without_consent(page: Page, recording_proxy: RecordingProxy,
                                                        csp_site: ServerProcess, path: str) -> None:
