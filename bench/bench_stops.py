@@ -49,7 +49,7 @@ def classify(head: bytes) -> str:
         return "</" + head[2:].split(b">")[0].split()[0][:12].decode("latin-1") if head[2:] else "short"
     name = head[1:].split(b">")[0].split(b"/")[0].split()
     tag = head[: head.find(b">") + 1 or len(head)]
-    kind = "url" if _MAYBE_URL_RE.search(tag) else "quiet"
+    kind = "srcdoc" if b" srcdoc" in tag else "url" if _MAYBE_URL_RE.search(tag) else "quiet"
     return f"<{name[0].decode('latin-1') if name else ''} {kind}"
 
 

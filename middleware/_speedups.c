@@ -1236,6 +1236,13 @@ judge_tag(Scan *S, const TagRule *rule, Py_ssize_t p)
             else if (EQ_LIT(F, nm, nl, "src") && EQ_LIT(F, S->tname, S->tlen, "mglyph")) {
                 url = 1;
             }
+            /* SMIL: a <set>'s or <animate>'s to/from/by/values is a ';' list of URLs the
+               element may load (attrs._SMIL_VALUES): Python reads it. */
+            else if ((EQ_LIT(F, S->tname, S->tlen, "set") || EQ_LIT(F, S->tname, S->tlen, "animate"))
+                     && (EQ_LIT(F, nm, nl, "to") || EQ_LIT(F, nm, nl, "from")
+                         || EQ_LIT(F, nm, nl, "by") || EQ_LIT(F, nm, nl, "values"))) {
+                return -1;
+            }
             else {
                 if (at[i].vs >= 0 && memchr(s + at[i].vs, '(', (size_t)(at[i].ve - at[i].vs))) {
                     int r = css_judge(S, at[i].vs, at[i].ve);

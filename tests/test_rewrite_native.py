@@ -148,6 +148,8 @@ VALUES: dict[str, st.SearchStrategy[str]] = {
                                    "&#114;efresh", "refresh\t", "refresh;", "", "\u00a0refresh"]),
     "srcdoc": st.sampled_from(["&lt;img src=//ad.doubleclick.net/x&gt;", "x"]),
     "data-consent": st.sampled_from(["ads", "yt", ""]),
+    "attributename": st.sampled_from(["href", "xlink:href", "fill"]),
+    "values": st.builds("{};{}".format, url_value, url_value),
     "data-consent-src": url_value, "data-consent-partner": st.sampled_from(["ads", "yt"]),
     "type": st.sampled_from(["text/plain", "image", "module"]),
     "alt": st.sampled_from(["a: b", "x//y", "&amp;", "<", "'", '"', "\\"]),
@@ -165,6 +167,7 @@ TAG_ATTRS = {
     "script": ["src", "type", "data-consent-src", "data-consent-partner"],
     "iframe": ["src", "srcdoc", "data-consent-src"], "html": ["manifest"],
     "style": ["type", "Type", "media"],
+    "set": ["attributeName", "to"], "animate": ["values", "from", "by", "attributeName"],
 }
 
 
@@ -192,7 +195,7 @@ TAGS = ["img", "IMG", "image", "link", "LINK", "source", "video", "audio", "trac
         "object", "frame", "meta", "base", "script", "Script", "iframe", "title", "textarea",
         "xmp", "noembed", "noframes", "div", "a", "table", "span", "style", "svg", "noscript",
         "body", "head", "html", "math", "imgx", "scripts", "STYLE", "style", "area", "mglyph",
-        "NOSCRIPT", "p"]
+        "NOSCRIPT", "p", "set", "animate"]
 PARTNER_TAGS = ["<img src=//ad.doubleclick.net/x>", "<iframe src=https://www.youtube.com/e>",
                 "<script src=//connect.facebook.net/a.js></script>"]
 TEXT_BITS = ["x", " ", "\n", "<!-- c -->", "<!-->", "<!--->", "<!-- <script> -->", "<!--", "-->",
@@ -270,6 +273,11 @@ def test_native_pass_equals_pure_python(doc: str, cuts: list[int], allowed: froz
        st.sampled_from([frozenset(), frozenset({"ads", "yt"}), frozenset(PARTNERS)]))
 @example("<noscript><div xlink:href=//cdn.example/x fill=url(//ad.doubleclick.net/)></noscript>",
          [], frozenset())
+# SMIL values are URLs in careful mode (the C once passed them: the <set> stayed live).
+@example('<noscript><set attributeName=href to="https://ad.doubleclick.net/x"></noscript>',
+         [], frozenset())
+@example("<noscript><animate attributeName=href values='//a.example/x;//ad.doubleclick.net/y'>"
+         "</noscript>", [], frozenset({"yt"}))
 def test_native_pass_equals_pure_python_in_noscript(doc: str, cuts: list[int],
                                                     allowed: frozenset[str]) -> None:
     """Careful mode inside a <noscript> (what the native pass reads of it itself)."""
@@ -555,7 +563,8 @@ def test_scan_end_reads_a_noscript_as_careful_mode_does() -> None:
     for inner in [b"<!-- c -->", b"<script>x</script>", b"<style>a{}</style>", b"<svg></svg>",
                   b"<title>t</title>", b"<noscript>", b"<body>", b"</head>", b"<plaintext>",
                   b"<p title='</noscript>'>", b"<iframe src=//a.example/>", b"<img src=//a.example/",
-                  b"<embed src=//ad.doubleclick.net/>", b"<?x>", b"</ x>"]:
+                  b"<embed src=//ad.doubleclick.net/>", b"<?x>", b"</ x>",
+                  b"<set attributeName=href to=//a.example/x>", b"<animate VALUES=//a.example/>"]:
         doc = b"t<noscript><img src=//ad.doubleclick.net/x><img src=//u.example/>" + inner + b"</noscript>"
         found, blocked, edits = set(), set(), []
         assert _speedups.scan_end(doc, 0, table(), found, None, set(), blocked, edits) == 1, inner
