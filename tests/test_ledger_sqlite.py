@@ -64,6 +64,8 @@ def test_sqlite_store_creates_private_wal_file_with_durable_settings(tmp_path: P
         assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
         # SQLite's own handler waits 1 ms at most; the write lock is retried by the store.
         assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 1
+        # Statement journals stay in memory: no commit depends on /var/tmp (2 = MEMORY).
+        assert conn.execute("PRAGMA temp_store").fetchone()[0] == 2
         w.close()
     finally:
         os.umask(old)
