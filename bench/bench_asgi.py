@@ -392,7 +392,8 @@ async def main_async(args: argparse.Namespace) -> str:
     # One (page view, partner) pair per partner of each page view record (and per row of the
     # per-partner table older ledgers and server-side disclosures use).
     pairs_sql = ("(SELECT p.request_id AS request_id, json_extract(j.value, '$.partner') AS partner "
-                 "FROM page_views p, json_each(p.partners) j "
+                 "FROM page_views p LEFT JOIN partner_lists l ON l.id = p.list_id, "
+                 "json_each(COALESCE(NULLIF(p.partners, ''), l.partners)) j "
                  "UNION ALL SELECT request_id, partner FROM disclosures)")
     with sqlite3.connect(ledger_path) as db:
         tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]

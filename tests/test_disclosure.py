@@ -45,9 +45,13 @@ def rows(path: Path, table: str = "disclosures") -> list[dict[str, Any]]:
         if table != "disclosures":
             return [dict(r) for r in conn.execute(f"SELECT * FROM {table} ORDER BY id")]
         out = [dict(r) for r in conn.execute("SELECT * FROM disclosures ORDER BY id")]
-        for r in conn.execute("SELECT * FROM page_views ORDER BY id"):
+        # partners: the row's own text (schema v3), else its partner list's (v4: list_id).
+        for r in conn.execute(
+                "SELECT v.*, COALESCE(NULLIF(v.partners, ''), l.partners) AS partners_text "
+                "FROM page_views v LEFT JOIN partner_lists l ON l.id = v.list_id ORDER BY v.id"):
             view = dict(r)
-            shares = json.loads(view.pop("partners"))
+            del view["partners"], view["list_id"]
+            shares = json.loads(view.pop("partners_text"))
             assert view.pop("partner_set") == " " + " ".join(s["partner"] for s in shares) + " "
             for share in shares:
                 out.append({**view, **{k: json.dumps(v) if isinstance(v, list) else v

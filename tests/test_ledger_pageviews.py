@@ -25,6 +25,7 @@ from middleware.ledger import (
 )
 from middleware.ledger.chain import canonical_json, hash_record, record_hash, record_text
 from middleware.ledger.query import show, subject, summary
+from middleware.ledger.sqlite import SCHEMA_VERSION
 
 NOW = datetime.now(UTC).replace(microsecond=123456)
 ADS = PartnerShare("google-adsense", ("ads",), "consent", ("ip_address", "cookies"), ("__gads",))
@@ -145,7 +146,7 @@ def test_ledger_of_schema_v1_migrates_and_its_chains_still_verify(
     # Today's consent-gate opens it: migrates to v2 and appends page view records.
     write(p, [view(1), view(2)])
     with sqlite3.connect(p) as c:
-        assert c.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert c.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert c.execute("SELECT COUNT(*) FROM partner_lists").fetchone()[0] == 1
     code, out, _ = run(capsys, "verify", "--ledger", str(p))
     assert code == 0 and "ok: 6 records, 2 writers" in out, out
@@ -161,8 +162,9 @@ def _broken_ledger(tmp_path: Path) -> tuple[Path, str]:
     with sqlite3.connect(p) as c:
         c.execute("UPDATE page_views SET time = 'yesterday' WHERE seq = 2")
         c.execute("UPDATE page_views SET partners = '[{\"partner\": ' WHERE seq = 3")
-        c.execute("UPDATE page_views SET partners = replace(partners, '\"consent\"', "
-                  "'\"because\"') WHERE seq = 4")
+        # A row's own partners text wins over its list's (schema v3 rows keep theirs).
+        c.execute("UPDATE page_views SET partners = replace((SELECT partners FROM partner_lists "
+                  "WHERE id = list_id), '\"consent\"', '\"because\"') WHERE seq = 4")
     return p, writer
 
 

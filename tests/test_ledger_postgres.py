@@ -28,10 +28,12 @@ from middleware.ledger import (
     LedgerWriter,
     PageView,
     PartnerShare,
+    StoredRow,
     VerifyReport,
     purge,
     verify,
 )
+from middleware.ledger.chain import ChainCursor, canonical_text, partner_set_text, shares_text
 from middleware.ledger.query import export, show, subject, summary
 
 psycopg = pytest.importorskip("psycopg")
@@ -194,7 +196,7 @@ def test_postgres_round_trip_and_verify(dsn: str) -> None:
     assert [r.record for r in rows] == recs
     assert [r.computed_hash() for r in rows] == [r.hash for r in rows]
     assert check(dsn).ok
-    assert sql(dsn, "SELECT version FROM schema_migrations") == [(1,), (2,), (3,)]
+    assert sql(dsn, "SELECT version FROM schema_migrations") == [(1,), (2,), (3,), (4,)]
 
 
 def test_postgres_verify_names_edited_deleted_and_inserted_rows(dsn: str) -> None:
@@ -396,4 +398,95 @@ def test_postgres_page_views_partitioned_by_month(dsn: str) -> None:
     w.write_sync([page_view(1, last), page_view(2, last), page_view(3, NOW), page_view(4, NOW)])
     w.close()
     assert sql(dsn, "SELECT count(*) FROM page_views_old") == [(2,)]
+    assert check(dsn).ok
+
+
+def _v3_schema(dsn: str) -> None:
+    """An empty ledger as consent-gate made it at schema v3 (the migrations' own DDL)."""
+    from middleware.ledger import postgres as pg_store
+
+    sql(dsn, "CREATE TABLE schema_migrations (version integer PRIMARY KEY, description text "
+             "NOT NULL, applied_at timestamptz NOT NULL)")
+    for v, description, statements in pg_store._MIGRATIONS:
+        if v > 3:
+            break
+        for stmt in statements:
+            sql(dsn, stmt)
+        sql(dsn, f"INSERT INTO schema_migrations VALUES ({v}, '{description}', now())")
+
+
+def _v3_append(dsn: str, cursor: ChainCursor, records: list[PageView]) -> None:
+    """Rows as schema v3's append wrote them: the partner list's text in every row."""
+    rows = cursor.link(records)
+    with psycopg.connect(dsn, autocommit=True) as c:
+        for r in rows:
+            rec = r.record
+            assert isinstance(rec, PageView)
+            text, ps = shares_text(rec.partners), partner_set_text(rec.partners)
+            c.execute("INSERT INTO page_views (time, request_id, consent_id, path, partners, "
+                      "partner_set, policy_version, ip, ua_family, fields, writer_id, seq, "
+                      "prev_hash, hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
+                      "%s, %s)",
+                      [rec.time, rec.request_id, rec.consent_id, rec.path, text, ps,
+                       rec.policy_version, rec.ip, rec.ua_family,
+                       canonical_text(dict(rec.fields)) if rec.fields else "{}",
+                       r.writer_id, r.seq, r.prev_hash, r.hash])
+            c.execute("INSERT INTO partner_sets VALUES (%s) ON CONFLICT DO NOTHING", [ps])
+            c.execute("INSERT INTO partner_lists VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                      [text, ps])
+    cursor.advance(rows)
+
+
+def test_postgres_v3_ledger_migrates_to_list_references_and_still_verifies(dsn: str) -> None:
+    _v3_schema(dsn)
+    cursor = ChainCursor()
+    one = _SHARES[:1]
+    old = [page_view(i, NOW + timedelta(seconds=i), _SHARES if i % 2 else one) for i in (1, 2, 3)]
+    _v3_append(dsn, cursor, old)
+    new = [page_view(i, NOW + timedelta(seconds=i), _SHARES if i % 2 else one) for i in (4, 5, 6)]
+    with PostgresStore(dsn) as store:
+        rows = cursor.link(new)
+        store.append(rows)
+        cursor.advance(rows)
+    assert sql(dsn, "SELECT version FROM schema_migrations") == [(1,), (2,), (3,), (4,)]
+    raw = sql(dsn, "SELECT request_id, partners = '', list_id IS NULL FROM page_views ORDER BY id")
+    assert raw == [("v1", False, True), ("v2", False, True), ("v3", False, True),
+                   ("v4", True, False), ("v5", True, False), ("v6", True, False)]
+    assert sql(dsn, "SELECT count(*) FROM partner_lists") == [(2,)], "the v3 lists, reused"
+    with PostgresStore(dsn) as store:
+        assert [r.record for r in store.chain_rows()] == old + new
+        assert [r.record.request_id for r in show(store, Filters(partner="x"))] == ["v5", "v3", "v1"]
+        assert [r.record.request_id for r in subject(store, "c1").disclosures] == [
+            "v1", "v2", "v3", "v4", "v5", "v6"]
+        assert [r.record for r in export(store, Filters()) if isinstance(r, StoredRow)] == old + new
+    report = check(dsn)
+    assert report.ok and report.rows == 6, report.problems
+    # The text of the list v5 refers to (v1, v3 hold their own copy): only v5 fails.
+    sql(dsn, "UPDATE partner_lists SET partners = replace(partners, '\"ip_address\"', "
+             "'\"precise_location\"') WHERE partner_set = ' adsense x '")
+    report = check(dsn)
+    assert [(p.seq, "hash does not match" in str(p)) for p in report.problems] == [(5, True)], \
+        report.problems
+
+
+def test_postgres_rolled_back_transaction_leaves_no_list_id_behind(dsn: str) -> None:
+    """A failed commit that does not break the connection (here a trigger's error) must not
+    leave the id of its rolled-back list in the store's cache: the next views of that list
+    would refer to no row."""
+    store = PostgresStore(dsn)
+    cursor = ChainCursor()
+    rows = cursor.link([page_view(1)])
+    store.append(rows)
+    cursor.advance(rows)
+    sql(dsn, """CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+        IF NEW.request_id = 'v2' THEN RAISE EXCEPTION 'disk full, say'; END IF;
+        RETURN NEW; END $$""")
+    sql(dsn, "CREATE TRIGGER boom BEFORE INSERT ON page_views FOR EACH ROW EXECUTE FUNCTION boom()")
+    with pytest.raises(psycopg.Error, match="disk full"):
+        store.append(cursor.link([page_view(2, shares=_SHARES[:1])]))  # a new list
+    sql(dsn, "DROP TRIGGER boom ON page_views")
+    assert sql(dsn, "SELECT count(*) FROM partner_lists") == [(1,)]
+    rows = cursor.link([page_view(2, shares=_SHARES[:1]), page_view(3)])
+    store.append(rows)
+    store.close()
     assert check(dsn).ok

@@ -76,8 +76,9 @@ def test_sqlite_schema_is_versioned_and_indexed(tmp_path: Path) -> None:
     SqliteStore(p).open()
     SqliteStore(p).open()  # second open: no second migration
     c = sqlite3.connect(p)
-    assert c.execute("PRAGMA user_version").fetchone()[0] == 3
-    assert c.execute("SELECT version FROM schema_migrations").fetchall() == [(1,), (2,), (3,)]
+    assert c.execute("PRAGMA user_version").fetchone()[0] == 4
+    assert c.execute("SELECT version FROM schema_migrations").fetchall() == [
+        (1,), (2,), (3,), (4,)]
     indexes = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert {"disclosures_partner_time", "disclosures_consent_time", "disclosures_chain",
             "consent_events_consent_time", "disclosures_time", "page_views_time",

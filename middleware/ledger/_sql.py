@@ -52,6 +52,17 @@ CONSENT_COLS = ("time", "consent_id", "action", "choices", "policy_version", "so
                 "ua_family")
 PAGE_VIEW_COLS = ("time", "request_id", "consent_id", "path", "partners", "partner_set",
                   "policy_version", "ip", "ua_family", "fields")
+#: Written: since schema v4 a view's ``partners`` is '' and ``list_id`` names its partner
+#: list's row in ``partner_lists`` (the ~1 KB text once per list, not once per view).
+PAGE_VIEW_WRITE_COLS = (*PAGE_VIEW_COLS, "list_id")
+#: Read: a row's own text (schema v3 rows, which keep theirs), else its list's. Every reader
+#: and ``verify`` get the text the hash covers, whichever way the row stores it.
+_VIEW_PARTNERS = "COALESCE(NULLIF(partners, ''), pl_partners)"
+#: The FROM item of page view reads. The list's columns are renamed so that the unqualified
+#: columns of WHERE / ORDER BY (time, id, partner_set ...) stay page_views' own. A LEFT JOIN:
+#: a row whose list is missing comes back (and fails verify), it does not vanish.
+_VIEWS_FROM = ("page_views LEFT JOIN (SELECT id AS pl_id, partners AS pl_partners "
+               "FROM partner_lists) pl ON pl.pl_id = page_views.list_id")
 TABLE_COLS: dict[str, tuple[str, ...]] = {
     DISCLOSURES: DISCLOSURE_COLS, CONSENT_EVENTS: CONSENT_COLS, PAGE_VIEWS: PAGE_VIEW_COLS}
 CHAIN_TABLES = (DISCLOSURES, CONSENT_EVENTS, PAGE_VIEWS)
@@ -108,7 +119,15 @@ class SqlStore:
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._known_sets: set[str] = set()
-        self._known_lists: set[tuple[str, str]] = set()
+        # partner_lists id by text, of lists committed (filled after COMMIT only, so a
+        # rolled-back transaction never leaves an id behind); cleared on every new
+        # connection, as the database behind it may not be the one the ids came from.
+        self._list_ids: dict[str, int] = {}
+
+    def _forget_ids(self) -> None:
+        """A new connection: ids learnt on the last one may not hold (a replaced file)."""
+        self._known_sets = set()
+        self._list_ids = {}
 
     def __enter__(self) -> Self:
         return self
@@ -183,7 +202,7 @@ class SqlStore:
             return [
                 self._ts_param(rec.time), rec.request_id, rec.consent_id, rec.path,
                 shares_text(rec.partners), partner_set_text(rec.partners), rec.policy_version,
-                rec.ip, rec.ua_family, canonical_text(dict(f)) if f else "{}",
+                rec.ip, rec.ua_family, canonical_text(dict(f)) if f else "{}", None,
                 row.writer_id, row.seq, row.prev_hash, row.hash,
             ]
         if type(rec) is DisclosureRecord:
@@ -264,7 +283,14 @@ class SqlStore:
 
     @staticmethod
     def _select_cols(table: str) -> str:
-        return ", ".join(("id", *TABLE_COLS[table], *CHAIN_COLS))
+        cols = TABLE_COLS[table]
+        if table == PAGE_VIEWS:
+            cols = tuple(_VIEW_PARTNERS if c == "partners" else c for c in cols)
+        return ", ".join(("id", *cols, *CHAIN_COLS))
+
+    @staticmethod
+    def _from(table: str) -> str:
+        return _VIEWS_FROM if table == PAGE_VIEWS else table
 
     # -- writes ------------------------------------------------------------------------
     def append(self, rows: Sequence[ChainedRecord]) -> None:
@@ -277,25 +303,47 @@ class SqlStore:
             rec = r.record
             (views if isinstance(rec, PageView) else disc if isinstance(rec, DisclosureRecord)
              else cons).append(self._params(r))
-        # partner_set of each view (column 5): new sets go into the small partner_sets table
-        # that partner queries start from; known ones cost a set lookup.
-        new_sets = {p[5] for p in views} - self._known_sets if views else set()
-        new_lists = {(p[4], p[5]) for p in views} - self._known_lists if views else set()
         with self._lock, self._write_tx() as cur:
+            # Inside the transaction: _write_tx may have (re)connected and cleared the caches.
+            new_sets: set[str] = set()
+            new_ids: dict[str, int] = {}
             if views:
-                self._insert(cur, PAGE_VIEWS, PAGE_VIEW_COLS, views)
+                known = self._list_ids
+                for p in views:
+                    text = p[4]
+                    list_id = known.get(text)
+                    if list_id is None:
+                        list_id = new_ids.get(text)
+                        if list_id is None:
+                            list_id = new_ids[text] = self._list_id(cur, text, p[5])
+                    p[4], p[10] = "", list_id
+                # partner_set of each view (column 5): new sets go into the small
+                # partner_sets table that partner queries start from.
+                new_sets = {p[5] for p in views} - self._known_sets
                 for ps in sorted(new_sets):
                     cur.execute(self._q("INSERT INTO partner_sets (partner_set) VALUES (?) "
                                         "ON CONFLICT DO NOTHING"), [ps])
-                for text, ps in sorted(new_lists):
-                    cur.execute(self._q("INSERT INTO partner_lists (partners, partner_set) "
-                                        "VALUES (?, ?) ON CONFLICT DO NOTHING"), [text, ps])
+                self._insert(cur, PAGE_VIEWS, PAGE_VIEW_WRITE_COLS, views)
             if disc:
                 self._insert(cur, DISCLOSURES, DISCLOSURE_COLS, disc)
             if cons:
                 self._insert(cur, CONSENT_EVENTS, CONSENT_COLS, cons)
         self._known_sets |= new_sets
-        self._known_lists |= new_lists
+        self._list_ids.update(new_ids)
+
+    def _list_id(self, cur: Any, text: str, partner_set: str) -> int:
+        """The id of a partner list, inserting it if new, in the caller's transaction.
+
+        Insert-or-nothing, then read: another writer of the same database may have added
+        the same list (its row is then the one every view of that list refers to).
+        """
+        cur.execute(self._q("INSERT INTO partner_lists (partners, partner_set) VALUES (?, ?) "
+                            "ON CONFLICT DO NOTHING"), [text, partner_set])
+        cur.execute(self._q("SELECT id FROM partner_lists WHERE partners = ?"), [text])
+        row = cur.fetchone()
+        if row is None:  # only if the insert was silently dropped: refuse to write the views
+            raise RuntimeError("partner_lists: a partner list was neither inserted nor found")
+        return int(row[0])
 
     def _insert(self, cur: Any, table: str, record_cols: tuple[str, ...],
                 params: list[list[Any]]) -> None:
@@ -370,7 +418,7 @@ class SqlStore:
 
     def chain_rows(self) -> Iterator[StoredRow | BrokenRow]:
         order = " ORDER BY writer_id, seq, id"
-        with self._stream([(f"SELECT {self._select_cols(t)} FROM {t}{order}", [])
+        with self._stream([(f"SELECT {self._select_cols(t)} FROM {self._from(t)}{order}", [])
                            for t in CHAIN_TABLES]) as streams:
             parts = [self._rows_of(t, it) for t, it in zip(CHAIN_TABLES, streams, strict=True)]
             yield from heapq.merge(*parts, key=lambda s: (s.writer_id, s.seq, s.table, s.rowid))
@@ -461,7 +509,7 @@ class SqlStore:
             if f.limit is not None and f.purpose is None:
                 limit = " LIMIT ?"
                 p.append(int(f.limit))
-            sql = (f"SELECT {self._select_cols(PAGE_VIEWS)} FROM {PAGE_VIEWS}{w}"
+            sql = (f"SELECT {self._select_cols(PAGE_VIEWS)} FROM {self._from(PAGE_VIEWS)}{w}"
                    f"{self._order(newest_first)}{limit}")
             out.append(self._view_rows(sql, p))
         return out

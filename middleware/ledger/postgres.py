@@ -113,6 +113,24 @@ _MIGRATIONS: tuple[Migration, ...] = (
         "INSERT INTO partner_lists SELECT DISTINCT partners, partner_set FROM page_views "
         "ON CONFLICT DO NOTHING",
     )),
+    (4, "partner lists by reference: page_views.list_id -> partner_lists.id", (
+        # As in SQLite (see sqlite.py): new rows store partners = '' and their list's id.
+        # partners stays NOT NULL so that both stores write and read one way.
+        """CREATE TABLE partner_lists_v4 (
+            id bigint GENERATED ALWAYS AS IDENTITY,
+            partners text NOT NULL,
+            partner_set text NOT NULL,
+            CONSTRAINT partner_lists_id PRIMARY KEY (id),
+            CONSTRAINT partner_lists_partners UNIQUE (partners)
+        )""",
+        "INSERT INTO partner_lists_v4 (partners, partner_set) "
+        "SELECT partners, partner_set FROM partner_lists ORDER BY partner_set, partners",
+        "DROP TABLE partner_lists",
+        "ALTER TABLE partner_lists_v4 RENAME TO partner_lists",
+        # IF NOT EXISTS: an owner's partitioned page_views may have it already. No foreign
+        # key: it would lock the list's row for every insert; verify reports a dangling id.
+        "ALTER TABLE page_views ADD COLUMN IF NOT EXISTS list_id bigint",
+    )),
 )
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
 
@@ -179,6 +197,7 @@ class PostgresStore(SqlStore):
             except psycopg.Error as exc:
                 raise LedgerUnavailable(f"cannot open PostgreSQL ledger: {exc}") from exc
             self._conn = conn
+            self._forget_ids()
         return self._conn
 
     def open(self) -> None:

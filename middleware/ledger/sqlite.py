@@ -116,6 +116,26 @@ _MIGRATIONS: tuple[Migration, ...] = (
         "CREATE TABLE partner_lists (partners TEXT PRIMARY KEY, partner_set TEXT NOT NULL)",
         "INSERT OR IGNORE INTO partner_lists SELECT DISTINCT partners, partner_set FROM page_views",
     )),
+    (4, "partner lists by reference: page_views.list_id -> partner_lists.id", (
+        # A view's ~1 KB partner list text was stored on every row (half the row, and of the
+        # writer's SQLite time); a site has a few lists. New rows store partners = '' and the
+        # list's id; rows written before keep their text (nothing is rewritten), and readers
+        # take COALESCE(NULLIF(partners, ''), the list's text): the hash covers that text
+        # either way. An INTEGER PRIMARY KEY, since the rowid of the v3 table (text key) may
+        # change on VACUUM.
+        """CREATE TABLE partner_lists_v4 (
+            id INTEGER PRIMARY KEY,
+            partners TEXT NOT NULL UNIQUE,
+            partner_set TEXT NOT NULL
+        )""",
+        "INSERT INTO partner_lists_v4 (partners, partner_set) "
+        "SELECT partners, partner_set FROM partner_lists ORDER BY partner_set, partners",
+        "DROP TABLE partner_lists",
+        "ALTER TABLE partner_lists_v4 RENAME TO partner_lists",
+        # No REFERENCES: SQLite does not enforce it unless asked per connection, and a
+        # dangling id is what verify reports (the row's text is then missing).
+        "ALTER TABLE page_views ADD COLUMN list_id INTEGER",
+    )),
 )
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
 
@@ -224,6 +244,7 @@ class SqliteStore(SqlStore):
             except (OSError, sqlite3.Error) as exc:
                 raise LedgerUnavailable(f"cannot open SQLite ledger {self.path}: {exc}") from exc
             self._conn = conn
+            self._forget_ids()
             self._max_variables = min(
                 conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER), _MAX_VARIABLES)
         return self._conn

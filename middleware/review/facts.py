@@ -189,9 +189,19 @@ def collect(db: ReviewDb, config: Config | None, since: datetime | None, until: 
         consent_ids.append(f"SELECT consent_id FROM disclosures{w}")
     if "page_views" in tables:
         w = _scan_where(db, "page_views", since, until)
-        for day, shares, n in db.read(
-                f"SELECT substr(time, 1, 10), partners, COUNT(*) FROM page_views{w} "
-                "GROUP BY 1, 2", params):
+        # Since ledger schema v4 a view refers to its partner list (list_id; partners '');
+        # older rows hold the text. Group by both, resolve the few lists afterwards.
+        by_ref = "list_id" in {r[1] for r in db.read("PRAGMA table_info(page_views)")}
+        lists: dict[int, str] = ({int(i): str(t) for i, t in
+                                  db.read("SELECT id, partners FROM partner_lists")}
+                                 if by_ref else {})
+        list_id = "list_id" if by_ref else "NULL"
+        for day, text, ref, n in db.read(
+                f"SELECT substr(time, 1, 10), partners, {list_id}, COUNT(*) FROM page_views{w} "
+                "GROUP BY 1, 2, 3", params):
+            shares = text or lists.get(ref)
+            if shares is None:
+                continue  # a view whose list is gone: counted below, named by verify
             for share in _json(shares):
                 per_day[share["partner"]][day] += n
                 categories[share["partner"]].update(share.get("data_categories", ()))

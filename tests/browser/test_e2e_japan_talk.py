@@ -127,8 +127,11 @@ class Site:
 
     def disclosures_since(self, last_id: int) -> list[dict[str, Any]]:
         """One row per (page view, partner), expanded from the page view records."""
-        rows = self._query("SELECT * FROM page_views WHERE id > ? ORDER BY id", last_id)
-        return [{**dict(r), **share} for r in rows for share in json.loads(r["partners"])]
+        rows = self._query(
+            "SELECT v.*, COALESCE(NULLIF(v.partners, ''), l.partners) AS partners_text FROM "
+            "page_views v LEFT JOIN partner_lists l ON l.id = v.list_id WHERE v.id > ? "
+            "ORDER BY v.id", last_id)
+        return [{**dict(r), **share} for r in rows for share in json.loads(r["partners_text"])]
 
     def events_since(self, last_id: int) -> list[sqlite3.Row]:
         return self._query("SELECT * FROM consent_events WHERE id > ? ORDER BY id", last_id)
