@@ -18,8 +18,8 @@ from ..consent import Consent
 from ..disclosure import RequestInfo
 from ..errors import LedgerUnavailable
 from ..headers import header_value
-from ..html.refresh_guard import Iso2022Respeller, RefreshRespeller, WideRespeller
-from ..inflate import DECODABLE, InflateError, Inflater
+from ..html.refresh_guard import AnyRespeller, Iso2022Respeller, RefreshRespeller, WideRespeller
+from ..inflate import InflateError
 from ..memo import Rewritten
 from ..rewrite import HtmlRewriter, RewritePlan
 from ..signals.macros import MacroStream
@@ -35,6 +35,7 @@ from ..sniff import (
     wide_bom,
     wide_codec,
 )
+from .encodings import BodyDecoder, codings, decoder_for, undecodable
 from .phases import (
     DONE,
     FAILED_AFTER_HEADERS,
@@ -64,7 +65,7 @@ class HtmlResponder:
     rewriter: HtmlRewriter | None = None
     #: Fills consent macros (${GDPR_CONSENT_<id>} ...) in the rewritten bytes, chunk-safe.
     macros: MacroStream | None = None
-    inflater: Inflater | None = None
+    inflater: BodyDecoder | None = None
     request: RequestInfo | None = None
     charset: str | None = None
     allowed: frozenset[str] = frozenset()
@@ -74,7 +75,7 @@ class HtmlResponder:
     unsent = b""
     #: Set when the rewriter failed before the headers left: what goes out unrewritten has
     #: every http-equiv respelled (a meta refresh is a navigation no CSP stops).
-    respeller: RefreshRespeller | WideRespeller | Iso2022Respeller | None = None
+    respeller: RefreshRespeller | WideRespeller | Iso2022Respeller | AnyRespeller | None = None
     fed = 0
     sent = 0
     sniffed = b""
@@ -183,21 +184,21 @@ class HtmlResponder:
         if self.scope["method"] == "HEAD":
             await self._head(start, first, kind)
             return
-        encoding = (header_value(start["headers"], b"content-encoding") or b"identity")
-        encoding_name = encoding.decode("latin-1").strip().lower()
-        if encoding_name != "identity" and encoding_name not in DECODABLE:
-            await self._unreadable(start, first, f"Content-Encoding {encoding_name!r}")
+        # The body Chromium reads: known codings undone (gate/encodings.py), in bounded steps.
+        decoder = decoder_for(start["headers"])
+        if isinstance(decoder, str):
+            self._to(UNREWRITTEN)
+            await self._fail(f"Content-Encoding {decoder} (no decoder installed: it cannot be read)")
             return
+        if decoder is not None:
+            self.inflater = decoder
+            del MutableHeaders(scope=start)["content-encoding"]
         if kind is DOCUMENT:
-            await self._document(start, first, "an XML document or multipart body",
-                                 encoding_name)
+            await self._document(start, first, "an XML document or multipart body")
             return
-        if kind is SNIFF and encoding_name != "identity":
+        if kind is SNIFF and decoder is not None:
             await self._unreadable(start, first, "a compressed body without a Content-Type")
             return
-        if encoding_name in DECODABLE:
-            self.inflater = Inflater(encoding_name)
-            del MutableHeaders(scope=start)["content-encoding"]
         if kind is SNIFF:
             self._to(SNIFFING)
             await self._sniff(first)
@@ -222,8 +223,7 @@ class HtmlResponder:
         if verdict is HTML:
             await self._rewrite_first(start, body)
         elif verdict is DOCUMENT:
-            await self._document(start, body, "an XML document without a Content-Type",
-                                 "identity")
+            await self._document(start, body, "an XML document without a Content-Type")
         else:
             await self._pass(start, body)
 
@@ -238,11 +238,10 @@ class HtmlResponder:
         self._to(PASSING)
         headers = MutableHeaders(scope=start)
         charset = self.gate.charset_of(start.get("headers", ()))
-        encoding = headers.get("content-encoding", "identity").strip().lower()
-        if kind is HTML and not unreadable_charset(charset) and (
-                encoding == "identity" or encoding in DECODABLE):
+        names = codings(start.get("headers", ()))
+        if kind is HTML and not unreadable_charset(charset) and undecodable(names) is None:
             self.allowed = self._allowed_partners()
-            if encoding != "identity":
+            if names:  # the GET body leaves decoded
                 del headers["content-encoding"]
             if "content-length" in headers:  # the GET body's length depends on the rewrite
                 del headers["content-length"]
@@ -254,29 +253,17 @@ class HtmlResponder:
         await self.raw_send(start)
         await self.raw_send(first)
 
-    async def _document(self, start: Message, first: Message, what: str,
-                        encoding: str) -> None:
+    async def _document(self, start: Message, first: Message, what: str) -> None:
         """XML (or multipart): another parser reads it, so it is not tokenized and the browser
-        enforces 'no partner'. An XHTML meta refresh still navigates (measured in Chromium):
-        a body in an ASCII-compatible charset has every http-equiv respelled (``encoding``
-        identity, gzip or deflate: decoded in bounded steps, as for HTML)."""
-        charset = self.gate.charset_of(start.get("headers", ()))
-        if unreadable_charset(charset) or (encoding == "identity"
-                                           and wide_bom(first.get("body", b""))):
-            await self._unreadable(start, first, what)
-            return
-        if encoding != "identity":
-            self.inflater = Inflater(encoding)
-            del MutableHeaders(scope=start)["content-encoding"]
-        self._to(UNREWRITTEN)
-        self.respeller = RefreshRespeller()
-        self._no_partner_headers(start, what, drop_length=True)
-        self.start = None
-        await self.raw_send(start)
-        await self._rewrite_body(first)
+        enforces 'no partner'. An XHTML (or SVG foreignObject) meta refresh still navigates
+        (measured in Chromium 156), and the XML parser takes its encoding from the header, a
+        byte order mark, the declaration's ``encoding=`` or the first bytes (UTF-16 without a
+        BOM): every spelling of http-equiv is respelled (``_unreadable``)."""
+        await self._unreadable(start, first, what)
 
     async def _respelled(self, start: Message, first: Message,
-                         respeller: RefreshRespeller | WideRespeller | Iso2022Respeller,
+                         respeller: RefreshRespeller | WideRespeller | Iso2022Respeller
+                         | AnyRespeller,
                          what: str) -> None:
         """A page in a charset the rewriter cannot read (UTF-16, ISO-2022-JP): not rewritten,
         out behind the enforced no-partner CSP, with every http-equiv respelled (in the
@@ -290,10 +277,13 @@ class HtmlResponder:
         await self._rewrite_body(first)
 
     async def _unreadable(self, start: Message, first: Message, what: str) -> None:
-        self._to(PASSING)
-        self._no_partner_headers(start, what)
-        await self.raw_send(start)
-        await self.raw_send(first)
+        """A document we cannot read: out behind the enforced no-partner CSP, decoded if it
+        was compressed, with ``http-equiv`` respelled in every spelling a browser could read
+        (``AnyRespeller``: ASCII charsets, ISO-2022-JP with mode escapes, UTF-16 either byte
+        order, whatever the label says). Sent as it came, such bodies followed a meta refresh
+        to the partner past the CSP (measured in Chromium 156,
+        tests/browser/test_encoding_vectors.py)."""
+        await self._respelled(start, first, AnyRespeller(), what)
 
     def _whole_now(self, start: Message, first: Message) -> Message | None:
         """The common page, answered without a coroutine of its own: identity HTML whose whole

@@ -139,3 +139,65 @@ class Iso2022Respeller:
     def finish(self) -> bytes:
         held, self._held = self._held, b""
         return _ESC_NAME_RE.sub(_respell_escaped, held)
+
+
+# UTF-16 at byte level: each letter is one code unit, its ASCII byte beside a zero byte (no
+# other code unit decodes to an ASCII letter), so the name has these two spellings only.
+def _wide_name(order: str) -> bytes:
+    units = (b"\x00" + re.escape(bytes([c])) if order == "be" else re.escape(bytes([c])) + b"\x00"
+             for c in _NAME)
+    return b"".join(units)
+
+
+_WIDE_RE = re.compile(rb"(?i)(" + _wide_name("le") + rb")|" + _wide_name("be"))
+_WIDE_LEN = 2 * len(_NAME)
+_WIDE_OUT = {True: _RESPELLED.decode().encode("utf-16-le"),
+             False: _RESPELLED.decode().encode("utf-16-be")}
+
+
+class _WideBytesRespeller:
+    """``http-equiv`` in UTF-16LE or UTF-16BE respelled at byte level, at any alignment (an
+    odd one is over-inclusive: the bytes of two rare CJK characters), across any chunking.
+    The respelled name is 26 bytes longer: an even number, so what follows keeps its
+    alignment."""
+
+    def __init__(self) -> None:
+        self._held = b""
+
+    def feed(self, chunk: bytes, final: bool = False) -> bytes:
+        data = self._held + chunk
+        # A match that starts before the cut is whole in data (the name has a fixed length).
+        cut = len(data) if final else max(0, len(data) - (_WIDE_LEN - 1))
+        out: list[bytes] = []
+        pos = 0
+        for m in _WIDE_RE.finditer(data):
+            if m.start() >= cut:
+                break
+            out.append(data[pos:m.start()])
+            out.append(_WIDE_OUT[m.group(1) is not None])
+            pos = m.end()
+        cut = max(cut, pos)
+        out.append(data[pos:cut])
+        self._held = data[cut:]
+        return b"".join(out)
+
+    def finish(self) -> bytes:
+        return self.feed(b"", final=True)
+
+
+class AnyRespeller:
+    """For a body whose encoding we do not know the browser's reading of (an XML document's
+    declaration, a UTF-16 one without a byte order mark, a label it ignores): ``http-equiv``
+    respelled in every spelling a browser can decode as that name, ASCII-compatible charsets
+    and ISO-2022-JP with mode escapes inside the name (``Iso2022Respeller``), and UTF-16LE/BE
+    (byte level). Over-inclusive only; any chunking."""
+
+    def __init__(self) -> None:
+        self._narrow = Iso2022Respeller()
+        self._wide = _WideBytesRespeller()
+
+    def feed(self, chunk: bytes) -> bytes:
+        return self._wide.feed(self._narrow.feed(chunk))
+
+    def finish(self) -> bytes:
+        return self._wide.feed(self._narrow.finish(), final=True)

@@ -1,0 +1,240 @@
+"""A response's Content-Encoding, read as Chromium reads it, and decoded in bounded steps.
+
+The site gets no ``Accept-Encoding`` (asgi.py), yet a site may still compress: a
+pre-compressed ``.br`` file, a proxying app. Chromium 156 advertises ``gzip, deflate, br,
+zstd`` and decodes each of them; it joins every Content-Encoding header into one list,
+undoes the codings in reverse order, and passes a coding it does not know as if it were
+absent (measured, ``tests/browser/test_encoding_vectors.py``: ``Content-Encoding:
+x-consent-test`` over plain HTML rendered the HTML and followed its meta refresh). So the
+body the rewriter must read is the one Chromium reads: every known coding undone, unknown
+names skipped. Each coding is decoded lazily at most ``step`` bytes at a time, and the whole
+chain stops with ``InflateError`` once the decoded size passes ``floor + ratio * compressed
+size`` (the limits of ``middleware.inflate``, a zip bomb in any coding). The decoded body
+leaves as identity (Content-Encoding dropped).
+
+br needs ``brotli`` >= 1.2 (or ``brotlicffi`` >= 1.2: ``output_buffer_limit``, the bound);
+zstd needs ``compression.zstd`` (Python 3.14) or ``backports.zstd`` (``max_length``; the
+``zstandard`` package's decompressobj has no output bound). Both are dependencies; without
+the library ``decoder_for`` answers the coding's name and the responder ends the body (fails
+closed) rather than send bytes it cannot read.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Iterator
+from typing import Any, Protocol
+
+from ..inflate import FLOOR, RATIO, STEP, InflateError
+
+__all__ = ["BodyDecoder", "codings", "decoder_for", "undecodable"]
+
+# Chromium's names (net/filter/filter_source_stream.cc): x-gzip is gzip; anything else is
+# skipped. "identity" is no coding either.
+_ZLIB = frozenset({"gzip", "x-gzip", "deflate"})
+KNOWN = frozenset({*_ZLIB, "br", "zstd"})
+
+
+def _brotli() -> Any:
+    try:
+        import brotli  # type: ignore[import-untyped, unused-ignore]
+    except ImportError:
+        try:
+            import brotlicffi as brotli  # type: ignore[import-not-found, no-redef, unused-ignore]
+        except ImportError:
+            return None
+    # output_buffer_limit (the bound) came with 1.2 in both.
+    try:
+        brotli.Decompressor().process(b"", output_buffer_limit=1)
+    except TypeError:  # pragma: no cover - an old brotli
+        return None
+    except Exception:  # pragma: no cover - empty input is fine for a working one
+        pass
+    return brotli
+
+
+def _zstd() -> Any:
+    try:
+        from compression import zstd  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        try:
+            from backports import zstd  # type: ignore[import-not-found, no-redef, unused-ignore]
+        except ImportError:
+            return None
+    return zstd
+
+
+_LIBS: dict[str, Any] = {}
+
+
+def _lib(name: str) -> Any:
+    if name not in _LIBS:
+        _LIBS[name] = _brotli() if name == "br" else _zstd()
+    return _LIBS[name]
+
+
+def codings(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str, ...]:
+    """The codings Chromium undoes, in the order they were applied (the last is undone
+    first): every ``content-encoding`` value (lower-case names), comma lists split, names
+    lower-cased, unknown names and ``identity`` left out."""
+    out: list[str] = []
+    for key, value in headers:
+        if key == b"content-encoding":
+            for part in value.split(b","):
+                name = part.strip(b"\t ").decode("latin-1").lower()
+                if name in KNOWN:
+                    out.append(name)
+    return tuple(out)
+
+
+def undecodable(names: tuple[str, ...]) -> str | None:
+    """The first coding in ``names`` this process has no decoder for (its library is not
+    installed), or None."""
+    for name in names:
+        if name not in _ZLIB and _lib(name) is None:
+            return name
+    return None
+
+
+class _Stage(Protocol):
+    def pieces(self, data: bytes, final: bool) -> Iterator[bytes]: ...
+
+
+class _Zlib:
+    def __init__(self, name: str, step: int) -> None:
+        # As middleware.inflate.Inflater: wbits 47 = gzip or zlib header; deflate zlib-wrapped.
+        self._z = zlib.decompressobj(15 if name == "deflate" else 47)
+        self._step = step
+
+    def pieces(self, data: bytes, final: bool) -> Iterator[bytes]:
+        pending = data
+        while not self._z.eof:
+            try:
+                piece = self._z.decompress(pending, self._step)
+            except zlib.error as exc:
+                raise InflateError(f"corrupt compressed body ({exc})") from None
+            pending = self._z.unconsumed_tail
+            if piece:
+                yield piece
+            if not pending and len(piece) < self._step:
+                break
+        if final and not self._z.eof:
+            try:
+                rest = self._z.flush()
+            except zlib.error as exc:  # pragma: no cover - flush after a full decompress
+                raise InflateError(f"corrupt compressed body ({exc})") from None
+            if rest:
+                yield rest
+
+
+class _Brotli:
+    def __init__(self, step: int) -> None:
+        self._lib = _lib("br")
+        self._d = self._lib.Decompressor()
+        self._step = step
+
+    def pieces(self, data: bytes, final: bool) -> Iterator[bytes]:
+        d = self._d
+        if d.is_finished():
+            return  # bytes after the end of the stream: not part of the body
+        pending = data
+        while True:
+            try:
+                piece = d.process(pending, output_buffer_limit=self._step)
+            except self._lib.error as exc:
+                raise InflateError(f"corrupt br body ({exc})") from None
+            pending = b""
+            if piece:
+                yield piece
+            if d.is_finished() or d.can_accept_more_data():
+                return
+
+
+class _Zstd:
+    """One or more zstd frames (Chromium decodes concatenated frames)."""
+
+    def __init__(self, step: int) -> None:
+        self._lib = _lib("zstd")
+        self._d = self._lib.ZstdDecompressor()
+        self._step = step
+
+    def pieces(self, data: bytes, final: bool) -> Iterator[bytes]:
+        pending = data
+        while True:
+            d = self._d
+            if d.eof:
+                pending = d.unused_data + pending
+                if not pending:
+                    return
+                d = self._d = self._lib.ZstdDecompressor()
+            try:
+                piece = d.decompress(pending, self._step)
+            except self._lib.ZstdError as exc:
+                raise InflateError(f"corrupt zstd body ({exc})") from None
+            pending = b""
+            if piece:
+                yield piece
+            if d.eof:
+                continue
+            if d.needs_input:
+                return
+
+
+class BodyDecoder:
+    """Undoes a response's codings (``names`` in the order applied) piece by piece: the same
+    ``pieces`` as ``middleware.inflate.Inflater``, each piece at most ``step`` bytes, made
+    only when the caller asks for it (it rewrites and sends one before the next is made)."""
+
+    def __init__(self, names: tuple[str, ...], *, step: int = STEP, ratio: int = RATIO,
+                 floor: int = FLOOR) -> None:
+        stages: list[_Stage] = []
+        for name in reversed(names):  # the last coding applied is undone first
+            if name in _ZLIB:
+                stages.append(_Zlib(name, step))
+            elif name == "br":
+                stages.append(_Brotli(step))
+            else:
+                stages.append(_Zstd(step))
+        self._stages = stages
+        self.names = names
+        self.step = step
+        self.ratio = ratio
+        self.floor = floor
+        self.compressed = 0
+        self.decoded = 0
+
+    def pieces(self, data: bytes, *, final: bool) -> Iterator[bytes]:
+        self.compressed += len(data)
+        for piece in self._chain(0, data, final):
+            self.decoded += len(piece)
+            if self.decoded > self.floor + self.ratio * self.compressed:
+                raise InflateError(
+                    f"compressed body ({', '.join(self.names)}) expands more than "
+                    f"{self.ratio}:1 ({self.compressed} bytes in, over {self.decoded} out)")
+            yield piece
+
+    def _chain(self, i: int, data: bytes, final: bool) -> Iterator[bytes]:
+        stage = self._stages[i]
+        if i == len(self._stages) - 1:
+            yield from stage.pieces(data, final)
+            return
+        for piece in stage.pieces(data, False):
+            yield from self._chain(i + 1, piece, False)
+        if final:
+            for piece in stage.pieces(b"", True):
+                yield from self._chain(i + 1, piece, False)
+            yield from self._chain(i + 1, b"", True)
+
+
+
+def decoder_for(headers: Iterable[tuple[bytes, bytes]]) -> BodyDecoder | str | None:
+    """None for a body Chromium reads as sent (no known coding); a ``BodyDecoder`` for the
+    rest; the name of the coding when its library is missing here (the responder then fails
+    closed)."""
+    names = codings(headers)
+    if not names:
+        return None
+    missing = undecodable(names)
+    if missing is not None:
+        return missing
+    return BodyDecoder(names)

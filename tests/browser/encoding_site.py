@@ -1,0 +1,145 @@
+"""Bodies the byte-level rewriter cannot read as sent: a Content-Encoding other than gzip or
+deflate (br, zstd, a stack of them, a name no browser knows), and XML documents (XHTML,
+SVG) in UTF-16 or ISO-2022-JP, by header or by their XML declaration. Each holds a meta
+refresh, an ``<img>`` and an SVG ``<image href>`` to the partner, every URL marked with
+who served it and which vector it is (``/{who}/{name}/refresh`` ...). ``site`` serves them
+as written (whatever the request's Accept-Encoding: a pre-compressed file), ``create_app()``
+through ConsentMiddleware. ``/ae/{who}`` answers the Accept-Encoding of that server's last page
+request.
+
+``FETCH_SITE_CONFIG`` names the partners.toml (the partner's host is ``tracker.partner.example``).
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from collections.abc import Callable
+from typing import Any
+
+import brotli
+from backports import zstd
+
+from middleware import ConsentMiddleware
+from tests.asgi_helpers import answer_lifespan
+
+H = "tracker.partner.example"
+
+#: One XHTML page: a meta refresh (1 s, so the subresources load first), an img, an SVG image.
+XHTML = ('<?xml version="1.0" encoding="{enc}"?>\n'
+         '<html xmlns="http://www.w3.org/1999/xhtml"><head>'
+         '<meta http-equiv="refresh" content="1;url=http://' + H + '/{w}/refresh"/>'
+         '<title>enc</title></head><body><p>x</p><img src="http://' + H + '/{w}/img" alt=""/>'
+         '<svg xmlns="http://www.w3.org/2000/svg" width="9" height="9">'
+         '<image href="http://' + H + '/{w}/svgimg" width="9" height="9"/></svg></body></html>')
+#: A standalone SVG document: its XHTML meta inside a foreignObject, and an image.
+SVG = ('<?xml version="1.0" encoding="{enc}"?>\n'
+       '<svg xmlns="http://www.w3.org/2000/svg" xmlns:h="http://www.w3.org/1999/xhtml" '
+       'width="90" height="90"><foreignObject width="9" height="9"><h:meta http-equiv="refresh" '
+       'content="1;url=http://' + H + '/{w}/refresh"/></foreignObject>'
+       '<image href="http://' + H + '/{w}/svgimg" width="9" height="9"/></svg>')
+#: The same vectors in an HTML page.
+HTML = ('<!DOCTYPE html><html><head><meta http-equiv="refresh" content="1;url=http://' + H
+        + '/{w}/refresh"><title>enc</title></head><body><p>x</p><img src="http://' + H
+        + '/{w}/img" alt=""><svg width="9" height="9"><image href="http://' + H
+        + '/{w}/svgimg" width="9" height="9"/></svg></body></html>')
+
+_XHTML_TYPE = b"application/xhtml+xml"
+_SVG_TYPE = b"image/svg+xml"
+
+
+def _br(b: bytes) -> bytes:
+    return bytes(brotli.compress(b))
+
+
+def _zstd(b: bytes) -> bytes:
+    return bytes(zstd.compress(b))
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode()
+
+
+def _iso(text: str) -> bytes:
+    # ISO-2022-JP's ASCII-mode escape inside the name: a browser reads http-equiv.
+    return text.replace("http-equiv", "http-\x1b(Bequiv").encode()
+
+
+def _le(text: str) -> bytes:
+    return text.encode("utf-16-le")
+
+
+def _le_bom(text: str) -> bytes:
+    return b"\xff\xfe" + text.encode("utf-16-le")
+
+
+#: name -> (content type, extra headers, template, encode(text) -> bytes, encoding= value)
+BODIES: dict[str, tuple[bytes, list[tuple[bytes, bytes]], str, Callable[[str], bytes], str]] = {
+    "html-br": (b"text/html; charset=utf-8", [(b"content-encoding", b"br")], HTML,
+                lambda t: _br(t.encode()), ""),
+    "html-zstd": (b"text/html; charset=utf-8", [(b"content-encoding", b"zstd")], HTML,
+                  lambda t: _zstd(t.encode()), ""),
+    "html-gzip-br": (b"text/html; charset=utf-8", [(b"content-encoding", b"gzip, br")], HTML,
+                     lambda t: _br(gzip.compress(t.encode())), ""),
+    "html-two-headers": (b"text/html; charset=utf-8",
+                         [(b"content-encoding", b"gzip"), (b"content-encoding", b"br")],
+                         HTML, lambda t: _br(gzip.compress(t.encode())), ""),
+    "html-utf32-label": (b"text/html; charset=utf-32", [], HTML, _utf8, ""),
+    "untyped-br": (b"", [(b"content-encoding", b"br")], HTML, lambda t: _br(t.encode()), ""),
+    "xhtml-br-utf16-bom": (_XHTML_TYPE, [(b"content-encoding", b"br")], XHTML,
+                           lambda t: _br(_le_bom(t)), "UTF-16"),
+    "html-unknown": (b"text/html; charset=utf-8", [(b"content-encoding", b"x-consent-test")],
+                     HTML, _utf8, ""),
+    "html-br-utf16": (b"text/html; charset=utf-16le", [(b"content-encoding", b"br")], HTML,
+                      lambda t: _br(_le(t)), ""),
+    "xhtml-br": (_XHTML_TYPE, [(b"content-encoding", b"br")], XHTML,
+                 lambda t: _br(t.encode()), "UTF-8"),
+    "xhtml-utf16-header": (_XHTML_TYPE + b"; charset=utf-16le", [], XHTML, _le, "UTF-16"),
+    "xhtml-utf16-bom": (_XHTML_TYPE, [], XHTML, _le_bom, "UTF-16"),
+    "xhtml-utf16-decl": (_XHTML_TYPE, [], XHTML, _le, "UTF-16"),
+    "xhtml-iso2022-header": (_XHTML_TYPE + b"; charset=iso-2022-jp", [], XHTML, _iso,
+                             "ISO-2022-JP"),
+    "xhtml-iso2022-decl": (_XHTML_TYPE, [], XHTML, _iso, "ISO-2022-JP"),
+    "svg-utf16-bom": (_SVG_TYPE, [], SVG, _le_bom, "UTF-16"),
+    "svg-iso2022-decl": (_SVG_TYPE, [], SVG, _iso, "ISO-2022-JP"),
+    "svg-utf8": (_SVG_TYPE, [], SVG, _utf8, "UTF-8"),
+    "xhtml-utf8": (_XHTML_TYPE, [], XHTML, _utf8, "UTF-8"),
+}
+
+_SEEN: dict[str, str] = {}
+
+
+def body_of(name: str, w: str) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    ctype, extra, template, encode, enc = BODIES[name]
+    typed = [(b"content-type", ctype)] if ctype else []
+    return [*typed, *extra], encode(template.replace("{w}", w).replace("{enc}", enc))
+
+
+async def site(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        await answer_lifespan(receive, send)
+        return
+    parts = scope["path"][1:].split("/")
+    if parts[0] == "ae":
+        body = _SEEN.get(parts[1], "").encode()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": b'"' + body + b'"'})
+        return
+    who, name = parts[0], parts[1] if len(parts) > 1 else ""
+    if name not in BODIES:
+        await send({"type": "http.response.start", "status": 404, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    _SEEN[who] = dict(scope["headers"]).get(b"accept-encoding", b"").decode("latin-1")
+    headers, body = body_of(name, f"{who}/{name}")
+    # Two messages: the streamed path (the one-message path is another code path).
+    cut = len(body) // 2
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body[:cut], "more_body": True})
+    await send({"type": "http.response.body", "body": body[cut:]})
+
+
+def create_app() -> ConsentMiddleware:
+    """uvicorn --factory: the config path comes from the environment of the server process."""
+    return ConsentMiddleware(site, config=os.environ["FETCH_SITE_CONFIG"])

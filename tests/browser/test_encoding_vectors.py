@@ -1,0 +1,61 @@
+"""Measured in Chromium 156 through the recording proxy: bodies the byte-level rewriter cannot
+read as sent (br, zstd, gzip inside br, two Content-Encoding headers, a coding no browser
+knows, XHTML/SVG in UTF-16 or ISO-2022-JP by header, BOM, declaration or first bytes, a
+UTF-32 label, a compressed body without a type), each with a meta refresh, an <img> and an
+SVG <image href> to the partner. Served as written, Chromium (Accept-Encoding "gzip, deflate,
+br, zstd") fetches all three; through the gate before gate/encodings.py, the enforced
+no-partner CSP stopped the img and the SVG image but every one of these pages followed its
+meta refresh to the partner (a navigation: no CSP directive governs it). Through the gate now,
+the partner receives nothing, and the gated page is still the document (its root element)."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.browser.encoding_site import BODIES, H
+from tests.browser.vector_sites import raw_and_gated
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from playwright.sync_api import Page
+
+    from tests.support.proxy import RecordingProxy
+
+pytestmark = pytest.mark.browser
+
+
+
+def _vectors(name: str) -> set[str]:
+    """The vectors a page holds (a standalone SVG has no <img>)."""
+    return {"refresh", "svgimg"} if name.startswith("svg") else {"refresh", "img", "svgimg"}
+
+
+def test_unread_bodies_reach_the_partner_only_as_written(
+        page: Page, recording_proxy: RecordingProxy, tmp_path: Path) -> None:
+    roots: dict[str, str] = {}
+    # report-only: a rewritten page (br, zstd, ...) must be clean without the CSP's help; an
+    # unreadable document gets the enforced no-partner CSP whatever the mode.
+    with raw_and_gated("tests.browser.encoding_site", tmp_path, csp="report-only") as (raw, gated):
+        for name in BODIES:
+            for who, server in (("raw", raw), ("gated", gated)):
+                with contextlib.suppress(Exception):
+                    page.goto(f"{server.url}/{who}/{name}", wait_until="load")
+                    if who == "gated":
+                        roots[name] = page.evaluate("document.documentElement.localName")
+                page.wait_for_timeout(1300)  # the refresh waits 1 s
+        ae = page.goto(f"{raw.url}/ae/raw").text()
+        recording_proxy.wait_quiet(1.0)
+    assert ae == '"gzip, deflate, br, zstd"'
+    seen: dict[tuple[str, str], set[str]] = {}
+    for r in recording_proxy.requests:
+        p = r.path.split("/")
+        if r.host == H and len(p) > 3:
+            seen.setdefault((p[1], p[2]), set()).add(p[3])
+    assert {name: sorted(v) for (who, name), v in seen.items() if who == "gated"} == {}
+    missing = {name: sorted(_vectors(name) - seen.get(("raw", name), set())) for name in BODIES}
+    assert {k: v for k, v in missing.items() if v} == {}, "each vector reaches it as written"
+    assert roots == {name: "svg" if name.startswith("svg") else "html" for name in BODIES}

@@ -1,0 +1,307 @@
+"""Bodies the byte-level rewriter could not read as sent (middleware/gate/encodings.py and the
+responder's unreadable path): br, zstd and stacked codings are decoded in bounded steps and
+rewritten; a coding no browser knows is read as identity (Chromium passes it so); XML in
+UTF-16 or ISO-2022-JP, by header, byte order mark, declaration or first bytes, goes out with
+every spelling of http-equiv respelled behind the enforced no-partner CSP. Chromium's view of
+the same bodies: tests/browser/test_encoding_vectors.py."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import gzip
+import re
+import tracemalloc
+import zlib
+from collections.abc import MutableMapping
+from pathlib import Path
+from typing import Any
+
+import brotli
+import pytest
+from backports import zstd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from middleware.gate import encodings
+from middleware.gate.encodings import BodyDecoder, codings, decoder_for
+from middleware.html.refresh_guard import AnyRespeller
+from middleware.inflate import InflateError
+
+from .asgi_helpers import PAGE, cookie_for, html_app, http_scope, make_gate, run
+from .test_responder import AD_TAG, enforced_no_partner
+
+AD_PAGE = PAGE.replace(b"</head>", AD_TAG + b"</head>")
+REFRESH = b'<meta http-equiv="refresh" content="0;url=https://pagead2.googlesyndication.com/r">'
+
+
+def _gzip(b: bytes) -> bytes:
+    return gzip.compress(b)
+
+
+def _br(b: bytes) -> bytes:
+    return bytes(brotli.compress(b))
+
+
+def _zstd(b: bytes) -> bytes:
+    return bytes(zstd.compress(b))
+
+
+#: Content-Encoding header values -> encode(body), as a server stacks them.
+STACKS: dict[str, tuple[list[bytes], Any]] = {
+    "br": ([b"br"], _br),
+    "zstd": ([b"zstd"], _zstd),
+    "gzip, br": ([b"gzip, br"], lambda b: _br(_gzip(b))),
+    "br, zstd (two headers)": ([b"br", b"zstd"], lambda b: _zstd(_br(b))),
+    "x-gzip": ([b"X-Gzip"], _gzip),
+    "zstd, two frames": ([b"zstd"], lambda b: _zstd(b[:40]) + _zstd(b[40:])),
+    "identity, unknown, br": ([b"identity, x-unknown", b" BR "], _br),
+}
+
+
+# --------------------------------------------------------------------------- the decoder
+
+
+def test_codings_are_read_as_chromium_reads_them() -> None:
+    headers = [(b"content-encoding", b"gzip, x-foo"), (b"content-type", b"text/html"),
+               (b"content-encoding", b" Br,identity,ZSTD ")]
+    assert codings(headers) == ("gzip", "br", "zstd")
+    assert codings([(b"content-encoding", b"identity")]) == ()
+    assert decoder_for([(b"content-encoding", b"compress")]) is None
+
+
+@pytest.mark.parametrize("name", list(STACKS))
+def test_every_stack_decodes_in_any_chunking(name: str) -> None:
+    values, encode = STACKS[name]
+    doc = AD_PAGE * 40
+    body = encode(doc)
+    headers = [(b"content-encoding", v) for v in values]
+    for size in (1, 7, 4096, len(body)):
+        decoder = decoder_for(headers)
+        assert isinstance(decoder, BodyDecoder)
+        out = b""
+        for i in range(0, len(body), size):
+            chunk = body[i:i + size]
+            out += b"".join(decoder.pieces(chunk, final=i + size >= len(body)))
+        assert out == doc, (name, size)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(max_size=3000), st.sampled_from(list(STACKS)), st.integers(1, 300),
+       st.integers(16, 1024))
+def test_pieces_are_bounded_and_exact(doc: bytes, name: str, size: int, step: int) -> None:
+    values, encode = STACKS[name]
+    body = encode(doc)
+    decoder = BodyDecoder(codings([(b"content-encoding", v) for v in values]), step=step)
+    pieces = [p for i in range(0, len(body) or 1, size)
+              for p in decoder.pieces(body[i:i + size], final=i + size >= len(body))]
+    assert b"".join(pieces) == doc
+    assert all(len(p) <= step for p in pieces)
+
+
+def _bomb(name: str) -> bytes:
+    """About 400 MB of spaces after a tiny HTML head, in the given stack."""
+    head = b"<!DOCTYPE html><html><head></head><body>"
+    if name == "br":
+        c = brotli.Compressor(quality=5)
+        parts = [c.process(head)] + [c.process(b" " * (1 << 20)) for _ in range(400)]
+        return b"".join([*parts, c.finish()])
+    if name == "zstd":
+        zc = zstd.ZstdCompressor()
+        parts = [zc.compress(head)] + [zc.compress(b" " * (1 << 20)) for _ in range(400)]
+        return b"".join([*parts, zc.flush()])
+    # gzip inside br: each layer small, together 400 MB
+    g = zlib.compressobj(9, zlib.DEFLATED, 31)
+    inner = b"".join([g.compress(head)] + [g.compress(b" " * (1 << 20)) for _ in range(400)]
+                     + [g.flush()])
+    return _br(inner)
+
+
+BOMBS = {"br": b"br", "zstd": b"zstd", "gzip inside br": b"gzip, br"}
+
+
+@functools.cache
+def bomb_of(name: str) -> bytes:
+    return _bomb(name)
+
+
+@pytest.mark.parametrize("name", list(BOMBS))
+def test_bomb_in_any_coding_is_stopped_in_bounded_memory(
+        tmp_path: Path, name: str, caplog: pytest.LogCaptureFixture) -> None:
+    bomb = bomb_of(name)
+    assert len(bomb) < 500_000
+    headers = [(b"content-type", b"text/html; charset=utf-8"), (b"content-encoding", BOMBS[name])]
+    gate = make_gate(html_app([bomb], headers=headers), tmp_path)
+    sizes: list[int] = []
+    last: list[bool] = []
+
+    async def counting_send(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.body":
+            sizes.append(len(message.get("body", b"")))
+            last.append(bool(message.get("more_body", False)))
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    tracemalloc.start()
+    try:
+        asyncio.run(gate(http_scope(), receive, counting_send))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 24 * 1024 * 1024, f"peak {peak / 1e6:.0f} MB"
+    assert last[-1] is False, "the response is ended"
+    assert sum(sizes) < 60 * 1024 * 1024, "stopped long before 400 MB"
+    assert max(sizes) <= 256 * 1024
+    assert "expands more than" in caplog.text
+
+
+def test_bomb_limit_is_the_gzip_one() -> None:
+    decoder = BodyDecoder(("br",), step=1000, ratio=10, floor=100)
+    with pytest.raises(InflateError, match="expands more than 10:1"):
+        for _ in decoder.pieces(_br(b"x" * 100_000), final=True):
+            pass
+
+
+@pytest.mark.parametrize("name", ["br", "zstd"])
+def test_corrupt_body_ends_the_response_without_raw_bytes(
+        tmp_path: Path, name: str, caplog: pytest.LogCaptureFixture) -> None:
+    good = STACKS[name][1](AD_PAGE * 50)
+    chunks = [good[:40], b"\x00garbage" * 20 + AD_TAG]
+    headers = [(b"content-type", b"text/html"), (b"content-encoding", name.encode())]
+    gate = make_gate(html_app(chunks, headers=headers), tmp_path)
+    out = asyncio.run(run(gate, http_scope("/broken", cookie=cookie_for(gate, {"ads"}))))
+    assert out.messages[-1] == {"type": "http.response.body", "body": b"", "more_body": False}
+    assert b"garbage" not in out.body and AD_TAG not in out.body
+    assert f"corrupt {name} body" in caplog.text and "/broken" in caplog.text
+
+
+def test_missing_library_ends_the_response(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           caplog: pytest.LogCaptureFixture) -> None:
+    """A process without brotli (installed with --no-deps) cannot read br: nothing of the
+    body leaves, the (empty) response gets the enforced no-partner CSP."""
+    monkeypatch.setitem(encodings._LIBS, "br", None)
+    headers = [(b"content-type", b"text/html"), (b"content-encoding", b"br")]
+    gate = make_gate(html_app([_br(AD_PAGE)], headers=headers), tmp_path)
+    out = asyncio.run(run(gate, http_scope(cookie=cookie_for(gate, {"ads"}))))
+    assert out.body == b"" and enforced_no_partner(out)
+    assert "Content-Encoding br (no decoder installed" in caplog.text
+
+
+# --------------------------------------------------------------------------- rewritten HTML
+
+
+@pytest.mark.parametrize("name", list(STACKS))
+@pytest.mark.parametrize("streamed", [False, True])
+def test_compressed_html_is_decoded_and_rewritten(tmp_path: Path, name: str,
+                                                  streamed: bool) -> None:
+    values, encode = STACKS[name]
+    doc = AD_PAGE.replace(b"<title>", REFRESH + b"<title>")
+    body = encode(doc)
+    chunks = [body[i:i + 5] for i in range(0, len(body), 5)] if streamed else [body]
+    headers = [(b"content-type", b"text/html; charset=utf-8"),
+               *((b"content-encoding", v) for v in values)]
+    gate = make_gate(html_app(chunks, headers=headers), tmp_path)
+    out = asyncio.run(run(gate, http_scope()))
+    assert AD_TAG not in out.body and b'<meta http-equiv="refresh"' not in out.body
+    assert b"data-consent-src" in out.body and b'id="consent-gate-banner"' in out.body
+    assert not out.header(b"content-encoding")
+    csp = out.header(b"content-security-policy")
+    assert csp and b"googlesyndication" not in csp[0]
+
+
+def test_compressed_html_with_consent_keeps_the_partner(tmp_path: Path) -> None:
+    headers = [(b"content-type", b"text/html"), (b"content-encoding", b"zstd")]
+    gate = make_gate(html_app([_zstd(AD_PAGE)], headers=headers), tmp_path)
+    out = asyncio.run(run(gate, http_scope(cookie=cookie_for(gate, {"ads"}))))
+    assert AD_TAG in out.body and not out.header(b"content-encoding")
+
+
+def test_head_of_br_html_gets_the_headers_of_its_get(tmp_path: Path) -> None:
+    headers = [(b"content-type", b"text/html"), (b"content-encoding", b"br"),
+               (b"content-length", b"99")]
+    gate = make_gate(html_app([b""], headers=headers), tmp_path)
+    out = asyncio.run(run(gate, http_scope(method="HEAD")))
+    assert not out.header(b"content-encoding") and not out.header(b"content-length")
+    assert out.header(b"content-security-policy")
+
+
+@pytest.mark.parametrize("encoding", [b"compress", b"x-consent-test", b"identity"])
+def test_a_coding_no_browser_knows_is_read_as_identity(tmp_path: Path, encoding: bytes) -> None:
+    headers = [(b"content-type", b"text/html"), (b"content-encoding", encoding)]
+    gate = make_gate(html_app([AD_PAGE], headers=headers), tmp_path)
+    out = asyncio.run(run(gate, http_scope()))
+    assert AD_TAG not in out.body and b"data-consent-src" in out.body
+
+
+def test_compressed_body_without_a_type_is_decoded_and_respelled(tmp_path: Path) -> None:
+    doc = b"<!DOCTYPE html><html><head>" + REFRESH + b"</head></html>"
+    gate = make_gate(html_app([_br(doc)], headers=[(b"content-encoding", b"br")]), tmp_path)
+    out = asyncio.run(run(gate, http_scope()))
+    assert out.body == doc.replace(b"http-equiv", b"data-consent-http-equiv")
+    assert enforced_no_partner(out) and not out.header(b"content-encoding")
+
+
+# --------------------------------------------------------------------------- XML and charsets
+
+XHTML = ('<?xml version="1.0" encoding="{enc}"?><html xmlns="http://www.w3.org/1999/xhtml">'
+         '<head><meta http-equiv="refresh" content="0;url=https://pagead2.googlesyndication.com/r"/>'
+         "</head><body/></html>")
+
+
+def _iso(text: str) -> bytes:
+    return text.replace("http-equiv", "http-\x1b(Bequiv").encode()
+
+
+_RESPELLED = "data-consent-http-equiv"
+_UTF16 = XHTML.replace("{enc}", "UTF-16")
+_ISO = XHTML.replace("{enc}", "ISO-2022-JP")
+_ISO_OUT = _iso(_ISO).replace(b"http-\x1b(Bequiv", _RESPELLED.encode() + b"\x1b(B")
+
+#: name -> (Content-Type, body, the body with http-equiv respelled)
+XML_CASES: dict[str, tuple[bytes, bytes, bytes]] = {
+    "utf-16 header": (b"application/xhtml+xml; charset=utf-16le", _UTF16.encode("utf-16-le"),
+                      _UTF16.replace("http-equiv", _RESPELLED).encode("utf-16-le")),
+    "utf-16 BOM": (b"application/xhtml+xml", b"\xfe\xff" + _UTF16.encode("utf-16-be"),
+                   b"\xfe\xff" + _UTF16.replace("http-equiv", _RESPELLED).encode("utf-16-be")),
+    "utf-16be declared, no BOM": (b"image/svg+xml", _UTF16.encode("utf-16-be"),
+                                  _UTF16.replace("http-equiv", _RESPELLED).encode("utf-16-be")),
+    "iso-2022-jp header": (b"application/xhtml+xml; charset=iso-2022-jp", _iso(_ISO), _ISO_OUT),
+    "iso-2022-jp declared": (b"text/xml", _iso(_ISO), _ISO_OUT),
+    "utf-32 label": (b"text/html; charset=utf-32", XHTML.encode(),
+                     XHTML.replace("http-equiv", _RESPELLED).encode()),
+}
+
+
+@pytest.mark.parametrize("name", list(XML_CASES))
+@pytest.mark.parametrize("compressed", [False, True])
+def test_unreadable_document_has_every_http_equiv_respelled(tmp_path: Path, name: str,
+                                                            compressed: bool) -> None:
+    ctype, body, respelled = XML_CASES[name]
+    sent = _br(body) if compressed else body
+    headers = [(b"content-type", ctype), *([(b"content-encoding", b"br")] if compressed else [])]
+    for size in (1, 3, len(sent)):
+        chunks = [sent[i:i + size] for i in range(0, len(sent), size)]
+        gate = make_gate(html_app(chunks, headers=headers), tmp_path, csp={"mode": "off"})
+        out = asyncio.run(run(gate, http_scope(cookie=cookie_for(gate, {"ads"}))))
+        assert out.body == respelled, (name, size)
+        assert enforced_no_partner(out) and not out.header(b"content-encoding")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["<meta ", "http-equiv", "HTTP-EQUIV", "http-", "equiv", "x",
+                                 "\u6800", "\x00", "\x1b(B", ">"]), max_size=12),
+       st.sampled_from(["utf-16-le", "utf-16-be", "utf-8"]), st.integers(1, 9))
+def test_any_respeller_leaves_no_name_in_any_chunking(parts: list[str], codec: str,
+                                                      size: int) -> None:
+    text = "".join(parts)
+    body = text.encode(codec, "surrogatepass")
+    respeller = AnyRespeller()
+    out = b"".join(respeller.feed(body[i:i + size]) for i in range(0, len(body), size))
+    out += respeller.finish()
+    text = out.decode(codec, "replace").lower()
+    if codec == "utf-8":  # read as ISO-2022-JP: its ASCII-mode escapes are no characters
+        text = text.replace("\x1b(b", "")
+    assert re.search("(?<!data-consent-)http-equiv", text) is None
+    one = AnyRespeller()
+    assert one.feed(body) + one.finish() == out
