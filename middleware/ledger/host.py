@@ -142,10 +142,13 @@ class Server:
     def _drop(self, conn: _Conn) -> None:
         with suppress(KeyError, ValueError):
             self.sel.unregister(conn.sock)
-        self.conns.pop(conn.sock.fileno(), None)
-        conn.sock.close()
-        if not self.conns:
+        fd = conn.sock.fileno()
+        if self.conns.keys() <= {fd}:
+            # The last one: idle from now, set before the pop, so that whoever sees no
+            # connections (another thread: a test moving the clock) sees this time too.
             self.idle_since = self.clock()
+        self.conns.pop(fd, None)
+        conn.sock.close()
 
     def _stopping(self) -> bool:
         if self.conns:
