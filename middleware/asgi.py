@@ -184,10 +184,10 @@ class ConsentMiddleware:
             else:
                 await self.app(scope, receive, send)
             return
-        if scope["path"] == self.csp_report_path:
+        path = scope["path"]
+        if path == self.csp_report_path:
             await self.csp_reports.handle(scope, receive, send)
             return
-        path = scope["path"]
         if path.startswith(self.own_prefix) or path in self.own_paths:  # = self.ui.owns(path)
             await self.ui.handle(scope, receive, send, self.consent_for(scope))
             return

@@ -475,6 +475,78 @@ def test_pass_path_forwards_json_start_before_its_body(tmp_path: Path) -> None:
     assert recorder == ["http.response.start", "http.response.body"]
 
 
+def test_pass_path_hands_back_the_servers_own_awaitable(tmp_path: Path) -> None:
+    """A JSON response passes with no coroutine of ours: the app awaits exactly what the
+    server's send returned, for its start and its body (an HTML start is held instead)."""
+    returned: list[object] = []
+    awaited: list[bool] = []
+
+    class ServerAwaitable:
+        def __await__(self) -> Any:
+            awaited.append(True)
+            return iter(())
+
+    def server_send(message: MutableMapping[str, Any]) -> ServerAwaitable:
+        returned.append(ServerAwaitable())
+        return returned[-1]  # type: ignore[return-value]
+
+    got: list[object] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        for message in ({"type": "http.response.start", "status": 200,
+                         "headers": [(b"content-type", b"application/json")]},
+                        {"type": "http.response.body", "body": b"{}"}):
+            waiter = send(message)
+            got.append(waiter)
+            await waiter
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    asyncio.run(make_gate(app, tmp_path)(http_scope("/api"), receive, server_send))
+    assert len(returned) == 2 and got == returned and awaited == [True, True]
+
+
+HEADER_NAMES = [b"content-type", b"set-cookie", b"x-content-type-options", b"content-length",
+                b"Content-Type", b"Set-Cookie", b"vary", b"123"]
+CONTENT_TYPES = [b"application/json", b"text/html", b"text/html; charset=utf-8", b"TEXT/HTML",
+                 b"text/htmlx", b"application/xhtml+xml", b"", b"text/plain", b"image/svg+xml",
+                 b"multipart/x-mixed-replace; boundary=x", b"text/html, application/xml",
+                 b"application/json, text/html", b" text/html", b"unknown/unknown"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(HEADER_NAMES),
+                          st.sampled_from([*CONTENT_TYPES, b"nosniff", b" NoSniff ", b"a=b"])),
+                max_size=4))
+def test_start_kind_remembered_answers_equal_the_rules(headers: list[tuple[bytes, bytes]]) -> None:
+    """start_kind's answers, remembered per Content-Type value, are what the rules say for
+    any header list, asked once or again: None for a name not in lower case; else the one
+    value's fast kinds (text/html..., application/json...) or sniff.classify of every value,
+    and whether a Set-Cookie is among them."""
+    from middleware.gate.start import start_kind
+    from middleware.sniff import classify
+
+    def expected() -> tuple[BodyKind, bool] | None:
+        if any(not k.islower() for k, _ in headers):
+            return None
+        types = [v for k, v in headers if k == b"content-type"]
+        nosniff = False
+        for k, v in headers:
+            if k == b"x-content-type-options":
+                nosniff = v.strip().lower() == b"nosniff"
+        cookie = any(k == b"set-cookie" for k, _ in headers)
+        if len(types) == 1 and types[0].startswith(b"text/html"):
+            return BodyKind.HTML, cookie
+        if len(types) == 1 and types[0].startswith(b"application/json"):
+            return BodyKind.OTHER, cookie
+        return classify(types, nosniff=nosniff), cookie
+
+    want = expected()
+    assert start_kind(headers) == want
+    assert start_kind(list(headers)) == want  # remembered the first time
+
+
 def test_pass_path_resolves_no_consent_for_a_view_that_never_reads_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Cookie and signal parsing is the largest cost of a JSON response: paid only when used."""

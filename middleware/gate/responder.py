@@ -9,6 +9,7 @@ cannot read go out as sent behind an enforced no-partner CSP. Each state is a ``
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Generator
 from typing import TYPE_CHECKING
 
 from starlette.datastructures import MutableHeaders
@@ -56,6 +57,26 @@ if TYPE_CHECKING:
 logger = logging.getLogger("consent_gate")
 
 _NO_HOSTS: frozenset[str] = frozenset()
+
+
+class _Done:
+    """An awaitable that is already done (a held start message: nothing is sent yet)."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[None, None, None]:
+        return _EXHAUSTED
+
+
+def _finished() -> Generator[None, None, None]:
+    return
+    yield  # (a generator function)
+
+
+#: A generator that already ended: each ``yield from`` it returns at once.
+_EXHAUSTED = _finished()
+next(_EXHAUSTED, None)
+_HELD = _Done()
 
 
 class HtmlResponder:
@@ -108,32 +129,43 @@ class HtmlResponder:
             raise RuntimeError(f"consent-gate responder: {self.phase.value} -> {phase.value}")
         self.phase = phase
 
-    async def send(self, message: Message) -> None:
+    def send(self, message: Message) -> Awaitable[None]:
+        """The send the app is given. A message that passes goes straight to the server's
+        send, with no coroutine of ours: every message once the start passed, and a start
+        that announces JSON or a file (decided on its raw headers, ``_start``)."""
+        if self.phase is PASSING:
+            return self.raw_send(message)
+        if self.phase is HELD and message["type"] == "http.response.start":
+            passing = self._start(message)
+            return _HELD if passing is None else self.raw_send(passing)
+        return self._send(message)
+
+    def _start(self, message: Message) -> Message | None:
+        """The start message: the start to send now when it passes (JSON, files), else None
+        with it held until the first body decides."""
+        announced = start_kind(message.get("headers", ()))
+        if announced is None:
+            # Django sends "Content-Type"; names are case-insensitive, our lookups are not.
+            message = {**message, "headers": [(k.lower(), v) for k, v in message["headers"]]}
+            announced = start_kind(message["headers"])
+        # (still None: a name with no letter at all; sniffed, as before)
+        body_kind, self.sets_cookie = announced if announced is not None else (None, True)
+        if body_kind is OTHER and self.scope["method"] != "HEAD":
+            # Decided on the raw start message: JSON and files pass with no more work.
+            self.phase = PASSING
+            if self.sets_cookie:
+                self.gate.review.saw_cookies(message.get("headers", ()), self.scope["path"])
+            if self.state.consent_read:
+                self.gate.response_headers.edit(message, self.scope, private=True)
+            return message
+        self.kind = body_kind or SNIFF
+        self.start = message
+        return None
+
+    async def _send(self, message: Message) -> None:
+        """Every message that does not pass straight through (see ``send``)."""
         phase = self.phase
-        if phase is PASSING:
-            await self.raw_send(message)
-            return
         kind = message["type"]
-        if kind == "http.response.start" and phase is HELD:
-            announced = start_kind(message.get("headers", ()))
-            if announced is None:
-                # Django sends "Content-Type"; names are case-insensitive, our lookups are not.
-                message = {**message, "headers": [(k.lower(), v) for k, v in message["headers"]]}
-                announced = start_kind(message["headers"])
-            # (still None: a name with no letter at all; sniffed, as before)
-            body_kind, self.sets_cookie = announced if announced is not None else (None, True)
-            if body_kind is OTHER and self.scope["method"] != "HEAD":
-                # Decided on the raw start message: JSON and files pass with no more work.
-                self.phase = PASSING
-                if self.sets_cookie:
-                    self.gate.review.saw_cookies(message.get("headers", ()), self.scope["path"])
-                if self.state.consent_read:
-                    self.gate.response_headers.edit(message, self.scope, private=True)
-                await self.raw_send(message)
-                return
-            self.kind = body_kind or SNIFF
-            self.start = message
-            return
         if phase is HELD:
             if kind == "http.response.body":
                 start = self.start

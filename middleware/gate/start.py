@@ -15,33 +15,45 @@ SNIFF = BodyKind.SNIFF
 DOCUMENT = BodyKind.DOCUMENT
 #: Statuses whose response has no body to rewrite.
 NO_BODY_STATUSES = frozenset({204, 205, 304})
-#: What start_kind answers for the two common start messages (made once, not per response).
-_HTML_NO_COOKIE, _HTML_SETS_COOKIE = (HTML, False), (HTML, True)
-_OTHER_NO_COOKIE, _OTHER_SETS_COOKIE = (OTHER, False), (OTHER, True)
+#: What start_kind answers for one raw Content-Type value, (without, with) a Set-Cookie: a
+#: pure function of the value, remembered per value, for each X-Content-Type-Options (nosniff
+#: off, on). Bounded; the pairs are made once, so an answer allocates nothing.
+_ANSWERS: tuple[dict[bytes, tuple[tuple[BodyKind, bool], tuple[BodyKind, bool]]], ...] = ({}, {})
+_MAX_ANSWERS = 256
+
+
+def _one_type(content_type: bytes, nosniff: bool) -> BodyKind:
+    if content_type.startswith(b"text/html"):
+        return HTML
+    if content_type.startswith(b"application/json"):
+        return OTHER
+    return classify((content_type,), nosniff=nosniff)
 
 
 def start_kind(headers: Iterable[tuple[bytes, bytes]]) -> tuple[BodyKind, bool] | None:
     """(the body kind announced by raw start headers, whether a Set-Cookie is among them), in
     one pass that allocates nothing on the common paths; None when a header name is not
     lower-case (normalise, then ask again)."""
-    content_type = b""
-    count = 0
-    nosniff = sets_cookie = False
+    content_type: bytes | None = None
+    several = nosniff = sets_cookie = False
     for key, value in headers:
-        if not key.islower():
-            return None
+        # The three names we read are lower-case when equal; any other name is checked.
         if key == b"content-type":
+            several = content_type is not None
             content_type = value
-            count += 1
         elif key == b"set-cookie":
             sets_cookie = True
         elif key == b"x-content-type-options":
             nosniff = value.strip().lower() == b"nosniff"
-    if count == 1:
-        if content_type.startswith(b"text/html"):
-            return _HTML_SETS_COOKIE if sets_cookie else _HTML_NO_COOKIE
-        if content_type.startswith(b"application/json"):
-            return _OTHER_SETS_COOKIE if sets_cookie else _OTHER_NO_COOKIE
-        return classify((content_type,), nosniff=nosniff), sets_cookie
-    return classify([v for k, v in headers if k == b"content-type"], nosniff=nosniff), sets_cookie
-
+        elif not key.islower():
+            return None
+    if content_type is None or several:
+        return classify([v for k, v in headers if k == b"content-type"], nosniff=nosniff), sets_cookie
+    answers = _ANSWERS[nosniff]
+    pair = answers.get(content_type)
+    if pair is None:
+        kind = _one_type(content_type, nosniff)
+        pair = ((kind, False), (kind, True))
+        if len(answers) < _MAX_ANSWERS:
+            answers[content_type] = pair
+    return pair[sets_cookie]
