@@ -29,7 +29,10 @@
  *     has begun" is returned: the result is then ~end (negative);
  *   - CSS: style= values and a <style>'s text, read as fetch.css_urls reads them (css_judge);
  *   - the injections (with `inject`): </head, <body> and </body as the tokenizer makes them;
- *   - a <noscript>'s content as careful mode reads it, when nothing in it has an effect.
+ *   - a <noscript>'s content as careful mode reads it, when nothing in it has an effect;
+ *   - an inline <svg> that is not flat, as careful mode reads it (svg_run: the stack of open
+ *     elements, HTML integration points, a <title>'s guard), when nothing in it has an effect
+ *     the model leaves to Python (breakouts, raw text, comments, nested documents ...).
  * With `edits`, the simple tags of blocked partners (not iframe/embed: placeholders) are
  * neutralised here too: the edits decide._judge makes are appended as (start, end, bytes).
  * Anything it is not sure of (character references, percent-encoding, non-ASCII, controls,
@@ -1905,15 +1908,262 @@ set_merge(PyObject *dst, PyObject *src)
     return 0;
 }
 
-/* A <noscript> start tag whose name ends at r: judged as any tag, then its content read by
-   noscript_run; what they report is kept only when the whole element is read (else Python
-   reads it from its start tag). The end after "</noscript ...>", or -1. */
+/* --- an inline <svg> in careful mode (foreign.OpenElements, Tokenizer._careful_tag) ------ */
+
+#define SVG_DEPTH 32
+enum { K_PLAIN, K_HTML_IP };  /* grammar._PLAIN, _HTML_IP (no MathML here: its root stops) */
+
+/* One entry of the stack of open elements: namespace 'h' or 's', the name s[at:at+len]. */
+typedef struct {
+    Py_ssize_t at, len;
+    char ns, kind;
+} Open;
+
+static const char *const SWITCHERS[] = {  /* grammar._SWITCHERS */
+    "iframe", "noembed", "noframes", "noscript", "plaintext", "script", "style", "textarea",
+    "title", "xmp", NULL};
+static const char *const VOID[] = {  /* grammar._VOID */
+    "area", "base", "basefont", "bgsound", "br", "col", "embed", "frame", "hr", "image", "img",
+    "input", "keygen", "link", "meta", "param", "source", "track", "wbr", NULL};
+static const char *const BREAKOUT[] = {  /* grammar._BREAKOUT */
+    "b", "big", "blockquote", "body", "br", "center", "code", "dd", "div", "dl", "dt", "em",
+    "embed", "h1", "h2", "h3", "h4", "h5", "h6", "head", "hr", "i", "img", "li", "listing",
+    "menu", "meta", "nobr", "ol", "p", "pre", "ruby", "s", "small", "span", "strong", "strike",
+    "sub", "sup", "table", "tt", "u", "ul", "var", NULL};
+static const char *const SVG_HTML_IP[] = {"desc", "foreignobject", "title", NULL};
+
+static int
+in_words(const unsigned char *F, const char *const *words, const unsigned char *s, Py_ssize_t len)
+{
+    for (; *words; words++) {
+        if (eq_fold(F, s, len, *words)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Whether two names in the buffer are equal, folded. */
+static int
+same_name(const Scan *S, const Open *o, const unsigned char *nm, Py_ssize_t len)
+{
+    if (o->len != len) {
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < len; i++) {
+        if (S->F[S->s[o->at + i]] != S->F[nm[i]]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* attrs._self_closing: the tag whose attributes start at r and which ends at end (after '>')
+   ends with "/>" where the '/' is not part of a value; -1 when its attributes cannot be read
+   here. */
+static int
+self_closing(const Scan *S, Py_ssize_t r, Py_ssize_t end)
+{
+    if (end - 2 < r || S->s[end - 2] != '/') {
+        return 0;
+    }
+    Attr at[MAX_ATTRS];
+    int count;
+    if (read_attrs(S, r, at, &count) != end) {
+        return -1;
+    }
+    Py_ssize_t last = r;
+    if (count > 0) {
+        const Attr *a = &at[count - 1];
+        last = a->vs < 0 ? a->ne
+               : (S->s[a->vs - 1] == '"' || S->s[a->vs - 1] == '\'') ? a->ve + 1 : a->ve;
+    }
+    return last < end - 1;
+}
+
+/* OpenElements.html_end: an HTML end tag with st[top] as the current node pops the HTML element
+   of that name unless an integration point comes first. */
+static void
+svg_html_end(const Scan *S, const Open *st, int *depth, int top, const unsigned char *nm,
+             Py_ssize_t len)
+{
+    for (int k = top; k >= 0; k--) {
+        if (st[k].ns == 'h' && same_name(S, &st[k], nm, len)) {
+            *depth = k;
+            return;
+        }
+        if (st[k].kind != K_PLAIN) {
+            return;
+        }
+    }
+}
+
+/* The content of an <svg> start tag that does not close itself (its name at root, 3 bytes),
+   from p, as Tokenizer._careful_tag reads it: the stack of open elements from the <svg> up,
+   start tags by the dispatcher (HTML rules in an HTML element or at an SVG integration point:
+   foreignObject, desc, title; else foreign), end tags by OpenElements.end_tag, every start tag
+   judged with the careful attribute kinds. An SVG <title> is also a guard (grammar._SWITCHERS:
+   its raw-text reading), which its end tag ends. Text, those tags and "</>" are read; anything
+   with another effect (a comment, bogus comment or CDATA, a breakout or <font>, a raw-text,
+   script or style element, a nested <svg>/<math> in HTML rules, <html>/<head>/<body>, a
+   </br> or </p> in foreign content, a tag holding "</", a placeholder, a tag cut off, deeper
+   than SVG_DEPTH) stops. The end of the end tag that pops the <svg> (no guard left), or -1. */
 static Py_ssize_t
-noscript_tag(Scan *S, Py_ssize_t r)
+svg_run(Scan *S, Py_ssize_t root, Py_ssize_t p)
+{
+    const unsigned char *s = S->s, *F = S->F;
+    Py_ssize_t n = S->n;
+    Open st[SVG_DEPTH];
+    int depth = 1, guards = 0;
+    st[0] = (Open){root, 3, 's', K_PLAIN};
+    for (;;) {
+        const unsigned char *lt = p < n ? memchr(s + p, '<', (size_t)(n - p)) : NULL;
+        if (lt == NULL) {
+            return -1;
+        }
+        Py_ssize_t i = lt - s;
+        if (i + 2 >= n) {
+            return -1;  /* short, or a tag cut off */
+        }
+        unsigned char c = F[s[i + 1]];
+        if (c == '/') {
+            unsigned char d = F[s[i + 2]];
+            if (d == '>') {
+                p = i + 3;  /* "</>" */
+                continue;
+            }
+            if (!(d >= 'a' && d <= 'z')) {
+                return -1;  /* a bogus comment */
+            }
+            Py_ssize_t r = name_end(s, n, i + 2);
+            if (r >= n) {
+                return -1;
+            }
+            Py_ssize_t e = gram_body(S, r, 0), len = r - (i + 2);
+            const unsigned char *nm = s + i + 2;
+            if (e < 0 || holds_end(s, i + 1, e - 1)) {
+                return -1;
+            }
+            /* OpenElements.end_tag */
+            if (st[depth - 1].ns != 'h') {
+                if (EQ_LIT(F, nm, len, "br") || EQ_LIT(F, nm, len, "p")) {
+                    return -1;  /* pops to HTML */
+                }
+                for (int k = depth - 1; k >= 0; k--) {
+                    if (same_name(S, &st[k], nm, len)) {
+                        depth = k;
+                        break;
+                    }
+                    if (st[k].ns == 'h') {
+                        svg_html_end(S, st, &depth, k, nm, len);
+                        break;
+                    }
+                }
+            }
+            else {
+                svg_html_end(S, st, &depth, depth - 1, nm, len);
+            }
+            /* Tokenizer._end_tag: the end tag of a guarded element ends its guard. */
+            if (guards > 0 && EQ_LIT(F, nm, len, "title")) {
+                guards--;
+            }
+            p = e;
+            if (depth == 0) {
+                return guards ? -1 : e;
+            }
+            continue;
+        }
+        if (!(c >= 'a' && c <= 'z')) {
+            if (c == '!' || c == '?') {
+                return -1;
+            }
+            p = i + 1;  /* a '<' that starts no tag is text */
+            continue;
+        }
+        Py_ssize_t r = name_end(s, n, i + 1);
+        if (r >= n) {
+            return -1;
+        }
+        const unsigned char *nm = s + i + 1;
+        Py_ssize_t len = r - (i + 1);
+        const Open *top = &st[depth - 1];
+        /* OpenElements.html_rules: an HTML element or an SVG HTML integration point */
+        int html = top->ns == 'h' || top->kind == K_HTML_IP;
+        int title = 0;
+        if (html) {
+            /* Tokenizer._html_start and _after_start_tag in careful mode: a text state, a
+               guard, foreign content or the document's start are left to Python. */
+            if (in_words(F, SWITCHERS, nm, len) || EQ_LIT(F, nm, len, "svg")
+                || EQ_LIT(F, nm, len, "math") || EQ_LIT(F, nm, len, "html")
+                || EQ_LIT(F, nm, len, "head") || EQ_LIT(F, nm, len, "body")) {
+                return -1;
+            }
+        }
+        else {
+            /* A breakout pops to HTML; <font> may; a foreign raw-text element is a guard
+               (only <title>'s is followed here) and <style> is read as a style sheet. */
+            title = EQ_LIT(F, nm, len, "title");
+            if (in_words(F, BREAKOUT, nm, len) || EQ_LIT(F, nm, len, "font")
+                || (!title && in_words(F, SWITCHERS, nm, len))) {
+                return -1;
+            }
+        }
+        const TagRule *rule = rule_for(S, nm, len);
+        if (rule != NULL && rule->text != T_NONE && !title) {
+            return -1;
+        }
+        S->tname = nm;
+        S->tlen = len;
+        /* (title's rule has no URL attribute: judged like any other tag) */
+        Py_ssize_t e = judge_tag(S, rule != NULL && !title ? rule : &GENERIC, r);
+        if (e < 0 || holds_end(s, i + 1, e - 1) || report_found(S) < 0) {
+            return -1;
+        }
+        if (html) {
+            if (!in_words(F, VOID, nm, len)) {
+                if (depth >= SVG_DEPTH) {
+                    return -1;
+                }
+                st[depth++] = (Open){i + 1, len, 'h', K_PLAIN};
+            }
+        }
+        else {
+            int closed = self_closing(S, r, e);
+            if (closed < 0) {
+                return -1;
+            }
+            if (!closed) {
+                if (depth >= SVG_DEPTH) {
+                    return -1;
+                }
+                st[depth++] = (Open){i + 1, len, 's',
+                                     in_words(F, SVG_HTML_IP, nm, len) ? K_HTML_IP : K_PLAIN};
+                guards += title;
+            }
+        }
+        p = e;
+    }
+}
+
+/* A <noscript> (svg: an <svg> that is not flat) start tag whose name ends at r: judged as any
+   tag, then its content read by noscript_run (svg_run); what they report is kept only when the
+   whole element is read (else Python reads it from its start tag). The end after
+   "</noscript ...>" (the end tag that closes the <svg>), or -1. */
+static Py_ssize_t
+content_tag(Scan *S, Py_ssize_t r, int svg)
 {
     Py_ssize_t end = judge_tag(S, &GENERIC, r);
     if (end < 0) {
         return -1;
+    }
+    if (svg) {
+        int closed = self_closing(S, r, end);
+        if (closed < 0) {
+            return -1;
+        }
+        if (closed) {
+            return report_found(S) < 0 ? -1 : end;  /* <svg/>: no foreign content */
+        }
     }
     PyObject *sets[3] = {S->unknown, S->enabled, S->blocked}, *tmp[3] = {NULL, NULL, NULL};
     Py_ssize_t nedits = S->edits != NULL ? PyList_GET_SIZE(S->edits) : 0;
@@ -1931,7 +2181,7 @@ noscript_tag(Scan *S, Py_ssize_t r)
     }
     else {
         S->careful = 1;
-        end = noscript_run(S, end);
+        end = svg ? svg_run(S, r - 3, end) : noscript_run(S, end);
         S->careful = 0;
     }
     S->unknown = sets[0];
@@ -1987,10 +2237,11 @@ skip_lt(Scan *S, Py_ssize_t pos)
             }
         }
         if (S->hosts != NULL && EQ_LIT(F, name, len, "svg")) {
-            return svg_flat(S, pos);
+            Py_ssize_t e = svg_flat(S, pos);
+            return e >= 0 || S->failed ? e : content_tag(S, r, 1);
         }
         if (S->hosts != NULL && EQ_LIT(F, name, len, "noscript")) {
-            return noscript_tag(S, r);
+            return content_tag(S, r, 0);
         }
         if (S->hosts != NULL) {
             const TagRule *rule = rule_for(S, name, len);
@@ -2219,10 +2470,11 @@ PyInit__speedups(void)
         return NULL;
     }
     const char *const *lists[] = {NAMES, END_NAMES, PLAIN_URL_TAGS, LINK_NO_FETCH, FETCH_URL_ATTRS,
-                                  SVG_NOT_FLAT};
+                                  SVG_NOT_FLAT, SWITCHERS, VOID, BREAKOUT, SVG_HTML_IP};
     const char *attrs[] = {"NAMES", "END_NAMES", "PLAIN_URL_TAGS", "LINK_NO_FETCH",
-                           "FETCH_URL_ATTRS", "SVG_NOT_FLAT"};
-    for (int i = 0; i < 6; i++) {
+                           "FETCH_URL_ATTRS", "SVG_NOT_FLAT", "SWITCHERS", "VOID", "BREAKOUT",
+                           "SVG_HTML_IP"};
+    for (int i = 0; i < 10; i++) {
         PyObject *t = name_tuple(lists[i]);
         if (t == NULL || PyModule_AddObject(m, attrs[i], t) < 0) {
             Py_XDECREF(t);

@@ -11,6 +11,12 @@ PLAIN_URL_TAGS: tuple[str, ...]
 LINK_NO_FETCH: tuple[str, ...]
 FETCH_URL_ATTRS: tuple[str, ...]
 SVG_NOT_FLAT: tuple[str, ...]
+# what the native pass reads an inline <svg> with (grammar's _SWITCHERS, _VOID, _BREAKOUT,
+# _SVG_HTML_IP)
+SWITCHERS: tuple[str, ...]
+VOID: tuple[str, ...]
+BREAKOUT: tuple[str, ...]
+SVG_HTML_IP: tuple[str, ...]
 # (tag, URL attributes, data: is a document, text after it: "" | "raw" | "script" | "doc")
 RULES: tuple[tuple[str, tuple[str, ...], bool, str], ...]
 

@@ -284,6 +284,59 @@ def test_native_pass_equals_pure_python_in_noscript(doc: str, cuts: list[int],
     check(doc.encode(), cuts, allowed, True)
 
 
+# Inline SVG that is not flat, as careful mode reads it (the native pass follows the stack of
+# open elements itself when nothing in it has an effect it leaves to Python).
+SVG_URLS = ["//ad.doubleclick.net/x", "https://pagead2.googlesyndication.com/i.png",
+            "https://www.youtube.com/e", "//cdn.example/x", "//a.example.org/y", "/local.png",
+            "data:image/png,x", "//ad.doubleclick.net/x&amp;y"]
+SVG_OPEN = ["<svg>", "<SVG class=c width='2'>", "<svg style='fill:url(//ad.doubleclick.net/f)'>",
+            "<svg/>", "<svg a=b/>", "<svg viewBox=0/>", '<svg xmlns="http://www.w3.org/2000/svg">']
+SVG_TAGS = ["<g>", "<G class=x>", "<g/>", "<title>", "<TITLE >", "<desc>", "<foreignObject>",
+            "<foreignobject/>", "<image href={u}/>", "<image xlink:href='{u}' width=1>",
+            "<use href={u} />", "<a href={u}>", "<rect fill='url({u})'/>", "<path d=x/>",
+            "<set attributeName=href to={u}/>", "<svg>", "<math>", "<mi>", "<font color=red>",
+            "<font>", "<b>", "<p>", "<div>", "<img src={u}>", "<img src='{u}' alt=''>", "<br>",
+            "<span>", "<select>", "<style>a{{}}</style>", "<script>x</script>", "<textarea>",
+            "<iframe src={u}></iframe>", "<embed src={u}>", "<!-- c -->", "<![CDATA[x]]>",
+            "<p title='</title>'>", "<circle r='1'/>", "<body>", "<head>", "<html>", "<noscript>",
+            "<plaintext>", "<link href={u}>", "<input src={u}>", "<object data={u}></object>",
+            "<meta http-equiv=refresh content='1;url={u}'>",
+            "</g>", "</title>", "</TITLE>", "</desc>", "</foreignObject>", "</svg>", "</SVG >",
+            "</a>", "</p>", "</br>", "</div>", "</span>", "</math>", "</body>", "</head>",
+            "</select>", "</>", "</ x>", "x", "<", "< b", "&amp;", ">", "\n"]
+svg_bit = st.builds(str.format, st.sampled_from(SVG_TAGS), u=st.sampled_from(SVG_URLS))
+# After the <svg>: tags read differently in careful mode and in HTML content, so that where
+# careful mode ends (the stack popped, a guard left) shows in the output.
+SVG_PROBES = ["", "", "<image href=//ad.doubleclick.net/p>", "<div fill='url(//ad.doubleclick.net/f)'>",
+              "<style>@import '//cdn.example/s';</style>", "<title><img src=//ad.doubleclick.net/t>"
+              "</title>", "<use href=//cdn.example/u>", "<!-- <img src=//ad.doubleclick.net/c> -->"]
+svgs = st.tuples(st.sampled_from(SVG_OPEN), st.lists(svg_bit, max_size=10).map("".join),
+                 st.sampled_from(["</svg>", "</svg>", "</SVG\n>", "", "</svgx>"]),
+                 st.sampled_from(SVG_PROBES)).map("".join)
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(svgs, svgs, st.sampled_from(TEXT_BITS), tag()), max_size=6).map("".join),
+       st.lists(st.integers(0, 2000), max_size=3),
+       st.sampled_from([frozenset(), frozenset({"ads", "yt"}), frozenset(PARTNERS)]), st.booleans())
+@example('<svg class="v" width="2"><title><img src="https://ad.doubleclick.net/x" alt=""></title>'
+         '<image href="https://pagead2.googlesyndication.com/i.png" width="1"/></svg><p>', [],
+         frozenset(), True)
+@example("<svg><title></svg><style>a{}</style><img src=//ad.doubleclick.net/x>", [], frozenset(),
+         True)
+@example("<svg><foreignObject><div><svg></div></foreignObject><image href=//cdn.example/x>"
+         "</svg></body>", [30], frozenset(), True)
+@example("<svg><g><title><div></g><image href=//ad.doubleclick.net/x></svg>", [], frozenset(),
+         False)
+@example("<svg><desc><p></svg><img src=//ad.doubleclick.net/x>", [], frozenset({"yt"}), True)
+@example("<svg><desc><p></desc></svg><div fill='url(//ad.doubleclick.net/f)'>", [], frozenset(),
+         False)
+def test_native_pass_equals_pure_python_in_svg(doc: str, cuts: list[int], allowed: frozenset[str],
+                                               inject: bool) -> None:
+    """Careful mode inside an inline <svg> (what the native pass reads of it itself)."""
+    check(doc.encode(), cuts, allowed, inject)
+
+
 @pytest.mark.parametrize("name", sorted(p.name for p in CORPUS.glob("*.html")))
 def test_native_pass_equals_pure_python_on_the_corpus(name: str) -> None:
     doc = (CORPUS / name).read_bytes()
@@ -409,9 +462,11 @@ def test_flat_svg_end_equals_the_regex(tail: str, head: str) -> None:
     m = _SVG_FLAT_RE.match(buf.lower(), 0)
     assert _speedups.flat_svg_end(buf, 0) == (m.end() if m else -1)
     if buf[4:5] and buf[4:5] in b" \t\n\f\r/>":  # the tag is named svg: the native pass
-        # stops there unless it is flat
-        assert _speedups.scan_end(buf, 0, table(), set(), None, set()) in (
-            (0,) if m is None else range(m.end(), len(buf) + 1))
+        # passes it whole when it is flat; else it reads it as careful mode does (or stops)
+        if m is not None:
+            assert _speedups.scan_end(buf, 0, table(), set(), None, set()) in range(
+                m.end(), len(buf) + 1)
+        check(buf, [], frozenset(), False)
 
 
 def test_scan_end_says_when_the_document_began() -> None:
@@ -448,6 +503,8 @@ GUARD_DOCS = [
     b"<head></head ><body background=//ad.doubleclick.net/b x=y></noscript></BODY\n>",
     b"<body><p></body/>",
     b"<noscript class=n><img src=//ad.doubleclick.net/x><area href=//a.example/></p></noscript >",
+    b"<svg a=b><title><img src=//ad.doubleclick.net/x></title><image href='//u.example/' />"
+    b"<foreignObject><p>t</p></foreignObject><g/></svg >",
 ]
 
 
@@ -571,6 +628,37 @@ def test_scan_end_reads_a_noscript_as_careful_mode_does() -> None:
         assert (found, blocked, edits) == (set(), set(), []), inner
     # the end not in this buffer
     assert _speedups.scan_end(b"<noscript><p>", 0, table(), set(), None, set(), set(), []) == 0
+
+
+def test_scan_end_reads_an_svg_as_careful_mode_does() -> None:
+    """An <svg> that is not flat, as Tokenizer._careful_tag reads it: the stack of open elements
+    (an SVG <title> is an HTML integration point: its <img> follows the HTML rules), tags judged
+    with the careful kinds, up to the end tag that pops the <svg>."""
+    doc = (b'<svg class=v><title><img src="https://ad.doubleclick.net/x" alt=""></title>'
+           b"<g><image href=//pagead2.googlesyndication.com/i.png /><use xlink:href=//u.example/s>"
+           b"</use></g><a href=//ad.doubleclick.net/n>t</a></svg ><img src=//i.example/>")
+    found: set[str] = set()
+    blocked: set[str] = set()
+    edits: list[tuple[int, int, bytes]] = []
+    assert _speedups.scan_end(doc, 0, table(), found, None, set(), blocked, edits) == len(doc)
+    assert edits == [(24, 24, b' data-consent-partner="ads"'), (25, 28, b"data-consent-src"),
+                     (84, 84, b' data-consent-partner="ads"'), (85, 89, b"data-consent-href")]
+    assert (found, blocked) == ({"u.example", "i.example"}, {"ads"})
+    # Anything with another effect inside: nothing is reported, Python reads it from the <svg>.
+    for inner in [b"<!-- c -->", b"<![CDATA[x]]>", b"<script>x</script>", b"<style>a{}</style>",
+                  b"<b>", b"<font>", b"<p>", b"<div>", b"<title><style>", b"<desc><svg>",
+                  b"<desc><math>", b"<title><title>", b"<desc><body>", b"</p>", b"</br>",
+                  b"<g title='</g>'>", b"<iframe src=//a.example/>", b"<image href=//a.example/",
+                  b"<desc><embed src=//ad.doubleclick.net/>", b"<?x>", b"</ x>",
+                  b"<title></svg>", b"<g>" * 40]:
+        doc = (b"t<svg><image href=//ad.doubleclick.net/x/><image href=//u.example/ />" + inner
+               + b"</svg>")
+        found, blocked, edits = set(), set(), []
+        assert _speedups.scan_end(doc, 0, table(), found, None, set(), blocked, edits) == 1, inner
+        assert (found, blocked, edits) == (set(), set(), []), inner
+    # the end not in this buffer; a self-closing <svg> is a tag like any other
+    assert _speedups.scan_end(b"<svg><g>", 0, table(), set(), None, set(), set(), []) == 0
+    assert _speedups.scan_end(b"<svg/><b>", 0, table(), set(), None, set(), set(), []) == 9
 
 
 def test_scan_end_neutralises_a_blocked_style_sheet() -> None:

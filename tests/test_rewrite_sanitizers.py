@@ -86,11 +86,13 @@ def run(buf):
 
 @settings(max_examples=int(sys.argv[2]) // 3, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow])
-@given(nat.documents, t.buffers(), st.lists(st.sampled_from(nat.SVG_BITS), max_size=12))
-def run_scan(doc, buf, svg):
+@given(nat.documents, t.buffers(), st.lists(st.sampled_from(nat.SVG_BITS), max_size=12),
+       nat.svgs)
+def run_scan(doc, buf, svg, careful_svg):
     check_prefixes(doc.encode("utf-8", "replace"))
     check_scan(buf)
     check_prefixes(("<svg" + "".join(svg)).encode())
+    check_prefixes(careful_svg.encode())
 
 run()
 run_scan()

@@ -38,8 +38,11 @@ from .grammar import (
     _NAME_SET,
     _PLAIN_URL_TAGS,
     _RAW_TEXT,
+    _SVG_HTML_IP,
     _SVG_SPECIAL,
+    _SWITCHERS,
     _URL_ATTRS,
+    _VOID,
 )
 
 Table = tuple[tuple[str, str], ...]
@@ -59,7 +62,10 @@ def _agrees(mod: Any) -> bool:
                 for tag, urls, doc, kind in mod.RULES)
             and set(mod.LINK_NO_FETCH) == _LINK_NO_FETCH
             and (*mod.FETCH_URL_ATTRS, "style") == _FETCH_ATTRS
-            and set(mod.SVG_NOT_FLAT) == {*_SVG_SPECIAL, *_BREAKOUT})
+            and set(mod.SVG_NOT_FLAT) == {*_SVG_SPECIAL, *_BREAKOUT}
+            # what svg_run reads an inline <svg> with (foreign.OpenElements, careful mode)
+            and set(mod.SWITCHERS) == _SWITCHERS and set(mod.VOID) == _VOID
+            and set(mod.BREAKOUT) == _BREAKOUT and set(mod.SVG_HTML_IP) == _SVG_HTML_IP)
 
 
 if not os.environ.get("CONSENT_GATE_PURE_PYTHON"):
