@@ -288,9 +288,14 @@ def test_unreadable_document_has_every_http_equiv_respelled(tmp_path: Path, name
         assert enforced_no_partner(out) and not out.header(b"content-encoding")
 
 
+_CHAR_REF = re.compile("&#(x?)([0-9a-f]{1,6});")
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.sampled_from(["<meta ", "http-equiv", "HTTP-EQUIV", "http-", "equiv", "x",
-                                 "\u6800", "\x00", "\x1b(B", ">"]), max_size=12),
+                                 "\u6800", "\x00", "\x1b(B", ">", "&#104;", "&#x0068;", "&#45;",
+                                 "&#", "&", ";", "ttp-equiv", "<?xml-stylesheet", "<?xml-"]),
+                max_size=12),
        st.sampled_from(["utf-16-le", "utf-16-be", "utf-8"]), st.integers(1, 9))
 def test_any_respeller_leaves_no_name_in_any_chunking(parts: list[str], codec: str,
                                                       size: int) -> None:
@@ -302,6 +307,82 @@ def test_any_respeller_leaves_no_name_in_any_chunking(parts: list[str], codec: s
     text = out.decode(codec, "replace").lower()
     if codec == "utf-8":  # read as ISO-2022-JP: its ASCII-mode escapes are no characters
         text = text.replace("\x1b(b", "")
+    text = _CHAR_REF.sub(lambda m: chr(int(m.group(2), 16 if m.group(1) else 10)), text)
     assert re.search("(?<!data-consent-)http-equiv", text) is None
+    assert re.search("<[?]xml-stylesheet", text) is None
     one = AnyRespeller()
     assert one.feed(body) + one.finish() == out
+
+
+# --------------------------------------------------------------------------- an XML declaration in HTML
+
+ESC_PAGE = (b'<?xml version="1.0" encoding="ISO-2022-JP"?><!DOCTYPE html><html><head>'
+            b'<meta http-\x1b(Bequiv="refresh" content="0;url=https://pagead2.googlesyndication.com/r">'
+            b"<title>T</title></head><body>\x1b$B<!--\x1b(B" + AD_TAG + b"\x1b$B-->\x1b(B</body></html>")
+
+
+@pytest.mark.parametrize("decl", [b'encoding="ISO-2022-JP"', b"encoding = 'csiso2022jp'"])
+@pytest.mark.parametrize("encoding", [None, b"br"])
+@pytest.mark.parametrize("content_type", [b"text/html", b"text/html; charset=x-unknown", None])
+def test_xml_declaration_of_iso2022jp_in_html_is_not_rewritten(
+        tmp_path: Path, decl: bytes, encoding: bytes | None, content_type: bytes | None) -> None:
+    """Chromium decodes a text/html page that opens with <?xml ... encoding="ISO-2022-JP"?> as
+    ISO-2022-JP (measured): its ESC $ B comment hides a live tag from a byte reader, so the page
+    goes out unrewritten behind the enforced no-partner CSP, every http-equiv respelled."""
+    page = ESC_PAGE.replace(b'encoding="ISO-2022-JP"', decl)
+    headers = [(b"content-type", content_type)] if content_type else []
+    sent = page
+    if encoding is not None:
+        headers.append((b"content-encoding", encoding))
+        sent = _br(page)
+    gate = make_gate(html_app([sent[:30], sent[30:]], headers=headers), tmp_path,
+                     csp={"mode": "off"})
+    out = asyncio.run(run(gate, http_scope(cookie=cookie_for(gate, {"ads"}))))
+    assert out.body == page.replace(b"http-\x1b(Bequiv", b"data-consent-http-equiv\x1b(B")
+    assert enforced_no_partner(out)
+
+
+def test_xml_declaration_under_a_header_charset_is_ignored(tmp_path: Path) -> None:
+    """A usable header label wins (measured: Chromium kept UTF-8): the page is rewritten."""
+    headers = [(b"content-type", b"text/html; charset=utf-8")]
+    gate = make_gate(html_app([ESC_PAGE], headers=headers), tmp_path)
+    out = asyncio.run(run(gate, http_scope()))
+    assert b'data-consent-http-equiv="refresh"' not in out.body  # rewritten, not respelled
+    assert b'id="consent-gate-banner"' in out.body
+
+
+# --------------------------------------------------------------------------- names XML can build
+
+ENTITY_DOC = ('<?xml version="1.0"?>\n<!DOCTYPE html [<!ENTITY r "<meta &#104;ttp-&#x65;quiv=\'refresh\' '
+              "content='0;url=https://pagead2.googlesyndication.com/r'/>\">]>"
+              '<html xmlns="http://www.w3.org/1999/xhtml"><head>&r;&#60;</head><body/></html>')
+XSLT_DOC = '<?xml version="1.0"?><?xml-stylesheet type="text/xsl" href="/t.xsl"?><doc/>'
+
+
+@pytest.mark.parametrize("codec", ["utf-8", "utf-16-le", "utf-16-be"])
+def test_entity_that_builds_http_equiv_from_references_is_respelled(tmp_path: Path,
+                                                                    codec: str) -> None:
+    """Chromium expands an internal entity whose value spells the name with character
+    references, and follows the refresh (measured): letter references are decoded first."""
+    body = ENTITY_DOC.encode(codec)
+    ctype = b"application/xhtml+xml" + (b"" if codec == "utf-8" else f"; charset={codec}".encode())
+    for size in (1, 5, len(body)):
+        chunks = [body[i:i + size] for i in range(0, len(body), size)]
+        gate = make_gate(html_app(chunks, headers=[(b"content-type", ctype)]), tmp_path)
+        out = asyncio.run(run(gate, http_scope()))
+        text = out.body.decode(codec)
+        assert "data-consent-http-equiv='refresh'" in text and "&#104;" not in text, size
+        assert "&#60;" in text  # a reference to anything else is left as sent
+        assert enforced_no_partner(out)
+
+
+def test_xml_stylesheet_is_renamed_in_documents(tmp_path: Path) -> None:
+    """A same-origin XSLT transform can build any name (concat): the PI that applies it is
+    renamed, so the document shows untransformed (Chromium 156 runs XSLT, measured)."""
+    for codec in ("utf-8", "utf-16"):
+        body = XSLT_DOC.encode(codec)
+        gate = make_gate(html_app([body], headers=[(b"content-type", b"application/xml")]),
+                         tmp_path)
+        out = asyncio.run(run(gate, http_scope()))
+        assert out.body.decode(codec) == XSLT_DOC.replace("<?xml-stylesheet",
+                                                          "<?consent-blocked-xml-stylesheet")

@@ -35,6 +35,7 @@ from ..sniff import (
     unreadable_charset,
     wide_bom,
     wide_codec,
+    xml_declaration_open,
 )
 from .encodings import BodyDecoder, codings, decoder_for, undecodable
 from .phases import (
@@ -570,9 +571,10 @@ class HtmlResponder:
             return self.respeller.feed(data) + (self.respeller.finish() if final else b"")
         if self.start is not None:
             if self.fed == 0:
-                # The first bytes may split a byte order mark: keep them until it is whole.
+                # The first bytes may split a byte order mark or an XML declaration (its
+                # encoding= may name ISO-2022-JP): keep them until it is whole.
                 data, self.sniffed = self.sniffed + data, b""
-                if not final and bom_prefix(data):
+                if not final and (bom_prefix(data) or xml_declaration_open(data)):
                     self.sniffed = data
                     return b""
             if self.fed == 0 and data and wide_bom(data):

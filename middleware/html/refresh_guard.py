@@ -11,6 +11,7 @@ references, so in an ASCII-compatible encoding ``http-equiv`` has no other spell
 from __future__ import annotations
 
 import codecs
+import functools
 import re
 
 _NAME = b"http-equiv"
@@ -102,7 +103,7 @@ def _open_text_prefix(text: str) -> int:
 # ISO-2022-JP: ESC ( B (ASCII) and ESC ( J (JIS-Roman) switch to a mode where the letters are
 # the letters, so a browser reads "http-ESC(Bequiv" as http-equiv (measured in Chromium 156).
 _ESC = rb"(?:\x1b\([BJ])"
-_ESC_NAME_RE = re.compile(rb"(?i)" + (_ESC + rb"*").join(re.escape(bytes([c])) for c in _NAME))
+
 
 def _tail_pattern(name: bytes) -> bytes:
     """A proper prefix of the (escaped) name, ending the data: what must wait for more."""
@@ -112,54 +113,82 @@ def _tail_pattern(name: bytes) -> bytes:
     return out
 
 
-_ESC_TAIL_RE = re.compile(rb"(?i)" + _tail_pattern(_NAME) + rb"(?:\x1b\(?)?\Z")
 _ESC_ONLY_RE = re.compile(_ESC)
 
 
-def _respell_escaped(m: re.Match[bytes]) -> bytes:
-    # Keep the mode the name's last escape left the decoder in.
-    escapes = _ESC_ONLY_RE.findall(m.group(0))
-    return _RESPELLED + (escapes[-1] if escapes else b"")
+class _EscapedRespeller:
+    """Each of ``names`` (name -> its respelling) respelled in any case, also when spelled
+    with ISO-2022-JP mode escapes inside it (dropped, the last one kept after the respelled
+    name so the decoder's mode is unchanged), across any chunking."""
+
+    def __init__(self, names: dict[bytes, bytes]) -> None:
+        self._names = {k.lower(): v for k, v in names.items()}
+        self._re, self._tail_re = _escaped_res(tuple(names))
+        self._held = b""
+
+    def _respell(self, m: re.Match[bytes]) -> bytes:
+        escapes = _ESC_ONLY_RE.findall(m.group(0))
+        plain = _ESC_ONLY_RE.sub(b"", m.group(0)).lower()
+        return self._names[plain] + (escapes[-1] if escapes else b"")
+
+    def feed(self, chunk: bytes) -> bytes:
+        data = self._held + chunk
+        m = self._tail_re.search(data)
+        keep = len(data) - m.start() if m is not None else 0
+        self._held = data[len(data) - keep:] if keep else b""
+        return self._re.sub(self._respell, data[:len(data) - keep] if keep else data)
+
+    def finish(self) -> bytes:
+        held, self._held = self._held, b""
+        return self._re.sub(self._respell, held)
 
 
-class Iso2022Respeller:
+@functools.cache
+def _escaped_res(names: tuple[bytes, ...]) -> tuple[re.Pattern[bytes], re.Pattern[bytes]]:
+    spelled = (b"(?:" + (_ESC + b"*").join(re.escape(bytes([c])) for c in n) + b")" for n in names)
+    tails = (b"(?:" + _tail_pattern(n) + b")" for n in names)
+    return (re.compile(rb"(?i)" + b"|".join(spelled)),
+            re.compile(rb"(?i)(?:" + b"|".join(tails) + rb")(?:\x1b\(?)?\Z"))
+
+
+class Iso2022Respeller(_EscapedRespeller):
     """RefreshRespeller for ISO-2022-JP: also the names spelled with mode escapes inside
     them (dropped, the last one kept after the respelled name), across any chunking."""
 
     def __init__(self) -> None:
-        self._held = b""
-
-    def feed(self, chunk: bytes) -> bytes:
-        data = self._held + chunk
-        m = _ESC_TAIL_RE.search(data)
-        keep = len(data) - m.start() if m is not None else 0
-        self._held = data[len(data) - keep:] if keep else b""
-        return _ESC_NAME_RE.sub(_respell_escaped, data[:len(data) - keep] if keep else data)
-
-    def finish(self) -> bytes:
-        held, self._held = self._held, b""
-        return _ESC_NAME_RE.sub(_respell_escaped, held)
+        super().__init__({_NAME: _RESPELLED})
 
 
 # UTF-16 at byte level: each letter is one code unit, its ASCII byte beside a zero byte (no
 # other code unit decodes to an ASCII letter), so the name has these two spellings only.
-def _wide_name(order: str) -> bytes:
+def _wide_name(name: bytes, order: str) -> bytes:
     units = (b"\x00" + re.escape(bytes([c])) if order == "be" else re.escape(bytes([c])) + b"\x00"
-             for c in _NAME)
+             for c in name)
     return b"".join(units)
 
 
-_WIDE_RE = re.compile(rb"(?i)(" + _wide_name("le") + rb")|" + _wide_name("be"))
-_WIDE_LEN = 2 * len(_NAME)
-_WIDE_OUT = {True: _RESPELLED.decode().encode("utf-16-le"),
-             False: _RESPELLED.decode().encode("utf-16-be")}
+#: XSLT (Chromium 156 applies a same-origin ``<?xml-stylesheet?>``, measured: a transform that
+#: builds the name with concat('http-','equiv') followed its refresh to the partner): the
+#: processing instruction is renamed, so the XML document shows untransformed.
+_PI = b"<?xml-stylesheet"
+_DOCUMENT_NAMES = {_NAME: _RESPELLED, _PI: b"<?consent-blocked-xml-stylesheet"}
+_WIDE_RE = re.compile(rb"(?i)" + b"|".join(
+    _wide_name(n, order) for n in _DOCUMENT_NAMES for order in ("le", "be")))
+_WIDE_LEN = 2 * max(len(n) for n in _DOCUMENT_NAMES)
+
+
+def _wide_out(m: re.Match[bytes]) -> bytes:
+    raw = m.group(0)
+    codec = "utf-16-le" if raw[1] == 0 else "utf-16-be"
+    name = raw.decode(codec).lower().encode()
+    return _DOCUMENT_NAMES[name].decode().encode(codec)
 
 
 class _WideBytesRespeller:
-    """``http-equiv`` in UTF-16LE or UTF-16BE respelled at byte level, at any alignment (an
-    odd one is over-inclusive: the bytes of two rare CJK characters), across any chunking.
-    The respelled name is 26 bytes longer: an even number, so what follows keeps its
-    alignment."""
+    """``http-equiv`` (and ``<?xml-stylesheet``) in UTF-16LE or UTF-16BE respelled at byte
+    level, at any alignment (an odd one is over-inclusive: the bytes of rare CJK characters),
+    across any chunking. A respelled name is an even number of bytes longer, so what follows
+    keeps its alignment."""
 
     def __init__(self) -> None:
         self._held = b""
@@ -174,7 +203,7 @@ class _WideBytesRespeller:
             if m.start() >= cut:
                 break
             out.append(data[pos:m.start()])
-            out.append(_WIDE_OUT[m.group(1) is not None])
+            out.append(_wide_out(m))
             pos = m.end()
         cut = max(cut, pos)
         out.append(data[pos:cut])
@@ -185,19 +214,79 @@ class _WideBytesRespeller:
         return self.feed(b"", final=True)
 
 
+_E = rb"(?:\x1b\([BJ])*"  # ISO-2022-JP's ASCII-mode escapes, invisible to the decoded text
+_CHAR_REF_RE = re.compile(
+    rb"&" + _E + rb"#" + _E + rb"(?:([xX])" + _E + rb")?((?:[0-9a-fA-F]" + _E + rb")+);"
+    rb"|&\x00#\x00(?:([xX])\x00)?((?:[0-9a-fA-F]\x00)+);\x00"
+    rb"|\x00&\x00#(?:\x00([xX]))?((?:\x00[0-9a-fA-F])+)\x00;")
+_ESC_BYTES_RE = re.compile(rb"\x1b\([BJ]|\x00")
+#: A character reference cut by the chunk end is held at most this long (leading zeros).
+_REF_HOLD = 4096
+_NAME_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-")
+
+
+def _letter_ref(m: re.Match[bytes]) -> bytes:
+    """A character reference to an ASCII letter or '-' as that character (what the XML
+    parser makes of it, in text, attribute values and entity values alike); others as sent."""
+    wide = m.group(2) is None
+    hexa = m.group(1) or (m.group(3) if m.group(4) is not None else m.group(5))
+    digits = _ESC_BYTES_RE.sub(b"", next(g for g in (m.group(2), m.group(4), m.group(6))
+                                          if g is not None)).lstrip(b"0") or b"0"
+    if len(digits) > 6:
+        return m.group(0)
+    try:
+        value = int(digits, 16 if hexa else 10)
+    except ValueError:
+        return m.group(0)  # a decimal reference with hex digits: no reference at all
+    if value not in _NAME_CHARS:
+        return m.group(0)
+    if not wide:
+        escapes = _ESC_ONLY_RE.findall(m.group(0))
+        return bytes([value]) + (escapes[-1] if escapes else b"")
+    return bytes([value, 0]) if m.group(4) is not None else bytes([0, value])
+
+
+class _LetterRefDecoder:
+    """Character references to letters decoded in place (ASCII, ISO-2022-JP with escapes
+    inside, UTF-16LE/BE), so that a name an XML entity builds from them
+    (``<!ENTITY r "<meta &#104;ttp-equiv='refresh' ...>">``: Chromium expands it and follows
+    the refresh, measured) is spelled out for the respellers after it."""
+
+    def __init__(self) -> None:
+        self._held = b""
+
+    def feed(self, chunk: bytes, final: bool = False) -> bytes:
+        data = _CHAR_REF_RE.sub(_letter_ref, self._held + chunk)
+        self._held = b""
+        if not final:
+            amp = data.rfind(b"&", max(0, len(data) - _REF_HOLD))
+            # (in UTF-16LE the reference ends one byte after its ';')
+            if amp >= 0 and data.find(b";", amp, len(data) - 1) < 0:
+                if amp > 0 and data[amp - 1] == 0:
+                    amp -= 1  # UTF-16BE: the zero byte belongs to the '&'
+                data, self._held = data[:amp], data[amp:]
+            elif data.endswith(b"\x00"):  # may begin a UTF-16BE '&'
+                data, self._held = data[:-1], data[-1:]
+        return data
+
+
 class AnyRespeller:
     """For a body whose encoding we do not know the browser's reading of (an XML document's
     declaration, a UTF-16 one without a byte order mark, a label it ignores): ``http-equiv``
     respelled in every spelling a browser can decode as that name, ASCII-compatible charsets
     and ISO-2022-JP with mode escapes inside the name (``Iso2022Respeller``), and UTF-16LE/BE
-    (byte level). Over-inclusive only; any chunking."""
+    (byte level), after character references to letters are decoded (an XML entity value
+    can build the name from them); and ``<?xml-stylesheet`` likewise (an XSLT transform can
+    build it). Over-inclusive only; any chunking."""
 
     def __init__(self) -> None:
-        self._narrow = Iso2022Respeller()
+        self._refs = _LetterRefDecoder()
+        self._narrow = _EscapedRespeller(_DOCUMENT_NAMES)
         self._wide = _WideBytesRespeller()
 
     def feed(self, chunk: bytes) -> bytes:
-        return self._wide.feed(self._narrow.feed(chunk))
+        return self._wide.feed(self._narrow.feed(self._refs.feed(chunk)))
 
     def finish(self) -> bytes:
-        return self._wide.feed(self._narrow.finish(), final=True)
+        narrow = self._narrow.feed(self._refs.feed(b"", final=True)) + self._narrow.finish()
+        return self._wide.feed(narrow, final=True)

@@ -44,6 +44,27 @@ HTML = ('<!DOCTYPE html><html><head><meta http-equiv="refresh" content="1;url=ht
         + '/{w}/img" alt=""><svg width="9" height="9"><image href="http://' + H
         + '/{w}/svgimg" width="9" height="9"/></svg></body></html>')
 
+#: XHTML whose meta comes from an internal entity that spells the name with a character
+#: reference (the XML parser expands it; a byte reader sees no http-equiv).
+XHTML_ENTITY = XHTML.replace(
+    "?>\n", "?>\n<!DOCTYPE html [<!ENTITY r \"<meta &#104;ttp-equiv='refresh' "
+    "content='1;url=http://" + H + "/{w}/refresh'/>\">]>\n").replace(
+    '<meta http-equiv="refresh" content="1;url=http://' + H + '/{w}/refresh"/>', "&r;")
+#: An HTML page whose XML declaration names ISO-2022-JP (Chromium decodes it so): the name is
+#: spelled with a mode escape, the img and SVG are behind an ESC $ B "comment".
+HTML_XML_DECL = ('<?xml version="1.0" encoding="ISO-2022-JP"?>' + HTML.replace(
+    "http-equiv", "http-\x1b(Bequiv").replace("<p>x</p>", "<p>x</p>\x1b$B<!--\x1b(B").replace(
+    "</body>", "\x1b$B-->\x1b(B</body>"))
+#: An XSLT stylesheet that builds the name (concat) and an XML document that applies it from
+#: the same origin (Chromium 156 runs XSLT). The refresh URL names the sheet.
+XSL_SHEET = ('<?xml version="1.0"?><xsl:stylesheet version="1.0" '
+             'xmlns:xsl="http://www.w3.org/1999/XSL/Transform"><xsl:template match="/">'
+             '<html xmlns="http://www.w3.org/1999/xhtml"><head><meta><xsl:attribute '
+             "name=\"{concat('http-','equiv')}\">refresh</xsl:attribute><xsl:attribute "
+             'name="content">1;url=http://' + H + '/{w}/refresh</xsl:attribute></meta>'
+             "<title>enc</title></head><body><p>x</p></body></html></xsl:template></xsl:stylesheet>")
+XSLT_DOC = ('<?xml version="1.0" encoding="UTF-8"?>\n'
+            '<?xml-stylesheet type="text/xsl" href="xsl-sheet"?><doc>x</doc>')
 _XHTML_TYPE = b"application/xhtml+xml"
 _SVG_TYPE = b"image/svg+xml"
 
@@ -102,6 +123,13 @@ BODIES: dict[str, tuple[bytes, list[tuple[bytes, bytes]], str, Callable[[str], b
     "xhtml-iso2022-decl": (_XHTML_TYPE, [], XHTML, _iso, "ISO-2022-JP"),
     "svg-utf16-bom": (_SVG_TYPE, [], SVG, _le_bom, "UTF-16"),
     "svg-iso2022-decl": (_SVG_TYPE, [], SVG, _iso, "ISO-2022-JP"),
+    "xhtml-entity": (_XHTML_TYPE, [], XHTML_ENTITY, _utf8, "UTF-8"),
+    "xhtml-entity-utf16": (_XHTML_TYPE, [], XHTML_ENTITY, _le_bom, "UTF-16"),
+    "html-xml-decl-iso2022": (b"text/html", [], HTML_XML_DECL, _utf8, ""),
+    "html-xml-decl-iso2022-br": (b"text/html", [(b"content-encoding", b"br")], HTML_XML_DECL,
+                                 lambda t: _br(t.encode()), ""),
+    "xsl-sheet": (b"text/xsl", [], XSL_SHEET, _utf8, ""),
+    "xslt-doc": (b"application/xml", [], XSLT_DOC, _utf8, ""),
     "svg-utf8": (_SVG_TYPE, [], SVG, _utf8, "UTF-8"),
     "xhtml-utf8": (_XHTML_TYPE, [], XHTML, _utf8, "UTF-8"),
 }
