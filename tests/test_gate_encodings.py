@@ -386,3 +386,20 @@ def test_xml_stylesheet_is_renamed_in_documents(tmp_path: Path) -> None:
         out = asyncio.run(run(gate, http_scope()))
         assert out.body.decode(codec) == XSLT_DOC.replace("<?xml-stylesheet",
                                                           "<?consent-blocked-xml-stylesheet")
+
+
+def test_zstd_frame_asking_for_a_large_window_is_refused(tmp_path: Path,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    """A streamed frame with a 128 MB window would make the decoder hold 128 MB per response:
+    past 8 MB (RFC 9659) it is refused as corrupt, the response ended."""
+    c = zstd.ZstdCompressor(options={zstd.CompressionParameter.window_log: 27})
+    body = c.compress(AD_PAGE * 200) + c.flush()  # streamed: no content size in the header
+    headers = [(b"content-type", b"text/html"), (b"content-encoding", b"zstd")]
+    gate = make_gate(html_app([body], headers=headers), tmp_path)
+    out = asyncio.run(run(gate, http_scope()))
+    assert out.body == b"" and enforced_no_partner(out)
+    assert "corrupt zstd body" in caplog.text
+    small = zstd.ZstdCompressor(options={zstd.CompressionParameter.window_log: 23})
+    ok = small.compress(AD_PAGE * 200) + small.flush()
+    gate = make_gate(html_app([ok], headers=headers), tmp_path)
+    assert b"data-consent-src" in asyncio.run(run(gate, http_scope())).body

@@ -150,13 +150,24 @@ class _Brotli:
                 return
 
 
+#: zstd's window (the memory a frame makes the decoder hold) at most 8 MB, as RFC 9659 asks of
+#: HTTP's zstd: a frame that asks for more (up to 128 MB by the library's default, per
+#: response) is refused as corrupt.
+ZSTD_WINDOW_LOG_MAX = 23
+
+
 class _Zstd:
     """One or more zstd frames (Chromium decodes concatenated frames)."""
 
     def __init__(self, step: int) -> None:
         self._lib = _lib("zstd")
-        self._d = self._lib.ZstdDecompressor()
+        self._d = self._new()
         self._step = step
+
+    def _new(self) -> Any:
+        lib = self._lib
+        return lib.ZstdDecompressor(
+            options={lib.DecompressionParameter.window_log_max: ZSTD_WINDOW_LOG_MAX})
 
     def pieces(self, data: bytes, final: bool) -> Iterator[bytes]:
         pending = data
@@ -166,7 +177,7 @@ class _Zstd:
                 pending = d.unused_data + pending
                 if not pending:
                     return
-                d = self._d = self._lib.ZstdDecompressor()
+                d = self._d = self._new()
             try:
                 piece = d.decompress(pending, self._step)
             except self._lib.ZstdError as exc:
