@@ -62,7 +62,9 @@ def test_my_data_two_visitors_see_only_their_own_rows(chromium: Browser, start_s
         assert alice.locator("main a[href='https://policies.google.com/privacy']").count() >= 1
         assert "privacy@japantalk.example" in text_a
         # The exact consent screen Alice answered, from her own history only.
-        alice.click("main a:has-text('The consent screen you saw')")
+        # Wait for the linked page to load: on a loaded host a bare count() ran before it had.
+        with alice.expect_navigation(wait_until="load"):
+            alice.click("main a:has-text('The consent screen you saw')")
         assert alice.locator(".cg-shown #consent-gate-banner").count() == 1
         alice.goto(site.url + "/.consent/my-data")
         screenshot(alice, "review-my-data", sizes=SIZES)
