@@ -172,7 +172,7 @@ _META_CHARSET = re.compile(rb"(?i)charset[\t\n\x0c\r ]*+=[\t\n\x0c\r ]*+[\"']?+"
 # the body and no header label is usable (measured, Chromium 156: `<?xml version="1.0"
 # encoding="ISO-2022-JP"?>` decoded the page as ISO-2022-JP, and its ESC $ B comment trick and
 # http-ESC(Bequiv refresh reached the partner through the gate). Matched anywhere: over-inclusive.
-_XML_ENCODING = re.compile(rb"(?i)<\?xml[^<>]{0,80}?encoding[\t\n\x0c\r ]*+=[\t\n\x0c\r ]*+[\"']?+"
+_XML_ENCODING = re.compile(rb"(?i)<\?xml[^<>]*?encoding[\t\n\x0c\r ]*+=[\t\n\x0c\r ]*+[\"']?+"
                            rb"[\t\n\x0c\r ]*+([^\"'>?\t\n\x0c\r ]{1,64})")
 _ISO2022JP = frozenset({"iso-2022-jp", "csiso2022jp"})
 _XML_OPEN = b"<?xml"
@@ -196,7 +196,11 @@ def declares_iso2022jp(data: bytes) -> bool:
     as the tree builder reads a <meta>): with no usable header label, the browser decodes
     the page as ISO-2022-JP, where ``ESC $ B`` turns the ASCII bytes of markup into kanji
     (a ``<!--`` the rewriter reads is no comment to the browser). Over-inclusive: any such
-    text counts, in a tag or not; so does an XML declaration's ``encoding=``."""
+    text counts, in a tag or not; so does an XML declaration's ``encoding=``, and a body that
+    opens with an XML declaration not ended within ``XML_DECL_MAX`` bytes."""
+    if data[:len(_XML_OPEN)].lower() == _XML_OPEN and b">" not in data[:XML_DECL_MAX] \
+            and len(data) >= XML_DECL_MAX:
+        return True  # an XML declaration too long to wait for: it may name it (fail closed)
     for m in itertools.chain(_META_CHARSET.finditer(data), _XML_ENCODING.finditer(data)):
         label = m.group(1).decode("latin-1")
         if "&" in label:

@@ -185,7 +185,7 @@ def test_missing_library_ends_the_response(tmp_path: Path, monkeypatch: pytest.M
     gate = make_gate(html_app([_br(AD_PAGE)], headers=headers), tmp_path)
     out = asyncio.run(run(gate, http_scope(cookie=cookie_for(gate, {"ads"}))))
     assert out.body == b"" and enforced_no_partner(out)
-    assert "Content-Encoding br (no decoder installed" in caplog.text
+    assert "Content-Encoding br (no decoder installed): it cannot be read" in caplog.text
 
 
 # --------------------------------------------------------------------------- rewritten HTML
@@ -403,3 +403,40 @@ def test_zstd_frame_asking_for_a_large_window_is_refused(tmp_path: Path,
     ok = small.compress(AD_PAGE * 200) + small.flush()
     gate = make_gate(html_app([ok], headers=headers), tmp_path)
     assert b"data-consent-src" in asyncio.run(run(gate, http_scope())).body
+
+
+def test_a_stack_of_too_many_codings_ends_the_response(tmp_path: Path,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    """Thousands of codings would be thousands of decoder states (and, chained, Python's
+    recursion limit: a 500): past MAX_CODINGS the response ends, nothing sent."""
+    body = AD_PAGE
+    for _ in range(encodings.MAX_CODINGS):
+        body = _gzip(body)
+    headers = [(b"content-type", b"text/html"),
+               (b"content-encoding", b", ".join([b"gzip"] * encodings.MAX_CODINGS))]
+    gate = make_gate(html_app([body], headers=headers), tmp_path)
+    assert b"data-consent-src" in asyncio.run(run(gate, http_scope())).body
+    headers = [(b"content-type", b"text/html"), (b"content-encoding", b", ".join([b"gzip"] * 5000))]
+    gate = make_gate(html_app([body], headers=headers), tmp_path)
+    out = asyncio.run(run(gate, http_scope()))
+    assert out.body == b"" and enforced_no_partner(out)
+    assert "5000 codings stacked" in caplog.text
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_an_xml_declaration_too_long_to_wait_for_fails_closed(tmp_path: Path,
+                                                              chunked: bool) -> None:
+    """An encoding= after hundreds of spaces is still read (Chromium reads the whole
+    declaration); one not ended within XML_DECL_MAX bytes is taken to name ISO-2022-JP."""
+    from middleware.sniff import XML_DECL_MAX
+
+    for pad in (300, XML_DECL_MAX + 10):
+        page = ESC_PAGE.replace(b'encoding="', b" " * pad + b'encoding="')
+        if pad > XML_DECL_MAX:
+            page = page.replace(b'encoding="ISO-2022-JP"', b'encoding="UTF-8"')
+        chunks = [page[:XML_DECL_MAX + 5], page[XML_DECL_MAX + 5:]] if chunked else [page]
+        gate = make_gate(html_app(chunks, headers=[(b"content-type", b"text/html")]), tmp_path,
+                         csp={"mode": "off"})
+        out = asyncio.run(run(gate, http_scope()))
+        assert out.body == page.replace(b"http-\x1b(Bequiv", b"data-consent-http-equiv\x1b(B"), pad
+        assert enforced_no_partner(out)

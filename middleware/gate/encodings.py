@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from ..inflate import FLOOR, RATIO, STEP, InflateError
 
-__all__ = ["BodyDecoder", "codings", "decoder_for", "undecodable"]
+__all__ = ["MAX_CODINGS", "BodyDecoder", "codings", "decoder_for", "undecodable"]
 
 # Chromium's names (net/filter/filter_source_stream.cc): x-gzip is gzip; anything else is
 # skipped. "identity" is no coding either.
@@ -216,7 +216,16 @@ class BodyDecoder:
 
     def pieces(self, data: bytes, *, final: bool) -> Iterator[bytes]:
         self.compressed += len(data)
-        for piece in self._chain(0, data, final):
+        chain = self._chain(0, data, final)
+        while True:
+            try:
+                piece = next(chain)
+            except StopIteration:
+                return
+            except InflateError:
+                raise
+            except Exception as exc:  # pragma: no cover - a decoder failing with another type
+                raise InflateError(f"undecodable body ({type(exc).__name__}: {exc})") from None
             self.decoded += len(piece)
             if self.decoded > self.floor + self.ratio * self.compressed:
                 raise InflateError(
@@ -238,14 +247,21 @@ class BodyDecoder:
 
 
 
+#: More codings than this on one body are not decoded (each is a decoder's state, and a stack
+#: of thousands is no page): the response ends.
+MAX_CODINGS = 8
+
+
 def decoder_for(headers: Iterable[tuple[bytes, bytes]]) -> BodyDecoder | str | None:
     """None for a body Chromium reads as sent (no known coding); a ``BodyDecoder`` for the
-    rest; the name of the coding when its library is missing here (the responder then fails
-    closed)."""
+    rest; why not, when it cannot be decoded here (a coding whose library is missing, too
+    many codings): the responder then fails closed."""
     names = codings(headers)
     if not names:
         return None
+    if len(names) > MAX_CODINGS:
+        return f"{len(names)} codings stacked (at most {MAX_CODINGS} are decoded)"
     missing = undecodable(names)
     if missing is not None:
-        return missing
+        return f"{missing} (no decoder installed)"
     return BodyDecoder(names)

@@ -221,7 +221,7 @@ class HtmlResponder:
         decoder = decoder_for(start["headers"])
         if isinstance(decoder, str):
             self._to(UNREWRITTEN)
-            await self._fail(f"Content-Encoding {decoder} (no decoder installed: it cannot be read)")
+            await self._fail(f"Content-Encoding {decoder}: it cannot be read")
             return
         if decoder is not None:
             self.inflater = decoder
