@@ -93,16 +93,30 @@ def timed(fn: Callable[[], object], n: int = 5) -> tuple[float, float]:
     return statistics.median(walls) * 1e3, statistics.median(cpus) * 1e3
 
 
+# Forks the command from a small Python process and reports its wall ms, peak RSS (KB) and
+# exit code. Not from this one: a child's ru_maxrss keeps the pages it shared with its parent
+# until its exec (fork and vfork alike), so every command would report at least this
+# process's own RSS (~190 MB after the in-process queries) and a growing export could not be
+# told from a flat one.
+_MEASURE = """
+import os, sys, time
+t = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+    os.execv(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+print((time.perf_counter() - t) * 1e3, usage.ru_maxrss, os.waitstatus_to_exitcode(status))
+"""
+
+
 def peak_rss_of(*argv: str) -> tuple[float, float]:
     """Wall ms and peak RSS (MB) of one process, measured by wait4 on it alone."""
-    t = time.perf_counter()
-    proc = subprocess.Popen([str(VENV_BIN / "consent-gate"), *argv], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, cwd=ROOT)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = (time.perf_counter() - t) * 1e3
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    assert proc.returncode == 0, proc.stderr.read() if proc.stderr else b""
-    return wall, usage.ru_maxrss / 1024
+    r = subprocess.run([sys.executable, "-c", _MEASURE, str(VENV_BIN / "consent-gate"), *argv],
+                       capture_output=True, text=True, cwd=ROOT, check=True)
+    wall, kb, code = r.stdout.split()
+    assert int(code) == 0, r.stderr
+    return float(wall), int(kb) / 1024
 
 
 def main() -> int:
