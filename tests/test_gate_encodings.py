@@ -440,3 +440,39 @@ def test_an_xml_declaration_too_long_to_wait_for_fails_closed(tmp_path: Path,
         out = asyncio.run(run(gate, http_scope()))
         assert out.body == page.replace(b"http-\x1b(Bequiv", b"data-consent-http-equiv\x1b(B"), pad
         assert enforced_no_partner(out)
+
+
+@pytest.mark.parametrize(("ctype", "coding", "rewritten"), [
+    (b"text/html", b"br", True), (b"application/xhtml+xml", b"zstd", False),
+    (None, b"br", False), (b"image/svg+xml", b"x-unknown", False)])
+def test_head_gets_the_content_headers_of_its_get(tmp_path: Path, ctype: bytes | None,
+                                                  coding: bytes, rewritten: bool) -> None:
+    """HEAD and GET agree on Content-Encoding (dropped when the GET body is decoded) and
+    Content-Length (dropped when the GET body is rewritten or respelled)."""
+    doc = AD_PAGE.replace(b"<title>", REFRESH + b"<title>")
+    encode = {b"br": _br, b"zstd": _zstd, b"x-unknown": lambda b: b}[coding]
+    headers = [*([(b"content-type", ctype)] if ctype else []), (b"content-encoding", coding)]
+    body = encode(doc)
+    answers = []
+    for method in ("GET", "HEAD"):
+        sent = [*headers, (b"content-length", b"%d" % len(body))]
+        gate = make_gate(html_app([body if method == "GET" else b""], headers=sent), tmp_path)
+        out = asyncio.run(run(gate, http_scope(method=method)))
+        answers.append((out.header(b"content-encoding"), bool(out.header(b"content-length"))
+                        if method == "HEAD" else None, enforced_no_partner(out)))
+        if method == "GET":
+            assert (b"data-consent-src" in out.body) is rewritten
+            assert b'<meta http-equiv="refresh"' not in out.body
+    (get_ce, _, get_csp), (head_ce, head_length, head_csp) = answers
+    assert get_ce == head_ce and get_csp == head_csp and not head_length
+
+
+def test_br_html_with_a_utf16_byte_order_mark_is_respelled_in_utf16(tmp_path: Path) -> None:
+    text = "<!DOCTYPE html><html><head>" + REFRESH.decode() + "</head><body></body></html>"
+    body = b"\xff\xfe" + text.encode("utf-16-le")
+    headers = [(b"content-type", b"text/html; charset=utf-8"), (b"content-encoding", b"br")]
+    gate = make_gate(html_app([_br(body)], headers=headers), tmp_path)
+    out = asyncio.run(run(gate, http_scope(cookie=cookie_for(gate, {"ads"}))))
+    assert out.body == b"\xff\xfe" + text.replace("http-equiv", "data-consent-http-equiv").encode(
+        "utf-16-le")
+    assert enforced_no_partner(out)

@@ -37,7 +37,7 @@ from ..sniff import (
     wide_codec,
     xml_declaration_open,
 )
-from .encodings import BodyDecoder, codings, decoder_for, undecodable
+from .encodings import MAX_CODINGS, BodyDecoder, codings, decoder_for, undecodable
 from .phases import (
     DONE,
     FAILED_AFTER_HEADERS,
@@ -272,17 +272,20 @@ class HtmlResponder:
         headers = MutableHeaders(scope=start)
         charset = self.gate.charset_of(start.get("headers", ()))
         names = codings(start.get("headers", ()))
-        if kind is HTML and not unreadable_charset(charset) and undecodable(names) is None:
+        decoded = bool(names) and len(names) <= MAX_CODINGS and undecodable(names) is None
+        if kind is HTML and not unreadable_charset(charset) and (decoded or not names):
             self.allowed = self._allowed_partners()
-            if names:  # the GET body leaves decoded
+            if decoded:  # the GET body leaves decoded
                 del headers["content-encoding"]
             if "content-length" in headers:  # the GET body's length depends on the rewrite
                 del headers["content-length"]
             self._rewritten_headers(start, enforced_no_partner=False)
-        elif kind is SNIFF:
+        elif kind is SNIFF and not names:
             self._untouched_headers(start)
         else:
-            self._no_partner_headers(start, None)
+            if decoded:  # the GET body leaves decoded, respelled: its length may change
+                del headers["content-encoding"]
+            self._no_partner_headers(start, None, drop_length=True)
         await self.raw_send(start)
         await self.raw_send(first)
 
