@@ -144,8 +144,10 @@ class _Brotli:
             except self._lib.error as exc:
                 raise InflateError(f"corrupt br body ({exc})") from None
             pending = b""
-            if piece:
-                yield piece
+            # The limit stops the buffer's growth, not its last block (up to 32 KB more,
+            # measured): cut to ``step``.
+            for i in range(0, len(piece), self._step):
+                yield piece[i:i + self._step]
             if d.is_finished() or d.can_accept_more_data():
                 return
 
