@@ -23,7 +23,7 @@ import collections
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from middleware.hosts import HostMatcher
 from middleware.html import native
 from middleware.html.grammar import _MAYBE_URL_RE
 from middleware.rewrite import HtmlRewriter, RewritePlan
+from middleware.ui.templates import placeholder_size
 
 
 def classify(head: bytes) -> str:
@@ -134,15 +135,27 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=11, help="rounds for --cpu")
     parser.add_argument("--once", metavar="PAGE", help="rewrite one page --reps times, print nothing")
     parser.add_argument("--reps", type=int, default=20, help="repetitions for --once")
+    parser.add_argument("--no-parts", action="store_true",
+                        help="plans without placeholder_parts (Python makes every placeholder)")
     args = parser.parse_args()
     if native.skip_end is None:
         parser.error("needs the C extension (pip install -e .)")
     config = load_config(bench_asgi.ROOT / "examples/japan_talk/partners.toml")
     matcher = HostMatcher({p.id: p.hosts for p in config.partners.values()})
 
+    # Placeholders as the real plan makes them: head + placeholder_size(attrs) + tail, also
+    # handed over in parts (RewritePlan.placeholder_parts) for the native pass.
+    parts = {pid: (f'<div class="consent-placeholder" data-partner="{pid}"'.encode(),
+                   b">Load content?</div>") for pid in config.partners}
+
+    def placeholder(pid: str, attrs: Mapping[str, str]) -> bytes:
+        head, tail = parts[pid]
+        return head + placeholder_size(attrs).encode() + tail
+
     def plan(allowed: frozenset[str]) -> RewritePlan:
         return RewritePlan(b"<!--H-->", b"", b"<!--E-->", frozenset(), allowed,
-                           frozenset({"necessary"}), matcher, bench_rewrite.placeholder)
+                           frozenset({"necessary"}), matcher, placeholder,
+                           placeholder_parts=None if args.no_parts else parts)
 
     async def pages() -> tuple[bytes, bytes]:
         art = (await bench_asgi.call(bench_asgi.japan_app, bench_asgi.make_scope(bench_asgi.ARTICLE))).body

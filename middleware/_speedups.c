@@ -428,6 +428,10 @@ typedef struct {
     int nmoved;                    /* attribute names to rename data-consent-NAME, in order */
     Py_ssize_t moved[MAX_ATTRS][2];  /* their [start, end) */
     Py_ssize_t text_start, text_end;  /* a blocked <style>'s text: each @import respelled */
+    PyObject *parts;               /* a blocked iframe/embed: its partner's (head, tail) of the
+                                      placeholder (borrowed), else NULL */
+    char size[128];                /* templates.placeholder_size(attrs), between head and tail */
+    Py_ssize_t size_len;
 } Found;
 
 typedef struct {
@@ -444,6 +448,9 @@ typedef struct {
     PyObject *inject;        /* [head_end, body_start, body_end]: bytes, None once emitted; or
                                 NULL: stop at </head, <body and </body (Python injects) */
     PyObject *injected;      /* partners an emitted non-empty injection enables (iterable) */
+    PyObject *placeholders;  /* RewritePlan.placeholder_parts: partner -> (head, tail), the
+                                placeholder being head + placeholder_size(attrs) + tail; or
+                                NULL: stop at a blocked iframe/embed (Python makes it) */
     Found *found;
     int careful;             /* judging in careful mode (inside a <noscript>): the tag's name
                                 is tname[0:tlen] */
@@ -1128,6 +1135,124 @@ css_judge(Scan *S, Py_ssize_t a, Py_ssize_t b)
 
 /* _judge_tag for a start tag whose name ends at p: the end of the tag when it would give no
    edit and enable no partner (its hosts are then in S->found), or -1. */
+/* templates.css_size of the value s[a:b] (ASCII without '&': the caller checked): the fullmatch
+   of \s*(\d{1,5}(?:\.\d{1,3})?)\s*(px|%)?\s* (re.ASCII) as group 1 + (group 2 or "px"),
+   written to out; its length, or 0 for None. No digit is ever matched by what follows a digit
+   run, so the regex's backtracking cannot find another reading. */
+#define SIZE_WS(c) ((c) == ' ' || (c) == '\t' || (c) == '\n' || (c) == '\r' || (c) == '\f' || (c) == '\v')
+static Py_ssize_t
+css_size(const unsigned char *s, Py_ssize_t a, Py_ssize_t b, char *out)
+{
+    Py_ssize_t i = a;
+    while (i < b && SIZE_WS(s[i])) {
+        i++;
+    }
+    Py_ssize_t d = i;
+    while (i < b && s[i] >= '0' && s[i] <= '9' && i - d <= 5) {
+        i++;
+    }
+    if (i == d || i - d > 5) {
+        return 0;
+    }
+    if (i < b && s[i] == '.') {
+        Py_ssize_t f = i + 1;
+        while (f < b && s[f] >= '0' && s[f] <= '9' && f - (i + 1) <= 3) {
+            f++;
+        }
+        if (f == i + 1 || f - (i + 1) > 3) {
+            return 0;  /* a '.' matches nothing after the number */
+        }
+        i = f;
+    }
+    Py_ssize_t k = i - d;
+    memcpy(out, s + d, (size_t)k);
+    while (i < b && SIZE_WS(s[i])) {
+        i++;
+    }
+    int percent = 0;
+    if (i + 1 < b && s[i] == 'p' && s[i + 1] == 'x') {
+        i += 2;
+    }
+    else if (i < b && s[i] == '%') {
+        percent = 1;
+        i++;
+    }
+    while (i < b && SIZE_WS(s[i])) {
+        i++;
+    }
+    if (i != b) {
+        return 0;
+    }
+    if (percent) {
+        out[k++] = '%';
+    }
+    else {
+        out[k++] = 'p';
+        out[k++] = 'x';
+    }
+    return k;
+}
+
+/* templates.placeholder_size from the first width and height attributes (Attr at[0:count]):
+   into f->size; 0, or -1 when a value must be decoded first (a reference). */
+static int
+placeholder_size(const Scan *S, const Attr *at, int count, Found *f)
+{
+    char w[16], h[16];
+    Py_ssize_t wl = -1, hl = -1;  /* -1: the attribute is absent */
+    for (int i = 0; i < count; i++) {
+        const unsigned char *nm = S->s + at[i].ns;
+        Py_ssize_t nl = at[i].ne - at[i].ns;
+        int isw = wl < 0 && EQ_LIT(S->F, nm, nl, "width");
+        int ish = !isw && hl < 0 && EQ_LIT(S->F, nm, nl, "height");
+        if (!isw && !ish) {
+            continue;
+        }
+        Py_ssize_t len = 0;
+        if (at[i].vs >= 0) {
+            if (memchr(S->s + at[i].vs, '&', (size_t)(at[i].ve - at[i].vs)) != NULL) {
+                return -1;
+            }
+            len = css_size(S->s, at[i].vs, at[i].ve, isw ? w : h);
+        }
+        if (isw) {
+            wl = len;
+        }
+        else {
+            hl = len;
+        }
+    }
+    f->size_len = 0;
+    if (wl <= 0 && hl <= 0) {
+        return 0;
+    }
+    char *o = f->size;
+#define PUT(str, len) (memcpy(o, (str), (size_t)(len)), o += (len))
+    PUT(" style=\"", 8);
+    if (wl > 0) {
+        PUT("width:", 6);
+        PUT(w, wl);
+        PUT(";", 1);
+    }
+    if (hl > 0) {
+        PUT("min-height:", 11);
+        PUT(h, hl);
+        PUT(";", 1);
+    }
+    PUT("\" data-width=\"", 14);
+    if (wl > 0) {
+        PUT(w, wl);
+    }
+    PUT("\" data-height=\"", 15);
+    if (hl > 0) {
+        PUT(h, hl);
+    }
+    PUT("\"", 1);
+#undef PUT
+    f->size_len = o - f->size;
+    return 0;
+}
+
 static Py_ssize_t
 judge_tag(Scan *S, const TagRule *rule, Py_ssize_t p)
 {
@@ -1273,6 +1398,7 @@ judge_tag(Scan *S, const TagRule *rule, Py_ssize_t p)
     }
     Found *f = S->found;
     f->text_start = f->text_end = end;
+    f->parts = NULL;
     if (rule->text == T_STYLE) {
         /* Tokenizer._style_text: the text up to </style (not in this buffer: Python waits or
            fails closed), judged by the CSS reader as well. */
@@ -1289,7 +1415,26 @@ judge_tag(Scan *S, const TagRule *rule, Py_ssize_t p)
            attributes too, with type="text/plain" first; a <style>'s text keeps no literal
            @import: report_edits). */
         if (!strcmp(rule->name, "iframe") || !strcmp(rule->name, "embed")) {
-            return -1;
+            /* The placeholder of the first blocked partner (decide._judge), from the plan's
+               parts, in HTML content only (careful mode leaves it to Python). */
+            if (S->placeholders == NULL || S->careful) {
+                return -1;
+            }
+            PyObject *parts = PyDict_GetItemWithError(S->placeholders, f->blocked[0]);
+            if (parts == NULL) {
+                if (PyErr_Occurred()) {
+                    S->failed = 1;
+                }
+                return -1;
+            }
+            if (!PyTuple_Check(parts) || PyTuple_GET_SIZE(parts) != 2
+                || !PyBytes_Check(PyTuple_GET_ITEM(parts, 0))
+                || !PyBytes_Check(PyTuple_GET_ITEM(parts, 1))
+                || placeholder_size(S, at, count, f) < 0) {
+                return -1;
+            }
+            f->parts = parts;
+            return end;
         }
         int script = rule->text == T_SCRIPT || rule->text == T_STYLE;
         f->insert_at = p;
@@ -1414,6 +1559,41 @@ report_found(Scan *S)
     }
     f->count = f->npids = f->nblocked = 0;
     return 0;
+}
+
+/* A blocked iframe or embed replaced by its placeholder (Tokenizer._html_start): buf[lt:stop]
+   becomes head + size + tail; its unknown hosts and blocked partners are recorded, no partner
+   is enabled (a placeholder decision has none). -1 with an exception set on failure. */
+static int
+report_placeholder(Scan *S, Py_ssize_t lt, Py_ssize_t stop)
+{
+    Found *f = S->found;
+    for (int i = 0; i < f->count; i++) {
+        PyObject *u = PyUnicode_DecodeASCII((const char *)f->host[i], f->len[i], NULL);
+        if (u == NULL || PySet_Add(S->unknown, u) < 0) {
+            Py_XDECREF(u);
+            return -1;
+        }
+        Py_DECREF(u);
+    }
+    for (int i = 0; i < f->nblocked; i++) {
+        if (PySet_Add(S->blocked, f->blocked[i]) < 0) {
+            return -1;
+        }
+    }
+    PyObject *head = PyTuple_GET_ITEM(f->parts, 0), *tail = PyTuple_GET_ITEM(f->parts, 1);
+    Py_ssize_t hl = PyBytes_GET_SIZE(head), tl = PyBytes_GET_SIZE(tail);
+    PyObject *data = PyBytes_FromStringAndSize(NULL, hl + f->size_len + tl);
+    if (data == NULL) {
+        return -1;
+    }
+    char *w = PyBytes_AS_STRING(data);
+    memcpy(w, PyBytes_AS_STRING(head), (size_t)hl);
+    memcpy(w + hl, f->size, (size_t)f->size_len);
+    memcpy(w + hl + f->size_len, PyBytes_AS_STRING(tail), (size_t)tl);
+    f->count = f->npids = f->nblocked = 0;
+    f->parts = NULL;
+    return append_edit(S->edits, lt, stop, data);
 }
 
 /* Where "</name" followed by [WS/>] starts at or after p (folded), or -1: _RAW_END[name]. */
@@ -1781,6 +1961,22 @@ native_tag(Scan *S, const TagRule *rule, Py_ssize_t lt, Py_ssize_t r)
     Py_ssize_t end = judge_tag(S, rule, r);
     if (end < 0) {
         return -1;
+    }
+    if (S->found->parts != NULL) {
+        /* An iframe's content is dropped through its end tag (the _DROP state): not in this
+           buffer, or that end tag not complete here, and Python waits. */
+        if (rule->text == T_RAW) {
+            Py_ssize_t e = find_end_tag(S, end, "iframe");
+            end = e < 0 ? -1 : gram_body(S, e + 8, 0);
+            if (end < 0) {
+                return -1;
+            }
+        }
+        if (report_placeholder(S, lt, end) < 0) {
+            S->failed = 1;
+            return -1;
+        }
+        return end;
     }
     if (rule->text == T_BODY) {
         /* Tokenizer._html_start: head_end before the tag, its edits, body_start after it. */
@@ -2339,11 +2535,16 @@ scan_end(PyObject *self, PyObject *args)
     Py_buffer view;
     Py_ssize_t pos;
     PyObject *table, *unknown, *allowed, *enabled, *blocked = NULL, *edits = Py_None;
-    PyObject *inject = Py_None, *injected = NULL;
+    PyObject *inject = Py_None, *injected = NULL, *placeholders = Py_None;
     (void)self;
-    if (!PyArg_ParseTuple(args, "y*nOO!OO!|O!OOO:scan_end", &view, &pos, &table, &PySet_Type,
+    if (!PyArg_ParseTuple(args, "y*nOO!OO!|O!OOOO:scan_end", &view, &pos, &table, &PySet_Type,
                           &unknown, &allowed, &PySet_Type, &enabled, &PySet_Type, &blocked,
-                          &edits, &inject, &injected)) {
+                          &edits, &inject, &injected, &placeholders)) {
+        return NULL;
+    }
+    if (placeholders != Py_None && (!PyDict_Check(placeholders) || edits == Py_None)) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_TypeError, "scan_end: placeholders must be a dict (with edits) or None");
         return NULL;
     }
     if (inject != Py_None && (!PyList_Check(inject) || PyList_GET_SIZE(inject) != 3
@@ -2373,10 +2574,12 @@ scan_end(PyObject *self, PyObject *args)
     }
     Found found;
     found.count = found.npids = found.nblocked = 0;
+    found.parts = NULL;
     Scan S = {.s = view.buf, .n = view.len, .F = LOW, .hosts = hosts, .unknown = unknown,
               .allowed = allowed == Py_None ? NULL : allowed, .enabled = enabled,
               .blocked = blocked, .edits = edits == Py_None ? NULL : edits,
               .inject = inject == Py_None ? NULL : inject, .injected = injected,
+              .placeholders = placeholders == Py_None ? NULL : placeholders,
               .found = &found, .seen_doc = 0, .failed = 0};
     Py_ssize_t end = skip_run(&S, clamp(pos, view.len));
     PyBuffer_Release(&view);

@@ -1,6 +1,6 @@
 # Stub for the optional C accelerator (middleware/_speedups.c).
 
-from collections.abc import Iterable, Set
+from collections.abc import Iterable, Mapping, Set
 from typing import NewType
 
 HostTable = NewType("HostTable", object)
@@ -27,4 +27,4 @@ def scan_end(buf: bytes | bytearray | memoryview, pos: int, hosts: HostTable | N
              unknown: set[str], allowed: Set[str] | None, enabled: set[str],
              blocked: set[str] = ..., edits: list[tuple[int, int, bytes]] | None = None,
              inject: list[bytes | None] | None = None, injected: Iterable[str] = ...,
-             /) -> int: ...
+             placeholders: Mapping[str, tuple[bytes, bytes]] | None = None, /) -> int: ...

@@ -11,7 +11,7 @@ import dataclasses
 import functools
 import logging
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from starlette.types import Scope
@@ -50,6 +50,7 @@ class PlanBuilder:
         self._order = list(config.partners)
         self.signals = SignalSnippets(config)
         self._cache: dict[tuple[Any, ...], RewritePlan] = {}
+        self._parts: dict[tuple[str, bool], Mapping[str, tuple[bytes, bytes]]] = {}
         self._by_consent: dict[tuple[Any, ...], tuple[Consent, RewritePlan]] = {}
         self._filled_plans: OrderedDict[tuple[Any, ...], tuple[RewritePlan, RewritePlan]] = OrderedDict()
         self.unknown_hosts: Counter[str] = Counter()
@@ -134,7 +135,19 @@ class PlanBuilder:
             granted_purposes=granted,
             matcher=self.matcher,
             placeholder=functools.partial(self._placeholder, lang=lang, ascii_only=ascii_only),
+            placeholder_parts=self._placeholder_parts(lang, ascii_only),
         )
+
+    def _placeholder_parts(self, lang: str, ascii_only: bool) -> Mapping[str, tuple[bytes, bytes]]:
+        """``_placeholder`` in parts (RewritePlan.placeholder_parts), made once per language:
+        the size between them is ASCII, so ``_ascii_safe`` of the whole is that of each part."""
+        key = (lang, ascii_only)
+        parts = self._parts.get(key)
+        if parts is None:
+            parts = {pid: ((_ascii_safe(head), _ascii_safe(tail)) if ascii_only else (head, tail))
+                     for pid, (head, tail) in self.ui.placeholder_parts(lang).items()}
+            self._parts[key] = parts
+        return parts
 
     def _placeholder(self, partner_id: str, attrs: Any, *, lang: str, ascii_only: bool) -> bytes:
         html = self.ui.placeholder(partner_id, attrs, lang)

@@ -147,6 +147,7 @@ class ConsentUI:
         self._partners_pages: dict[str, tuple[bytes, str]] = {}
         self._preferences: dict[str, templates.PreferencesTemplate] = {}
         self._placeholders: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+        self._placeholder_parts: dict[str, dict[str, tuple[bytes, bytes]]] = {}
         for lang in self.languages:
             texts = self.texts(lang)
             for stale in (False, True):
@@ -164,6 +165,8 @@ class ConsentUI:
             for partner in config.partners.values():
                 head, tail = templates.placeholder_parts(config, partner, texts, lang, urls)
                 self._placeholders[(partner.id, lang)] = (head.encode(), tail.encode())
+                self._placeholder_parts.setdefault(lang, {})[partner.id] = (
+                    self._placeholders[(partner.id, lang)])
         self._gpc_json = json.dumps(
             {"gpc": True, "lastUpdate": policy.effective.isoformat()}).encode()
 
@@ -263,6 +266,11 @@ class ConsentUI:
         if consent is not None and consent.stance == "opt-out":
             return self._opt_out_footers[(self._lang(lang), consent.gpc)]
         return self._footers[self._lang(lang)]
+
+    def placeholder_parts(self, lang: str) -> Mapping[str, tuple[bytes, bytes]]:
+        """Each partner's placeholder around its size: ``placeholder(pid, attrs, lang) ==
+        head + templates.placeholder_size(attrs).encode() + tail``."""
+        return self._placeholder_parts.get(self._lang(lang), {})
 
     def placeholder(self, partner_id: str, attrs: Mapping[str, str], lang: str) -> bytes:
         parts = self._placeholders.get((partner_id, self._lang(lang)))

@@ -24,6 +24,7 @@ from middleware.hosts import HostMatcher
 from middleware.html import native
 from middleware.html.grammar import _SVG_FLAT_RE
 from middleware.rewrite import HtmlRewriter, RewritePlan
+from middleware.ui.templates import placeholder_size
 from tests.support.guard_page import guarded_windows
 
 try:
@@ -50,8 +51,16 @@ PARTNERS = {
 MATCHER = HostMatcher(PARTNERS)
 
 
+# The plan's placeholders in parts (RewritePlan.placeholder_parts), for the native pass; "sub"
+# has none, so its placeholder is Python's.
+PARTS = {pid: (f'<div data-ph="{pid}"'.encode(), b"></div>") for pid in PARTNERS if pid != "sub"}
+
+
 def placeholder(partner: str, attrs: Mapping[str, str]) -> bytes:
-    return f'<div data-ph="{partner}">{len(attrs)}</div>'.encode()
+    if partner not in PARTS:
+        return f'<div data-ph="{partner}">{len(attrs)}</div>'.encode()
+    head, tail = PARTS[partner]
+    return head + placeholder_size(attrs).encode() + tail
 
 
 def plan(allowed: frozenset[str], inject: bool) -> RewritePlan:
@@ -60,7 +69,7 @@ def plan(allowed: frozenset[str], inject: bool) -> RewritePlan:
         body_end=b"<!--E-->" if inject else b"",
         injected_partners=frozenset({"ads"}) if inject else frozenset(),
         allowed_partners=allowed, granted_purposes=frozenset({"ads"}), matcher=MATCHER,
-        placeholder=placeholder)
+        placeholder=placeholder, placeholder_parts=PARTS)
 
 
 @contextmanager
@@ -149,6 +158,11 @@ VALUES: dict[str, st.SearchStrategy[str]] = {
     "srcdoc": st.sampled_from(["&lt;img src=//ad.doubleclick.net/x&gt;", "x"]),
     "data-consent": st.sampled_from(["ads", "yt", ""]),
     "attributename": st.sampled_from(["href", "xlink:href", "fill"]),
+    # templates.css_size's grammar and what falls outside it
+    "width": st.sampled_from(["300", " 300 ", "100%", "12.5px", "12.5 px", "1.2345", "123456",
+                              "12345", "12PX", "\v4\v", "\x1c4", "4.", ".5", "&#52;", "", "\u0663",
+                              "1e3", "00012", "7%%", "3px;", "9.999", "\t8\n%"]),
+    "height": st.sampled_from(["35", "35px", "1", "50%", " 2.5 ", "x", "&amp;1", "0", "99999"]),
     "values": st.builds("{};{}".format, url_value, url_value),
     "data-consent-src": url_value, "data-consent-partner": st.sampled_from(["ads", "yt"]),
     "type": st.sampled_from(["text/plain", "image", "module"]),
@@ -162,10 +176,11 @@ COMMON = ["style", "background", "ping", "attributionsrc", "alt", "class", "data
 TAG_ATTRS = {
     "img": ["src", "srcset"], "image": ["src", "srcset"], "link": ["href", "imagesrcset", "rel"],
     "source": ["src", "srcset"], "video": ["src", "poster"], "audio": ["src"], "track": ["src"],
-    "input": ["src", "type"], "embed": ["src"], "object": ["data", "codebase"], "frame": ["src"],
+    "input": ["src", "type"], "object": ["data", "codebase"], "frame": ["src"],
     "meta": ["content", "http-equiv", "name", "property"], "base": ["href"],
     "script": ["src", "type", "data-consent-src", "data-consent-partner"],
-    "iframe": ["src", "srcdoc", "data-consent-src"], "html": ["manifest"],
+    "iframe": ["src", "srcdoc", "data-consent-src", "width", "height", "WIDTH"],
+    "embed": ["src", "width", "height"], "html": ["manifest"],
     "style": ["type", "Type", "media"],
     "set": ["attributeName", "to"], "animate": ["values", "from", "by", "attributeName"],
 }
@@ -262,6 +277,10 @@ documents = st.lists(st.one_of(tag(), tag(), st.sampled_from(TEXT_BITS), noscrip
          [], frozenset({"sub"}), False, "utf-8")
 @example("<img data-consent=ads data-consent-src=//ad.doubleclick.net/x src=//a.example/y>", [],
          frozenset({"ads"}), False, "utf-8")
+# a placeholder: the first blocked partner's, sized by the first width and height
+@example("<iframe src=//www.youtube.com/e ping=//ad.doubleclick.net/p height=1 HEIGHT=2 width=3%>"
+         "</iframe><embed style=a:url(//ad.doubleclick.net/) src=//www.youtube.com/ width=4 width=5>",
+         [], frozenset(), False, "utf-8")
 def test_native_pass_equals_pure_python(doc: str, cuts: list[int], allowed: frozenset[str],
                                         inject: bool, charset: str) -> None:
     check(doc.encode(charset, "replace"), cuts, allowed, inject)
@@ -335,6 +354,41 @@ def test_native_pass_equals_pure_python_in_svg(doc: str, cuts: list[int], allowe
                                                inject: bool) -> None:
     """Careful mode inside an inline <svg> (what the native pass reads of it itself)."""
     check(doc.encode(), cuts, allowed, inject)
+
+
+# Blocked iframes and embeds: the placeholder the native pass makes from the plan's parts.
+SIZE_VALUES = ["300", " 300 ", "100%", "12.5px", "12.5 px", "1.2345", "1.234", "123456", "12345",
+               "12PX", "\v4\v", "\x1c4", "4.", ".5", "&#52;", "", "\u0663", "1e3", "00012", "7%%",
+               "3px;", "9.999", "\t8\n%", "35", "0", "99999", "1 %", "2px ", "-1"]
+PH_ATTRS = st.one_of(
+    st.builds(" {}='{}'".format, st.sampled_from(["width", "height", "WIDTH", "Height"]),
+              st.sampled_from(SIZE_VALUES)),
+    st.builds(" {}={}".format, st.sampled_from(["width", "height"]),
+              st.sampled_from(["300", "50%", "1.5px", "x"])),
+    st.builds(" {}={}".format, st.sampled_from(["ping", "src", "title", "style"]),
+              st.sampled_from(["//ad.doubleclick.net/p", "//www.youtube.com/q", "//cdn.example/u",
+                               "a:url(//connect.facebook.net/s)", "t"])),
+    st.sampled_from([" width", " height", " allowfullscreen", " /"]))
+placeholder_tags = st.builds(
+    "<{}{}{}>{}".format, st.sampled_from(["iframe", "IFRAME", "embed"]),
+    st.sampled_from([" src=//www.youtube.com/e", " src=https://ad.doubleclick.net/x",
+                     " src=//a.example.org/s", " src=//cdn.example/c", ""]),
+    st.lists(PH_ATTRS, max_size=5).map("".join),
+    st.tuples(st.lists(st.sampled_from(TEXT_BITS), max_size=3).map("".join),
+              st.sampled_from(["</iframe>", "</IFRAME x=y>", "</iframe", "</iframe x='", "",
+                               "</iframe/>"])).map("".join))
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(placeholder_tags, st.sampled_from(TEXT_BITS)), max_size=5).map("".join),
+       st.lists(st.integers(0, 2000), max_size=3),
+       st.sampled_from([frozenset(), frozenset({"ads"}), frozenset({"yt", "fb"})]))
+@example("<iframe src=//www.youtube.com/e width='123456' height='1.2345'></iframe>"
+         "<embed src=//www.youtube.com/e height=1 HEIGHT=2 ping=//ad.doubleclick.net/p width=' 5 %'>",
+         [], frozenset())
+def test_native_pass_equals_pure_python_on_placeholders(doc: str, cuts: list[int],
+                                                        allowed: frozenset[str]) -> None:
+    check(doc.encode(), cuts, allowed, False)
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in CORPUS.glob("*.html")))
@@ -693,6 +747,42 @@ def test_scan_end_leaves_placeholders_and_opt_in_to_python(doc: bytes) -> None:
     edits: list[tuple[int, int, bytes]] = []
     assert _speedups.scan_end(doc, 0, table(), set(), None, set(), set(), edits) == 0
     assert edits == []
+
+
+def test_scan_end_makes_placeholders_from_the_plans_parts() -> None:
+    """A blocked iframe or embed with the plan's parts: the element is replaced by head +
+    placeholder_size(attrs) + tail (an iframe through its end tag), its partners blocked, its
+    unknown hosts recorded, the allowed partners in it not enabled (as decide._judge)."""
+    doc = (b"<p><iframe src=https://www.youtube.com/e WIDTH=' 450 ' height=35px width=9 "
+           b"ping=//connect.facebook.net/p style=background:url(//u.example/b)>"
+           b"<img src=//ad.doubleclick.net/x></iframe x=y><embed src=//ad.doubleclick.net/e height=50%>t")
+    found: set[str] = set()
+    on: set[str] = set()
+    blocked: set[str] = set()
+    edits: list[tuple[int, int, bytes]] = []
+    args = (found, frozenset({"fb"}), on, blocked, edits, None, (), PARTS)
+    assert _speedups.scan_end(doc, 0, table(), *args) == len(doc)
+    iframe_end = doc.index(b"<embed")
+    assert edits == [
+        (3, iframe_end, b'<div data-ph="yt" style="width:450px;min-height:35px;" data-width="450px"'
+                        b' data-height="35px"></div>'),
+        (iframe_end, len(doc) - 1, b'<div data-ph="ads" style="min-height:50%;" data-width=""'
+                                   b' data-height="50%"></div>')]
+    assert (found, on, blocked) == ({"u.example"}, set(), {"yt", "ads"})
+    # Python makes it: no parts for the partner, the end tag not (wholly) in the buffer, a size
+    # with a reference, careful mode, a placeholder the C could not take (srcdoc)
+    for doc in [b"<iframe src=//a.example.org/x></iframe>", b"<iframe src=//www.youtube.com/e>x",
+                b"<iframe src=//www.youtube.com/e></iframe", b"<iframe src=//www.youtube.com/e></iframe x='>",
+                b"<embed src=//www.youtube.com/e width=&#49;>",
+                b"<noscript><embed src=//www.youtube.com/e></noscript>",
+                b"<svg><desc><embed src=//www.youtube.com/e></desc></svg>",
+                b"<iframe srcdoc=x src=//www.youtube.com/e></iframe>"]:
+        found, on, blocked, edits = set(), set(), set(), []
+        assert _speedups.scan_end(doc, 0, table(), found, None, on, blocked, edits, None, (),
+                                  PARTS) == 0, doc
+        assert (found, on, blocked, edits) == (set(), set(), set(), []), doc
+    with pytest.raises(TypeError):
+        _speedups.scan_end(b"", 0, table(), set(), None, set(), set(), [], None, (), [PARTS])
 
 
 def test_repeated_placeholder_tags_are_judged_once_and_made_afresh(

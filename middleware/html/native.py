@@ -25,7 +25,7 @@ See docs/rewriter.md, "Native pass".
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Set
+from collections.abc import Callable, Mapping, Set
 from typing import Any
 
 from ..hosts import HostMatcher
@@ -49,7 +49,8 @@ Table = tuple[tuple[str, str], ...]
 
 skip_end: Callable[[bytes, int], int] | None = None
 scan_end: Callable[[bytes, int, Any, set[str], Set[str] | None, set[str], set[str],
-                    list[tuple[int, int, bytes]], list[bytes | None], Set[str]], int] | None = None
+                    list[tuple[int, int, bytes]], list[bytes | None], Set[str],
+                    Mapping[str, tuple[bytes, bytes]] | None], int] | None = None
 _make_hosts: Callable[[Table, Table], Any] | None = None
 
 

@@ -21,3 +21,8 @@ class RewritePlan:
     placeholder: Callable[[str, Mapping[str, str]], bytes]
     #: How many documents deep this one is (0: the response; 1: an ``srcdoc`` inside it ...).
     nesting: int = 0
+    #: ``placeholder`` in parts, for the native pass: partner -> (head, tail), such that
+    #: ``placeholder(partner, attrs) == head + templates.placeholder_size(attrs) + tail`` for
+    #: every partner listed (tests/test_plan_placeholders.py); None, or a partner not listed:
+    #: Python calls ``placeholder``.
+    placeholder_parts: Mapping[str, tuple[bytes, bytes]] | None = None
