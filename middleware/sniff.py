@@ -48,7 +48,11 @@ SNIFF_BYTES = 1445
 _UNKNOWN = frozenset({"", "unknown/unknown", "application/unknown", "*/*"})
 _DOCUMENTS = frozenset({"application/xhtml+xml", "image/svg+xml", "text/xml", "application/xml",
                         "multipart/x-mixed-replace", "text/xsl", "application/xslt+xml"})
-_RANK = {BodyKind.OTHER: 0, BodyKind.SNIFF: 1, BodyKind.DOCUMENT: 2, BodyKind.HTML: 3}
+#: A document outranks HTML: its path (not tokenized, every http-equiv respelled, enforced
+#: no-partner CSP) is safe whichever parser the browser picks, while the HTML rewrite is not
+#: what an XML parser reads (Chromium 156 takes the last of 'text/html, application/xhtml+xml'
+#: and expanded an entity-built meta refresh to the partner past the rewritten page).
+_RANK = {BodyKind.OTHER: 0, BodyKind.SNIFF: 1, BodyKind.HTML: 2, BodyKind.DOCUMENT: 3}
 
 
 def _essence(value: bytes) -> str:
@@ -70,8 +74,9 @@ def _kind(value: bytes) -> BodyKind:
 def classify(content_types: Iterable[bytes], *, nosniff: bool) -> BodyKind:
     """The kind of body announced by the response's Content-Type value(s).
 
-    Several values (or a comma list) are each judged and the most dangerous wins: browsers
-    pick one of them by rules we need not follow when we fail closed. With
+    Several values (or a comma list) are each judged and the most dangerous wins (a document
+    over HTML over sniffing over other): browsers pick one of them (Chromium: the last) by
+    rules we need not follow when we fail closed. With
     ``X-Content-Type-Options: nosniff`` a missing type is not sniffed for HTML (MIME Sniffing
     §7: the sniff-scriptable flag is off), so it cannot become a page.
     """

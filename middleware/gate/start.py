@@ -23,10 +23,13 @@ _MAX_ANSWERS = 256
 
 
 def _one_type(content_type: bytes, nosniff: bool) -> BodyKind:
-    if content_type.startswith(b"text/html"):
-        return HTML
-    if content_type.startswith(b"application/json"):
-        return OTHER
+    # A comma list is several types (Chromium 156 renders 'application/json, text/html' as
+    # HTML, and fetched its partner img when the fast answer passed it as JSON): classify.
+    if b"," not in content_type:
+        if content_type.startswith(b"text/html"):
+            return HTML
+        if content_type.startswith(b"application/json"):
+            return OTHER
     return classify((content_type,), nosniff=nosniff)
 
 

@@ -130,6 +130,9 @@ BODIES: dict[str, tuple[bytes, list[tuple[bytes, bytes]], str, Callable[[str], b
                                  lambda t: _br(t.encode()), ""),
     "xsl-sheet": (b"text/xsl", [], XSL_SHEET, _utf8, ""),
     "xslt-doc": (b"application/xml", [], XSLT_DOC, _utf8, ""),
+    # Comma lists: Chromium takes the last type (HTML here; XHTML, which expands the entity).
+    "json-then-html": (b"application/json, text/html", [], HTML, _utf8, ""),
+    "html-then-xhtml-entity": (b"text/html, " + _XHTML_TYPE, [], XHTML_ENTITY, _utf8, "UTF-8"),
     "svg-utf8": (_SVG_TYPE, [], SVG, _utf8, "UTF-8"),
     "xhtml-utf8": (_XHTML_TYPE, [], XHTML, _utf8, "UTF-8"),
 }
