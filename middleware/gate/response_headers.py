@@ -91,7 +91,10 @@ class ResponseHeaders:
     def no_partner(self, start: Message, scope: Scope, what: str | None, *, private: bool,
                    drop_length: bool = False) -> None:
         """A document passed as sent: the browser enforces 'no partner' whatever [csp] mode
-        says, because we could not read (or log) what it loads."""
+        says, because we could not read (or log) what it loads. ``drop_length``: its body
+        leaves changed (decoded, http-equiv respelled), so its Content-Length and validators
+        go: a strong ETag names the bytes the app sent, and a cache or a Range request with
+        If-Range would pair the app's ETag with the gate's bytes."""
         if what is not None:
             logger.warning(
                 "consent-gate: %s %s sent %s, which cannot be rewritten; it goes out as sent with "
@@ -100,7 +103,7 @@ class ResponseHeaders:
                 "proxy) outside ConsentMiddleware.", scope["method"], scope["path"], what)
         self.edit(start, scope, private=private, frame_options=True,
                   csp=(b"content-security-policy", self.csp.value(_NO_PARTNER)),
-                  drop_length=drop_length)
+                  drop_length=drop_length, drop_validators=drop_length)
 
     def _blocked(self, url: str) -> bool:
         host = HostMatcher.host_of_url(url)
