@@ -540,3 +540,34 @@ def test_a_changed_body_does_not_keep_the_apps_validators(
     assert enforced_no_partner(out)
     assert out.header(b"etag") == [] and out.header(b"last-modified") == []
     assert out.header(b"content-encoding") == []
+
+
+@pytest.mark.parametrize("case", ["9 codings", "corrupt first chunk", "no br library"])
+@pytest.mark.parametrize("ctype", [b"text/html", b"application/xhtml+xml", None])
+def test_a_response_ended_before_its_headers_left_is_valid_http(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str, ctype: bytes | None) -> None:
+    """Ended before the headers left, the response kept the app's Content-Length over an empty
+    body: uvicorn's h11 raised 'Too little data for declared Content-Length' out of the app
+    (a traceback in the server log) and dropped the connection mid-response (measured). The
+    messages are put through h11 as uvicorn's server would."""
+    import h11
+
+    body = {"9 codings": b"x" * 50, "corrupt first chunk": b"\x1f\x8bgarbage" * 10,
+            "no br library": _br(AD_PAGE)}[case]
+    coding = {"9 codings": b"gzip," * 9, "corrupt first chunk": b"gzip", "no br library": b"br"}
+    if case == "no br library":
+        monkeypatch.setitem(encodings._LIBS, "br", None)
+    headers = [(b"content-encoding", coding[case]), (b"content-length", str(len(body)).encode()),
+               *([(b"content-type", ctype)] if ctype else [])]
+    gate = make_gate(html_app([body], headers=headers), tmp_path)
+    out = asyncio.run(run(gate, http_scope()))
+    assert out.body == b"" and enforced_no_partner(out)
+    conn = h11.Connection(h11.SERVER)
+    conn.receive_data(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert isinstance(conn.next_event(), h11.Request)
+    start = out.messages[0]
+    conn.send(h11.Response(status_code=start["status"], headers=start["headers"]))
+    for m in out.messages[1:]:
+        if m.get("body"):
+            conn.send(h11.Data(data=m["body"]))
+    conn.send(h11.EndOfMessage())  # raised LocalProtocolError (too little data)

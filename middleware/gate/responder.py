@@ -543,7 +543,8 @@ class HtmlResponder:
                      self.scope["method"], self.scope["path"], what, self.sent)
         if start is not None:
             self.start = None
-            self._rewritten_headers(start, enforced_no_partner=True)
+            # The app's Content-Length is not the (empty) body's: h11 raised on it.
+            self._rewritten_headers(start, enforced_no_partner=True, drop_length=True)
             await self.raw_send(start)
         self._to(FAILED_AFTER_HEADERS)
         await self.raw_send({"type": "http.response.body", "body": b"", "more_body": False})
