@@ -84,7 +84,8 @@ class Tokenizer:
         self._inj: list[bytes | None] = [plan.head_end, plan.body_start, plan.body_end]
         self._enabled: set[str] = set()
         self._finished = False
-        self._judge = TagJudge(plan, self._nested_maker())
+        # Made at the first tag the native pass leaves to Python (most pages have none).
+        self._judge: TagJudge | None = None
         # The held bytes are one incomplete tag: until a '>' arrives, chunks are only collected
         # in _more (no re-scan of the held tag for every small chunk).
         self._hold_tag = False
@@ -122,9 +123,14 @@ class Tokenizer:
         if self._finished:
             return b""
         self._join_more()
-        out = self._run(self._buf, final=True)
+        if self._buf:
+            out = self._run(self._buf, final=True)
+        else:  # what _run makes of no bytes, in every state: nothing (a whole body ends here)
+            out = b""
+            self._hold_tag = False
         self._finished = True
-        if self._seen_doc:
+        inj = self._inj
+        if self._seen_doc and (inj[0] is not None or inj[1] is not None or inj[2] is not None):
             tail = [self._inject(k) for k in ("head", "body", "end")]
             out += b"".join(tail)
         return out
@@ -160,10 +166,11 @@ class Tokenizer:
         self.blocked = set(blocked)
         # A fresh tag memo: its replays must find their unknown hosts again. The URL memo
         # stays unless the plan changes.
-        lookup = None if plan is not None else self._judge.lookup
+        judge = self._judge
+        lookup = None if plan is not None or judge is None else judge.lookup
         if plan is not None:
             self.plan = plan
-        self._judge = TagJudge(self.plan, self._nested_maker(), lookup)
+        self._judge = None if lookup is None else TagJudge(self.plan, self._nested_maker(), lookup)
 
     # --- the scan -----------------------------------------------------------------------------
 
@@ -564,7 +571,10 @@ class Tokenizer:
         if _MAYBE_URL_RE.search(buf, name_end, end - 1) is None and not (
                 content and _MAYBE_URL_RE.search(content)):
             return []
-        decision = self._judge.decide(buf, name, name_end, end, careful, content)
+        judge = self._judge
+        if judge is None:
+            judge = self._judge = TagJudge(self.plan, self._nested_maker())
+        decision = judge.decide(buf, name, name_end, end, careful, content)
         if decision.unknown:
             self.unknown_hosts |= decision.unknown
         if decision.blocked:
