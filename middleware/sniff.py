@@ -127,16 +127,28 @@ def sniff(head: bytes, *, complete: bool) -> BodyKind | None:
 
 
 _WIDE_BOMS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")
+#: '<?x' in UTF-16LE and UTF-16BE: an XML declaration with no BOM. Chromium's decoder reads
+#: a page whose header names no usable charset as UTF-16 when it opens so, HTML included
+#: (TextResourceDecoder::CheckForXMLCharset; measured in Chromium 156: a text/html page
+#: '<?xml version="1.0"?>...' in UTF-16LE or BE fetched its partner img and followed its meta
+#: refresh through the gate, which read the bytes as ASCII).
+_WIDE_XML_DECLS = (b"<\x00?\x00x\x00", b"\x00<\x00?\x00x")
+_WIDE_STARTS = (*_WIDE_BOMS, *_WIDE_XML_DECLS)
 
 
 def bom_prefix(head: bytes) -> bool:
-    """``head`` is too short to tell and could still become a UTF-16/UTF-32 BOM."""
-    return any(b.startswith(head) and b != head for b in _WIDE_BOMS)
+    """``head`` is too short to tell and could still become a UTF-16/UTF-32 BOM (or a UTF-16
+    XML declaration's first three characters)."""
+    return any(b.startswith(head) and b != head for b in _WIDE_STARTS)
 
 
 def wide_bom(head: bytes) -> bool:
-    """A UTF-16 (or UTF-32) byte order mark: the browser decodes UTF-16, whatever the label."""
-    return head[:2] in (b"\xff\xfe", b"\xfe\xff") or head[:4] == b"\x00\x00\xfe\xff"
+    """A UTF-16 (or UTF-32) byte order mark: the browser decodes UTF-16, whatever the label.
+    Also a UTF-16 XML declaration without a BOM (read so when the label is not usable): the
+    page is not read as bytes either way; ``wide_codec`` answers None for it unless the label
+    names UTF-16, and it goes out respelled in every spelling (``AnyRespeller``)."""
+    return (head[:2] in (b"\xff\xfe", b"\xfe\xff") or head[:4] == b"\x00\x00\xfe\xff"
+            or head[:6] in _WIDE_XML_DECLS)
 
 
 # Every label of UTF-16LE and UTF-16BE in the Encoding standard, plus UTF-32 (unknown to

@@ -588,9 +588,8 @@ class HtmlResponder:
                                self.scope["method"], self.scope["path"])
                 self._to(UNREWRITTEN)
                 codec = wide_codec(None, data)
-                if codec is None:
-                    return data
-                wide = self.respeller = WideRespeller(codec)
+                # No BOM's codec (a UTF-32 BOM, a UTF-16 XML declaration): every spelling.
+                wide = self.respeller = AnyRespeller() if codec is None else WideRespeller(codec)
                 return wide.feed(data) + (wide.finish() if final else b"")
         if self.watch_charset and data:
             window = self.charset_tail + data

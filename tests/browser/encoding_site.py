@@ -133,6 +133,10 @@ BODIES: dict[str, tuple[bytes, list[tuple[bytes, bytes]], str, Callable[[str], b
     # Comma lists: Chromium takes the last type (HTML here; XHTML, which expands the entity).
     "json-then-html": (b"application/json, text/html", [], HTML, _utf8, ""),
     "html-then-xhtml-entity": (b"text/html, " + _XHTML_TYPE, [], XHTML_ENTITY, _utf8, "UTF-8"),
+    # A UTF-16 XML declaration, no BOM, no charset: Chromium reads the HTML page as UTF-16.
+    "html-utf16le-xml-decl": (b"text/html", [], '<?xml version="1.0"?>' + HTML, _le, ""),
+    "html-utf16be-xml-decl": (b"text/html", [], '<?xml version="1.0"?>' + HTML,
+                              lambda t: t.encode("utf-16-be"), ""),
     "svg-utf8": (_SVG_TYPE, [], SVG, _utf8, "UTF-8"),
     "xhtml-utf8": (_XHTML_TYPE, [], XHTML, _utf8, "UTF-8"),
 }
