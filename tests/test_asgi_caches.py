@@ -8,7 +8,6 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -232,13 +231,10 @@ def _response_app(r: dict[str, Any]) -> Any:
     return app
 
 
-def _same_as_general_path(tmp: Path, responses: list[dict[str, Any]]) -> None:
-    """Each response, twice, on one gate per ledger kind == on a fresh gate with the shortcut
-    patched out (messages as a server reads them when sent; the same ledger records)."""
-    from unittest import mock
-
-    from middleware.gate.responder import HtmlResponder
-
+def _same_as_fresh_gate(tmp: Path, responses: list[dict[str, Any]]) -> None:
+    """Each response, twice, on one gate per ledger kind == on a fresh gate (messages as a
+    server reads them when sent; the same ledger records): the gate's memories (memo, plans,
+    consents, Content-Type readings) change nothing."""
     config = make_config(tmp)
     current: list[dict[str, Any]] = [responses[0]]
 
@@ -277,8 +273,7 @@ def _same_as_general_path(tmp: Path, responses: list[dict[str, Any]]) -> None:
             before = len(writer.written) if writer is not None else 0
             got = await one(g, r)
             fresh, fresh_writer = gate_for(r["ledger"])
-            with mock.patch.object(HtmlResponder, "_whole_now", lambda self, start, first: None):
-                want = await one(fresh, r)
+            want = await one(fresh, r)
             assert got == want, r
             if writer is not None and fresh_writer is not None:
                 assert writer.written[before:] == fresh_writer.written, r
@@ -288,35 +283,9 @@ def _same_as_general_path(tmp: Path, responses: list[dict[str, Any]]) -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(RESPONSE, min_size=1, max_size=6))
-def test_caches_one_message_shortcut_same_as_general_path(
+def test_caches_reused_gate_same_as_fresh_gate(
         tmp_path_factory: Any, responses: list[dict[str, Any]]) -> None:
-    """HtmlResponder._whole_now (a whole page in one message, no ledger write awaited) sends
-    exactly what the general path (_decide ... _rewrite_whole) sends on a fresh gate, and
-    writes the same records: any response, consent, ledger (off, on, failing), repeated."""
-    _same_as_general_path(Path(str(tmp_path_factory.mktemp("s"))), responses)
-
-
-_PLAIN = {"method": "GET", "status": 200, "type": b"text/html; charset=utf-8", "encoding": None,
-          "extra": [], "body": BODY, "split": False, "who": "none", "ledger": "off"}
-_META_2022 = b'<meta charset="iso-2022-jp"><p>x</p><img src="https://pagead2.googlesyndication.com/p">'
-
-
-@pytest.mark.parametrize("change", [
-    {}, {"who": "both"}, {"ledger": "on"}, {"ledger": "on", "who": "both"},
-    {"ledger": "failing", "who": "both"}, {"method": "HEAD"}, {"status": 304}, {"status": 204},
-    {"status": 404}, {"split": True}, {"encoding": b"identity"}, {"encoding": b"gzip"},
-    {"encoding": b"br"}, {"type": None}, {"type": None, "body": b"{}"}, {"type": b"application/json"},
-    {"type": b"application/xhtml+xml"}, {"type": b"text/html; charset=utf-16"},
-    {"type": b"text/html; charset=bogus"}, {"type": b"text/html", "body": _META_2022},
-    {"type": b"text/html; charset=bogus", "body": _META_2022},
-    {"type": b"text/html; charset=utf-8, text/html; charset=utf-16le"},
-    {"extra": [(b"content-type", b"text/html; charset=utf-16le")]},
-    {"type": b"text/html; charset=utf-16le", "extra": [(b"content-type", b"text/html; charset=utf-8")]},
-    {"body": b"\xff\xfe" + "<html><body>x</body></html>".encode("utf-16-le")},
-    {"extra": [(b"set-cookie", b"__gads=1"), (b"Content-Language", b"en")]},
-    {"extra": [(b"link", b"<https://pagead2.googlesyndication.com/x.js>; rel=preload")]},
-], ids=repr)
-def test_caches_one_message_shortcut_one_check_away(tmp_path: Path, change: dict[str, Any]) -> None:
-    """The shortcut's every guard, one change away from the plain page it answers: the same
-    messages as the general path (the random test above may miss a combination)."""
-    _same_as_general_path(tmp_path, [{**_PLAIN, **change}])
+    """A gate that served these responses before sends exactly what a fresh gate sends, and
+    writes the same records: any response, consent, ledger (off, on, failing), repeated. (Which
+    route each response takes is tests/test_gate_decision.py's table.)"""
+    _same_as_fresh_gate(Path(str(tmp_path_factory.mktemp("s"))), responses)

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from ..inflate import FLOOR, RATIO, STEP, InflateError
 
-__all__ = ["MAX_CODINGS", "BodyDecoder", "codings", "decoder_for", "undecodable"]
+__all__ = ["MAX_CODINGS", "BodyDecoder", "cannot_decode", "codings", "decoder_for", "undecodable"]
 
 # Chromium's names (net/filter/filter_source_stream.cc): x-gzip is gzip; anything else is
 # skipped. "identity" is no coding either.
@@ -275,9 +275,16 @@ def decoder_for(headers: Iterable[tuple[bytes, bytes]]) -> BodyDecoder | str | N
     names = codings(headers)
     if not names:
         return None
+    why = cannot_decode(names)
+    return BodyDecoder(names) if why is None else why
+
+
+def cannot_decode(names: tuple[str, ...]) -> str | None:
+    """Why the codings ``names`` cannot be decoded here (too many codings, a coding whose
+    library is missing), or None."""
     if len(names) > MAX_CODINGS:
         return f"{len(names)} codings stacked (at most {MAX_CODINGS} are decoded)"
     missing = undecodable(names)
     if missing is not None:
         return f"{missing} (no decoder installed)"
-    return BodyDecoder(names)
+    return None

@@ -30,14 +30,25 @@ from ..sniff import (
     BodyKind,
     bom_prefix,
     declares_iso2022jp,
-    label_known,
     sniff,
     unreadable_charset,
     wide_bom,
     wide_codec,
     xml_declaration_open,
 )
-from .encodings import MAX_CODINGS, BodyDecoder, codings, decoder_for, undecodable
+from .decision import (
+    DOCUMENT_ROUTE,
+    HEAD,
+    NO_DECODER,
+    PASS,
+    RESPELLED,
+    SNIFF_ROUTE,
+    UNREADABLE,
+    WHOLE,
+    Decision,
+    decide,
+)
+from .encodings import MAX_CODINGS, BodyDecoder, codings, undecodable
 from .phases import (
     DONE,
     FAILED_AFTER_HEADERS,
@@ -49,7 +60,7 @@ from .phases import (
     UNREWRITTEN,
     Phase,
 )
-from .start import DOCUMENT, HTML, NO_BODY_STATUSES, OTHER, SNIFF, start_kind
+from .start import HTML, OTHER, SNIFF, start_kind
 from .state import ConsentState
 
 if TYPE_CHECKING:
@@ -168,16 +179,22 @@ class HtmlResponder:
         phase = self.phase
         kind = message["type"]
         if phase is HELD:
-            if kind == "http.response.body":
-                start = self.start
-                if start is not None and (body := self._whole_now(start, message)) is not None:
-                    # The common page: no coroutine of ours beyond this one.
-                    await self.raw_send(start)
-                    await self.raw_send(body)
-                    return
-                await self._decide(message)
-            else:
+            if kind != "http.response.body":
                 await self._other_first(message)
+                return
+            start = self.start
+            if start is None:  # a broken app; let the server complain about it
+                self._to(PASSING)
+                await self.raw_send(message)
+                return
+            decision = decide(self.kind, self.scope["method"], start, message, self.gate)
+            if decision.route is WHOLE and (
+                    body := self._whole_now(start, message, decision)) is not None:
+                # The common page: no coroutine of ours beyond this one.
+                await self.raw_send(start)
+                await self.raw_send(body)
+                return
+            await self._decide(start, message, decision)
         elif kind != "http.response.body":
             if phase in (REWRITING, UNREWRITTEN) and self.start is None:
                 await self.raw_send(message)  # trailers and the like, after our headers
@@ -202,41 +219,45 @@ class HtmlResponder:
             await self.raw_send(start)
         await self.raw_send(message)
 
-    async def _decide(self, first: Message) -> None:
-        start = self.start
-        if start is None:  # a broken app; let the server complain about it
-            self._to(PASSING)
-            await self.raw_send(first)
-            return
+    async def _decide(self, start: Message, first: Message, decision: Decision) -> None:
         if self.sets_cookie:
             self.gate.review.saw_cookies(start.get("headers", ()), self.scope.get("path", ""))
-        kind = self.kind
-        if kind is OTHER or int(start.get("status", 200)) in NO_BODY_STATUSES:
+        await self._act(start, first, decision)
+
+    async def _act(self, start: Message, first: Message, decision: Decision) -> None:
+        """What ``decision`` says, with its side effects: phase moves, the body decoder
+        (Content-Encoding removed), header edits and sends."""
+        route = decision.route
+        if route is PASS:
             await self._pass(start, first)
             return
-        if self.scope["method"] == "HEAD":
-            await self._head(start, first, kind)
+        if route is HEAD:
+            await self._head(start, first, self.kind)
             return
-        # The body Chromium reads: known codings undone (gate/encodings.py), in bounded steps.
-        decoder = decoder_for(start["headers"])
-        if isinstance(decoder, str):
+        if route is NO_DECODER:
             self._to(UNREWRITTEN)
-            await self._fail(f"Content-Encoding {decoder}: it cannot be read")
+            await self._fail(f"Content-Encoding {decision.what}: it cannot be read")
             return
-        if decoder is not None:
-            self.inflater = decoder
+        if decision.codings:
+            # The body Chromium reads: known codings undone (gate/encodings.py), in bounded steps.
+            self.inflater = BodyDecoder(decision.codings)
             del MutableHeaders(scope=start)["content-encoding"]
-        if kind is DOCUMENT:
-            await self._document(start, first, "an XML document or multipart body")
-            return
-        if kind is SNIFF and decoder is not None:
-            await self._unreadable(start, first, "a compressed body without a Content-Type")
-            return
-        if kind is SNIFF:
+        if route is DOCUMENT_ROUTE:
+            await self._document(start, first, decision.what)
+        elif route is SNIFF_ROUTE:
             self._to(SNIFFING)
             await self._sniff(first)
-            return
-        await self._rewrite_first(start, first)
+        elif route is UNREADABLE:
+            self.charset = decision.charset
+            await self._unreadable(start, first, decision.what)
+        elif route is RESPELLED:
+            self.charset = decision.charset
+            codec = decision.codec
+            await self._respelled(start, first,
+                                  Iso2022Respeller() if codec is None else WideRespeller(codec),
+                                  decision.what)
+        else:  # WHOLE, STREAM
+            await self._rewrite_first(start, first, decision)
 
     async def _sniff(self, message: Message) -> None:
         """Keep the first bytes (at most SNIFF_BYTES decoded) until they show what a browser
@@ -251,14 +272,10 @@ class HtmlResponder:
         start = self.start
         if start is None:  # pragma: no cover - SNIFFING is only entered with a held start
             raise RuntimeError("consent-gate responder: sniffing without a start message")
-        body = {"type": "http.response.body", "body": self.sniffed, "more_body": more}
-        self.sniffed = b""
-        if verdict is HTML:
-            await self._rewrite_first(start, body)
-        elif verdict is DOCUMENT:
-            await self._document(start, body, "an XML document without a Content-Type")
-        else:
-            await self._pass(start, body)
+        sniffed, self.sniffed = self.sniffed, b""
+        body = {"type": "http.response.body", "body": sniffed, "more_body": more}
+        await self._act(start, body, decide(verdict, self.scope["method"], start, body, self.gate,
+                                            sniffed=True))
 
     async def _pass(self, start: Message, first: Message) -> None:
         self._to(PASSING)
@@ -321,35 +338,16 @@ class HtmlResponder:
         tests/browser/test_encoding_vectors.py)."""
         await self._respelled(start, first, AnyRespeller(), what)
 
-    def _whole_now(self, start: Message, first: Message) -> Message | None:
-        """The common page, answered without a coroutine of its own: identity HTML whose whole
-        body is in ``first``, in a readable charset, for which no ledger write can be awaited
-        (no ledger, or no partner allowed). The same steps as _decide, _rewrite_first and
-        _rewrite_whole take for it; returns the body message to send after the (edited)
-        start. None, with nothing done, for any other response: ``_decide`` takes it."""
-        if self.kind is not HTML or first.get("more_body", False):
-            return None
-        scope = self.scope
-        if scope["method"] == "HEAD" or int(start.get("status", 200)) in NO_BODY_STATUSES:
-            return None
-        headers = start.get("headers", ())
-        content_type: bytes | None = None
-        for key, value in headers:  # one pass: any Content-Encoding goes the general way,
-            if key == b"content-encoding":
-                return None
-            if key == b"content-type":
-                if content_type is not None:  # and several types (charset_of reads them all)
-                    return None
-                content_type = value
-        if content_type is not None and b"," in content_type:
-            return None
+    def _whole_now(self, start: Message, first: Message, decision: Decision) -> Message | None:
+        """The common page, answered without a coroutine of its own: ``decision`` is WHOLE
+        (identity HTML whose whole body is in ``first``, in a readable charset) and no ledger
+        write can be awaited (no ledger, or no partner allowed). The same steps as _act,
+        _rewrite_first and _rewrite_whole take for it; returns the body message to send after
+        the (edited) start. None, with nothing done, when a ledger write may be needed:
+        ``_decide`` takes it."""
         gate = self.gate
-        charset, unreadable, label_is_known = gate.content_type(content_type or b"")
+        scope = self.scope
         body = first.get("body", b"")
-        if unreadable or wide_bom(body):
-            return None
-        if not label_is_known and declares_iso2022jp(body):
-            return None  # not rewritten: _rewrite_first sends it respelled
         consent = self.state.consent
         discloser = gate.discloser
         allowed = consent.allowed_partners
@@ -357,9 +355,9 @@ class HtmlResponder:
             return None  # partners may be enabled: their record is awaited (_rewrite_first)
         # From here on this path answers.
         if self.sets_cookie:
-            gate.review.saw_cookies(headers, scope.get("path", ""))
-        self.charset = charset
-        self.watch_charset = not label_is_known
+            gate.review.saw_cookies(start.get("headers", ()), scope.get("path", ""))
+        self.charset = charset = decision.charset
+        self.watch_charset = not decision.label_known
         self.phase = REWRITING  # HELD -> REWRITING, as _to(REWRITING) allows
         if allowed and not discloser.available():  # (as _allowed_partners)
             allowed = frozenset()
@@ -423,32 +421,17 @@ class HtmlResponder:
         self.phase = DONE  # from REWRITING or UNREWRITTEN, as _to(DONE) allows
         return {"type": "http.response.body", "body": out, "more_body": False}
 
-    async def _rewrite_first(self, start: Message, first: Message) -> None:
-        self.charset = self.gate.charset_of(start.get("headers", ()))
+    async def _rewrite_first(self, start: Message, first: Message, decision: Decision) -> None:
+        """HTML the rewriter reads (``decision`` WHOLE or STREAM)."""
+        self.charset = decision.charset
+        self.watch_charset = not decision.label_known
         body = first.get("body", b"")
-        if unreadable_charset(self.charset) or (self.inflater is None and wide_bom(body)):
-            codec = wide_codec(self.charset, body if self.inflater is None else b"")
-            if codec is not None:
-                await self._respelled(start, first, WideRespeller(codec), f"a {codec} page")
-                return
-            if (self.charset or "").strip("\t\n\x0c\r ") in ("iso-2022-jp", "csiso2022jp"):
-                # Its ASCII mode spells http-equiv as ASCII does (ESC tricks: docs/csp.md).
-                await self._respelled(start, first, Iso2022Respeller(), "an ISO-2022-JP page")
-                return
-            await self._unreadable(start, first, f"charset {self.charset!r} or a UTF-16 BOM")
-            return
-        self.watch_charset = not label_known(self.charset)
-        if self.watch_charset and self.inflater is None and declares_iso2022jp(body):
-            self.watch_charset = False
-            await self._respelled(start, first, Iso2022Respeller(),
-                                  "a page that declares ISO-2022-JP")
-            return
         self._to(REWRITING)
         self.allowed = self._allowed_partners()
         plan = self.gate.plans.plan(self.consent, self.allowed, self.scope, self.charset)
         if self.gate.page_macros:
             self.macros = self.gate.plans.signals.page_stream(self.consent)
-        if not first.get("more_body", False) and self.inflater is None:
+        if decision.route is WHOLE:
             # One-chunk body: rewritten all at once so Content-Length can stay exact; a page
             # rewritten before with this plan is reused, here when no ledger write is needed.
             hit, keep = self.gate.memo.find(plan, body)
