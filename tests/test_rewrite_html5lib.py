@@ -20,7 +20,7 @@ from urllib.parse import unquote_to_bytes
 
 import html5lib
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
 from middleware.hosts import HostMatcher
@@ -66,7 +66,14 @@ def _partner(url: str) -> str | None:
 
 def _document_fetches(doc: str) -> Iterator[tuple[str, str]]:
     for scripting in (False, True):
-        tree = html5lib.parse(doc, namespaceHTMLElements=True, scripting=scripting)
+        try:
+            tree = html5lib.parse(doc, namespaceHTMLElements=True, scripting=scripting)
+        except AssertionError:
+            # html5lib 1.1's own bug, not ours: its resetInsertionMode asserts it is parsing
+            # a fragment when a </table> pops back to a <select> opened inside <svg> (e.g.
+            # '<svg><select><title><table><tr><td></table>'); the spec's algorithm has no such
+            # assertion. With no tree there is no verdict: such a document is not an example.
+            reject()
         yield from _tree_fetches(tree)
 
 
