@@ -51,6 +51,11 @@ AnyASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
 _MAX_COOKIE_HEADERS = 4096
 _SCAN_HEADER = scan_token.HEADER_BYTES
 
+#: ASGI extensions with which the server sends a file itself, past the rewriter: hidden from
+#: the app, which then sends a body we can read (a file sent this way anyway goes out behind
+#: the no-partner CSP, responder.py).
+_SERVER_SENDS = frozenset({"http.response.pathsend", "http.response.zerocopysend"})
+
 
 class ConsentMiddleware:
     """Pure ASGI middleware; stateless across requests (a responder object per response)."""
@@ -207,10 +212,9 @@ class ConsentMiddleware:
         if encoding:
             inner["headers"] = [(k, v) for k, v in scope["headers"] if k != b"accept-encoding"]
         extensions = scope.get("extensions")
-        if extensions and "http.response.pathsend" in extensions:
+        if extensions and not _SERVER_SENDS.isdisjoint(extensions):
             # A file the server sends itself never passes through us: ask for a body instead.
-            inner["extensions"] = {k: v for k, v in extensions.items()
-                                   if k != "http.response.pathsend"}
+            inner["extensions"] = {k: v for k, v in extensions.items() if k not in _SERVER_SENDS}
         if scan and scan_token.owner_scan(scope, self.keys):  # the page as the site sends it
             await self.app(inner, receive, scan_token.mark_original(send))
             return

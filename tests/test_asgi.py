@@ -123,20 +123,25 @@ def test_middleware_passes_through_untouched(tmp_path: Path, status: int, conten
     assert out.start["headers"] == headers
 
 
-def test_middleware_pathsend_passes_through_behind_no_partner_csp(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("extension", "message"), [
+    ("http.response.pathsend", {"type": "http.response.pathsend", "path": "/tmp/x.html"}),
+    ("http.response.zerocopysend", {"type": "http.response.zerocopysend", "file": 3}),
+])
+def test_middleware_server_file_sends_pass_behind_no_partner_csp(
+        tmp_path: Path, extension: str, message: dict[str, Any]) -> None:
     seen: dict[str, Any] = {}
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         seen["extensions"] = scope.get("extensions")
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"text/html")]})
-        await send({"type": "http.response.pathsend", "path": "/tmp/x.html"})
+        await send(message)
 
     gate = make_gate(app, tmp_path)
     scope = http_scope(cookie=cookie_for(gate, {"ads"}))
-    scope["extensions"] = {"http.response.pathsend": {}, "other": {}}
+    scope["extensions"] = {extension: {}, "other": {}}
     out = asyncio.run(run(gate, scope))
-    assert [m["type"] for m in out.messages] == ["http.response.start", "http.response.pathsend"]
+    assert [m["type"] for m in out.messages] == ["http.response.start", message["type"]]
     # The app is asked for a body it would stream through us instead of a file...
     assert seen["extensions"] == {"other": {}}
     # ...and a file HTML page that bypasses us anyway is enforced to load no partner.
