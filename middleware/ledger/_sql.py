@@ -11,7 +11,7 @@ import json
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Any, Self
 
@@ -160,6 +160,15 @@ class SqlStore:
         return 0
 
     def _day_expr(self, col: str) -> str:
+        raise NotImplementedError
+
+    def _day_of(self, v: Any) -> date:
+        """The UTC day of a stored time, as ``_day_expr`` names it."""
+        raise NotImplementedError
+
+    def _day_bound(self, d: date) -> Any:
+        """A parameter for ``time >= ?`` / ``time < ?`` that starts day ``d`` as ``_day_expr``
+        cuts days: every time of day ``d`` is >= it and every time of the day before < it."""
         raise NotImplementedError
 
     def _json_each(self, col: str) -> str:
@@ -538,7 +547,6 @@ class SqlStore:
         # the same disclosure: the data left once, so only the row written before it counts.
         not_outcome = f"COALESCE({self._json_text('fields', 'delivery')}, 'queued') = 'queued'"
         where = f"{where} AND {not_outcome}" if where else f" WHERE {not_outcome}"
-        vwhere, vparams = self._where(Filters(since=since, until=until), PAGE_VIEWS)
         day = self._day_expr("time")
         with self._lock:
             # Old per-partner rows (and server-side disclosures).
@@ -556,21 +564,12 @@ class SqlStore:
                         f"SELECT DISTINCT d.partner, j.value FROM {DISCLOSURES} d, "
                         f"{self._json_each('d.' + table)}{dwhere}", params):
                     sink.add((str(p), str(v)))
-            # Page views: grouped by partner set (few), expanded per partner here; both scans
-            # read the (partner_set, time, consent_id) index only, not the rows.
-            idx = self._indexed("page_views_set_time_consent")
-            seen: set[str] = set()
-            for ps, d, n, a, b in self._read(
-                    f"SELECT partner_set, {day}, COUNT(*), MIN(time), MAX(time) FROM "
-                    f"{PAGE_VIEWS}{idx}{vwhere} GROUP BY partner_set, {day}", vparams):
-                seen.add(str(ps))
-                for p in str(ps).split():
-                    acc.add(p, str(d), int(n), self._ts_value(a), self._ts_value(b))
-            for ps, c in self._read(f"SELECT DISTINCT partner_set, consent_id FROM {PAGE_VIEWS}"
-                                    f"{idx}{vwhere}", vparams):
-                if c is not None:
-                    for p in str(ps).split():
-                        acc.consent_ids.setdefault(p, set()).add(str(c))
+            # Page views: per partner set (few) and per day, each an indexed range of the
+            # (partner_set, time, consent_id) index read in its order, expanded per partner
+            # here. One GROUP BY partner_set, day over the whole range cannot use that order
+            # (the day is an expression): SQLite sorted every view of the range in a temp
+            # B-tree, which was most of the summary's time.
+            seen = self._summary_views(acc, since, until)
             # Purposes and data: every partner list recorded for the sets seen (a superset when
             # a list was used only outside the period: never fewer than were disclosed).
             for text, ps in self._read("SELECT partners, partner_set FROM partner_lists", []):
@@ -584,6 +583,61 @@ class SqlStore:
                     acc.purposes.update((sh.partner, x) for x in sh.purposes)
                     acc.categories.update((sh.partner, x) for x in sh.data_categories)
         return acc.data()
+
+    def _summary_views(self, acc: _Summary, since: datetime | None,
+                       until: datetime | None) -> set[str]:
+        """Page views of [since, until) into ``acc``; returns the partner sets seen."""
+        idx = self._indexed("page_views_set_time_consent")
+        vwhere, vparams = self._where(Filters(since=since, until=until), PAGE_VIEWS)
+        in_set = (vwhere + " AND " if vwhere else " WHERE ") + "partner_set = ?"
+        seen: set[str] = set()
+        for ps in self._view_sets():
+            p = [*vparams, ps]
+            # A lone MIN() or MAX() is one seek into the index, not a scan.
+            first = self._read(f"SELECT MIN(time) FROM {PAGE_VIEWS}{idx}{in_set}", p)[0][0]
+            if first is None:
+                continue
+            last = self._read(f"SELECT MAX(time) FROM {PAGE_VIEWS}{idx}{in_set}", p)[0][0]
+            seen.add(ps)
+            partners = ps.split()
+            a, b = self._ts_value(first), self._ts_value(last)
+            day, end = self._day_of(first), self._day_of(last)
+            while day <= end:
+                nxt = day + timedelta(days=1)
+                # One bound each side, the tighter of the day's and the range's: given both
+                # lower bounds SQLite seeks to one and filters the other, so every day's
+                # count would scan from `since` on.
+                lo, hi = self._day_bound(day), self._day_bound(nxt)
+                if since is not None:
+                    lo = max(lo, self._ts_param(since))
+                if until is not None:
+                    hi = min(hi, self._ts_param(until))
+                n = self._read(f"SELECT COUNT(*) FROM {PAGE_VIEWS}{idx} "
+                               "WHERE partner_set = ? AND time >= ? AND time < ?",
+                               [ps, lo, hi])[0][0]
+                if n:
+                    d = day.isoformat()
+                    for partner in partners:
+                        acc.add(partner, d, int(n), a, b)
+                day = nxt
+            # Distinct ids of one set: the set's range in time order, deduplicated in a temp
+            # B-tree of distinct ids (a few thousand), not a sort of every view.
+            ids = [str(c) for c, in self._read(
+                f"SELECT DISTINCT consent_id FROM {PAGE_VIEWS}{idx}{in_set} "
+                "AND consent_id IS NOT NULL", p)]
+            for partner in partners:
+                acc.consent_ids.setdefault(partner, set()).update(ids)
+        return seen
+
+    def _view_sets(self) -> list[str]:
+        """Every distinct partner_set of page_views, from the index itself (one seek per set:
+        a loose index scan), so that no view is left out whatever the partner_sets table says."""
+        rows = self._read(
+            "WITH RECURSIVE s(ps) AS ("
+            f"SELECT MIN(partner_set) FROM {PAGE_VIEWS} UNION ALL "
+            f"SELECT (SELECT MIN(partner_set) FROM {PAGE_VIEWS} WHERE partner_set > s.ps) "
+            "FROM s WHERE s.ps IS NOT NULL) SELECT ps FROM s WHERE ps IS NOT NULL", [])
+        return [str(r[0]) for r in rows]
 
 
 def _time_key(r: StoredRow | BrokenRow) -> tuple[datetime, str, int]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import psycopg
@@ -274,6 +274,12 @@ class PostgresStore(SqlStore):
 
     def _day_expr(self, col: str) -> str:
         return f"to_char({col} AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+
+    def _day_of(self, v: Any) -> date:
+        return self._ts_value(v).date()
+
+    def _day_bound(self, d: date) -> Any:
+        return datetime(d.year, d.month, d.day, tzinfo=UTC)
 
     def _json_each(self, col: str) -> str:
         return f"jsonb_array_elements_text({col}) AS j(value)"

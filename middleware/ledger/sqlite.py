@@ -16,7 +16,7 @@ import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from datetime import datetime
+from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -392,6 +392,14 @@ class SqliteStore(SqlStore):
 
     def _day_expr(self, col: str) -> str:
         return f"substr({col}, 1, 10)"
+
+    def _day_of(self, v: Any) -> date:
+        return date.fromisoformat(str(v)[:10])
+
+    def _day_bound(self, d: date) -> Any:
+        # The bare date: a text starting with that day's 10 characters sorts at or after it,
+        # one starting with the day before sorts before it (so does substr(time, 1, 10)).
+        return d.isoformat()
 
     def _json_each(self, col: str) -> str:
         return f"json_each({col}) AS j"
