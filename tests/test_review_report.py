@@ -118,7 +118,7 @@ def test_report_of_a_tampered_ledger_says_broken(ledger: Path, tmp_path: Path,
     assert "BROKEN: 1 problem(s)" in out.read_text()
 
 
-def _page_views(path: Path, n: int) -> None:
+def _page_views(path: Path, n: int, writer_id: str | None = None) -> None:
     """n page views written the way the middleware writes them (real hash chains)."""
     from datetime import UTC, datetime, timedelta
 
@@ -130,9 +130,9 @@ def _page_views(path: Path, n: int) -> None:
     social = PartnerShare("facebook", ("social",), "consent", ("ip_address", "user_agent"))
     sets = ((ads,), (ads, social), (social,))
     start = datetime(2026, 11, 1, tzinfo=UTC)
-    writer = LedgerWriter(SqliteStore(path, synchronous="normal"))
+    writer = LedgerWriter(SqliteStore(path, synchronous="normal"), writer_id=writer_id)
     writer.write_sync([
-        PageView(time=start + timedelta(seconds=i * 2.5), request_id=f"r{i}",
+        PageView(time=start + timedelta(seconds=i * 2.5), request_id=f"{writer_id or 'r'}{i}",
                  consent_id=f"c{i % 500}", path="/a", partners=sets[i % 3],
                  policy_version="2008-01-23", ip="203.0.113.0/24", ua_family="Chrome 131")
         for i in range(n)])
@@ -153,6 +153,45 @@ def test_report_counts_page_views_visitors_and_partners_in_a_subprocess(tmp_path
     assert data["ledger_health"]["ok"] is True
     assert {p["partner"]: p["page_views"] for p in data["partners"]} == {
         "google-adsense": 2_000, "facebook": 2_000}
+
+
+def test_report_reads_one_snapshot_while_the_site_writes(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A page view committed between two of the report's queries (a live site) is in none of
+    its numbers: total, per partner and visitors stay one consistent state."""
+    from datetime import UTC, datetime
+
+    from middleware.review.db import ReviewDb
+    from middleware.review.facts import Health, collect
+
+    p = tmp_path / "live.sqlite3"
+    _page_views(p, 300)
+    db = ReviewDb(p, create=False)
+    real_read = ReviewDb.read
+    wrote = False
+
+    def read_while_the_site_writes(self: ReviewDb, sql: str, params: object = ()) -> list:
+        nonlocal wrote
+        rows = real_read(self, sql, params)  # type: ignore[arg-type]
+        if not wrote and "FROM page_views" in sql and "GROUP BY" in sql:
+            # After the per-partner counts, before the total: the site commits 30 more views
+            # (its own writer, its own chain) through another connection.
+            wrote = True
+            _page_views(p, 30, writer_id="site")
+        return rows
+
+    monkeypatch.setattr(ReviewDb, "read", read_while_the_site_writes)
+    try:
+        data = collect(db, None, None, datetime(2027, 1, 1, tzinfo=UTC),
+                       Health(None, 0, 0, 0, None, 0, None))
+    finally:
+        db.close()
+    assert wrote
+    assert data.page_views == 300
+    assert {f.partner: f.page_views for f in data.partners} == {"google-adsense": 200,
+                                                                "facebook": 200}
+    ((now,),) = sqlite3.connect(p).execute("SELECT COUNT(*) FROM page_views").fetchall()
+    assert now == 330, "the concurrent write did land, after the report's snapshot"
 
 
 def test_report_shows_the_last_witnessed_head(ledger: Path, tmp_path: Path,

@@ -149,7 +149,7 @@ class ReviewDb:
             raise ReviewUnavailable(f"no ledger at {target}")
         self.path = target
         self.writable = create
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         if create:
             self._conn = sqlite3.connect(target, check_same_thread=False, timeout=5.0,
                                          isolation_level=None)
@@ -181,6 +181,18 @@ class ReviewDb:
                 cur.execute("ROLLBACK")
                 raise
             cur.execute("COMMIT")
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Every read inside sees one state of the ledger: one read transaction (in WAL mode
+        a fixed snapshot), so a report's totals and its per-partner counts agree while the
+        site keeps writing. Other threads' calls wait until it ends."""
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                yield
+            finally:
+                self._conn.execute("COMMIT")
 
     def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:

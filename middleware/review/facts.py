@@ -164,6 +164,13 @@ def _scan_where(db: ReviewDb, table: str, since: datetime | None, until: datetim
 
 def collect(db: ReviewDb, config: Config | None, since: datetime | None, until: datetime,
             health: Health, progress: Progress = lambda _step: None) -> ReportData:
+    """The report's facts, all read from one snapshot of the ledger."""
+    with db.snapshot():
+        return _collect(db, config, since, until, health, progress)
+
+
+def _collect(db: ReviewDb, config: Config | None, since: datetime | None, until: datetime,
+             health: Health, progress: Progress) -> ReportData:
     tables = db.tables()
     where, params = _where(since, until)
     necessary = config.necessary_purposes if config else frozenset({"necessary"})
