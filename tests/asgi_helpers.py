@@ -139,3 +139,30 @@ async def run(gate: Any, scope: dict[str, Any], log: list[str] | None = None) ->
     recorder = Recorder(log)
     await gate(scope, receive_nothing, recorder)
     return recorder
+
+
+def assert_bomb_stopped(gate: Any, caplog: Any) -> None:
+    """Serve a compression bomb through ``gate``: the response is ended in bounded memory
+    (peak < 24 MB, < 60 MB out, pieces of at most 256 KB) and the log says why."""
+    import asyncio
+    import tracemalloc
+
+    sizes: list[int] = []
+    last: list[bool] = []
+
+    async def counting_send(message: Any) -> None:
+        if message["type"] == "http.response.body":
+            sizes.append(len(message.get("body", b"")))
+            last.append(bool(message.get("more_body", False)))
+
+    tracemalloc.start()
+    try:
+        asyncio.run(gate(http_scope(), receive_nothing, counting_send))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 24 * 1024 * 1024, f"peak {peak / 1e6:.0f} MB"
+    assert last[-1] is False, "the response is ended"
+    assert sum(sizes) < 60 * 1024 * 1024, "stopped long before 400 MB"
+    assert max(sizes) <= 256 * 1024
+    assert "expands more than" in caplog.text
