@@ -102,7 +102,7 @@ class _Stage(Protocol):
 
 class _Zlib:
     def __init__(self, name: str, step: int) -> None:
-        # As middleware.inflate.Inflater: wbits 47 = gzip or zlib header; deflate zlib-wrapped.
+        # wbits 47 = gzip or zlib header (auto-detected); deflate is zlib-wrapped (RFC 9110).
         self._z = zlib.decompressobj(15 if name == "deflate" else 47)
         self._step = step
 
@@ -194,9 +194,9 @@ class _Zstd:
 
 
 class BodyDecoder:
-    """Undoes a response's codings (``names`` in the order applied) piece by piece: the same
-    ``pieces`` as ``middleware.inflate.Inflater``, each piece at most ``step`` bytes, made
-    only when the caller asks for it (it rewrites and sends one before the next is made)."""
+    """Undoes a response's codings (``names`` in the order applied) piece by piece: each piece
+    at most ``step`` bytes, made only when the caller asks for it (it rewrites and sends one
+    before the next is made)."""
 
     def __init__(self, names: tuple[str, ...], *, step: int = STEP, ratio: int = RATIO,
                  floor: int = FLOOR) -> None:
