@@ -288,7 +288,17 @@ class WrkResult:
     cpu_workers: float = float("nan")
     cpu_writer: float = float("nan")
     cpu_wrk: float = float("nan")
+    #: The busiest worker's share of all workers' CPU in the run (1.0 with one worker). With
+    #: 2 workers and 32 keep-alive connections the kernel may hand most connections to one
+    #: worker: such a run measures one core, not the middleware, and is flagged in the table.
+    busiest_share: float = float("nan")
 
+
+#: A run whose busiest worker did more than this share of the workers' CPU is run again (at
+#: most RETRIES_UNBALANCED times; wrk opens its connections at once and the first worker to
+#: wake may accept them all), and flagged in the table if it stays so.
+UNBALANCED_SHARE = 0.75
+RETRIES_UNBALANCED = 2
 
 _TICK_US = 1e6 / os.sysconf("SC_CLK_TCK")
 
@@ -296,7 +306,8 @@ _TICK_US = 1e6 / os.sysconf("SC_CLK_TCK")
 def session_cpu(sid: int) -> dict[str, float]:
     """CPU µs (user + system) of the live processes of session ``sid`` (a server started with
     ``start_new_session``: its supervisor, workers and the ledger writer process they start),
-    as {"workers": ..., "writer": ...}."""
+    as {"workers": ..., "writer": ..., "pid:N": ...} (one "pid:N" per worker process, so a
+    run's spread over the workers can be read)."""
     out = {"workers": 0.0, "writer": 0.0}
     for name in os.listdir("/proc"):
         if not name.isdigit():
@@ -310,8 +321,23 @@ def session_cpu(sid: int) -> dict[str, float]:
         except (OSError, ValueError):
             continue  # exited meanwhile
         role = "writer" if b"--writer-id" in cmdline else "workers"
-        out[role] += (int(fields[11]) + int(fields[12])) * _TICK_US
+        used = (int(fields[11]) + int(fields[12])) * _TICK_US
+        out[role] += used
+        if role == "workers" and int(name) != sid:  # the session leader is the supervisor
+            out[f"pid:{name}"] = used
     return out
+
+
+def busiest_share(before: dict[str, float], after: dict[str, float]) -> float:
+    """The largest single worker's share of the workers' CPU between two readings."""
+    used = [after[k] - before.get(k, 0.0) for k in after if k.startswith("pid:")]
+    total = sum(used)
+    return max(used) / total if total > 0 else float("nan")
+
+
+def unbalanced(result: WrkResult, workers: int) -> bool:
+    """True when one of several workers did most of a run's work (see UNBALANCED_SHARE)."""
+    return workers > 1 and result.busiest_share > UNBALANCED_SHARE
 
 
 def children_cpu_us() -> float:
@@ -353,6 +379,7 @@ def run_wrk(url: str, cookie: str | None, duration: float, conns: int = 32,
         if before is not None and after is not None:
             result.cpu_workers = (after["workers"] - before["workers"]) / reqs
             result.cpu_writer = (after["writer"] - before["writer"]) / reqs
+            result.busiest_share = busiest_share(before, after)
     return result
 
 
@@ -495,6 +522,7 @@ def bench_workers(workers: int, args: argparse.Namespace, tmp: Path, out: list[s
                         or (v.path == JSON_PATH and "json" in args.only)]
         counted: dict[str, int] = {}  # server -> all-consent article views wrk saw complete
         runs: dict[str, int] = {}
+        retried: list[str] = []  # runs repeated for connection placement (RETRIES_UNBALANCED)
 
         def count(v: Variant, r: WrkResult) -> None:
             if v.path == ARTICLE and v.cookie and v.server.name != "wrapped-ledger-off":
@@ -509,13 +537,20 @@ def bench_workers(workers: int, args: argparse.Namespace, tmp: Path, out: list[s
             k = rep % len(variants)
             for v in variants[k:] + variants[:k]:
                 r = run_wrk(v.server.base + v.path, v.cookie, args.duration, server=v.server)
-                v.results.append(r)
                 count(v, r)
+                for _ in range(RETRIES_UNBALANCED):  # connection placement, not the middleware
+                    if not unbalanced(r, workers):
+                        break
+                    retried.append(f"{v.path} {v.name} {r.busiest_share:.0%}")
+                    r = run_wrk(v.server.base + v.path, v.cookie, args.duration, server=v.server)
+                    count(v, r)
+                v.results.append(r)
                 if not md:
                     print(f"  [{workers}w rep {rep + 1}/{args.reps} {time.monotonic() - t0:4.0f}s] "
                           f"{v.path} {v.name}: {r.rps:.0f} req/s p50 {r.p50_ms:.2f} ms "
                           f"p99 {r.p99_ms:.2f} ms; CPU µs/req workers {r.cpu_workers:.0f} "
-                          f"writer {r.cpu_writer:.0f} wrk {r.cpu_wrk:.0f} {r.errors}",
+                          f"writer {r.cpu_writer:.0f} wrk {r.cpu_wrk:.0f} busiest worker "
+                          f"{r.busiest_share:.0%} {r.errors}",
                           file=sys.stderr, flush=True)
     finally:
         for s in servers.values():
@@ -547,10 +582,21 @@ def bench_workers(workers: int, args: argparse.Namespace, tmp: Path, out: list[s
                          f"{v.med('p50_ms'):.2f}", f"{v.med('p99_ms'):.2f}",
                          f"{v.med('cpu_workers'):.0f} + {v.med('cpu_writer'):.0f}",
                          f"{v.med('cpu_wrk'):.0f}",
-                         " / ".join(f"{r.rps:.0f}" for r in v.results), "; ".join(errs) or "-"])
+                         " / ".join(f"{r.rps:.0f}{'*' if unbalanced(r, workers) else ''}"
+                                    for r in v.results), "; ".join(errs) or "-"])
     out.append(table(["variant", "req/s", "ratio to bare", "p50 ms", "p99 ms",
                       "CPU µs/req workers + writer", "wrk CPU µs/req", "req/s per run",
                       "errors"], rows, md))
+    flagged = [(v, r) for v in variants for r in v.results if unbalanced(r, workers)]
+    if retried:
+        out.append(("- " if md else "  ") + f"runs repeated because one worker did more than "
+                   f"{UNBALANCED_SHARE:.0%} of the workers' CPU (discarded, their requests still "
+                   f"counted in the ledger check): " + ", ".join(retried))
+    if flagged:
+        out.append(("- " if md else "  ") + f"* = a run whose busiest worker did more than "
+                   f"{UNBALANCED_SHARE:.0%} of the workers' CPU (the kernel placed most of wrk's "
+                   f"keep-alive connections on one worker: that run measures one core): "
+                   + ", ".join(f"{v.path} {v.name} {r.busiest_share:.0%}" for v, r in flagged))
     out.append("")
     by = {(v.path, v.name): v for v in variants}
     nan = float("nan")
