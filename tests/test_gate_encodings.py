@@ -53,6 +53,11 @@ def _zstd(b: bytes) -> bytes:
     return bytes(zstd.compress(b))
 
 
+def _raw_deflate(b: bytes) -> bytes:
+    c = zlib.compressobj(6, zlib.DEFLATED, -15)
+    return c.compress(b) + c.flush()
+
+
 #: Content-Encoding header values -> encode(body), as a server stacks them.
 STACKS: dict[str, tuple[list[bytes], Any]] = {
     "br": ([b"br"], _br),
@@ -62,6 +67,9 @@ STACKS: dict[str, tuple[list[bytes], Any]] = {
     "x-gzip": ([b"X-Gzip"], _gzip),
     "zstd, two frames": ([b"zstd"], lambda b: _zstd(b[:40]) + _zstd(b[40:])),
     "identity, unknown, br": ([b"identity, x-unknown", b" BR "], _br),
+    # No zlib header: Chromium 156 renders it (tests/browser/test_encoding_vectors.py).
+    "deflate, raw": ([b"deflate"], _raw_deflate),
+    "deflate, zlib": ([b"deflate"], zlib.compress),
 }
 
 
@@ -104,6 +112,24 @@ def test_pieces_are_bounded_and_exact(doc: bytes, name: str, size: int, step: in
               for p in decoder.pieces(body[i:i + size], final=i + size >= len(body))]
     assert b"".join(pieces) == doc
     assert all(len(p) <= step for p in pieces)
+
+
+def test_raw_deflate_is_read_as_chromium_reads_it() -> None:
+    """Chromium replays a deflate body whose zlib header fails as raw deflate behind a dummy
+    header (78 01): what follows the raw stream is its Adler-32, so other bytes there fail."""
+    doc = AD_PAGE * 40
+    decoder = BodyDecoder(("deflate",))
+    assert b"".join(decoder.pieces(_raw_deflate(doc), final=True)) == doc
+    decoder = BodyDecoder(("deflate",))
+    adler = zlib.adler32(doc).to_bytes(4, "big")
+    assert b"".join(decoder.pieces(_raw_deflate(doc) + adler, final=True)) == doc
+    with pytest.raises(InflateError, match="incorrect data check"):
+        list(BodyDecoder(("deflate",)).pieces(_raw_deflate(doc) + b"garbage", final=True))
+    # A zlib stream that fails after its first output is not replayed: the body is corrupt.
+    broken = bytearray(zlib.compress(doc))
+    broken[len(broken) // 2] ^= 0xFF
+    with pytest.raises(InflateError):
+        list(BodyDecoder(("deflate",)).pieces(bytes(broken), final=True))
 
 
 def _bomb(name: str) -> bytes:

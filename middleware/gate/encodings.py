@@ -5,7 +5,9 @@ pre-compressed ``.br`` file, a proxying app. Chromium 156 advertises ``gzip, def
 zstd`` and decodes each of them; it joins every Content-Encoding header into one list,
 undoes the codings in reverse order, and passes a coding it does not know as if it were
 absent (measured, ``tests/browser/test_encoding_vectors.py``: ``Content-Encoding:
-x-consent-test`` over plain HTML rendered the HTML and followed its meta refresh). So the
+x-consent-test`` over plain HTML rendered the HTML and followed its meta refresh), and it
+reads ``deflate`` without its zlib header as raw deflate (measured: rendered, its partner img
+fetched; ``_Zlib``). So the
 body the rewriter must read is the one Chromium reads: every known coding undone, unknown
 names skipped. Each coding is decoded lazily at most ``step`` bytes at a time, and the whole
 chain stops with ``InflateError`` once the decoded size passes ``floor + ratio * compressed
@@ -100,11 +102,32 @@ class _Stage(Protocol):
     def pieces(self, data: bytes, final: bool) -> Iterator[bytes]: ...
 
 
+#: Chromium's deflate sniff (net/filter/gzip_source_stream.cc, kMaxZlibHeaderSniffBytes): a
+#: ``deflate`` body is read as zlib; an error before any output, within its first 1000 bytes,
+#: replays it as raw deflate behind a dummy zlib header.
+DEFLATE_SNIFF_BYTES = 1000
+_DUMMY_ZLIB_HEADER = b"\x78\x01"
+
+
 class _Zlib:
+    """gzip or deflate. ``deflate`` is zlib-wrapped (RFC 9110), yet Chromium 156 renders raw
+    deflate under that name (measured, tests/browser/test_encoding_vectors.py): it is read as
+    Chromium reads it. The dummy header makes the last 4 bytes after a raw stream its Adler-32,
+    as in Chromium (raw deflate followed by other bytes fails there and here)."""
+
     def __init__(self, name: str, step: int) -> None:
         # wbits 47 = gzip or zlib header (auto-detected); deflate is zlib-wrapped (RFC 9110).
         self._z = zlib.decompressobj(15 if name == "deflate" else 47)
         self._step = step
+        #: deflate while sniffing: the input consumed so far, to replay as raw deflate.
+        self._replay: bytearray | None = bytearray() if name == "deflate" else None
+
+    def _as_raw(self, pending: bytes) -> bytes:
+        """The zlib header was wrong: the input again, as raw deflate behind a dummy header."""
+        replay, self._replay = bytes(self._replay or b""), None
+        self._z = zlib.decompressobj(15)
+        self._z.decompress(_DUMMY_ZLIB_HEADER)
+        return replay + pending
 
     def pieces(self, data: bytes, final: bool) -> Iterator[bytes]:
         pending = data
@@ -112,8 +135,18 @@ class _Zlib:
             try:
                 piece = self._z.decompress(pending, self._step)
             except zlib.error as exc:
+                if self._replay is not None:
+                    pending = self._as_raw(pending)
+                    continue
                 raise InflateError(f"corrupt compressed body ({exc})") from None
-            pending = self._z.unconsumed_tail
+            tail = self._z.unconsumed_tail
+            if self._replay is not None:
+                used = len(pending) - len(tail)
+                if piece or self._z.eof or len(self._replay) + used >= DEFLATE_SNIFF_BYTES:
+                    self._replay = None  # the zlib header holds
+                else:
+                    self._replay += pending[:used]
+            pending = tail
             if piece:
                 yield piece
             if not pending and len(piece) < self._step:

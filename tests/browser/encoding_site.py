@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -77,6 +78,11 @@ def _zstd(b: bytes) -> bytes:
     return bytes(zstd.compress(b))
 
 
+def _raw_deflate(b: bytes) -> bytes:
+    c = zlib.compressobj(6, zlib.DEFLATED, -15)
+    return c.compress(b) + c.flush()
+
+
 def _utf8(text: str) -> bytes:
     return text.encode()
 
@@ -109,6 +115,9 @@ BODIES: dict[str, tuple[bytes, list[tuple[bytes, bytes]], str, Callable[[str], b
     "untyped-br": (b"", [(b"content-encoding", b"br")], HTML, lambda t: _br(t.encode()), ""),
     "xhtml-br-utf16-bom": (_XHTML_TYPE, [(b"content-encoding", b"br")], XHTML,
                            lambda t: _br(_le_bom(t)), "UTF-16"),
+    # deflate without its zlib header (RFC 9110 asks for one; Chromium reads raw deflate too).
+    "html-deflate-raw": (b"text/html; charset=utf-8", [(b"content-encoding", b"deflate")], HTML,
+                         lambda t: _raw_deflate(t.encode()), ""),
     "html-unknown": (b"text/html; charset=utf-8", [(b"content-encoding", b"x-consent-test")],
                      HTML, _utf8, ""),
     "html-br-utf16": (b"text/html; charset=utf-16le", [(b"content-encoding", b"br")], HTML,

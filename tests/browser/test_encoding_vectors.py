@@ -3,12 +3,14 @@ read as sent (br, zstd, gzip inside br, two Content-Encoding headers, a coding n
 knows, XHTML/SVG in UTF-16 or ISO-2022-JP by header, BOM, declaration or first bytes, a
 UTF-32 label, a compressed body without a type, an XHTML internal entity that spells the name
 with a character reference, an HTML page whose XML declaration names ISO-2022-JP, an XSLT
-transform that builds the name), each with a meta refresh, an <img> and an
-SVG <image href> to the partner. Served as written, Chromium (Accept-Encoding "gzip, deflate,
+transform that builds the name, deflate without its zlib header), each with a meta refresh,
+an <img> and an SVG <image href> to the partner. Served as written, Chromium (Accept-Encoding "gzip, deflate,
 br, zstd") fetches all three; through the gate before gate/encodings.py, the enforced
 no-partner CSP stopped the img and the SVG image but every one of these pages followed its
 meta refresh to the partner (a navigation: no CSP directive governs it). Through the gate now,
-the partner receives nothing, and the gated page is still the document (its root element)."""
+the partner receives nothing, and the gated page is still the document (its root element,
+its title: read and gated, not ended; raw deflate was ended before the gate read it as
+Chromium does)."""
 
 from __future__ import annotations
 
@@ -47,6 +49,7 @@ ROOTS: dict[str, str] = {"xsl-sheet": "html", "xslt-doc": "html"}
 def test_unread_bodies_reach_the_partner_only_as_written(
         page: Page, recording_proxy: RecordingProxy, tmp_path: Path) -> None:
     roots: dict[str, str] = {}
+    titles: dict[str, str] = {}
     # report-only: a rewritten page (br, zstd, ...) must be clean without the CSP's help; an
     # unreadable document gets the enforced no-partner CSP whatever the mode.
     with raw_and_gated("tests.browser.encoding_site", tmp_path, csp="report-only") as (raw, gated):
@@ -56,6 +59,7 @@ def test_unread_bodies_reach_the_partner_only_as_written(
                     page.goto(f"{server.url}/{who}/{name}", wait_until="load")
                     if who == "gated":
                         roots[name] = page.evaluate("document.documentElement.localName")
+                        titles[name] = page.title()
                 page.wait_for_timeout(1300)  # the refresh waits 1 s
         ae = page.goto(f"{raw.url}/ae/raw").text()
         recording_proxy.wait_quiet(1.0)
@@ -70,3 +74,6 @@ def test_unread_bodies_reach_the_partner_only_as_written(
     assert {k: v for k, v in missing.items() if v} == {}, "each vector reaches it as written"
     assert roots == {name: ROOTS.get(name, "svg" if name.startswith("svg") else "html")
                      for name in BODIES}
+    # Read and gated, not ended (an ended body is an empty page): each title is there.
+    assert titles == {name: "" if name.startswith("svg") or name == "xslt-doc" else "enc"
+                      for name in BODIES}
