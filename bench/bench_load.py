@@ -103,11 +103,16 @@ def serve(app: str, port: int, workers: int, factory: bool) -> None:
 
 
 def ledger_off_app() -> Any:
-    """uvicorn factory (in each worker): the wrapped site with a Discloser that writes nothing."""
+    """uvicorn factory (in each worker): the wrapped site with a Discloser that writes nothing,
+    in a process set up as ``consent-gate run`` sets up its workers (the same GC threshold,
+    ``CONSENT_GATE_GC_THRESHOLD`` or the default), so that on/off differ by the ledger alone."""
     from examples.japan_talk.app import app as site
     from middleware import ConsentMiddleware
     from middleware.config import load_config
     from middleware.disclosure import Discloser
+    from middleware.runner import apply_gc_threshold
+
+    apply_gc_threshold()
 
     config = load_config(os.environ[CONFIG_ENV])
     return ConsentMiddleware(site, config=config, ledger=Discloser(config, None, None))
@@ -292,6 +297,9 @@ class WrkResult:
     #: 2 workers and 32 keep-alive connections the kernel may hand most connections to one
     #: worker: such a run measures one core, not the middleware, and is flagged in the table.
     busiest_share: float = float("nan")
+    #: Resident memory (MB) of the server's workers (+ supervisor) and its writer at the end.
+    rss_workers: float = float("nan")
+    rss_writer: float = float("nan")
 
 
 #: A run whose busiest worker did more than this share of the workers' CPU is run again (at
@@ -301,14 +309,16 @@ UNBALANCED_SHARE = 0.75
 RETRIES_UNBALANCED = 2
 
 _TICK_US = 1e6 / os.sysconf("SC_CLK_TCK")
+_PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def session_cpu(sid: int) -> dict[str, float]:
     """CPU µs (user + system) of the live processes of session ``sid`` (a server started with
     ``start_new_session``: its supervisor, workers and the ledger writer process they start),
     as {"workers": ..., "writer": ..., "pid:N": ...} (one "pid:N" per worker process, so a
-    run's spread over the workers can be read)."""
-    out = {"workers": 0.0, "writer": 0.0}
+    run's spread over the workers can be read), and their resident memory in MB
+    ("rss_workers", "rss_writer")."""
+    out = {"workers": 0.0, "writer": 0.0, "rss_workers": 0.0, "rss_writer": 0.0}
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
@@ -323,6 +333,7 @@ def session_cpu(sid: int) -> dict[str, float]:
         role = "writer" if b"--writer-id" in cmdline else "workers"
         used = (int(fields[11]) + int(fields[12])) * _TICK_US
         out[role] += used
+        out["rss_" + role] += int(fields[21]) * _PAGE_MB
         if role == "workers" and int(name) != sid:  # the session leader is the supervisor
             out[f"pid:{name}"] = used
     return out
@@ -380,6 +391,8 @@ def run_wrk(url: str, cookie: str | None, duration: float, conns: int = 32,
             result.cpu_workers = (after["workers"] - before["workers"]) / reqs
             result.cpu_writer = (after["writer"] - before["writer"]) / reqs
             result.busiest_share = busiest_share(before, after)
+    if after is not None:
+        result.rss_workers, result.rss_writer = after["rss_workers"], after["rss_writer"]
     return result
 
 
@@ -550,7 +563,8 @@ def bench_workers(workers: int, args: argparse.Namespace, tmp: Path, out: list[s
                           f"{v.path} {v.name}: {r.rps:.0f} req/s p50 {r.p50_ms:.2f} ms "
                           f"p99 {r.p99_ms:.2f} ms; CPU µs/req workers {r.cpu_workers:.0f} "
                           f"writer {r.cpu_writer:.0f} wrk {r.cpu_wrk:.0f} busiest worker "
-                          f"{r.busiest_share:.0%} {r.errors}",
+                          f"{r.busiest_share:.0%}; RSS MB workers {r.rss_workers:.0f} "
+                          f"writer {r.rss_writer:.0f} {r.errors}",
                           file=sys.stderr, flush=True)
     finally:
         for s in servers.values():

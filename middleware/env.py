@@ -19,5 +19,11 @@ DEV_ENV = "CONSENT_GATE_DEV"
 LEDGER_KEY_ENV = "CONSENT_GATE_LEDGER_KEY"
 #: ``1`` forces the pure-Python rewriter scan (read at import).
 PURE_PYTHON_ENV = "CONSENT_GATE_PURE_PYTHON"
+#: The cyclic GC's generation-0 threshold each worker of ``consent-gate run`` sets
+#: (``--gc-threshold``; ``0`` leaves Python's own). Read by ``middleware.runner``.
+GC_THRESHOLD_ENV = "CONSENT_GATE_GC_THRESHOLD"
+#: Its default (Python's own is 700): ``middleware.runner.apply_gc_threshold`` says why.
+DEFAULT_GC_THRESHOLD = 50_000
 
-ALL = (CONFIG_ENV, LEDGER_ENV, APP_ENV, SECRET_ENV, DEV_ENV, LEDGER_KEY_ENV, PURE_PYTHON_ENV)
+ALL = (CONFIG_ENV, LEDGER_ENV, APP_ENV, SECRET_ENV, DEV_ENV, LEDGER_KEY_ENV, PURE_PYTHON_ENV,
+       GC_THRESHOLD_ENV)

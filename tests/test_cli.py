@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import gc
+import json
 import shutil
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -11,6 +15,8 @@ import httpx2
 import pytest
 
 from middleware.cli import main
+from middleware.env import DEFAULT_GC_THRESHOLD, GC_THRESHOLD_ENV
+from middleware.runner import apply_gc_threshold
 
 from .support.servers import REPO_ROOT, start_consent_gate
 
@@ -230,3 +236,57 @@ def test_cli_run_from_the_repository_is_not_a_clash() -> None:
     from middleware.cli.site import clashing_module
 
     assert clashing_module(REPO_ROOT) is None
+
+
+def _pythons_own_gc_threshold() -> list[int]:
+    out = subprocess.run([sys.executable, "-c", "import gc; print(list(gc.get_threshold()))"],
+                         capture_output=True, text=True, check=True).stdout
+    return list(json.loads(out))
+
+
+@pytest.mark.server
+def test_cli_run_sets_the_gc_threshold_in_every_worker_process(tmp_path: Path) -> None:
+    """The page views waiting for the ledger are not re-scanned by a young collection every
+    few requests: each worker (not only the supervisor) runs with the larger threshold."""
+    config = tmp_path / "partners.toml"
+    shutil.copy(JAPAN_TALK, config)
+    own = _pythons_own_gc_threshold()
+    assert own[0] != DEFAULT_GC_THRESHOLD
+    with start_consent_gate("tests.support.sample_site:app", config, tmp_path,
+                            extra_args=["--workers", "2", "--no-access-log"]) as server:
+        assert server.proc is not None
+        seen = {}
+        for _ in range(40):  # new connections: both workers answer sooner or later
+            info = httpx2.get(server.url + "/_gc", timeout=10).json()
+            seen[info["pid"]] = info["threshold"]
+            if len(seen) == 2:
+                break
+    assert server.proc.pid not in seen, "answered by the workers, not the supervisor"
+    assert seen and all(t == [DEFAULT_GC_THRESHOLD, *own[1:]] for t in seen.values()), seen
+
+
+@pytest.mark.server
+def test_cli_run_gc_threshold_zero_keeps_pythons_own(tmp_path: Path) -> None:
+    config = tmp_path / "partners.toml"
+    shutil.copy(JAPAN_TALK, config)
+    with start_consent_gate("tests.support.sample_site:app", config, tmp_path,
+                            extra_args=["--gc-threshold", "0", "--no-access-log"]) as server:
+        info = httpx2.get(server.url + "/_gc", timeout=10).json()
+    assert info["threshold"] == _pythons_own_gc_threshold()
+
+
+def test_apply_gc_threshold_reads_the_environment_and_keeps_older_generations(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    before = gc.get_threshold()
+    try:
+        monkeypatch.setenv(GC_THRESHOLD_ENV, "12345")
+        assert apply_gc_threshold() == 12345
+        assert gc.get_threshold() == (12345, *before[1:])
+        monkeypatch.delenv(GC_THRESHOLD_ENV)
+        assert apply_gc_threshold() == DEFAULT_GC_THRESHOLD
+        assert apply_gc_threshold(0) == DEFAULT_GC_THRESHOLD, "0 changes nothing"
+        monkeypatch.setenv(GC_THRESHOLD_ENV, "lots")
+        with pytest.raises(RuntimeError, match="CONSENT_GATE_GC_THRESHOLD='lots'"):
+            apply_gc_threshold()
+    finally:
+        gc.set_threshold(*before)

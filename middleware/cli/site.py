@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import POSITIONS, Config, load_config
-from ..env import APP_ENV, CONFIG_ENV, DEV_ENV
+from ..env import APP_ENV, CONFIG_ENV, DEFAULT_GC_THRESHOLD, DEV_ENV, GC_THRESHOLD_ENV
 from ..errors import ConsentGateError, SecretError
 from ..secrets import DEV_KEY
 from ..signals.describe import partner_dict, partner_lines, signal_lines, signals_dict
@@ -148,6 +148,10 @@ def run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-level", default="info")
     p.add_argument("--no-access-log", dest="access_log", action="store_false",
                    help="no per-request access log (your reverse proxy usually keeps one)")
+    p.add_argument("--gc-threshold", type=int, default=None, metavar="N",
+                   help="the cyclic GC's generation-0 threshold in each worker (default "
+                        f"{DEFAULT_GC_THRESHOLD:,}, or ${GC_THRESHOLD_ENV}; 0 keeps Python's "
+                        "own 700): fewer collections over page views that wait for the ledger")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -163,6 +167,10 @@ def run(args: argparse.Namespace) -> int:
     os.environ[CONFIG_ENV] = path
     if args.dev:
         os.environ[DEV_ENV] = "1"
+    if args.gc_threshold is not None:
+        if args.gc_threshold < 0:
+            raise ConsentGateError("--gc-threshold must be 0 (Python's own) or more")
+        os.environ[GC_THRESHOLD_ENV] = str(args.gc_threshold)
     _refuse_clashing_module(Path(args.app_dir or os.getcwd()))
     if args.app_dir:
         sys.path.insert(0, args.app_dir)

@@ -9,10 +9,13 @@ Run it with ``start_uvicorn("tests.support.sample_site:app")``.
 * ``/_hits``      JSON list of the paths this process served (to prove a request
                   came directly, not through the proxy)
 * ``/_env``       JSON of the ``SAMPLE_SITE_*`` environment variables
+* ``/_gc``        JSON ``{"pid": ..., "threshold": [...]}``: the serving process and its
+                  ``gc.get_threshold()``
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -93,5 +96,8 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     elif path == "/_env":
         env = {k: v for k, v in os.environ.items() if k.startswith("SAMPLE_SITE_")}
         await _respond(send, 200, json.dumps(env).encode(), "application/json")
+    elif path == "/_gc":
+        info = {"pid": os.getpid(), "threshold": list(gc.get_threshold())}
+        await _respond(send, 200, json.dumps(info).encode(), "application/json")
     else:
         await _respond(send, 404, b"not found", "text/plain")
