@@ -64,7 +64,9 @@ def _partner(url: str) -> str | None:
     return MATCHER.partner_for_url(url)
 
 
-def _document_fetches(doc: str) -> Iterator[tuple[str, str]]:
+def document_fetches(doc: str) -> Iterator[tuple[str, str]]:
+    """(element, partner) for every fetch a browser would make from a partner host (of
+    ``PARTNERS``) in html5lib's trees of ``doc`` (scripting off and on)."""
     for scripting in (False, True):
         try:
             tree = html5lib.parse(doc, namespaceHTMLElements=True, scripting=scripting)
@@ -121,12 +123,12 @@ def _tree_fetches(tree: Any) -> Iterator[tuple[str, str]]:
                 elif name in ("iframe", "embed", "object") and value.strip().lower().startswith("data:"):
                     doc = fetch.data_document(value.strip())
                     assert doc is not None, value  # the generator writes decodable data: URLs
-                    for _, pid in _document_fetches(doc.decode("utf-8", "replace")):
+                    for _, pid in document_fetches(doc.decode("utf-8", "replace")):
                         yield name + "[data:]", pid
                 else:
                     urls.append(value)
             if name == "iframe" and "srcdoc" in attrs:
-                for _, pid in _document_fetches(attrs["srcdoc"]):
+                for _, pid in document_fetches(attrs["srcdoc"]):
                     yield "iframe[srcdoc]", pid
             if name == "meta" and attrs.get("http-equiv", "").strip().lower() == "refresh":
                 urls.append(fetch.refresh_url(attrs.get("content", "")))
@@ -226,7 +228,7 @@ cuts = st.lists(st.integers(min_value=0, max_value=4000), max_size=6)
 @given(documents, cuts)
 def test_html5lib_no_partner_fetch_survives_without_consent(doc: str, cuts: list[int]) -> None:
     out, enabled = _feed(doc.encode(), frozenset(), cuts)
-    leaks = sorted(set(_document_fetches(out.decode())))
+    leaks = sorted(set(document_fetches(out.decode())))
     assert leaks == [], (doc, out)
     assert enabled == frozenset()
 
@@ -235,8 +237,65 @@ def test_html5lib_no_partner_fetch_survives_without_consent(doc: str, cuts: list
 @given(documents, cuts)
 def test_html5lib_every_consented_partner_fetch_is_reported(doc: str, cuts: list[int]) -> None:
     out, enabled = _feed(doc.encode(), frozenset(PARTNERS), cuts)
-    seen = {pid for _, pid in _document_fetches(out.decode())}
+    seen = {pid for _, pid in document_fetches(out.decode())}
     assert seen <= enabled, (doc, seen - enabled)
+
+
+#: Injections that would complete a tag cut at the end of the body (quotes, '>').
+QUOTED = b'<a class="cg" href="#b" title=\'x\'>banner</a>'
+
+
+def _quoted_plan(allowed: frozenset[str]) -> RewritePlan:
+    return RewritePlan(head_end=QUOTED, body_start=QUOTED, body_end=QUOTED,
+                       injected_partners=frozenset(), allowed_partners=allowed,
+                       granted_purposes=frozenset(), matcher=MATCHER, placeholder=placeholder)
+
+
+@SETTINGS
+@given(documents, st.integers(min_value=0, max_value=4000), cuts)
+def test_html5lib_no_partner_fetch_survives_in_any_prefix(doc: str, end: int,
+                                                          cuts: list[int]) -> None:
+    """A body that ends anywhere (a truncated br/zstd/gzip stream, a site that stops): the
+    injections finish() appends come after the last byte; a tag cut there used to take the
+    first quote and '>' of the banner as its own and fetch (<img src="https://partner/...)."""
+    data = ("<!DOCTYPE html><html><head>" + doc).encode()
+    data = data[:end % (len(data) + 1)]
+    rw = HtmlRewriter(_quoted_plan(frozenset()))
+    out = []
+    prev = 0
+    for cut in [*sorted(c % (len(data) + 1) for c in cuts), len(data)]:
+        out.append(rw.feed(data[prev:cut]))
+        prev = cut
+    out.append(rw.finish())
+    body = b"".join(out).decode("utf-8", "replace")
+    assert sorted(set(document_fetches(body))) == [], (data, body)
+
+
+@pytest.mark.parametrize("tail", [
+    '<img src="https://ad.doubleclick.net/x', "<img src=https://ad.doubleclick.net/x",
+    '<img alt="a" src=https://ad.doubleclick.net/x alt=', '<svg><image href="https://ad.doubleclick.net/x',
+    '<div style="background:url(https://ad.doubleclick.net/x', '<a href=/ ping="https://ad.doubleclick.net/x',
+    '<meta http-equiv=refresh content="0;url=https://ad.doubleclick.net/x'])
+def test_a_tag_cut_by_the_end_of_the_body_is_dropped(tail: str) -> None:
+    """The browser drops a tag that EOF cuts (eof-in-tag); the rewriter drops it too, so the
+    injections after it are markup of their own."""
+    head = b"<!DOCTYPE html><html><head><title>t</title></head><body><p>x</p>"
+    rw = HtmlRewriter(_quoted_plan(frozenset()))
+    out = rw.feed(head + tail.encode()) + rw.finish()
+    kept = tail[:tail.rindex("<")].encode()  # (an <svg> before the cut tag stays)
+    assert out.endswith(b"<p>x</p>" + kept + QUOTED) and out.count(QUOTED) == 3
+    assert not list(document_fetches(out.decode()))
+
+
+def test_an_oversized_tag_cut_by_the_end_gets_no_injection() -> None:
+    """An oversized tag already went out inert; at the end inside it, nothing is appended
+    (it would be read as its attributes)."""
+    rw = HtmlRewriter(_quoted_plan(frozenset()), max_tag=64)
+    tag = b'<img alt="' + b"a" * 100 + b'" src=https://ad.doubleclick.net/x'
+    out = rw.feed(b"<html><body>" + tag) + rw.finish()
+    assert out.endswith(b"https://ad.doubleclick.net/x")
+    assert out.rindex(QUOTED) < out.index(b"a" * 100)  # (head and body injections before it)
+    assert not list(document_fetches(out.decode()))
 
 
 def test_html5lib_oracle_sees_the_vectors() -> None:
@@ -246,7 +305,7 @@ def test_html5lib_oracle_sees_the_vectors() -> None:
         wrapped = f"<svg>{doc}</svg>" if tag.startswith(("<use", "<feImage", "<rect", "<image xlink")) else doc
         if tag.startswith("<script href"):
             wrapped = f"<svg>{doc}</svg>"
-        assert {pid for _, pid in _document_fetches(wrapped)} == {"ads"}, wrapped
+        assert {pid for _, pid in document_fetches(wrapped)} == {"ads"}, wrapped
     assert unquote_to_bytes("%3C") == b"<"
 
 
@@ -266,7 +325,7 @@ def test_select_raw_text_element_hides_no_live_tag_from_either_tree_builder(
     doc = (f"<!DOCTYPE html><html><head></head><body><select><option>a<{raw}></select>"
            f'<img src="{url}"></{raw}><p>after</p></body></html>').encode()
     out, _ = _feed(doc, frozenset(), [])
-    assert not list(_document_fetches(out.decode())), out
+    assert not list(document_fetches(out.decode())), out
     assert b"<p>after</p>" in out
     # With consent the page is left as it was, and the partner is reported for the ledger.
     out, enabled = _feed(doc, frozenset({"ads"}), [])

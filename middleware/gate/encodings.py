@@ -101,6 +101,8 @@ def undecodable(names: tuple[str, ...]) -> str | None:
 class _Stage(Protocol):
     def pieces(self, data: bytes, final: bool) -> Iterator[bytes]: ...
 
+    def truncated(self) -> bool: ...
+
 
 #: Chromium's deflate sniff (net/filter/gzip_source_stream.cc, kMaxZlibHeaderSniffBytes): a
 #: ``deflate`` body is read as zlib; an error before any output, within its first 1000 bytes,
@@ -121,6 +123,10 @@ class _Zlib:
         self._step = step
         #: deflate while sniffing: the input consumed so far, to replay as raw deflate.
         self._replay: bytearray | None = bytearray() if name == "deflate" else None
+        self._fed = False
+
+    def truncated(self) -> bool:
+        return self._fed and not self._z.eof
 
     def _as_raw(self, pending: bytes) -> bytes:
         """The zlib header was wrong: the input again, as raw deflate behind a dummy header."""
@@ -131,6 +137,7 @@ class _Zlib:
 
     def pieces(self, data: bytes, final: bool) -> Iterator[bytes]:
         pending = data
+        self._fed = self._fed or bool(data)
         while not self._z.eof:
             try:
                 piece = self._z.decompress(pending, self._step)
@@ -165,9 +172,14 @@ class _Brotli:
         self._lib = _lib("br")
         self._d = self._lib.Decompressor()
         self._step = step
+        self._fed = False
+
+    def truncated(self) -> bool:
+        return self._fed and not self._d.is_finished()
 
     def pieces(self, data: bytes, final: bool) -> Iterator[bytes]:
         d = self._d
+        self._fed = self._fed or bool(data)
         if d.is_finished():
             return  # bytes after the end of the stream: not part of the body
         pending = data
@@ -198,6 +210,11 @@ class _Zstd:
         self._lib = _lib("zstd")
         self._d = self._new()
         self._step = step
+        #: A frame was begun and has not ended.
+        self._open = False
+
+    def truncated(self) -> bool:
+        return self._open and not self._d.eof
 
     def _new(self) -> Any:
         lib = self._lib
@@ -213,6 +230,7 @@ class _Zstd:
                 if not pending:
                     return
                 d = self._d = self._new()
+            self._open = self._open or bool(pending)
             try:
                 piece = d.decompress(pending, self._step)
             except self._lib.ZstdError as exc:
@@ -221,6 +239,7 @@ class _Zstd:
             if piece:
                 yield piece
             if d.eof:
+                self._open = False
                 continue
             if d.needs_input:
                 return
@@ -268,6 +287,13 @@ class BodyDecoder:
                     f"compressed body ({', '.join(self.names)}) expands more than "
                     f"{self.ratio}:1 ({self.compressed} bytes in, over {self.decoded} out)")
             yield piece
+
+    def truncated(self) -> tuple[str, ...]:
+        """The codings whose stream ended before its end (asked after the final piece):
+        Chromium 156 renders what a truncated gzip, deflate, br or zstd stream decoded to
+        (measured), and so the gate sends the rewrite of those bytes."""
+        return tuple(name for name, stage in zip(reversed(self.names), self._stages, strict=True)
+                     if stage.truncated())
 
     def _chain(self, i: int, data: bytes, final: bool) -> Iterator[bytes]:
         stage = self._stages[i]

@@ -498,6 +498,14 @@ class HtmlResponder:
             await self._fail(str(exc))
             return
         if not more:
+            cut = self.inflater.truncated()
+            if cut:
+                # Chromium renders a truncated stream's bytes: so does the gate, rewritten (a
+                # tag the cut left open is dropped, as the browser drops it).
+                logger.warning("consent-gate: %s %s: the %s stream ended before its end "
+                               "(truncated); the %d decoded bytes were rewritten and sent",
+                               self.scope["method"], self.scope["path"], ", ".join(cut),
+                               self.inflater.decoded)
             out = await self._step(b"", final=True)
             if out is not None:
                 await self._emit(out, False)

@@ -130,7 +130,9 @@ class Tokenizer:
             self._hold_tag = False
         self._finished = True
         inj = self._inj
-        if self._seen_doc and (inj[0] is not None or inj[1] is not None or inj[2] is not None):
+        # Ended inside an oversized tag already sent: injections would be its attributes.
+        if self._state != _INTAG and self._seen_doc and (
+                inj[0] is not None or inj[1] is not None or inj[2] is not None):
             tail = [self._inject(k) for k in ("head", "body", "end")]
             out += b"".join(tail)
         return out
@@ -382,7 +384,11 @@ class Tokenizer:
         """A tag with no '>' yet: (stop the loop, pos, flushed)."""
         n = len(buf)
         if final:
-            return True, n, flushed  # EOF inside a tag: the browser drops it
+            # EOF inside a tag: the browser drops it, and so does the rewriter. Passed on, the
+            # injections finish() appends were read as the rest of the tag: the banner's first
+            # quote and '>' completed a cut <img src="https://partner/... (a live fetch).
+            out.append(buf[flushed:lt])
+            return True, n, n
         if n - lt <= self.max_tag:
             self._hold_tag = True  # only a '>' can complete it
             return True, lt, flushed

@@ -12,6 +12,7 @@ request.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import os
 import zlib
@@ -83,6 +84,20 @@ def _raw_deflate(b: bytes) -> bytes:
     return c.compress(b) + c.flush()
 
 
+def _cut(name: str, text: str) -> bytes:
+    """The page cut inside its SVG <image href="...svgimg (the img and the refresh before it),
+    in coding ``name``: flushed there, the stream never ended (a truncated response)."""
+    data = text[:text.index("/svgimg") + len("/svgimg")].encode()
+    if name == "br":
+        c = brotli.Compressor()
+        return bytes(c.process(data) + c.flush())
+    if name == "zstd":
+        z = zstd.ZstdCompressor()
+        return bytes(z.compress(data) + z.flush(zstd.ZstdCompressor.FLUSH_BLOCK))
+    g = zlib.compressobj(6, zlib.DEFLATED, 31 if name == "gzip" else 15)
+    return g.compress(data) + g.flush(zlib.Z_SYNC_FLUSH)
+
+
 def _utf8(text: str) -> bytes:
     return text.encode()
 
@@ -118,6 +133,9 @@ BODIES: dict[str, tuple[bytes, list[tuple[bytes, bytes]], str, Callable[[str], b
     # deflate without its zlib header (RFC 9110 asks for one; Chromium reads raw deflate too).
     "html-deflate-raw": (b"text/html; charset=utf-8", [(b"content-encoding", b"deflate")], HTML,
                          lambda t: _raw_deflate(t.encode()), ""),
+    # Truncated streams (Chromium renders what they decode to; the cut tag is dropped).
+    **{f"html-{c}-cut": (b"text/html; charset=utf-8", [(b"content-encoding", c.encode())], HTML,
+                         functools.partial(_cut, c), "") for c in ("gzip", "deflate", "br", "zstd")},
     "html-unknown": (b"text/html; charset=utf-8", [(b"content-encoding", b"x-consent-test")],
                      HTML, _utf8, ""),
     "html-br-utf16": (b"text/html; charset=utf-16le", [(b"content-encoding", b"br")], HTML,

@@ -3,14 +3,17 @@ read as sent (br, zstd, gzip inside br, two Content-Encoding headers, a coding n
 knows, XHTML/SVG in UTF-16 or ISO-2022-JP by header, BOM, declaration or first bytes, a
 UTF-32 label, a compressed body without a type, an XHTML internal entity that spells the name
 with a character reference, an HTML page whose XML declaration names ISO-2022-JP, an XSLT
-transform that builds the name, deflate without its zlib header), each with a meta refresh,
+transform that builds the name, deflate without its zlib header, gzip/deflate/br/zstd streams
+cut inside the SVG image's href), each with a meta refresh,
 an <img> and an SVG <image href> to the partner. Served as written, Chromium (Accept-Encoding "gzip, deflate,
 br, zstd") fetches all three; through the gate before gate/encodings.py, the enforced
 no-partner CSP stopped the img and the SVG image but every one of these pages followed its
 meta refresh to the partner (a navigation: no CSP directive governs it). Through the gate now,
 the partner receives nothing, and the gated page is still the document (its root element,
 its title: read and gated, not ended; raw deflate was ended before the gate read it as
-Chromium does)."""
+Chromium does). Chromium renders what a truncated stream decoded to (the refresh and img
+before the cut were fetched, the cut SVG image dropped); through the gate the cut tag used to
+be completed by the banner appended after it (its quote and '>'), and fetched."""
 
 from __future__ import annotations
 
@@ -38,6 +41,8 @@ def _vectors(name: str) -> set[str]:
     after its sheet, which xslt-doc applies)."""
     if name in ("xsl-sheet", "xslt-doc"):
         return {"refresh"} if name == "xsl-sheet" else set()
+    if name.endswith("-cut"):
+        return {"refresh", "img"}  # the stream ends inside the SVG image's href
     return {"refresh", "svgimg"} if name.startswith("svg") else {"refresh", "img", "svgimg"}
 
 
