@@ -15,17 +15,31 @@ from typing import Any
 
 import pytest
 
-from middleware.ledger import ConsentEvent, DisclosureRecord, LedgerWriter, SqliteStore, verify
+from middleware.ledger import (
+    ConsentEvent,
+    DisclosureRecord,
+    LedgerWriter,
+    PageView,
+    PartnerShare,
+    SqliteStore,
+    verify,
+)
 from middleware.ledger._sql import _chunks
 from middleware.ledger.chain import (
     GENESIS,
     ChainCursor,
     canonical_text,
     hash_record,
+    list_texts,
+    partner_set_text,
     record_hash,
     record_text,
+    shares_text,
+    time_text,
+    time_text_us,
 )
 from middleware.ledger.records import Record, format_time
+from middleware.ledger.wire import Decoder, Encoder, frame, frames
 
 T = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
 WRITER = "w0123456789abcdef"
@@ -59,6 +73,82 @@ HASHES = [
     "9d3109f678a518fffd3cbc8b996a2aebb39c0c1cc9ea55eca84c2e2ab53730d4",
     "59cd8566b1af868632e53d47d6d0090d4d9d1e944c39a98d07654e1e307cbeee",
 ]
+
+
+ADS = PartnerShare("ads-co", ("ads", "measurement"), "consent", ("ip_address",), ("__gads",))
+CAFE = PartnerShare("caf\u00e9-metrics", (), "opt-out-not-exercised")
+VIEWS = [
+    PageView(time=T, request_id="r1", consent_id="c-1", path="/blog/x", partners=(ADS, CAFE),
+             policy_version="2024-05-01", ip="203.0.113.0/24", ua_family="Chrome 124"),
+    PageView(time=datetime(2024, 5, 1, 14, 0, tzinfo=timezone(timedelta(hours=2))),
+             request_id="r2", consent_id=None, path="/\u65e5\u672c", partners=(ADS,),
+             fields={"z": 1, "a": [1.5, None]}),
+    PageView(time=datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), request_id="r3",
+             consent_id="c", path="/", partners=(CAFE, ADS)),
+]
+# Chained from GENESIS, seq 1..3, writer WRITER, before the writer's id-keyed list texts and
+# the decoder's time texts (f4619ec).
+VIEW_HASHES = [
+    "faa33a9fadc6b39334c6035d08f23d0f132a861220c2c656c14fce79d1105d01",
+    "30ef7c4a40eef9433afb0967a0cc00098acbe755982d7cf4c732b95d915d9805",
+    "19594dd44db57cdfc6d8649accabfb051b2569e1bcd42b4c5ec5150f6bea1cf9",
+]
+
+
+def test_page_views_through_the_wire_hash_as_before() -> None:
+    """What the writer process hashes: the views a worker encoded, decoded (the fast path
+    that fills the time text from the wire's microseconds), equal the worker's records and
+    chain to the hashes of the reference definition."""
+    out: list[bytes] = []
+    items = Encoder().encode(VIEWS, out)
+    buf = bytearray(b"".join([*out, frame(("W", 1, items))]))
+    decoder = Decoder()
+    decoded: list[Record] = []
+    for f in frames(buf):
+        if f[0] == "S":
+            decoder.share_list(f[1], f[2])
+        else:
+            decoded += [decoder.decode(item) for item in f[2]]
+    assert decoded == VIEWS
+    rows = ChainCursor(WRITER).link(decoded)
+    assert [r.hash for r in rows] == VIEW_HASHES
+    prev = GENESIS
+    for seq, (rec, want) in enumerate(zip(VIEWS, VIEW_HASHES, strict=True), start=1):
+        assert record_hash(rec.kind, rec.to_dict(), WRITER, seq, prev) == want
+        assert record_text(rec) == canonical_text(rec.to_dict())
+        prev = want
+
+
+@pytest.mark.parametrize("t", [
+    T, T.replace(microsecond=0), datetime(1970, 1, 1, tzinfo=UTC),
+    datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    datetime(1000, 1, 1, tzinfo=UTC), datetime(999, 12, 31, 23, 59, 59, 1, tzinfo=UTC),
+    datetime(9999, 12, 31, 23, 59, 59, 999997, UTC)])
+def test_time_text_from_microseconds_is_format_time(t: datetime) -> None:
+    us = (t - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    for k in range(3):  # the second's text cached, then other microseconds of it
+        u = t + timedelta(microseconds=k)
+        want = format_time(u)
+        assert time_text_us(u, us + k) == want
+        assert time_text(u) == want
+
+
+def test_list_texts_follow_the_list_object() -> None:
+    """Keyed by id(): an equal list made anew gets the same texts; a list made after an
+    earlier one was dropped (its id possibly reused) gets its own."""
+    a = (ADS, CAFE)
+    assert list_texts(a)[0] is a
+    assert shares_text(a) == canonical_text([s.to_dict() for s in a])
+    assert partner_set_text(a) == " ads-co caf\u00e9-metrics "
+    assert shares_text(tuple(list(a))) == shares_text(a)
+    for _ in range(50):
+        one = (PartnerShare("x", ("p",), "consent"),)
+        assert partner_set_text(one) == " x "
+        del one
+        other = (PartnerShare("y", (), "necessary"),)
+        assert partner_set_text(other) == " y "
+        assert shares_text(other) == canonical_text([other[0].to_dict()])
+        del other
 
 
 def test_hashes_are_unchanged_from_the_original_implementation() -> None:

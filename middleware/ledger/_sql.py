@@ -21,8 +21,8 @@ from middleware.ledger.chain import (
     Checkpoint,
     StoredRow,
     canonical_text,
+    list_texts,
     partner_set_text,
-    shares_text,
 )
 from middleware.ledger.records import (
     ConsentEvent,
@@ -208,9 +208,10 @@ class SqlStore:
         rec = row.record
         if isinstance(rec, PageView):
             f = rec.fields
+            _, text, partner_set = list_texts(rec.partners)
             return [
                 self._ts_param(rec.time), rec.request_id, rec.consent_id, rec.path,
-                shares_text(rec.partners), partner_set_text(rec.partners), rec.policy_version,
+                text, partner_set, rec.policy_version,
                 rec.ip, rec.ua_family, canonical_text(dict(f)) if f else "{}", None,
                 row.writer_id, row.seq, row.prev_hash, row.hash,
             ]

@@ -15,10 +15,10 @@ import json
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from json.encoder import encode_basestring  # what json.dumps(ensure_ascii=False) uses
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from middleware.ledger.records import (
     ConsentEvent,
@@ -69,10 +69,43 @@ def json_strs(values: tuple[str, ...]) -> str:
     return canonical_text(list(values))
 
 
-@lru_cache(maxsize=1024)
+#: Bounded caches (cleared when full): a site has a few partner lists, and a commit's
+#: records are a few hundred times.
+_CACHE_MAX = 4096
+_TIMES: dict[datetime, str] = {}
+_SECONDS: dict[int, str] = {}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SECOND = timedelta(seconds=1)
+
+
 def time_text(t: datetime) -> str:
-    """``format_time`` for the writer: one page view's records share one time."""
-    return format_time(t)
+    """``format_time`` for the writer: a time is formatted for the hash and again for the
+    row, and the writer process's decoder formats it from the wire (``time_text_us``)."""
+    text = _TIMES.get(t)
+    if text is None:
+        text = format_time(t)
+        if len(_TIMES) >= _CACHE_MAX:
+            _TIMES.clear()
+        _TIMES[t] = text
+    return text
+
+
+def time_text_us(t: datetime, us: int) -> str:
+    """``time_text(t)`` for ``t`` = the epoch + ``us`` microseconds, remembered for ``t``:
+    the second's text once per second, the microseconds by hand (``isoformat`` of an aware
+    datetime costs ~1.2-2 µs, this ~0.5)."""
+    s, frac = divmod(us, 1_000_000)
+    head = _SECONDS.get(s)
+    if head is None:
+        head = format_time(_EPOCH + s * _SECOND)[:-8]  # without ".ffffffZ"
+        if len(_SECONDS) >= _CACHE_MAX:
+            _SECONDS.clear()
+        _SECONDS[s] = head
+    text = f"{head}.{frac:06d}Z"
+    if len(_TIMES) >= _CACHE_MAX:
+        _TIMES.clear()
+    _TIMES[t] = text
+    return text
 
 
 def _jv(v: Any) -> str:
@@ -91,20 +124,35 @@ def _strs_text(v: Any) -> str:
     return json_strs(v) if type(v) is tuple else canonical_text(list(v))
 
 
-@lru_cache(maxsize=1024)
+#: Partner list texts by the list's id(): the middleware (and the writer process's decoder)
+#: share one tuple per list, so this is a dict hit per view where an lru_cache hashed the
+#: tuple (a Python ``__hash__`` per share: ~0.8 µs per look-up, three per view). The tuple
+#: is kept in the entry, so its id cannot be reused while the entry lives.
+_LISTS: dict[int, tuple[tuple[PartnerShare, ...], str, str]] = {}
+
+
+def list_texts(shares: tuple[PartnerShare, ...]) -> tuple[tuple[PartnerShare, ...], str, str]:
+    """``(shares, shares_text(shares), partner_set_text(shares))``."""
+    got = _LISTS.get(id(shares))
+    if got is None or got[0] is not shares:
+        got = (shares, canonical_text([s.to_dict() for s in shares]),
+               " " + " ".join(s.partner for s in shares) + " ")
+        if len(_LISTS) >= _CACHE_MAX:
+            _LISTS.clear()
+        _LISTS[id(shares)] = got
+    return got
+
+
 def shares_text(shares: tuple[PartnerShare, ...]) -> str:
-    """Canonical JSON of a page view's partner list: also the ``partners`` column text.
-
-    A site has few distinct partner sets, so this is a cache hit on nearly every view.
-    """
-    return canonical_text([s.to_dict() for s in shares])
+    """Canonical JSON of a page view's partner list: the text the hash covers, and that of
+    its ``partner_lists`` row."""
+    return list_texts(shares)[1]
 
 
-@lru_cache(maxsize=1024)
 def partner_set_text(shares: tuple[PartnerShare, ...]) -> str:
     """The partner ids of a page view as `` a b c `` (space-delimited, sorted): the indexed
     ``partner_set`` column that ``show --partner`` and ``summary`` group by."""
-    return " " + " ".join(s.partner for s in shares) + " "
+    return list_texts(shares)[2]
 
 
 def record_text(rec: Record) -> str:
@@ -112,7 +160,7 @@ def record_text(rec: Record) -> str:
     if type(rec) is PageView:
         return (
             f'{{"consent_id":{_jv(rec.consent_id)},"fields":{_mapping_text(rec.fields)},'
-            f'"ip":{_jv(rec.ip)},"partners":{shares_text(rec.partners)},'
+            f'"ip":{_jv(rec.ip)},"partners":{list_texts(rec.partners)[1]},'
             f'"path":{_jv(rec.path)},"policy_version":{_jv(rec.policy_version)},'
             f'"request_id":{_jv(rec.request_id)},"time":"{time_text(rec.time)}",'
             f'"ua_family":{_jv(rec.ua_family)}}}'
@@ -153,9 +201,9 @@ def new_writer_id() -> str:
     return secrets.token_hex(8)
 
 
-@dataclass(frozen=True)
-class ChainedRecord:
-    """A record with its place in its writer's chain, ready to insert."""
+class ChainedRecord(NamedTuple):
+    """A record with its place in its writer's chain, ready to insert. (A named tuple: made
+    for every record the writer commits, 0.5 µs against 1.1 µs for a frozen dataclass.)"""
 
     record: Record
     writer_id: str
