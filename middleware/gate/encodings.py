@@ -29,7 +29,8 @@ from typing import Any, Protocol
 
 from ..inflate import FLOOR, RATIO, STEP, InflateError
 
-__all__ = ["MAX_CODINGS", "BodyDecoder", "cannot_decode", "codings", "decoder_for", "undecodable"]
+__all__ = ["BR_WINDOW_BITS_MAX", "MAX_CODINGS", "BodyDecoder", "br_window_bits", "cannot_decode",
+           "codings", "decoder_for", "undecodable"]
 
 # Chromium's names (net/filter/filter_source_stream.cc): x-gzip is gzip; anything else is
 # skipped. "identity" is no coding either.
@@ -167,6 +168,26 @@ class _Zlib:
                 yield rest
 
 
+#: br's window (the ring buffer its decoder holds) at most 8 MB, as zstd's (RFC 9659): the
+#: brotli binding has no cap, and a stream's header may ask for 16 MB (WBITS 24). Measured,
+#: RSS per decoder 70 % through a 24 MB page: 4.1 MB at WBITS 22, 8.1 at 23, 16.1 at 24.
+BR_WINDOW_BITS_MAX = 23
+
+
+def br_window_bits(first: int) -> int | None:
+    """WBITS of a brotli stream from its first byte (RFC 7932 §9.1: 1, 4 or 7 bits, LSB
+    first); None for the large-window escape (not RFC 7932: the decoder refuses it)."""
+    if not first & 1:
+        return 16
+    n = (first >> 1) & 7
+    if n:
+        return 17 + n
+    m = (first >> 4) & 7
+    if m == 1:
+        return None
+    return 17 if m == 0 else 8 + m
+
+
 class _Brotli:
     def __init__(self, step: int) -> None:
         self._lib = _lib("br")
@@ -179,6 +200,14 @@ class _Brotli:
 
     def pieces(self, data: bytes, final: bool) -> Iterator[bytes]:
         d = self._d
+        if data and not self._fed:
+            bits = br_window_bits(data[0])
+            if bits is not None and bits > BR_WINDOW_BITS_MAX:
+                # Chromium 156 renders it (measured); here it would hold 16 MB per response.
+                raise InflateError(
+                    f"br stream asks for a {(1 << bits) >> 20} MB window (WBITS {bits}; at "
+                    f"most {BR_WINDOW_BITS_MAX} is decoded: recompress with lgwin <= "
+                    f"{BR_WINDOW_BITS_MAX}, brotli -w {BR_WINDOW_BITS_MAX})")
         self._fed = self._fed or bool(data)
         if d.is_finished():
             return  # bytes after the end of the stream: not part of the body
