@@ -597,6 +597,30 @@ def test_head_gets_the_content_headers_of_its_get(tmp_path: Path, ctype: bytes |
     assert get_ce == head_ce and get_csp == head_csp and not head_length
 
 
+@pytest.mark.parametrize("body", [AD_PAGE, AD_PAGE.replace(b"<!DOCTYPE html>", b"")])
+def test_head_of_an_untyped_body_gets_the_headers_of_its_sniffed_get(tmp_path: Path,
+                                                                     body: bytes) -> None:
+    """No Content-Type: the GET is sniffed (HTML here) and rewritten, so it leaves without the
+    app's Content-Length, ETag and Last-Modified, private, with the CSP. HEAD has no body to
+    sniff: it gets the headers of a sniffed page (it kept the app's length and ETag, which
+    name bytes its GET never sends)."""
+    sent = [(b"etag", b'"v1"'), (b"last-modified", b"Tue, 01 Dec 2026 00:00:00 GMT"),
+            (b"content-length", b"%d" % len(body))]
+    answers = {}
+    for method in ("GET", "HEAD"):
+        gate = make_gate(html_app([body if method == "GET" else b""], headers=sent), tmp_path)
+        out = asyncio.run(run(gate, http_scope(method=method)))
+        if method == "GET":
+            assert AD_TAG not in out.body and b"data-consent-src" in out.body
+        answers[method] = (out.header(b"etag"), out.header(b"last-modified"),
+                           out.header(b"content-security-policy"), out.header(b"cache-control"),
+                           out.header(b"vary"))
+        if method == "HEAD":
+            assert out.header(b"content-length") == []
+    assert answers["HEAD"] == answers["GET"]
+    assert answers["GET"][:2] == ([], []) and answers["GET"][2]
+
+
 def test_br_html_with_a_utf16_byte_order_mark_is_respelled_in_utf16(tmp_path: Path) -> None:
     text = "<!DOCTYPE html><html><head>" + REFRESH.decode() + "</head><body></body></html>"
     body = b"\xff\xfe" + text.encode("utf-16-le")

@@ -284,21 +284,23 @@ class HtmlResponder:
         await self.raw_send(first)
 
     async def _head(self, start: Message, first: Message, kind: BodyKind) -> None:
-        """HEAD gets the headers its GET would get; its (empty) body is not rewritten."""
+        """HEAD gets the headers its GET would get; its (empty) body is not rewritten. An
+        untyped identity body has nothing to sniff: it gets the headers of a page sniffed as
+        HTML (its GET is rewritten so, and loses the app's length and validators; one sniffed
+        as something else keeps them, while this HEAD does not: a cache then asks again)."""
         self._to(PASSING)
         headers = MutableHeaders(scope=start)
         charset = self.gate.charset_of(start.get("headers", ()))
         names = codings(start.get("headers", ()))
         decoded = bool(names) and len(names) <= MAX_CODINGS and undecodable(names) is None
-        if kind is HTML and not unreadable_charset(charset) and (decoded or not names):
+        if ((kind is HTML and not unreadable_charset(charset) and (decoded or not names))
+                or (kind is SNIFF and not names)):
             self.allowed = self._allowed_partners()
             if decoded:  # the GET body leaves decoded
                 del headers["content-encoding"]
             if "content-length" in headers:  # the GET body's length depends on the rewrite
                 del headers["content-length"]
             self._rewritten_headers(start, enforced_no_partner=False)
-        elif kind is SNIFF and not names:
-            self._untouched_headers(start)
         else:
             if decoded:  # the GET body leaves decoded, respelled: its length may change
                 del headers["content-encoding"]
