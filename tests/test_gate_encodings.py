@@ -493,6 +493,64 @@ def test_xml_stylesheet_is_renamed_in_documents(tmp_path: Path) -> None:
                                                           "<?consent-blocked-xml-stylesheet")
 
 
+OWN_CSS = b'<?xml-stylesheet type="text/css" href="/own.css"?>'
+#: Renamed: a partner's, XSLT, no type, a scheme-relative or re-spelt URL, references, a
+#: duplicate, a type Chromium does not read as CSS, no end.
+NOT_OWN_CSS = [
+    b'<?xml-stylesheet type="text/css" href="https://pagead2.googlesyndication.com/a.css"?>',
+    b'<?xml-stylesheet type="text/xsl" href="/sheet.xsl"?>',
+    b'<?xml-stylesheet href="/own.css"?>',
+    b'<?xml-stylesheet type="text/css" href="//pagead2.googlesyndication.com/a.css"?>',
+    b'<?xml-stylesheet type="text/css" href="/\t/pagead2.googlesyndication.com/a.css"?>',
+    b'<?xml-stylesheet type="text/css" href="/\\pagead2.googlesyndication.com/a.css"?>',
+    b'<?xml-stylesheet type="text/css" href="https&#58;//pagead2.googlesyndication.com/"?>',
+    b'<?xml-stylesheet type="text/css" href="/own.css" href="//pagead2.googlesyndication.com/"?>',
+    b'<?xml-stylesheet type="TEXT/CSS" href="/own.css"?>',
+    b'<?xml-stylesheet type="text/css" href="/own\x1b(B.css"?>',
+]
+
+
+def _document(*pis: bytes, after: bytes = b"") -> bytes:
+    return (b'<?xml version="1.0" encoding="UTF-8"?>\n' + b"\n".join(pis)
+            + b'\n<doc><t>x</t></doc>' + after)
+
+
+@pytest.mark.parametrize("size", [1, 3, 7, 10_000])
+def test_own_css_stylesheet_of_a_document_is_kept(tmp_path: Path, size: int) -> None:
+    """An XML document is not rewritten, so every <?xml-stylesheet?> was renamed, its own CSS
+    too (the page lost its style). A plain CSS one to a relative URL, in the prolog, is kept
+    (the enforced no-partner CSP governs what that sheet loads); any other is renamed."""
+    after = b"\n" + OWN_CSS  # after the root: an XHTML <base href> could re-base it
+    body = _document(OWN_CSS, *NOT_OWN_CSS, OWN_CSS.replace(b'"', b"'"), after=after)
+    chunks = [body[i:i + size] for i in range(0, len(body), size)]
+    gate = make_gate(html_app(chunks, headers=[(b"content-type", b"application/xml")]), tmp_path)
+    out = asyncio.run(run(gate, http_scope()))
+    renamed = [pi.replace(b"<?xml-stylesheet", b"<?consent-blocked-xml-stylesheet")
+               for pi in NOT_OWN_CSS]
+    assert out.body == _document(OWN_CSS, *renamed, OWN_CSS.replace(b'"', b"'"), after=after.replace(
+        b"<?xml-stylesheet", b"<?consent-blocked-xml-stylesheet"))
+    assert enforced_no_partner(out)
+
+
+def test_a_stylesheet_instruction_without_its_end_is_renamed(tmp_path: Path) -> None:
+    from middleware.html.refresh_guard import _PI_MAX
+
+    for body in (_document(OWN_CSS[:-2]), b"<?xml version='1.0'?>" + OWN_CSS[:-2]
+                 + b" " * _PI_MAX + b"?><doc/>"):
+        gate = make_gate(html_app([body], headers=[(b"content-type", b"application/xml")]),
+                         tmp_path)
+        out = asyncio.run(run(gate, http_scope()))
+        assert b"<?xml-stylesheet" not in out.body and b"<?consent-blocked-xml-stylesheet" in out.body
+
+
+def test_a_utf16_document_has_every_stylesheet_renamed(tmp_path: Path) -> None:
+    """In UTF-16 the judge does not read the instruction: renamed (its own style is lost)."""
+    body = _document(OWN_CSS).decode().encode("utf-16")
+    gate = make_gate(html_app([body], headers=[(b"content-type", b"application/xml")]), tmp_path)
+    out = asyncio.run(run(gate, http_scope()))
+    assert "<?consent-blocked-xml-stylesheet" in out.body.decode("utf-16")
+
+
 def test_zstd_frame_asking_for_a_large_window_is_refused(tmp_path: Path,
                                                          caplog: pytest.LogCaptureFixture) -> None:
     """A streamed frame with a 128 MB window would make the decoder hold 128 MB per response:

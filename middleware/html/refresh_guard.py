@@ -270,6 +270,109 @@ class _LetterRefDecoder:
         return data
 
 
+#: A CSS ``<?xml-stylesheet?>`` (type text/css) to a relative URL is kept: the document's own
+#: stylesheet, which its enforced no-partner CSP lets load (and whose fetches it governs). Its
+#: pseudo-attributes must read plainly: ASCII, no character or entity reference (the XML
+#: parser expands them: ``https&#58;//partner``), no duplicate, type exactly ``text/css`` (as
+#: Chromium compares it), an href with no scheme, no ``//`` or backslash start, no backslash,
+#: whitespace or control (the URL parser drops tab and newline: ``/<TAB>/partner`` is
+#: ``//partner``), and in the prolog: after an element a relative href may resolve against an
+#: XHTML ``<base href>`` (any ``<`` and a name start counts, in a comment too). Any other is
+#: renamed.
+_PI_MAX = 4096
+_ELEMENT_START_RE = re.compile(rb"<[A-Za-z_:\x80-\xff]")
+_PI_END = b"?>"
+_PSEUDO_ATTR_RE = re.compile(rb"""[ \t\r\n]+([A-Za-z_:][-A-Za-z0-9._:]*)[ \t\r\n]*=[ \t\r\n]*"""
+                             rb"""(?:"([^"<&]*)"|'([^'<&]*)')""")
+_RELATIVE_HREF_RE = re.compile(rb"(?![A-Za-z][A-Za-z0-9+.-]*:)(?![/\\][/\\])"
+                               rb"[A-Za-z0-9._~!$'()*+,;=@%/?#-]+\Z")
+
+
+def own_css_stylesheet(pi: bytes) -> bool:
+    """Whether the whole processing instruction ``pi`` (``<?xml-stylesheet ...?>``) loads a
+    CSS stylesheet from the document's own origin, read as plainly as a browser would."""
+    body = pi[len(_PI):-len(_PI_END)]
+    if not body.isascii():
+        return False
+    attrs: dict[bytes, bytes] = {}
+    pos = 0
+    while pos < len(body):
+        m = _PSEUDO_ATTR_RE.match(body, pos)
+        if m is None:
+            if body[pos:].strip(b" \t\r\n"):
+                return False
+            break
+        if m.group(1) in attrs:
+            return False
+        attrs[m.group(1)] = m.group(2) if m.group(2) is not None else m.group(3)
+        pos = m.end()
+    href = attrs.get(b"href")
+    return (attrs.get(b"type") == b"text/css" and href is not None
+            and _RELATIVE_HREF_RE.match(href) is not None)
+
+
+class _StylesheetJudge:
+    """Each ``<?xml-stylesheet`` spelled exactly (the PI target is case-sensitive; other
+    spellings and encodings are left to the respellers after it, which rename them) held
+    until its ``?>`` (at most ``_PI_MAX`` bytes), then kept if ``own_css_stylesheet``, else
+    renamed; across any chunking. Unended at the end or past the bound: renamed."""
+
+    _RENAMED = b"<?consent-blocked-xml-stylesheet"
+
+    def __init__(self) -> None:
+        self._held = b""
+        self._in_prolog = True
+
+    def feed(self, chunk: bytes, final: bool = False) -> bytes:
+        data = self._held + chunk
+        self._held = b""
+        out: list[bytes] = []
+        pos = 0
+        while True:
+            start = data.find(_PI, pos)
+            # (a '<' that ends the data is held: it begins the PI's name)
+            if self._in_prolog and _ELEMENT_START_RE.search(data, pos, len(data) if start < 0
+                                                            else start):
+                self._in_prolog = False
+            if start < 0:
+                keep = 0 if final else _open_bytes_prefix(data, _PI, pos)
+                out.append(data[pos:len(data) - keep])
+                self._held = data[len(data) - keep:]
+                break
+            out.append(data[pos:start])
+            end = data.find(_PI_END, start + len(_PI))
+            if end < 0 and not final and len(data) - start < _PI_MAX:
+                self._held = data[start:]
+                break
+            if end < 0 or end + 2 - start > _PI_MAX:
+                out.append(self._RENAMED)  # fail closed: what follows is passed on
+                pos = start + len(_PI)
+                continue
+            pi = data[start:end + 2]
+            kept = self._in_prolog and own_css_stylesheet(pi)
+            out.append(pi if kept else self._RENAMED + pi[len(_PI):])
+            pos = end + 2
+        return b"".join(out)
+
+
+def _open_bytes_prefix(data: bytes, name: bytes, pos: int) -> int:
+    """The length of the longest tail of ``data[pos:]`` that is a proper prefix of ``name``."""
+    for k in range(min(len(name) - 1, len(data) - pos), 0, -1):
+        if data.endswith(name[:k]):
+            return k
+    return 0
+
+
+class _DocumentRespeller(_EscapedRespeller):
+    """The names of ``_DOCUMENT_NAMES`` respelled, but an exactly spelled ``<?xml-stylesheet``:
+    ``_StylesheetJudge`` before it kept that one (it renamed every other)."""
+
+    def _respell(self, m: re.Match[bytes]) -> bytes:
+        if m.group(0) == _PI:
+            return _PI
+        return super()._respell(m)
+
+
 class AnyRespeller:
     """For a body whose encoding we do not know the browser's reading of (an XML document's
     declaration, a UTF-16 one without a byte order mark, a label it ignores): ``http-equiv``
@@ -277,16 +380,19 @@ class AnyRespeller:
     and ISO-2022-JP with mode escapes inside the name (``Iso2022Respeller``), and UTF-16LE/BE
     (byte level), after character references to letters are decoded (an XML entity value
     can build the name from them); and ``<?xml-stylesheet`` likewise (an XSLT transform can
-    build it). Over-inclusive only; any chunking."""
+    build it), but a plain one that loads the document's own CSS (``_StylesheetJudge``).
+    Over-inclusive only; any chunking."""
 
     def __init__(self) -> None:
         self._refs = _LetterRefDecoder()
-        self._narrow = _EscapedRespeller(_DOCUMENT_NAMES)
+        self._sheets = _StylesheetJudge()
+        self._narrow = _DocumentRespeller(_DOCUMENT_NAMES)
         self._wide = _WideBytesRespeller()
 
     def feed(self, chunk: bytes) -> bytes:
-        return self._wide.feed(self._narrow.feed(self._refs.feed(chunk)))
+        return self._wide.feed(self._narrow.feed(self._sheets.feed(self._refs.feed(chunk))))
 
     def finish(self) -> bytes:
-        narrow = self._narrow.feed(self._refs.feed(b"", final=True)) + self._narrow.finish()
+        sheets = self._sheets.feed(self._refs.feed(b"", final=True), final=True)
+        narrow = self._narrow.feed(sheets) + self._narrow.finish()
         return self._wide.feed(narrow, final=True)

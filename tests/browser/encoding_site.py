@@ -67,6 +67,13 @@ XSL_SHEET = ('<?xml version="1.0"?><xsl:stylesheet version="1.0" '
              "<title>enc</title></head><body><p>x</p></body></html></xsl:template></xsl:stylesheet>")
 XSLT_DOC = ('<?xml version="1.0" encoding="UTF-8"?>\n'
             '<?xml-stylesheet type="text/xsl" href="xsl-sheet"?><doc>x</doc>')
+#: An XML document styled by its own CSS and by a partner's (``/{who}/xml-css``); the own
+#: sheet is ``/{who}/own.css`` (relative to the document).
+XML_CSS = ('<?xml version="1.0" encoding="UTF-8"?>\n'
+           '<?xml-stylesheet type="text/css" href="own.css"?>\n'
+           '<?xml-stylesheet type="text/css" href="http://' + H + '/{w}/css"?>\n'
+           '<doc><t>x</t></doc>')
+OWN_CSS = b"t { display: block; color: rgb(1, 2, 3) }"
 _XHTML_TYPE = b"application/xhtml+xml"
 _SVG_TYPE = b"image/svg+xml"
 
@@ -192,6 +199,13 @@ async def site(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "http.response.body", "body": b'"' + body + b'"'})
         return
     who, name = parts[0], parts[1] if len(parts) > 1 else ""
+    if name in ("xml-css", "own.css"):
+        css = name == "own.css"
+        body = OWN_CSS if css else XML_CSS.replace("{w}", f"{who}/{name}").encode()
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (b"content-type", b"text/css" if css else b"application/xml")]})
+        await send({"type": "http.response.body", "body": body})
+        return
     if name not in BODIES:
         await send({"type": "http.response.start", "status": 404, "headers": []})
         await send({"type": "http.response.body", "body": b""})

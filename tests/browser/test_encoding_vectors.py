@@ -83,3 +83,20 @@ def test_unread_bodies_reach_the_partner_only_as_written(
     # a br window over 8 MB is refused (gate/encodings.py BR_WINDOW_BITS_MAX).
     assert titles == {name: "" if name.startswith("svg") or name in ("xslt-doc", "html-br-lgwin24")
                       else "enc" for name in BODIES}
+
+
+def test_xml_document_keeps_its_own_stylesheet_not_the_partners(
+        page: Page, recording_proxy: RecordingProxy, tmp_path: Path) -> None:
+    """Chromium 156 applies both CSS <?xml-stylesheet?> of an XML document as written (the
+    partner's sheet fetched); through the gate the own one still applies and the partner's
+    instruction is renamed (every one was before: the page lost its own style)."""
+    colors = {}
+    with raw_and_gated("tests.browser.encoding_site", tmp_path, csp="enforce") as (raw, gated):
+        for who, server in (("raw", raw), ("gated", gated)):
+            page.goto(f"{server.url}/{who}/xml-css", wait_until="load")
+            colors[who] = page.evaluate(
+                "getComputedStyle(document.documentElement.firstElementChild).color")
+        recording_proxy.wait_quiet(0.5)
+    fetched = {r.path for r in recording_proxy.requests if r.host == H}
+    assert colors == {"raw": "rgb(1, 2, 3)", "gated": "rgb(1, 2, 3)"}
+    assert fetched == {"/raw/xml-css/css"}
