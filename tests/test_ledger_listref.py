@@ -167,6 +167,14 @@ def test_edited_partner_list_fails_verify_for_every_view_that_refers_to_it(
         report = verify(store)
     assert not report.ok and any("seq 6" in str(x) and "broken row" in str(x)
                                  for x in report.problems)
+    # Named as what it is, with the list's id, not as the JSON parser's complaint.
+    with sqlite3.connect(p) as c:
+        (gone,) = c.execute("SELECT list_id FROM page_views WHERE seq = 6").fetchone()
+    code, out = run(capsys, "verify", "--ledger", str(p))
+    assert code == 1
+    line = next(x for x in out.splitlines() if f"writer {writer} seq 6)" in x)
+    assert f"broken row: partner list {gone} is missing" in line, out
+    assert "JSONDecodeError" not in out
 
 
 def test_rolled_back_transaction_leaves_no_list_id_behind(tmp_path: Path) -> None:

@@ -84,9 +84,16 @@ def _shares(text: str) -> tuple[PartnerShare, ...]:
     return tuple(PartnerShare.from_dict(d) for d in items)
 
 
+class MissingList(ValueError):
+    """A page view names a partner list (``list_id``) that ``partner_lists`` does not hold:
+    the text its hash covers is gone (a deleted list row)."""
+
+
 def _row_error(exc: BaseException) -> str:
     if isinstance(exc, KeyError):
         return f"missing field {exc}"
+    if isinstance(exc, MissingList):
+        return str(exc)
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -269,7 +276,10 @@ class SqlStore:
     def _record(self, table: str, cols: tuple[str, ...], r: Row) -> Record:
         if table == PAGE_VIEWS:
             # id, time, request_id, consent_id, path, partners, partner_set, policy_version,
-            # ip, ua_family, fields
+            # ip, ua_family, fields, the chain columns, list_id
+            if r[5] is None:  # partners '' and no list row to take the text from
+                raise MissingList(f"partner list {r[-1]} is missing (its partner_lists row "
+                                  "was deleted)")
             shares = _shares(str(r[5]))
             if r[6] != partner_set_text(shares):
                 raise ValueError(f"partner_set {r[6]!r} does not match the partners column "
@@ -296,6 +306,8 @@ class SqlStore:
         cols = TABLE_COLS[table]
         if table == PAGE_VIEWS:
             cols = tuple(_VIEW_PARTNERS if c == "partners" else c for c in cols)
+            # list_id last: named when its list is missing.
+            return ", ".join(("id", *cols, *CHAIN_COLS, "list_id"))
         return ", ".join(("id", *cols, *CHAIN_COLS))
 
     @staticmethod
