@@ -15,6 +15,8 @@ from middleware.consent import StoredChoice
 SECRET = "test-secret-" + "x" * 40
 ADS_SNIPPET = '<script async src="https://pagead2.googlesyndication.com/pagead/js/adsbygoogle.js"></script>'
 SOCIAL_SNIPPET = '<script async src="https://platform.twitter.com/widgets.js"></script>'
+#: A hard-coded partner tag of the site's (adsense's host), not one of the config's injections.
+AD_TAG = b'<script async src="https://pagead2.googlesyndication.com/tag.js"></script>'
 
 CONFIG: dict[str, Any] = {
     "policy": {"version": "v1", "effective": dt.date(2008, 1, 23)},
@@ -139,6 +141,14 @@ async def run(gate: Any, scope: dict[str, Any], log: list[str] | None = None) ->
     recorder = Recorder(log)
     await gate(scope, receive_nothing, recorder)
     return recorder
+
+
+def enforced_no_partner(out: Any) -> bool:
+    """Exactly one enforced CSP (a ``Recorder``'s response), and it names no partner host."""
+    policies = out.header(b"content-security-policy")
+    return (len(policies) == 1 and b"default-src 'self'" in policies[0]
+            and b"googlesyndication" not in policies[0] and b"twitter" not in policies[0]
+            and b"doubleclick" not in policies[0])
 
 
 def assert_bomb_stopped(gate: Any, caplog: Any) -> None:

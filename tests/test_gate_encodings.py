@@ -27,15 +27,16 @@ from middleware.html.refresh_guard import AnyRespeller
 from middleware.inflate import InflateError
 
 from .asgi_helpers import (
+    AD_TAG,
     PAGE,
     assert_bomb_stopped,
     cookie_for,
+    enforced_no_partner,
     html_app,
     http_scope,
     make_gate,
     run,
 )
-from .test_responder import AD_TAG, enforced_no_partner
 from .test_rewrite_html5lib import document_fetches
 
 AD_PAGE = PAGE.replace(b"</head>", AD_TAG + b"</head>")

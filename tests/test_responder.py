@@ -21,10 +21,12 @@ from hypothesis import strategies as st
 from middleware.sniff import BodyKind, sniff
 
 from .asgi_helpers import (
+    AD_TAG,
     ADS_SNIPPET,
     PAGE,
     assert_bomb_stopped,
     cookie_for,
+    enforced_no_partner,
     html_app,
     http_scope,
     make_gate,
@@ -32,17 +34,8 @@ from .asgi_helpers import (
 )
 
 BANNER = b'id="consent-gate-banner"'
-AD_TAG = b'<script async src="https://pagead2.googlesyndication.com/tag.js"></script>'
 AD_PAGE = (b"<!DOCTYPE html><html><head><title>Not found</title>" + AD_TAG +
            b"</head><body><h1>Not found</h1></body></html>")
-
-
-def enforced_no_partner(out: Any) -> bool:
-    """Exactly one enforced CSP, and it names no partner host."""
-    policies = out.header(b"content-security-policy")
-    return (len(policies) == 1 and b"default-src 'self'" in policies[0]
-            and b"googlesyndication" not in policies[0] and b"twitter" not in policies[0]
-            and b"doubleclick" not in policies[0])
 
 
 # --------------------------------------------------------------------------- 9.5: every status
