@@ -14,16 +14,11 @@ import pytest
 from middleware.cli import main
 from middleware.ledger import Filters, LedgerWriter, PageView, PartnerShare, SqliteStore, verify
 from middleware.ledger import sqlite as sqlite_store
-from middleware.ledger.chain import (
-    ChainCursor,
-    canonical_text,
-    partner_set_text,
-    shares_text,
-    time_text,
-)
+from middleware.ledger.chain import ChainCursor, shares_text, time_text
 from middleware.ledger.query import show, subject
 from middleware.review.db import ReviewDb
 from middleware.review.facts import Health, collect
+from tests.ledger_helpers import append_v3_rows
 
 NOW = datetime(2026, 12, 1, 12, tzinfo=UTC)
 ADS = PartnerShare("google-adsense", ("ads",), "consent", ("ip_address", "cookies"), ("__gads",))
@@ -56,21 +51,8 @@ def v3_file(p: Path) -> None:
 
 def v3_append(p: Path, cursor: ChainCursor, records: list[PageView]) -> None:
     """Rows as schema v3's SqliteStore.append wrote them: the partner list's text in every row."""
-    rows = cursor.link(records)
     with sqlite3.connect(p) as c:
-        for r in rows:
-            rec = r.record
-            assert isinstance(rec, PageView)
-            text, ps = shares_text(rec.partners), partner_set_text(rec.partners)
-            c.execute("INSERT INTO page_views (time, request_id, consent_id, path, partners, "
-                      "partner_set, policy_version, ip, ua_family, fields, writer_id, seq, "
-                      "prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                      [time_text(rec.time), rec.request_id, rec.consent_id, rec.path, text, ps,
-                       rec.policy_version, rec.ip, rec.ua_family, canonical_text(dict(rec.fields)),
-                       r.writer_id, r.seq, r.prev_hash, r.hash])
-            c.execute("INSERT OR IGNORE INTO partner_sets VALUES (?)", [ps])
-            c.execute("INSERT OR IGNORE INTO partner_lists VALUES (?, ?)", [text, ps])
-    cursor.advance(rows)
+        append_v3_rows(c.execute, "?", cursor, records, time_text)
 
 
 def append(store: SqliteStore, cursor: ChainCursor, records: list[PageView]) -> None:

@@ -33,12 +33,13 @@ from middleware.ledger import (
     purge,
     verify,
 )
-from middleware.ledger.chain import ChainCursor, canonical_text, partner_set_text, shares_text
+from middleware.ledger.chain import ChainCursor
 from middleware.ledger.query import export, show, subject, summary
 
 psycopg = pytest.importorskip("psycopg")
 
 from middleware.ledger.postgres import PostgresStore  # noqa: E402
+from tests.ledger_helpers import append_v3_rows  # noqa: E402
 
 pytestmark = pytest.mark.postgres
 
@@ -417,24 +418,8 @@ def _v3_schema(dsn: str) -> None:
 
 def _v3_append(dsn: str, cursor: ChainCursor, records: list[PageView]) -> None:
     """Rows as schema v3's append wrote them: the partner list's text in every row."""
-    rows = cursor.link(records)
     with psycopg.connect(dsn, autocommit=True) as c:
-        for r in rows:
-            rec = r.record
-            assert isinstance(rec, PageView)
-            text, ps = shares_text(rec.partners), partner_set_text(rec.partners)
-            c.execute("INSERT INTO page_views (time, request_id, consent_id, path, partners, "
-                      "partner_set, policy_version, ip, ua_family, fields, writer_id, seq, "
-                      "prev_hash, hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
-                      "%s, %s)",
-                      [rec.time, rec.request_id, rec.consent_id, rec.path, text, ps,
-                       rec.policy_version, rec.ip, rec.ua_family,
-                       canonical_text(dict(rec.fields)) if rec.fields else "{}",
-                       r.writer_id, r.seq, r.prev_hash, r.hash])
-            c.execute("INSERT INTO partner_sets VALUES (%s) ON CONFLICT DO NOTHING", [ps])
-            c.execute("INSERT INTO partner_lists VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                      [text, ps])
-    cursor.advance(rows)
+        append_v3_rows(c.execute, "%s", cursor, records, lambda t: t)
 
 
 def test_postgres_v3_ledger_migrates_to_list_references_and_still_verifies(dsn: str) -> None:
