@@ -36,8 +36,9 @@
  * With `edits`, the simple tags of blocked partners (not iframe/embed: placeholders) are
  * neutralised here too: the edits decide._judge makes are appended as (start, end, bytes).
  * Anything it is not sure of (character references, percent-encoding, non-ASCII, controls,
- * backslashes, IPv6, odd host bytes, data-consent, http-equiv, srcdoc, a partner host, an
- * unclosed token) stops it there, and Python decides, exactly as without it.
+ * backslashes, IPv6, odd host bytes, srcdoc, a partner host, an unclosed token) stops it
+ * there, and Python decides, exactly as without it. A meta refresh (judge_refresh) and opt-in
+ * markup (judge_optin, with `purposes`) are read when their values are plain.
  *
  * Every read is guarded by the buffer length: a tag cut off by the end of the buffer is simply
  * not skipped. tests/test_rewrite_speedups.py (skip_end == the regex) and
@@ -432,6 +433,14 @@ typedef struct {
                                       placeholder (borrowed), else NULL */
     char size[128];                /* templates.placeholder_size(attrs), between head and tail */
     Py_ssize_t size_len;
+    /* Opt-in markup granted (decide._activate): nact edits [start, end) -> act_name (NULL:
+       removed), in position order; the partners it enables are in pid, and the ids only the
+       site declared (data-consent-partner) in owned (new references). */
+    int nact, nowned, ncollect;
+    Py_ssize_t act[MAX_ATTRS][2];
+    const char *act_name[MAX_ATTRS];
+    PyObject *owned[MAX_FOUND];
+    PyObject *collect[MAX_FOUND];  /* collecting (Scan.collect): the partners of URLs (borrowed) */
 } Found;
 
 typedef struct {
@@ -456,6 +465,9 @@ typedef struct {
                                 is tname[0:tlen] */
     const unsigned char *tname;
     Py_ssize_t tlen;
+    PyObject *purposes;      /* RewritePlan.granted_purposes (a set), or NULL: stop at opt-in
+                                markup (data-consent) */
+    int collect;             /* judge_url only collects the partner of a URL (Found.collect) */
     int seen_doc;            /* an <html>, <head> or <body> start tag was consumed */
     int failed;              /* a Python exception is set */
 } Scan;
@@ -505,6 +517,7 @@ quiet_css(const unsigned char *s, Py_ssize_t n, Py_ssize_t p, unsigned short sto
 typedef struct {
     Py_ssize_t ns, ne;  /* name */
     Py_ssize_t vs, ve;  /* value bytes (vs < 0: no value) */
+    Py_ssize_t ae;      /* the end of the attribute (after a closing quote) */
 } Attr;
 
 /* Whether the value s[vs:ve] of a fetching attribute is quiet (_quiet / _quiet_css in
@@ -596,6 +609,7 @@ parse_attrs(const Scan *S, Py_ssize_t p, Attr *at, int *count, int fetch)
             a->ne = r;
             a->vs = vs;
             a->ve = ve;
+            a->ae = p;
         }
         else if (fetch && vs >= 0) {
             int css = EQ_LIT(F, s + q, r - q, "style");
@@ -843,6 +857,45 @@ blocked_partner(Scan *S, PyObject *pid)
     return 1;
 }
 
+/* Whether pid is in the allowed set: 1, 0, or -1 (an exception is set). */
+static int
+is_allowed(Scan *S, PyObject *pid)
+{
+    if (S->allowed == NULL) {
+        return 0;
+    }
+    int live = PySet_Contains(S->allowed, pid);
+    if (live < 0) {
+        S->failed = 1;
+    }
+    return live;
+}
+
+/* A partner named by the tag (decide._judge's judge()): an allowed one is remembered for
+   `enabled` (0), a blocked one recorded (1); -1 to stop. */
+static int
+judge_pid(Scan *S, PyObject *pid)
+{
+    Found *f = S->found;
+    int live = is_allowed(S, pid);
+    if (live < 0) {
+        return -1;
+    }
+    if (live == 0) {
+        return blocked_partner(S, pid);
+    }
+    for (int i = 0; i < f->npids; i++) {
+        if (f->pid[i] == pid) {
+            return 0;
+        }
+    }
+    if (f->npids >= MAX_FOUND) {
+        return -1;
+    }
+    f->pid[f->npids++] = pid;
+    return 0;
+}
+
 /* One URL of a fetching attribute: 0 when it names no blocked partner (its host, if any, is
    remembered for `unknown`, an allowed partner for `enabled`), 1 when it names a blocked one,
    -1 to stop. doc: a data: URL here would be a document. */
@@ -861,27 +914,14 @@ judge_url(Scan *S, const unsigned char *u, Py_ssize_t len, int doc)
     Found *f = S->found;
     PyObject *pid = partner_of(S->hosts, host, hl);
     if (pid != NULL) {
-        if (S->allowed == NULL) {
-            return blocked_partner(S, pid);
-        }
-        int live = PySet_Contains(S->allowed, pid);
-        if (live < 0) {
-            S->failed = 1;
-            return -1;
-        }
-        if (live == 0) {
-            return blocked_partner(S, pid);
-        }
-        for (int i = 0; i < f->npids; i++) {
-            if (f->pid[i] == pid) {
-                return 0;
+        if (S->collect) {
+            if (f->ncollect >= MAX_FOUND) {
+                return -1;
             }
+            f->collect[f->ncollect++] = pid;
+            return 0;
         }
-        if (f->npids >= MAX_FOUND) {
-            return -1;
-        }
-        f->pid[f->npids++] = pid;
-        return 0;
+        return judge_pid(S, pid);
     }
     for (int i = 0; i < f->count; i++) {
         if (f->len[i] == hl && memcmp(f->host[i], host, (size_t)hl) == 0) {
@@ -1253,6 +1293,329 @@ placeholder_size(const Scan *S, const Attr *at, int count, Found *f)
     return 0;
 }
 
+/* --- the native judge: meta refresh and opt-in markup ------------------------------------- */
+
+/* fetch.refresh_url on the plain value s[a:b] (spaces are its only blanks): the URL's span. */
+static void
+refresh_span(const unsigned char *s, Py_ssize_t *pa, Py_ssize_t *pb)
+{
+    Py_ssize_t a = *pa, b = *pb;
+    while (a < b && s[a] == ' ') {
+        a++;
+    }
+    while (a < b && ((s[a] >= '0' && s[a] <= '9') || s[a] == '.')) {
+        a++;
+    }
+    while (a < b && s[a] == ' ') {
+        a++;
+    }
+    if (a < b && (s[a] == ';' || s[a] == ',')) {
+        a++;
+        while (a < b && s[a] == ' ') {
+            a++;
+        }
+    }
+    if (b - a >= 3 && LOW[s[a]] == 'u' && LOW[s[a + 1]] == 'r' && LOW[s[a + 2]] == 'l') {
+        Py_ssize_t r = a + 3;
+        while (r < b && s[r] == ' ') {
+            r++;
+        }
+        if (r < b && s[r] == '=') {
+            a = r + 1;
+            while (a < b && s[a] == ' ') {
+                a++;
+            }
+        }
+    }
+    if (a < b && (s[a] == '\'' || s[a] == '"')) {
+        const unsigned char *q = memchr(s + a + 1, s[a], (size_t)(b - a - 1));
+        a++;
+        if (q != NULL) {
+            b = q - s;
+        }
+    }
+    while (a < b && s[a] == ' ') {  /* strip() */
+        a++;
+    }
+    while (b > a && s[b - 1] == ' ') {
+        b--;
+    }
+    *pa = a;
+    *pb = b;
+}
+
+/* HostMatcher.partners_in_text on the plain (ASCII) text s[a:b], sorted as sorted() sorts str:
+   each declared host or "*." suffix found in it (ASCII case folded) gives its partner, the
+   exact host's first. The number found (in out), or -1 to stop. */
+static int
+text_partners(const Scan *S, Py_ssize_t a, Py_ssize_t b, PyObject **out)
+{
+    const HostTable *t = S->hosts;
+    const unsigned char *s = S->s;
+    int k = 0;
+    for (Py_ssize_t i = 0; i <= t->mask; i++) {
+        const Slot *e = &t->slots[i];
+        if (e->len < 0 || e->len > b - a) {
+            continue;
+        }
+        const unsigned char *h = t->blob + e->off;
+        int hit = e->len == 0;
+        for (Py_ssize_t j = a; !hit && j + e->len <= b; j++) {
+            if (LOW[s[j]] == h[0] && (e->len == 1 || eq_n(LOW, s + j + 1, (const char *)(h + 1), e->len - 1))) {
+                hit = 1;
+            }
+        }
+        if (!hit) {
+            continue;
+        }
+        PyObject *pid = e->exact != NULL ? e->exact : e->wild;
+        int dup = 0;
+        for (int m = 0; m < k && !dup; m++) {
+            dup = out[m] == pid || PyUnicode_Compare(out[m], pid) == 0;
+        }
+        if (dup) {
+            continue;
+        }
+        if (k >= MAX_FOUND) {
+            return -1;
+        }
+        int m = k++;
+        while (m > 0 && PyUnicode_Compare(out[m - 1], pid) > 0) {  /* insertion: sorted() */
+            out[m] = out[m - 1];
+            m--;
+        }
+        out[m] = pid;
+    }
+    return k;
+}
+
+/* Each space- (and, with comma, ',') separated word of the plain s[a:b] as a str: 1 when
+   every one is in the set (NULL: none is), 0 when one is not, -1 on an error. With keep,
+   each word is also kept in the Found's owned references (more than MAX_FOUND: -1). An empty
+   list gives 1 (set() <= anything), with nonempty set to whether there was a word. */
+static int
+words_in(Scan *S, Py_ssize_t a, Py_ssize_t b, int comma, PyObject *set, int keep, int *nonempty)
+{
+    const unsigned char *s = S->s;
+    Found *f = S->found;
+    int all = 1;
+    *nonempty = 0;
+    while (a < b) {
+        while (a < b && (s[a] == ' ' || (comma && s[a] == ','))) {
+            a++;
+        }
+        Py_ssize_t j = a;
+        while (j < b && s[j] != ' ' && !(comma && s[j] == ',')) {
+            j++;
+        }
+        if (j > a) {
+            *nonempty = 1;
+            PyObject *w = PyUnicode_DecodeASCII((const char *)s + a, j - a, NULL);
+            if (w == NULL) {
+                S->failed = 1;
+                return -1;
+            }
+            int in = set == NULL ? 0 : PySet_Contains(set, w);
+            if (in < 0) {
+                Py_DECREF(w);
+                S->failed = 1;
+                return -1;
+            }
+            all &= in;
+            if (keep && in) {
+                if (f->nowned >= MAX_FOUND) {
+                    Py_DECREF(w);
+                    return -1;
+                }
+                f->owned[f->nowned++] = w;
+            }
+            else {
+                Py_DECREF(w);
+            }
+        }
+        a = j;
+    }
+    return all;
+}
+
+static void
+found_clear(Found *f)
+{
+    for (int i = 0; i < f->nowned; i++) {
+        Py_DECREF(f->owned[i]);
+    }
+    f->count = f->npids = f->nblocked = f->nact = f->nowned = f->ncollect = 0;
+}
+
+/* The value s[a:b] with spaces stripped (str.strip() on a plain value). */
+#define STRIP(s, a, b) do { while ((a) < (b) && (s)[a] == ' ') (a)++; \
+                            while ((b) > (a) && (s)[(b) - 1] == ' ') (b)--; } while (0)
+
+/* A meta refresh's content s[a:b] (decide._judge, kind "refresh"): the partner of
+   fetch.refresh_url's URL, then the sorted partners_in_text; 1 when one is blocked, -1 to
+   stop (a value that is not plain). */
+static int
+judge_refresh(Scan *S, Py_ssize_t a, Py_ssize_t b)
+{
+    const unsigned char *s = S->s;
+    if (!plain_value(s, a, b, 0)) {
+        return -1;
+    }
+    Py_ssize_t ua = a, ub = b;
+    refresh_span(s, &ua, &ub);
+    int hit = judge_url(S, s + ua, ub - ua, 0);
+    if (hit < 0) {
+        return -1;
+    }
+    PyObject *pids[MAX_FOUND];
+    int k = text_partners(S, a, b, pids);
+    if (k < 0) {
+        return -1;
+    }
+    for (int m = 0; m < k; m++) {
+        int r = judge_pid(S, pids[m]);
+        if (r < 0) {
+            return -1;
+        }
+        hit |= r;
+    }
+    return hit;
+}
+
+/* Opt-in markup (decide._judge after the fetching attributes, and decide._activate): a tag
+   with data-consent whose data-consent-URL attributes (or, for a <script>, type=text/plain)
+   make it inert. The partners of those URLs are looked up (their unknown hosts recorded);
+   when every purpose of data-consent is granted, the partners declared and found are all
+   allowed and no partner was blocked, they are enabled and the edits that make it live kept
+   in the Found. 0, or -1 to stop (a value that is not plain). */
+static int
+judge_optin(Scan *S, const TagRule *rule, Py_ssize_t p, const Attr *at, int count, int marker_i,
+            int declared_i, int type_i, int dctype_i)
+{
+    const unsigned char *s = S->s, *F = S->F;
+    Found *f = S->found;
+    int inert = 0;
+    if (rule->text == T_SCRIPT && type_i >= 0 && at[type_i].vs >= 0) {
+        Py_ssize_t a = at[type_i].vs, b = at[type_i].ve;
+        if (!plain_value(s, a, b, 0)) {
+            return -1;
+        }
+        STRIP(s, a, b);
+        inert = EQ_LIT(F, s + a, b - a, "text/plain");
+    }
+    /* optin: every data-consent-X with X a URL attribute of the tag; targets: the X seen
+       (bits 0-2) and, for an inert script, its type (bit 3) */
+    signed char opt[MAX_ATTRS];
+    int targets = 0;
+    for (int i = 0; i < count; i++) {
+        const unsigned char *nm = s + at[i].ns;
+        Py_ssize_t nl = at[i].ne - at[i].ns;
+        opt[i] = -1;
+        if (nl > 13 && eq_n(F, nm, "data-consent-", 13)) {
+            for (int k = 0; k < 3 && rule->urls[k]; k++) {
+                if (eq_fold(F, nm + 13, nl - 13, rule->urls[k])) {
+                    opt[i] = (signed char)k;
+                    targets |= 1 << k;
+                }
+            }
+        }
+    }
+    if (!targets && !inert) {
+        return 0;
+    }
+    /* Their partners (Python: _partners_of with an enabled set it drops). */
+    f->ncollect = 0;
+    S->collect = 1;
+    for (int i = 0; i < count; i++) {
+        if (opt[i] < 0 || at[i].vs < 0) {
+            continue;
+        }
+        const char *x = rule->urls[(int)opt[i]];
+        int srcset = !strcmp(x, "srcset") || !strcmp(x, "imagesrcset");
+        int r = srcset ? (plain_value(s, at[i].vs, at[i].ve, 1)
+                          ? judge_tokens(S, s + at[i].vs, at[i].ve - at[i].vs, 1) : -1)
+                       : judge_url(S, s + at[i].vs, at[i].ve - at[i].vs, rule->doc);
+        if (r < 0) {
+            S->collect = 0;
+            return -1;
+        }
+    }
+    S->collect = 0;
+    /* granted = bool(purposes) and purposes <= plan.granted_purposes */
+    int nonempty = 0, granted = 0;
+    if (at[marker_i].vs >= 0) {
+        if (!plain_value(s, at[marker_i].vs, at[marker_i].ve, 0)) {
+            return -1;
+        }
+        granted = words_in(S, at[marker_i].vs, at[marker_i].ve, 1, S->purposes, 0, &nonempty);
+        if (granted < 0) {
+            return -1;
+        }
+        granted &= nonempty;
+    }
+    int all = 1;
+    if (declared_i >= 0 && at[declared_i].vs >= 0) {
+        if (!plain_value(s, at[declared_i].vs, at[declared_i].ve, 0)) {
+            return -1;
+        }
+        if (granted) {
+            all = words_in(S, at[declared_i].vs, at[declared_i].ve, 0, S->allowed, 1, &nonempty);
+            if (all < 0) {
+                return -1;
+            }
+        }
+    }
+    if (!granted || !all || f->nblocked) {
+        return 0;
+    }
+    for (int m = 0; m < f->ncollect; m++) {
+        int live = is_allowed(S, f->collect[m]);
+        if (live <= 0) {
+            return live;  /* not allowed: nothing is activated; or an error */
+        }
+    }
+    if (S->edits == NULL) {
+        return -1;
+    }
+    for (int m = 0; m < f->ncollect; m++) {
+        int dup = 0;
+        for (int i = 0; i < f->npids && !dup; i++) {
+            dup = f->pid[i] == f->collect[m];
+        }
+        if (!dup) {
+            if (f->npids >= MAX_FOUND) {
+                return -1;
+            }
+            f->pid[f->npids++] = f->collect[m];
+        }
+    }
+    /* decide._activate: each attribute a target names removed (from the end of the one
+       before), each data-consent-X (and an inert script's first data-consent-type) renamed X */
+    if (inert) {
+        targets |= 8;
+    }
+    for (int i = 0; i < count; i++) {
+        const unsigned char *nm = s + at[i].ns;
+        Py_ssize_t nl = at[i].ne - at[i].ns;
+        int target = 0;
+        for (int k = 0; k < 3 && rule->urls[k]; k++) {
+            target |= (targets >> k & 1) && eq_fold(F, nm, nl, rule->urls[k]);
+        }
+        target |= (targets & 8) && EQ_LIT(F, nm, nl, "type");
+        if (target) {
+            f->act[f->nact][0] = i > 0 ? at[i - 1].ae : p;
+            f->act[f->nact][1] = at[i].ae;
+            f->act_name[f->nact++] = NULL;
+        }
+        else if (opt[i] >= 0 || (inert && i == dctype_i)) {
+            f->act[f->nact][0] = at[i].ns;
+            f->act[f->nact][1] = at[i].ne;
+            f->act_name[f->nact++] = opt[i] >= 0 ? rule->urls[(int)opt[i]] : "type";
+        }
+    }
+    return 0;
+}
+
 static Py_ssize_t
 judge_tag(Scan *S, const TagRule *rule, Py_ssize_t p)
 {
@@ -1265,13 +1628,33 @@ judge_tag(Scan *S, const TagRule *rule, Py_ssize_t p)
     }
     int generic = rule == &GENERIC, link = eq_fold(F, (const unsigned char *)rule->name,
                                                    (Py_ssize_t)strlen(rule->name), "link");
-    int link_quiet = 1, rel_seen = 0, equiv_seen = 0;
+    int link_quiet = 1, rel_seen = 0, equiv_seen = 0, refresh = 0, equiv_i = -1;
+    int marker_i = -1, declared_i = -1, type_i = -1, dctype_i = -1;
     int meta = EQ_LIT(F, (const unsigned char *)rule->name, (Py_ssize_t)strlen(rule->name), "meta");
+    found_clear(S->found);
     for (int i = 0; i < count; i++) {
         const unsigned char *nm = s + at[i].ns;
         Py_ssize_t nl = at[i].ne - at[i].ns;
-        if (!generic && (EQ_LIT(F, nm, nl, "data-consent") || EQ_LIT(F, nm, nl, "srcdoc"))) {
-            return -1;  /* opt-in markup, a nested document: Python */
+        if (!generic && EQ_LIT(F, nm, nl, "srcdoc")) {
+            return -1;  /* a nested document: Python */
+        }
+        if (!generic && nl >= 12 && eq_n(F, nm, "data-consent", 12)) {
+            /* opt-in markup (decide._judge): the first of each attribute counts */
+            if (nl == 12) {
+                if (S->purposes == NULL) {
+                    return -1;
+                }
+                marker_i = marker_i < 0 ? i : marker_i;
+            }
+            else if (EQ_LIT(F, nm, nl, "data-consent-partner")) {
+                declared_i = declared_i < 0 ? i : declared_i;
+            }
+            else if (EQ_LIT(F, nm, nl, "data-consent-type")) {
+                dctype_i = dctype_i < 0 ? i : dctype_i;
+            }
+        }
+        if (type_i < 0 && EQ_LIT(F, nm, nl, "type")) {
+            type_i = i;
         }
         if (meta && !equiv_seen && EQ_LIT(F, nm, nl, "http-equiv")) {
             /* decide._judge: a meta refresh when the first http-equiv's value().strip().lower()
@@ -1290,7 +1673,8 @@ judge_tag(Scan *S, const TagRule *rule, Py_ssize_t p)
                     b--;
                 }
                 if (EQ_LIT(F, s + a, b - a, "refresh")) {
-                    return -1;
+                    refresh = 1;  /* its content attributes are read as refreshes */
+                    equiv_i = i;
                 }
             }
         }
@@ -1317,13 +1701,24 @@ judge_tag(Scan *S, const TagRule *rule, Py_ssize_t p)
             }
         }
     }
-    S->found->count = S->found->npids = S->found->nblocked = 0;
     char hit[MAX_ATTRS];
     memset(hit, 0, sizeof(hit));
     for (int i = 0; i < count; i++) {
         const unsigned char *nm = s + at[i].ns;
         Py_ssize_t nl = at[i].ne - at[i].ns;
         int url = 0, srcset = 0, list = 0;
+        if (meta && EQ_LIT(F, nm, nl, "content")) {
+            /* attrs._attr_kind: a meta's content is a refresh, read only with http-equiv
+               refresh; a partner in it renames the first http-equiv. */
+            if (refresh && at[i].vs >= 0) {
+                int r = judge_refresh(S, at[i].vs, at[i].ve);
+                if (r < 0) {
+                    return -1;
+                }
+                hit[equiv_i] |= (char)r;
+            }
+            continue;
+        }
         for (int k = 0; k < 3 && rule->urls[k]; k++) {
             if (eq_fold(F, nm, nl, rule->urls[k])) {
                 url = 1;
@@ -1407,6 +1802,10 @@ judge_tag(Scan *S, const TagRule *rule, Py_ssize_t p)
             return -1;
         }
         f->text_end = se;
+    }
+    if (marker_i >= 0 && judge_optin(S, rule, p, at, count, marker_i, declared_i, type_i,
+                                     dctype_i) < 0) {
+        return -1;
     }
     if (f->nblocked) {
         /* decide._judge's neutralisation: the element is replaced for iframe and embed (a
@@ -1557,7 +1956,21 @@ report_found(Scan *S)
         S->failed = 1;
         return -1;
     }
-    f->count = f->npids = f->nblocked = 0;
+    for (int i = 0; i < f->nowned; i++) {
+        if (PySet_Add(S->enabled, f->owned[i]) < 0) {
+            S->failed = 1;
+            return -1;
+        }
+    }
+    for (int i = 0; i < f->nact; i++) {
+        const char *x = f->act_name[i];
+        if (append_edit(S->edits, f->act[i][0], f->act[i][1],
+                        PyBytes_FromStringAndSize(x ? x : "", x ? (Py_ssize_t)strlen(x) : 0)) < 0) {
+            S->failed = 1;
+            return -1;
+        }
+    }
+    found_clear(f);
     return 0;
 }
 
@@ -2537,9 +2950,15 @@ scan_end(PyObject *self, PyObject *args)
     PyObject *table, *unknown, *allowed, *enabled, *blocked = NULL, *edits = Py_None;
     PyObject *inject = Py_None, *injected = NULL, *placeholders = Py_None;
     (void)self;
-    if (!PyArg_ParseTuple(args, "y*nOO!OO!|O!OOOO:scan_end", &view, &pos, &table, &PySet_Type,
+    PyObject *purposes = Py_None;
+    if (!PyArg_ParseTuple(args, "y*nOO!OO!|O!OOOOO:scan_end", &view, &pos, &table, &PySet_Type,
                           &unknown, &allowed, &PySet_Type, &enabled, &PySet_Type, &blocked,
-                          &edits, &inject, &injected, &placeholders)) {
+                          &edits, &inject, &injected, &placeholders, &purposes)) {
+        return NULL;
+    }
+    if (purposes != Py_None && !PyAnySet_Check(purposes)) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_TypeError, "scan_end: purposes must be a set, a frozenset or None");
         return NULL;
     }
     if (placeholders != Py_None && (!PyDict_Check(placeholders) || edits == Py_None)) {
@@ -2573,15 +2992,17 @@ scan_end(PyObject *self, PyObject *args)
         }
     }
     Found found;
-    found.count = found.npids = found.nblocked = 0;
+    found.count = found.npids = found.nblocked = found.nact = found.nowned = found.ncollect = 0;
     found.parts = NULL;
     Scan S = {.s = view.buf, .n = view.len, .F = LOW, .hosts = hosts, .unknown = unknown,
               .allowed = allowed == Py_None ? NULL : allowed, .enabled = enabled,
               .blocked = blocked, .edits = edits == Py_None ? NULL : edits,
               .inject = inject == Py_None ? NULL : inject, .injected = injected,
               .placeholders = placeholders == Py_None ? NULL : placeholders,
+              .purposes = purposes == Py_None ? NULL : purposes, .collect = 0,
               .found = &found, .seen_doc = 0, .failed = 0};
     Py_ssize_t end = skip_run(&S, clamp(pos, view.len));
+    found_clear(&found);
     PyBuffer_Release(&view);
     return S.failed ? NULL : PyLong_FromSsize_t(S.seen_doc ? ~end : end);
 }
@@ -2640,14 +3061,16 @@ static PyMethodDef methods[] = {
     {"skip_end", skip_end, METH_VARARGS,
      "skip_end(low, pos) -> int\n\nThe same as _SKIP_RE.match(low, pos).end() in rewrite.py."},
     {"scan_end", scan_end, METH_VARARGS,
-     "scan_end(buf, pos, hosts, unknown, allowed, enabled[, blocked, edits[, inject, injected]])"
+     "scan_end(buf, pos, hosts, unknown, allowed, enabled[, blocked, edits[, inject, injected"
+     "[, placeholders[, purposes]]]])"
      " -> int\n\nThe skip on buf itself (ASCII folded), also consuming the tags and texts that "
      "need no Python (see the file's comment); hosts: a make_hosts table or None. The hosts no "
      "partner declares are added to the set unknown, the partners in allowed (a set or None) to "
      "the set enabled, blocked partners to the set blocked with their edits appended to the list "
      "edits; inject: [head_end, body_start, body_end] still due (None once emitted), injected: "
-     "the partners a non-empty injection enables. ~end (negative) when an <html>, <head> or "
-     "<body> start tag was consumed."},
+     "the partners a non-empty injection enables; placeholders: partner -> (head, tail) of its "
+     "placeholder; purposes: the granted purposes (opt-in markup is read with them). ~end "
+     "(negative) when an <html>, <head> or <body> start tag was consumed."},
     {"flat_svg_end", flat_svg_end, METH_VARARGS,
      "flat_svg_end(buf, pos) -> int\n\n_SVG_FLAT_RE.match(buf.lower(), pos).end(), or -1 (what "
      "scan_end does at an <svg>)."},

@@ -27,4 +27,5 @@ def scan_end(buf: bytes | bytearray | memoryview, pos: int, hosts: HostTable | N
              unknown: set[str], allowed: Set[str] | None, enabled: set[str],
              blocked: set[str] = ..., edits: list[tuple[int, int, bytes]] | None = None,
              inject: list[bytes | None] | None = None, injected: Iterable[str] = ...,
-             placeholders: Mapping[str, tuple[bytes, bytes]] | None = None, /) -> int: ...
+             placeholders: Mapping[str, tuple[bytes, bytes]] | None = None,
+             purposes: Set[str] | None = None, /) -> int: ...

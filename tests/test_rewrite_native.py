@@ -63,12 +63,13 @@ def placeholder(partner: str, attrs: Mapping[str, str]) -> bytes:
     return head + placeholder_size(attrs).encode() + tail
 
 
-def plan(allowed: frozenset[str], inject: bool) -> RewritePlan:
+def plan(allowed: frozenset[str], inject: bool,
+         granted: frozenset[str] = frozenset({"ads"})) -> RewritePlan:
     return RewritePlan(
         head_end=b"<!--H-->" if inject else b"", body_start=b"<!--S-->" if inject else b"",
         body_end=b"<!--E-->" if inject else b"",
         injected_partners=frozenset({"ads"}) if inject else frozenset(),
-        allowed_partners=allowed, granted_purposes=frozenset({"ads"}), matcher=MATCHER,
+        allowed_partners=allowed, granted_purposes=granted, matcher=MATCHER,
         placeholder=placeholder, placeholder_parts=PARTS)
 
 
@@ -91,10 +92,11 @@ def trace(p: RewritePlan, chunks: list[bytes]) -> tuple[object, ...]:
     return tuple(steps), frozenset(rw.blocked)
 
 
-def check(doc: bytes, cuts: list[int], allowed: frozenset[str], inject: bool) -> None:
+def check(doc: bytes, cuts: list[int], allowed: frozenset[str], inject: bool,
+          granted: frozenset[str] = frozenset({"ads"})) -> None:
     bounds = sorted({0, len(doc), *(c % (len(doc) + 1) for c in cuts)})
     chunks = [doc[a:b] for a, b in pairwise(bounds)] or [b""]
-    p = plan(allowed, inject)
+    p = plan(allowed, inject, granted)
     native = trace(p, chunks)
     with pure():
         reference = trace(p, chunks)
@@ -391,6 +393,126 @@ def test_native_pass_equals_pure_python_on_placeholders(doc: str, cuts: list[int
     check(doc.encode(), cuts, allowed, False)
 
 
+# Opt-in markup (decide._judge's data-consent branch and decide._activate) and meta refresh
+# (fetch.refresh_url, HostMatcher.partners_in_text), which the native pass reads itself: every
+# spelling of their attributes, in any order and case, with references, blanks and duplicates.
+OPTIN_ATTRS = {
+    "type": ["text/plain", "TEXT/Plain", " text/plain ", "text/plain\t", "text&#47;plain",
+             "text/javascript", "", "module", "text/plain;x"],
+    "data-consent": ["ads", "ads,analytics", " ads ", "ads analytics", "", "ADS", "ads&#44;x",
+                     "analytics", "ads,", ",ads", "ads\tx", "ads\u00a0", "ads,,ads"],
+    "data-consent-partner": ["ads", "yt", "ads yt", "fb", "", " ads ", "odd sub", "ad&#115;",
+                             "unknown", "yt,ads"],
+    "data-consent-type": ["module", "text/javascript", "", "a&amp;b"],
+}
+OPTIN_NAMES = [*OPTIN_ATTRS, "data-consent-src", "src", "DATA-CONSENT", "Data-Consent-Src", "TYPE",
+               "data-consent-srcset", "srcset", "data-consent-href", "href", "data-consent-x",
+               "style", "data-consent-poster"]
+
+
+@st.composite
+def optin_attr(draw: st.DrawFn) -> str:
+    name = draw(st.sampled_from(OPTIN_NAMES))
+    if draw(st.integers(0, 12)) == 0:
+        return " " + name
+    key = name.lower()
+    if key in OPTIN_ATTRS:
+        value = draw(st.sampled_from(OPTIN_ATTRS[key]))
+    elif key.endswith("srcset"):
+        value = draw(srcset_value)
+    elif key == "style":
+        value = draw(css_value)
+    else:
+        value = draw(url_value)
+    quote = '"' if '"' not in value else "'" if "'" not in value else ""
+    if not quote:
+        value = value.replace(" ", "").replace(">", "")
+    return f"{draw(st.sampled_from([' ', chr(10), ' / ']))}{name}={quote}{value}{quote}"
+
+
+# Mostly with a data-consent marker (else nothing is opt-in), the attributes in any order.
+optin_tags = st.builds(
+    "<{}{}{}>{}".format,
+    st.sampled_from(["script", "SCRIPT", "script", "img", "iframe", "link", "video", "embed",
+                     "source"]),
+    st.tuples(st.sampled_from([" data-consent=ads", " data-consent='ads analytics'",
+                               " DATA-CONSENT=ads", ""]),
+              st.lists(optin_attr(), max_size=5))
+    .flatmap(lambda t: st.permutations([t[0], *t[1]])).map("".join),
+    st.sampled_from(["", " /"]),
+    st.sampled_from(["x = 1;</script>", "</script>", "</iframe>", "", "</script", "</SCRIPT >"]))
+REFRESH_URLS = ["https://cdn.example/?i.ytimg.com/connect.facebook.net/ad.doubleclick.net",
+                "//www.youtube.com/?c=exact.example/a.example.org", "//ad.doubleclick.net/r", "https://www.pinterest.com/", "https://www.youtube.com/",
+                "/local", "https://cdn.example/?to=ad.doubleclick.net", "HTTPS://WWW.YOUTUBE.COM",
+                "//exact.example", "https://x.example/i.ytimg.com", "//a.example&amp;b", "", "x"]
+refresh_content = st.tuples(
+    st.sampled_from(["0", "1", "86400", " 5", "1.5", "", "00.", "x"]),
+    st.sampled_from([";", ",", " ; ", "", " ", ";;"]),
+    st.sampled_from(["url", "URL", "Url", "", "uRl "]), st.sampled_from(["=", " = ", "", "=="]),
+    st.sampled_from(["", "'", '"', "'"]), st.one_of(st.sampled_from(REFRESH_URLS), url_value),
+    st.sampled_from(["", " ", "'", "x", "' y"])).map("".join)
+EQUIV = ["refresh", "Refresh", " REFRESH ", "refresh\t", "&#114;efresh", "content-type", "",
+         "refreshx", "re fresh"]
+
+
+@st.composite
+def refresh_tag(draw: st.DrawFn) -> str:
+    attrs = []
+    for _ in range(draw(st.integers(0, 4))):
+        name = draw(st.sampled_from(["http-equiv", "HTTP-EQUIV", "content", "Content", "name",
+                                     "style", "data-consent"]))
+        key = name.lower()
+        value = draw(st.sampled_from(EQUIV) if key == "http-equiv" else refresh_content
+                     if key == "content" else css_value if key == "style"
+                     else st.sampled_from(["ads", "viewport"]))
+        quote = '"' if '"' not in value else "'" if "'" not in value else ""
+        if not quote:
+            value = value.replace(" ", "").replace(">", "")
+        attrs.append(f" {name}={quote}{value}{quote}" if draw(st.integers(0, 9)) else f" {name}")
+    return "<meta" + "".join(attrs) + draw(st.sampled_from([">", "/>", ""]))
+
+
+GRANTED = [frozenset(), frozenset({"ads"}), frozenset({"ads", "analytics"})]
+
+
+@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(optin_tags, refresh_tag(), refresh_tag(), st.sampled_from(TEXT_BITS),
+                          tag()), max_size=6).map("".join),
+       st.lists(st.integers(0, 2000), max_size=3),
+       st.sampled_from([frozenset(), frozenset({"ads"}), frozenset({"ads", "yt"}),
+                        frozenset({"yt", "fb"}), frozenset(PARTNERS)]),
+       st.sampled_from(GRANTED), st.booleans())
+@example('<script type="text/plain" data-consent="ads">window.__adsOptIn = true;</script>', [],
+         frozenset({"ads"}), frozenset({"ads"}), False)
+@example("<script data-consent=ads type=text/plain src=//x.example/a TYPE=module "
+         "data-consent-src=//ad.doubleclick.net/a data-consent-type=module data-consent-src=/b>"
+         "</script>", [30], frozenset({"ads"}), frozenset({"ads"}), False)
+@example("<img data-consent='ads analytics' data-consent-srcset='//i.ytimg.com/a 1x' srcset=/x>",
+         [], frozenset({"yt"}), frozenset({"ads", "analytics"}), False)
+# each check of the opt-in: the partners found and declared allowed, the purposes granted,
+# no partner blocked, the type's blanks, the declared partners enabled
+@example("<script data-consent=ads data-consent-src=//ad.doubleclick.net/a></script>", [],
+         frozenset({"yt"}), frozenset({"ads"}), False)
+@example("<script type=text/plain data-consent=ads data-consent-partner=fb></script>", [],
+         frozenset({"ads"}), frozenset({"ads"}), False)
+@example("<script type=text/plain data-consent=ads data-consent-partner='yt'>x</script>", [],
+         frozenset({"yt"}), frozenset({"ads"}), False)
+@example("<img data-consent=ads data-consent-src=/x src=//ad.doubleclick.net/y>", [],
+         frozenset(), frozenset({"ads"}), False)
+@example("<script type=' text/plain ' data-consent=ads>x</script>", [], frozenset(),
+         frozenset({"ads"}), False)
+@example("<meta http-equiv=refresh content='0;url=https://cdn.example/?i.ytimg.com/"
+         "connect.facebook.net/ad.doubleclick.net'>", [], frozenset(), frozenset(), False)
+@example('<meta http-equiv="refresh" content="86400;url=https://www.pinterest.com/">', [], frozenset(),
+         frozenset(), False)
+@example("<meta content='0; URL=\"//cdn.example/?ad.doubleclick.net\"' http-equiv=Refresh "
+         "content='1;url=https://www.youtube.com/'>", [], frozenset({"yt"}), frozenset(), False)
+def test_native_pass_equals_pure_python_on_optin_and_refresh(
+        doc: str, cuts: list[int], allowed: frozenset[str], granted: frozenset[str],
+        inject: bool) -> None:
+    check(doc.encode(), cuts, allowed, inject, granted)
+
+
 @pytest.mark.parametrize("name", sorted(p.name for p in CORPUS.glob("*.html")))
 def test_native_pass_equals_pure_python_on_the_corpus(name: str) -> None:
     doc = (CORPUS / name).read_bytes()
@@ -448,6 +570,11 @@ def table() -> object:
      b"<img http-equiv=refresh src=//i.example/>", {"i.example"}),
     (b"<a href=/x ping='//p.example/?a=1&amp;b=2 https://q.example/r&amp;s'>", {"p.example",
                                                                                "q.example"}),
+    # a meta refresh: its URL's host, and partners only as text (none here)
+    (b"<meta http-equiv=refresh content='0;url=//a.example/'><meta HTTP-EQUIV=' Refresh ' "
+     b"content=1;url=//b.example/ content=\"2; URL = 'https://c.example/x' \">", {"a.example",
+                                                                              "b.example",
+                                                                              "c.example"}),
 ])
 def test_scan_end_consumes_what_needs_no_python(doc: bytes, hosts: set[str]) -> None:
     found: set[str] = set()
@@ -464,8 +591,9 @@ def test_scan_end_consumes_what_needs_no_python(doc: bytes, hosts: set[str]) -> 
     b"<img src='//ad.doubleclick.net&sol;@a.example/'>", b"<img srcset='//a.example/x&#44;2x'>",
     b"<img src=//[::1]/x>", b"<img src='//a\tb.example/'>", b"<img src=\\\\a.example\\x>",
     b"<img src=//b\xc3\xbccher.example/>", b"<img data-consent src=//a.example/>",
-    b"<meta http-equiv=refresh content='0;url=//a.example/'>", b"<iframe srcdoc=x src=//a/>",
-    b"<meta HTTP-EQUIV=' Refresh ' content=1;url=//a.example/>",
+    b"<meta http-equiv=refresh content='0;url=//ad.doubleclick.net/'>",
+    b"<meta http-equiv=refresh content='0;url=https://x.example/?to=AD.doubleclick.net'>",
+    b"<meta http-equiv=refresh content='0;url=//a.example/&amp;'>", b"<iframe srcdoc=x src=//a/>",
     b"<meta http-equiv=&#114;efresh content=1;url=//a.example/>",
     b"<meta http-equiv='refresh\t' content=1;url=//a.example/>",
     b"<embed src=data:text/html,x>", b"<script src=//a.example/>no end", b"<!-- no end",
@@ -559,6 +687,11 @@ GUARD_DOCS = [
     b"<noscript class=n><img src=//ad.doubleclick.net/x><area href=//a.example/></p></noscript >",
     b"<svg a=b><title><img src=//ad.doubleclick.net/x></title><image href='//u.example/' />"
     b"<foreignObject><p>t</p></foreignObject><g/></svg >",
+    b"<script type=' text/plain' src=x data-consent='ads,b' data-consent-src=//i.ytimg.com/a "
+    b"data-consent-type=module data-consent-partner='yt fb'>a</script>",
+    b"<img data-consent=ads data-consent-srcset='//i.ytimg.com/a 1x, /b 2x' srcset=/c>",
+    b"<meta http-equiv=' Refresh' content=\"1; URL='//www.youtube.com/?ad.doubleclick.net'\">"
+    b"<meta content=0;url=//a.example/ http-equiv=refresh>",
 ]
 
 
@@ -571,8 +704,8 @@ def _injected(buf: bytes, pos: int, tab: object) -> tuple[int, list[tuple[int, i
                                                           list[bytes | None]]:
     edits: list[tuple[int, int, bytes]] = []
     inj: list[bytes | None] = [b"H", b"S", b""]
-    return _speedups.scan_end(buf, pos, tab, set(), None, set(), set(), edits, inj,
-                              {"ads"}), edits, inj
+    return _speedups.scan_end(buf, pos, tab, set(), ALLOWED, set(), set(), edits, inj,
+                              {"ads"}, PARTS, {"ads"}), edits, inj
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="mprotect guard page via libc")
@@ -592,8 +725,8 @@ def test_scan_end_reads_nothing_past_the_end_of_the_buffer() -> None:
                     assert (end, edits) == _edited(piece, pos, tab)
                     inj: list[bytes | None] = [b"H", b"S", b""]
                     edits = []
-                    end = _speedups.scan_end(window, pos, tab, set(), None, set(), set(), edits,
-                                             inj, {"ads"})
+                    end = _speedups.scan_end(window, pos, tab, set(), ALLOWED, set(), set(),
+                                             edits, inj, {"ads"}, PARTS, {"ads"})
                     assert (end, edits, inj) == _injected(piece, pos, tab)
                 window.release()
 

@@ -235,7 +235,8 @@ class Tokenizer:
                         # and neutralises the simple ones of blocked partners (their edits).
                         lt = scan(buf, pos, table, self.unknown_hosts, self.plan.allowed_partners,
                                   self._enabled, self.blocked, edits, self._inj,
-                                  self.plan.injected_partners, self.plan.placeholder_parts)
+                                  self.plan.injected_partners, self.plan.placeholder_parts,
+                                  self.plan.granted_purposes)
                         if lt < 0:  # an <html>, <head> or <body> start tag was passed
                             lt = ~lt
                             self._seen_doc = True
