@@ -7,8 +7,10 @@ id, and schema v3 rows that hold their partner list's text instead of a ``list_i
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -171,3 +173,50 @@ def test_postgres_summary_equals_the_group_by_reference(dsn: str) -> None:  # no
             store.append(rows)
             cursor.advance(rows)
         check(store, recs)
+
+
+def _summary_while_writing(store: SqlStore, writer: SqlStore, recs: list[PageView]) -> None:
+    """A second store (its own connection, as another process's writer) commits views
+    between the summary's statements: the summary is the one of the ledger before them."""
+    before = store.summary(None, None)
+    cursor = ChainCursor()
+    late = [PageView(time=v.time + timedelta(microseconds=1), request_id=f"late{i}",
+                     consent_id=f"late{i}", path=v.path, partners=v.partners)
+            for i, v in enumerate(recs[::3])]
+    read = store._read
+    calls = [0]
+
+    def read_then_write(sql: str, params: Sequence[Any]) -> list[Any]:
+        calls[0] += 1
+        if calls[0] % 5 == 2 and late:  # after the first statement's snapshot
+            rows = cursor.link([late.pop()])
+            writer.append(rows)
+            cursor.advance(rows)
+        return read(sql, params)
+
+    store._read = read_then_write  # type: ignore[method-assign]
+    try:
+        during = store.summary(None, None)
+    finally:
+        del store._read
+    assert calls[0] > 10 and len(late) < len(recs[::3])  # writes did land in between
+    assert during == before
+    assert store.summary(None, None) != before  # and the next summary sees them
+
+
+def test_sqlite_summary_reads_one_snapshot(tmp_path: Path) -> None:
+    recs = views(random.Random(6), 300)
+    p = tmp_path / "l.sqlite3"
+    with SqliteStore(p) as store, SqliteStore(p) as writer:
+        rows = ChainCursor().link(recs)
+        store.append(rows)
+        _summary_while_writing(store, writer, recs)
+
+
+def test_postgres_summary_reads_one_snapshot(dsn: str) -> None:  # noqa: F811
+    from middleware.ledger.postgres import PostgresStore
+
+    recs = views(random.Random(7), 200)
+    with PostgresStore(dsn) as store, PostgresStore(dsn) as writer:
+        store.append(ChainCursor().link(recs))
+        _summary_while_writing(store, writer, recs)

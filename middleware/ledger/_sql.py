@@ -197,6 +197,11 @@ class SqlStore:
     def _read(self, sql: str, params: Sequence[Any]) -> list[Row]:
         raise NotImplementedError
 
+    def _snapshot(self) -> AbstractContextManager[Any]:
+        """Context manager (the caller holds ``_lock``): every ``_read`` inside sees one state
+        of the ledger, a read transaction on the main connection."""
+        raise NotImplementedError
+
     def _stream(
         self, queries: Sequence[tuple[str, Sequence[Any]]]
     ) -> AbstractContextManager[list[Iterator[Row]]]:
@@ -561,7 +566,10 @@ class SqlStore:
         not_outcome = f"COALESCE({self._json_text('fields', 'delivery')}, 'queued') = 'queued'"
         where = f"{where} AND {not_outcome}" if where else f" WHERE {not_outcome}"
         day = self._day_expr("time")
-        with self._lock:
+        # One snapshot: its statements (a few per partner set and day) must agree while the
+        # site keeps writing, or a view written meanwhile counts in one day and not in the
+        # totals' range.
+        with self._lock, self._snapshot():
             # Old per-partner rows (and server-side disclosures).
             for p, d, n, a, b in self._read(
                     f"SELECT partner, {day}, COUNT(*), MIN(time), MAX(time) FROM {DISCLOSURES}"

@@ -227,6 +227,13 @@ class PostgresStore(SqlStore):
             return list(self._connection().execute(self._q(sql).encode(), params).fetchall())
 
     @contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        conn = self._connection()
+        with conn.transaction():
+            conn.execute(b"SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            yield
+
+    @contextmanager
     def _stream(
         self, queries: Sequence[tuple[str, Sequence[Any]]]
     ) -> Iterator[list[Iterator[Row]]]:

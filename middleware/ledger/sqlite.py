@@ -356,6 +356,16 @@ class SqliteStore(SqlStore):
             return list(self._connection().execute(sql, params).fetchall())
 
     @contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        conn = self._connection()
+        conn.execute("BEGIN")  # deferred: WAL fixes the snapshot at its first read
+        try:
+            yield
+        finally:
+            if conn.in_transaction:
+                conn.execute("COMMIT")
+
+    @contextmanager
     def _stream(
         self, queries: Sequence[tuple[str, Sequence[Any]]]
     ) -> Iterator[list[Iterator[Row]]]:
