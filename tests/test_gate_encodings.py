@@ -612,6 +612,26 @@ def test_a_stack_of_too_many_codings_ends_the_response(tmp_path: Path,
     assert "5000 codings stacked" in caplog.text
 
 
+def test_more_than_two_br_or_zstd_codings_end_the_response(tmp_path: Path,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    """Each br or zstd decoder may hold an 8 MB window: three of them on one body (up to
+    MAX_CODINGS, 64 MB) end the response; two, and any number of gzip among them, decode."""
+    ok = {b"br, zstd": _zstd(_br(AD_PAGE)), b"gzip, br, gzip, zstd": _zstd(_gzip(_br(_gzip(
+        AD_PAGE))))}
+    for value, body in ok.items():
+        gate = make_gate(html_app([body], headers=[(b"content-type", b"text/html"),
+                                                   (b"content-encoding", value)]), tmp_path)
+        assert b"data-consent-src" in asyncio.run(run(gate, http_scope())).body, value
+    headers = [(b"content-type", b"text/html"), (b"content-encoding", b"br, br, zstd")]
+    for method in ("GET", "HEAD"):
+        body = _zstd(_br(_br(AD_PAGE))) if method == "GET" else b""
+        gate = make_gate(html_app([body], headers=headers), tmp_path)
+        out = asyncio.run(run(gate, http_scope(method=method)))
+        assert out.body == b"" and enforced_no_partner(out)
+        assert out.header(b"content-encoding") == [b"br, br, zstd"]  # (not decoded: as sent)
+    assert "3 br/zstd codings stacked" in caplog.text
+
+
 @pytest.mark.parametrize("chunked", [False, True])
 def test_an_xml_declaration_too_long_to_wait_for_fails_closed(tmp_path: Path,
                                                               chunked: bool) -> None:

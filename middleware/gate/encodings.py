@@ -29,8 +29,8 @@ from typing import Any, Protocol
 
 from ..inflate import FLOOR, RATIO, STEP, InflateError
 
-__all__ = ["BR_WINDOW_BITS_MAX", "MAX_CODINGS", "BodyDecoder", "br_window_bits", "cannot_decode",
-           "codings", "decoder_for", "undecodable"]
+__all__ = ["BR_WINDOW_BITS_MAX", "MAX_CODINGS", "MAX_LARGE_WINDOW_CODINGS", "BodyDecoder",
+           "br_window_bits", "cannot_decode", "codings", "decoder_for", "undecodable"]
 
 # Chromium's names (net/filter/filter_source_stream.cc): x-gzip is gzip; anything else is
 # skipped. "identity" is no coding either.
@@ -367,11 +367,20 @@ def decoder_for(headers: Iterable[tuple[bytes, bytes]]) -> BodyDecoder | str | N
     return BodyDecoder(names) if why is None else why
 
 
+#: br and zstd codings per body at most (each decoder may hold an 8 MB window: 16 MB per
+#: response, where MAX_CODINGS of them made 64 MB); zlib's hold 32 KB.
+MAX_LARGE_WINDOW_CODINGS = 2
+
+
 def cannot_decode(names: tuple[str, ...]) -> str | None:
     """Why the codings ``names`` cannot be decoded here (too many codings, a coding whose
     library is missing), or None."""
     if len(names) > MAX_CODINGS:
         return f"{len(names)} codings stacked (at most {MAX_CODINGS} are decoded)"
+    large = sum(1 for name in names if name not in _ZLIB)
+    if large > MAX_LARGE_WINDOW_CODINGS:
+        return (f"{large} br/zstd codings stacked (at most {MAX_LARGE_WINDOW_CODINGS}: each "
+                f"may hold an 8 MB window)")
     missing = undecodable(names)
     if missing is not None:
         return f"{missing} (no decoder installed)"

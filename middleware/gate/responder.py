@@ -48,7 +48,7 @@ from .decision import (
     Decision,
     decide,
 )
-from .encodings import MAX_CODINGS, BodyDecoder, codings, undecodable
+from .encodings import BodyDecoder, cannot_decode, codings
 from .phases import (
     DONE,
     FAILED_AFTER_HEADERS,
@@ -292,7 +292,7 @@ class HtmlResponder:
         headers = MutableHeaders(scope=start)
         charset = self.gate.charset_of(start.get("headers", ()))
         names = codings(start.get("headers", ()))
-        decoded = bool(names) and len(names) <= MAX_CODINGS and undecodable(names) is None
+        decoded = bool(names) and cannot_decode(names) is None
         if ((kind is HTML and not unreadable_charset(charset) and (decoded or not names))
                 or (kind is SNIFF and not names)):
             self.allowed = self._allowed_partners()
