@@ -33,7 +33,7 @@ from middleware.ledger import (
     purge,
     verify,
 )
-from middleware.ledger.chain import ChainCursor
+from middleware.ledger.chain import ChainCursor, canonical_text, partner_set_text, shares_text
 from middleware.ledger.query import export, show, subject, summary
 
 psycopg = pytest.importorskip("psycopg")
@@ -197,7 +197,7 @@ def test_postgres_round_trip_and_verify(dsn: str) -> None:
     assert [r.record for r in rows] == recs
     assert [r.computed_hash() for r in rows] == [r.hash for r in rows]
     assert check(dsn).ok
-    assert sql(dsn, "SELECT version FROM schema_migrations") == [(1,), (2,), (3,), (4,)]
+    assert sql(dsn, "SELECT version FROM schema_migrations") == [(1,), (2,), (3,), (4,), (5,)]
 
 
 def test_postgres_verify_names_edited_deleted_and_inserted_rows(dsn: str) -> None:
@@ -433,7 +433,7 @@ def test_postgres_v3_ledger_migrates_to_list_references_and_still_verifies(dsn: 
         rows = cursor.link(new)
         store.append(rows)
         cursor.advance(rows)
-    assert sql(dsn, "SELECT version FROM schema_migrations") == [(1,), (2,), (3,), (4,)]
+    assert sql(dsn, "SELECT version FROM schema_migrations") == [(1,), (2,), (3,), (4,), (5,)]
     raw = sql(dsn, "SELECT request_id, partners = '', list_id IS NULL FROM page_views ORDER BY id")
     assert raw == [("v1", False, True), ("v2", False, True), ("v3", False, True),
                    ("v4", True, False), ("v5", True, False), ("v6", True, False)]
@@ -475,3 +475,78 @@ def test_postgres_rolled_back_transaction_leaves_no_list_id_behind(dsn: str) -> 
     store.append(rows)
     store.close()
     assert check(dsn).ok
+
+
+def _long_list() -> tuple[PartnerShare, ...]:
+    """A partner list whose canonical text is ~7 KB of incompressible cookie names: past the
+    ~2.7 KB a PostgreSQL btree entry may hold, even compressed."""
+    import base64
+    import random
+
+    rng = random.Random(10)
+    cookies = tuple(base64.b64encode(rng.randbytes(18)).decode() for _ in range(250))
+    return (PartnerShare("adsense", ("ads",), "consent", ("ip_address",), cookies),
+            PartnerShare("x", ("social",), "opt-out-not-exercised"))
+
+
+def test_postgres_v4_ledger_migrates_to_hashed_list_uniqueness_for_long_lists(dsn: str) -> None:
+    """partner_lists.partners was UNIQUE: a btree of the text itself, which refuses an entry
+    over ~2.7 KB (a list with many cookies), so such a page view failed to commit. From v5
+    the uniqueness is an index of the text's md5; a v4 ledger migrates and keeps verifying."""
+    from middleware.ledger import postgres as pg_store
+
+    sql(dsn, "CREATE TABLE schema_migrations (version integer PRIMARY KEY, description text "
+             "NOT NULL, applied_at timestamptz NOT NULL)")
+    for v, description, statements in pg_store._MIGRATIONS:
+        if v > 4:
+            break
+        for stmt in statements:
+            sql(dsn, stmt)
+        sql(dsn, f"INSERT INTO schema_migrations VALUES ({v}, '{description}', now())")
+    long = _long_list()
+    assert len(canonical_text([s.to_dict() for s in long])) > 6000
+    # What v4 did with it: the insert of the list fails, and so does the page's commit.
+    with pytest.raises(psycopg.Error, match="index row"):
+        sql(dsn, "INSERT INTO partner_lists (partners, partner_set) VALUES "
+                 f"('{canonical_text([s.to_dict() for s in long])}', ' adsense x ')")
+    cursor = ChainCursor()
+    old = [page_view(1), page_view(2, shares=_SHARES[:1])]
+    with psycopg.connect(dsn, autocommit=True) as c:  # v4 rows, as v4's append wrote them
+        for rec in old:
+            text, ps = shares_text(rec.partners), partner_set_text(rec.partners)
+            c.execute("INSERT INTO partner_lists (partners, partner_set) VALUES (%s, %s) "
+                      "ON CONFLICT DO NOTHING", (text, ps))
+        rows = cursor.link(old)
+        for r in rows:
+            rec = r.record
+            assert isinstance(rec, PageView)
+            (lid,), = c.execute("SELECT id FROM partner_lists WHERE partners = %s",
+                                (shares_text(rec.partners),)).fetchall()
+            c.execute("INSERT INTO page_views (time, request_id, consent_id, path, partners, "
+                      "partner_set, policy_version, ip, ua_family, fields, list_id, writer_id, "
+                      "seq, prev_hash, hash) VALUES (%s, %s, %s, %s, '', %s, %s, %s, %s, %s, %s, "
+                      "%s, %s, %s, %s)",
+                      (rec.time, rec.request_id, rec.consent_id, rec.path,
+                       partner_set_text(rec.partners), rec.policy_version, rec.ip,
+                       rec.ua_family, canonical_text(dict(rec.fields)), lid, r.writer_id,
+                       r.seq, r.prev_hash, r.hash))
+        cursor.advance(rows)
+    new = [page_view(3, shares=long), page_view(4), page_view(5, shares=long)]
+    with PostgresStore(dsn) as store:
+        rows = cursor.link(new[:2])
+        store.append(rows)
+        cursor.advance(rows)
+    with PostgresStore(dsn) as store:  # a new connection: the long list's id read back
+        rows = cursor.link(new[2:])
+        store.append(rows)
+        cursor.advance(rows)
+        assert [r.record for r in store.chain_rows()] == old + new
+    assert sql(dsn, "SELECT max(version) FROM schema_migrations") == [(5,)]
+    assert sql(dsn, "SELECT count(*) FROM partner_lists") == [(3,)]
+    # Still one row per list: a second copy of the long text is refused.
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        sql(dsn, "INSERT INTO partner_lists (partners, partner_set) SELECT partners, "
+                 "partner_set FROM partner_lists WHERE length(partners) > 6000")
+    assert sql(dsn, "SELECT count(DISTINCT list_id) FROM page_views") == [(3,)]
+    report = check(dsn)
+    assert report.ok and report.rows == 5, report.problems

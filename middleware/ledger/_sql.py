@@ -186,6 +186,10 @@ class SqlStore:
         """The text value of ``key`` in the JSON object held in the text column ``col``."""
         raise NotImplementedError
 
+    def _list_lookup(self, text: str) -> tuple[str, list[Any]]:
+        """WHERE clause and parameters that find the ``partner_lists`` row of ``text``."""
+        return "partners = ?", [text]
+
     def _indexed(self, name: str) -> str:
         """Pin a query to an index where the planner might not see it covers the query."""
         return ""
@@ -366,7 +370,8 @@ class SqlStore:
         """
         cur.execute(self._q("INSERT INTO partner_lists (partners, partner_set) VALUES (?, ?) "
                             "ON CONFLICT DO NOTHING"), [text, partner_set])
-        cur.execute(self._q("SELECT id FROM partner_lists WHERE partners = ?"), [text])
+        where, params = self._list_lookup(text)
+        cur.execute(self._q(f"SELECT id FROM partner_lists WHERE {where}"), params)
         row = cur.fetchone()
         if row is None:  # only if the insert was silently dropped: refuse to write the views
             raise RuntimeError("partner_lists: a partner list was neither inserted nor found")

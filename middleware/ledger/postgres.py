@@ -131,6 +131,18 @@ _MIGRATIONS: tuple[Migration, ...] = (
         # key: it would lock the list's row for every insert; verify reports a dangling id.
         "ALTER TABLE page_views ADD COLUMN IF NOT EXISTS list_id bigint",
     )),
+    (5, "partner_lists: unique by the md5 of the text, not the text", (
+        # A btree entry holds at most ~2.7 KB (a third of a page, after compression): the
+        # UNIQUE (partners) index refused a longer list (one partner with a few hundred
+        # cookies), and every page view of it failed to commit. An index of md5(partners)
+        # has 32-character keys whatever the list (md5 because an index expression must be
+        # IMMUTABLE: sha256() needs the text as bytea, and convert_to / textsend are only
+        # STABLE). Lists stay one row each; the writer finds its list by the text itself,
+        # so two lists with one md5 (only by construction) cannot be confused: the second
+        # one's insert does nothing and its views fail to commit (closed, never wrong).
+        "ALTER TABLE partner_lists DROP CONSTRAINT partner_lists_partners",
+        "CREATE UNIQUE INDEX partner_lists_partners_md5 ON partner_lists (md5(partners))",
+    )),
 )
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
 
@@ -278,6 +290,10 @@ class PostgresStore(SqlStore):
 
     def _json_value(self, v: Any) -> Any:
         return v
+
+    def _list_lookup(self, text: str) -> tuple[str, list[Any]]:
+        # Through the md5 index (schema v5), then the text itself.
+        return "md5(partners) = md5(?) AND partners = ?", [text, text]
 
     def _day_expr(self, col: str) -> str:
         return f"to_char({col} AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
