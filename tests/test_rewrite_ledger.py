@@ -49,3 +49,51 @@ def test_rewrite_vector_without_consent_is_neither_sent_nor_recorded(tmp_path: P
     out = asyncio.run(run(gate, http_scope()))
     assert VECTORS[name] not in out.body
     assert rows(tmp_path / "ledger.sqlite3") == []
+
+
+def _awaiting(task: asyncio.Task[object]) -> list[str]:
+    """The coroutines a suspended task is waiting through, outermost first."""
+    names: list[str] = []
+    aw: object = task.get_coro()
+    while aw is not None:
+        code = getattr(aw, "cr_code", None)
+        if code is None:  # the future at the bottom
+            names.append(type(aw).__name__)
+            break
+        names.append(code.co_qualname)
+        aw = getattr(aw, "cr_await", None)
+    return names
+
+
+def test_a_page_waiting_for_its_record_is_suspended_through_the_fewest_coroutines(
+        tmp_path: Path) -> None:
+    """A one-body page with a consented partner waits for the ledger's commit with its whole
+    coroutine chain suspended, and every coroutine in it is suspended and resumed again:
+    ours go straight from ``_send`` to the rewrite (not through ``_decide`` and ``_act``).
+    With the real writer process; the third view is a remembered rewrite."""
+    doc = page(VECTORS["video-poster"])
+    gate = make_gate(html_app([doc]), tmp_path, partners=VIDEO_PARTNER)
+    scope = http_scope(cookie=cookie_for(gate, {"social"}))
+
+    async def main() -> list[list[str]]:
+        chains = []
+        for _ in range(3):
+            task = asyncio.ensure_future(run(gate, dict(scope)))
+            chain: list[str] = []
+            while not task.done() and "ProcessWriter.write" not in chain:
+                await asyncio.sleep(0)  # one loop iteration: the frame cannot be acknowledged yet
+                chain = _awaiting(task)
+            out = await task
+            assert VECTORS["video-poster"] in out.body
+            chains.append(chain)
+        return chains
+
+    chains = asyncio.run(main())
+    for chain in chains:
+        assert "ProcessWriter.write" in chain, chain
+        ours = chain[chain.index("HtmlResponder._send"):chain.index("ProcessWriter.write")]
+        assert "HtmlResponder._decide" not in ours and "HtmlResponder._act" not in ours, ours
+    assert chains[-1][chains[-1].index("HtmlResponder._send"):] == [
+        "HtmlResponder._send", "HtmlResponder._rewrite_first", "HtmlResponder._rewrite_whole",
+        "HtmlResponder._disclose", "Discloser.disclose", "ProcessWriter.write", "FutureIter"]
+    assert len({r["request_id"] for r in rows(tmp_path / "ledger.sqlite3")}) == 3

@@ -188,11 +188,18 @@ class HtmlResponder:
                 await self.raw_send(message)
                 return
             decision = decide(self.kind, self.scope["method"], start, message, self.gate)
-            if decision.route is WHOLE and (
-                    body := self._whole_now(start, message, decision)) is not None:
-                # The common page: no coroutine of ours beyond this one.
-                await self.raw_send(start)
-                await self.raw_send(body)
+            if decision.route is WHOLE:
+                body = self._whole_now(start, message, decision)
+                if body is not None:
+                    # The common page: no coroutine of ours beyond this one.
+                    await self.raw_send(start)
+                    await self.raw_send(body)
+                    return
+                # A page whose record may be awaited: what _decide and _act do for WHOLE (an
+                # identity body), two coroutines fewer for the wait to suspend and resume.
+                if self.sets_cookie:
+                    self.gate.review.saw_cookies(start.get("headers", ()), self.scope.get("path", ""))
+                await self._rewrite_first(start, message, decision)
                 return
             await self._decide(start, message, decision)
         elif kind != "http.response.body":
