@@ -197,20 +197,33 @@ class ConsentMiddleware:
             await self.ui.handle(scope, receive, send, self.consent_for(scope))
             return
         inner = dict(scope)
-        state = ConsentState(scope.get("state"), self, scope)
-        inner["state"] = state
+        base = scope.get("state")
+        # (ConsentState has no Python __init__: see there)
+        state = inner["state"] = ConsentState(base) if base else ConsentState()
+        state._gate = self
+        state._scope = scope
+        state._resolved = state.consent_read = False
         if self.forwarder is not None:
             inner[self.forwarder.SCOPE_KEY] = self.forwarder
         # Ask for identity bodies: compressed HTML could not be rewritten (compression goes
         # outside us). One pass also notices a scan token.
-        encoding = scan = False
-        for key, _ in scope["headers"]:
+        headers = scope["headers"]
+        encoding: tuple[bytes, bytes] | None = None
+        several = scan = False
+        for item in headers:
+            key = item[0]
             if key == b"accept-encoding":
-                encoding = True
+                several = encoding is not None
+                encoding = item
             elif key == _SCAN_HEADER:
                 scan = True
-        if encoding:
-            inner["headers"] = [(k, v) for k, v in scope["headers"] if k != b"accept-encoding"]
+        if encoding is not None:
+            if several:
+                inner["headers"] = [(k, v) for k, v in headers if k != b"accept-encoding"]
+            else:  # the usual one header: a copy without it, in C
+                kept = list(headers)
+                kept.remove(encoding)
+                inner["headers"] = kept
         extensions = scope.get("extensions")
         if extensions and not _SERVER_SENDS.isdisjoint(extensions):
             # A file the server sends itself never passes through us: ask for a body instead.
@@ -218,7 +231,11 @@ class ConsentMiddleware:
         if scan and scan_token.owner_scan(scope, self.keys):  # the page as the site sends it
             await self.app(inner, receive, scan_token.mark_original(send))
             return
-        responder = HtmlResponder(self, inner, send, state)
+        responder = HtmlResponder()  # (no Python __init__: see there)
+        responder.gate = self
+        responder.scope = inner
+        responder.raw_send = send
+        responder.state = state
         await self.app(inner, receive, responder.send)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -197,6 +197,24 @@ def test_middleware_strips_accept_encoding_and_exposes_consent(tmp_path: Path) -
     assert consent.allows("ads") and consent.allows_partner("adsense") and not consent.allows("social")
 
 
+@pytest.mark.parametrize("codings", [1, 2])
+def test_middleware_strips_every_accept_encoding_keeping_the_rest_in_order(
+        tmp_path: Path, codings: int) -> None:
+    seen: list[list[tuple[bytes, bytes]]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(list(scope["headers"]))
+        await html_app()(scope, receive, send)
+
+    gate = make_gate(app, tmp_path)
+    scope = http_scope(headers=[(b"x-a", b"1"), *[(b"accept-encoding", b"zstd")] * (codings - 1),
+                                (b"x-b", b"2")])
+    sent = list(scope["headers"])
+    asyncio.run(run(gate, scope))
+    assert seen == [[item for item in sent if item[0] != b"accept-encoding"]]
+    assert scope["headers"] == sent  # the server's list is not edited
+
+
 def test_middleware_lifespan_and_websocket_pass_through(tmp_path: Path) -> None:
     seen: list[str] = []
 

@@ -60,7 +60,7 @@ from .phases import (
     UNREWRITTEN,
     Phase,
 )
-from .start import HTML, OTHER, SNIFF, start_kind
+from .start import HTML, OTHER, PASSES, SNIFF, start_kind
 from .state import ConsentState
 
 if TYPE_CHECKING:
@@ -121,16 +121,16 @@ class HtmlResponder:
     #: Partners already recorded for this page view: one disclosure per (view, partner).
     disclosed: frozenset[str] = frozenset()
 
-    def __init__(self, gate: ConsentMiddleware, scope: Scope, send: Send,
-                 state: ConsentState) -> None:
-        self.gate = gate
-        self.scope = scope
-        self.raw_send = send
-        self.state = state
-        self.phase = HELD
-        #: The start message while it is held; None once it left.
-        self.start: Message | None = None
-        self.kind = OTHER
+    phase = HELD
+    #: The start message while it is held; None once it left.
+    start: Message | None = None
+    kind = OTHER
+    # No Python __init__ (one called through the type costs ~0.8 k instructions per
+    # response): ConsentMiddleware.__call__ makes it with ``HtmlResponder()`` and sets these.
+    gate: ConsentMiddleware
+    scope: Scope
+    raw_send: Send
+    state: ConsentState
 
     @property
     def consent(self) -> Consent:
@@ -145,17 +145,24 @@ class HtmlResponder:
         """The send the app is given. A message that passes goes straight to the server's
         send, with no coroutine of ours: every message once the start passed, and a start
         that announces JSON or a file (decided on its raw headers, ``_start``)."""
-        if self.phase is PASSING:
+        phase = self.phase
+        if phase is PASSING:
             return self.raw_send(message)
-        if self.phase is HELD and message["type"] == "http.response.start":
-            passing = self._start(message)
+        if phase is HELD and message["type"] == "http.response.start":
+            announced = start_kind(message.get("headers", ()))
+            if (announced is PASSES and not self.state.consent_read
+                    and self.scope["method"] != "HEAD"):
+                # JSON or a file, no cookie set, consent unread: out as the app sent it.
+                self.phase = PASSING
+                return self.raw_send(message)
+            passing = self._start(message, announced)
             return _HELD if passing is None else self.raw_send(passing)
         return self._send(message)
 
-    def _start(self, message: Message) -> Message | None:
-        """The start message: the start to send now when it passes (JSON, files), else None
-        with it held until the first body decides."""
-        announced = start_kind(message.get("headers", ()))
+    def _start(self, message: Message, announced: tuple[BodyKind, bool] | None) -> Message | None:
+        """The start message (``announced``: what start_kind read on its raw headers): the
+        start to send now when it passes (JSON, files), else None with it held until the
+        first body decides."""
         if announced is None:
             # Django sends "Content-Type"; names are case-insensitive, our lookups are not.
             message = {**message, "headers": [(k.lower(), v) for k, v in message["headers"]]}

@@ -15,11 +15,26 @@ SNIFF = BodyKind.SNIFF
 DOCUMENT = BodyKind.DOCUMENT
 #: Statuses whose response has no body to rewrite.
 NO_BODY_STATUSES = frozenset({204, 205, 304})
+#: The (kind, sets a cookie) answers, made once: start_kind allocates none. ``PASSES`` is the
+#: answer of JSON or a file without a Set-Cookie (the responder tests it by identity).
+_PAIRS = {kind: ((kind, False), (kind, True)) for kind in BodyKind}
+PASSES = _PAIRS[OTHER][0]
 #: What start_kind answers for one raw Content-Type value, (without, with) a Set-Cookie: a
 #: pure function of the value, remembered per value, for each X-Content-Type-Options (nosniff
-#: off, on). Bounded; the pairs are made once, so an answer allocates nothing.
+#: off, on). Bounded.
 _ANSWERS: tuple[dict[bytes, tuple[tuple[BodyKind, bool], tuple[BodyKind, bool]]], ...] = ({}, {})
 _MAX_ANSWERS = 256
+#: What start_kind does with a header name, in one lookup: 1 Content-Type, 2 Set-Cookie,
+#: 3 X-Content-Type-Options, 0 a common lower-case name it skips; any other name (4) is
+#: checked for upper case.
+_NAMES = {b"content-type": 1, b"set-cookie": 2, b"x-content-type-options": 3,
+          **dict.fromkeys((b"content-length", b"date", b"server", b"cache-control", b"etag",
+                           b"last-modified", b"vary", b"content-encoding", b"location",
+                           b"expires", b"accept-ranges", b"transfer-encoding", b"connection",
+                           b"content-language", b"content-disposition", b"x-frame-options",
+                           b"content-security-policy", b"strict-transport-security",
+                           b"access-control-allow-origin", b"link", b"age", b"pragma"), 0)}
+_code_of = _NAMES.get
 
 
 def _one_type(content_type: bytes, nosniff: bool) -> BodyKind:
@@ -39,24 +54,27 @@ def start_kind(headers: Iterable[tuple[bytes, bytes]]) -> tuple[BodyKind, bool] 
     lower-case (normalise, then ask again)."""
     content_type: bytes | None = None
     several = nosniff = sets_cookie = False
+    code_of = _code_of
     for key, value in headers:
-        # The three names we read are lower-case when equal; any other name is checked.
-        if key == b"content-type":
-            several = content_type is not None
-            content_type = value
-        elif key == b"set-cookie":
-            sets_cookie = True
-        elif key == b"x-content-type-options":
-            nosniff = value.strip().lower() == b"nosniff"
-        elif not key.islower():
-            return None
+        # The names we know are lower-case when equal; any other name is checked.
+        code = code_of(key, 4)
+        if code:
+            if code == 1:
+                several = content_type is not None
+                content_type = value
+            elif code == 2:
+                sets_cookie = True
+            elif code == 3:
+                nosniff = value.strip().lower() == b"nosniff"
+            elif not key.islower():
+                return None
     if content_type is None or several:
-        return classify([v for k, v in headers if k == b"content-type"], nosniff=nosniff), sets_cookie
+        kind = classify([v for k, v in headers if k == b"content-type"], nosniff=nosniff)
+        return _PAIRS[kind][sets_cookie]
     answers = _ANSWERS[nosniff]
     pair = answers.get(content_type)
     if pair is None:
-        kind = _one_type(content_type, nosniff)
-        pair = ((kind, False), (kind, True))
+        pair = _PAIRS[_one_type(content_type, nosniff)]
         if len(answers) < _MAX_ANSWERS:
             answers[content_type] = pair
     return pair[sets_cookie]
