@@ -82,7 +82,7 @@ def classify(content_types: Iterable[bytes], *, nosniff: bool) -> BodyKind:
     """
     best: BodyKind | None = None
     for value in content_types:
-        for part in value.split(b",") if b"," in value else (value,):
+        for part in value.split(b",") if _COMMA in value else (value,):
             kind = _kind(part)
             if best is None or _RANK[kind] > _RANK[best]:
                 best = kind
@@ -126,6 +126,8 @@ def sniff(head: bytes, *, complete: bool) -> BodyKind | None:
     return BodyKind.OTHER
 
 
+#: (``_COMMA in value``, not ``b"," in value``: see gate/start.py COMMA)
+_COMMA = ord(",")
 _WIDE_BOMS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")
 #: '<?x' in UTF-16LE and UTF-16BE: an XML declaration with no BOM. Chromium's decoder reads
 #: a page whose header names no usable charset as UTF-16 when it opens so, HTML included

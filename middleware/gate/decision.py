@@ -31,7 +31,7 @@ from starlette.types import Message
 
 from ..sniff import BodyKind, declares_iso2022jp, label_known, unreadable_charset, wide_bom, wide_codec
 from .encodings import cannot_decode, codings
-from .start import DOCUMENT, HTML, NO_BODY_STATUSES, OTHER
+from .start import COMMA, DOCUMENT, HTML, NO_BODY_STATUSES, OTHER
 
 
 class Route(enum.Enum):
@@ -133,7 +133,7 @@ def decide(kind: BodyKind, method: str, start: Message, first: Message, charsets
             return Decision(UNREADABLE, "a compressed body without a Content-Type", names)
         return _SNIFF
     body: bytes = first.get("body", b"")
-    if several or (content_type is not None and b"," in content_type):
+    if several or (content_type is not None and COMMA in content_type):
         charset = charsets.charset_of(headers)
         unreadable, known = unreadable_charset(charset), label_known(charset)
     else:

@@ -9,8 +9,8 @@ cannot read go out as sent behind an enforced no-partner CSP. Each state is a ``
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Generator
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, cast
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import Message, Scope, Send
@@ -60,7 +60,7 @@ from .phases import (
     UNREWRITTEN,
     Phase,
 )
-from .start import HTML, OTHER, PASSES, SNIFF, start_kind
+from .start import HTML, HTML_PAGE, OTHER, PASSES, SNIFF, start_kind
 from .state import ConsentState
 
 if TYPE_CHECKING:
@@ -71,24 +71,15 @@ logger = logging.getLogger("consent_gate")
 _NO_HOSTS: frozenset[str] = frozenset()
 
 
-class _Done:
-    """An awaitable that is already done (a held start message: nothing is sent yet)."""
+class _Done(tuple[()]):
+    """An awaitable that is already done (a held start message: nothing is sent yet). Its
+    ``__await__`` is the empty tuple's C iterator: awaiting it runs no Python frame."""
 
     __slots__ = ()
-
-    def __await__(self) -> Generator[None, None, None]:
-        return _EXHAUSTED
+    __await__ = tuple.__iter__
 
 
-def _finished() -> Generator[None, None, None]:
-    return
-    yield  # (a generator function)
-
-
-#: A generator that already ended: each ``yield from`` it returns at once.
-_EXHAUSTED = _finished()
-next(_EXHAUSTED, None)
-_HELD = _Done()
+_HELD = cast("Awaitable[None]", _Done())  # (typeshed types tuple.__iter__ as an Iterator)
 
 
 class HtmlResponder:
@@ -155,6 +146,11 @@ class HtmlResponder:
                 # JSON or a file, no cookie set, consent unread: out as the app sent it.
                 self.phase = PASSING
                 return self.raw_send(message)
+            if announced is HTML_PAGE:
+                # HTML without Set-Cookie: held until the first body decides (as in _start).
+                self.kind = HTML
+                self.start = message
+                return _HELD
             passing = self._start(message, announced)
             return _HELD if passing is None else self.raw_send(passing)
         return self._send(message)
@@ -409,7 +405,8 @@ class HtmlResponder:
                     raise RuntimeError("consent-gate responder: partners enabled with no "
                                        "partner allowed")
                 self.disclosed = self.disclosed | enabled
-            self._report_unknown(rewriter.unknown_hosts)
+            if rewriter.unknown_hosts:
+                self._report_unknown(rewriter.unknown_hosts)
             return out
         except Exception:
             return self._unrewritten_whole(data)

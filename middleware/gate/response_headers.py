@@ -83,10 +83,22 @@ class ResponseHeaders:
     def rewritten(self, start: Message, scope: Scope, allowed: frozenset[str], *,
                   enforced_no_partner: bool, drop_length: bool = False,
                   length: bytes | None = None) -> None:
-        """A rewritten page: private, no validators, the CSP of its ``allowed`` partners."""
-        self._apply(start, scope, private=True, drop_validators=True, frame_options=True,
-                    append=self._enforced_none if enforced_no_partner else self._csp_for(allowed),
-                    drop_length=drop_length, length=length)
+        """A rewritten page: private, no validators, the CSP of its ``allowed`` partners.
+        (``_apply``'s steps written out: this runs on every page.)"""
+        append: tuple[tuple[bytes, bytes], ...]
+        if enforced_no_partner:
+            append = self._enforced_none
+        else:
+            known = self._appended.get(allowed)
+            append = self._csp_for(allowed) if known is None else known
+        edited, fetching = self.gated.edit(
+            start.get("headers", ()), private=True, drop_validators=True, frame_options=True,
+            append=append, drop_length=drop_length, length=length)
+        start["headers"] = edited
+        if fetching:
+            self.gate_fetching(start, scope)
+            if length is not None:  # after the fetching headers, as MutableHeaders put it
+                set_header(start["headers"], b"content-length", length)
 
     def no_partner(self, start: Message, scope: Scope, what: str | None, *, private: bool,
                    drop_length: bool = False) -> None:

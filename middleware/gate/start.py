@@ -13,12 +13,17 @@ HTML = BodyKind.HTML
 OTHER = BodyKind.OTHER
 SNIFF = BodyKind.SNIFF
 DOCUMENT = BodyKind.DOCUMENT
+#: ``b","`` as the byte's value: ``COMMA in value`` is a memchr, while ``b"," in value`` first
+#: tries the needle as an int, raising and clearing a TypeError (~2.2 k instructions, 10x).
+COMMA = ord(",")
 #: Statuses whose response has no body to rewrite.
 NO_BODY_STATUSES = frozenset({204, 205, 304})
 #: The (kind, sets a cookie) answers, made once: start_kind allocates none. ``PASSES`` is the
-#: answer of JSON or a file without a Set-Cookie (the responder tests it by identity).
+#: answer of JSON or a file without a Set-Cookie (the responder tests answers by identity).
 _PAIRS = {kind: ((kind, False), (kind, True)) for kind in BodyKind}
 PASSES = _PAIRS[OTHER][0]
+#: The answer of an HTML page without a Set-Cookie (held until its first body).
+HTML_PAGE = _PAIRS[HTML][0]
 #: What start_kind answers for one raw Content-Type value, (without, with) a Set-Cookie: a
 #: pure function of the value, remembered per value, for each X-Content-Type-Options (nosniff
 #: off, on). Bounded.
@@ -40,7 +45,7 @@ _code_of = _NAMES.get
 def _one_type(content_type: bytes, nosniff: bool) -> BodyKind:
     # A comma list is several types (Chromium 156 renders 'application/json, text/html' as
     # HTML, and fetched its partner img when the fast answer passed it as JSON): classify.
-    if b"," not in content_type:
+    if COMMA not in content_type:
         if content_type.startswith(b"text/html"):
             return HTML
         if content_type.startswith(b"application/json"):
