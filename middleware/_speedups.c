@@ -36,9 +36,10 @@
  * With `edits`, the simple tags of blocked partners (not iframe/embed: placeholders) are
  * neutralised here too: the edits decide._judge makes are appended as (start, end, bytes).
  * Anything it is not sure of (character references, percent-encoding, non-ASCII, controls,
- * backslashes, IPv6, odd host bytes, srcdoc, a partner host, an unclosed token) stops it
- * there, and Python decides, exactly as without it. A meta refresh (judge_refresh) and opt-in
- * markup (judge_optin, with `purposes`) are read when their values are plain.
+ * backslashes, IPv6, odd host bytes, a partner host, an unclosed token) stops it there, and
+ * Python decides, exactly as without it. A meta refresh (judge_refresh), opt-in markup
+ * (judge_optin, with `purposes`) and an iframe's srcdoc document (judge_srcdoc, with
+ * `documents`: a second pass over it) are read when their values are plain.
  *
  * Every read is guarded by the buffer length: a tag cut off by the end of the buffer is simply
  * not skipped. tests/test_rewrite_speedups.py (skip_end == the regex) and
@@ -441,6 +442,9 @@ typedef struct {
     const char *act_name[MAX_ATTRS];
     PyObject *owned[MAX_FOUND];
     PyObject *collect[MAX_FOUND];  /* collecting (Scan.collect): the partners of URLs (borrowed) */
+    /* srcdoc documents (judge_srcdoc): their unknown hosts, enabled partners and the blocked
+       ones (kept alive for blocked[]), sets made at the first, or NULL */
+    PyObject *doc_unknown, *doc_enabled, *doc_blocked;
 } Found;
 
 typedef struct {
@@ -468,6 +472,8 @@ typedef struct {
     PyObject *purposes;      /* RewritePlan.granted_purposes (a set), or NULL: stop at opt-in
                                 markup (data-consent) */
     int collect;             /* judge_url only collects the partner of a URL (Found.collect) */
+    int documents;           /* an iframe's srcdoc may be read (judge_srcdoc): not inside one,
+                                and the plan not nested as deep as nested.MAX_NESTING */
     int seen_doc;            /* an <html>, <head> or <body> start tag was consumed */
     int failed;              /* a Python exception is set */
 } Scan;
@@ -1348,10 +1354,9 @@ refresh_span(const unsigned char *s, Py_ssize_t *pa, Py_ssize_t *pb)
    each declared host or "*." suffix found in it (ASCII case folded) gives its partner, the
    exact host's first. The number found (in out), or -1 to stop. */
 static int
-text_partners(const Scan *S, Py_ssize_t a, Py_ssize_t b, PyObject **out)
+text_partners(const HostTable *t, const unsigned char *s, Py_ssize_t a, Py_ssize_t b,
+              PyObject **out)
 {
-    const HostTable *t = S->hosts;
-    const unsigned char *s = S->s;
     int k = 0;
     for (Py_ssize_t i = 0; i <= t->mask; i++) {
         const Slot *e = &t->slots[i];
@@ -1439,17 +1444,211 @@ words_in(Scan *S, Py_ssize_t a, Py_ssize_t b, int comma, PyObject *set, int keep
 }
 
 static void
+drop_owned(Found *f)
+{
+    for (int i = 0; i < f->nowned; i++) {
+        Py_DECREF(f->owned[i]);
+    }
+    f->nowned = 0;
+}
+
+static void
 found_clear(Found *f)
 {
     for (int i = 0; i < f->nowned; i++) {
         Py_DECREF(f->owned[i]);
     }
     f->count = f->npids = f->nblocked = f->nact = f->nowned = f->ncollect = 0;
+    Py_CLEAR(f->doc_unknown);
+    Py_CLEAR(f->doc_enabled);
+    Py_CLEAR(f->doc_blocked);
 }
 
 /* The value s[a:b] with spaces stripped (str.strip() on a plain value). */
 #define STRIP(s, a, b) do { while ((a) < (b) && (s)[a] == ' ') (a)++; \
                             while ((b) > (a) && (s)[(b) - 1] == ' ') (b)--; } while (0)
+
+static Py_ssize_t skip_run(Scan *S, Py_ssize_t pos);
+static int set_merge(PyObject *dst, PyObject *src);
+
+/* html.unescape of the value s[a:b] into out (at most b - a bytes), for the spellings it reads
+   the same way whatever follows: printable ASCII and \t \n \f \r, "&name;" for the names
+   below and "&#N;" / "&#xH;" of printable ASCII. The length, or -1 for anything else. */
+static Py_ssize_t
+unescape_plain(const unsigned char *s, Py_ssize_t a, Py_ssize_t b, unsigned char *out)
+{
+    static const char *const names[] = {"lt;<", "gt;>", "amp;&", "quot;\"", "apos;'",
+                                        "period;.", "sol;/", "colon;:", "equals;=", "lpar;(",
+                                        "rpar;)", "num;#", "excl;!", "quest;?", "commat;@",
+                                        "semi;;", "comma;,", "lowbar;_", "hyphen;-", NULL};
+    Py_ssize_t o = 0;
+    for (Py_ssize_t i = a; i < b; i++) {
+        unsigned char c = s[i];
+        if (c != '&') {
+            if (!((c >= 0x20 && c < 0x7f) || c == '\t' || c == '\n' || c == '\f' || c == '\r')) {
+                return -1;
+            }
+            out[o++] = c;
+            continue;
+        }
+        if (i + 1 < b && s[i + 1] == '#') {
+            Py_ssize_t j = i + 2;
+            int hex = j < b && (s[j] == 'x' || s[j] == 'X');
+            j += hex;
+            long v = 0;
+            Py_ssize_t d0 = j;
+            while (j < b && j - d0 < 8) {
+                unsigned char h = s[j];
+                int dv = h >= '0' && h <= '9' ? h - '0'
+                         : hex && (h | 0x20) >= 'a' && (h | 0x20) <= 'f' ? (h | 0x20) - 'a' + 10 : -1;
+                if (dv < 0) {
+                    break;
+                }
+                v = v * (hex ? 16 : 10) + dv;
+                j++;
+            }
+            if (j == d0 || j >= b || s[j] != ';' || v < 0x20 || v >= 0x7f) {
+                return -1;
+            }
+            out[o++] = (unsigned char)v;
+            i = j;
+            continue;
+        }
+        int done = 0;
+        for (int k = 0; names[k] && !done; k++) {
+            Py_ssize_t len = (Py_ssize_t)strlen(names[k]) - 1;  /* "lt;" of "lt;<" */
+            if (i + 1 + len <= b && memcmp(s + i + 1, names[k], (size_t)len) == 0) {
+                out[o++] = (unsigned char)names[k][len];
+                i += len;
+                done = 1;
+            }
+        }
+        if (!done) {
+            return -1;
+        }
+    }
+    return o;
+}
+
+/* Sort pids[0:k] as sorted() sorts str. */
+static void
+sort_pids(PyObject **pids, int k)
+{
+    for (int i = 1; i < k; i++) {
+        PyObject *x = pids[i];
+        int m = i;
+        while (m > 0 && PyUnicode_Compare(pids[m - 1], x) > 0) {
+            pids[m] = pids[m - 1];
+            m--;
+        }
+        pids[m] = x;
+    }
+}
+
+/* An iframe's srcdoc s[a:b] (decide._partners_of, kind "srcdoc", and nested.document_partners):
+   the value's references decoded, the document read by a second native pass of the same plan
+   with no injections, which must consume all of it (else -1: Python rewrites it), plus the
+   partners whose host occurs in it. Its unknown hosts and enabled partners are kept for the
+   tag (Found.doc_*); its blocked partners, sorted, judged as the tag's: 1 when one is. */
+static int
+judge_srcdoc(Scan *S, Py_ssize_t a, Py_ssize_t b)
+{
+    Found *f = S->found;
+    if (a < 0) {
+        a = b = 0;  /* no value: "" */
+    }
+    unsigned char *doc = PyMem_Malloc((size_t)(b - a) + 1);
+    if (doc == NULL) {
+        PyErr_NoMemory();
+        S->failed = 1;
+        return -1;
+    }
+    Py_ssize_t n = unescape_plain(S->s, a, b, doc);
+    int hit = -1;
+    PyObject *blocked = NULL, *edits = NULL, *inject = NULL, *none = NULL;
+    if (n < 0) {
+        goto done;
+    }
+    if ((f->doc_unknown == NULL && (f->doc_unknown = PySet_New(NULL)) == NULL)
+        || (f->doc_enabled == NULL && (f->doc_enabled = PySet_New(NULL)) == NULL)
+        || (f->doc_blocked == NULL && (f->doc_blocked = PySet_New(NULL)) == NULL)
+        || (blocked = PySet_New(NULL)) == NULL || (edits = PyList_New(0)) == NULL
+        || (inject = PyList_New(3)) == NULL || (none = PyTuple_New(0)) == NULL) {
+        S->failed = 1;
+        goto done;
+    }
+    for (int k = 0; k < 3; k++) {
+        PyObject *e = PyBytes_FromStringAndSize("", 0);
+        if (e == NULL) {
+            S->failed = 1;
+            goto done;
+        }
+        PyList_SET_ITEM(inject, k, e);
+    }
+    Found inner;
+    memset(&inner, 0, sizeof(inner));
+    Scan I = {.s = doc, .n = n, .F = LOW, .hosts = S->hosts, .unknown = f->doc_unknown,
+              .allowed = S->allowed, .enabled = f->doc_enabled, .blocked = blocked,
+              .edits = edits, .inject = inject, .injected = none,
+              .placeholders = S->placeholders, .purposes = S->purposes, .collect = 0,
+              .documents = 0, .found = &inner, .seen_doc = 0, .failed = 0};
+    Py_ssize_t end = skip_run(&I, 0);
+    found_clear(&inner);
+    if (I.failed) {
+        S->failed = 1;
+        goto done;
+    }
+    if (end != n) {
+        goto done;
+    }
+    /* "Scripts and styles of the inner document may name partners in ways no tag shows." */
+    PyObject *text[MAX_FOUND];
+    int k = text_partners(S->hosts, doc, 0, n, text);
+    if (k < 0) {
+        goto done;
+    }
+    for (int m = 0; m < k; m++) {
+        int live = is_allowed(S, text[m]);
+        if (live < 0 || PySet_Add(live ? f->doc_enabled : blocked, text[m]) < 0) {
+            S->failed = 1;
+            goto done;
+        }
+    }
+    PyObject *pids[MAX_FOUND];
+    int np = 0;
+    Py_ssize_t pos = 0;
+    PyObject *key;
+    Py_hash_t hash;
+    while (_PySet_NextEntry(blocked, &pos, &key, &hash)) {
+        if (np >= MAX_FOUND) {
+            goto done;
+        }
+        pids[np++] = key;
+    }
+    sort_pids(pids, np);
+    hit = 0;
+    for (int m = 0; m < np; m++) {
+        /* kept alive with the tag (blocked[] borrows) */
+        if (PySet_Add(f->doc_blocked, pids[m]) < 0) {
+            S->failed = 1;
+            hit = -1;
+            goto done;
+        }
+        int r = judge_pid(S, pids[m]);
+        if (r < 0) {
+            hit = -1;
+            goto done;
+        }
+        hit |= r;
+    }
+done:
+    PyMem_Free(doc);
+    Py_XDECREF(blocked);
+    Py_XDECREF(edits);
+    Py_XDECREF(inject);
+    Py_XDECREF(none);
+    return hit;
+}
 
 /* A meta refresh's content s[a:b] (decide._judge, kind "refresh"): the partner of
    fetch.refresh_url's URL, then the sorted partners_in_text; 1 when one is blocked, -1 to
@@ -1468,7 +1667,7 @@ judge_refresh(Scan *S, Py_ssize_t a, Py_ssize_t b)
         return -1;
     }
     PyObject *pids[MAX_FOUND];
-    int k = text_partners(S, a, b, pids);
+    int k = text_partners(S->hosts, S->s, a, b, pids);
     if (k < 0) {
         return -1;
     }
@@ -1565,14 +1764,13 @@ judge_optin(Scan *S, const TagRule *rule, Py_ssize_t p, const Attr *at, int coun
             }
         }
     }
-    if (!granted || !all || f->nblocked) {
-        return 0;
+    int live = 1;
+    for (int m = 0; m < f->ncollect && granted && all && live > 0; m++) {
+        live = is_allowed(S, f->collect[m]);
     }
-    for (int m = 0; m < f->ncollect; m++) {
-        int live = is_allowed(S, f->collect[m]);
-        if (live <= 0) {
-            return live;  /* not allowed: nothing is activated; or an error */
-        }
+    if (!granted || !all || f->nblocked || live <= 0) {
+        drop_owned(f);  /* nothing is activated (or an error: live < 0) */
+        return live < 0 ? -1 : 0;
     }
     if (S->edits == NULL) {
         return -1;
@@ -1631,12 +1829,15 @@ judge_tag(Scan *S, const TagRule *rule, Py_ssize_t p)
     int link_quiet = 1, rel_seen = 0, equiv_seen = 0, refresh = 0, equiv_i = -1;
     int marker_i = -1, declared_i = -1, type_i = -1, dctype_i = -1;
     int meta = EQ_LIT(F, (const unsigned char *)rule->name, (Py_ssize_t)strlen(rule->name), "meta");
+    /* an iframe's srcdoc in HTML content (its document: judge_srcdoc), which is replaced by a
+       placeholder when it names a blocked partner: edits (and parts) wanted */
+    int srcdoc_ok = S->documents && !S->careful && S->edits != NULL && !strcmp(rule->name, "iframe");
     found_clear(S->found);
     for (int i = 0; i < count; i++) {
         const unsigned char *nm = s + at[i].ns;
         Py_ssize_t nl = at[i].ne - at[i].ns;
-        if (!generic && EQ_LIT(F, nm, nl, "srcdoc")) {
-            return -1;  /* a nested document: Python */
+        if (!generic && EQ_LIT(F, nm, nl, "srcdoc") && !srcdoc_ok) {
+            return -1;  /* a nested document Python reads */
         }
         if (!generic && nl >= 12 && eq_n(F, nm, "data-consent", 12)) {
             /* opt-in markup (decide._judge): the first of each attribute counts */
@@ -1707,6 +1908,14 @@ judge_tag(Scan *S, const TagRule *rule, Py_ssize_t p)
         const unsigned char *nm = s + at[i].ns;
         Py_ssize_t nl = at[i].ne - at[i].ns;
         int url = 0, srcset = 0, list = 0;
+        if (srcdoc_ok && EQ_LIT(F, nm, nl, "srcdoc")) {
+            int r = judge_srcdoc(S, at[i].vs, at[i].ve);
+            if (r < 0) {
+                return -1;
+            }
+            hit[i] = (char)r;
+            continue;
+        }
         if (meta && EQ_LIT(F, nm, nl, "content")) {
             /* attrs._attr_kind: a meta's content is a refresh, read only with http-equiv
                refresh; a partner in it renames the first http-equiv. */
@@ -1956,6 +2165,11 @@ report_found(Scan *S)
         S->failed = 1;
         return -1;
     }
+    if ((f->doc_unknown != NULL && set_merge(S->unknown, f->doc_unknown) < 0)
+        || (f->doc_enabled != NULL && set_merge(S->enabled, f->doc_enabled) < 0)) {
+        S->failed = 1;
+        return -1;
+    }
     for (int i = 0; i < f->nowned; i++) {
         if (PySet_Add(S->enabled, f->owned[i]) < 0) {
             S->failed = 1;
@@ -1993,6 +2207,9 @@ report_placeholder(Scan *S, Py_ssize_t lt, Py_ssize_t stop)
         if (PySet_Add(S->blocked, f->blocked[i]) < 0) {
             return -1;
         }
+    }
+    if (f->doc_unknown != NULL && set_merge(S->unknown, f->doc_unknown) < 0) {
+        return -1;  /* a placeholder enables nothing, its documents' partners neither */
     }
     PyObject *head = PyTuple_GET_ITEM(f->parts, 0), *tail = PyTuple_GET_ITEM(f->parts, 1);
     Py_ssize_t hl = PyBytes_GET_SIZE(head), tl = PyBytes_GET_SIZE(tail);
@@ -2951,9 +3168,10 @@ scan_end(PyObject *self, PyObject *args)
     PyObject *inject = Py_None, *injected = NULL, *placeholders = Py_None;
     (void)self;
     PyObject *purposes = Py_None;
-    if (!PyArg_ParseTuple(args, "y*nOO!OO!|O!OOOOO:scan_end", &view, &pos, &table, &PySet_Type,
+    int documents = 0;
+    if (!PyArg_ParseTuple(args, "y*nOO!OO!|O!OOOOOp:scan_end", &view, &pos, &table, &PySet_Type,
                           &unknown, &allowed, &PySet_Type, &enabled, &PySet_Type, &blocked,
-                          &edits, &inject, &injected, &placeholders, &purposes)) {
+                          &edits, &inject, &injected, &placeholders, &purposes, &documents)) {
         return NULL;
     }
     if (purposes != Py_None && !PyAnySet_Check(purposes)) {
@@ -2994,13 +3212,14 @@ scan_end(PyObject *self, PyObject *args)
     Found found;
     found.count = found.npids = found.nblocked = found.nact = found.nowned = found.ncollect = 0;
     found.parts = NULL;
+    found.doc_unknown = found.doc_enabled = found.doc_blocked = NULL;
     Scan S = {.s = view.buf, .n = view.len, .F = LOW, .hosts = hosts, .unknown = unknown,
               .allowed = allowed == Py_None ? NULL : allowed, .enabled = enabled,
               .blocked = blocked, .edits = edits == Py_None ? NULL : edits,
               .inject = inject == Py_None ? NULL : inject, .injected = injected,
               .placeholders = placeholders == Py_None ? NULL : placeholders,
               .purposes = purposes == Py_None ? NULL : purposes, .collect = 0,
-              .found = &found, .seen_doc = 0, .failed = 0};
+              .documents = documents, .found = &found, .seen_doc = 0, .failed = 0};
     Py_ssize_t end = skip_run(&S, clamp(pos, view.len));
     found_clear(&found);
     PyBuffer_Release(&view);
@@ -3062,14 +3281,15 @@ static PyMethodDef methods[] = {
      "skip_end(low, pos) -> int\n\nThe same as _SKIP_RE.match(low, pos).end() in rewrite.py."},
     {"scan_end", scan_end, METH_VARARGS,
      "scan_end(buf, pos, hosts, unknown, allowed, enabled[, blocked, edits[, inject, injected"
-     "[, placeholders[, purposes]]]])"
+     "[, placeholders[, purposes[, documents]]]]])"
      " -> int\n\nThe skip on buf itself (ASCII folded), also consuming the tags and texts that "
      "need no Python (see the file's comment); hosts: a make_hosts table or None. The hosts no "
      "partner declares are added to the set unknown, the partners in allowed (a set or None) to "
      "the set enabled, blocked partners to the set blocked with their edits appended to the list "
      "edits; inject: [head_end, body_start, body_end] still due (None once emitted), injected: "
      "the partners a non-empty injection enables; placeholders: partner -> (head, tail) of its "
-     "placeholder; purposes: the granted purposes (opt-in markup is read with them). ~end "
+     "placeholder; purposes: the granted purposes (opt-in markup is read with them); documents: "
+     "an iframe's srcdoc may be read (a second pass over its document). ~end "
      "(negative) when an <html>, <head> or <body> start tag was consumed."},
     {"flat_svg_end", flat_svg_end, METH_VARARGS,
      "flat_svg_end(buf, pos) -> int\n\n_SVG_FLAT_RE.match(buf.lower(), pos).end(), or -1 (what "

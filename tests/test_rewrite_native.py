@@ -9,6 +9,7 @@ wildcard partner hosts and their decoys.
 
 from __future__ import annotations
 
+import html
 import os
 import sys
 from collections.abc import Iterator, Mapping
@@ -495,6 +496,9 @@ GRANTED = [frozenset(), frozenset({"ads"}), frozenset({"ads", "analytics"})]
          frozenset({"yt"}), frozenset({"ads"}), False)
 @example("<script type=text/plain data-consent=ads data-consent-partner=fb></script>", [],
          frozenset({"ads"}), frozenset({"ads"}), False)
+# a declared partner allowed, another not: nothing enabled (the C once kept the first)
+@example('<script data-consent=ads type data-consent-partner="ads yt" data-consent-src>x</script>',
+         [], frozenset({"ads"}), frozenset({"ads"}), False)
 @example("<script type=text/plain data-consent=ads data-consent-partner='yt'>x</script>", [],
          frozenset({"yt"}), frozenset({"ads"}), False)
 @example("<img data-consent=ads data-consent-src=/x src=//ad.doubleclick.net/y>", [],
@@ -511,6 +515,69 @@ def test_native_pass_equals_pure_python_on_optin_and_refresh(
         doc: str, cuts: list[int], allowed: frozenset[str], granted: frozenset[str],
         inject: bool) -> None:
     check(doc.encode(), cuts, allowed, inject, granted)
+
+
+# iframe srcdoc documents (decide._partners_of "srcdoc", nested.document_partners), which the
+# native pass reads with a second pass when their references are simple: inner documents of
+# partner tags, scripts, styles, opt-in markup, refreshes and nested srcdocs, written with
+# every escaping (html.escape, only < > and quotes, &period; &sol; &colon;, &#46; &#x2E;,
+# upper case, no semicolon, non-ASCII) and blank.
+SRCDOC_INNER = ["<img src=https://ad.doubleclick.net/x?a=1>", "<img src=//cdn.example/i>",
+                "<script src=//connect.facebook.net/a.js></script>", "<p>x</p>", "",
+                "<iframe src=https://www.youtube.com/e></iframe>", "<b>i.ytimg.com</b>",
+                "<style>a{background:url(//ad.doubleclick.net/s)}</style>", "<!-- c -->",
+                "<meta http-equiv=refresh content='0;url=//www.youtube.com/'>",
+                "<script type=text/plain data-consent=ads>x</script>", "<img src=//a.example.org/",
+                "<iframe srcdoc='&lt;img src=//ad.doubleclick.net/n&gt;'></iframe>", "<script>",
+                "<body><img src=//exact.example/b></body>", "\u00e9", "<img\tsrc=//x.example/t>"]
+
+
+def _escape(doc: str, how: str) -> str:
+    if how == "full":
+        return html.escape(doc)
+    if how == "angle":
+        return doc.replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+    if how == "period":
+        return doc.replace(".", "&period;").replace("/", "&sol;").replace(":", "&colon;")
+    if how == "numeric":
+        return doc.replace(".", "&#46;").replace("/", "&#x2F;").replace("<", "&#60;")
+    if how == "upper":
+        return doc.replace("<", "&LT;").replace(">", "&GT;")
+    if how == "nosemi":
+        return doc.replace("<", "&lt").replace(">", "&gt")
+    return doc.replace("<", "&lt;").replace(".", "&#0046;").replace("a", "&#x61;")
+
+
+srcdoc_tags = st.builds(
+    '<iframe{} srcdoc="{}"{}>{}'.format,
+    st.sampled_from(["", " width=1 height=1", " class=v title=srcdoc", " src=//www.youtube.com/e",
+                     " srcdoc='&lt;img src=//i.ytimg.com/v&gt;'", " SRCDOC=x"]),
+    st.tuples(st.lists(st.sampled_from(SRCDOC_INNER), max_size=3).map("".join),
+              st.sampled_from(["full", "angle", "angle", "period", "numeric", "upper", "nosemi",
+                               "mixed"]))
+    .map(lambda t: _escape(t[0], t[1]).replace('"', "&quot;")),
+    st.sampled_from(["", " style=a:b", " ping=//ad.doubleclick.net/p"]),
+    st.sampled_from(["</iframe>", "fallback</IFRAME >", "", "</iframe"]))
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(srcdoc_tags, srcdoc_tags, st.sampled_from(TEXT_BITS)), max_size=5)
+       .map("".join), st.lists(st.integers(0, 2000), max_size=3),
+       st.sampled_from([frozenset(), frozenset({"ads"}), frozenset({"yt", "fb"}),
+                        frozenset(PARTNERS)]), st.sampled_from(GRANTED))
+@example('<iframe class="vector-srcdoc" title="srcdoc" width="1" height="1" srcdoc="&lt;img '
+         'src=https://ad&period;doubleclick&period;net/ddm/activity/src=1234567;type=japantalk;'
+         'cat=srcdoc;ord=1?&gt;"></iframe>', [], frozenset(), frozenset(), )
+@example('<iframe srcdoc="&lt;script src=//connect.facebook.net/a.js&gt;&lt;/script&gt;i.ytimg.com '
+         'ad.doubleclick.net"></iframe>', [9], frozenset({"fb"}), frozenset())
+@example('<iframe srcdoc="&lt;b&gt;i&period;ytimg&period;com&lt;/b&gt;"></iframe>', [],
+         frozenset(), frozenset())
+@example('<iframe srcdoc="&lt;img src=&#x2F;&#x2F;cdn.example/i&gt;"></iframe>', [], frozenset(),
+         frozenset())
+def test_native_pass_equals_pure_python_on_srcdoc(doc: str, cuts: list[int],
+                                                  allowed: frozenset[str],
+                                                  granted: frozenset[str]) -> None:
+    check(doc.encode(), cuts, allowed, False, granted)
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in CORPUS.glob("*.html")))
@@ -692,6 +759,8 @@ GUARD_DOCS = [
     b"<img data-consent=ads data-consent-srcset='//i.ytimg.com/a 1x, /b 2x' srcset=/c>",
     b"<meta http-equiv=' Refresh' content=\"1; URL='//www.youtube.com/?ad.doubleclick.net'\">"
     b"<meta content=0;url=//a.example/ http-equiv=refresh>",
+    b"<iframe width=1 srcdoc='&lt;img src=https://ad&period;doubleclick&#46;net/x&gt;i.ytimg.com'>"
+    b"</iframe><iframe srcdoc=\"&lt;img src=//cdn.example/&#x2F;&gt;&lt;script&gt;\"></iframe>",
 ]
 
 
@@ -705,7 +774,7 @@ def _injected(buf: bytes, pos: int, tab: object) -> tuple[int, list[tuple[int, i
     edits: list[tuple[int, int, bytes]] = []
     inj: list[bytes | None] = [b"H", b"S", b""]
     return _speedups.scan_end(buf, pos, tab, set(), ALLOWED, set(), set(), edits, inj,
-                              {"ads"}, PARTS, {"ads"}), edits, inj
+                              {"ads"}, PARTS, {"ads"}, True), edits, inj
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="mprotect guard page via libc")
@@ -726,7 +795,7 @@ def test_scan_end_reads_nothing_past_the_end_of_the_buffer() -> None:
                     inj: list[bytes | None] = [b"H", b"S", b""]
                     edits = []
                     end = _speedups.scan_end(window, pos, tab, set(), ALLOWED, set(), set(),
-                                             edits, inj, {"ads"}, PARTS, {"ads"})
+                                             edits, inj, {"ads"}, PARTS, {"ads"}, True)
                     assert (end, edits, inj) == _injected(piece, pos, tab)
                 window.release()
 

@@ -61,7 +61,8 @@ def check_scan(buf, positions=None):
             for mod, tab, data in ((san, SAN_TABLE, block), (_speedups, TABLE, buf)):
                 found, on, off, edits, inj = set(), set(), set(), [], [b"<!--H-->", b"", b"E"]
                 res.append((mod.scan_end(data, pos, tab, found, allowed, on, off, edits, inj,
-                                         frozenset({"ads"}), nat.PARTS, frozenset({"ads"})),
+                                         frozenset({"ads"}), nat.PARTS, frozenset({"ads"}),
+                                         True),
                             found, on, off, edits, inj))
             assert res[0] == res[1], (buf, pos)
 
@@ -88,7 +89,8 @@ def run(buf):
 @settings(max_examples=int(sys.argv[2]) // 3, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(nat.documents, t.buffers(), st.lists(st.sampled_from(nat.SVG_BITS), max_size=12),
-       nat.svgs, st.lists(st.one_of(nat.optin_tags, nat.refresh_tag()), max_size=3))
+       nat.svgs, st.lists(st.one_of(nat.optin_tags, nat.refresh_tag(), nat.srcdoc_tags),
+                          max_size=3))
 def run_scan(doc, buf, svg, careful_svg, optin):
     check_prefixes(doc.encode("utf-8", "replace"))
     check_prefixes("".join(optin).encode())

@@ -50,7 +50,8 @@ Table = tuple[tuple[str, str], ...]
 skip_end: Callable[[bytes, int], int] | None = None
 scan_end: Callable[[bytes, int, Any, set[str], Set[str] | None, set[str], set[str],
                     list[tuple[int, int, bytes]], list[bytes | None], Set[str],
-                    Mapping[str, tuple[bytes, bytes]] | None, Set[str] | None], int] | None = None
+                    Mapping[str, tuple[bytes, bytes]] | None, Set[str] | None, bool],
+                   int] | None = None
 _make_hosts: Callable[[Table, Table], Any] | None = None
 
 

@@ -50,6 +50,7 @@ from .grammar import (
     _state_re,
     _tag_tail,
 )
+from .nested import MAX_NESTING
 from .oversized import oversized_tag
 from .plan import RewritePlan
 
@@ -236,7 +237,8 @@ class Tokenizer:
                         lt = scan(buf, pos, table, self.unknown_hosts, self.plan.allowed_partners,
                                   self._enabled, self.blocked, edits, self._inj,
                                   self.plan.injected_partners, self.plan.placeholder_parts,
-                                  self.plan.granted_purposes)
+                                  self.plan.granted_purposes,
+                                  self.plan.nesting < MAX_NESTING)
                         if lt < 0:  # an <html>, <head> or <body> start tag was passed
                             lt = ~lt
                             self._seen_doc = True
