@@ -50,6 +50,8 @@ AnyASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
 #: Distinct raw Cookie headers whose consent cookie value is remembered.
 _MAX_COOKIE_HEADERS = 4096
 _SCAN_HEADER = scan_token.HEADER_BYTES
+#: The request headers the entry reads.
+_ENTRY_NAMES = frozenset({b"accept-encoding", _SCAN_HEADER})
 
 #: ASGI extensions with which the server sends a file itself, past the rewriter: hidden from
 #: the app, which then sends a body we can read (a file sent this way anyway goes out behind
@@ -212,11 +214,12 @@ class ConsentMiddleware:
         several = scan = False
         for item in headers:
             key = item[0]
-            if key == b"accept-encoding":
-                several = encoding is not None
-                encoding = item
-            elif key == _SCAN_HEADER:
-                scan = True
+            if key in _ENTRY_NAMES:  # (one set lookup for the headers that are neither)
+                if key == b"accept-encoding":
+                    several = encoding is not None
+                    encoding = item
+                else:
+                    scan = True
         if encoding is not None:
             if several:
                 inner["headers"] = [(k, v) for k, v in headers if k != b"accept-encoding"]

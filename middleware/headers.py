@@ -185,6 +185,12 @@ FETCHING_HEADERS = frozenset({b"link", b"refresh", b"speculation-rules", b"repor
                               b"content-security-policy-report-only"})
 
 
+#: The names GatedHeaders.edit acts on, each with what it does (one dict lookup per header).
+_VARY, _CACHE_CONTROL, _VALIDATOR, _LENGTH, _FRAME_OPTIONS, _FETCHING = range(6)
+_EDITED = {b"vary": _VARY, b"cache-control": _CACHE_CONTROL, b"etag": _VALIDATOR,
+           b"last-modified": _VALIDATOR, b"content-length": _LENGTH,
+           b"x-frame-options": _FRAME_OPTIONS, **dict.fromkeys(FETCHING_HEADERS, _FETCHING)}
+
 #: Distinct header values remembered per cache below (apps send few distinct ones).
 _MAX_REMEMBERED_VALUES = 256
 
@@ -237,27 +243,35 @@ class GatedHeaders:
         out: list[tuple[bytes, bytes]] = []
         vary_at = cc_at = length_at = -1
         has_xfo = fetching = False
+        code_of = _EDITED.get
         for item in raw:
-            key = item[0]
-            if private and key == b"vary":
-                if vary_at < 0:
-                    vary_at = len(out)
-                    out.append((b"vary", self._merged_vary(item[1])))
+            code = code_of(item[0])
+            if code is None:  # (most headers: one lookup)
+                out.append(item)
                 continue
-            if private and key == b"cache-control":
-                if cc_at < 0:
-                    cc_at = len(out)
-                    out.append((b"cache-control", self._private(item[1])))
-                continue
-            if drop_validators and (key == b"etag" or key == b"last-modified"):
-                continue
-            if key == b"content-length" and (drop_length or length is not None):
-                if drop_length or length_at >= 0:
+            if code == _VARY:
+                if private:
+                    if vary_at < 0:
+                        vary_at = len(out)
+                        out.append((b"vary", self._merged_vary(item[1])))
                     continue
-                length_at = len(out)
-            if key == b"x-frame-options":
+            elif code == _CACHE_CONTROL:
+                if private:
+                    if cc_at < 0:
+                        cc_at = len(out)
+                        out.append((b"cache-control", self._private(item[1])))
+                    continue
+            elif code == _VALIDATOR:
+                if drop_validators:
+                    continue
+            elif code == _LENGTH:
+                if drop_length or length is not None:
+                    if drop_length or length_at >= 0:
+                        continue
+                    length_at = len(out)
+            elif code == _FRAME_OPTIONS:
                 has_xfo = True
-            elif key in FETCHING_HEADERS:
+            else:  # FETCHING_HEADERS
                 fetching = True
             out.append(item)
         if private:
