@@ -18,7 +18,7 @@ from middleware.cli import main
 from middleware.env import DEFAULT_GC_THRESHOLD, GC_THRESHOLD_ENV
 from middleware.runner import apply_gc_threshold
 
-from .support.servers import REPO_ROOT, start_consent_gate
+from .support.servers import REPO_ROOT, free_port, start_consent_gate
 
 JAPAN_TALK = REPO_ROOT / "examples" / "japan_talk" / "partners.toml"
 
@@ -290,3 +290,24 @@ def test_apply_gc_threshold_reads_the_environment_and_keeps_older_generations(
             apply_gc_threshold()
     finally:
         gc.set_threshold(*before)
+
+
+@pytest.mark.parametrize("value", ["lots", "-5", "1e4"])
+def test_cli_run_refuses_a_bad_gc_threshold_in_the_environment(
+        value: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A malformed $CONSENT_GATE_GC_THRESHOLD fails `consent-gate run` before it serves, as a
+    bad --gc-threshold does: it used to start the supervisor ("serving on ..."), whose workers
+    then each raised in create_app, died and were restarted, forever, no page ever served."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    served: list[object] = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, *a, **k: served.append(self))
+    monkeypatch.setattr(Multiprocess, "run", lambda self, *a, **k: served.append(self))
+    monkeypatch.setenv("CONSENT_GATE_SECRET", "s" * 48)
+    monkeypatch.setenv(GC_THRESHOLD_ENV, value)
+    port = str(free_port())
+    assert main(["run", "examples.japan_talk.app:app", "--config", str(JAPAN_TALK),
+                 "--workers", "2", "--port", port]) == 2
+    assert not served
+    assert GC_THRESHOLD_ENV in capsys.readouterr().err

@@ -171,6 +171,15 @@ def run(args: argparse.Namespace) -> int:
         if args.gc_threshold < 0:
             raise ConsentGateError("--gc-threshold must be 0 (Python's own) or more")
         os.environ[GC_THRESHOLD_ENV] = str(args.gc_threshold)
+    else:  # each worker reads it (runner.apply_gc_threshold): a bad one fails here, not there
+        raw = os.environ.get(GC_THRESHOLD_ENV, "").strip()
+        try:
+            bad = bool(raw) and int(raw) < 0
+        except ValueError:
+            bad = True
+        if bad:
+            raise ConsentGateError(f"${GC_THRESHOLD_ENV}={raw!r} must be a whole number, 0 "
+                                   "(Python's own) or more")
     _refuse_clashing_module(Path(args.app_dir or os.getcwd()))
     if args.app_dir:
         sys.path.insert(0, args.app_dir)
