@@ -107,38 +107,137 @@ class _Stage(Protocol):
 
 #: Chromium's deflate sniff (net/filter/gzip_source_stream.cc, kMaxZlibHeaderSniffBytes): a
 #: ``deflate`` body is read as zlib; an error before any output, within its first 1000 bytes,
-#: replays it as raw deflate behind a dummy zlib header.
+#: replays it as raw deflate (behind a dummy zlib header there: see ``_Zlib._as_raw``).
 DEFLATE_SNIFF_BYTES = 1000
-_DUMMY_ZLIB_HEADER = b"\x78\x01"
+
+
+_FEXTRA, _FNAME, _FCOMMENT, _FHCRC = 4, 8, 16, 2
+
+
+class _GzipHeader:
+    """A gzip member's header read as Chromium's GZipHeader reads it (RFC 1952: ID1 ID2 CM
+    checked; FEXTRA, FNAME, FCOMMENT and FHCRC skipped, the header CRC not checked), bytes
+    in any chunking, nothing kept but the fixed 10 bytes."""
+
+    def __init__(self) -> None:
+        self._fixed = bytearray()
+        self._flags = 0
+        self._extra = bytearray()  # FEXTRA's 2-byte length, as it comes
+        self._skip = 0  # FEXTRA bytes still to skip
+        self._phase = 0  # 0 fixed, 1 extra length, 2 extra, 3 name, 4 comment, 5 hcrc, 6 done
+
+    @property
+    def done(self) -> bool:
+        return self._phase == 6
+
+    def read(self, data: bytes) -> int:
+        """How many bytes of ``data`` the header takes (all of them while it is not done)."""
+        pos, n = 0, len(data)
+        while pos < n and self._phase != 6:
+            phase = self._phase
+            if phase == 0:
+                take = min(10 - len(self._fixed), n - pos)
+                self._fixed += data[pos:pos + take]
+                pos += take
+                if len(self._fixed) == 10:
+                    if self._fixed[:3] != b"\x1f\x8b\x08":
+                        raise InflateError("corrupt gzip body (not a gzip header: Chromium "
+                                           "ends such a body too)")
+                    self._flags = self._fixed[3]
+                    self._phase = 1
+            elif phase == 1:
+                if not self._flags & _FEXTRA:
+                    self._phase = 3
+                    continue
+                take = min(2 - len(self._extra), n - pos)
+                self._extra += data[pos:pos + take]
+                pos += take
+                if len(self._extra) == 2:
+                    self._skip = int.from_bytes(self._extra, "little")
+                    self._phase = 2
+            elif phase == 2:
+                take = min(self._skip, n - pos)
+                self._skip -= take
+                pos += take
+                if self._skip == 0:
+                    self._phase = 3
+            elif phase in (3, 4):
+                if not self._flags & (_FNAME if phase == 3 else _FCOMMENT):
+                    self._phase += 1
+                    continue
+                zero = data.find(b"\x00", pos)
+                if zero < 0:
+                    pos = n
+                else:
+                    pos = zero + 1
+                    self._phase += 1
+            else:  # 5
+                if not self._flags & _FHCRC:
+                    self._phase = 6
+                    continue
+                self._skip = self._skip or 2
+                take = min(self._skip, n - pos)
+                self._skip -= take
+                pos += take
+                if self._skip == 0:
+                    self._phase = 6
+        return pos
 
 
 class _Zlib:
-    """gzip or deflate. ``deflate`` is zlib-wrapped (RFC 9110), yet Chromium 156 renders raw
-    deflate under that name (measured, tests/browser/test_encoding_vectors.py): it is read as
-    Chromium reads it. The dummy header makes the last 4 bytes after a raw stream its Adler-32,
-    as in Chromium (raw deflate followed by other bytes fails there and here)."""
+    """gzip or deflate, as Chromium 156 reads them (net/filter/gzip_source_stream.cc):
+
+    * ``deflate`` is zlib-wrapped (RFC 9110), yet Chromium renders raw deflate under that
+      name (measured, tests/browser/test_encoding_vectors.py). The dummy header makes the
+      last 4 bytes after a raw stream its Adler-32, as in Chromium (raw deflate followed by
+      other bytes fails there and here).
+    * ``gzip``: its header must be gzip's (a zlib or raw stream under that name is ended, as
+      Chromium ends it); its footer (CRC-32, ISIZE) is skipped unchecked and what follows the
+      first member is ignored: Chromium rendered a body with a wrong CRC whole (measured),
+      which zlib's own check ended before its last block."""
 
     def __init__(self, name: str, step: int) -> None:
-        # wbits 47 = gzip or zlib header (auto-detected); deflate is zlib-wrapped (RFC 9110).
-        self._z = zlib.decompressobj(15 if name == "deflate" else 47)
+        gzip = name != "deflate"
+        self._z = zlib.decompressobj(-15 if gzip else 15)
+        self._gzip: _GzipHeader | None = _GzipHeader() if gzip else None
         self._step = step
         #: deflate while sniffing: the input consumed so far, to replay as raw deflate.
-        self._replay: bytearray | None = bytearray() if name == "deflate" else None
+        self._replay: bytearray | None = None if gzip else bytearray()
         self._fed = False
+        #: Raw deflate (after the replay): the Adler-32 of its output, the bytes after it.
+        self._adler: int | None = None
+        self._trailer = b""
 
     def truncated(self) -> bool:
         return self._fed and not self._z.eof
 
     def _as_raw(self, pending: bytes) -> bytes:
-        """The zlib header was wrong: the input again, as raw deflate behind a dummy header."""
+        """The zlib header was wrong: the input again, as raw deflate. (Chromium puts a dummy
+        zlib header before it: the 4 bytes after the stream, if they come, are its Adler-32;
+        ``_raw_trailer`` checks them, a stream without them is whole.)"""
         replay, self._replay = bytes(self._replay or b""), None
-        self._z = zlib.decompressobj(15)
-        self._z.decompress(_DUMMY_ZLIB_HEADER)
+        self._z = zlib.decompressobj(-15)
+        self._adler = 1
         return replay + pending
 
+    def _raw_trailer(self, after: bytes) -> None:
+        self._trailer += after[:4 - len(self._trailer)]
+        if len(self._trailer) == 4 and int.from_bytes(self._trailer, "big") != self._adler:
+            raise InflateError("corrupt compressed body (raw deflate followed by bytes that are "
+                               "not its Adler-32: Chromium ends such a body too)")
+
     def pieces(self, data: bytes, final: bool) -> Iterator[bytes]:
+        if self._adler is not None and self._z.eof:
+            if len(self._trailer) < 4:
+                self._raw_trailer(data)
+            return
         pending = data
         self._fed = self._fed or bool(data)
+        header = self._gzip
+        if header is not None and not header.done:
+            pending = pending[header.read(pending):]
+            if not header.done:
+                return
         while not self._z.eof:
             try:
                 piece = self._z.decompress(pending, self._step)
@@ -155,6 +254,10 @@ class _Zlib:
                 else:
                     self._replay += pending[:used]
             pending = tail
+            if self._adler is not None:
+                self._adler = zlib.adler32(piece, self._adler)
+                if self._z.eof:
+                    self._raw_trailer(self._z.unused_data)
             if piece:
                 yield piece
             if not pending and len(piece) < self._step:
@@ -165,6 +268,8 @@ class _Zlib:
             except zlib.error as exc:  # pragma: no cover - flush after a full decompress
                 raise InflateError(f"corrupt compressed body ({exc})") from None
             if rest:
+                if self._adler is not None:
+                    self._adler = zlib.adler32(rest, self._adler)
                 yield rest
 
 

@@ -143,6 +143,9 @@ BODIES: dict[str, tuple[bytes, list[tuple[bytes, bytes]], str, Callable[[str], b
     # Truncated streams (Chromium renders what they decode to; the cut tag is dropped).
     **{f"html-{c}-cut": (b"text/html; charset=utf-8", [(b"content-encoding", c.encode())], HTML,
                          functools.partial(_cut, c), "") for c in ("gzip", "deflate", "br", "zstd")},
+    # A wrong CRC-32 in the gzip footer: Chromium does not check it (renders the whole page).
+    "html-gzip-bad-crc": (b"text/html; charset=utf-8", [(b"content-encoding", b"gzip")], HTML,
+                          lambda t: gzip.compress(t.encode())[:-8] + b"\x00" * 8, ""),
     # A 16 MB window (WBITS 24): Chromium renders it; the gate refuses past 8 MB (ended).
     "html-br-lgwin24": (b"text/html; charset=utf-8", [(b"content-encoding", b"br")], HTML,
                         lambda t: bytes(brotli.compress(t.encode(), lgwin=24)), ""),
