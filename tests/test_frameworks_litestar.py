@@ -72,7 +72,7 @@ def test_no_cookie_shows_banner_and_no_partner(client: TestClient[Any]) -> None:
     assert BANNER in page.text
     assert X_LOADER not in page.text and ADS_LOADER not in page.text
     assert consent_state(page.text)["social"] == "denied"
-    assert "platform.twitter.com" not in page.headers["content-security-policy"]
+    assert "twitter.com" not in page.headers["content-security-policy"]
 
 
 def test_social_consent_reaches_handler_and_template(gate: ConsentMiddleware,
