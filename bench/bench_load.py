@@ -7,7 +7,8 @@
 
 Servers (all on free 127.0.0.1 ports, ``--log-level warning``, no access log):
 
-* bare      ``uvicorn examples.japan_talk.app:app``
+* bare      ``uvicorn bench_load:bare_app --factory --app-dir bench`` (the site unwrapped, with
+            ``consent-gate run``'s worker GC threshold, as every wrapped row)
 * wrapped   ``consent-gate run examples.japan_talk.app:app --config <tmp partners.toml>``
             (ledger: SQLite in a temp dir; ``CONSENT_GATE_SECRET`` = a fresh 48-char secret)
 * wrapped, ledger off   ``uvicorn bench_load:ledger_off_app --factory --app-dir bench``: the same
@@ -100,6 +101,17 @@ def serve(app: str, port: int, workers: int, factory: bool) -> None:
     sock.bind(("127.0.0.1", port))
     sock.set_inheritable(True)
     Multiprocess(config, sockets=[sock]).run()
+
+
+def bare_app() -> Any:
+    """uvicorn factory (in each worker): the bare site, unwrapped, in a process with the GC
+    threshold ``consent-gate run`` gives its workers, so that every row's ratio to bare is the
+    middleware's cost and not that process-wide setting (which a bare site could take too)."""
+    from examples.japan_talk.app import app as site
+    from middleware.runner import apply_gc_threshold
+
+    apply_gc_threshold()
+    return site
 
 
 def ledger_off_app() -> Any:
@@ -474,7 +486,8 @@ def bench_workers(workers: int, args: argparse.Namespace, tmp: Path, out: list[s
                 str(cfg), "--workers", str(workers), "--log-level", "warning", "--no-access-log"]
 
     plan: list[tuple[str, list[str], str, bool, dict[str, str]]] = [
-        ("bare", [*uv, "examples.japan_talk.app:app"], "examples.japan_talk.app:app", False, env),
+        ("bare", [*uv, "--factory", "--app-dir", str(BENCH), "bench_load:bare_app"],
+         "bench_load:bare_app", True, env),
         ("wrapped", wrapped(config), "middleware.runner:create_app", True, env),
         ("wrapped-ledger-off", [*uv, "--factory", "--app-dir", str(BENCH), "bench_load:ledger_off_app"],
          "bench_load:ledger_off_app", True, env),
