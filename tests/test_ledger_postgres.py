@@ -404,12 +404,17 @@ def test_postgres_page_views_partitioned_by_month(dsn: str) -> None:
 
 def _v3_schema(dsn: str) -> None:
     """An empty ledger as consent-gate made it at schema v3 (the migrations' own DDL)."""
+    _schema_at(dsn, 3)
+
+
+def _schema_at(dsn: str, version: int) -> None:
+    """An empty ledger as consent-gate made it at schema ``version`` (the migrations' own DDL)."""
     from middleware.ledger import postgres as pg_store
 
     sql(dsn, "CREATE TABLE schema_migrations (version integer PRIMARY KEY, description text "
              "NOT NULL, applied_at timestamptz NOT NULL)")
     for v, description, statements in pg_store._MIGRATIONS:
-        if v > 3:
+        if v > version:
             break
         for stmt in statements:
             sql(dsn, stmt)
@@ -493,16 +498,8 @@ def test_postgres_v4_ledger_migrates_to_hashed_list_uniqueness_for_long_lists(ds
     """partner_lists.partners was UNIQUE: a btree of the text itself, which refuses an entry
     over ~2.7 KB (a list with many cookies), so such a page view failed to commit. From v5
     the uniqueness is an index of the text's md5; a v4 ledger migrates and keeps verifying."""
-    from middleware.ledger import postgres as pg_store
 
-    sql(dsn, "CREATE TABLE schema_migrations (version integer PRIMARY KEY, description text "
-             "NOT NULL, applied_at timestamptz NOT NULL)")
-    for v, description, statements in pg_store._MIGRATIONS:
-        if v > 4:
-            break
-        for stmt in statements:
-            sql(dsn, stmt)
-        sql(dsn, f"INSERT INTO schema_migrations VALUES ({v}, '{description}', now())")
+    _schema_at(dsn, 4)
     long = _long_list()
     assert len(canonical_text([s.to_dict() for s in long])) > 6000
     # What v4 did with it: the insert of the list fails, and so does the page's commit.
