@@ -22,9 +22,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from middleware.gate import encodings
-from middleware.gate.encodings import BodyDecoder, codings, decoder_for
+from middleware.gate.encodings import BodyDecoder, InflateError, codings, decoder_for
 from middleware.html.refresh_guard import AnyRespeller
-from middleware.inflate import InflateError
 
 from .asgi_helpers import (
     AD_TAG,
@@ -37,7 +36,7 @@ from .asgi_helpers import (
     make_gate,
     run,
 )
-from .test_rewrite_html5lib import document_fetches
+from .html5lib_oracle import document_fetches
 
 AD_PAGE = PAGE.replace(b"</head>", AD_TAG + b"</head>")
 REFRESH = b'<meta http-equiv="refresh" content="0;url=https://pagead2.googlesyndication.com/r">'
