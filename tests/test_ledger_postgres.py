@@ -402,11 +402,6 @@ def test_postgres_page_views_partitioned_by_month(dsn: str) -> None:
     assert check(dsn).ok
 
 
-def _v3_schema(dsn: str) -> None:
-    """An empty ledger as consent-gate made it at schema v3 (the migrations' own DDL)."""
-    _schema_at(dsn, 3)
-
-
 def _schema_at(dsn: str, version: int) -> None:
     """An empty ledger as consent-gate made it at schema ``version`` (the migrations' own DDL)."""
     from middleware.ledger import postgres as pg_store
@@ -428,7 +423,7 @@ def _v3_append(dsn: str, cursor: ChainCursor, records: list[PageView]) -> None:
 
 
 def test_postgres_v3_ledger_migrates_to_list_references_and_still_verifies(dsn: str) -> None:
-    _v3_schema(dsn)
+    _schema_at(dsn, 3)
     cursor = ChainCursor()
     one = _SHARES[:1]
     old = [page_view(i, NOW + timedelta(seconds=i), _SHARES if i % 2 else one) for i in (1, 2, 3)]
