@@ -11,7 +11,9 @@ fetched; ``_Zlib``). So the
 body the rewriter must read is the one Chromium reads: every known coding undone, unknown
 names skipped. Each coding is decoded lazily at most ``step`` bytes at a time, and the whole
 chain stops with ``InflateError`` once the decoded size passes ``floor + ratio * compressed
-size`` (the limits of ``middleware.inflate``, a zip bomb in any coding). The decoded body
+size`` (``FLOOR``, ``RATIO``, ``STEP`` below: a zip bomb in any coding). The caller rewrites
+and sends each piece before asking for the next, and on ``InflateError`` ends the response; it
+never passes the rest raw. The decoded body
 leaves as identity (Content-Encoding dropped).
 
 br needs ``brotli`` >= 1.2 (or ``brotlicffi`` >= 1.2: ``output_buffer_limit``, the bound);
@@ -27,10 +29,21 @@ import zlib
 from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
-from ..inflate import FLOOR, RATIO, STEP, InflateError
+__all__ = ["BR_WINDOW_BITS_MAX", "FLOOR", "MAX_CODINGS", "MAX_LARGE_WINDOW_CODINGS", "RATIO",
+           "STEP", "BodyDecoder", "InflateError", "br_window_bits", "cannot_decode", "codings",
+           "decoder_for", "undecodable"]
 
-__all__ = ["BR_WINDOW_BITS_MAX", "MAX_CODINGS", "MAX_LARGE_WINDOW_CODINGS", "BodyDecoder",
-           "br_window_bits", "cannot_decode", "codings", "decoder_for", "undecodable"]
+# The bomb limits: a small body can expand to hundreds of megabytes. At most STEP decoded bytes
+# are handed out at a time, and a layer stops once its decoded size passes FLOOR + RATIO * its
+# input.
+STEP = 64 * 1024
+RATIO = 100
+FLOOR = 1024 * 1024
+
+
+class InflateError(Exception):
+    """The body is corrupt or expands past the cap; carries what happened for the log."""
+
 
 # Chromium's names (net/filter/filter_source_stream.cc): x-gzip is gzip; anything else is
 # skipped. "identity" is no coding either.

@@ -20,7 +20,6 @@ from ..disclosure import RequestInfo
 from ..errors import LedgerUnavailable
 from ..headers import header_value
 from ..html.refresh_guard import AnyRespeller, Iso2022Respeller, RefreshRespeller, WideRespeller
-from ..inflate import InflateError
 from ..memo import Rewritten
 from ..rewrite import HtmlRewriter, RewritePlan
 from ..signals.macros import MacroStream
@@ -48,7 +47,7 @@ from .decision import (
     Decision,
     decide,
 )
-from .encodings import BodyDecoder, cannot_decode, codings
+from .encodings import BodyDecoder, InflateError, cannot_decode, codings
 from .phases import (
     DONE,
     FAILED_AFTER_HEADERS,
