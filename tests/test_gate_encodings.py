@@ -637,24 +637,54 @@ def test_a_stack_of_too_many_codings_ends_the_response(tmp_path: Path,
     assert "5000 codings stacked" in caplog.text
 
 
-def test_more_than_two_br_or_zstd_codings_end_the_response(tmp_path: Path,
-                                                          caplog: pytest.LogCaptureFixture) -> None:
-    """Each br or zstd decoder may hold an 8 MB window: three of them on one body (up to
-    MAX_CODINGS, 64 MB) end the response; two, and any number of gzip among them, decode."""
-    ok = {b"br, zstd": _zstd(_br(AD_PAGE)), b"gzip, br, gzip, zstd": _zstd(_gzip(_br(_gzip(
-        AD_PAGE))))}
-    for value, body in ok.items():
-        gate = make_gate(html_app([body], headers=[(b"content-type", b"text/html"),
-                                                   (b"content-encoding", value)]), tmp_path)
-        assert b"data-consent-src" in asyncio.run(run(gate, http_scope())).body, value
-    headers = [(b"content-type", b"text/html"), (b"content-encoding", b"br, br, zstd")]
-    for method in ("GET", "HEAD"):
-        body = _zstd(_br(_br(AD_PAGE))) if method == "GET" else b""
-        gate = make_gate(html_app([body], headers=headers), tmp_path)
-        out = asyncio.run(run(gate, http_scope(method=method)))
+def _zstd_window(b: bytes, log: int) -> bytes:
+    """zstd streamed (no content size in the header), its frame declaring a 2**log window."""
+    c = zstd.ZstdCompressor(options={zstd.CompressionParameter.window_log: log})
+    return c.compress(b) + c.flush()
+
+
+def test_br_and_zstd_windows_are_counted_as_their_headers_declare(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Each br or zstd decoder holds the window its stream's header declares: a body's
+    decoders together at most WINDOW_BUDGET (16 MB). Three small zstd frames stacked (1 MB
+    windows, a 1 KB one) decode, as do br and zstd of 8 MB each; three 8 MB windows (24 MB)
+    end the response, whether the headers come whole or a byte at a time."""
+    ok = [(b"br, zstd", _zstd(_br(AD_PAGE))),
+          (b"gzip, br, gzip, zstd", _zstd(_gzip(_br(_gzip(AD_PAGE))))),
+          (b"zstd, zstd, zstd", _zstd_window(_zstd_window(_zstd_window(AD_PAGE, 20), 20), 10)),
+          (b"br, br, zstd", _zstd(_br(_br(AD_PAGE)))),
+          (b"br, zstd", _zstd_window(bytes(brotli.compress(AD_PAGE, lgwin=23)), 23))]
+    for value, body in ok:
+        for chunks in ([body], [body[i:i + 1] for i in range(len(body))]):
+            gate = make_gate(html_app(chunks, headers=[(b"content-type", b"text/html"),
+                                                       (b"content-encoding", value)]), tmp_path)
+            out = asyncio.run(run(gate, http_scope()))
+            assert b"data-consent-src" in out.body, value
+    headers = [(b"content-type", b"text/html"), (b"content-encoding", b"zstd, br, zstd")]
+    body = _zstd_window(bytes(brotli.compress(_zstd_window(AD_PAGE, 23), lgwin=23)), 23)
+    for chunks in ([body], [body[i:i + 1] for i in range(len(body))]):
+        caplog.clear()
+        gate = make_gate(html_app(chunks, headers=headers), tmp_path)
+        out = asyncio.run(run(gate, http_scope()))
         assert out.body == b"" and enforced_no_partner(out)
-        assert out.header(b"content-encoding") == [b"br, br, zstd"]  # (not decoded: as sent)
-    assert "3 br/zstd codings stacked" in caplog.text
+        assert "asks for 24575 KB of br/zstd windows (at most 16 MB" in caplog.text
+    # HEAD has no body to read a window from: it gets the headers of the GET that decodes.
+    gate = make_gate(html_app([b""], headers=[(b"content-type", b"text/html"),
+                                              (b"content-encoding", b"br, br, zstd")]), tmp_path)
+    out = asyncio.run(run(gate, http_scope(method="HEAD")))
+    assert out.header(b"content-encoding") == [] and out.body == b""
+
+
+def test_zstd_window_size_is_read_as_libzstd_reads_it() -> None:
+    """Window_Descriptor frames: 2**log; single-segment frames: their content size, at least
+    1 KB; a 2-byte content size is offset by 256; a skippable frame holds none."""
+    for log in (10, 17, 20, 23, 27):
+        assert encodings.zstd_window_size(_zstd_window(b"x" * 5000, log)) == 1 << log
+    assert encodings.zstd_window_size(zstd.compress(b"ab" * 300)) == 1024
+    assert encodings.zstd_window_size(zstd.compress(b"ab" * 70000)) == 140000
+    frame = _zstd_window(b"x", 20)
+    assert all(encodings.zstd_window_size(frame[:n]) is None for n in range(6))
+    assert encodings.zstd_window_size(b"\x50\x2a\x4d\x18\x00\x00\x00\x00") == 0
 
 
 @pytest.mark.parametrize("chunked", [False, True])

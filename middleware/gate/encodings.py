@@ -25,13 +25,14 @@ closed) rather than send bytes it cannot read.
 
 from __future__ import annotations
 
+import functools
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
-__all__ = ["BR_WINDOW_BITS_MAX", "FLOOR", "MAX_CODINGS", "MAX_LARGE_WINDOW_CODINGS", "RATIO",
-           "STEP", "BodyDecoder", "InflateError", "br_window_bits", "cannot_decode", "codings",
-           "decoder_for", "undecodable"]
+__all__ = ["BR_WINDOW_BITS_MAX", "FLOOR", "MAX_CODINGS", "RATIO", "STEP", "WINDOW_BUDGET",
+           "BodyDecoder", "InflateError", "br_window_bits", "cannot_decode", "codings",
+           "decoder_for", "undecodable", "zstd_window_size"]
 
 # The bomb limits: a small body can expand to hundreds of megabytes. At most STEP decoded bytes
 # are handed out at a time, and a layer stops once its decoded size passes FLOOR + RATIO * its
@@ -307,10 +308,11 @@ def br_window_bits(first: int) -> int | None:
 
 
 class _Brotli:
-    def __init__(self, step: int) -> None:
+    def __init__(self, step: int, charge: Callable[[int], None]) -> None:
         self._lib = _lib("br")
         self._d = self._lib.Decompressor()
         self._step = step
+        self._charge = charge
         self._fed = False
 
     def truncated(self) -> bool:
@@ -326,6 +328,8 @@ class _Brotli:
                     f"br stream asks for a {(1 << bits) >> 20} MB window (WBITS {bits}; at "
                     f"most {BR_WINDOW_BITS_MAX} is decoded: recompress with lgwin <= "
                     f"{BR_WINDOW_BITS_MAX}, brotli -w {BR_WINDOW_BITS_MAX})")
+            if bits is not None:
+                self._charge((1 << bits) - 16)  # RFC 7932 §9.1: the window is 2**WBITS - 16
         self._fed = self._fed or bool(data)
         if d.is_finished():
             return  # bytes after the end of the stream: not part of the body
@@ -349,16 +353,59 @@ class _Brotli:
 #: response) is refused as corrupt.
 ZSTD_WINDOW_LOG_MAX = 23
 
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_ZSTD_WINDOW_MIN = 1 << 10  # ZSTD_WINDOWLOG_ABSOLUTEMIN: libzstd holds at least 1 KB
+_ZSTD_DID_BYTES = (0, 1, 2, 4)
+
+
+def zstd_window_size(head: bytes) -> int | None:
+    """The window a zstd frame makes the decoder hold, read from the frame's header as libzstd
+    reads it (RFC 8878 §3.1.1.1, ZSTD_getFrameHeader): the Window_Descriptor's size, or for a
+    single-segment frame its Frame_Content_Size, at least 1 KB; 0 for a skippable frame or
+    bytes that are no frame (the decoder refuses those itself); None while ``head`` is too
+    short to tell."""
+    if len(head) < 4:
+        return None
+    if head[:4] != _ZSTD_MAGIC:
+        return 0  # a skippable frame (0x184D2A5?) holds no window; anything else is refused
+    if len(head) < 5:
+        return None
+    fhd = head[4]
+    if not fhd & 0x20:  # Single_Segment_flag clear: a Window_Descriptor follows
+        if len(head) < 6:
+            return None
+        exponent, mantissa = head[5] >> 3, head[5] & 7
+        base = 1 << (10 + exponent)
+        return base + (base >> 3) * mantissa
+    fcs_bytes = (1, 2, 4, 8)[fhd >> 6]
+    start = 5 + _ZSTD_DID_BYTES[fhd & 3]
+    if len(head) < start + fcs_bytes:
+        return None
+    size = int.from_bytes(head[start:start + fcs_bytes], "little")
+    if fcs_bytes == 2:
+        size += 256
+    return max(size, _ZSTD_WINDOW_MIN)
+
+
+#: A frame header is at most 18 bytes (magic 4, descriptor 1, window 1, dictionary id 4,
+#: content size 8).
+_ZSTD_HEADER_MAX = 18
+
 
 class _Zstd:
     """One or more zstd frames (Chromium decodes concatenated frames)."""
 
-    def __init__(self, step: int) -> None:
+    def __init__(self, step: int, charge: Callable[[int], None]) -> None:
         self._lib = _lib("zstd")
         self._d = self._new()
         self._step = step
+        self._charge = charge
         #: A frame was begun and has not ended.
         self._open = False
+        #: The decoder has been fed nothing of its frame yet: its header is read first.
+        self._fresh = True
+        #: The start of a frame header held back until its window can be read.
+        self._head = b""
 
     def truncated(self) -> bool:
         return self._open and not self._d.eof
@@ -377,6 +424,17 @@ class _Zstd:
                 if not pending:
                     return
                 d = self._d = self._new()
+                self._fresh = True
+            if self._fresh:
+                head = self._head + pending
+                window = zstd_window_size(head[:_ZSTD_HEADER_MAX])
+                if window is None and not final:
+                    self._head = head
+                    self._open = self._open or bool(head)
+                    return
+                self._head, pending, self._fresh = b"", head, False
+                if window and window <= 1 << ZSTD_WINDOW_LOG_MAX:  # (past it: refused)
+                    self._charge(window)  # before the decoder allocates it
             self._open = self._open or bool(pending)
             try:
                 piece = d.decompress(pending, self._step)
@@ -400,13 +458,17 @@ class BodyDecoder:
     def __init__(self, names: tuple[str, ...], *, step: int = STEP, ratio: int = RATIO,
                  floor: int = FLOOR) -> None:
         stages: list[_Stage] = []
-        for name in reversed(names):  # the last coding applied is undone first
+        #: The largest window each stage's decoder has asked for (br, zstd; zlib's 32 KB is
+        #: not counted).
+        self._windows = [0] * len(names)
+        for i, name in enumerate(reversed(names)):  # the last coding applied is undone first
+            charge = functools.partial(self._charge, i)
             if name in _ZLIB:
                 stages.append(_Zlib(name, step))
             elif name == "br":
-                stages.append(_Brotli(step))
+                stages.append(_Brotli(step, charge))
             else:
-                stages.append(_Zstd(step))
+                stages.append(_Zstd(step, charge))
         self._stages = stages
         self.names = names
         self.step = step
@@ -434,6 +496,19 @@ class BodyDecoder:
                     f"compressed body ({', '.join(self.names)}) expands more than "
                     f"{self.ratio}:1 ({self.compressed} bytes in, over {self.decoded} out)")
             yield piece
+
+    def _charge(self, i: int, window: int) -> None:
+        """Stage ``i`` asks for a ``window`` of memory (read from its stream's header, before
+        its decoder holds it): the windows of one body's decoders together at most
+        ``WINDOW_BUDGET``."""
+        windows = self._windows
+        windows[i] = max(windows[i], window)
+        total = sum(windows)
+        if total > WINDOW_BUDGET:
+            raise InflateError(
+                f"compressed body ({', '.join(self.names)}) asks for {total >> 10} KB of "
+                f"br/zstd windows (at most {WINDOW_BUDGET >> 20} MB per body: coding "
+                f"{i + 1} asks for {window >> 10} KB)")
 
     def truncated(self) -> tuple[str, ...]:
         """The codings whose stream ended before its end (asked after the final piece):
@@ -485,9 +560,11 @@ def decoder_for(headers: Iterable[tuple[bytes, bytes]]) -> BodyDecoder | str | N
     return BodyDecoder(names) if why is None else why
 
 
-#: br and zstd codings per body at most (each decoder may hold an 8 MB window: 16 MB per
-#: response, where MAX_CODINGS of them made 64 MB); zlib's hold 32 KB.
-MAX_LARGE_WINDOW_CODINGS = 2
+#: The br and zstd windows one body's decoders may hold together, each window as its stream's
+#: header declares it (zstd_window_size, br_window_bits): two of the largest each may ask for
+#: (8 MB), or more smaller ones (MAX_CODINGS of them at 8 MB made 64 MB per response); zlib's
+#: 32 KB are not counted.
+WINDOW_BUDGET = 2 << 23
 
 
 def cannot_decode(names: tuple[str, ...]) -> str | None:
@@ -495,10 +572,6 @@ def cannot_decode(names: tuple[str, ...]) -> str | None:
     library is missing), or None."""
     if len(names) > MAX_CODINGS:
         return f"{len(names)} codings stacked (at most {MAX_CODINGS} are decoded)"
-    large = sum(1 for name in names if name not in _ZLIB)
-    if large > MAX_LARGE_WINDOW_CODINGS:
-        return (f"{large} br/zstd codings stacked (at most {MAX_LARGE_WINDOW_CODINGS}: each "
-                f"may hold an 8 MB window)")
     missing = undecodable(names)
     if missing is not None:
         return f"{missing} (no decoder installed)"
