@@ -3254,6 +3254,88 @@ scan_end(PyObject *self, PyObject *args)
     return S.failed ? NULL : PyLong_FromSsize_t(S.seen_doc ? ~end : end);
 }
 
+/* splice(buf, edits, stop): the tokenizer's output in one bytes object, sized once.
+   Each edit (a, b, data) copies buf[cur:a] (nothing when a <= cur), then data, and sets cur = b;
+   at the end buf[cur:stop] (cur starts at 0; indexes are clamped to [0, len(buf)], as slices
+   of a memoryview would be). The same as tokenizer._splice, which joins those slices. */
+static int
+edit_at(PyObject *item, Py_ssize_t n, Py_ssize_t *a, Py_ssize_t *b, PyObject **data)
+{
+    if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 3
+        || !PyLong_CheckExact(PyTuple_GET_ITEM(item, 0))
+        || !PyLong_CheckExact(PyTuple_GET_ITEM(item, 1))
+        || !PyBytes_Check(PyTuple_GET_ITEM(item, 2))) {
+        PyErr_SetString(PyExc_TypeError, "splice: edits must be (int, int, bytes) tuples");
+        return -1;
+    }
+    *a = PyLong_AsSsize_t(PyTuple_GET_ITEM(item, 0));
+    *b = PyLong_AsSsize_t(PyTuple_GET_ITEM(item, 1));
+    if ((*a == -1 || *b == -1) && PyErr_Occurred()) {
+        return -1;
+    }
+    *a = clamp(*a, n);
+    *b = clamp(*b, n);
+    *data = PyTuple_GET_ITEM(item, 2);
+    return 0;
+}
+
+static PyObject *
+splice(PyObject *self, PyObject *args)
+{
+    Py_buffer view;
+    PyObject *edits;
+    Py_ssize_t stop;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*O!n:splice", &view, &PyList_Type, &edits, &stop)) {
+        return NULL;
+    }
+    const char *s = view.buf;
+    Py_ssize_t n = view.len, cur = 0, total = 0, a, b;
+    Py_ssize_t count = PyList_GET_SIZE(edits);
+    PyObject *data, *res = NULL;
+    stop = clamp(stop, n);
+    /* No Python code runs below (exact ints and tuples, bytes): the list cannot change. */
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (edit_at(PyList_GET_ITEM(edits, i), n, &a, &b, &data) < 0) {
+            goto done;
+        }
+        /* each term is at most n or a bytes object's size: no overflow before the check */
+        total += (a > cur ? a - cur : 0) + PyBytes_GET_SIZE(data);
+        if (total < 0 || total > PY_SSIZE_T_MAX / 2) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        cur = b;
+    }
+    total += stop > cur ? stop - cur : 0;
+    res = PyBytes_FromStringAndSize(NULL, total);
+    if (res == NULL) {
+        goto done;
+    }
+    char *w = PyBytes_AS_STRING(res), *end = w + total;
+    cur = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        (void)edit_at(PyList_GET_ITEM(edits, i), n, &a, &b, &data);  /* checked above */
+        Py_ssize_t len = PyBytes_GET_SIZE(data);
+        if (a > cur) {
+            memcpy(w, s + cur, (size_t)(a - cur));
+            w += a - cur;
+        }
+        memcpy(w, PyBytes_AS_STRING(data), (size_t)len);
+        w += len;
+        cur = b;
+    }
+    if (stop > cur) {
+        memcpy(w, s + cur, (size_t)(stop - cur));
+        w += stop - cur;
+    }
+    assert(w == end);
+    (void)end;
+done:
+    PyBuffer_Release(&view);
+    return res;
+}
+
 static PyObject *
 name_tuple(const char *const *list)
 {
@@ -3322,6 +3404,9 @@ static PyMethodDef methods[] = {
     {"flat_svg_end", flat_svg_end, METH_VARARGS,
      "flat_svg_end(buf, pos) -> int\n\n_SVG_FLAT_RE.match(buf.lower(), pos).end(), or -1 (what "
      "scan_end does at an <svg>)."},
+    {"splice", splice, METH_VARARGS,
+     "splice(buf, edits, stop) -> bytes\n\nbuf with the edits (a, b, data) applied, in one bytes "
+     "object: buf[cur:a] (if a > cur), data, cur = b for each; then buf[cur:stop]."},
     {"make_hosts", make_hosts, METH_VARARGS,
      "make_hosts(exact, wild) -> table\n\nThe partner host table for scan_end: tuples of exact "
      "hosts and of *. suffixes (without '*.'), as HostMatcher holds them."},

@@ -76,12 +76,12 @@ def plan(allowed: frozenset[str], inject: bool,
 
 @contextmanager
 def pure() -> Iterator[None]:
-    scan, skip = native.scan_end, native.skip_end
-    native.scan_end = native.skip_end = None
+    scan, skip, splice = native.scan_end, native.skip_end, native.splice
+    native.scan_end = native.skip_end = native.splice = None
     try:
         yield
     finally:
-        native.scan_end, native.skip_end = scan, skip
+        native.scan_end, native.skip_end, native.splice = scan, skip, splice
 
 
 def trace(p: RewritePlan, chunks: list[bytes]) -> tuple[object, ...]:

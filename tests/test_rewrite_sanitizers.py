@@ -1,7 +1,8 @@
 """The C skip and native pass built with AddressSanitizer and UndefinedBehaviorSanitizer
 (``-fsanitize=address,undefined``, into a temp dir), run in a child Python with libasan
 preloaded over the hypothesis corpora of tests/test_rewrite_speedups.py (``skip_end``) and
-tests/test_rewrite_native.py (``scan_end`` with a partner host table, and ``make_hosts``) and
+tests/test_rewrite_native.py (``scan_end`` with a partner host table, and ``make_hosts``), ``splice``
+(the one-buffer output) against ``tokenizer.splice_py`` on random edits, and
 the corpus pages at every position: any out-of-bounds read, overflow or undefined behaviour
 aborts the child. Skipped, with the reason, when the compiler cannot build or run it."""
 
@@ -66,6 +67,13 @@ def check_scan(buf, positions=None):
                             found, on, off, edits, inj))
             assert res[0] == res[1], (buf, pos)
 
+from middleware.html.tokenizer import splice_py
+
+def check_splice(buf, edits):
+    block = (ctypes.c_char * len(buf)).from_buffer_copy(buf)
+    for stop in (0, len(buf) // 2, len(buf), len(buf) + 1):
+        assert san.splice(block, edits, stop) == splice_py(buf, edits, stop), (buf, edits, stop)
+
 def check_prefixes(buf):
     # A token cut off by the end of the buffer is where a read past it would happen: every
     # prefix, scanned from every '<' (where tokens start).
@@ -86,6 +94,11 @@ for page in sorted((Path("tests") / "corpus").glob("*.html")):
 def run(buf):
     check(buf)
 
+@settings(max_examples=int(sys.argv[2]), deadline=None, database=None)
+@given(st.binary(max_size=40).flatmap(lambda b: st.tuples(st.just(b), t.edit_lists(len(b)))))
+def run_splice(case):
+    check_splice(*case)
+
 @settings(max_examples=int(sys.argv[2]) // 3, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(nat.documents, t.buffers(), st.lists(st.sampled_from(nat.SVG_BITS), max_size=12),
@@ -100,7 +113,8 @@ def run_scan(doc, buf, svg, careful_svg, optin):
 
 run()
 run_scan()
-print("sanitized skip_end and scan_end: ok")
+run_splice()
+print("sanitized skip_end, scan_end and splice: ok")
 """
 
 
@@ -128,4 +142,4 @@ def test_c_skip_under_address_and_undefined_sanitizers(tmp_path: Path) -> None:
     run = subprocess.run([sys.executable, "-c", DRIVER, str(out), "400"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
-    assert "sanitized skip_end and scan_end: ok" in run.stdout
+    assert "sanitized skip_end, scan_end and splice: ok" in run.stdout

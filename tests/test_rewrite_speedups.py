@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from middleware import rewrite
+from middleware.html.tokenizer import splice_py
 from tests.support.guard_page import guarded_windows
 
 try:
@@ -194,6 +195,37 @@ def test_rewriter_uses_it_unless_told_not_to() -> None:
         assert rewrite._skip_end is _speedups.skip_end
 
 
+def edit_lists(size: int) -> st.SearchStrategy[list[tuple[int, int, bytes]]]:
+    """Edits as the tokenizer makes them (in order) and as it never does (backwards, past the
+    end, overlapping): splice must read every list as splice_py does."""
+    index = st.integers(-2, size + 3).map(lambda i: max(i, 0))
+    return st.lists(st.tuples(index, index, st.binary(max_size=6)), max_size=12)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.binary(max_size=40).flatmap(
+    lambda b: st.tuples(st.just(b), edit_lists(len(b)), st.integers(0, len(b) + 3))))
+def test_splice_equals_the_python_reference(case: tuple[bytes, list[tuple[int, int, bytes]], int]
+                                            ) -> None:
+    buf, edits, stop = case
+    assert _speedups.splice(buf, edits, stop) == splice_py(buf, edits, stop)
+    assert _speedups.splice(bytearray(buf), edits, stop) == splice_py(buf, edits, stop)
+
+
+def test_splice_writes_one_exact_bytes_object() -> None:
+    buf = b"<p>a <img src=x> b</p>"
+    got = _speedups.splice(buf, [(0, 0, b"<!--H-->"), (10, 13, b"data-src"), (22, 22, b"!")], 22)
+    assert got == b"<!--H--><p>a <img data-src=x> b</p>!"
+    assert type(got) is bytes and len(got) == len(buf) + 8 + 5 + 1
+    assert _speedups.splice(buf, [], 3) == b"<p>"
+    assert _speedups.splice(buf, [(3, 22, b"")], 22) == b"<p>"  # a dropped stretch
+    for bad in ([(0, 1)], [(0, 1, "x")], [[0, 1, b"x"]], [(0.0, 1, b"x")]):
+        with pytest.raises(TypeError):
+            _speedups.splice(buf, bad, 1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        _speedups.splice("<p>", [], 1)  # type: ignore[arg-type]
+
+
 def test_accepts_any_buffer_and_rejects_str() -> None:
     assert _speedups.skip_end(bytearray(b"ab<p>c<img"), 0) == 6
     assert _speedups.skip_end(memoryview(b"xxab<p>c<img")[2:], 0) == 6
@@ -215,4 +247,8 @@ def test_no_read_past_the_end_of_the_buffer() -> None:
                 window = place(piece)
                 for pos in range(len(piece) + 1):
                     assert _speedups.skip_end(window, pos) == regex_end(piece, pos)
+                    edits = [(pos, len(piece) + 1, b"x")]
+                    assert _speedups.splice(window, edits, len(piece)) == splice_py(
+                        piece, edits, len(piece))
+                    assert _speedups.splice(window, [], pos + 2) == piece[:pos + 2]
                 window.release()

@@ -17,8 +17,12 @@ A negative result ``~end`` means an ``<html>``, ``<head>`` or ``<body>`` start t
 (the document began).
 See docs/rewriter.md, "Native pass".
 
-``CONSENT_GATE_PURE_PYTHON=1`` (read at import) selects the regexes; so does setting
-``skip_end`` and ``scan_end`` to None. The output is the same either way
+``splice(buf, edits, stop)``: the output of one ``Tokenizer._run`` written into one bytes
+object sized once (unchanged spans copied, each edit's bytes inserted), instead of joining a
+view per span; ``tokenizer.splice_py`` is the reference.
+
+``CONSENT_GATE_PURE_PYTHON=1`` (read at import) selects the regexes and ``splice_py``; so does
+setting ``skip_end``, ``scan_end`` and ``splice`` to None. The output is the same either way
 (tests/test_rewrite_native.py).
 """
 
@@ -53,6 +57,9 @@ scan_end: Callable[[bytes, int, Any, set[str], Set[str] | None, set[str], set[st
                     Mapping[str, tuple[bytes, bytes]] | None, Set[str] | None, bool],
                    int] | None = None
 _make_hosts: Callable[[Table, Table], Any] | None = None
+#: ``splice(buf, edits, stop)``: the tokenizer's output as one bytes object, sized once (see
+#: ``tokenizer.splice_py``, the same in Python); None: that one.
+splice: Callable[[bytes, list[tuple[int, int, bytes]], int], bytes] | None = None
 
 
 def _agrees(mod: Any) -> bool:
@@ -76,6 +83,7 @@ if not os.environ.get("CONSENT_GATE_PURE_PYTHON"):
     except ImportError:
         pass
     else:
+        splice = _speedups.splice
         _names = (tuple(_NAME_SET), _END_NAMES, _PLAIN_URL_TAGS)
         if _names == (_speedups.NAMES, _speedups.END_NAMES, _speedups.PLAIN_URL_TAGS):
             skip_end = _speedups.skip_end

@@ -61,6 +61,21 @@ _OVERSIZED_STYLE = b' type="text/plain" data-consent-oversized=""'
 _INJECTIONS = {"head": 0, "body": 1, "end": 2}
 
 
+def splice_py(buf: bytes, edits: list[Edit], stop: int) -> bytes:
+    """The output of one ``_run``: for each edit (a, b, data), ``buf[cur:a]`` then ``data``,
+    ``cur = b``; then ``buf[cur:stop]`` (``cur`` starts at 0). The reference for
+    ``native.splice`` (C: one bytes object, sized once)."""
+    view = memoryview(buf)
+    out: list[bytes | memoryview] = []
+    cur = 0
+    for a, b, data in edits:
+        out.append(view[cur:a])
+        out.append(data)
+        cur = b
+    out.append(view[cur:stop])
+    return b"".join(out)
+
+
 class Tokenizer:
     """One response's scanner: ``feed`` chunks, then ``finish``; see docs/rewriter.md."""
 
@@ -193,9 +208,10 @@ class Tokenizer:
         return bool(self._stack or self._guards)
 
     def _run(self, buf: bytes, *, final: bool) -> bytes:
-        out: list[bytes | memoryview] = []
-        # Unchanged stretches go out as views of buf: join copies them once.
-        view = memoryview(buf)
+        # The output as edits of buf (splice_py): each (a, b, data) is buf[flushed:a], then
+        # data, then flushed = b. The native pass appends its edits here too, and splice writes
+        # the result once.
+        out: list[Edit] = []
         pos = 0  # next byte to look at
         flushed = 0  # bytes before this are in `out` (or dropped)
         n = len(buf)
@@ -204,7 +220,6 @@ class Tokenizer:
         skip_end = native.skip_end
         scan = native.scan_end
         table = native.host_table(self.plan.matcher) if scan is not None else None
-        edits: list[Edit] = []
         self._hold_tag = False
         while True:
             state = self._state
@@ -234,20 +249,17 @@ class Tokenizer:
                     if scan is not None:
                         # The native pass: also passes the tags Python would leave unchanged,
                         # and neutralises the simple ones of blocked partners (their edits).
+                        k = len(out)
                         lt = scan(buf, pos, table, self.unknown_hosts, self.plan.allowed_partners,
-                                  self._enabled, self.blocked, edits, self._inj,
+                                  self._enabled, self.blocked, out, self._inj,
                                   self.plan.injected_partners, self.plan.placeholder_parts,
                                   self.plan.granted_purposes,
                                   self.plan.nesting < MAX_NESTING)
                         if lt < 0:  # an <html>, <head> or <body> start tag was passed
                             lt = ~lt
                             self._seen_doc = True
-                        if edits:
-                            for a, b, data in edits:
-                                out.append(view[flushed:a])
-                                out.append(data)
-                                flushed = b
-                            edits.clear()
+                        if len(out) != k:
+                            flushed = out[-1][1]
                     else:
                         if not low:
                             low = buf.lower()
@@ -291,8 +303,7 @@ class Tokenizer:
                             name = buf[lt + 2 : _name_end(buf, lt + 2)].lower().decode("latin-1")
                             pieces = self._end_tag(name)
                             if pieces:
-                                out.append(view[flushed:lt])
-                                out.append(pieces)
+                                out.append((lt, lt, pieces))
                                 flushed = lt
                             pos = end
                             continue
@@ -314,9 +325,8 @@ class Tokenizer:
                     break
                 self._state = _DATA
                 if self._after is not None:
-                    out.append(buf[flushed:pos])
+                    out.append((pos, pos, self._after_start_tag(self._after, careful=False)))
                     flushed = pos
-                    out.append(self._after_start_tag(self._after, careful=False))
                     self._after = None
             else:
                 # A text state (comment, bogus comment, raw text, script, dropped iframe, a
@@ -327,6 +337,7 @@ class Tokenizer:
                 if m is None:
                     pos = n if final else max(pos, n - _HOLD)
                     if state == _DROP:
+                        out.append((flushed, pos, b""))  # dropped
                         flushed = pos
                     break
                 kind = m.lastgroup
@@ -334,6 +345,7 @@ class Tokenizer:
                     # A reading that took the guarded element for raw text ends it here,
                     # whatever the state inside: the end tag is markup.
                     if state == _DROP:
+                        out.append((flushed, m.start(), b""))
                         flushed = m.start()
                     self._state, self._sub, pos = _DATA, 0, m.start()
                 elif state == _SCRIPT and kind is not None:
@@ -349,20 +361,21 @@ class Tokenizer:
                     self._state, pos = _DATA, m.end()
                 elif state == _DROP:
                     t = _TAG_RE.match(buf, m.start())
+                    pos = m.start() if t is None and not final else n if t is None else t.end()
+                    out.append((flushed, pos, b""))
+                    flushed = pos
                     if t is None and not final:
-                        pos = flushed = m.start()
                         break
-                    pos = flushed = n if t is None else t.end()
                     self._state = _DATA
                 else:  # raw text or script end tag: the end tag itself is parsed as markup
                     self._state, self._sub, pos = _DATA, 0, m.start()
-        if self._state == _DROP:
-            flushed = max(flushed, pos)
+        if self._state == _DROP and pos > flushed:
+            out.append((flushed, pos, b""))
+            flushed = pos
         self._buf = buf[pos:]
-        if not out:
-            return buf if flushed == 0 and pos == n else buf[flushed:pos]
-        out.append(view[flushed:pos])
-        return b"".join(out)
+        if not out:  # then flushed == 0
+            return buf if pos == n else buf[:pos]
+        return (native.splice or splice_py)(buf, out, pos)
 
     def _markup_decl(self, buf: bytes, lt: int, kind: str, final: bool) -> tuple[int, bool]:
         """A comment, a bogus comment or a '<' cut off at the end: (new pos, stop the loop)."""
@@ -383,21 +396,20 @@ class Tokenizer:
         return lt + 1, False
 
     def _incomplete_tag(self, buf: bytes, lt: int, final: bool, flushed: int,
-                        out: list[bytes | memoryview]) -> tuple[bool, int, int]:
+                        out: list[Edit]) -> tuple[bool, int, int]:
         """A tag with no '>' yet: (stop the loop, pos, flushed)."""
         n = len(buf)
         if final:
             # EOF inside a tag: the browser drops it, and so does the rewriter. Passed on, the
             # injections finish() appends were read as the rest of the tag: the banner's first
             # quote and '>' completed a cut <img src="https://partner/... (a live fetch).
-            out.append(buf[flushed:lt])
+            out.append((lt, n, b""))
             return True, n, n
         if n - lt <= self.max_tag:
             self._hold_tag = True  # only a '>' can complete it
             return True, lt, flushed
-        out.append(buf[flushed:lt])
         data, pos = self._oversized(buf, lt)
-        out.append(data)
+        out.append((lt, pos, data))
         return False, pos, pos
 
     def _oversized(self, buf: bytes, lt: int) -> tuple[bytes, int]:
@@ -468,7 +480,7 @@ class Tokenizer:
 
     # --- tags of interest ---------------------------------------------------------------------
 
-    def _careful_tag(self, buf: bytes, lt: int, end: int, flushed: int, out: list[bytes | memoryview],
+    def _careful_tag(self, buf: bytes, lt: int, end: int, flushed: int, out: list[Edit],
                      final: bool) -> tuple[int, int] | None:
         """A tag in careful mode: follow the stack of open elements, check its attributes."""
         extra: list[Edit] = []
@@ -487,8 +499,7 @@ class Tokenizer:
             stack.end_tag(name)
             pieces = self._end_tag(name)
             if pieces:
-                out.append(buf[flushed:lt])
-                out.append(pieces)
+                out.append((lt, lt, pieces))
                 flushed = lt
             return self._apply(buf, lt, end, flushed, out, extra, b""), end
         if not stack.html_rules(name):
@@ -513,7 +524,7 @@ class Tokenizer:
                                 extra=extra)
 
     def _html_start(self, buf: bytes, name: str, lt: int, end: int, flushed: int,
-                    out: list[bytes | memoryview], final: bool, *, careful: bool,
+                    out: list[Edit], final: bool, *, careful: bool,
                     extra: list[Edit] | None = None) -> tuple[int, int] | None:
         """Handle the HTML start tag buf[lt:end]; returns (flushed, pos), or None when a
         ``<style>`` must wait for its end tag to be judged."""
@@ -524,8 +535,7 @@ class Tokenizer:
         edits = self._tag_edits(buf, name, name_end, end, careful=careful, content=content)
         pre = self._inject("head") if name == "body" and not self._stack else b""
         if isinstance(edits, bytes):  # the element is replaced by a placeholder
-            out.append(buf[flushed:lt])
-            out.append(pre + edits)
+            out.append((lt, end, pre + edits))
             if name == "iframe":
                 self._state, self._raw_end = _DROP, _DROP_END
             return end, end
@@ -548,8 +558,7 @@ class Tokenizer:
         after = self._after_start_tag(name, careful=careful, self_closing=(
             name in ("svg", "math") and _self_closing(buf, name_end, end)))
         if after:
-            out.append(buf[flushed:pos])
-            out.append(after)
+            out.append((pos, pos, after))
             flushed = pos
         return flushed, pos
 
@@ -595,17 +604,12 @@ class Tokenizer:
         return [(a + name_end, b + name_end, data) for a, b, data in decision.edits]
 
     @staticmethod
-    def _apply(buf: bytes, lt: int, end: int, flushed: int, out: list[bytes | memoryview],
+    def _apply(buf: bytes, lt: int, end: int, flushed: int, out: list[Edit],
                edits: list[Edit], pre: bytes) -> int:
         """Write the tag buf[lt:end] with its edits; returns the new ``flushed``."""
         if not edits and not pre:
             return flushed
-        out.append(buf[flushed:lt])
-        out.append(pre)
-        cur = lt
-        for a, b, data in sorted(edits, key=lambda e: (e[0], e[1])):
-            out.append(buf[cur:a])
-            out.append(data)
-            cur = b
-        out.append(buf[cur:end])
+        out.append((lt, lt, pre))
+        out.extend(sorted(edits, key=lambda e: (e[0], e[1])))
+        out.append((end, end, b""))
         return end
