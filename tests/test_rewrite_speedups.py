@@ -226,6 +226,55 @@ def test_splice_writes_one_exact_bytes_object() -> None:
         _speedups.splice("<p>", [], 1)  # type: ignore[arg-type]
 
 
+def big_splice(size: int, seed: int) -> tuple[bytes, list[tuple[int, int, bytes]], bytes]:
+    """A buffer above splice's reuse threshold (256 KB), its edits and the expected output."""
+    buf = (b"<p>%d " % seed) * (size // 4)
+    edits = [(3, 3, b"<i>%d</i>" % seed), (size // 2, size // 2 + 7, b""), (size // 4 * 3, size // 4 * 3, b"!")]
+    return buf, edits, splice_py(buf, edits, len(buf))
+
+
+def test_splice_never_changes_an_output_still_held() -> None:
+    """A large output is written into the last one's bytes object only when nothing else holds
+    it: outputs kept by the caller (the memo, a server's buffer, a memoryview) stay as they were,
+    and each output's length and hash are its own."""
+    kept = []
+    for size, seed in ((300_000, 1), (300_000, 2), (420_000, 3), (280_000, 4)):
+        buf, edits, want = big_splice(size, seed)
+        got = _speedups.splice(buf, edits, len(buf))
+        assert got == want and len(got) == len(want) and hash(got) == hash(want)
+        kept.append((got, want))
+    view = memoryview(kept[-1][0])
+    held = kept[-1][1]
+    del kept[-1]
+    for size, seed in ((280_000, 5), (500_000, 6)):
+        buf, edits, want = big_splice(size, seed)
+        got = _speedups.splice(buf, edits, len(buf))
+        assert got == want and hash(got) == hash(want)
+    assert view == held
+    assert all(got == want for got, want in kept)
+
+
+def test_splice_reuses_a_large_output_nobody_holds() -> None:
+    """The fresh 1 MB block per page (faulted in from the kernel each time) is what the reuse
+    saves: a large output let go of is the next one's bytes object (the same object for the
+    same length), resized to each length and with its own hash."""
+    buf, edits, want = big_splice(300_000, 7)
+    first = _speedups.splice(buf, edits, len(buf))
+    assert hash(first) == hash(want)  # a cached hash, which the next output must not inherit
+    address = id(first)
+    del first
+    buf, edits, want = big_splice(300_000, 8)
+    again = _speedups.splice(buf, edits, len(buf))
+    assert again == want and hash(again) == hash(want)
+    assert id(again) == address
+    del again
+    for size, seed in ((350_000, 9), (260_000, 10), (350_000, 11)):
+        buf, edits, want = big_splice(size, seed)
+        got = _speedups.splice(buf, edits, len(buf))
+        assert got == want and len(got) == len(want) and hash(got) == hash(want)
+        del got
+
+
 def test_accepts_any_buffer_and_rejects_str() -> None:
     assert _speedups.skip_end(bytearray(b"ab<p>c<img"), 0) == 6
     assert _speedups.skip_end(memoryview(b"xxab<p>c<img")[2:], 0) == 6

@@ -19,7 +19,9 @@ See docs/rewriter.md, "Native pass".
 
 ``splice(buf, edits, stop)``: the output of one ``Tokenizer._run`` written into one bytes
 object sized once (unchanged spans copied, each edit's bytes inserted), instead of joining a
-view per span; ``tokenizer.splice_py`` is the reference.
+view per span; ``tokenizer.splice_py`` is the reference. A large output (256 KB or more) is
+written into the previous one's bytes object when nothing holds that any more: a fresh 1 MB
+block costs its page faults on every page (see docs/performance.md).
 
 ``CONSENT_GATE_PURE_PYTHON=1`` (read at import) selects the regexes and ``splice_py``; so does
 setting ``skip_end``, ``scan_end`` and ``splice`` to None. The output is the same either way
