@@ -76,12 +76,13 @@ def plan(allowed: frozenset[str], inject: bool,
 
 @contextmanager
 def pure() -> Iterator[None]:
-    scan, skip, splice = native.scan_end, native.skip_end, native.splice
-    native.scan_end = native.skip_end = native.splice = None
+    scan, skip, splice, flat = native.scan_end, native.skip_end, native.splice, native.flat_svg_end
+    native.scan_end = native.skip_end = native.splice = native.flat_svg_end = None
     try:
         yield
     finally:
-        native.scan_end, native.skip_end, native.splice = scan, skip, splice
+        native.scan_end, native.skip_end, native.splice, native.flat_svg_end = (
+            scan, skip, splice, flat)
 
 
 def trace(p: RewritePlan, chunks: list[bytes]) -> tuple[object, ...]:

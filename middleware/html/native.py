@@ -59,6 +59,9 @@ scan_end: Callable[[bytes, int, Any, set[str], Set[str] | None, set[str], set[st
                     Mapping[str, tuple[bytes, bytes]] | None, Set[str] | None, bool],
                    int] | None = None
 _make_hosts: Callable[[Table, Table], Any] | None = None
+#: ``flat_svg_end(buf, pos) == _SVG_FLAT_RE.match(buf.lower(), pos).end()`` (or -1), on buf
+#: itself: a ``<svg>`` the tokenizer looks at costs no lowercased copy of the whole buffer.
+flat_svg_end: Callable[[bytes, int], int] | None = None
 #: ``splice(buf, edits, stop)``: the tokenizer's output as one bytes object, sized once (see
 #: ``tokenizer.splice_py``, the same in Python); None: that one.
 splice: Callable[[bytes, list[tuple[int, int, bytes]], int], bytes] | None = None
@@ -91,6 +94,7 @@ if not os.environ.get("CONSENT_GATE_PURE_PYTHON"):
             skip_end = _speedups.skip_end
             if _agrees(_speedups):
                 scan_end = _speedups.scan_end
+                flat_svg_end = _speedups.flat_svg_end
                 _make_hosts = _speedups.make_hosts
 
 

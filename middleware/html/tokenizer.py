@@ -271,11 +271,16 @@ class Tokenizer:
                     if buf[lt + 1 : lt + 4].lower() == b"svg":
                         # A whole inline SVG that cannot fetch (icons: the most common stop).
                         # Tried first: a match implies the tag reading below would reach this.
-                        if not low:
-                            low = buf.lower()
-                        flat = _SVG_FLAT_RE.match(low, lt)
-                        if flat is not None:
-                            pos = flat.end()
+                        flat_end = native.flat_svg_end
+                        if flat_end is None:
+                            if not low:
+                                low = buf.lower()
+                            flat = _SVG_FLAT_RE.match(low, lt)
+                            svg_end = -1 if flat is None else flat.end()
+                        else:  # on buf itself: no lowercased copy of the whole buffer
+                            svg_end = flat_end(buf, lt)
+                        if svg_end >= 0:
+                            pos = svg_end
                             continue
                     m = _DATA_RE.match(buf, lt)
                     if m is None:  # cannot happen: the skip stops only where _DATA_RE matches
