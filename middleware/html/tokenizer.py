@@ -208,12 +208,11 @@ class Tokenizer:
         return bool(self._stack or self._guards)
 
     def _run(self, buf: bytes, *, final: bool) -> bytes:
-        # The output as edits of buf (splice_py): each (a, b, data) is buf[flushed:a], then
-        # data, then flushed = b. The native pass appends its edits here too, and splice writes
-        # the result once.
+        # The output as edits of buf (splice_py): each (a, b, data) is buf[cur:a], then data,
+        # then cur = b, where cur is the last edit's end (0 before the first). The native pass
+        # appends its edits here too, and splice writes the result once.
         out: list[Edit] = []
         pos = 0  # next byte to look at
-        flushed = 0  # bytes before this are in `out` (or dropped)
         n = len(buf)
         low = b""  # lowercased copy of buf for _SKIP_RE, made when first needed
         skip = _SKIP_RE.match
@@ -249,7 +248,6 @@ class Tokenizer:
                     if scan is not None:
                         # The native pass: also passes the tags Python would leave unchanged,
                         # and neutralises the simple ones of blocked partners (their edits).
-                        k = len(out)
                         lt = scan(buf, pos, table, self.unknown_hosts, self.plan.allowed_partners,
                                   self._enabled, self.blocked, out, self._inj,
                                   self.plan.injected_partners, self.plan.placeholder_parts,
@@ -258,8 +256,6 @@ class Tokenizer:
                         if lt < 0:  # an <html>, <head> or <body> start tag was passed
                             lt = ~lt
                             self._seen_doc = True
-                        if len(out) != k:
-                            flushed = out[-1][1]
                     else:
                         if not low:
                             low = buf.lower()
@@ -294,13 +290,13 @@ class Tokenizer:
                     continue
                 t = _TAG_RE.match(buf, lt)
                 if t is None:
-                    stop, pos, flushed = self._incomplete_tag(buf, lt, final, flushed, out)
+                    stop, pos = self._incomplete_tag(buf, lt, final, out)
                     if stop:
                         break
                     continue
                 end = t.end()
                 if careful:
-                    res = self._careful_tag(buf, lt, end, flushed, out, final)
+                    res = self._careful_tag(buf, lt, end, out, final)
                 else:
                     assert m is not None
                     if kind == "tricky" or m.group("slash"):
@@ -309,18 +305,17 @@ class Tokenizer:
                             pieces = self._end_tag(name)
                             if pieces:
                                 out.append((lt, lt, pieces))
-                                flushed = lt
                             pos = end
                             continue
                         name = buf[lt + 1 : _name_end(buf, lt + 1)].lower().decode("latin-1")
                     else:
                         name = m.group("name").lower().decode("ascii")
-                    res = self._html_start(buf, name, lt, end, flushed, out, final, careful=False)
+                    res = self._html_start(buf, name, lt, end, out, final, careful=False)
                 if res is None:  # a <style> waiting for its end
                     pos = lt
                     self._hold_tag = True
                     break
-                flushed, pos = res
+                pos = res
             elif state == _PLAINTEXT and not self._guards:
                 pos = n
                 break
@@ -331,7 +326,6 @@ class Tokenizer:
                 self._state = _DATA
                 if self._after is not None:
                     out.append((pos, pos, self._after_start_tag(self._after, careful=False)))
-                    flushed = pos
                     self._after = None
             else:
                 # A text state (comment, bogus comment, raw text, script, dropped iframe, a
@@ -342,16 +336,14 @@ class Tokenizer:
                 if m is None:
                     pos = n if final else max(pos, n - _HOLD)
                     if state == _DROP:
-                        out.append((flushed, pos, b""))  # dropped
-                        flushed = pos
+                        out.append((out[-1][1] if out else 0, pos, b""))  # dropped
                     break
                 kind = m.lastgroup
                 if kind == "nos":
                     # A reading that took the guarded element for raw text ends it here,
                     # whatever the state inside: the end tag is markup.
                     if state == _DROP:
-                        out.append((flushed, m.start(), b""))
-                        flushed = m.start()
+                        out.append((out[-1][1] if out else 0, m.start(), b""))
                     self._state, self._sub, pos = _DATA, 0, m.start()
                 elif state == _SCRIPT and kind is not None:
                     if kind == "esc":
@@ -367,18 +359,16 @@ class Tokenizer:
                 elif state == _DROP:
                     t = _TAG_RE.match(buf, m.start())
                     pos = m.start() if t is None and not final else n if t is None else t.end()
-                    out.append((flushed, pos, b""))
-                    flushed = pos
+                    out.append((out[-1][1] if out else 0, pos, b""))
                     if t is None and not final:
                         break
                     self._state = _DATA
                 else:  # raw text or script end tag: the end tag itself is parsed as markup
                     self._state, self._sub, pos = _DATA, 0, m.start()
-        if self._state == _DROP and pos > flushed:
-            out.append((flushed, pos, b""))
-            flushed = pos
+        if self._state == _DROP and pos > (out[-1][1] if out else 0):
+            out.append((out[-1][1] if out else 0, pos, b""))
         self._buf = buf[pos:]
-        if not out:  # then flushed == 0
+        if not out:
             return buf if pos == n else buf[:pos]
         return (native.splice or splice_py)(buf, out, pos)
 
@@ -400,22 +390,22 @@ class Tokenizer:
         self._state, self._raw_end = _BOGUS, rb">"
         return lt + 1, False
 
-    def _incomplete_tag(self, buf: bytes, lt: int, final: bool, flushed: int,
-                        out: list[Edit]) -> tuple[bool, int, int]:
-        """A tag with no '>' yet: (stop the loop, pos, flushed)."""
+    def _incomplete_tag(self, buf: bytes, lt: int, final: bool,
+                        out: list[Edit]) -> tuple[bool, int]:
+        """A tag with no '>' yet: (stop the loop, pos)."""
         n = len(buf)
         if final:
             # EOF inside a tag: the browser drops it, and so does the rewriter. Passed on, the
             # injections finish() appends were read as the rest of the tag: the banner's first
             # quote and '>' completed a cut <img src="https://partner/... (a live fetch).
             out.append((lt, n, b""))
-            return True, n, n
+            return True, n
         if n - lt <= self.max_tag:
             self._hold_tag = True  # only a '>' can complete it
-            return True, lt, flushed
+            return True, lt
         data, pos = self._oversized(buf, lt)
         out.append((lt, pos, data))
-        return False, pos, pos
+        return False, pos
 
     def _oversized(self, buf: bytes, lt: int) -> tuple[bytes, int]:
         """A tag longer than max_tag: passed through, made inert (see oversized.py)."""
@@ -485,8 +475,8 @@ class Tokenizer:
 
     # --- tags of interest ---------------------------------------------------------------------
 
-    def _careful_tag(self, buf: bytes, lt: int, end: int, flushed: int, out: list[Edit],
-                     final: bool) -> tuple[int, int] | None:
+    def _careful_tag(self, buf: bytes, lt: int, end: int, out: list[Edit],
+                     final: bool) -> int | None:
         """A tag in careful mode: follow the stack of open elements, check its attributes."""
         extra: list[Edit] = []
         if self._guards:
@@ -505,8 +495,8 @@ class Tokenizer:
             pieces = self._end_tag(name)
             if pieces:
                 out.append((lt, lt, pieces))
-                flushed = lt
-            return self._apply(buf, lt, end, flushed, out, extra, b""), end
+            self._apply(lt, end, out, extra, b"")
+            return end
         if not stack.html_rules(name):
             breakout = name in _BREAKOUT or (name == "font" and _has_attr(
                 buf, start + len(name), end, ("color", "face", "size")))
@@ -524,15 +514,15 @@ class Tokenizer:
                         if name in _SWITCHERS and name != "plaintext":
                             # Markup here; raw text if our namespace were wrong: cover both.
                             self._guards = (*self._guards, name)
-                    return self._apply(buf, lt, end, flushed, out, edits + extra, b""), end
-        return self._html_start(buf, name, lt, end, flushed, out, final, careful=True,
-                                extra=extra)
+                    self._apply(lt, end, out, edits + extra, b"")
+                    return end
+        return self._html_start(buf, name, lt, end, out, final, careful=True, extra=extra)
 
-    def _html_start(self, buf: bytes, name: str, lt: int, end: int, flushed: int,
-                    out: list[Edit], final: bool, *, careful: bool,
-                    extra: list[Edit] | None = None) -> tuple[int, int] | None:
-        """Handle the HTML start tag buf[lt:end]; returns (flushed, pos), or None when a
-        ``<style>`` must wait for its end tag to be judged."""
+    def _html_start(self, buf: bytes, name: str, lt: int, end: int, out: list[Edit],
+                    final: bool, *, careful: bool,
+                    extra: list[Edit] | None = None) -> int | None:
+        """Handle the HTML start tag buf[lt:end]; returns the position after it, or None when
+        a ``<style>`` must wait for its end tag to be judged."""
         name_end = lt + 1 + len(name)
         content = self._style_text(buf, name, lt, end, final)
         if content is False:
@@ -543,7 +533,7 @@ class Tokenizer:
             out.append((lt, end, pre + edits))
             if name == "iframe":
                 self._state, self._raw_end = _DROP, _DROP_END
-            return end, end
+            return end
         if extra:
             edits = edits + extra
         careful = careful or bool(self._stack)
@@ -558,14 +548,13 @@ class Tokenizer:
             pos = end + upto
             edits = edits + [(end + m.start(), end + m.end(), b"@-consent-blocked-import")
                              for m in _IMPORT_RE.finditer(content, 0, upto)]
-        flushed = self._apply(buf, lt, pos, flushed, out, edits, pre)
+        self._apply(lt, pos, out, edits, pre)
         # Only <svg>/<math> care whether the tag closes itself (re-reading its attributes).
         after = self._after_start_tag(name, careful=careful, self_closing=(
             name in ("svg", "math") and _self_closing(buf, name_end, end)))
         if after:
             out.append((pos, pos, after))
-            flushed = pos
-        return flushed, pos
+        return pos
 
     def _style_text(self, buf: bytes, name: str, lt: int, end: int,
                     final: bool) -> bytes | Literal[False] | None:
@@ -609,12 +598,11 @@ class Tokenizer:
         return [(a + name_end, b + name_end, data) for a, b, data in decision.edits]
 
     @staticmethod
-    def _apply(buf: bytes, lt: int, end: int, flushed: int, out: list[Edit],
-               edits: list[Edit], pre: bytes) -> int:
-        """Write the tag buf[lt:end] with its edits; returns the new ``flushed``."""
+    def _apply(lt: int, end: int, out: list[Edit], edits: list[Edit], pre: bytes) -> None:
+        """Write the tag buf[lt:end] with its edits (sorted, then an empty edit at ``end``: the
+        last edit's end is where the output has reached)."""
         if not edits and not pre:
-            return flushed
+            return
         out.append((lt, lt, pre))
         out.extend(sorted(edits, key=lambda e: (e[0], e[1])))
         out.append((end, end, b""))
-        return end
