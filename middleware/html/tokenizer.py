@@ -76,6 +76,14 @@ def splice_py(buf: bytes, edits: list[Edit], stop: int) -> bytes:
     return b"".join(out)
 
 
+def _drop_to(out: list[Edit], pos: int) -> None:
+    """Drop the bytes from the last edit's end (where the output has reached) up to ``pos``:
+    a dropped element's content (an iframe's)."""
+    cur = out[-1][1] if out else 0
+    if pos > cur:
+        out.append((cur, pos, b""))
+
+
 class Tokenizer:
     """One response's scanner: ``feed`` chunks, then ``finish``; see docs/rewriter.md."""
 
@@ -336,14 +344,14 @@ class Tokenizer:
                 if m is None:
                     pos = n if final else max(pos, n - _HOLD)
                     if state == _DROP:
-                        out.append((out[-1][1] if out else 0, pos, b""))  # dropped
+                        _drop_to(out, pos)
                     break
                 kind = m.lastgroup
                 if kind == "nos":
                     # A reading that took the guarded element for raw text ends it here,
                     # whatever the state inside: the end tag is markup.
                     if state == _DROP:
-                        out.append((out[-1][1] if out else 0, m.start(), b""))
+                        _drop_to(out, m.start())
                     self._state, self._sub, pos = _DATA, 0, m.start()
                 elif state == _SCRIPT and kind is not None:
                     if kind == "esc":
@@ -359,14 +367,14 @@ class Tokenizer:
                 elif state == _DROP:
                     t = _TAG_RE.match(buf, m.start())
                     pos = m.start() if t is None and not final else n if t is None else t.end()
-                    out.append((out[-1][1] if out else 0, pos, b""))
+                    _drop_to(out, pos)
                     if t is None and not final:
                         break
                     self._state = _DATA
                 else:  # raw text or script end tag: the end tag itself is parsed as markup
                     self._state, self._sub, pos = _DATA, 0, m.start()
-        if self._state == _DROP and pos > (out[-1][1] if out else 0):
-            out.append((out[-1][1] if out else 0, pos, b""))
+        if self._state == _DROP:
+            _drop_to(out, pos)
         self._buf = buf[pos:]
         if not out:
             return buf if pos == n else buf[:pos]
