@@ -569,12 +569,36 @@ def test_a_stylesheet_instruction_without_its_end_is_renamed(tmp_path: Path) -> 
         assert b"<?xml-stylesheet" not in out.body and b"<?consent-blocked-xml-stylesheet" in out.body
 
 
-def test_a_utf16_document_has_every_stylesheet_renamed(tmp_path: Path) -> None:
-    """In UTF-16 the judge does not read the instruction: renamed (its own style is lost)."""
-    body = _document(OWN_CSS).decode().encode("utf-16")
-    gate = make_gate(html_app([body], headers=[(b"content-type", b"application/xml")]), tmp_path)
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-le", "utf-16-be"])
+@pytest.mark.parametrize("size", [1, 3, 10_000])
+def test_a_utf16_document_keeps_its_own_stylesheet(tmp_path: Path, codec: str, size: int) -> None:
+    """In UTF-16 every <?xml-stylesheet?> was renamed, the document's own CSS too (its style
+    lost): each is judged as in UTF-8, so the own one is kept and every other renamed."""
+    after = b"\n" + OWN_CSS
+    plain = [pi for pi in NOT_OWN_CSS if b"\x1b" not in pi]
+    text = _document(OWN_CSS, *plain, after=after).decode().replace("UTF-8", "UTF-16")
+    body = text.encode(codec)
+    chunks = [body[i:i + size] for i in range(0, len(body), size)]
+    gate = make_gate(html_app(chunks, headers=[(b"content-type", b"application/xml")]), tmp_path)
     out = asyncio.run(run(gate, http_scope()))
-    assert "<?consent-blocked-xml-stylesheet" in out.body.decode("utf-16")
+    renamed = text.replace("<?xml-stylesheet", "<?consent-blocked-xml-stylesheet").replace(
+        "<?consent-blocked-xml-stylesheet" + OWN_CSS.decode()[len("<?xml-stylesheet"):],
+        OWN_CSS.decode(), 1)
+    assert out.body == renamed.encode(codec)
+    assert enforced_no_partner(out)
+
+
+def test_a_utf16_document_still_has_its_refresh_respelled(tmp_path: Path) -> None:
+    """A kept stylesheet changes nothing for http-equiv: respelled, the refresh inert."""
+    text = ('<?xml version="1.0" encoding="UTF-16"?>' + OWN_CSS.decode()
+            + '<html xmlns="http://www.w3.org/1999/xhtml"><head>' + REFRESH.decode()
+            + "</head></html>")
+    for codec in ("utf-16", "utf-16-le", "utf-16-be"):
+        gate = make_gate(html_app([text.encode(codec)],
+                                  headers=[(b"content-type", b"application/xhtml+xml")]), tmp_path)
+        out = asyncio.run(run(gate, http_scope(cookie=cookie_for(gate, {"ads"}))))
+        assert out.body == text.replace("http-equiv", "data-consent-http-equiv").encode(codec)
+        assert enforced_no_partner(out)
 
 
 def test_zstd_frame_asking_for_a_large_window_is_refused(tmp_path: Path,

@@ -185,7 +185,8 @@ def _wide_out(m: re.Match[bytes]) -> bytes:
 
 
 class _WideBytesRespeller:
-    """``http-equiv`` (and ``<?xml-stylesheet``) in UTF-16LE or UTF-16BE respelled at byte
+    """``http-equiv`` (and ``<?xml-stylesheet`` in any case but the exact one, which
+    ``_WideStylesheetJudge`` before it kept) in UTF-16LE or UTF-16BE respelled at byte
     level, at any alignment (an odd one is over-inclusive: the bytes of rare CJK characters),
     across any chunking. A respelled name is an even number of bytes longer, so what follows
     keeps its alignment."""
@@ -203,7 +204,7 @@ class _WideBytesRespeller:
             if m.start() >= cut:
                 break
             out.append(data[pos:m.start()])
-            out.append(_wide_out(m))
+            out.append(m.group(0) if m.group(0) in _WIDE_PI else _wide_out(m))
             pos = m.end()
         cut = max(cut, pos)
         out.append(data[pos:cut])
@@ -315,7 +316,8 @@ class _StylesheetJudge:
     """Each ``<?xml-stylesheet`` spelled exactly (the PI target is case-sensitive; other
     spellings and encodings are left to the respellers after it, which rename them) held
     until its ``?>`` (at most ``_PI_MAX`` bytes), then kept if ``own_css_stylesheet``, else
-    renamed; across any chunking. Unended at the end or past the bound: renamed."""
+    renamed and its data read on; across any chunking. Unended at the end or past the
+    bound: renamed."""
 
     _RENAMED = b"<?consent-blocked-xml-stylesheet"
 
@@ -344,14 +346,14 @@ class _StylesheetJudge:
             if end < 0 and not final and len(data) - start < _PI_MAX:
                 self._held = data[start:]
                 break
-            if end < 0 or end + 2 - start > _PI_MAX:
-                out.append(self._RENAMED)  # fail closed: what follows is passed on
-                pos = start + len(_PI)
+            if (end >= 0 and end + 2 - start <= _PI_MAX and self._in_prolog
+                    and own_css_stylesheet(data[start:end + 2])):
+                out.append(data[start:end + 2])
+                pos = end + 2
                 continue
-            pi = data[start:end + 2]
-            kept = self._in_prolog and own_css_stylesheet(pi)
-            out.append(pi if kept else self._RENAMED + pi[len(_PI):])
-            pos = end + 2
+            # Fail closed: what follows the name is read on (a name inside is renamed too).
+            out.append(self._RENAMED)
+            pos = start + len(_PI)
         return b"".join(out)
 
 
@@ -361,6 +363,99 @@ def _open_bytes_prefix(data: bytes, name: bytes, pos: int) -> int:
         if data.endswith(name[:k]):
             return k
     return 0
+
+
+#: ``<?xml-stylesheet`` (exactly: the PI target is case-sensitive) and ``?>`` in UTF-16LE/BE.
+_WIDE_PI = {_PI.decode().encode(codec): codec for codec in ("utf-16-le", "utf-16-be")}
+_WIDE_PI_END = {"utf-16-le": b"?\x00>\x00", "utf-16-be": b"\x00?\x00>"}
+_WIDE_RENAMED = {codec: b"<?consent-blocked-xml-stylesheet".decode().encode(codec)
+                 for codec in ("utf-16-le", "utf-16-be")}
+_WIDE_PI_MAX = 2 * _PI_MAX
+#: ``<`` and a name start (a letter, ``_``, ``:`` or any non-ASCII code unit), in UTF-16LE
+#: or UTF-16BE at any alignment; over-inclusive.
+_WIDE_ELEMENT_START_RE = re.compile(rb"<\x00(?:[A-Za-z_:\x80-\xff]|.[\x01-\xff])"
+                                    rb"|\x00<(?:\x00[A-Za-z_:\x80-\xff]|[\x01-\xff])", re.DOTALL)
+
+
+def _find_wide_pi(data: bytes, pos: int) -> tuple[int, bytes]:
+    """The first wide ``<?xml-stylesheet`` at or after ``pos`` (-1: none), and its bytes."""
+    found = (-1, b"")
+    for name in _WIDE_PI:
+        at = data.find(name, pos, found[0] + len(name) - 1 if found[0] >= 0 else len(data))
+        if at >= 0:
+            found = (at, name)
+    return found
+
+
+def _wide_end(data: bytes, start: int, codec: str) -> int:
+    """The index after the first ``?>`` in ``codec`` aligned with ``start``, at most
+    ``_WIDE_PI_MAX`` bytes after it (-1: none)."""
+    end = _WIDE_PI_END[codec]
+    stop = start + _WIDE_PI_MAX
+    at = data.find(end, start + 2 * len(_PI), stop)
+    while at >= 0 and (at - start) % 2:
+        at = data.find(end, at + 1, stop)
+    return -1 if at < 0 else at + len(end)
+
+
+class _WideStylesheetJudge:
+    """``_StylesheetJudge`` for UTF-16LE/BE at any alignment: each exactly spelled wide
+    ``<?xml-stylesheet`` held until its aligned wide ``?>`` (at most ``_WIDE_PI_MAX`` bytes),
+    decoded and kept if ASCII, ``own_css_stylesheet`` and in the prolog (no wide element
+    start before it, in any reading), else renamed; unended at the end or past the bound:
+    renamed. Across any chunking.
+
+    ASCII in UTF-16LE read one byte earlier as UTF-16BE is the same text, so a kept
+    instruction reads the same in both (the BE one is kept only when the byte after its
+    ``>`` is zero or the body's end: else the LE reading one byte on does not end there),
+    and a renamed one is renamed in both."""
+
+    def __init__(self) -> None:
+        self._held = b""
+        self._in_prolog = True
+        self._seen = b""  # the last bytes passed, for an element start across the cut
+
+    def _pass(self, out: list[bytes], data: bytes) -> None:
+        if data and self._in_prolog:
+            seen = self._seen + data
+            if _WIDE_ELEMENT_START_RE.search(seen):
+                self._in_prolog = False
+            self._seen = seen[-3:]
+        out.append(data)
+
+    def feed(self, chunk: bytes, final: bool = False) -> bytes:
+        data = self._held + chunk
+        self._held = b""
+        out: list[bytes] = []
+        pos = 0
+        while True:
+            start, name = _find_wide_pi(data, pos)
+            if start < 0:
+                keep = 0 if final else max(_open_bytes_prefix(data, n, pos) for n in _WIDE_PI)
+                self._pass(out, data[pos:len(data) - keep])
+                self._held = data[len(data) - keep:]
+                break
+            self._pass(out, data[pos:start])
+            codec = _WIDE_PI[name]
+            end = _wide_end(data, start, codec)
+            # A BE instruction's verdict waits for the byte after it (see the class).
+            known = end >= 0 and (codec == "utf-16-le" or end < len(data) or final)
+            if not known and not final and len(data) - start <= _WIDE_PI_MAX:
+                self._held = data[start:]
+                break
+            if known and self._kept(data, start, end, codec):
+                self._pass(out, data[start:end])
+                pos = end
+            else:
+                self._pass(out, _WIDE_RENAMED[codec])  # fail closed: what follows is passed on
+                pos = start + len(name)
+        return b"".join(out)
+
+    def _kept(self, data: bytes, start: int, end: int, codec: str) -> bool:
+        if not self._in_prolog or (codec == "utf-16-be" and data[end:end + 1] not in (b"", b"\x00")):
+            return False
+        text = data[start:end].decode(codec, "replace")
+        return text.isascii() and own_css_stylesheet(text.encode("ascii"))
 
 
 class _DocumentRespeller(_EscapedRespeller):
@@ -387,12 +482,14 @@ class AnyRespeller:
         self._refs = _LetterRefDecoder()
         self._sheets = _StylesheetJudge()
         self._narrow = _DocumentRespeller(_DOCUMENT_NAMES)
+        self._wide_sheets = _WideStylesheetJudge()
         self._wide = _WideBytesRespeller()
 
     def feed(self, chunk: bytes) -> bytes:
-        return self._wide.feed(self._narrow.feed(self._sheets.feed(self._refs.feed(chunk))))
+        narrow = self._narrow.feed(self._sheets.feed(self._refs.feed(chunk)))
+        return self._wide.feed(self._wide_sheets.feed(narrow))
 
     def finish(self) -> bytes:
         sheets = self._sheets.feed(self._refs.feed(b"", final=True), final=True)
         narrow = self._narrow.feed(sheets) + self._narrow.finish()
-        return self._wide.feed(narrow, final=True)
+        return self._wide.feed(self._wide_sheets.feed(narrow, final=True), final=True)

@@ -74,6 +74,16 @@ XML_CSS = ('<?xml version="1.0" encoding="UTF-8"?>\n'
            '<?xml-stylesheet type="text/css" href="http://' + H + '/{w}/css"?>\n'
            '<doc><t>x</t></doc>')
 OWN_CSS = b"t { display: block; color: rgb(1, 2, 3) }"
+#: ``/{who}/NAME`` -> the codec of that XML_CSS document (UTF-16 ones with their BOM).
+XML_CSS_CODECS = {"xml-css": "utf-8", "xml-css-utf16le": "utf-16-le", "xml-css-utf16be": "utf-16-be"}
+
+
+def _xml_css(name: str, w: str) -> bytes:
+    codec = XML_CSS_CODECS[name]
+    text = XML_CSS.replace("{w}", w)
+    if codec == "utf-8":
+        return text.encode()
+    return "\ufeff".encode(codec) + text.replace("UTF-8", "UTF-16").encode(codec)
 _XHTML_TYPE = b"application/xhtml+xml"
 _SVG_TYPE = b"image/svg+xml"
 
@@ -202,11 +212,12 @@ async def site(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "http.response.body", "body": b'"' + body + b'"'})
         return
     who, name = parts[0], parts[1] if len(parts) > 1 else ""
-    if name in ("xml-css", "own.css"):
+    if name in XML_CSS_CODECS or name == "own.css":
         css = name == "own.css"
-        body = OWN_CSS if css else XML_CSS.replace("{w}", f"{who}/{name}").encode()
+        body = OWN_CSS if css else _xml_css(name, f"{who}/{name}")
         await send({"type": "http.response.start", "status": 200, "headers": [
-            (b"content-type", b"text/css" if css else b"application/xml")]})
+            # (a sheet without a charset is read in its document's: UTF-16 for some)
+            (b"content-type", b"text/css; charset=utf-8" if css else b"application/xml")]})
         await send({"type": "http.response.body", "body": body})
         return
     if name not in BODIES:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.browser.encoding_site import BODIES, H
+from tests.browser.encoding_site import BODIES, XML_CSS_CODECS, H
 from tests.browser.vector_sites import raw_and_gated
 
 if TYPE_CHECKING:
@@ -85,18 +85,20 @@ def test_unread_bodies_reach_the_partner_only_as_written(
                       else "enc" for name in BODIES}
 
 
+@pytest.mark.parametrize("name", list(XML_CSS_CODECS))
 def test_xml_document_keeps_its_own_stylesheet_not_the_partners(
-        page: Page, recording_proxy: RecordingProxy, tmp_path: Path) -> None:
+        page: Page, recording_proxy: RecordingProxy, tmp_path: Path, name: str) -> None:
     """Chromium 156 applies both CSS <?xml-stylesheet?> of an XML document as written (the
     partner's sheet fetched); through the gate the own one still applies and the partner's
-    instruction is renamed (every one was before: the page lost its own style)."""
+    instruction is renamed (every one was before: the page lost its own style), in UTF-8 and
+    in UTF-16 either byte order (where every one stayed renamed until the wide judge)."""
     colors = {}
     with raw_and_gated("tests.browser.encoding_site", tmp_path, csp="enforce") as (raw, gated):
         for who, server in (("raw", raw), ("gated", gated)):
-            page.goto(f"{server.url}/{who}/xml-css", wait_until="load")
+            page.goto(f"{server.url}/{who}/{name}", wait_until="load")
             colors[who] = page.evaluate(
                 "getComputedStyle(document.documentElement.firstElementChild).color")
         recording_proxy.wait_quiet(0.5)
     fetched = {r.path for r in recording_proxy.requests if r.host == H}
     assert colors == {"raw": "rgb(1, 2, 3)", "gated": "rgb(1, 2, 3)"}
-    assert fetched == {"/raw/xml-css/css"}
+    assert fetched == {f"/raw/{name}/css"}
