@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import gzip
+import random
 import re
 import zlib
 from pathlib import Path
@@ -601,21 +602,69 @@ def test_a_utf16_document_still_has_its_refresh_respelled(tmp_path: Path) -> Non
         assert enforced_no_partner(out)
 
 
-def test_zstd_frame_asking_for_a_large_window_is_refused(tmp_path: Path,
-                                                         caplog: pytest.LogCaptureFixture) -> None:
-    """A streamed frame with a 128 MB window would make the decoder hold 128 MB per response:
-    past 8 MB (RFC 9659) it is refused as corrupt, the response ended."""
-    c = zstd.ZstdCompressor(options={zstd.CompressionParameter.window_log: 27})
-    body = c.compress(AD_PAGE * 200) + c.flush()  # streamed: no content size in the header
-    headers = [(b"content-type", b"text/html"), (b"content-encoding", b"zstd")]
-    gate = make_gate(html_app([body], headers=headers), tmp_path)
+def _zstd_one_shot(b: bytes, log: int) -> bytes:
+    """zstd in one call: a single-segment frame, its content size (here past 8 MB) the window."""
+    c = zstd.ZstdCompressor(options={zstd.CompressionParameter.window_log: log})
+    return c.compress(b, mode=zstd.ZstdCompressor.FLUSH_FRAME)
+
+
+#: Bodies whose stream asks for a window past 8 MB -> (coding, body, what the log says).
+OVERSIZED = {
+    "br WBITS 24": (b"br", lambda: bytes(brotli.compress(AD_PAGE * 2000, lgwin=24)),
+                    "br stream asks for a 16 MB window (WBITS 24; at most 8 MB is decoded"),
+    "zstd window_log 24": (b"zstd", lambda: _zstd_window(AD_PAGE * 2000, 24),
+                           "zstd frame asks for a 16 MB window (at most 8 MB is decoded"),
+    "zstd window_log 27": (b"zstd", lambda: _zstd_window(AD_PAGE * 200, 27),
+                           "zstd frame asks for a 128 MB window (at most 8 MB is decoded"),
+    "zstd single segment, 9 MB": (b"zstd", lambda: _zstd_one_shot(b"x" * (9 << 20) + b"y" * 512, 24),
+                                  "zstd frame asks for a 9216 KB window (at most 8 MB is decoded"),
+    "zstd second frame": (b"zstd", lambda: _zstd(b"") + _zstd_window(AD_PAGE * 200, 27),
+                          "zstd frame asks for a 128 MB window (at most 8 MB is decoded"),
+}
+
+
+def _oversized_outcome(tmp_path: Path, caplog: pytest.LogCaptureFixture, coding: bytes,
+                       chunks: list[bytes]) -> tuple[Any, ...]:
+    caplog.clear()
+    headers = [(b"content-type", b"text/html"), (b"content-encoding", coding),
+               (b"content-length", str(sum(map(len, chunks))).encode())]
+    gate = make_gate(html_app(chunks, headers=headers), tmp_path)
     out = asyncio.run(run(gate, http_scope()))
-    assert out.body == b"" and enforced_no_partner(out)
-    assert "corrupt zstd body" in caplog.text
-    small = zstd.ZstdCompressor(options={zstd.CompressionParameter.window_log: 23})
-    ok = small.compress(AD_PAGE * 200) + small.flush()
-    gate = make_gate(html_app([ok], headers=headers), tmp_path)
-    assert b"data-consent-src" in asyncio.run(run(gate, http_scope())).body
+    logged = [(r.levelname, r.getMessage()) for r in caplog.records if r.name.startswith("consent")]
+    names = sorted(k for k, _ in out.start["headers"])
+    return out.start["status"], names, out.body, enforced_no_partner(out), logged
+
+
+@pytest.mark.parametrize("name", list(OVERSIZED))
+def test_a_window_past_8_mb_gets_the_same_ending_in_br_and_zstd(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, name: str) -> None:
+    """A br stream or a zstd frame asking for a window past 8 MB (RFC 9659) would make its
+    decoder hold it per response: each ends the response before anything left (an empty body
+    behind the enforced no-partner CSP, no Content-Length) with one error that says how big
+    the window is and how to recompress (zstd's was "corrupt zstd body (Frame requires too
+    much memory for decoding)", the br one this), whole or cut after one byte."""
+    coding, make, said = OVERSIZED[name]
+    body = make()
+    br = OVERSIZED["br WBITS 24"][1]()
+    for cut in (len(body), 1, 5):
+        status, names, sent, enforced, logged = _oversized_outcome(
+            tmp_path, caplog, coding, [body[:cut], body[cut:]])
+        assert (status, names, sent, enforced) == _oversized_outcome(
+            tmp_path, caplog, b"br", [br[:cut], br[cut:]])[:4]
+        assert (status, sent, enforced) == (200, b"", True) and b"content-length" not in names
+        assert len(logged) == 1 and logged[0][0] == "ERROR" and said in logged[0][1], logged
+        assert "recompress with " in logged[0][1] and "corrupt" not in logged[0][1]
+
+
+def test_a_window_of_8_mb_is_decoded(tmp_path: Path) -> None:
+    headers = [(b"content-type", b"text/html"), (b"content-encoding", b"zstd")]
+    noise = random.Random(5).randbytes((8 << 20) - len(AD_PAGE))  # (not a bomb: 1:1)
+    for body in (_zstd_window(AD_PAGE * 200, 23), _zstd_one_shot(AD_PAGE * 20, 23),
+                 _zstd_one_shot(AD_PAGE + noise, 24)):
+        assert encodings.zstd_window_size(body) <= 8 << 20
+        gate = make_gate(html_app([body], headers=headers), tmp_path)
+        out = asyncio.run(run(gate, http_scope()))
+        assert b"data-consent-src" in out.body
 
 
 @pytest.mark.parametrize("lgwin", range(10, 25))

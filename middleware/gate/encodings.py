@@ -287,6 +287,11 @@ class _Zlib:
                 yield rest
 
 
+def _window_size(n: int) -> str:
+    """A window for the log: whole MB, else KB."""
+    return f"{n >> 20} MB" if not n & ((1 << 20) - 1) else f"{n >> 10} KB"
+
+
 #: br's window (the ring buffer its decoder holds) at most 8 MB, as zstd's (RFC 9659): the
 #: brotli binding has no cap, and a stream's header may ask for 16 MB (WBITS 24). Measured,
 #: RSS per decoder 70 % through a 24 MB page: 4.1 MB at WBITS 22, 8.1 at 23, 16.1 at 24.
@@ -325,9 +330,9 @@ class _Brotli:
             if bits is not None and bits > BR_WINDOW_BITS_MAX:
                 # Chromium 156 renders it (measured); here it would hold 16 MB per response.
                 raise InflateError(
-                    f"br stream asks for a {(1 << bits) >> 20} MB window (WBITS {bits}; at "
-                    f"most {BR_WINDOW_BITS_MAX} is decoded: recompress with lgwin <= "
-                    f"{BR_WINDOW_BITS_MAX}, brotli -w {BR_WINDOW_BITS_MAX})")
+                    f"br stream asks for a {_window_size(1 << bits)} window (WBITS {bits}; at "
+                    f"most {_window_size(1 << BR_WINDOW_BITS_MAX)} is decoded: recompress "
+                    f"with lgwin <= {BR_WINDOW_BITS_MAX}, brotli -w {BR_WINDOW_BITS_MAX})")
             if bits is not None:
                 self._charge((1 << bits) - 16)  # RFC 7932 §9.1: the window is 2**WBITS - 16
         self._fed = self._fed or bool(data)
@@ -350,7 +355,7 @@ class _Brotli:
 
 #: zstd's window (the memory a frame makes the decoder hold) at most 8 MB, as RFC 9659 asks of
 #: HTTP's zstd: a frame that asks for more (up to 128 MB by the library's default, per
-#: response) is refused as corrupt.
+#: response) is refused as br's past BR_WINDOW_BITS_MAX is (the same log, the same ending).
 ZSTD_WINDOW_LOG_MAX = 23
 
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -433,7 +438,15 @@ class _Zstd:
                     self._open = self._open or bool(head)
                     return
                 self._head, pending, self._fresh = b"", head, False
-                if window and window <= 1 << ZSTD_WINDOW_LOG_MAX:  # (past it: refused)
+                if window and window > 1 << ZSTD_WINDOW_LOG_MAX:
+                    # Chromium 156 does not render it either (measured); libzstd would refuse
+                    # it too, as "corrupt" ("Frame requires too much memory for decoding").
+                    raise InflateError(
+                        f"zstd frame asks for a {_window_size(window)} window (at most "
+                        f"{_window_size(1 << ZSTD_WINDOW_LOG_MAX)} is decoded, RFC 9659: "
+                        f"recompress with window_log <= {ZSTD_WINDOW_LOG_MAX}, zstd "
+                        f"--zstd=wlog={ZSTD_WINDOW_LOG_MAX})")
+                if window:
                     self._charge(window)  # before the decoder allocates it
             self._open = self._open or bool(pending)
             try:
