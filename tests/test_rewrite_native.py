@@ -108,7 +108,8 @@ def check(doc: bytes, cuts: list[int], allowed: frozenset[str], inject: bool,
 # --- the generator -----------------------------------------------------------------------------
 
 SCHEMES = ["https:", "http:", "HTTPS:", "Http:", "http&colon;", "https&#58;", "ws:", "wss:", "ftp:", "data:", "javascript:",
-           "mailto:", "blob:", "h-t+t.p:", "1http:", "", "", ""]
+           "mailto:", "blob:", "h-t+t.p:", "1http:", "", "", "", "&#x68;ttps:", "&#104ttp:",
+           "ht&Tab;tps:", "htt&NewLine;p:", "ht&#9;tp:"]
 SLASHES = ["//", "//", "", "/", "///", "\\\\", "/\\", "/\t/", "/\n/", "/ /", "&#47;&#47;", "&sol;/"]
 USERINFO = ["", "", "", "user@", "u:p@", "@", "a@b@", "%40@", "ad.doubleclick.net&sol;@",
             "x&#64;"]
@@ -126,7 +127,8 @@ HOSTS = ["pagead2.googlesyndication.com", "PAGEAD2.GoogleSyndication.COM",
          "ad.doubleclick&period;net", "ad.double&#99;lick.net", "a\tb.example", "ad.doubleclick.net\\"]
 PORTS = ["", "", ":80", ":", ":443", ":8x", ":1:2", ":0"]
 PATHS = ["", "/", "/x.js", "/a?b=c:d", "?q=1", "#f", "/p/q.png 2x", "/a,b", "/x&amp;y", "/\u00e9"]
-urls = st.tuples(st.sampled_from(["", "", " ", "\t", "\x01"]), st.sampled_from(SCHEMES),
+urls = st.tuples(st.sampled_from(["", "", " ", "\t", "\x01", "&#32;", "&Tab;", "&NewLine;"]),
+                 st.sampled_from(SCHEMES),
                  st.sampled_from(SLASHES), st.sampled_from(USERINFO), st.sampled_from(HOSTS),
                  st.sampled_from(PORTS), st.sampled_from(PATHS),
                  st.sampled_from(["", "", " ", "\n"])).map("".join)

@@ -75,12 +75,15 @@ XML_CSS = ('<?xml version="1.0" encoding="UTF-8"?>\n'
            '<doc><t>x</t></doc>')
 OWN_CSS = b"t { display: block; color: rgb(1, 2, 3) }"
 #: ``/{who}/NAME`` -> the codec of that XML_CSS document (UTF-16 ones with their BOM).
-XML_CSS_CODECS = {"xml-css": "utf-8", "xml-css-utf16le": "utf-16-le", "xml-css-utf16be": "utf-16-be"}
+XML_CSS_CODECS = {"xml-css": "utf-8", "xml-css-utf16le": "utf-16-le", "xml-css-utf16be": "utf-16-be",
+                  "xml-css-charref": "utf-8", "xml-css-charref-utf16le": "utf-16-le"}
 
 
 def _xml_css(name: str, w: str) -> bytes:
     codec = XML_CSS_CODECS[name]
     text = XML_CSS.replace("{w}", w)
+    if "charref" in name:  # the partner's href built with a character reference
+        text = text.replace('href="http://', 'href="&#104;ttp://')
     if codec == "utf-8":
         return text.encode()
     return "\ufeff".encode(codec) + text.replace("UTF-8", "UTF-16").encode(codec)

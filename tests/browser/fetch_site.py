@@ -54,6 +54,40 @@ VECTORS: dict[str, str] = {
     "base-href": f'<base href="http://{H}/{{w}}/"><img src="relative.gif">',
 }
 
+#: name -> markup whose partner URL is spelled with character references (task: entity-built
+#: URLs): the tokenizer decodes them in attribute values and the URL parser then drops tab and
+#: newline and strips leading spaces, so each is the partner's URL to Chromium.
+CHARREFS: dict[str, str] = {
+    "ref-scheme-hex": f'<img src="&#x68;ttp://{H}/{{w}}/r1.gif">',
+    "ref-scheme-decimal-no-semicolon": f'<img src="&#104ttp://{H}/{{w}}/r2.gif">',
+    "ref-tab-in-scheme": f'<img src="ht&Tab;tp://{H}/{{w}}/r3.gif">',
+    "ref-newline-in-scheme": f'<img src="htt&NewLine;p://{H}/{{w}}/r4.gif">',
+    "ref-colon": f'<img src="http&colon;//{H}/{{w}}/r5.gif">',
+    "ref-slashes": f'<img src="http:&sol;&#x2f;{H}/{{w}}/r6.gif">',
+    "ref-backslashes": f'<img src="http:&bsol;&#92;{H}/{{w}}/r7.gif">',
+    "ref-scheme-relative": f'<img src="&#47;/{H}/{{w}}/r8.gif">',
+    "ref-host-dots": '<img src="http://tracker&period;partner&#46;example/{w}/r9.gif">',
+    "ref-tab-in-host": '<img src="http://tracker.part&Tab;ner.example/{w}/r10.gif">',
+    "ref-leading-space": f'<img src="&#32;&Tab;&NewLine;http://{H}/{{w}}/r11.gif">',
+    "ref-srcset": f'<img srcset="&#x68;ttp://{H}/{{w}}/r13.gif 1x">',
+    "ref-svg-image": f'<svg><image href="ht&Tab;tp&colon;//{H}/{{w}}/r14.gif" width="9" height="9"/></svg>',
+    "ref-style-url": f'<div style="width:9px;height:9px;background:url(&#x68;ttp&colon;//{H}/{{w}}/r15.gif)"></div>',
+    "ref-style-url-quoted": ('<div style="width:9px;height:9px;background:url(&quot;ht&Tab;tp://'
+                             f'{H}/{{w}}/r17.gif&quot;)"></div>'),
+    "ref-refresh": f'<meta http-equiv="refresh" content="0;url=&#x68;ttp&colon;//{H}/{{w}}/r16">',
+}
+
+#: Character references Chromium does not turn into a partner fetch (measured): a tab inside an
+#: unquoted CSS url() makes it a bad URL token; references in <style> text are not decoded
+#: (a relative URL); a userinfo@ in an image URL. Through the gate they fetch nothing either.
+CHARREF_CONTROLS: dict[str, str] = {
+    "ref-style-url-unquoted-tab": ('<div style="width:9px;height:9px;background:url(ht&Tab;tp&colon;//'
+                                   f'{H}/{{w}}/c1.gif)"></div>'),
+    "ref-style-element": f"<style>body{{background:url(&#x68;ttp://{H}/{{w}}/c2.gif)}}</style>",
+    # (Chromium blocks a subresource whose URL has credentials; the rewriter reads the host.)
+    "ref-userinfo": f'<img src="http://own.example&commat;{H}/{{w}}/c3.gif">',
+}
+
 #: name -> markup after an end tag that breaks out of foreign content (`</p>`, `</br>`) and a
 #: raw-text element: the current spec reads the partner tag as text, an older tree builder as
 #: an element. Whichever Chromium does, through the rewriter it must not fetch.
@@ -73,7 +107,7 @@ BREAKOUTS.update({f"{name}-control": markup.replace("</p>", "").replace("</br>",
 
 def page(name: str, who: str) -> bytes:
     """The vector page; partner URLs start with /WHO/NAME/ (who sent which markup)."""
-    markup = {**VECTORS, **BREAKOUTS}[name].replace("{w}", f"{who}/{name}")
+    markup = {**VECTORS, **BREAKOUTS, **CHARREFS, **CHARREF_CONTROLS}[name].replace("{w}", f"{who}/{name}")
     return (f"<!DOCTYPE html><html><head><title>{name}</title></head><body>"
             f"<h1>{name}</h1>{markup}</body></html>").encode()
 
@@ -86,7 +120,7 @@ async def site(scope: dict[str, Any], receive: Any, send: Any) -> None:
             if message["type"] == "lifespan.shutdown":
                 return
     who, _, name = scope["path"][1:].partition("/")
-    if name in VECTORS or name in BREAKOUTS:
+    if name in {**VECTORS, **BREAKOUTS, **CHARREFS, **CHARREF_CONTROLS}:
         status, body = 200, page(name, who)
     else:
         status, body = 404, b"<!DOCTYPE html><title>Not found</title><p>Not found</p>"

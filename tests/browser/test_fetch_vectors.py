@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.browser.fetch_site import BREAKOUTS, VECTORS, H
+from tests.browser.fetch_site import BREAKOUTS, CHARREF_CONTROLS, CHARREFS, VECTORS, H
 from tests.browser.vector_sites import raw_and_gated
 from tests.support.servers import ServerProcess
 
@@ -76,3 +76,16 @@ def test_fetch_vectors_after_a_foreign_content_breakout_never_reach_the_partner(
     # tag after </p> or </br> is text; without it, the same tag is live and does fetch.
     assert sorted(name for who, name in seen if who == "raw") == sorted(
         name for name in BREAKOUTS if name.endswith("-control"))
+
+
+def test_urls_spelled_with_character_references_reach_the_partner_only_as_written(
+        page: Page, recording_proxy: RecordingProxy,
+        sites: tuple[ServerProcess, ServerProcess]) -> None:
+    """A partner URL built with character references (&#x68;ttp, &Tab; or &NewLine; inside the
+    scheme, &colon;, &sol;, &period; in the host, &commat; userinfo, in src, srcset, an SVG
+    href, a style url() and a meta refresh): Chromium fetches every one as written; the
+    rewriter reads each value decoded (C and pure Python alike) and none reaches the partner."""
+    seen = observe(page, recording_proxy, sites, {**CHARREFS, **CHARREF_CONTROLS},
+                   "character reference")
+    assert sorted(name for who, name in seen if who == "gated") == []
+    assert sorted(name for who, name in seen if who == "raw") == sorted(CHARREFS)
