@@ -3,6 +3,7 @@
     .venv/bin/python bench/bench_ledger_append.py                 # ~20 s
     .venv/bin/python bench/bench_ledger_append.py --views 4096 --rounds 7 --batch 32
     .venv/bin/python bench/bench_ledger_append.py --wire          # decode + chain + append
+    .venv/bin/python bench/bench_ledger_append.py --postgres      # PostgresStore.append
 
 The Japan Talk example's partners, all consented (the largest partner list a page sends),
 and, for one view in five, only its ads partners: two distinct lists, as on a real site.
@@ -20,6 +21,12 @@ checkpoints, as the writer process opens it) and checkpointed when due. ``--stop
 STAGE`` ends each commit after that stage (``load``: frames built, nothing done): under
 ``valgrind --tool=callgrind`` the difference of two runs' totals, divided by the views, is
 the instructions per view of the stages between them.
+
+``--postgres``: ``PostgresStore.append`` against a PostgreSQL this script starts (as
+``bench_load.py`` does: initdb in a temp dir, fsync and ``synchronous_commit`` on), a fresh
+database per round. Besides the client's thread CPU it reads, from ``/proc``, the CPU of
+the connection's backend and of the cluster's other processes (WAL writer, checkpointer...)
+and the wall time per commit (which includes the fsync the commit waits for).
 """
 
 from __future__ import annotations
@@ -138,6 +145,79 @@ def wire_round(path: Path, views: int, batch: int,
     return {k: v / views * 1e6 for k, v in cpu.items()}, size_of(path) / views
 
 
+def _proc_cpu_us(pid: int) -> float:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) * 1e6 / os.sysconf("SC_CLK_TCK")
+
+
+def _cluster_cpu_us(postmaster: int, skip: int) -> float:
+    """CPU of the postmaster and its children except the backend ``skip``."""
+    total = 0.0
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == skip:
+            continue
+        try:
+            stat = Path(f"/proc/{name}/stat").read_text()
+            ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+            if int(name) == postmaster or ppid == postmaster:
+                total += _proc_cpu_us(int(name))
+        except (OSError, ValueError):
+            continue
+    return total
+
+
+def pg_round(dsn: str, postmaster: int, views: int, batch: int) -> dict[str, float]:
+    """Per view: client append CPU, backend CPU, other server CPU (µs); wall per commit (ms)."""
+    from middleware.ledger.postgres import PostgresStore
+
+    every, ads = partner_lists()
+    store = PostgresStore(dsn)
+    store.open()
+    assert store._conn is not None
+    backend = int(store._conn.info.backend_pid)
+    cursor = ChainCursor()
+    batches = [cursor.link(views_of(s, min(s + batch, views), every, ads))
+               for s in range(0, 2 * batch, batch)]  # warm-up: lists, prepared statements
+    for rows in batches:
+        store.append(rows)
+        cursor.advance(rows)
+    cpu = 0.0
+    b0, o0, w0 = _proc_cpu_us(backend), _cluster_cpu_us(postmaster, backend), time.perf_counter()
+    for start in range(0, views, batch):
+        rows = cursor.link(views_of(start, min(start + batch, views), every, ads))
+        c = time.thread_time()
+        store.append(rows)
+        cpu += time.thread_time() - c
+        cursor.advance(rows)
+    wall = time.perf_counter() - w0
+    b1, o1 = _proc_cpu_us(backend), _cluster_cpu_us(postmaster, backend)
+    store.close()
+    commits = -(-views // batch)
+    return {"client": cpu / views * 1e6, "backend": (b1 - b0) / views,
+            "server other": (o1 - o0) / views, "wall ms/commit": wall / commits * 1e3}
+
+
+def postgres_rounds(args: argparse.Namespace, what: str) -> int:
+    from bench_load import Postgres, pg_bindir
+
+    if pg_bindir() is None:
+        print("no PostgreSQL binaries (initdb, pg_ctl)", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory() as tmp:
+        pg = Postgres(Path(tmp))
+        pg.start()
+        try:
+            postmaster = int((pg.base / "data" / "postmaster.pid").read_text().split()[0])
+            got = [pg_round(pg.database(f"append_{r}"), postmaster, args.views, args.batch)
+                   for r in range(args.rounds)]
+        finally:
+            pg.stop()
+    parts = ", ".join(f"{k} {statistics.median(x[k] for x in got):.1f}" for k in got[0])
+    print(f"{ROOT.name}: PostgreSQL append per view µs CPU: {parts}; {what}")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--views", type=int, default=4096)
@@ -150,10 +230,14 @@ def main() -> int:
                     help="the writer process's path: decode, link, append, checkpoint")
     ap.add_argument("--stop-after", choices=STAGES, default="checkpoint",
                     help="with --wire: do each commit's stages up to this one only")
+    ap.add_argument("--postgres", action="store_true",
+                    help="PostgresStore.append against a PostgreSQL started here (fsync on)")
     args = ap.parse_args()
     every, _ = partner_lists()
     what = (f"{args.views} views x {args.rounds} rounds, {args.batch}/commit, "
             f"{len(every)} partners")
+    if args.postgres:
+        return postgres_rounds(args, what)
     with tempfile.TemporaryDirectory() as tmp:
         if args.wire:
             stages: list[dict[str, float]] = []

@@ -203,6 +203,36 @@ class Postgres:
             c.execute(f"CREATE DATABASE {name}".encode())
         return f"{dsn}/{name}"
 
+    def cluster_cpu_us(self) -> float:
+        """CPU µs (user + system) of the postmaster and its children so far."""
+        try:
+            pm = int((self.base / "data" / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return float("nan")
+        total = 0.0
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                stat = Path(f"/proc/{name}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2:].split()
+            if int(name) == pm or int(fields[1]) == pm:
+                total += (int(fields[11]) + int(fields[12])) * _TICK_US
+        return total
+
+    def commits(self, name: str) -> int:
+        """Committed transactions of database ``name`` (pg_stat_database; flushed by the
+        backends at most once a second, so a run's count is off by up to a second's)."""
+        import psycopg
+
+        with psycopg.connect(f"postgresql://postgres@127.0.0.1:{self.port}/postgres",
+                             autocommit=True) as c:
+            row = c.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = %s",
+                            (name,)).fetchone()
+        return int(row[0]) if row else 0
+
     def stop(self) -> None:
         if self.bindir is not None and (self.base / "data").exists():
             subprocess.run([*self.prefix, str(self.bindir / "pg_ctl"), "-D", str(self.base / "data"),
@@ -262,6 +292,9 @@ class Server:
     port: int
     log: Path
     proc: subprocess.Popen[bytes] | None = None
+    #: The PostgreSQL it writes to (the PostgreSQL row): its server CPU and commits per run.
+    db: Postgres | None = None
+    db_name: str = ""
 
     @property
     def base(self) -> str:
@@ -312,6 +345,10 @@ class WrkResult:
     #: Resident memory (MB) of the server's workers (+ supervisor) and its writer at the end.
     rss_workers: float = float("nan")
     rss_writer: float = float("nan")
+    #: The PostgreSQL row: CPU µs per request of the whole cluster (backends, WAL writer...),
+    #: and page views per committed transaction of the ledger's database (pg_stat_database).
+    cpu_db: float = float("nan")
+    views_per_commit: float = float("nan")
 
 
 #: A run whose busiest worker did more than this share of the workers' CPU is run again (at
@@ -383,10 +420,13 @@ def run_wrk(url: str, cookie: str | None, duration: float, conns: int = 32,
         argv += ["-H", f"Cookie: {cookie}"]
     sid = server.proc.pid if server is not None and server.proc is not None else None
     before = session_cpu(sid) if sid is not None else None
+    db = server.db if server is not None else None
+    db0 = (db.cluster_cpu_us(), db.commits(server.db_name)) if db and server else None
     wrk0 = children_cpu_us()
     out = subprocess.run([*argv, url], capture_output=True, text=True, check=True).stdout
     wrk_us = children_cpu_us() - wrk0
     after = session_cpu(sid) if sid is not None else None
+    db1 = (db.cluster_cpu_us(), db.commits(server.db_name)) if db and server else None
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
     p99 = ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
@@ -403,6 +443,10 @@ def run_wrk(url: str, cookie: str | None, duration: float, conns: int = 32,
             result.cpu_workers = (after["workers"] - before["workers"]) / reqs
             result.cpu_writer = (after["writer"] - before["writer"]) / reqs
             result.busiest_share = busiest_share(before, after)
+        if db0 is not None and db1 is not None:
+            result.cpu_db = (db1[0] - db0[0]) / reqs
+            if db1[1] > db0[1]:
+                result.views_per_commit = reqs / (db1[1] - db0[1])
     if after is not None:
         result.rss_workers, result.rss_writer = after["rss_workers"], after["rss_writer"]
     return result
@@ -516,6 +560,8 @@ def bench_workers(workers: int, args: argparse.Namespace, tmp: Path, out: list[s
         else:
             argv = [*argv, "--port", str(port)]
         servers[name] = Server(name, argv, senv, port, tmp / f"{name}-w{workers}.log")
+        if name == "wrapped-pg":
+            servers[name].db, servers[name].db_name = pg, f"ledger_w{workers}"
         commands.append(f"{workers}w {name}: " + " ".join(
             Path(a).name if a.startswith("/") and not a.endswith(".toml") else a for a in argv))
     cookie = mint_cookie(config, secret)
@@ -577,7 +623,10 @@ def bench_workers(workers: int, args: argparse.Namespace, tmp: Path, out: list[s
                           f"p99 {r.p99_ms:.2f} ms; CPU µs/req workers {r.cpu_workers:.0f} "
                           f"writer {r.cpu_writer:.0f} wrk {r.cpu_wrk:.0f} busiest worker "
                           f"{r.busiest_share:.0%}; RSS MB workers {r.rss_workers:.0f} "
-                          f"writer {r.rss_writer:.0f} {r.errors}",
+                          f"writer {r.rss_writer:.0f}"
+                          + (f"; PostgreSQL CPU µs/req {r.cpu_db:.0f}, views/commit "
+                             f"{r.views_per_commit:.1f}" if v.server.db is not None else "")
+                          + f" {r.errors}",
                           file=sys.stderr, flush=True)
     finally:
         for s in servers.values():
@@ -614,6 +663,11 @@ def bench_workers(workers: int, args: argparse.Namespace, tmp: Path, out: list[s
     out.append(table(["variant", "req/s", "ratio to bare", "p50 ms", "p99 ms",
                       "CPU µs/req workers + writer", "wrk CPU µs/req", "req/s per run",
                       "errors"], rows, md))
+    for v in variants:
+        if v.server.db is not None and v.results:
+            out.append(("- " if md else "  ") + f"{v.path} {v.name}: PostgreSQL server CPU "
+                       f"(all the cluster's processes) {v.med('cpu_db'):.0f} µs/req, "
+                       f"{v.med('views_per_commit'):.1f} page views per commit (medians)")
     flagged = [(v, r) for v in variants for r in v.results if unbalanced(r, workers)]
     if retried:
         out.append(("- " if md else "  ") + f"runs repeated because one worker did more than "

@@ -362,6 +362,23 @@ class SqlStore:
         self._known_sets |= new_sets
         self._list_ids.update(new_ids)
 
+    def _known_views(self, rows: Sequence[ChainedRecord]) -> list[list[Any]] | None:
+        """The rows' parameters, lists by reference, if every row is a page view whose
+        partner list and partner set are already committed (the steady state: nothing to
+        insert but the views); else None. Call with the connection open (it may forget ids)."""
+        known, sets = self._list_ids, self._known_sets
+        out: list[list[Any]] = []
+        for r in rows:
+            if not isinstance(r.record, PageView):
+                return None
+            p = self._params(r)
+            list_id = known.get(p[4])
+            if list_id is None or p[5] not in sets:
+                return None
+            p[4], p[10] = "", list_id
+            out.append(p)
+        return out
+
     def _list_id(self, cur: Any, text: str, partner_set: str) -> int:
         """The id of a partner list, inserting it if new, in the caller's transaction.
 
