@@ -17,8 +17,11 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from middleware.errors import LedgerUnavailable
 from middleware.ledger import (
@@ -542,3 +545,98 @@ def test_postgres_v4_ledger_migrates_to_hashed_list_uniqueness_for_long_lists(ds
     assert sql(dsn, "SELECT count(DISTINCT list_id) FROM page_views") == [(3,)]
     report = check(dsn)
     assert report.ok and report.rows == 5, report.problems
+
+
+def _traced_append(store: PostgresStore, rows: list[Any], trace: Path) -> list[str]:
+    """``store.append(rows)`` with libpq's protocol trace on: the messages the client sent."""
+    store.open()
+    assert store._conn is not None
+    with trace.open("w") as f:
+        store._conn.pgconn.trace(f.fileno())
+        try:
+            store.append(rows)
+        finally:
+            store._conn.pgconn.untrace()
+    sent = [line.split("\t") for line in trace.read_text().splitlines()]
+    # Each line: time, F (from the client) or B, length, message type, its contents.
+    return [f"{p[3]} {' '.join(p[4:]).strip()[:40]}".strip()
+            for p in sent if len(p) > 3 and p[1] == "F"]
+
+
+def test_postgres_steady_state_commit_is_one_copy_without_begin(dsn: str, tmp_path: Path) -> None:
+    """Once a view's partner list and set are committed, a commit of views is one COPY
+    statement in autocommit (its own transaction): no BEGIN, no COMMIT, one message
+    carrying the rows. A new list still goes through one explicit transaction."""
+    store = PostgresStore(dsn)
+    cursor = ChainCursor()
+    first = cursor.link([page_view(1)])
+    sent = _traced_append(store, first, tmp_path / "t1")  # the list is new: a transaction
+    cursor.advance(first)
+    assert sent[0].startswith("Query \"BEGIN") and sent[-1].startswith("Query \"COMMIT")
+    rows = cursor.link([page_view(i) for i in range(2, 12)])
+    sent = _traced_append(store, rows, tmp_path / "t2")
+    cursor.advance(rows)
+    assert [m.split(" ")[0] for m in sent] == ["Query", "CopyData", "CopyDone"], sent
+    assert "COPY page_views" in sent[0]
+    store.close()
+    assert sql(dsn, "SELECT count(*) FROM page_views") == [(11,)]
+    assert check(dsn).ok
+
+
+def test_postgres_failed_copy_commits_none_of_its_views_and_the_next_one_commits(
+    dsn: str
+) -> None:
+    """The one-statement commit is atomic: a bad view (a NUL byte, which PostgreSQL text
+    cannot hold) fails its whole batch and leaves nothing behind; the connection stays
+    usable and the chain goes on from the last committed row."""
+    store = PostgresStore(dsn)
+    cursor = ChainCursor()
+    rows = cursor.link([page_view(1)])
+    store.append(rows)
+    cursor.advance(rows)
+    bad = PageView(time=NOW, request_id="v3", consent_id="c1", path="/a\x00b", partners=_SHARES)
+    with pytest.raises(psycopg.Error, match="NUL"):
+        store.append(cursor.link([page_view(2), bad, page_view(4)]))
+    rows = cursor.link([page_view(5)])
+    store.append(rows)
+    store.close()
+    assert sql(dsn, "SELECT request_id, seq FROM page_views ORDER BY id") == [("v1", 1), ("v5", 2)]
+    assert check(dsn).ok
+
+
+_TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+                max_size=30)
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(views=st.lists(st.fixed_dictionaries({
+    "request_id": _TEXT, "consent_id": st.none() | _TEXT, "path": _TEXT,
+    "policy_version": _TEXT, "ip": st.none() | _TEXT, "ua_family": _TEXT,
+    "fields": st.dictionaries(_TEXT, _TEXT | st.integers() | st.floats(allow_nan=False),
+                              max_size=3),
+    "micros": st.integers(0, 10**9), "list": st.sampled_from([0, 1, 2]),
+}), min_size=1, max_size=4))
+def test_postgres_copy_round_trips_any_text_and_its_hashes_verify(
+    dsn: str, views: list[dict[str, Any]]
+) -> None:
+    """The rows COPY sends are text with tabs, newlines, backslashes, quotes and any
+    Unicode escaped by psycopg: what comes back is the record written (so its hash
+    recomputes), through the steady-state COPY and, for a list not seen yet, the
+    transaction."""
+    lists = (_SHARES, _SHARES[:1], _SHARES[1:])
+    recs = [PageView(time=NOW + timedelta(microseconds=v["micros"]), request_id=v["request_id"],
+                     consent_id=v["consent_id"], path=v["path"], partners=lists[v["list"]],
+                     policy_version=v["policy_version"], ip=v["ip"], ua_family=v["ua_family"],
+                     fields=v["fields"]) for v in views]
+    with PostgresStore(dsn) as store:
+        before = sql(dsn, "SELECT count(*) FROM page_views")[0][0] if sql(
+            dsn, "SELECT to_regclass('page_views')")[0][0] else 0
+        cursor = ChainCursor()
+        rows = cursor.link(recs)
+        store.append(rows)
+        back = [r for r in store.chain_rows() if isinstance(r, StoredRow)
+                and r.writer_id == cursor.writer_id]
+    assert [r.record for r in back] == recs
+    assert [r.computed_hash() for r in back] == [r.hash for r in back]
+    assert sql(dsn, "SELECT count(*) FROM page_views")[0][0] == before + len(recs)
