@@ -613,7 +613,7 @@ _TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters
 @given(views=st.lists(st.fixed_dictionaries({
     "request_id": _TEXT, "consent_id": st.none() | _TEXT, "path": _TEXT,
     "policy_version": _TEXT, "ip": st.none() | _TEXT, "ua_family": _TEXT,
-    "fields": st.dictionaries(_TEXT, _TEXT | st.integers() | st.floats(allow_nan=False),
+    "fields": st.dictionaries(_TEXT, _TEXT | st.integers() | st.floats(allow_nan=False, allow_infinity=False),
                               max_size=3),
     "micros": st.integers(0, 10**9), "list": st.sampled_from([0, 1, 2]),
 }), min_size=1, max_size=4))
