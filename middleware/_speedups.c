@@ -3423,7 +3423,119 @@ rules_tuple(void)
     return t;
 }
 
+/* ---- start_kind: gate/start.py's decision on a raw http.response.start header list ----
+ * The common answers (one lower-case Content-Type without a comma starting text/html or
+ * application/json; every name lower-case) are decided here with no allocation; anything
+ * else (no or several Content-Types, other types, odd objects) is handed to the Python
+ * reference, so the two cannot disagree on the rare inputs. */
+static PyObject *start_html_pairs;  /* (html without Set-Cookie, html with) */
+static PyObject *start_other_pairs; /* (other without, other with) */
+static PyObject *start_fallback;    /* start.start_kind_py */
+
+static PyObject *
+start_setup(PyObject *self, PyObject *args)
+{
+    PyObject *html, *other, *fallback;
+    if (!PyArg_ParseTuple(args, "O!O!O:start_setup", &PyTuple_Type, &html, &PyTuple_Type, &other,
+                          &fallback)) {
+        return NULL;
+    }
+    if (PyTuple_GET_SIZE(html) != 2 || PyTuple_GET_SIZE(other) != 2 || !PyCallable_Check(fallback)) {
+        PyErr_SetString(PyExc_ValueError, "start_setup: two (without, with) pairs and a callable");
+        return NULL;
+    }
+    Py_INCREF(html);
+    Py_INCREF(other);
+    Py_INCREF(fallback);
+    Py_XSETREF(start_html_pairs, html);
+    Py_XSETREF(start_other_pairs, other);
+    Py_XSETREF(start_fallback, fallback);
+    Py_RETURN_NONE;
+}
+
+/* bytes.islower(): some a-z and no A-Z. */
+static int
+ascii_islower(const unsigned char *s, Py_ssize_t n)
+{
+    int cased = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (s[i] >= 'A' && s[i] <= 'Z') {
+            return 0;
+        }
+        cased |= s[i] >= 'a' && s[i] <= 'z';
+    }
+    return cased;
+}
+
+static PyObject *
+start_kind(PyObject *self, PyObject *headers)
+{
+    if (start_fallback == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "start_kind: start_setup was not called");
+        return NULL;
+    }
+    PyObject **items;
+    Py_ssize_t n;
+    if (PyList_CheckExact(headers)) {
+        items = PySequence_Fast_ITEMS(headers);
+        n = PyList_GET_SIZE(headers);
+    } else if (PyTuple_CheckExact(headers)) {
+        items = PySequence_Fast_ITEMS(headers);
+        n = PyTuple_GET_SIZE(headers);
+    } else {
+        return PyObject_CallOneArg(start_fallback, headers);
+    }
+    PyObject *content_type = NULL;
+    int several = 0, sets_cookie = 0;
+    /* Items are borrowed from the list; nothing below runs Python code, so it cannot change. */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = items[i];
+        if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 2
+            || !PyBytes_CheckExact(PyTuple_GET_ITEM(item, 0))
+            || !PyBytes_CheckExact(PyTuple_GET_ITEM(item, 1))) {
+            return PyObject_CallOneArg(start_fallback, headers);
+        }
+        PyObject *key = PyTuple_GET_ITEM(item, 0);
+        const char *k = PyBytes_AS_STRING(key);
+        Py_ssize_t kn = PyBytes_GET_SIZE(key);
+        if (kn == 12 && memcmp(k, "content-type", 12) == 0) {
+            several = content_type != NULL;
+            content_type = PyTuple_GET_ITEM(item, 1);
+        } else if (kn == 10 && memcmp(k, "set-cookie", 10) == 0) {
+            sets_cookie = 1;
+        } else if (kn == 22 && memcmp(k, "x-content-type-options", 22) == 0) {
+            /* nosniff only matters to the types handed to Python, which reads it itself */
+        } else if (!ascii_islower((const unsigned char *)k, kn)) {
+            Py_RETURN_NONE;
+        }
+    }
+    if (content_type != NULL && !several) {
+        const char *v = PyBytes_AS_STRING(content_type);
+        Py_ssize_t vn = PyBytes_GET_SIZE(content_type);
+        if (memchr(v, ',', (size_t)vn) == NULL) {
+            PyObject *pairs = NULL;
+            if (vn >= 9 && memcmp(v, "text/html", 9) == 0) {
+                pairs = start_html_pairs;
+            } else if (vn >= 16 && memcmp(v, "application/json", 16) == 0) {
+                pairs = start_other_pairs;
+            }
+            if (pairs != NULL) {
+                PyObject *r = PyTuple_GET_ITEM(pairs, sets_cookie);
+                Py_INCREF(r);
+                return r;
+            }
+        }
+    }
+    return PyObject_CallOneArg(start_fallback, headers);
+}
+
 static PyMethodDef methods[] = {
+    {"start_setup", start_setup, METH_VARARGS,
+     "start_setup(html_pairs, other_pairs, fallback) -> None\n\nThe answers start_kind returns "
+     "(each a (without, with) Set-Cookie pair) and the Python start_kind it defers to."},
+    {"start_kind", start_kind, METH_O,
+     "start_kind(headers) -> (kind, sets_cookie) | None\n\nThe same as gate/start.py's "
+     "start_kind_py; the common JSON and HTML starts without allocation."},
     {"skip_end", skip_end, METH_VARARGS,
      "skip_end(low, pos) -> int\n\nThe same as _SKIP_RE.match(low, pos).end() in rewrite.py."},
     {"scan_end", scan_end, METH_VARARGS,

@@ -1,7 +1,7 @@
 # Stub for the optional C accelerator (middleware/_speedups.c).
 
-from collections.abc import Iterable, Mapping, Set
-from typing import NewType
+from collections.abc import Callable, Iterable, Mapping, Set
+from typing import Any, NewType
 
 HostTable = NewType("HostTable", object)
 
@@ -31,3 +31,6 @@ def scan_end(buf: bytes | bytearray | memoryview, pos: int, hosts: HostTable | N
              purposes: Set[str] | None = None, documents: bool = False, /) -> int: ...
 def splice(buf: bytes | bytearray | memoryview, edits: list[tuple[int, int, bytes]],
            stop: int, /) -> bytes: ...
+def start_setup(html_pairs: tuple[object, object], other_pairs: tuple[object, object],
+                fallback: Callable[[Any], object], /) -> None: ...
+def start_kind(headers: Any, /) -> Any: ...

@@ -17,7 +17,7 @@ SECRET_ENV = "CONSENT_GATE_SECRET"
 DEV_ENV = "CONSENT_GATE_DEV"
 #: HMAC key for purge checkpoints (written by the middleware, checked by ``log verify``).
 LEDGER_KEY_ENV = "CONSENT_GATE_LEDGER_KEY"
-#: ``1`` forces the pure-Python rewriter scan (read at import).
+#: ``1`` forces the pure-Python rewriter scan and start_kind (read at import).
 PURE_PYTHON_ENV = "CONSENT_GATE_PURE_PYTHON"
 #: The cyclic GC's generation-0 threshold each worker of ``consent-gate run`` sets
 #: (``--gc-threshold``; ``0`` leaves Python's own). Read by ``middleware.runner``.

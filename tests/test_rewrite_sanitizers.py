@@ -3,7 +3,8 @@
 preloaded over the hypothesis corpora of tests/test_rewrite_speedups.py (``skip_end``) and
 tests/test_rewrite_native.py (``scan_end`` with a partner host table, and ``make_hosts``), ``splice``
 (the one-buffer output) against ``tokenizer.splice_py`` on random edits and on large outputs
-that reuse the last one's bytes object, and
+that reuse the last one's bytes object, ``start_kind`` against ``gate.start.start_kind_py`` on
+tests/test_gate_start_native.py's header lists, and
 the corpus pages at every position: any out-of-bounds read, overflow or undefined behaviour
 aborts the child. Skipped, with the reason, when the compiler cannot build or run it."""
 
@@ -123,11 +124,22 @@ def check_spare():
             kept.append((got, want))
     assert all(got == want for got, want in kept)
 
+from middleware.gate import start
+from tests import test_gate_start_native as gs
+san.start_setup(start._PAIRS[start.HTML], start._PAIRS[start.OTHER], start.start_kind_py)
+
+@settings(max_examples=int(sys.argv[2]), deadline=None, database=None)
+@given(st.one_of(gs.header_lists, gs.odd_lists), st.sampled_from([list, tuple]))
+def run_start(headers, kind):
+    assert gs._outcome(san.start_kind, kind(headers)) == gs._outcome(start.start_kind_py,
+                                                                     kind(headers))
+
 run()
 run_scan()
 run_splice()
 check_spare()
-print("sanitized skip_end, scan_end and splice: ok")
+run_start()
+print("sanitized skip_end, scan_end, splice and start_kind: ok")
 """
 
 
@@ -155,4 +167,4 @@ def test_c_skip_under_address_and_undefined_sanitizers(tmp_path: Path) -> None:
     run = subprocess.run([sys.executable, "-c", DRIVER, str(out), "400"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
-    assert "sanitized skip_end, scan_end and splice: ok" in run.stdout
+    assert "sanitized skip_end, scan_end, splice and start_kind: ok" in run.stdout

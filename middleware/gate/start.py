@@ -4,8 +4,10 @@ no allocation, so the pass path costs one loop over the headers."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import os
+from collections.abc import Callable, Iterable
 
+from ..env import PURE_PYTHON_ENV
 from ..sniff import BodyKind, classify
 
 # Module names, not Enum attribute reads (~0.2 µs each through the metaclass).
@@ -53,7 +55,7 @@ def _one_type(content_type: bytes, nosniff: bool) -> BodyKind:
     return classify((content_type,), nosniff=nosniff)
 
 
-def start_kind(headers: Iterable[tuple[bytes, bytes]]) -> tuple[BodyKind, bool] | None:
+def start_kind_py(headers: Iterable[tuple[bytes, bytes]]) -> tuple[BodyKind, bool] | None:
     """(the body kind announced by raw start headers, whether a Set-Cookie is among them), in
     one pass that allocates nothing on the common paths; None when a header name is not
     lower-case (normalise, then ask again)."""
@@ -83,3 +85,17 @@ def start_kind(headers: Iterable[tuple[bytes, bytes]]) -> tuple[BodyKind, bool] 
         if len(answers) < _MAX_ANSWERS:
             answers[content_type] = pair
     return pair[sets_cookie]
+
+
+#: The decision the responder uses: the C twin of start_kind_py (``_speedups.start_kind``: the
+#: JSON and HTML starts in C, everything else handed to start_kind_py), unless
+#: ``CONSENT_GATE_PURE_PYTHON`` is set or the extension is missing.
+start_kind: Callable[[Iterable[tuple[bytes, bytes]]], tuple[BodyKind, bool] | None] = start_kind_py
+if not os.environ.get(PURE_PYTHON_ENV):
+    try:
+        from .. import _speedups
+    except ImportError:
+        pass
+    else:
+        _speedups.start_setup(_PAIRS[HTML], _PAIRS[OTHER], start_kind_py)
+        start_kind = _speedups.start_kind
