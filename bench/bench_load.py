@@ -63,6 +63,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import counters as proc_counters  # noqa: E402
 from machine import cpu_model, git_rev, nproc  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
@@ -349,6 +350,9 @@ class WrkResult:
     #: and page views per committed transaction of the ledger's database (pg_stat_database).
     cpu_db: float = float("nan")
     views_per_commit: float = float("nan")
+    #: (``--counters``) per role ("worker": all workers summed, "writer"), each counter of
+    #: ``counters.py`` divided by the run's requests.
+    counters: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 #: A run whose busiest worker did more than this share of the workers' CPU is run again (at
@@ -388,6 +392,26 @@ def session_cpu(sid: int) -> dict[str, float]:
     return out
 
 
+def session_pids(sid: int) -> dict[int, str]:
+    """The worker processes and the ledger writer of session ``sid``: its leader is the
+    supervisor when it has workers, the worker itself with ``--workers 1``."""
+    out: dict[int, str] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{name}/stat").read_text()
+            if int(stat[stat.rindex(")") + 2:].split()[3]) != sid:
+                continue
+            cmdline = Path(f"/proc/{name}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue
+        out[int(name)] = "writer" if b"--writer-id" in cmdline else "worker"
+    if sum(role == "worker" for role in out.values()) > 1:
+        out.pop(sid, None)
+    return out
+
+
 def busiest_share(before: dict[str, float], after: dict[str, float]) -> float:
     """The largest single worker's share of the workers' CPU between two readings."""
     used = [after[k] - before.get(k, 0.0) for k in after if k.startswith("pid:")]
@@ -414,7 +438,7 @@ def ms(text: str) -> float:
 
 
 def run_wrk(url: str, cookie: str | None, duration: float, conns: int = 32,
-            server: Server | None = None) -> WrkResult:
+            server: Server | None = None, counters: bool = False) -> WrkResult:
     argv = ["wrk", "-t2", f"-c{conns}", f"-d{duration:g}s", "--latency"]
     if cookie:
         argv += ["-H", f"Cookie: {cookie}"]
@@ -422,9 +446,12 @@ def run_wrk(url: str, cookie: str | None, duration: float, conns: int = 32,
     before = session_cpu(sid) if sid is not None else None
     db = server.db if server is not None else None
     db0 = (db.cluster_cpu_us(), db.commits(server.db_name)) if db and server else None
+    roles = session_pids(sid) if counters and sid is not None else {}
+    recording = proc_counters.start(roles) if roles else None
     wrk0 = children_cpu_us()
     out = subprocess.run([*argv, url], capture_output=True, text=True, check=True).stdout
     wrk_us = children_cpu_us() - wrk0
+    counted = proc_counters.stop(recording) if recording is not None else {}
     after = session_cpu(sid) if sid is not None else None
     db1 = (db.cluster_cpu_us(), db.commits(server.db_name)) if db and server else None
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
@@ -437,6 +464,8 @@ def run_wrk(url: str, cookie: str | None, duration: float, conns: int = 32,
     if m := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
         errs.append(f"non-2xx {m.group(1)}")
     result = WrkResult(rps, p50, p99, reqs, "; ".join(errs))
+    if counted:
+        result.counters = proc_counters.per_request(counted, roles, reqs)
     if reqs:
         result.cpu_wrk = wrk_us / reqs
         if before is not None and after is not None:
@@ -608,15 +637,21 @@ def bench_workers(workers: int, args: argparse.Namespace, tmp: Path, out: list[s
         for rep in range(args.reps):
             k = rep % len(variants)
             for v in variants[k:] + variants[:k]:
-                r = run_wrk(v.server.base + v.path, v.cookie, args.duration, server=v.server)
+                r = run_wrk(v.server.base + v.path, v.cookie, args.duration, server=v.server,
+                            counters=args.counters)
                 count(v, r)
                 for _ in range(RETRIES_UNBALANCED):  # connection placement, not the middleware
                     if not unbalanced(r, workers):
                         break
                     retried.append(f"{v.path} {v.name} {r.busiest_share:.0%}")
-                    r = run_wrk(v.server.base + v.path, v.cookie, args.duration, server=v.server)
+                    r = run_wrk(v.server.base + v.path, v.cookie, args.duration, server=v.server,
+                                counters=args.counters)
                     count(v, r)
                 v.results.append(r)
+                for role, c in sorted(r.counters.items()):
+                    print(f"    counters/req {workers}w {v.name} {role}: " + " ".join(
+                        f"{proc_counters.short(k)}={x:.3g}" for k, x in sorted(c.items())),
+                          file=sys.stderr, flush=True)
                 if not md:
                     print(f"  [{workers}w rep {rep + 1}/{args.reps} {time.monotonic() - t0:4.0f}s] "
                           f"{v.path} {v.name}: {r.rps:.0f} req/s p50 {r.p50_ms:.2f} ms "
@@ -819,6 +854,10 @@ def main() -> int:
                         help="run only these variants, comma-separated: " + ", ".join(ONLY)
                              + ", json (the three JSON rows); for short directional runs, e.g. "
                                "--only on,off --reps 1 --duration 4 --workers 1")
+    parser.add_argument("--counters", action="store_true",
+                        help="print per-request counters of the workers and the writer process for "
+                             "each measured run (perf stat tracepoints: syscalls by kind, context "
+                             "switches, wake-ups, migrations; /proc: user/system CPU, run-queue wait)")
     parser.add_argument("--process", action="store_true",
                         help="(the default writer now; kept so older commands still run)")
     parser.add_argument("--serve", nargs="+", metavar="ARG",
