@@ -43,6 +43,11 @@ DATA_CATEGORIES = (
     "identifiers",
 )
 
+#: What a partner may declare in ``csp = [...]``: ``object-src`` (its content is embedded with
+#: ``<object>``/``<embed>`` in the site's pages), ``form-action`` (a form in the site's pages
+#: posts to it). Its hosts always join the fetch directives.
+PARTNER_CSP_DIRECTIVES = ("object-src", "form-action")
+
 #: The directives of consent-gate's CSP, in header order; each accepts ``[csp.extra]`` sources.
 CSP_DIRECTIVES = (
     "default-src",
@@ -119,6 +124,10 @@ class Partner:
     forward: ForwardSpec | None = None
     #: TCF vendor id and purposes, Google tag flag (signals/settings.py).
     signals: PartnerSignals = field(default_factory=PartnerSignals)
+    #: ``csp = [...]``: the non-fetch CSP directives this partner's hosts join when it is
+    #: consented (PARTNER_CSP_DIRECTIVES). Empty by default: plugins are dead and a partner's
+    #: own forms live in its own frames, so listing every host there only lengthens the header.
+    csp: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -542,8 +551,16 @@ def _read_partners(t: Table, done: Mapping[str, Any]) -> Mapping[str, Partner]:
             inject=tuple(snippets),
             forward=read_forward(f, partner=pid, partner_cookies=cookies) if f.present else None,
             signals=signal_settings.read_partner_signals(p),
+            csp=_partner_csp(p),
         )
     return MappingProxyType(partners)
+
+
+def _partner_csp(p: Table) -> tuple[str, ...]:
+    """``[partners.ID] csp``: only the directives a partner's hosts may be added to."""
+    known = "|".join(map(re.escape, PARTNER_CSP_DIRECTIVES))
+    return p.str_list("csp", pattern=re.compile(f"^({known})$"),
+                      what="one of " + ", ".join(map(repr, PARTNER_CSP_DIRECTIVES)))
 
 
 _FRAME_SOURCE = re.compile(r"^('self'|'none'|(https?://)?(\*\.)?[a-z0-9.-]+(:\d+)?)$")

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .config import CSP_DIRECTIVES, Config
+from .config import CSP_DIRECTIVES, PARTNER_CSP_DIRECTIVES, Config
 
 #: The site's own sources of default-src and of every directive that falls back to it.
 #: ``'unsafe-inline'`` and ``'unsafe-eval'`` only mean something to scripts and styles, and
@@ -60,11 +60,11 @@ _BASE: dict[str, tuple[str, ...]] = {
     "base-uri": ("'self'",),
     "form-action": ("'self'",),
 }
-#: Directives that list the consented partners' hosts (a partner's worker or manifest would
-#: be cross-origin, which browsers refuse anyway; its base URL is never needed).
+#: Directives that list every consented partner's hosts (a partner's worker or manifest would
+#: be cross-origin, which browsers refuse anyway; its base URL is never needed). ``object-src``
+#: and ``form-action`` list only the partners that declare them (``[partners.ID] csp``).
 _PARTNER_DIRECTIVES = frozenset({"default-src", "script-src", "frame-src", "img-src",
-                                 "connect-src", "style-src", "font-src", "media-src",
-                                 "object-src", "form-action"})
+                                 "connect-src", "style-src", "font-src", "media-src"})
 #: Directives the site's own ``[csp.extra] default-src`` sources join.
 _FETCH_DIRECTIVES = frozenset({"script-src", "frame-src", "img-src", "connect-src", "style-src",
                                "font-src", "media-src", "worker-src", "manifest-src"})
@@ -83,7 +83,7 @@ class CspBuilder:
         self.report_uri = f"{config.policy.prefix}csp-report"
         self.header_name = (b"content-security-policy-report-only" if self.mode == "report-only"
                             else b"content-security-policy")
-        self._partner_hosts = {pid: p.hosts for pid, p in config.partners.items()}
+        self._partners = config.partners
         self._extra = config.csp.extra
         # Who may frame the site's pages (clickjacking of the banner): [csp] frame_ancestors.
         self.frame_ancestors = "frame-ancestors " + " ".join(config.csp.frame_ancestors)
@@ -106,12 +106,9 @@ class CspBuilder:
         return cached
 
     def _build(self, allowed: frozenset[str]) -> bytes:
-        hosts: list[str] = []
-        for pid in sorted(allowed):
-            for host in self._partner_hosts.get(pid, ()):
-                if host not in hosts:
-                    hosts.append(host)
-        hosts = without_covered(hosts)
+        hosts = self._hosts(allowed)
+        # object-src and form-action list only the partners that declare them (``csp = [...]``).
+        declared = {d: self._hosts(allowed, d) for d in PARTNER_CSP_DIRECTIVES}
         own = self._extra.get("default-src", ())
         parts = []
         default: set[str] = set()
@@ -119,6 +116,7 @@ class CspBuilder:
             sources = list(_BASE[directive])
             if directive in _PARTNER_DIRECTIVES:
                 sources += hosts
+            sources += declared.get(directive, ())
             if directive in _FETCH_DIRECTIVES:
                 sources += own
             sources += self._extra.get(directive, ())
@@ -132,6 +130,16 @@ class CspBuilder:
         parts.append(self.frame_ancestors)
         parts.append(f"report-uri {self.report_uri}")
         return "; ".join(parts).encode("ascii")
+
+    def _hosts(self, allowed: frozenset[str], directive: str | None = None) -> list[str]:
+        """The allowed partners' hosts (only those declaring ``directive``, if given), in order."""
+        hosts: list[str] = []
+        for pid in sorted(allowed):
+            partner = self._partners.get(pid)
+            if partner is None or (directive is not None and directive not in partner.csp):
+                continue
+            hosts += (host for host in partner.hosts if host not in hosts)
+        return without_covered(hosts)
 
 
 def without_covered(hosts: list[str]) -> list[str]:

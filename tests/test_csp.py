@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -16,9 +18,11 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from middleware import ConsentMiddleware
+from middleware.config import parse_config
 from middleware.csp import without_covered
+from middleware.errors import ConfigError
 
-from .asgi_helpers import SECRET, cookie_for, html_app, http_scope, make_config, make_gate, run
+from .asgi_helpers import CONFIG, SECRET, cookie_for, html_app, http_scope, make_config, make_gate, run
 
 #: Fetch directives a browser reads from default-src when the policy leaves them out (CSP3
 #: fallback list; worker-src falls back to script-src, and we always send it).
@@ -121,8 +125,9 @@ def test_csp_is_an_allow_list_over_every_fetch_directive(tmp_path: Path) -> None
 
 
 def test_csp_lists_each_partner_host_once_per_distinct_source_list(tmp_path: Path) -> None:
-    """Directives equal to default-src are left to the browser's fallback: every partner host
-    appears 3 times (default, object, form-action), never 10."""
+    """Directives equal to default-src are left to the browser's fallback, and object-src and
+    form-action list no host a partner did not declare for them: every partner host appears
+    once (in default-src), never 10 times."""
     gate = make_gate(html_app(), tmp_path)
     value = asyncio.run(run(gate, http_scope(cookie=cookie_for(gate, {"ads", "social"})))).header(
         b"content-security-policy")[0]
@@ -130,7 +135,7 @@ def test_csp_lists_each_partner_host_once_per_distinct_source_list(tmp_path: Pat
     assert set(sent) >= {"default-src", "object-src", "form-action", "worker-src", "base-uri"}
     assert not {"script-src", "style-src", "frame-src", "img-src", "connect-src", "font-src",
                 "media-src"} & set(sent)
-    assert value.count(b"platform.twitter.com") == 3
+    assert value.count(b"platform.twitter.com") == 1
     # Inline scripts and styles and eval keep running through the fallback to default-src.
     for source in ("data:", "blob:", "'unsafe-inline'", "'unsafe-eval'"):
         assert source in sent["default-src"]
@@ -142,15 +147,54 @@ def test_csp_lists_each_partner_host_once_per_distinct_source_list(tmp_path: Pat
     assert "img.cdn.example" not in sent["default-src"] and "frame-src" not in sent
 
 
-def test_csp_consented_partner_hosts_join_default_object_and_form_action(tmp_path: Path) -> None:
+def test_csp_consented_partner_hosts_join_every_fetch_directive(tmp_path: Path) -> None:
     gate = make_gate(html_app(), tmp_path)
     out = asyncio.run(run(gate, http_scope(cookie=cookie_for(gate, {"ads"}))))
     policy = directives(out.header(b"content-security-policy")[0])
-    for directive in ("default-src", "object-src", "form-action", "media-src", "font-src"):
+    for directive in ("default-src", "script-src", "img-src", "media-src", "font-src"):
         assert "pagead2.googlesyndication.com" in policy[directive], directive
         assert "platform.twitter.com" not in policy[directive], directive
-    assert "'none'" not in policy["object-src"]
+    # Declared by no partner: plugins stay off and forms post only to the site, consent or not.
+    assert policy["object-src"] == ["'none'"]
+    assert policy["form-action"] == ["'self'"]
     assert "pagead2.googlesyndication.com" not in policy["base-uri"]
+
+
+def _declaring(csp: dict[str, list[str]]) -> dict[str, Any]:
+    """The test partners, each with ``[partners.ID] csp`` set as given (by partner id)."""
+    partners = copy.deepcopy(CONFIG["partners"])
+    for pid, directives_ in csp.items():
+        partners[pid]["csp"] = directives_
+    return partners
+
+
+@pytest.mark.parametrize(("granted", "object_src", "form_action"), [
+    (set(), ["'none'"], ["'self'"]),
+    ({"ads"}, ["pagead2.googlesyndication.com", "*.doubleclick.net"], ["'self'"]),
+    ({"social"}, ["'none'"], ["'self'", "platform.twitter.com"]),
+    ({"ads", "social"}, ["pagead2.googlesyndication.com", "*.doubleclick.net"],
+     ["'self'", "platform.twitter.com"]),
+])
+def test_csp_object_src_and_form_action_list_only_consented_partners_that_declare_them(
+        tmp_path: Path, granted: set[str], object_src: list[str], form_action: list[str]) -> None:
+    gate = make_gate(html_app(), tmp_path,
+                     partners=_declaring({"adsense": ["object-src"], "x": ["form-action"]}))
+    cookie = cookie_for(gate, granted) if granted else None
+    policy = directives(asyncio.run(run(gate, http_scope(cookie=cookie))).header(
+        b"content-security-policy")[0])
+    assert policy["object-src"] == object_src
+    assert policy["form-action"] == form_action
+
+
+def test_partner_csp_accepts_only_object_src_and_form_action() -> None:
+    data = copy.deepcopy(CONFIG)
+    data["partners"]["x"]["csp"] = ["form-action", "script-src", "form-action"]
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, "p.toml")
+    assert str(info.value).split("\n") == [
+        "p.toml: partners.x.csp[1]: expected one of 'object-src', 'form-action', got str 'script-src'",
+        "p.toml: partners.x.csp[2]: duplicate 'form-action'",
+    ]
 
 
 def test_csp_extra_default_src_is_the_sites_own_in_every_fetch_directive(tmp_path: Path) -> None:
@@ -295,11 +339,12 @@ def test_japan_talk_policy_lists_each_host_once_and_still_allows_every_declared_
     value = CspBuilder(config).value(config.partners)
     policy = sent_directives(value)
     declared = [h for p in config.partners.values() for h in p.hosts]
-    for directive in ("default-src", "object-src", "form-action"):
-        listed = [s for s in policy[directive] if "." in s]
-        assert len(listed) < len(declared)  # the example has names its wildcards cover
-        for host in declared:  # a wildcard stands for its own suffix's subdomains
-            name = host.replace("*.", "sub.")
-            assert any(csp3_host_matches(s, name) for s in listed), (directive, host)
+    listed = [s for s in policy["default-src"] if "." in s]
+    assert len(listed) < len(declared)  # the example has names its wildcards cover
+    for host in declared:  # a wildcard stands for its own suffix's subdomains
+        name = host.replace("*.", "sub.")
+        assert any(csp3_host_matches(s, name) for s in listed), host
+    # No example partner embeds plugins or takes the site's form posts.
+    assert policy["object-src"] == ["'none'"] and policy["form-action"] == ["'self'"]
     assert "connect.facebook.net" not in policy["default-src"]
     assert "*.facebook.net" in policy["default-src"]

@@ -67,6 +67,33 @@ VECTORS: dict[str, str] = {
 }
 
 
+#: name -> script body for a page with consent (``H`` is the partner host under test): what
+#: a consented partner may still do under our policy. ``window.outcome`` says whether the
+#: script or image loaded; the proxy says whether the request left.
+CONSENTED_VECTORS: dict[str, str] = {
+    "script": 'const s = document.createElement("script"); s.src = "http://" + H + "/s.js";'
+              ' s.onload = () => { window.outcome = "loaded"; };'
+              ' s.onerror = () => { window.outcome = "blocked"; }; document.head.append(s);',
+    "img": 'const i = new Image(); i.onload = () => { window.outcome = "loaded"; };'
+           ' i.onerror = () => { window.outcome = "blocked"; }; i.src = "http://" + H + "/p.gif";',
+    "object": 'const o = document.createElement("object"); o.data = "http://" + H + "/obj";'
+              " document.body.append(o);",
+    "form-post": 'const fm = document.createElement("form"); fm.method = "post";'
+                 ' fm.action = "http://" + H + "/collect"; document.body.append(fm); fm.submit();',
+}
+
+
+def _split_host(host: str) -> str:
+    """``host`` as a JavaScript expression that spells it in two pieces (out of the rewriter's sight)."""
+    cut = len(host) // 2
+    return f'const H = "{host[:cut]}" + "{host[cut:]}";'
+
+
+def consented_page(name: str, host: str) -> bytes:
+    return (f"<!DOCTYPE html><html><head><title>{name}</title></head><body><h1>{name}</h1>"
+            f"<script>{_split_host(host)} {CONSENTED_VECTORS[name]}</script></body></html>").encode()
+
+
 def page(name: str) -> bytes:
     script = VECTORS[name]
     return (f"<!DOCTYPE html><html><head><title>{name}</title></head><body><h1>{name}</h1>"
@@ -82,6 +109,8 @@ async def site(scope: dict[str, Any], receive: Any, send: Any) -> None:
     status = 200
     if path.startswith("/v/") and path[3:] in VECTORS:
         body = page(path[3:])
+    elif path.startswith("/c/") and path.count("/") == 3 and path.split("/")[2] in CONSENTED_VECTORS:
+        body = consented_page(path.split("/")[2], path.split("/")[3])  # /c/<vector>/<host>
     elif path == "/untyped":  # no Content-Type: the browser sniffs it
         body = (b"<!DOCTYPE html><html><body><img src='http://tracker.partner.example/untyped.gif'>"
                 b"</body></html>")

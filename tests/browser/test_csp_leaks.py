@@ -11,7 +11,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.browser.csp_site import VECTORS
+from middleware import ConsentMiddleware
+from tests.asgi_helpers import SECRET, cookie_for
+from tests.browser.csp_site import CONSENTED_VECTORS, VECTORS
+from tests.support.config_text import config_text, partner
 from tests.support.servers import ServerProcess, start_uvicorn
 
 if TYPE_CHECKING:
@@ -109,3 +112,58 @@ def test_prefetch_src_and_navigate_to_are_unknown_to_chromium(page: Page,
     text = "\n".join(messages)
     assert "prefetch-src" in text and "navigate-to" in text, text
     assert text.count("Unrecognized Content-Security-Policy directive") >= 2, text
+
+
+#: The consented partner that declares nothing, the consented one that declares
+#: ``csp = ["object-src", "form-action"]``, and the one the visitor did not consent to.
+PLAIN, DECLARING, REFUSED = "tracker.partner.example", "forms.partner.example", "social.partner.example"
+
+
+@pytest.fixture(scope="module")
+def consented_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, str]]:
+    """The CSP site with three partners, and a consent cookie granting ``ads`` only."""
+    tmp = tmp_path_factory.mktemp("csp-consented")
+    config = tmp / "partners.toml"
+    purposes = {"ads": {"title": "Ads", "description": "Ads."},
+                "social": {"title": "Social", "description": "Buttons."}}
+    config.write_text(config_text(ledger=(tmp / "ledger.sqlite3").as_posix(), purposes=purposes,
+                                  partners={"tracker": partner(["ads"], [PLAIN]),
+                                            "forms": partner(["ads"], [DECLARING],
+                                                             csp=["object-src", "form-action"]),
+                                            "social": partner(["social"], [REFUSED])}))
+    cookie = cookie_for(ConsentMiddleware(lambda *a: None, config=str(config), secret=SECRET), {"ads"})
+    env = {"CSP_SITE_CONFIG": str(config), "CONSENT_GATE_SECRET": SECRET}
+    with start_uvicorn("tests.browser.csp_site:create_app", env=env,
+                       extra_args=["--factory"], log_level="warning") as server:
+        yield server, cookie
+
+
+def test_csp_with_consent_loads_consented_partners_and_blocks_the_rest(
+        page: Page, recording_proxy: RecordingProxy, consented_site: tuple[ServerProcess, str]) -> None:
+    """Under the policy of a visitor who granted ``ads``: both ads partners' scripts and images
+    load; plugins and form posts reach only the partner that declares them; the social
+    partner is blocked throughout (docs/csp.md)."""
+    server, cookie = consented_site
+    name, value = cookie.split("=", 1)
+    page.context.add_cookies([{"name": name, "value": value, "url": server.url}])
+    reached: dict[tuple[str, str], bool] = {}
+    outcome: dict[tuple[str, str], object] = {}
+    for host in (PLAIN, DECLARING, REFUSED):
+        for vector in CONSENTED_VECTORS:
+            label = f"{vector} {host}"
+            reached[vector, host] = host in visit_quietly(page, recording_proxy,
+                                                          f"{server.url}/c/{vector}/{host}", label)
+            if vector in ("script", "img"):
+                page.wait_for_function("window.outcome !== undefined")
+                outcome[vector, host] = page.evaluate("window.outcome")
+            with contextlib.suppress(Exception):
+                page.goto("about:blank")
+    response = page.goto(f"{server.url}/c/img/{REFUSED}")
+    assert response is not None
+    policy = response.headers["content-security-policy"]
+    assert "object-src forms.partner.example" in policy and PLAIN not in policy.split("object-src")[1], policy
+    expected = {(v, h): h != REFUSED and (v in ("script", "img") or h == DECLARING)
+                for v in CONSENTED_VECTORS for h in (PLAIN, DECLARING, REFUSED)}
+    assert reached == expected
+    assert outcome == {(v, h): "blocked" if h == REFUSED else "loaded"
+                       for v in ("script", "img") for h in (PLAIN, DECLARING, REFUSED)}
