@@ -7,11 +7,22 @@ Builds the 30 KB article's response start (bare app, no consent, all consent, le
 each header list, one header more at a time, and h11's value check (its ``field_value``
 regex) on the CSP alone, against uvicorn's httptools-side check (one character-class search).
 A measurement script: prints, never fails on a number.
+
+Two versions' headers, compared in one process (A/B interleaved):
+
+    .venv/bin/python bench/profile_h11.py --dump /tmp/after.json     # in each checkout
+    .venv/bin/python bench/profile_h11.py --compare /tmp/before.json /tmp/after.json
+    valgrind --tool=callgrind .venv/bin/python bench/profile_h11.py --loop /tmp/after.json unique-all 1000
+
+``--loop`` only has h11 serialise one dumped start that many times: the difference of two
+loop counts' instruction totals over the count is instructions per response, steady on a
+loaded host.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import statistics
 import sys
@@ -84,5 +95,47 @@ def main() -> None:
               f"({len(csp)} B, {csp.count(b' ')} spaces)")
 
 
+def dump(path: str) -> None:
+    heads = asyncio.run(starts())
+    Path(path).write_text(json.dumps({name: [[k.decode("latin-1"), v.decode("latin-1")]
+                                             for k, v in head] for name, head in heads.items()}))
+
+
+def load(path: str) -> dict[str, Headers]:
+    return {name: [(k.encode("latin-1"), v.encode("latin-1")) for k, v in head]
+            for name, head in json.loads(Path(path).read_text()).items()}
+
+
+def compare(path_a: str, path_b: str, rounds: int = 15) -> None:
+    """Medians over ``rounds`` of A then B (each ``serialise_us``), the bare start between."""
+    a, b = load(path_a), load(path_b)
+    for name in ("unique-none", "unique-all"):
+        ta, tb = [], []
+        for _ in range(rounds):
+            base = serialise_us(a["bare"], n=1000, rounds=1)
+            ta.append(serialise_us(a[name], n=1000, rounds=1) - base)
+            tb.append(serialise_us(b[name], n=1000, rounds=1) - base)
+        size_a, size_b = (sum(len(k) + len(v) for k, v in h[name]) for h in (a, b))
+        print(f"{name}: A {size_a} B, +{statistics.median(ta):.2f} µs over bare; "
+              f"B {size_b} B, +{statistics.median(tb):.2f} µs")
+
+
+def loop(path: str, name: str, n: int) -> None:
+    """h11 serialising dumped start ``name`` ``n`` times, nothing else (for callgrind)."""
+    head = load(path)[name]
+    for _ in range(n):
+        conn = h11.Connection(h11.SERVER)
+        conn.receive_data(REQUEST)
+        conn.next_event()
+        conn.send(h11.Response(status_code=200, headers=head, reason=b"OK"))
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--dump"]:
+        dump(sys.argv[2])
+    elif sys.argv[1:2] == ["--compare"]:
+        compare(sys.argv[2], sys.argv[3])
+    elif sys.argv[1:2] == ["--loop"]:
+        loop(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    else:
+        main()

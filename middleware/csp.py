@@ -132,14 +132,16 @@ class CspBuilder:
         return "; ".join(parts).encode("ascii")
 
     def _hosts(self, allowed: frozenset[str], directive: str | None = None) -> list[str]:
-        """The allowed partners' hosts (only those declaring ``directive``, if given), in order."""
+        """The allowed partners' hosts (only those declaring ``directive``, if given), in order,
+        without a wildcard that would also allow a refused partner's host (``overlapping``)."""
         hosts: list[str] = []
-        for pid in sorted(allowed):
-            partner = self._partners.get(pid)
-            if partner is None or (directive is not None and directive not in partner.csp):
-                continue
-            hosts += (host for host in partner.hosts if host not in hosts)
-        return without_covered(hosts)
+        refused: list[str] = []
+        for pid, partner in sorted(self._partners.items()):
+            if pid not in allowed:
+                refused += partner.hosts
+            elif directive is None or directive in partner.csp:
+                hosts += (host for host in partner.hosts if host not in hosts)
+        return without_covered(without_overlapping(hosts, refused))
 
 
 def without_covered(hosts: list[str]) -> list[str]:
@@ -157,3 +159,21 @@ def without_covered(hosts: list[str]) -> list[str]:
         return hosts
     return [host for host in hosts
             if not any(host.endswith(suffix) and host != "*" + suffix for suffix in suffixes)]
+
+
+def without_overlapping(hosts: list[str], refused: list[str]) -> list[str]:
+    """``hosts`` without the wildcards that match a host of ``refused`` (other partners').
+
+    Two partners may share a domain: HostMatcher gives ``ads.google.com`` to the partner that
+    declares it even beside another's ``*.google.com`` (the most specific pattern wins), but
+    CSP has no exclusions, so ``*.google.com`` in the policy would let a script reach the
+    refused partner. The wildcard is left out instead (fail closed: the consented partner keeps
+    its exact hosts; its other subdomains are blocked until it declares them). A wildcard is
+    never made up from several hosts of one domain either: it would allow hosts nobody
+    declared (docs/csp.md).
+    """
+    if not refused:
+        return hosts
+    names = tuple(host.removeprefix("*.") for host in refused)  # "*.a.google.com" -> a.google.com
+    return [host for host in hosts
+            if not host.startswith("*.") or not any(name.endswith(host[1:]) for name in names)]

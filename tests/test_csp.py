@@ -348,3 +348,51 @@ def test_japan_talk_policy_lists_each_host_once_and_still_allows_every_declared_
     assert policy["object-src"] == ["'none'"] and policy["form-action"] == ["'self'"]
     assert "connect.facebook.net" not in policy["default-src"]
     assert "*.facebook.net" in policy["default-src"]
+
+
+_PATTERNS = st.one_of(_NAMES, _NAMES.map(lambda name: "*." + name)).filter(lambda p: "." in p)
+
+
+@settings(max_examples=300, deadline=None)
+@given(declared=st.lists(st.tuples(_PATTERNS, st.integers(0, 2)), min_size=1, max_size=8,
+                         unique_by=lambda d: d[0]),
+       allowed=st.sets(st.sampled_from(["p0", "p1", "p2"])), probes=st.lists(_NAMES, max_size=8))
+def test_csp_never_allows_a_refused_partners_host(declared: list[tuple[str, int]],
+                                                  allowed: set[str], probes: list[str]) -> None:
+    """Differential against HostMatcher (who owns a host: the most specific pattern): whatever
+    two partners declare, the policy allows no host of a partner left out, and every exact
+    host of an allowed one."""
+    from middleware.csp import CspBuilder
+    from middleware.hosts import HostMatcher
+
+    data = copy.deepcopy(CONFIG)
+    owned: dict[str, list[str]] = {f"p{i}": [] for i in range(3)}
+    for pattern, owner in declared:
+        owned[f"p{owner}"].append(pattern)
+    data["partners"] = {pid: {"name": pid, "purposes": ["ads"], "hosts": hosts,
+                              "receives": ["ip_address"], "privacy_url": "https://p.example/"}
+                        for pid, hosts in owned.items() if hosts}
+    config = parse_config(data, "p.toml")
+    listed = [s for s in sent_directives(CspBuilder(config).value(allowed))["default-src"] if "." in s]
+    matcher = HostMatcher({pid: p.hosts for pid, p in config.partners.items()})
+    names = [*probes, *(p.replace("*.", "sub.") for p, _ in declared), *(p.removeprefix("*.") for p, _ in declared)]
+    for host in names:
+        if any(csp3_host_matches(s, host) for s in listed):
+            assert matcher.partner_for_host(host) in {*allowed, None}, (host, listed)
+    for pid in allowed & set(config.partners):
+        for host in config.partners[pid].hosts:
+            if not host.startswith("*."):
+                assert any(csp3_host_matches(s, host) for s in listed), (host, listed)
+
+
+def test_csp_leaves_out_a_consented_wildcard_that_covers_a_refused_partners_host(tmp_path: Path) -> None:
+    partners = copy.deepcopy(CONFIG["partners"])
+    partners["adsense"]["hosts"] = ["pagead2.google.example", "*.google.example"]
+    partners["x"]["hosts"] = ["ads.google.example"]
+    gate = make_gate(html_app(), tmp_path, partners=partners)
+    value = asyncio.run(run(gate, http_scope(cookie=cookie_for(gate, {"ads"})))).header(
+        b"content-security-policy")[0]
+    assert sent_directives(value)["default-src"][5:] == ["pagead2.google.example"]
+    both = asyncio.run(run(gate, http_scope(cookie=cookie_for(gate, {"ads", "social"})))).header(
+        b"content-security-policy")[0]
+    assert sent_directives(both)["default-src"][5:] == ["*.google.example"]
