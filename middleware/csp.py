@@ -6,9 +6,11 @@ Our policy is a *partner gate*, not an XSS defence: it allows inline code (the s
 inline scripts must keep running) and is an allow-list over every fetch directive:
 ``default-src`` (which also governs ``<link rel=prefetch>``, whose own directive no browser
 ships) holds the site's own sources, each fetch directive adds the consented partners' hosts,
-``object-src`` is ``'none'`` unless a consented partner or the owner needs it, ``base-uri``
+``object-src`` is ``'none'`` unless a consented partner declares it needs it (``[partners.ID]
+csp = ["object-src"]``) or the owner adds sources, ``base-uri``
 stops a ``<base href>`` from turning the site's relative URLs into a partner's, and
-``form-action`` stops a scripted form post to a partner. ``[csp.extra] default-src``
+``form-action`` stops a scripted form post to a partner (one that declares ``csp =
+["form-action"]`` excepted: a partner's own forms post inside its own frame, under its policy). ``[csp.extra] default-src``
 sources are the site's own and join every fetch directive; other extras join their own.
 
 A fetch directive whose sources equal ``default-src``'s is not sent: the browser falls back to
@@ -16,8 +18,9 @@ A fetch directive whose sources equal ``default-src``'s is not sent: the browser
 therefore also holds the local ``data:`` and ``blob:`` schemes (no network, no partner) and the
 script keywords ``'unsafe-inline'``/``'unsafe-eval'`` (meaningless to the other directives),
 which lets every fetch directive but ``worker-src`` and ``manifest-src`` fall back to it: each
-partner host is listed 3 times (``default-src``, ``object-src``, ``form-action``), not 10,
-and a host a wildcard of the same list already matches is not listed (``without_covered``).
+partner host is listed once (``default-src``), not 10 times, a host a wildcard of the same
+list already matches is not listed (``without_covered``), and neither is a wildcard that
+would also match a refused partner's host (``without_overlapping``).
 The header's length is a real cost: uvicorn's h11 checks every header byte with a regex
 (docs/performance.md).
 
