@@ -10,8 +10,9 @@ ships) holds the site's own sources, each fetch directive adds the consented par
 csp = ["object-src"]``) or the owner adds sources, ``base-uri``
 stops a ``<base href>`` from turning the site's relative URLs into a partner's, and
 ``form-action`` stops a scripted form post to a partner (one that declares ``csp =
-["form-action"]`` excepted: a partner's own forms post inside its own frame, under its policy). ``[csp.extra] default-src``
-sources are the site's own and join every fetch directive; other extras join their own.
+["form-action"]`` excepted: a partner's own forms post inside its own frame, under its
+policy). ``[csp.extra] default-src`` sources are the site's own and join every fetch
+directive; other extras join their own.
 
 A fetch directive whose sources equal ``default-src``'s is not sent: the browser falls back to
 ``default-src`` for it (CSP3 fallback list), so it allows exactly the same. ``default-src``
