@@ -33,6 +33,7 @@ from middleware.ledger import (
     PartnerShare,
     StoredRow,
     VerifyReport,
+    page_path,
     purge,
     verify,
 )
@@ -601,6 +602,22 @@ def test_postgres_failed_copy_commits_none_of_its_views_and_the_next_one_commits
     store.append(rows)
     store.close()
     assert sql(dsn, "SELECT request_id, seq FROM page_views ORDER BY id") == [("v1", 1), ("v5", 2)]
+    assert check(dsn).ok
+
+
+def test_postgres_a_request_for_a_nul_or_non_utf8_path_commits_with_its_batch(dsn: str) -> None:
+    """A request for ``/a%00b`` (or a path with a byte that is not UTF-8) goes through
+    ``page_path``, so it cannot fail the group commit of every page written with it."""
+    store = PostgresStore(dsn)
+    cursor = ChainCursor()
+    odd = [PageView(time=NOW, request_id=f"odd{i}", consent_id="c1", path=page_path(p),
+                    partners=_SHARES) for i, p in enumerate(["/a\x00b", "/caf\udce9"])]
+    rows = cursor.link([page_view(1), *odd, page_view(4)])
+    store.append(rows)
+    store.close()
+    assert sql(dsn, "SELECT path FROM page_views WHERE request_id LIKE 'odd%' ORDER BY id") == [
+        ("/a%00b",), ("/caf%E9",)]
+    assert sql(dsn, "SELECT count(*) FROM page_views") == [(4,)]
     assert check(dsn).ok
 
 

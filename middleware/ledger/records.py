@@ -83,10 +83,42 @@ def page_path(path: str, query: str | bytes = "", keep_query: bool = False) -> s
     bytes as they are.
     """
     path = path.split("?", 1)[0] or "/"
-    if not keep_query:
-        return path
-    q = query.decode("latin-1") if isinstance(query, bytes) else query
-    return f"{path}?{q}" if q else path
+    if keep_query:
+        q = query.decode("latin-1") if isinstance(query, bytes) else query
+        path = f"{path}?{q}" if q else path
+    return storable_text(path)
+
+
+def storable_text(text: str) -> str:
+    """``text`` with what no store can hold percent-encoded: NUL and lone surrogates.
+
+    A request for ``/a%00b`` reaches the app as ``/a\x00b``; PostgreSQL text cannot
+    hold a NUL and no UTF-8 store can hold a lone surrogate (which servers that decode
+    paths with ``surrogateescape`` hand over), so one such request would fail its whole
+    group commit and serve every page of it without partners. Spelled the way the
+    request line spelled it, the record stays readable and every store takes it.
+    """
+    if "\x00" not in text and (text.isascii() or _encodable(text)):
+        return text
+    return "".join(_storable_char(c) for c in text)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _storable_char(c: str) -> str:
+    if c == "\x00":
+        return "%00"
+    if "\ud800" <= c <= "\udfff":
+        escaped = "\udc80" <= c <= "\udcff"  # a byte that was not UTF-8, as Python keeps it
+        raw = c.encode("utf-8", "surrogateescape" if escaped else "surrogatepass")
+        return "".join(f"%{b:02X}" for b in raw)
+    return c
 
 
 @dataclass(frozen=True)
