@@ -4,10 +4,9 @@ no allocation, so the pass path costs one loop over the headers."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable
 
-from ..env import PURE_PYTHON_ENV
+from ..accel import speedups
 from ..sniff import BodyKind, classify
 
 # Module names, not Enum attribute reads (~0.2 µs each through the metaclass).
@@ -91,11 +90,6 @@ def start_kind_py(headers: Iterable[tuple[bytes, bytes]]) -> tuple[BodyKind, boo
 #: JSON and HTML starts in C, everything else handed to start_kind_py), unless
 #: ``CONSENT_GATE_PURE_PYTHON`` is set or the extension is missing.
 start_kind: Callable[[Iterable[tuple[bytes, bytes]]], tuple[BodyKind, bool] | None] = start_kind_py
-if not os.environ.get(PURE_PYTHON_ENV):
-    try:
-        from .. import _speedups
-    except ImportError:
-        pass
-    else:
-        _speedups.start_setup(_PAIRS[HTML], _PAIRS[OTHER], start_kind_py)
-        start_kind = _speedups.start_kind
+if speedups is not None:
+    speedups.start_setup(_PAIRS[HTML], _PAIRS[OTHER], start_kind_py)
+    start_kind = speedups.start_kind

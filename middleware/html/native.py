@@ -30,10 +30,10 @@ setting ``skip_end``, ``scan_end`` and ``splice`` to None. The output is the sam
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping, Set
 from typing import Any
 
+from ..accel import speedups as _speedups
 from ..hosts import HostMatcher
 from .grammar import (
     _BREAKOUT,
@@ -82,20 +82,15 @@ def _agrees(mod: Any) -> bool:
             and set(mod.BREAKOUT) == _BREAKOUT and set(mod.SVG_HTML_IP) == _SVG_HTML_IP)
 
 
-if not os.environ.get("CONSENT_GATE_PURE_PYTHON"):
-    try:
-        from .. import _speedups
-    except ImportError:
-        pass
-    else:
-        splice = _speedups.splice
-        _names = (tuple(_NAME_SET), _END_NAMES, _PLAIN_URL_TAGS)
-        if _names == (_speedups.NAMES, _speedups.END_NAMES, _speedups.PLAIN_URL_TAGS):
-            skip_end = _speedups.skip_end
-            if _agrees(_speedups):
-                scan_end = _speedups.scan_end
-                flat_svg_end = _speedups.flat_svg_end
-                _make_hosts = _speedups.make_hosts
+if _speedups is not None:
+    splice = _speedups.splice
+    _names = (tuple(_NAME_SET), _END_NAMES, _PLAIN_URL_TAGS)
+    if _names == (_speedups.NAMES, _speedups.END_NAMES, _speedups.PLAIN_URL_TAGS):
+        skip_end = _speedups.skip_end
+        if _agrees(_speedups):
+            scan_end = _speedups.scan_end
+            flat_svg_end = _speedups.flat_svg_end
+            _make_hosts = _speedups.make_hosts
 
 
 def host_table(matcher: object) -> Any:
