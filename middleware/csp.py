@@ -144,7 +144,11 @@ class CspBuilder:
             if pid not in allowed:
                 refused += partner.hosts
             elif directive is None or directive in partner.csp:
-                hosts += (host for host in partner.hosts if host not in hosts)
+                # One host at a time, so that the membership test sees the ones just added
+                # (a partner may list a host twice; the config forbids two partners sharing one).
+                for host in partner.hosts:
+                    if host not in hosts:
+                        hosts.append(host)
         return without_covered(without_overlapping(hosts, refused))
 
 
