@@ -21,7 +21,8 @@ script keywords ``'unsafe-inline'``/``'unsafe-eval'`` (meaningless to the other 
 which lets every fetch directive but ``worker-src`` and ``manifest-src`` fall back to it: each
 partner host is listed once (``default-src``), not 10 times, a host a wildcard of the same
 list already matches is not listed (``without_covered``), and neither is a wildcard that
-would also match a refused partner's host (``without_overlapping``).
+would also match a refused partner's host (``without_overlapping``). A wildcard brings its
+bare domain (``apex_of``): HostMatcher's ``*.x.com`` matches ``x.com``, CSP's does not.
 The header's length is a real cost: uvicorn's h11 checks every header byte with a regex
 (docs/performance.md).
 
@@ -39,7 +40,7 @@ https://www.w3.org/TR/CSP3/#directive-fallback-list
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from .config import CSP_DIRECTIVES, PARTNER_CSP_DIRECTIVES, Config
 
@@ -88,6 +89,9 @@ class CspBuilder:
         self.header_name = (b"content-security-policy-report-only" if self.mode == "report-only"
                             else b"content-security-policy")
         self._partners = config.partners
+        #: Exact host -> the partner declaring it (one host, one partner: config.py).
+        self._exact_owner = {host: pid for pid, partner in config.partners.items()
+                             for host in partner.hosts if not host.startswith("*.")}
         self._extra = config.csp.extra
         # Who may frame the site's pages (clickjacking of the banner): [csp] frame_ancestors.
         self.frame_ancestors = "frame-ancestors " + " ".join(config.csp.frame_ancestors)
@@ -137,7 +141,8 @@ class CspBuilder:
 
     def _hosts(self, allowed: frozenset[str], directive: str | None = None) -> list[str]:
         """The allowed partners' hosts (only those declaring ``directive``, if given), in order,
-        without a wildcard that would also allow a refused partner's host (``overlapping``)."""
+        each wildcard followed by its apex (``apex_of``), without a wildcard that would also
+        allow a refused partner's host (``overlapping``)."""
         hosts: list[str] = []
         refused: list[str] = []
         for pid, partner in sorted(self._partners.items()):
@@ -147,9 +152,30 @@ class CspBuilder:
                 # One host at a time, so that the membership test sees the ones just added
                 # (a partner may list a host twice; the config forbids two partners sharing one).
                 for host in partner.hosts:
-                    if host not in hosts:
-                        hosts.append(host)
+                    for source in (host, apex_of(host, pid, self._exact_owner)):
+                        if source is not None and source not in hosts:
+                            hosts.append(source)
         return without_covered(without_overlapping(hosts, refused))
+
+
+def apex_of(pattern: str, pid: str, exact_owner: Mapping[str, str]) -> str | None:
+    """The bare domain of partner ``pid``'s ``*.domain`` pattern, when HostMatcher gives it to
+    ``pid``; else None.
+
+    HostMatcher lets ``*.x.com`` match ``x.com`` itself (attribution fails closed: a refused
+    partner's tag on its bare domain is neutralised), but a CSP3 host-source ``*.x.com``
+    matches only subdomains (§6.7.2.7). Without the apex in the policy, a consented partner's
+    tag on ``x.com`` would be kept by the rewriter and then blocked by our own policy (and
+    counted as a violation). HostMatcher's most specific pattern for ``x.com`` is an exact
+    ``x.com`` if any partner declares it, else ``*.x.com`` (no wildcard is longer), so the apex
+    is ``pid``'s unless another partner declares it exactly: then it is that partner's, listed
+    (or not) with that partner's hosts. An exact host allows nothing beyond itself, so the
+    apex is kept even where ``without_overlapping`` drops its wildcard.
+    """
+    if not pattern.startswith("*."):
+        return None
+    apex = pattern[2:]
+    return apex if exact_owner.get(apex, pid) == pid else None
 
 
 def without_covered(hosts: list[str]) -> list[str]:

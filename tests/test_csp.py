@@ -170,9 +170,9 @@ def _declaring(csp: dict[str, list[str]]) -> dict[str, Any]:
 
 @pytest.mark.parametrize(("granted", "object_src", "form_action"), [
     (set(), ["'none'"], ["'self'"]),
-    ({"ads"}, ["pagead2.googlesyndication.com", "*.doubleclick.net"], ["'self'"]),
+    ({"ads"}, ["pagead2.googlesyndication.com", "*.doubleclick.net", "doubleclick.net"], ["'self'"]),
     ({"social"}, ["'none'"], ["'self'", "platform.twitter.com"]),
-    ({"ads", "social"}, ["pagead2.googlesyndication.com", "*.doubleclick.net"],
+    ({"ads", "social"}, ["pagead2.googlesyndication.com", "*.doubleclick.net", "doubleclick.net"],
      ["'self'", "platform.twitter.com"]),
 ])
 def test_csp_object_src_and_form_action_list_only_consented_partners_that_declare_them(
@@ -340,7 +340,9 @@ def test_japan_talk_policy_lists_each_host_once_and_still_allows_every_declared_
     policy = sent_directives(value)
     declared = [h for p in config.partners.values() for h in p.hosts]
     listed = [s for s in policy["default-src"] if "." in s]
-    assert len(listed) < len(declared)  # the example has names its wildcards cover
+    # The example has names its wildcards cover; each wildcard brings its apex (csp.apex_of).
+    assert len([s for s in listed if s in declared]) < len(declared)
+    assert [s for s in listed if s not in declared] == [s[2:] for s in listed if s.startswith("*.")]
     for host in declared:  # a wildcard stands for its own suffix's subdomains
         name = host.replace("*.", "sub.")
         assert any(csp3_host_matches(s, name) for s in listed), host
@@ -392,7 +394,8 @@ def test_csp_leaves_out_a_consented_wildcard_that_covers_a_refused_partners_host
     gate = make_gate(html_app(), tmp_path, partners=partners)
     value = asyncio.run(run(gate, http_scope(cookie=cookie_for(gate, {"ads"})))).header(
         b"content-security-policy")[0]
-    assert sent_directives(value)["default-src"][5:] == ["pagead2.google.example"]
+    # The wildcard's apex is adsense's for HostMatcher and allows nothing else (csp.apex_of).
+    assert sent_directives(value)["default-src"][5:] == ["pagead2.google.example", "google.example"]
     both = asyncio.run(run(gate, http_scope(cookie=cookie_for(gate, {"ads", "social"})))).header(
         b"content-security-policy")[0]
-    assert sent_directives(both)["default-src"][5:] == ["*.google.example"]
+    assert sent_directives(both)["default-src"][5:] == ["*.google.example", "google.example"]
