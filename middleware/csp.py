@@ -41,8 +41,9 @@ https://www.w3.org/TR/CSP3/#directive-fallback-list
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
-from .config import CSP_DIRECTIVES, PARTNER_CSP_DIRECTIVES, Config
+from .config import CSP_DIRECTIVES, PARTNER_CSP_DIRECTIVES, Config, Partner
 
 #: The site's own sources of default-src and of every directive that falls back to it.
 #: ``'unsafe-inline'`` and ``'unsafe-eval'`` only mean something to scripts and styles, and
@@ -208,6 +209,34 @@ def without_overlapping(hosts: list[str], refused: list[str]) -> list[str]:
     """
     if not refused:
         return hosts
-    names = tuple(host.removeprefix("*.") for host in refused)  # "*.a.google.com" -> a.google.com
-    return [host for host in hosts
-            if not host.startswith("*.") or not any(name.endswith(host[1:]) for name in names)]
+    return [host for host in hosts if not any(reaches(host, other) for other in refused)]
+
+
+def reaches(source: str, pattern: str) -> bool:
+    """Does the CSP source ``source`` allow some host of the partner pattern ``pattern``?
+
+    Only a wildcard can reach another partner's host: ``*.google.com`` reaches
+    ``ads.google.com`` and ``*.a.google.com`` (CSP3: any depth below), not ``google.com``.
+    """
+    return source.startswith("*.") and pattern.removeprefix("*.").endswith(source[1:])
+
+
+@dataclass(frozen=True, slots=True)
+class WildcardOverlap:
+    """``partner``'s ``pattern`` reaches ``host`` of partner ``other``: whenever ``partner`` is
+    consented and ``other`` is not, the CSP leaves ``pattern`` out (``without_overlapping``)
+    and only ``partner``'s exact hosts (and the pattern's apex) stay allowed."""
+
+    partner: str
+    pattern: str
+    other: str
+    host: str
+
+
+def wildcard_overlaps(partners: Mapping[str, Partner]) -> list[WildcardOverlap]:
+    """Every (wildcard, other partner's host) pair that ``without_overlapping`` would separate,
+    in config order: what ``consent-gate check`` warns about."""
+    return [WildcardOverlap(pid, pattern, other_id, host)
+            for pid, partner in partners.items() for pattern in partner.hosts
+            for other_id, other in partners.items() if other_id != pid
+            for host in other.hosts if reaches(pattern, host)]

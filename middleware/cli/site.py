@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import POSITIONS, Config, load_config
+from ..csp import WildcardOverlap, wildcard_overlaps
 from ..env import APP_ENV, CONFIG_ENV, DEFAULT_GC_THRESHOLD, DEV_ENV, GC_THRESHOLD_ENV
 from ..errors import ConsentGateError, SecretError
 from ..secrets import DEV_KEY
@@ -68,6 +69,45 @@ def format_policy(config: Config) -> str:
             lines.append(f"      sends:    event name, time and id; {', '.join(fields) or 'nothing else'}"
                          + (f"; events: {', '.join(sorted(f.events))}" if f.events else ""))
     return "\n".join(lines)
+
+
+def overlap_fix(config: Config, w: WildcardOverlap) -> str:
+    """The TOML that keeps ``w.partner``'s subdomains allowed while ``w.other`` is refused."""
+    hosts = [*config.partners[w.partner].hosts, "SUBDOMAIN." + w.pattern[2:]]
+    return (f'list the subdomains {w.partner} loads from as exact hosts: in [partners.{w.partner}] '
+            f'hosts = [{", ".join(json.dumps(h) for h in hosts)}]; or, if {w.host!r} serves '
+            f'{w.partner}, move it from partners.{w.other}.hosts to partners.{w.partner}.hosts')
+
+
+def csp_warnings(config: Config) -> list[dict[str, str]]:
+    """A consented partner's wildcard the CSP leaves out while another partner is refused
+    (csp.without_overlapping): which partner, which pattern, which host, and the fix."""
+    out = []
+    for w in wildcard_overlaps(config.partners):
+        index = config.partners[w.partner].hosts.index(w.pattern)
+        apex = w.pattern[2:]
+        kept = f"{w.partner}'s exact hosts" + (
+            "" if any(apex in p.hosts for pid, p in config.partners.items() if pid != w.partner)
+            else f" and {apex!r}")
+        out.append({
+            "key": f"partners.{w.partner}.hosts[{index}]", "partner": w.partner,
+            "pattern": w.pattern, "other_partner": w.other, "host": w.host,
+            "effect": (f"While {w.partner} is consented and {w.other} is not, the CSP leaves "
+                       f"{w.pattern!r} out (it would let a script reach {w.other}'s {w.host!r}): "
+                       f"only {kept} stay allowed, so "
+                       f"the browser blocks its tags on other subdomains"),
+            "fix": overlap_fix(config, w),
+        })
+    return out
+
+
+def format_csp_warnings(warnings: list[dict[str, str]]) -> str:
+    """The human lines of ``csp_warnings`` (empty when there are none)."""
+    lines = []
+    for w in warnings:
+        lines += [f"  {w['key']}: {w['pattern']!r} also matches {w['host']!r} of partner "
+                  f"{w['other_partner']!r}", f"      {w['effect']}.", f"      Fix: {w['fix']}."]
+    return "\n".join(["CSP warnings:", *lines]) if lines else ""
 
 
 def policy_dict(config: Config) -> dict[str, Any]:
@@ -128,8 +168,10 @@ def check(args: argparse.Namespace) -> int:
     ready, sentence = secret_status(config)
     if not sentence.startswith("OK"):
         sentence = "The configuration is valid, but:\n" + sentence
-    emit(args, format_policy(config) + "\n\n" + sentence,
-         {**policy_dict(config), "run_would_start": ready, "secret": sentence})
+    warnings = csp_warnings(config)
+    text = "\n\n".join(filter(None, [format_policy(config), format_csp_warnings(warnings), sentence]))
+    emit(args, text, {**policy_dict(config), "csp_warnings": warnings, "run_would_start": ready,
+                      "secret": sentence})
     return EXIT_OK
 
 
