@@ -312,14 +312,11 @@ def own_css_stylesheet(pi: bytes) -> bool:
             and _RELATIVE_HREF_RE.match(href) is not None)
 
 
-class _StylesheetJudge:
-    """Each ``<?xml-stylesheet`` spelled exactly (the PI target is case-sensitive; other
-    spellings and encodings are left to the respellers after it, which rename them) held
-    until its ``?>`` (at most ``_PI_MAX`` bytes), then kept if ``own_css_stylesheet``, else
-    renamed and its data read on; across any chunking. Unended at the end or past the
-    bound: renamed."""
-
-    _RENAMED = b"<?consent-blocked-xml-stylesheet"
+class _HeldJudge:
+    """The part the 8-bit and UTF-16 stylesheet judges share: the bytes of an instruction not
+    yet ended (or of a name cut by the chunk boundary) held back by one ``feed`` and put in
+    front of the next chunk, and whether the prolog is still open. ``_judge`` reads the joined
+    bytes and sets ``_held`` to what it holds back."""
 
     def __init__(self) -> None:
         self._held = b""
@@ -328,6 +325,22 @@ class _StylesheetJudge:
     def feed(self, chunk: bytes, final: bool = False) -> bytes:
         data = self._held + chunk
         self._held = b""
+        return self._judge(data, final)
+
+    def _judge(self, data: bytes, final: bool) -> bytes:
+        raise NotImplementedError
+
+
+class _StylesheetJudge(_HeldJudge):
+    """Each ``<?xml-stylesheet`` spelled exactly (the PI target is case-sensitive; other
+    spellings and encodings are left to the respellers after it, which rename them) held
+    until its ``?>`` (at most ``_PI_MAX`` bytes), then kept if ``own_css_stylesheet``, else
+    renamed and its data read on; across any chunking. Unended at the end or past the
+    bound: renamed."""
+
+    _RENAMED = b"<?consent-blocked-xml-stylesheet"
+
+    def _judge(self, data: bytes, final: bool) -> bytes:
         out: list[bytes] = []
         pos = 0
         while True:
@@ -398,7 +411,7 @@ def _wide_end(data: bytes, start: int, codec: str) -> int:
     return -1 if at < 0 else at + len(end)
 
 
-class _WideStylesheetJudge:
+class _WideStylesheetJudge(_HeldJudge):
     """``_StylesheetJudge`` for UTF-16LE/BE at any alignment: each exactly spelled wide
     ``<?xml-stylesheet`` held until its aligned wide ``?>`` (at most ``_WIDE_PI_MAX`` bytes),
     decoded and kept if ASCII, ``own_css_stylesheet`` and in the prolog (no wide element
@@ -411,8 +424,7 @@ class _WideStylesheetJudge:
     and a renamed one is renamed in both."""
 
     def __init__(self) -> None:
-        self._held = b""
-        self._in_prolog = True
+        super().__init__()
         self._seen = b""  # the last bytes passed, for an element start across the cut
 
     def _pass(self, out: list[bytes], data: bytes) -> None:
@@ -423,9 +435,7 @@ class _WideStylesheetJudge:
             self._seen = seen[-3:]
         out.append(data)
 
-    def feed(self, chunk: bytes, final: bool = False) -> bytes:
-        data = self._held + chunk
-        self._held = b""
+    def _judge(self, data: bytes, final: bool) -> bytes:
         out: list[bytes] = []
         pos = 0
         while True:
