@@ -3467,6 +3467,22 @@ ascii_islower(const unsigned char *s, Py_ssize_t n)
     return cased;
 }
 
+/* headers.FETCHING_HEADERS: names whose value may make a browser fetch (gate/start.py). */
+static int
+fetching_name(const char *k, Py_ssize_t kn)
+{
+    switch (kn) {
+    case 4: return memcmp(k, "link", 4) == 0;
+    case 7: return memcmp(k, "refresh", 7) == 0;
+    case 9: return memcmp(k, "report-to", 9) == 0;
+    case 17: return memcmp(k, "speculation-rules", 17) == 0;
+    case 19: return memcmp(k, "reporting-endpoints", 19) == 0;
+    case 23: return memcmp(k, "content-security-policy", 23) == 0;
+    case 35: return memcmp(k, "content-security-policy-report-only", 35) == 0;
+    default: return 0;
+    }
+}
+
 static PyObject *
 start_kind(PyObject *self, PyObject *headers)
 {
@@ -3505,6 +3521,9 @@ start_kind(PyObject *self, PyObject *headers)
             sets_cookie = 1;
         } else if (kn == 22 && memcmp(k, "x-content-type-options", 22) == 0) {
             /* nosniff only matters to the types handed to Python, which reads it itself */
+        } else if (fetching_name(k, kn)) {
+            /* Link, Refresh, ...: start_kind_py answers FETCHING_PASS for a passing body */
+            return PyObject_CallOneArg(start_fallback, headers);
         } else if (!ascii_islower((const unsigned char *)k, kn)) {
             Py_RETURN_NONE;
         }

@@ -23,7 +23,8 @@ except ImportError:  # pragma: no cover - a pure-Python install
 
 NAMES = [b"content-type", b"set-cookie", b"x-content-type-options", b"content-length", b"vary",
          b"x-custom-1", b"Content-Type", b"CONTENT-TYPE", b"Set-Cookie", b"X-Content-Type-Options",
-         b"123", b"", b"-", b"content-type ", b"content-typ", b"\xff\xfe", b"x-\xc3\xa9t\xc3\xa9"]
+         b"123", b"", b"-", b"content-type ", b"content-typ", b"\xff\xfe", b"x-\xc3\xa9t\xc3\xa9",
+         b"link", b"refresh", b"content-security-policy", b"Link", b"linkx", b"report-to"]
 TYPES = [b"application/json", b"application/json; charset=utf-8", b"application/jsonx",
          b"application/json, text/html", b"text/html", b"text/html; charset=utf-8", b"TEXT/HTML",
          b"text/htm", b" text/html", b"text/html,", b"text/plain", b"application/xhtml+xml",

@@ -169,8 +169,7 @@ class HtmlResponder:
             self.phase = PASSING
             if self.sets_cookie:
                 self.gate.review.saw_cookies(message.get("headers", ()), self.scope["path"])
-            if self.state.consent_read:
-                self.gate.response_headers.edit(message, self.scope, private=True)
+            self._untouched_headers(message)
             return message
         self.kind = body_kind or SNIFF
         self.start = message
@@ -472,8 +471,13 @@ class HtmlResponder:
     # --- headers (the edits themselves: ResponseHeaders) --------------------------------
 
     def _untouched_headers(self, start: Message) -> None:
+        """A body that passes: private when the view read the consent; either way its
+        fetching headers (Link, Refresh, ...) lose what names a partner, because a browser
+        that opens it as a page acts on them whatever the body is."""
         if self.state.consent_read:
             self.gate.response_headers.edit(start, self.scope, private=True)
+        else:
+            self.gate.response_headers.gate_fetching(start, self.scope)
 
     def _rewritten_headers(self, start: Message, *, enforced_no_partner: bool,
                            drop_length: bool = False, length: bytes | None = None) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from ..accel import speedups
+from ..headers import FETCHING_HEADERS
 from ..sniff import BodyKind, classify
 
 # Module names, not Enum attribute reads (~0.2 µs each through the metaclass).
@@ -25,21 +26,29 @@ _PAIRS = {kind: ((kind, False), (kind, True)) for kind in BodyKind}
 PASSES = _PAIRS[OTHER][0]
 #: The answer of an HTML page without a Set-Cookie (held until its first body).
 HTML_PAGE = _PAIRS[HTML][0]
+#: JSON or a file without a Set-Cookie whose headers make a browser fetch (``Link`` preload,
+#: ``Refresh``, ``Speculation-Rules``, reporting): equal to ``PASSES`` but not it, so the
+#: responder gates those headers. Chromium acts on them for any document it shows: a
+#: text/plain, JSON or image response opened as a page followed its Link preload and Refresh
+#: to the partner, enforced CSP or not (measured: tests/browser/test_redteam_vectors.py).
+FETCHING_PASS = (OTHER, False)
+
 #: What start_kind answers for one raw Content-Type value, (without, with) a Set-Cookie: a
 #: pure function of the value, remembered per value, for each X-Content-Type-Options (nosniff
 #: off, on). Bounded.
 _ANSWERS: tuple[dict[bytes, tuple[tuple[BodyKind, bool], tuple[BodyKind, bool]]], ...] = ({}, {})
 _MAX_ANSWERS = 256
 #: What start_kind does with a header name, in one lookup: 1 Content-Type, 2 Set-Cookie,
-#: 3 X-Content-Type-Options, 0 a common lower-case name it skips; any other name (4) is
-#: checked for upper case.
+#: 3 X-Content-Type-Options, 5 a header that fetches, 0 a common lower-case name it skips;
+#: any other name (4) is checked for upper case.
 _NAMES = {b"content-type": 1, b"set-cookie": 2, b"x-content-type-options": 3,
           **dict.fromkeys((b"content-length", b"date", b"server", b"cache-control", b"etag",
                            b"last-modified", b"vary", b"content-encoding", b"location",
                            b"expires", b"accept-ranges", b"transfer-encoding", b"connection",
                            b"content-language", b"content-disposition", b"x-frame-options",
-                           b"content-security-policy", b"strict-transport-security",
-                           b"access-control-allow-origin", b"link", b"age", b"pragma"), 0)}
+                           b"strict-transport-security", b"access-control-allow-origin",
+                           b"age", b"pragma"), 0),
+          **dict.fromkeys(FETCHING_HEADERS, 5)}
 _code_of = _NAMES.get
 
 
@@ -59,7 +68,7 @@ def start_kind_py(headers: Iterable[tuple[bytes, bytes]]) -> tuple[BodyKind, boo
     one pass that allocates nothing on the common paths; None when a header name is not
     lower-case (normalise, then ask again)."""
     content_type: bytes | None = None
-    several = nosniff = sets_cookie = False
+    several = nosniff = sets_cookie = fetching = False
     code_of = _code_of
     for key, value in headers:
         # The names we know are lower-case when equal; any other name is checked.
@@ -72,18 +81,22 @@ def start_kind_py(headers: Iterable[tuple[bytes, bytes]]) -> tuple[BodyKind, boo
                 sets_cookie = True
             elif code == 3:
                 nosniff = value.strip().lower() == b"nosniff"
+            elif code == 5:
+                fetching = True
             elif not key.islower():
                 return None
     if content_type is None or several:
         kind = classify([v for k, v in headers if k == b"content-type"], nosniff=nosniff)
-        return _PAIRS[kind][sets_cookie]
-    answers = _ANSWERS[nosniff]
-    pair = answers.get(content_type)
-    if pair is None:
-        pair = _PAIRS[_one_type(content_type, nosniff)]
-        if len(answers) < _MAX_ANSWERS:
-            answers[content_type] = pair
-    return pair[sets_cookie]
+        answer = _PAIRS[kind][sets_cookie]
+    else:
+        answers = _ANSWERS[nosniff]
+        pair = answers.get(content_type)
+        if pair is None:
+            pair = _PAIRS[_one_type(content_type, nosniff)]
+            if len(answers) < _MAX_ANSWERS:
+                answers[content_type] = pair
+        answer = pair[sets_cookie]
+    return FETCHING_PASS if fetching and answer is PASSES else answer
 
 
 #: The decision the responder uses: the C twin of start_kind_py (``_speedups.start_kind``: the

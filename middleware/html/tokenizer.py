@@ -76,6 +76,22 @@ def splice_py(buf: bytes, edits: list[Edit], stop: int) -> bytes:
     return b"".join(out)
 
 
+def _imports_in(content: bytes, at: int, upto: int) -> list[Edit]:
+    """Each literal ``@import`` of a blocked style's text ``content`` (which starts at ``at``
+    in the buffer) before ``upto``, respelled so that no preload scanner reads it."""
+    return [(at + m.start(), at + m.end(), b"@-consent-blocked-import")
+            for m in _IMPORT_RE.finditer(content, 0, upto)]
+
+
+def _respelled_imports(content: bytes, at: int) -> tuple[int, list[Edit]]:
+    """A blocked style's text read in careful mode: (where its text ends, the respelled
+    imports in it). The text is markup from its first '<' on (that part is read tag by tag)."""
+    upto = content.find(b"<")
+    if upto < 0:
+        upto = len(content)
+    return at + upto, _imports_in(content, at, upto)
+
+
 def _drop_to(out: list[Edit], pos: int) -> None:
     """Drop the bytes from the last edit's end (where the output has reached) up to ``pos``:
     a dropped element's content (an iframe's)."""
@@ -522,8 +538,16 @@ class Tokenizer:
                         if name in _SWITCHERS and name != "plaintext":
                             # Markup here; raw text if our namespace were wrong: cover both.
                             self._guards = (*self._guards, name)
-                    self._apply(lt, end, out, edits + extra, b"")
-                    return end
+                    pos = end
+                    if name == "style" and content and edits:
+                        # Chromium's preload scanner reads <svg><style> as an HTML style and
+                        # fetches a literal @import from it, type="text/plain" or not
+                        # (measured: tests/browser/test_redteam_vectors.py): respelled as
+                        # in HTML content, up to the text's first '<' (markup from there).
+                        pos, more = _respelled_imports(content, end)
+                        edits = edits + more
+                    self._apply(lt, pos, out, edits + extra, b"")
+                    return pos
         return self._html_start(buf, name, lt, end, out, final, careful=True, extra=extra)
 
     def _html_start(self, buf: bytes, name: str, lt: int, end: int, out: list[Edit],
@@ -550,12 +574,11 @@ class Tokenizer:
             # Blocked: type="text/plain" stops the style sheet, but Chromium's preload scanner
             # still fetches a literal @import in it (measured): spell those so it cannot. In
             # careful mode the text is also read as markup from its first '<' on.
-            upto = len(content)
-            if careful and b"<" in content:
-                upto = content.index(b"<")
-            pos = end + upto
-            edits = edits + [(end + m.start(), end + m.end(), b"@-consent-blocked-import")
-                             for m in _IMPORT_RE.finditer(content, 0, upto)]
+            if careful:
+                pos, more = _respelled_imports(content, end)
+            else:
+                pos, more = end + len(content), _imports_in(content, end, len(content))
+            edits = edits + more
         self._apply(lt, pos, out, edits, pre)
         # Only <svg>/<math> care whether the tag closes itself (re-reading its attributes).
         after = self._after_start_tag(name, careful=careful, self_closing=(
