@@ -121,7 +121,7 @@ def test_chain_cursor_links_and_advances_only_when_told() -> None:
         ("/search", "q=x", True, "/search?q=x"),
         ("/search", b"q=x", True, "/search?q=x"),
         ("/search", "", True, "/search"),
-        ("/a?leaked=1", "", False, "/a"),
+        ("/a?b", "", False, "/a%3Fb"),  # a decoded path's '?' was %3F in the request line
         ("", "", False, "/"),
     ],
 )
@@ -135,7 +135,7 @@ def test_page_path_drops_query_by_default(path: str, query: str | bytes, keep: b
     [
         ("/a\x00b", "", "/a%00b"),  # what uvicorn hands over for /a%00b
         ("/caf\udce9", "", "/caf%E9"),  # a non-UTF-8 byte kept by surrogateescape
-        ("/x\ud800y", "", "/x%ED%A0%80y"),  # any other lone surrogate
+        ("/x\ud800y", "", "/x%uD800y"),  # any other lone surrogate
         ("/ok", b"q=\x00", "/ok?q=%00"),
         ("/caf\u00e9", "", "/caf\u00e9"),  # text a store can hold is kept as it is
     ],

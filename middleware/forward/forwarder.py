@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from starlette.types import Scope
 
@@ -245,7 +245,8 @@ class Forwarder:
             page = given if isinstance(given, str) else src.referer()
             if page:
                 with contextlib.suppress(ValueError):
-                    path = urlsplit(page).path or "/"
+                    # Decoded like the scope path of the page's own record (records.page_path).
+                    path = unquote(urlsplit(page).path) or "/"
         return page_path(path)
 
     async def _record_deliveries(self, outcomes: Sequence[tuple[Item, Delivery]]) -> None:

@@ -78,29 +78,55 @@ def _json_mapping(name: str, value: Mapping[str, Any]) -> Mapping[str, Any]:
 def page_path(path: str, query: str | bytes = "", keep_query: bool = False) -> str:
     """The page path as the ledger keeps it: without the query string unless asked.
 
-    Query strings often carry personal data (search terms, e-mail addresses,
-    tokens), so ``keep_query`` defaults to False. Accepts the ASGI ``query_string``
-    bytes as they are.
+    ``path`` is the decoded path (ASGI scope ``path``); it is kept as it is unless it holds a
+    ``%``, a ``?``, a NUL or a lone surrogate (``recorded_path``). Query strings often carry
+    personal data (search terms, e-mail addresses, tokens), so ``keep_query`` defaults to
+    False. Accepts the ASGI ``query_string`` bytes as they are (never decoded, so only what
+    no store can hold is spelled: ``storable_text``).
     """
-    path = path.split("?", 1)[0] or "/"
+    recorded = recorded_path(path) if path else "/"
     if keep_query:
         q = query.decode("latin-1") if isinstance(query, bytes) else query
-        path = f"{path}?{q}" if q else path
-    return storable_text(path)
+        recorded = f"{recorded}?{storable_text(q)}" if q else recorded
+    return recorded
+
+
+def recorded_path(path: str) -> str:
+    """The decoded ``path`` as text every store holds, and no two paths alike.
+
+    A request for ``/a%00b`` reaches the app as ``/a\x00b`` (scope ``path`` is
+    percent-decoded; ``raw_path`` is not): PostgreSQL text cannot hold a NUL and no UTF-8
+    store can hold a lone surrogate (which servers that decode paths with
+    ``surrogateescape`` hand over), so one such request would fail its whole group commit
+    and serve every page of it without partners. Such a path is spelled with escapes, and
+    then ``%`` must be escaped too, or ``/a%2500b`` (the app sees ``/a%00b``) would be
+    recorded like ``/a%00b``; so must ``?`` (a ``%3F`` in the request line), or it would read
+    as the query's start. So a path with none of ``%``, ``?``, NUL or a lone surrogate (nearly
+    every one) is recorded as the app saw it, any other with every one of them escaped:
+    ``%25``, ``%3F``, ``%00``, a ``surrogateescape`` byte as ``%XX`` (``%E9``, as the request
+    line spelled it), any other lone surrogate as ``%uD800``. The two kinds cannot meet (only
+    the second holds a ``%``) and the second reads back one way only.
+    """
+    if ("%" not in path and "?" not in path and "\x00" not in path
+            and (path.isascii() or _encodable(path))):
+        return path
+    return "".join(_PATH_ESCAPES.get(c) or _storable_char(c) for c in path)
+
+
+_PATH_ESCAPES = {"%": "%25", "?": "%3F", "\x00": "%00"}
 
 
 def storable_text(text: str) -> str:
-    """``text`` with what no store can hold percent-encoded: NUL and lone surrogates.
+    """``text`` with what no store can hold escaped: NUL as ``%00`` and lone surrogates.
 
-    A request for ``/a%00b`` reaches the app as ``/a\x00b``; PostgreSQL text cannot
-    hold a NUL and no UTF-8 store can hold a lone surrogate (which servers that decode
-    paths with ``surrogateescape`` hand over), so one such request would fail its whole
-    group commit and serve every page of it without partners. Spelled the way the
-    request line spelled it, the record stays readable and every store takes it.
+    For the query string, which the ledger records as the request line sent it (a raw
+    ``%00`` in it and a NUL byte, which no server we know hands over: h11 and httptools
+    refuse it in a request target, would read alike); the path goes through
+    ``recorded_path``.
     """
     if "\x00" not in text and (text.isascii() or _encodable(text)):
         return text
-    return "".join(_storable_char(c) for c in text)
+    return "".join("%00" if c == "\x00" else _storable_char(c) for c in text)
 
 
 def _encodable(text: str) -> bool:
@@ -112,12 +138,10 @@ def _encodable(text: str) -> bool:
 
 
 def _storable_char(c: str) -> str:
-    if c == "\x00":
-        return "%00"
-    if "\ud800" <= c <= "\udfff":
-        escaped = "\udc80" <= c <= "\udcff"  # a byte that was not UTF-8, as Python keeps it
-        raw = c.encode("utf-8", "surrogateescape" if escaped else "surrogatepass")
-        return "".join(f"%{b:02X}" for b in raw)
+    if "\udc80" <= c <= "\udcff":  # a byte that was not UTF-8, as surrogateescape keeps it
+        return f"%{c.encode('utf-8', 'surrogateescape')[0]:02X}"
+    if "\ud800" <= c <= "\udfff":  # any other lone surrogate
+        return f"%u{ord(c):04X}"
     return c
 
 
