@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from .attrs import _C0_SPACE, _TAB_NEWLINE, _Attr, _attr_html, _attr_kind
-from .fetch import UNREADABLE, css_urls, data_document, refresh_url, srcset_urls
+from .fetch import UNREADABLE, css_urls, data_document, javascript_document, refresh_url, srcset_urls
 from .grammar import _ATTR_RE, _DOC_TAGS, _LINK_NO_FETCH, _URL_ATTRS
 from .nested import Rewriter, document_partners
 from .partners import PartnerLookup
@@ -105,6 +105,10 @@ class TagJudge:
                 if doc is None:
                     return [UNREADABLE]
                 return self._nested(doc, enabled, unknown)
+            if url[:11].lower() == "javascript:":
+                # The string the script returns is the frame's document: read its text as
+                # one (its tags, and any partner host written in it).
+                return self._nested(javascript_document(url), enabled, unknown)
         return [partner(value, unknown)]
 
     def _nested(self, doc: bytes, enabled: set[str], unknown: set[str]) -> list[str | None]:

@@ -4,7 +4,8 @@ browser might fetch, so that a partner's URL cannot hide from the host table (fa
 
 References: https://drafts.csswg.org/css-syntax-3/#consume-escaped-code-point,
 https://html.spec.whatwg.org/multipage/semantics.html#shared-declarative-refresh-steps,
-https://fetch.spec.whatwg.org/#data-urls
+https://fetch.spec.whatwg.org/#data-urls,
+https://html.spec.whatwg.org/multipage/browsing-the-web.html#evaluate-a-javascript:-url
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import binascii
 import re
 from urllib.parse import unquote_to_bytes
 
-__all__ = ["UNREADABLE", "css_urls", "data_document", "refresh_url", "srcset_urls"]
+__all__ = ["UNREADABLE", "css_urls", "data_document", "javascript_document", "refresh_url",
+           "srcset_urls"]
 
 #: Partner id for a URL (or document) that cannot be read: it is blocked like a partner's.
 UNREADABLE = "unreadable"
@@ -110,3 +112,14 @@ def data_document(url: str) -> bytes | None:
             except (binascii.Error, ValueError):
                 return None
     return raw
+
+
+def javascript_document(url: str) -> bytes:
+    """The script of a ``javascript:`` URL, percent-decoded as the browser runs it. In a frame
+    the string it returns becomes the frame's document (``javascript:'<img src=…>'``), so the
+    caller reads this text as a nested document: its tags, and every partner host written in
+    it (a host the script builds is for the CSP, as in any inline script).
+
+    The caller has removed leading spaces, tabs and newlines; ``url`` starts with
+    ``javascript:`` in any case."""
+    return unquote_to_bytes(url[11:])

@@ -49,11 +49,11 @@ MARKUP: dict[str, str] = {
     "noscript-link": f'<noscript><link rel="stylesheet" href="http://{P}/nsl.css"></noscript>',
     "noscript-style-import": f'<noscript><style>@import "http://{P}/nsi.css";</style></noscript>',
     "noscript-svg-style": f'<noscript><svg><style>@import "http://{P}/nss.css";</style></svg></noscript>',
-    # Script (a javascript: URL is one), and a style sheet the site serves itself: out of the
-    # rewriter's sight, the CSP's.
+    # A javascript: frame's document is the string its script returns.
     "js-iframe": f'<iframe src="javascript:\'<img src=http://{P}/js.gif>\'"></iframe>',
     "js-iframe-refresh": ('<iframe src="javascript:\'<meta http-equiv=refresh '
                           f'content=0;url=http://{P}/jr>\'"></iframe>'),
+    # A style sheet the site serves itself: not HTML, not read by the gate (the CSP's).
     "own-css": '<link rel="stylesheet" href="/own.css?h={h}">',
 }
 
