@@ -83,6 +83,17 @@ CONSENTED_VECTORS: dict[str, str] = {
 }
 
 
+#: name -> markup (``{host}`` filled in) for a page with consent whose partner tag is in the
+#: markup, so the rewriter judges it before the CSP does; ``window.outcome`` as above (not
+#: set when the rewriter took the tag out).
+HARD_VECTORS: dict[str, str] = {
+    "script": "<script src='http://{host}/s.js' onload=\"window.outcome='loaded'\""
+              " onerror=\"window.outcome='blocked'\"></script>",
+    "img": "<img src='http://{host}/p.gif' onload=\"window.outcome='loaded'\""
+           " onerror=\"window.outcome='blocked'\">",
+}
+
+
 def _split_host(host: str) -> str:
     """``host`` as a JavaScript expression that spells it in two pieces (out of the rewriter's sight)."""
     cut = len(host) // 2
@@ -92,6 +103,11 @@ def _split_host(host: str) -> str:
 def consented_page(name: str, host: str) -> bytes:
     return (f"<!DOCTYPE html><html><head><title>{name}</title></head><body><h1>{name}</h1>"
             f"<script>{_split_host(host)} {CONSENTED_VECTORS[name]}</script></body></html>").encode()
+
+
+def hard_page(name: str, host: str) -> bytes:
+    return (f"<!DOCTYPE html><html><head><title>{name}</title></head><body><h1>{name}</h1>"
+            f"{HARD_VECTORS[name].format(host=host)}</body></html>").encode()
 
 
 def page(name: str) -> bytes:
@@ -111,6 +127,8 @@ async def site(scope: dict[str, Any], receive: Any, send: Any) -> None:
         body = page(path[3:])
     elif path.startswith("/c/") and path.count("/") == 3 and path.split("/")[2] in CONSENTED_VECTORS:
         body = consented_page(path.split("/")[2], path.split("/")[3])  # /c/<vector>/<host>
+    elif path.startswith("/h/") and path.count("/") == 3 and path.split("/")[2] in HARD_VECTORS:
+        body = hard_page(path.split("/")[2], path.split("/")[3])  # /h/<vector>/<host>
     elif path == "/untyped":  # no Content-Type: the browser sniffs it
         body = (b"<!DOCTYPE html><html><body><img src='http://tracker.partner.example/untyped.gif'>"
                 b"</body></html>")

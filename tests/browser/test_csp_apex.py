@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from middleware import ConsentMiddleware
-from tests.asgi_helpers import SECRET, cookie_for
-from tests.support.config_text import config_text, partner
-from tests.support.servers import ServerProcess, start_uvicorn
+from tests.browser.csp_site import CONSENTED_VECTORS, HARD_VECTORS
+from tests.support.config_text import partner
+from tests.support.consented_site import consented_site
+from tests.support.servers import ServerProcess
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -21,10 +21,8 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.browser
 
-#: The consented partner declares both wildcards; the refused one declares the second's apex.
-CONSENTED = ("*.wild.example", "*.shared.example")
-REFUSED = ("shared.example",)
-#: host -> what the consented visitor's page may load from it.
+#: host -> what the consented visitor's page may load from it. The consented partner
+#: declares ``*.wild.example`` and ``*.shared.example``; the refused one ``shared.example``.
 EXPECTED = {"wild.example": "loaded",          # the apex of a consented wildcard
             "cdn.wild.example": "loaded",      # a subdomain, as before
             "shared.example": "blocked",       # the refused partner's exact host
@@ -33,53 +31,44 @@ EXPECTED = {"wild.example": "loaded",          # the apex of a consented wildcar
 
 @pytest.fixture(scope="module")
 def apex_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, str]]:
-    tmp = tmp_path_factory.mktemp("csp-apex")
-    config = tmp / "partners.toml"
-    purposes = {"ads": {"title": "Ads", "description": "Ads."},
-                "social": {"title": "Social", "description": "Buttons."}}
-    config.write_text(config_text(ledger=(tmp / "ledger.sqlite3").as_posix(), purposes=purposes,
-                                  partners={"wild": partner(["ads"], list(CONSENTED)),
-                                            "apex": partner(["social"], list(REFUSED))}))
-    cookie = cookie_for(ConsentMiddleware(lambda *a: None, config=str(config), secret=SECRET), {"ads"})
-    env = {"APEX_SITE_CONFIG": str(config), "CONSENT_GATE_SECRET": SECRET}
-    with start_uvicorn("tests.browser.apex_site:create_app", env=env,
-                       extra_args=["--factory"], log_level="warning") as server:
-        yield server, cookie
+    with consented_site(tmp_path_factory.mktemp("csp-apex"),
+                        {"wild": partner(["ads"], ["*.wild.example", "*.shared.example"]),
+                         "apex": partner(["social"], ["shared.example"])}) as served:
+        yield served
 
 
-@pytest.mark.parametrize("kind", ["hard", "run"])
+@pytest.mark.parametrize("kind", ["h", "c"], ids=["in-markup", "by-script"])
 def test_consented_wildcard_apex_loads_under_our_csp(page: Page, recording_proxy: RecordingProxy,
                                                      apex_site: tuple[ServerProcess, str],
                                                      kind: str) -> None:
-    """``hard``: tags in the markup, kept or neutralised by the rewriter (HostMatcher gives
-    ``wild.example`` to the consented partner); ``run``: built by script, the CSP alone
-    decides. Either way the apex loads, with no CSP violation, and the refused partner's
-    apex gets no request."""
+    """In the markup (``/h/``) the rewriter keeps or takes out the tag (HostMatcher gives
+    ``wild.example`` to the consented partner); built by script (``/c/``) the CSP alone
+    decides. Either way the apex's script and image load with no CSP violation, and the
+    refused partner's apex gets no request."""
     server, cookie = apex_site
     name, value = cookie.split("=", 1)
     page.context.add_cookies([{"name": name, "value": value, "url": server.url}])
     violations: list[str] = []
     page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text
             else None)
-    outcome: dict[str, object] = {}
-    reached: dict[str, bool] = {}
-    for host in EXPECTED:
-        recording_proxy.mark(host)
-        violations.clear()
-        page.goto(f"{server.url}/{kind}/{host}", wait_until="load")
-        if kind == "run" or EXPECTED[host] == "loaded":
-            page.wait_for_function("window.outcome && outcome.script && outcome.img")
-            seen = page.evaluate("window.outcome")
-        else:  # the rewriter neutralised both tags: no element, no event
-            seen = page.evaluate("window.outcome")
-            seen = {k: seen.get(k, "blocked") for k in ("script", "img")}
-        outcome[host] = "loaded" if seen == {"script": "loaded", "img": "loaded"} else (
-            "blocked" if seen == {"script": "blocked", "img": "blocked"} else seen)
-        recording_proxy.wait_quiet(0.3)
-        reached[host] = host in recording_proxy.hosts(section=host)
-        if EXPECTED[host] == "loaded":
-            assert not violations, (host, violations)
-        with contextlib.suppress(Exception):
-            page.goto("about:blank")
-    assert outcome == EXPECTED
-    assert reached == {host: seen == "loaded" for host, seen in EXPECTED.items()}
+    outcome: dict[tuple[str, str], object] = {}
+    reached: dict[tuple[str, str], bool] = {}
+    for host, expected in EXPECTED.items():
+        for vector in HARD_VECTORS if kind == "h" else ("script", "img"):
+            assert vector in CONSENTED_VECTORS
+            label = f"{kind} {vector} {host}"
+            recording_proxy.mark(label)
+            violations.clear()
+            page.goto(f"{server.url}/{kind}/{vector}/{host}", wait_until="load")
+            if kind == "c" or expected == "loaded":
+                page.wait_for_function("window.outcome !== undefined")
+            # A tag the rewriter took out has no element left to say so: blocked.
+            outcome[vector, host] = page.evaluate("window.outcome") or "blocked"
+            recording_proxy.wait_quiet(0.3)
+            reached[vector, host] = host in recording_proxy.hosts(section=label)
+            if expected == "loaded":
+                assert not violations, (label, violations)
+            with contextlib.suppress(Exception):
+                page.goto("about:blank")
+    assert outcome == {(v, h): e for h, e in EXPECTED.items() for v in HARD_VECTORS}
+    assert reached == {(v, h): e == "loaded" for h, e in EXPECTED.items() for v in HARD_VECTORS}

@@ -11,10 +11,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from middleware import ConsentMiddleware
-from tests.asgi_helpers import SECRET, cookie_for
 from tests.browser.csp_site import CONSENTED_VECTORS, VECTORS
-from tests.support.config_text import config_text, partner
+from tests.support.config_text import partner
+from tests.support.consented_site import consented_site as serve_consented
 from tests.support.servers import ServerProcess, start_uvicorn
 
 if TYPE_CHECKING:
@@ -122,20 +121,11 @@ PLAIN, DECLARING, REFUSED = "tracker.partner.example", "forms.partner.example", 
 @pytest.fixture(scope="module")
 def consented_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, str]]:
     """The CSP site with three partners, and a consent cookie granting ``ads`` only."""
-    tmp = tmp_path_factory.mktemp("csp-consented")
-    config = tmp / "partners.toml"
-    purposes = {"ads": {"title": "Ads", "description": "Ads."},
-                "social": {"title": "Social", "description": "Buttons."}}
-    config.write_text(config_text(ledger=(tmp / "ledger.sqlite3").as_posix(), purposes=purposes,
-                                  partners={"tracker": partner(["ads"], [PLAIN]),
-                                            "forms": partner(["ads"], [DECLARING],
-                                                             csp=["object-src", "form-action"]),
-                                            "social": partner(["social"], [REFUSED])}))
-    cookie = cookie_for(ConsentMiddleware(lambda *a: None, config=str(config), secret=SECRET), {"ads"})
-    env = {"CSP_SITE_CONFIG": str(config), "CONSENT_GATE_SECRET": SECRET}
-    with start_uvicorn("tests.browser.csp_site:create_app", env=env,
-                       extra_args=["--factory"], log_level="warning") as server:
-        yield server, cookie
+    with serve_consented(tmp_path_factory.mktemp("csp-consented"),
+                         {"tracker": partner(["ads"], [PLAIN]),
+                          "forms": partner(["ads"], [DECLARING], csp=["object-src", "form-action"]),
+                          "social": partner(["social"], [REFUSED])}) as served:
+        yield served
 
 
 def test_csp_with_consent_loads_consented_partners_and_blocks_the_rest(
