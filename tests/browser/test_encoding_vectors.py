@@ -17,18 +17,20 @@ be completed by the banner appended after it (its quote and '>'), and fetched.""
 
 from __future__ import annotations
 
-import contextlib
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.browser.encoding_site import BODIES, XML_CSS_CODECS, H
+from tests.browser.tabs import TabVisit, visit_in_tabs
 from tests.browser.vector_sites import raw_and_gated
+from tests.support.servers import ServerProcess
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from playwright.sync_api import Page
+    from playwright.sync_api import BrowserContext, Page
 
     from tests.support.proxy import RecordingProxy
 
@@ -52,20 +54,42 @@ ROOTS: dict[str, str] = {"xsl-sheet": "html", "xslt-doc": "html"}
 
 
 def test_unread_bodies_reach_the_partner_only_as_written(
-        page: Page, recording_proxy: RecordingProxy, tmp_path: Path) -> None:
+        context: BrowserContext, page: Page, recording_proxy: RecordingProxy,
+        tmp_path: Path) -> None:
     roots: dict[str, str] = {}
     titles: dict[str, str] = {}
+
+    def reached(who: str) -> set[tuple[str, str]]:
+        return {(p[2], p[3]) for p in (r.path.split("/") for r in recording_proxy.requests
+                                       if r.host == H) if len(p) > 3 and p[1] == who}
+
+    def fetched_as_written(name: str) -> Callable[[], bool] | None:
+        """Whether the raw page's own fetches all reached the partner (None: it makes none
+        of its own; the XSLT document's refresh is named after the sheet it applies)."""
+        own = {("xsl-sheet", "refresh")} if name == "xslt-doc" else (
+            set() if name == "xsl-sheet" else {(name, v) for v in _vectors(name)})
+        return (lambda: own <= reached("raw")) if own else None
+
+    def read_gated(name: str) -> Callable[[Page], None]:
+        def read(tab: Page) -> None:
+            roots[name] = tab.evaluate("document.documentElement.localName")
+            titles[name] = tab.title()
+        return read
+
     # report-only: a rewritten page (br, zstd, ...) must be clean without the CSP's help; an
     # unreadable document gets the enforced no-partner CSP whatever the mode.
     with raw_and_gated("tests.browser.encoding_site", tmp_path, csp="report-only") as (raw, gated):
+        visits = []
         for name in BODIES:
-            for who, server in (("raw", raw), ("gated", gated)):
-                with contextlib.suppress(Exception):
-                    page.goto(f"{server.url}/{who}/{name}", wait_until="load")
-                    if who == "gated":
-                        roots[name] = page.evaluate("document.documentElement.localName")
-                        titles[name] = page.title()
-                page.wait_for_timeout(1300)  # the refresh waits 1 s
+            # As written: open until its vectors reached the partner (at most 5 s). Through
+            # the gate: watched 1.3 s after its load, past the refresh's 1 s (as every page
+            # was when they were visited one by one).
+            until = fetched_as_written(name)
+            visits.append(TabVisit(f"{raw.url}/raw/{name}", hold=1.3 if until is None else 5.0,
+                                   until=until))
+            visits.append(TabVisit(f"{gated.url}/gated/{name}", hold=1.3,
+                                   on_load=read_gated(name)))
+        visit_in_tabs(context, visits)
         ae = page.goto(f"{raw.url}/ae/raw").text()
         recording_proxy.wait_quiet(1.0)
     assert ae == '"gzip, deflate, br, zstd"'
@@ -85,20 +109,31 @@ def test_unread_bodies_reach_the_partner_only_as_written(
                       else "enc" for name in BODIES}
 
 
+@pytest.fixture(scope="module")
+def enforced_sites(tmp_path_factory: pytest.TempPathFactory
+                   ) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    """The raw and the gated site (CSP enforced), one pair for the module: each test's
+    pages have their own names, and the proxy's records are cleared before each test."""
+    with raw_and_gated("tests.browser.encoding_site", tmp_path_factory.mktemp("enc-enforce"),
+                       csp="enforce") as sites:
+        yield sites
+
+
 @pytest.mark.parametrize("name", list(XML_CSS_CODECS))
 def test_xml_document_keeps_its_own_stylesheet_not_the_partners(
-        page: Page, recording_proxy: RecordingProxy, tmp_path: Path, name: str) -> None:
+        page: Page, recording_proxy: RecordingProxy,
+        enforced_sites: tuple[ServerProcess, ServerProcess], name: str) -> None:
     """Chromium 156 applies both CSS <?xml-stylesheet?> of an XML document as written (the
     partner's sheet fetched); through the gate the own one still applies and the partner's
     instruction is renamed (every one was before: the page lost its own style), in UTF-8 and
     in UTF-16 either byte order (where every one stayed renamed until the wide judge)."""
     colors = {}
-    with raw_and_gated("tests.browser.encoding_site", tmp_path, csp="enforce") as (raw, gated):
-        for who, server in (("raw", raw), ("gated", gated)):
-            page.goto(f"{server.url}/{who}/{name}", wait_until="load")
-            colors[who] = page.evaluate(
-                "getComputedStyle(document.documentElement.firstElementChild).color")
-        recording_proxy.wait_quiet(0.5)
+    raw, gated = enforced_sites
+    for who, server in (("raw", raw), ("gated", gated)):
+        page.goto(f"{server.url}/{who}/{name}", wait_until="load")
+        colors[who] = page.evaluate(
+            "getComputedStyle(document.documentElement.firstElementChild).color")
+    recording_proxy.wait_quiet(0.5)
     fetched = {r.path for r in recording_proxy.requests if r.host == H}
     assert colors == {"raw": "rgb(1, 2, 3)", "gated": "rgb(1, 2, 3)"}
     assert fetched == {f"/raw/{name}/css"}
