@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from middleware import ConsentMiddleware
 from middleware.disclosure import Discloser
+from tests.support.budget import examples
 
 from .asgi_helpers import ADS_SNIPPET, SECRET, SOCIAL_SNIPPET, cookie_for, http_scope, make_config
 
@@ -281,7 +282,7 @@ def _same_as_fresh_gate(tmp: Path, responses: list[dict[str, Any]]) -> None:
     asyncio.run(scenario())
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.lists(RESPONSE, min_size=1, max_size=6))
 def test_caches_reused_gate_same_as_fresh_gate(
         tmp_path_factory: Any, responses: list[dict[str, Any]]) -> None:

@@ -21,6 +21,7 @@ from middleware import ConsentMiddleware
 from middleware.config import parse_config
 from middleware.csp import without_covered
 from middleware.errors import ConfigError
+from tests.support.budget import examples
 
 from .asgi_helpers import CONFIG, SECRET, cookie_for, html_app, http_scope, make_config, make_gate, run
 
@@ -321,7 +322,7 @@ _NAMES = st.lists(_LABELS, min_size=1, max_size=4).map(".".join)
 _SOURCES = st.one_of(_NAMES, _NAMES.map(lambda name: "*." + name))
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(sources=st.lists(_SOURCES, max_size=8, unique=True), hosts=st.lists(_NAMES, max_size=10))
 def test_without_covered_allows_exactly_the_same_hosts(sources: list[str], hosts: list[str]) -> None:
     kept = without_covered(sources)
@@ -355,7 +356,7 @@ def test_japan_talk_policy_lists_each_host_once_and_still_allows_every_declared_
 _PATTERNS = st.one_of(_NAMES, _NAMES.map(lambda name: "*." + name)).filter(lambda p: "." in p)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(declared=st.lists(st.tuples(_PATTERNS, st.integers(0, 2)), min_size=1, max_size=8,
                          unique_by=lambda d: d[0]),
        allowed=st.sets(st.sampled_from(["p0", "p1", "p2"])), probes=st.lists(_NAMES, max_size=8))

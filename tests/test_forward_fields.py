@@ -17,6 +17,7 @@ from middleware.forward.fields import (
     normal_phone,
     page_url,
 )
+from tests.support.budget import examples
 
 
 def sha(s: str) -> str:
@@ -104,7 +105,7 @@ def test_fields_schema_rejects_bad_event_names(name: str) -> None:
         check_event(name, {})
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.text(max_size=80))
 def test_fields_page_url_never_keeps_query_fragment_or_userinfo(tail: str) -> None:
     out = page_url("https://user:pw@shop.example/" + tail)

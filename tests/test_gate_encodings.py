@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from middleware.gate import encodings
 from middleware.gate.encodings import BodyDecoder, InflateError, codings, decoder_for
 from middleware.html.refresh_guard import AnyRespeller
+from tests.support.budget import examples
 
 from .asgi_helpers import (
     AD_TAG,
@@ -423,7 +424,7 @@ def test_unreadable_document_has_every_http_equiv_respelled(tmp_path: Path, name
 _CHAR_REF = re.compile("&#(x?)([0-9a-f]{1,6});")
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.lists(st.sampled_from(["<meta ", "http-equiv", "HTTP-EQUIV", "http-", "equiv", "x",
                                  "\u6800", "\x00", "\x1b(B", ">", "&#104;", "&#x0068;", "&#45;",
                                  "&#", "&", ";", "ttp-equiv", "<?xml-stylesheet", "<?xml-"]),

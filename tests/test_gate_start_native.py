@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from middleware.gate import start
 from middleware.gate.start import start_kind_py
+from tests.support.budget import examples
 
 try:
     from middleware import _speedups
@@ -67,7 +68,7 @@ def _outcome(fn: Any, headers: Any) -> Any:
 
 
 @needs_c
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=examples(1500), deadline=None)
 @given(header_lists, st.sampled_from([list, tuple]))
 @example([(b"content-type", b"application/json")], list)
 @example([(b"content-type", b"application/json"), (b"set-cookie", b"a=b")], tuple)
@@ -87,7 +88,7 @@ def test_c_start_kind_equals_python(headers: list[tuple[bytes, bytes]], kind: ty
 
 
 @needs_c
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=examples(600), deadline=None)
 @given(odd_lists, st.sampled_from([list, tuple, iter]))
 def test_c_start_kind_hands_odd_objects_to_python(headers: list[Any], kind: Any) -> None:
     """Not a list/tuple of (bytes, bytes): the reference's answer, or its exception type."""

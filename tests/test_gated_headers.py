@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from starlette.datastructures import MutableHeaders
 
 from middleware.headers import GatedHeaders, merge_vary, private_cache_control, set_header
+from tests.support.budget import examples
 
 VARY = ["Cookie", "Accept-Language", "Sec-GPC"]
 CSP = (b"content-security-policy", b"default-src 'self'")
@@ -46,7 +47,7 @@ VALUES = st.sampled_from([b"", b"Accept-Encoding", b"cookie, Origin", b"*", b"pu
                           b"DENY", b"text/html; charset=utf-8"])
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.lists(st.tuples(NAMES, VALUES), max_size=10), st.booleans(), st.booleans(),
        st.sampled_from([None, "SAMEORIGIN", "DENY"]), st.booleans(),
        st.sampled_from([None, b"0", b"31424"]), st.booleans())

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from middleware.html.refresh_guard import RefreshRespeller
+from tests.support.budget import examples
 
 PIECES = [b"http-equiv", b"HTTP-EQUIV", b"Http-Equiv", b"http-eq", b"uiv", b"h", b"http",
           b"-equiv", b"<meta ", b'="refresh" content="0;url=http://x.example/">', b"\xe3\x81\x82",
@@ -30,7 +31,7 @@ def _stream(data: bytes, cuts: list[int]) -> bytes:
     return b"".join(out)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(st.lists(st.sampled_from(PIECES) | st.binary(max_size=6), max_size=30),
        st.lists(st.integers(min_value=0, max_value=400), max_size=8))
 def test_refresh_guard_any_chunking_equals_one_substitution(parts: list[bytes], cuts: list[int]) -> None:

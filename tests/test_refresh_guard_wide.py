@@ -9,6 +9,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from middleware.html.refresh_guard import _PI_MAX, AnyRespeller, _StylesheetJudge
+from tests.support.budget import examples
 
 OWN = '<?xml-stylesheet type="text/css" href="/own.css"?>'
 PARTNER = '<?xml-stylesheet type="text/css" href="https://pagead2.googlesyndication.com/a.css"?>'
@@ -39,7 +40,7 @@ def _narrow(text: str) -> str:
     return (r.feed(text.encode()) + r.finish()).decode()
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(st.lists(st.sampled_from(ASCII), max_size=14), st.sampled_from(CODECS),
        st.sampled_from(PREFIXES), st.integers(1, 70))
 @example(['<?xml version="1.0"?>', OWN, "\n", PARTNER, "<doc>", OWN], "utf-16-be", b"", 1)
@@ -62,7 +63,7 @@ def _readings(data: bytes) -> list[str]:
     return out
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(st.lists(st.sampled_from(ASCII + WIDE), max_size=16), st.sampled_from(CODECS),
        st.sampled_from(PREFIXES), st.integers(1, 70))
 @example([OWN[:-1], "\u263e", " type='text/xsl' href='/t.xsl'?>"], "utf-16-le", b"\x00", 5)

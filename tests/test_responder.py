@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from middleware.sniff import BodyKind, sniff
+from tests.support.budget import examples
 
 from .asgi_helpers import (
     AD_TAG,
@@ -106,7 +107,7 @@ def test_gate_nosniff_without_type_is_not_a_page(tmp_path: Path) -> None:
     assert out.body == AD_PAGE
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(lead=st.sampled_from([b"", b" ", b"\n\t", b"\x0c\r "]),
        pattern=st.sampled_from(SNIFFED_HTML),
        end=st.sampled_from([b" ", b">", b"x", b"1", b"-"]),
@@ -483,7 +484,7 @@ CONTENT_TYPES = [b"application/json", b"text/html", b"text/html; charset=utf-8",
                  b"application/json, text/html", b" text/html", b"unknown/unknown"]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(HEADER_NAMES),
                           st.sampled_from([*CONTENT_TYPES, b"nosniff", b" NoSniff ", b"a=b"])),
                 max_size=4))
@@ -720,7 +721,7 @@ def test_utf16_page_goes_out_with_every_http_equiv_respelled(
     assert enforced_no_partner(out)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.lists(st.sampled_from([b"h\x00", b"T\x00", b"\x00t", b"-\x00", b"\x00\xd8", b"e\x00q\x00",
                                  "http-equiv".encode("utf-16-le"), b"\x00", b"\xfe\xff", b"x"]),
                 max_size=30),
@@ -777,7 +778,7 @@ def test_iso2022jp_http_equiv_spelled_with_escapes_is_respelled(tmp_path: Path, 
     assert enforced_no_partner(out)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.lists(st.sampled_from([b"h", b"T", b"tp", b"-", b"equ", b"iv", b"\x1b(B", b"\x1b(J",
                                  b"\x1b$B", b"\x1b", b"(", b"x", b"http-equiv"]), max_size=30),
        st.lists(st.integers(min_value=0, max_value=200), max_size=6))

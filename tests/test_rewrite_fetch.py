@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from middleware.html import tokenizer as tokenizer_module
 from middleware.rewrite import UNREADABLE, HtmlRewriter
+from tests.support.budget import examples
 
 from .test_rewrite import ALLOWED, BLOCKED, rewrite
 
@@ -325,7 +326,7 @@ SVG_PARTS = ['<path d="M0 0h24"/>', "<g>", "</g>", '<g fill="url(#a)">', "<circl
              '<rect style="fill:url(//ad.doubleclick.net/p)"/>', "<![CDATA[x]]>", "<data-consent/>"]
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=examples(120), deadline=None)
 @given(st.lists(st.sampled_from(SVG_PARTS), max_size=8))
 def test_svg_fast_path_gives_the_tag_by_tag_output(parts: list[str]) -> None:
     attrs = "".join(p for p in parts if p.startswith(" "))

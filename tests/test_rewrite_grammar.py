@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from middleware.html import native
 from middleware.html.attrs import _name_end
 from middleware.html.grammar import _DATA_RE, _SKIP_RE, _T_BEFORE, _TAG_RE, _tag_tail
+from tests.support.budget import examples
 
 # Every byte class the attribute states tell apart, plus a '<' and a second letter.
 TAG_BYTES = [b"a", b" ", b"\t", b"=", b'"', b"'", b"/", b">", b"<", b"x"]
@@ -43,13 +44,13 @@ def test_grammar_tag_tail_agrees_with_tag_regex_on_every_short_tag() -> None:
             assert tag_agrees(b"".join(body)), body
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=examples(3000), deadline=None)
 @given(st.lists(st.sampled_from(TAG_BYTES), min_size=6, max_size=24))
 def test_grammar_tag_tail_agrees_with_tag_regex_on_long_tags(body: list[bytes]) -> None:
     assert tag_agrees(b"".join(body))
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=examples(2000), deadline=None)
 @given(st.lists(st.sampled_from(PIECES), min_size=1, max_size=10))
 def test_grammar_every_skip_stop_is_classified(pieces: list[bytes]) -> None:
     raw = b"".join(pieces)

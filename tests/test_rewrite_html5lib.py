@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from middleware.rewrite import HtmlRewriter, RewritePlan
+from tests.support.budget import examples
 
 from .html5lib_oracle import MATCHER, PARTNERS, document_fetches
 
@@ -104,7 +105,7 @@ def _feed(doc: bytes, allowed: frozenset[str], cuts: list[int]) -> tuple[bytes, 
     return b"".join(out), frozenset(enabled)
 
 
-SETTINGS = settings(max_examples=700, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=examples(700), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 cuts = st.lists(st.integers(min_value=0, max_value=4000), max_size=6)
 
 

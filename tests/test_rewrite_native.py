@@ -26,6 +26,7 @@ from middleware.html import native
 from middleware.html.grammar import _SVG_FLAT_RE
 from middleware.rewrite import HtmlRewriter, RewritePlan
 from middleware.ui.templates import placeholder_size
+from tests.support.budget import examples
 from tests.support.guard_page import guarded_windows
 
 try:
@@ -254,7 +255,7 @@ documents = st.lists(st.one_of(tag(), tag(), st.sampled_from(TEXT_BITS), noscrip
                      max_size=14).map("".join)
 
 
-@settings(max_examples=900, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(900), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(documents, st.lists(st.integers(0, 4000), max_size=4),
        st.sampled_from([frozenset(), frozenset({"ads", "yt"}), frozenset({"odd", "fb"}),
                         frozenset({"sub"}), frozenset(PARTNERS)]), st.booleans(),
@@ -292,7 +293,7 @@ def test_native_pass_equals_pure_python(doc: str, cuts: list[int], allowed: froz
     check(doc.encode(charset, "replace"), cuts, allowed, inject)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(400), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.one_of(noscripts, st.sampled_from(TEXT_BITS)), max_size=6).map("".join),
        st.lists(st.integers(0, 2000), max_size=3),
        st.sampled_from([frozenset(), frozenset({"ads", "yt"}), frozenset(PARTNERS)]))
@@ -340,7 +341,7 @@ svgs = st.tuples(st.sampled_from(SVG_OPEN), st.lists(svg_bit, max_size=10).map("
                  st.sampled_from(SVG_PROBES)).map("".join)
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(600), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.one_of(svgs, svgs, st.sampled_from(TEXT_BITS), tag()), max_size=6).map("".join),
        st.lists(st.integers(0, 2000), max_size=3),
        st.sampled_from([frozenset(), frozenset({"ads", "yt"}), frozenset(PARTNERS)]), st.booleans())
@@ -385,7 +386,7 @@ placeholder_tags = st.builds(
                                "</iframe/>"])).map("".join))
 
 
-@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(500), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.one_of(placeholder_tags, st.sampled_from(TEXT_BITS)), max_size=5).map("".join),
        st.lists(st.integers(0, 2000), max_size=3),
        st.sampled_from([frozenset(), frozenset({"ads"}), frozenset({"yt", "fb"})]))
@@ -479,7 +480,7 @@ def refresh_tag(draw: st.DrawFn) -> str:
 GRANTED = [frozenset(), frozenset({"ads"}), frozenset({"ads", "analytics"})]
 
 
-@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(800), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.one_of(optin_tags, refresh_tag(), refresh_tag(), st.sampled_from(TEXT_BITS),
                           tag()), max_size=6).map("".join),
        st.lists(st.integers(0, 2000), max_size=3),
@@ -563,7 +564,7 @@ srcdoc_tags = st.builds(
     st.sampled_from(["</iframe>", "fallback</IFRAME >", "", "</iframe"]))
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(600), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.one_of(srcdoc_tags, srcdoc_tags, st.sampled_from(TEXT_BITS)), max_size=5)
        .map("".join), st.lists(st.integers(0, 2000), max_size=3),
        st.sampled_from([frozenset(), frozenset({"ads"}), frozenset({"yt", "fb"}),
@@ -704,7 +705,7 @@ SVG_BITS = ["<svg", "<SVG", " ", "\t", "\n", 'class="icon"', "viewBox='0 0 16 16
             "text", "<!-- c -->", "<circle r='1'/>", "<g/>", "</path>", "<rect/>", "<\u00e9>"]
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=examples(1500), deadline=None)
 @given(st.lists(st.sampled_from(SVG_BITS), max_size=16).map("".join), st.sampled_from(["<svg", "<svg "]))
 @example("", '<svg class="icon" viewBox="0 0 16 16"><path d="M1 1h14v14H1z"/></svg>')
 @example("", "<svg><g fill='x'><circle r='1'/>t</g></svg >")

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from middleware.hosts import HostMatcher
 from middleware.rewrite import HtmlRewriter, RewritePlan
+from tests.support.budget import examples
 
 CORPUS = Path(__file__).parent / "corpus"
 PARTNERS = {
@@ -205,7 +206,7 @@ def split(doc: bytes, cuts: list[int]) -> list[bytes]:
     return [doc[a:b] for a, b in pairwise(bounds)]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(documents, st.lists(st.integers(min_value=0, max_value=10_000), max_size=12),
        partner_sets, st.booleans())
 def test_chunking_never_changes_the_output(doc: bytes, cuts: list[int], allowed: frozenset[str],
@@ -216,13 +217,13 @@ def test_chunking_never_changes_the_output(doc: bytes, cuts: list[int], allowed:
     assert run(plan, [doc[i : i + 1] for i in range(len(doc))]) == whole
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(documents, st.lists(st.integers(min_value=0, max_value=10_000), max_size=6))
 def test_empty_plan_is_identity(doc: bytes, cuts: list[int]) -> None:
     assert run(make_plan(matcher=HostMatcher({})), split(doc, cuts)) == doc
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(documents, partner_sets, st.lists(st.integers(min_value=0, max_value=10_000), max_size=6))
 def test_no_live_url_of_a_blocked_partner_survives(doc: bytes, allowed: frozenset[str],
                                                    cuts: list[int]) -> None:
@@ -230,7 +231,7 @@ def test_no_live_url_of_a_blocked_partner_survives(doc: bytes, allowed: frozense
     assert live_blocked(out, allowed) == []
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(documents)
 def test_allowing_every_partner_changes_nothing_but_opt_in(doc: bytes) -> None:
     assert run(make_plan(allowed=frozenset(PARTNERS)), [doc]) == doc

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.budget import examples
+
 ROOT = Path(__file__).resolve().parent.parent
 DRIVER = r"""
 import ctypes, importlib.machinery, importlib.util, sys
@@ -164,7 +166,8 @@ def test_c_skip_under_address_and_undefined_sanitizers(tmp_path: Path) -> None:
            "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1",
            "PYTHONPATH": str(ROOT)}
     env.pop("CONSENT_GATE_PURE_PYTHON", None)
-    run = subprocess.run([sys.executable, "-c", DRIVER, str(out), "400"], cwd=ROOT, env=env,
+    run = subprocess.run([sys.executable, "-c", DRIVER, str(out), str(examples(400))],
+                         cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "sanitized skip_end, scan_end, splice and start_kind: ok" in run.stdout

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from middleware import rewrite
 from middleware.html.tokenizer import splice_py
+from tests.support.budget import examples
 from tests.support.guard_page import guarded_windows
 
 try:
@@ -132,7 +133,7 @@ def buffers(draw: st.DrawFn) -> bytes:
     return raw[:cut] if draw(st.booleans()) else raw
 
 
-@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(3000), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(buffers())
 @example(b'<img src="a/b" alt=x>')
 @example(b"<img src=a/\tb>")
@@ -150,7 +151,7 @@ def test_c_skip_equals_regex(buf: bytes) -> None:
     check_all_positions(buf)
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=examples(3000), deadline=None)
 @given(st.binary(max_size=40), st.integers(-3, 45))
 def test_c_skip_equals_regex_on_random_bytes(buf: bytes, pos: int) -> None:
     assert _speedups.skip_end(buf, pos) == regex_end(buf, pos)
@@ -202,7 +203,7 @@ def edit_lists(size: int) -> st.SearchStrategy[list[tuple[int, int, bytes]]]:
     return st.lists(st.tuples(index, index, st.binary(max_size=6)), max_size=12)
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=examples(3000), deadline=None)
 @given(st.binary(max_size=40).flatmap(
     lambda b: st.tuples(st.just(b), edit_lists(len(b)), st.integers(0, len(b) + 3))))
 def test_splice_equals_the_python_reference(case: tuple[bytes, list[tuple[int, int, bytes]], int]

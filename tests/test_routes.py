@@ -27,6 +27,7 @@ from middleware.config import Config, parse_config
 from middleware.consent import Consent, ConsentCodec, ConsentResolver, privacy_signal
 from middleware.errors import ConfigError
 from middleware.routes import MAX_BODY, PAGE_CSP, ConsentUI, safe_return_path
+from tests.support.budget import examples
 
 KEY = "routes-test-key-" + "k" * 40
 BASE = "http://testserver"
@@ -839,7 +840,7 @@ def _fuzz_app() -> UiApp:
     return make_ui_app()
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(fields=st.lists(st.tuples(_NAMES, _VALUES), max_size=8),
        accept_json=st.booleans())
 def test_fuzz_choice_form_never_500_never_reflected(fields: list[tuple[str, str]],
@@ -855,7 +856,7 @@ def test_fuzz_choice_form_never_500_never_reflected(fields: list[tuple[str, str]
         assert safe_return_path(r.headers["location"]) == r.headers["location"]
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(body=st.binary(max_size=200))
 def test_fuzz_choice_raw_body_never_500(body: bytes) -> None:
     app = _fuzz_app()
@@ -865,7 +866,7 @@ def test_fuzz_choice_raw_body_never_500(body: bytes) -> None:
             assert r.status_code in (200, 303, 400), (body, ctype)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(value=_VALUES)
 def test_fuzz_preferences_return_to_escaped(value: str) -> None:
     app = _fuzz_app()

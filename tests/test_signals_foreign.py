@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from middleware.signals import foreign
 from middleware.signals.foreign import ForeignSource, read_foreign
 from tests.support import reference
+from tests.support.budget import examples
 from tests.test_signals_tcf import random_fields
 
 ONETRUST = ("isGpcEnabled=0&datestamp=Tue+Dec+01+2026+21%3A40%3A00+GMT%2B0100&version=202409.1.0"
@@ -80,7 +81,7 @@ def test_foreign_tcf_cookie_maps_tcf_purposes() -> None:
     assert result is not None and result.granted == {"ads"}
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(tool=st.sampled_from(foreign.TOOLS),
        value=st.text(max_size=300) | st.from_regex(r"groups=[A-Z0-9:,%]{0,40}") |
        st.from_regex(r"\{[a-z:,'%0-9]{0,80}\}") | st.from_regex(r"\{\"categories\":.{0,40}\}"))

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from middleware.signals import gpp
 from tests.support import reference
+from tests.support.budget import examples
 
 _OPTS = st.integers(0, 2)
 
@@ -107,7 +108,7 @@ def test_gpp_decode_rejects_malformed_strings(text: str) -> None:
     assert gpp.read(text) is None
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~+ ", max_size=200))
 def test_gpp_read_never_raises_on_arbitrary_text(text: str) -> None:
     result = gpp.read(text)

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from middleware.signals.macros import MacroStream, MacroValues, fill, has_macros
+from tests.support.budget import examples
 
 TC = "CQabcdEFGH-_xyz.IAAA"
 GPP = "DBABLA~CAAQAAAAAABA.YA"
@@ -48,7 +49,7 @@ def test_macros_split_at_every_offset() -> None:
         assert stream.feed(PAGE[:cut]) + stream.feed(PAGE[cut:]) + stream.finish() == want, cut
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.lists(st.integers(0, len(PAGE)), max_size=8))
 def test_macros_any_chunking_gives_the_whole_body_result(cuts: list[int]) -> None:
     points = sorted(set(cuts))
@@ -65,7 +66,7 @@ def test_macros_stream_holds_back_little() -> None:
     assert stream.feed(b"no macro here") == b"no macro here"
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.binary(max_size=200), st.integers(0, 200))
 def test_macros_stream_equals_fill_on_random_bytes(data: bytes, cut: int) -> None:
     data = re.sub(rb"Q", b"${GDPR}", data)

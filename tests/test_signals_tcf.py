@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from middleware.signals import tcf
 from middleware.signals.bits import IdRanges
 from tests.support import reference
+from tests.support.budget import examples
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
@@ -222,7 +223,7 @@ def test_tcf_decode_rejects_malformed_strings(mangle: Any) -> None:
     assert tcf.read(text) is None
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.+/= ", max_size=300))
 def test_tcf_read_never_raises_on_arbitrary_text(text: str) -> None:
     result = tcf.read(text)
