@@ -212,7 +212,7 @@ def test_cli_export_of_a_million_records_in_bounded_memory(tmp_path: Path) -> No
             '["ip_address"]', '["__gads"]', "v1", "203.0.113.0/24", "Chrome 124", "{}", "w")
     # 1,000,000 in the deep profile; 250,000 in CI: their JSON lines alone (100 MB) are more
     # than three times the 32 MiB bound, so an export that buffers still fails it.
-    n = budget.size(1_000_000, ci=250_000)
+    n = budget.choose(1_000_000, ci=250_000)
     c = sqlite3.connect(p)
     c.executemany(
         "INSERT INTO disclosures (request_id, time, consent_id, path, partner, purposes, "

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["CI_SCALE", "FLOOR", "PROFILE", "examples", "size"]
+__all__ = ["CI_SCALE", "FLOOR", "PROFILE", "choose", "examples"]
 
 PROFILES = ("deep", "ci")
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") == "true" else "deep")
@@ -37,8 +37,8 @@ def examples(n: int) -> int:
     return max(min(n, FLOOR), round(n * CI_SCALE))
 
 
-def size(deep: int, *, ci: int) -> int:
-    """A data size (rows, bytes) for the ``deep`` profile, or the smaller ``ci`` one: the test
-    that uses it says why ``ci`` still tells the property apart (e.g. a buffered export
+def choose(deep: int, *, ci: int) -> int:
+    """A size (rows, cuts, a stride) for the ``deep`` profile, or the cheaper ``ci`` one: the
+    test that uses it says why ``ci`` still tells the property apart (e.g. a buffered export
     of ``ci`` rows would still break the memory bound)."""
     return deep if PROFILE == "deep" else ci
