@@ -1833,6 +1833,22 @@ judge_optin(Scan *S, const TagRule *rule, Py_ssize_t p, const Attr *at, int coun
     return 0;
 }
 
+
+/* A <script> type value that may be "speculationrules" (a reference may spell it: '&'). */
+static int
+maybe_speculation(const unsigned char *F, const unsigned char *v, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (v[i] == '&') {
+            return 1;
+        }
+        if (i + 16 <= n && eq_n(F, v + i, "speculationrules", 16)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static Py_ssize_t
 judge_tag(Scan *S, const TagRule *rule, Py_ssize_t p)
 {
@@ -1875,6 +1891,10 @@ judge_tag(Scan *S, const TagRule *rule, Py_ssize_t p)
         }
         if (type_i < 0 && EQ_LIT(F, nm, nl, "type")) {
             type_i = i;
+            if (rule->text == T_SCRIPT && at[i].vs >= 0
+                && maybe_speculation(F, s + at[i].vs, at[i].ve - at[i].vs)) {
+                return -1;  /* a speculation rule set: Python reads its text (_speculation) */
+            }
         }
         if (meta && !equiv_seen && EQ_LIT(F, nm, nl, "http-equiv")) {
             /* decide._judge: a meta refresh when the first http-equiv's value().strip().lower()

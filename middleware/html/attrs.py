@@ -102,3 +102,11 @@ def _attr_kind(tag: str, attr: str, url_names: tuple[str, ...], careful: bool,
         if at.raw is not None and b"(" in at.raw:
             return "css"
     return None
+
+
+def _first_value(buf: bytes, name_end: int, end: int, name: str) -> str | None:
+    """The decoded value of the tag's first attribute ``name`` (None when absent)."""
+    for am in _ATTR_RE.finditer(buf, name_end, end - 1):
+        if am.group("an").lower().decode("latin-1") == name:
+            return _attr_value(am)
+    return None

@@ -5,18 +5,20 @@ browser might fetch, so that a partner's URL cannot hide from the host table (fa
 References: https://drafts.csswg.org/css-syntax-3/#consume-escaped-code-point,
 https://html.spec.whatwg.org/multipage/semantics.html#shared-declarative-refresh-steps,
 https://fetch.spec.whatwg.org/#data-urls,
-https://html.spec.whatwg.org/multipage/browsing-the-web.html#evaluate-a-javascript:-url
+https://html.spec.whatwg.org/multipage/browsing-the-web.html#evaluate-a-javascript:-url,
+https://wicg.github.io/nav-speculation/speculation-rules.html
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from urllib.parse import unquote_to_bytes
 
 __all__ = ["UNREADABLE", "css_urls", "data_document", "javascript_document", "refresh_url",
-           "srcset_urls"]
+           "speculation_rules_local", "srcset_urls"]
 
 #: Partner id for a URL (or document) that cannot be read: it is blocked like a partner's.
 UNREADABLE = "unreadable"
@@ -123,3 +125,69 @@ def javascript_document(url: str) -> bytes:
     The caller has removed leading spaces, tabs and newlines; ``url`` starts with
     ``javascript:`` in any case."""
     return unquote_to_bytes(url[11:])
+
+
+#: Keys a speculation rule set may hold that cannot widen what it reaches.
+_RULE_KEYS = frozenset({"source", "urls", "where", "eagerness", "referrer_policy", "relative_to",
+                        "requires", "expects_no_vary_search", "tag", "target_hint"})
+_RULE_ACTIONS = frozenset({"prefetch", "prerender", "prefetch_with_subresources"})
+
+
+def _local_url(value: object) -> bool:
+    """A list URL or ``href_matches`` pattern that resolves on the page's own origin: a path
+    (no scheme, host, backslash or reference to another base)."""
+    if not isinstance(value, str):
+        return False
+    url = re.sub(r"[\t\n\r]", "", value).strip("\x00\x01\x02\x03\x04\x05\x06\x07\x08\x0b\x0c"
+                                                "\x0e\x0f\x10\x11\x12\x13\x14\x15\x16\x17\x18"
+                                                "\x19\x1a\x1b\x1c\x1d\x1e\x1f ")
+    return ":" not in url and "\\" not in url and not url.startswith("//")
+
+
+def _local_predicate(pred: object) -> bool:
+    """A document rule's ``where`` that only matches links on the page's own origin."""
+    if not isinstance(pred, dict):
+        return False
+    if "href_matches" in pred:
+        patterns = pred["href_matches"]
+        patterns = patterns if isinstance(patterns, list) else [patterns]
+        return bool(patterns) and all(_local_url(p) for p in patterns) and set(pred) <= {
+            "href_matches", "relative_to"}
+    if set(pred) == {"and"} and isinstance(pred["and"], list):
+        return any(_local_predicate(p) for p in pred["and"])
+    if set(pred) == {"or"} and isinstance(pred["or"], list):
+        return bool(pred["or"]) and all(_local_predicate(p) for p in pred["or"])
+    return False  # selector_matches, not, anything else: links anywhere
+
+
+def speculation_rules_local(text: bytes) -> bool:
+    """A ``<script type=speculationrules>`` rule set whose prefetches and prerenders can only
+    reach the page's own origin: list rules of relative URLs, document rules whose ``where``
+    is bounded by relative ``href_matches`` patterns. Anything else (absolute or ``//`` URLs,
+    ``selector_matches`` or ``not`` alone, no ``where``, keys we do not know, text that is not
+    JSON or may not be the whole script) is not: Chromium 156 prefetched a listed partner URL
+    and a partner link matched by ``selector_matches`` with the enforced CSP in place (no CSP
+    directive governs a prefetch), with the visitor's IP and the page as Referer."""
+    if b"<!--" in text:
+        return False  # script data escapes: the script may not end at the first </script
+    try:
+        data = json.loads(text.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return False
+    if not isinstance(data, dict) or not set(data) <= _RULE_ACTIONS | {"tag"}:
+        return False
+    for action, rules in data.items():
+        if action == "tag":
+            continue
+        if not isinstance(rules, list):
+            return False
+        for rule in rules:
+            if not isinstance(rule, dict) or not set(rule) <= _RULE_KEYS:
+                return False
+            if "urls" in rule:
+                if "where" in rule or not isinstance(rule["urls"], list) or not all(
+                        _local_url(u) for u in rule["urls"]):
+                    return False
+            elif not _local_predicate(rule.get("where")):
+                return False
+    return True

@@ -232,6 +232,7 @@ _SCRIPT_END = (
 )
 _DROP_END = rb"</(?i:iframe)[" + _WS + rb"/>]"
 _STYLE_END_RE = re.compile(_RAW_END["style"])
+_SCRIPT_END_RE = re.compile(rb"</(?i:script)[" + _WS + rb"/>]")
 _IMPORT_RE = re.compile(rb"@(?i:import)")
 _PATTERNS: dict[tuple[bytes, tuple[str, ...]], re.Pattern[bytes]] = {}
 

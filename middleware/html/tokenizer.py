@@ -13,11 +13,13 @@ References: https://html.spec.whatwg.org/multipage/parsing.html#tokenization
 from __future__ import annotations
 
 import functools
+import re
 from typing import Any, Literal
 
 from . import native
-from .attrs import _has_attr, _name_end, _self_closing
+from .attrs import _first_value, _has_attr, _name_end, _self_closing
 from .decide import Edit, TagJudge
+from .fetch import speculation_rules_local
 from .foreign import OpenElements
 from .grammar import (
     _BOGUS,
@@ -41,6 +43,7 @@ from .grammar import (
     _RAW_TEXT,
     _SCRIPT,
     _SCRIPT_END,
+    _SCRIPT_END_RE,
     _SKIP_RE,
     _STYLE_END_RE,
     _SVG_FLAT_RE,
@@ -57,6 +60,9 @@ from .plan import RewritePlan
 #: Default bound on one tag held back while waiting for its ``>``.
 MAX_TAG = 1024 * 1024
 _OVERSIZED_STYLE = b' type="text/plain" data-consent-oversized=""'
+#: A speculation rule set that may reach another origin: inert (the first type wins).
+_SPECULATION_OFF = b' type="text/plain" data-consent-speculation=""'
+_SPECULATION_HINT = re.compile(rb"(?i)speculationrules|&")
 #: Index of each injection in Tokenizer._inj.
 _INJECTIONS = {"head": 0, "body": 1, "end": 2}
 
@@ -554,12 +560,19 @@ class Tokenizer:
                     final: bool, *, careful: bool,
                     extra: list[Edit] | None = None) -> int | None:
         """Handle the HTML start tag buf[lt:end]; returns the position after it, or None when
-        a ``<style>`` must wait for its end tag to be judged."""
+        a ``<style>`` (or a speculation rule set's ``<script>``) must wait for its end tag."""
         name_end = lt + 1 + len(name)
         content = self._style_text(buf, name, lt, end, final)
         if content is False:
             return None
+        speculation: bytes | None = b""
+        if name == "script":
+            speculation = self._speculation(buf, lt, name_end, end, final)
+            if speculation is None:
+                return None
         edits = self._tag_edits(buf, name, name_end, end, careful=careful, content=content)
+        if speculation and not isinstance(edits, bytes):
+            edits = [*edits, (name_end, name_end, speculation)]
         pre = self._inject("head") if name == "body" and not self._stack else b""
         if isinstance(edits, bytes):  # the element is replaced by a placeholder
             out.append((lt, end, pre + edits))
@@ -586,6 +599,23 @@ class Tokenizer:
         if after:
             out.append((pos, pos, after))
         return pos
+
+    def _speculation(self, buf: bytes, lt: int, name_end: int, end: int,
+                     final: bool) -> bytes | None:
+        """For a ``<script>``: the edit that makes it inert when it is a speculation rule set
+        that may reach another origin (``fetch.speculation_rules_local``: Chromium prefetches
+        those with the enforced CSP in place, whatever the consent, and no record precedes
+        it), else b""; None while its text must be waited for (at most ``max_tag``)."""
+        if _SPECULATION_HINT.search(buf, name_end, end) is None:
+            return b""  # (most scripts: no attribute could spell it)
+        kind = _first_value(buf, name_end, end, "type")
+        if kind is None or kind.strip("\t\n\x0c\r ").lower() != "speculationrules":
+            return b""
+        se = _SCRIPT_END_RE.search(buf, end)
+        if se is None and not final:
+            return None if len(buf) - lt <= self.max_tag else _SPECULATION_OFF
+        text = buf[end : se.start() if se else len(buf)]
+        return b"" if speculation_rules_local(text) else _SPECULATION_OFF
 
     def _style_text(self, buf: bytes, name: str, lt: int, end: int,
                     final: bool) -> bytes | Literal[False] | None:

@@ -77,9 +77,26 @@ OTHER: dict[str, tuple[int, list[tuple[str, str]], bytes]] = {
 }
 
 
+#: Speculation rules, against the TLS partner at $SPEC_PARTNER (an https origin no proxy
+#: stands in front of: tests/support/tls_partner.py). {o}: that origin, {w}: who served it.
+SPECULATION: dict[str, str] = {
+    # A listed partner URL, and every link (a partner's too) matched by selector_matches.
+    "spec-rules": ('<a href="{o}/{w}/doclink">x</a><script type="speculationrules">{{"prefetch":['
+                   '{{"source":"list","urls":["{o}/{w}/listed"]}},'
+                   '{{"where":{{"selector_matches":"a"}},"eagerness":"immediate"}}]}}</script>'),
+    # Same-origin rules only: kept (prefetching the site's own pages discloses nothing).
+    "spec-local": ('<a href="{o}/{w}/notmatched">x</a><script type="speculationrules">{{"prefetch":['
+                   '{{"source":"list","urls":["/next"]}},{{"where":{{"href_matches":"/*"}},'
+                   '"eagerness":"immediate"}}]}}</script>'),
+}
+
+
 def page(name: str, who: str) -> bytes:
     h = f"{name}.{who}"
-    markup = MARKUP[name].replace("{h}", h).replace("{H}", h.upper())
+    if name in SPECULATION:
+        markup = SPECULATION[name].format(o=os.environ["SPEC_PARTNER"], w=who)
+    else:
+        markup = MARKUP[name].replace("{h}", h).replace("{H}", h.upper())
     return (f"<!DOCTYPE html><html><head><title>{name}</title></head><body>"
             f"<h1>{name}</h1>{markup}</body></html>").encode()
 
@@ -95,7 +112,7 @@ async def site(scope: dict[str, Any], receive: Any, send: Any) -> None:
         status, headers = 200, [(b"content-type", b"text/css")]
         body = (f"@import url(http://{h}.partner.example/oc.css); "
                 f"body{{background:url(http://{h}.partner.example/ocb.gif)}}").encode()
-    elif name in MARKUP:
+    elif name in MARKUP or name in SPECULATION:
         status, body = 200, page(name, who)
     elif name in OTHER:
         h = f"{name}.{who}"

@@ -15,11 +15,13 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.browser.redteam_site import MARKUP, OTHER
+from tests.support.browser import BASE_FLAGS, CHROMIUM_PATH
 from tests.support.config_text import config_text, partner
 from tests.support.servers import ServerProcess, start_uvicorn
+from tests.support.tls_partner import TlsPartner
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page
+    from playwright.sync_api import Browser, Page
 
     from tests.support.proxy import RecordingProxy
 
@@ -43,13 +45,21 @@ FOR_THE_CSP = ["own-css"]
 
 
 @pytest.fixture(scope="module")
-def sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ServerProcess]]:
+def tls_partner() -> Iterator[TlsPartner]:
+    with TlsPartner("spec.partner.example") as partner_server:
+        yield partner_server
+
+
+@pytest.fixture(scope="module")
+def sites(tmp_path_factory: pytest.TempPathFactory,
+          tls_partner: TlsPartner) -> Iterator[dict[str, ServerProcess]]:
     """raw, gated with the CSP off, gated with it enforced (one partner: *.partner.example)."""
     tmp = tmp_path_factory.mktemp("redteam")
     secret = secrets.token_urlsafe(36)
+    spec = {"SPEC_PARTNER": tls_partner.origin}
     with contextlib.ExitStack() as stack:
         servers = {"raw": stack.enter_context(
-            start_uvicorn("tests.browser.redteam_site:site", log_level="warning"))}
+            start_uvicorn("tests.browser.redteam_site:site", env=spec, log_level="warning"))}
         for mode in ("off", "enforce"):
             config = tmp / f"{mode}.toml"
             config.write_text(config_text(
@@ -57,7 +67,7 @@ def sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Server
                 partners={"tracker": partner(["ads"], ["*.partner.example"])}))
             servers[mode] = stack.enter_context(start_uvicorn(
                 "tests.browser.redteam_site:create_app", extra_args=["--factory"],
-                env={"FETCH_SITE_CONFIG": str(config), "CONSENT_GATE_SECRET": secret},
+                env={"FETCH_SITE_CONFIG": str(config), "CONSENT_GATE_SECRET": secret, **spec},
                 log_level="warning"))
         yield servers
 
@@ -109,6 +119,44 @@ def test_noscript_vectors_without_scripts_reach_the_partner_only_as_written(
         page: Page, recording_proxy: RecordingProxy, sites: dict[str, ServerProcess]) -> None:
     seen = reached(page, recording_proxy, sites, NOSCRIPT, ("raw", "off"))
     assert {name: sorted(w) for name, w in seen.items() if w != {"raw"}} == {}
+
+
+def test_speculation_rules_prefetch_a_partner_only_as_written(
+        chromium: Browser, recording_proxy: RecordingProxy, tls_partner: TlsPartner,
+        sites: dict[str, ServerProcess]) -> None:
+    """An inline rule set listing a partner URL, or matching every link (selector_matches)
+    with a partner link among them: Chromium 156 prefetched both, with the page as Referer,
+    through the gate with the enforced CSP too (no CSP directive governs a prefetch, and our
+    script-src allows the site's inline scripts). Chromium refuses a prefetch past a proxy,
+    so this browser reaches the TLS partner directly. Now such a rule set is made inert
+    whatever the consent; one whose rules stay on the site's origin is kept."""
+    browser = chromium.browser_type.launch(
+        executable_path=CHROMIUM_PATH, headless=True,
+        args=[*BASE_FLAGS, recording_proxy.chromium_arg, *tls_partner.chromium_flags()])
+    try:
+        page = browser.new_context(ignore_https_errors=True).new_page()
+        page.set_default_timeout(10_000)
+        types = {}
+        for who in ("raw", "off", "enforce"):
+            for name in ("spec-rules", "spec-local"):
+                page.goto(f"{sites[who].url}/{who}/{name}", wait_until="load")
+                types[who, name] = page.evaluate("document.querySelector('script').type")
+            if who == "raw":
+                with contextlib.suppress(TimeoutError):
+                    deadline = time.monotonic() + 5
+                    while len(tls_partner.paths()) < 2 and time.monotonic() < deadline:
+                        page.wait_for_timeout(100)
+        page.wait_for_timeout(1000)
+    finally:
+        browser.close()
+    assert sorted(tls_partner.paths()) == ["/raw/doclink", "/raw/listed"]
+    assert all(s.purpose == "prefetch" for s in tls_partner.seen)
+    assert types == {("raw", "spec-rules"): "speculationrules",
+                     ("raw", "spec-local"): "speculationrules",
+                     ("off", "spec-rules"): "text/plain", ("off", "spec-local"): "speculationrules",
+                     ("enforce", "spec-rules"): "text/plain",
+                     ("enforce", "spec-local"): "speculationrules"}
+    assert recording_proxy.requests == []
 
 
 def test_every_vector_has_a_row() -> None:
