@@ -194,6 +194,10 @@ _META_CHARSET = re.compile(rb"(?i)charset[\t\n\x0c\r ]*+=[\t\n\x0c\r ]*+[\"']?+"
 _XML_ENCODING = re.compile(rb"(?i)<\?xml[^<>]*?encoding[\t\n\x0c\r ]*+=[\t\n\x0c\r ]*+[\"']?+"
                            rb"[\t\n\x0c\r ]*+([^\"'>?\t\n\x0c\r ]{1,64})")
 _ISO2022JP = frozenset({"iso-2022-jp", "csiso2022jp"})
+#: How far after ``<meta`` a declaration spelled with character references is looked for
+#: (``CHARSET_TAIL`` keeps as many bytes of a chunk for the next).
+_META_SPAN = 512
+_META_OPEN = re.compile(rb"(?i)<meta")
 _XML_OPEN = b"<?xml"
 #: An XML declaration longer than this is not waited for (its encoding is then not seen whole).
 XML_DECL_MAX = 256
@@ -206,8 +210,9 @@ def xml_declaration_open(head: bytes) -> bool:
         return bool(head) and _XML_OPEN.startswith(head.lower())
     return (head[:len(_XML_OPEN)].lower() == _XML_OPEN and b">" not in head
             and len(head) < XML_DECL_MAX)
-#: Bytes of one chunk kept to find a declaration cut by the next chunk.
-CHARSET_TAIL = 96
+#: Bytes of one chunk kept to find a declaration cut by the next chunk: a ``<meta`` and what
+#: ``declares_iso2022jp`` reads after it (``_META_SPAN``), character references included.
+CHARSET_TAIL = 512
 
 
 def declares_iso2022jp(data: bytes) -> bool:
@@ -221,12 +226,27 @@ def declares_iso2022jp(data: bytes) -> bool:
             and len(data) >= XML_DECL_MAX:
         return True  # an XML declaration too long to wait for: it may name it (fail closed)
     for m in itertools.chain(_META_CHARSET.finditer(data), _XML_ENCODING.finditer(data)):
-        label = m.group(1).decode("latin-1")
-        if "&" in label:
-            label = html.unescape(label)
-        if label.split(";")[0].strip("\t\n\x0c\r ").lower() in _ISO2022JP:
+        if _names_iso2022jp(m.group(1)):
             return True
+    if b"&" in data:
+        # A <meta content> is read with its character references decoded, "charset" too:
+        # Chromium 156 decodes a page whose <meta http-equiv=Content-Type> content says
+        # "text/html; &#99;harset=iso-2022-jp" as ISO-2022-JP (measured). Each <meta> is read
+        # decoded up to _META_SPAN bytes on (past its '>' too: over-inclusive).
+        for m in _META_OPEN.finditer(data):
+            span = data[m.start():m.start() + _META_SPAN]
+            if b"&" in span:
+                text = html.unescape(span.decode("latin-1")).encode("latin-1", "replace")
+                if any(_names_iso2022jp(c.group(1)) for c in _META_CHARSET.finditer(text)):
+                    return True
     return False
+
+
+def _names_iso2022jp(value: bytes) -> bool:
+    label = value.decode("latin-1")
+    if "&" in label:
+        label = html.unescape(label)
+    return label.split(";")[0].strip("\t\n\x0c\r ").lower() in _ISO2022JP
 
 
 _UTF16LE = frozenset({"csunicode", "iso-10646-ucs-2", "ucs-2", "unicode", "unicodefeff",

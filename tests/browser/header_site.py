@@ -46,6 +46,9 @@ CHARSETS: dict[str, tuple[list[tuple[bytes, bytes]], bytes]] = {
                                 _REFRESH.replace("http-equiv", "http-\x1b(Bequiv").encode()),
     "iso2022-meta-comment": ([(b"content-type", b"text/html")],
                              _ESC_COMMENT.replace(b"{meta}", b'<meta charset="iso-2022-jp">')),
+    # The content attribute's value is read with its character references decoded.
+    "iso2022-meta-charref": ([(b"content-type", b"text/html")], _ESC_COMMENT.replace(
+        b"{meta}", b'<meta http-equiv="Content-Type" content="text/html; &#99;harset=iso-2022-jp">')),
     "last-content-type": ([(b"content-type", b"text/html; charset=utf-8"),
                            (b"content-type", b"text/html; charset=iso-2022-jp")],
                           _ESC_COMMENT.replace(b"{meta}", b"")),
