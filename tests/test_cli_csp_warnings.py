@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from middleware.config import load_config, parse_config
 from middleware.csp import CspBuilder, wildcard_overlaps
+from tests.support.budget import examples
 
 from .asgi_helpers import CONFIG
 from .support.config_text import config_text, partner
@@ -95,7 +96,7 @@ _NAMES = st.lists(st.sampled_from(["a", "b", "x"]), min_size=1, max_size=3).map(
 _PATTERNS = st.one_of(_NAMES, _NAMES.map(lambda name: "*." + name)).filter(lambda p: "." in p)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(declared=st.lists(st.tuples(_PATTERNS, st.integers(0, 1)), min_size=1, max_size=6,
                          unique_by=lambda d: d[0]))
 def test_warnings_name_exactly_the_wildcards_the_csp_drops(declared: list[tuple[str, int]]) -> None:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from middleware.config import Config, parse_config
 from middleware.csp import CspBuilder
 from middleware.hosts import HostMatcher
+from tests.support.budget import examples
 
 from .asgi_helpers import CONFIG
 from .test_csp import csp3_host_matches, directives, sent_directives
@@ -72,7 +73,7 @@ _NAMES = st.lists(_LABELS, min_size=1, max_size=3).map(".".join)
 _PATTERNS = st.one_of(_NAMES, _NAMES.map(lambda name: "*." + name)).filter(lambda p: "." in p)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(declared=st.lists(st.tuples(_PATTERNS, st.integers(0, 2)), min_size=1, max_size=8,
                          unique_by=lambda d: d[0]),
        allowed=st.sets(st.sampled_from(["p0", "p1", "p2"])), probes=st.lists(_NAMES, max_size=8))

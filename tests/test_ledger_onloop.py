@@ -19,6 +19,7 @@ from middleware.consent import Consent
 from middleware.disclosure import RequestInfo
 from middleware.ledger import PageView, PartnerShare
 from middleware.ledger.chain import hash_record
+from tests.support.budget import examples
 
 SHARES = (
     PartnerShare("a-partner", ("ads",), "consent", ("ip_address",), ("_a",)),
@@ -54,7 +55,7 @@ def _both(**kw: Any) -> tuple[Any, Any]:
     return out[0], out[1]
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(t=_times, rid=_text, cid=st.one_of(st.none(), _text), path=_text,
        partners=_partner_lists, pv=_text, ip=st.one_of(st.none(), _text), ua=_text,
        fields=_fields)

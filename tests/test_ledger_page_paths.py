@@ -22,6 +22,7 @@ from middleware import ConsentMiddleware
 from middleware.ledger import PageView, page_path
 from middleware.ledger.chain import ChainCursor
 from tests.asgi_helpers import SECRET, cookie_for
+from tests.support.budget import examples
 from tests.support.servers import start_uvicorn
 from tests.support.tracker_config import tracker_config
 from tests.test_forward_api import ORIGIN, accept_all, collect, site  # noqa: F401
@@ -54,7 +55,7 @@ def read_back(recorded: str) -> str:
     return "".join(out)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(a=_PATHS, b=_PATHS)
 def test_distinct_paths_give_distinct_records(a: str, b: str) -> None:
     ra, rb = page_path(a), page_path(b)
@@ -65,7 +66,7 @@ def test_distinct_paths_give_distinct_records(a: str, b: str) -> None:
         assert read_back(recorded) == (path or "/")
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(a=_PATHS, b=_PATHS, qa=st.text(max_size=6).filter(lambda q: "\x00" not in q),
        qb=st.text(max_size=6).filter(lambda q: "\x00" not in q))
 def test_kept_queries_do_not_make_two_requests_alike(a: str, b: str, qa: str, qb: str) -> None:
