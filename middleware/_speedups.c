@@ -47,6 +47,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -3568,7 +3569,357 @@ start_kind(PyObject *self, PyObject *headers)
     return PyObject_CallOneArg(start_fallback, headers);
 }
 
+/* ---- the entry's request headers: gate/request.py's app_headers ----
+ * The headers the site's app is given: the same list when it has no Accept-Encoding, else a
+ * new list of the same items without any; None when a scan-token header is among them (the
+ * caller checks the token in Python). Anything but an exact list or tuple of exact
+ * (bytes, bytes) tuples is handed to the Python reference. Names are compared exactly (ASGI
+ * servers send them lower-case; Python compares them exactly too). */
+static PyObject *headers_drop;     /* b"accept-encoding" */
+static PyObject *headers_ask;      /* scan_token.HEADER_BYTES */
+static PyObject *headers_fallback; /* request.app_headers_py */
+
+static PyObject *
+app_headers_setup(PyObject *self, PyObject *args)
+{
+    PyObject *drop, *ask, *fallback;
+    if (!PyArg_ParseTuple(args, "SSO:app_headers_setup", &drop, &ask, &fallback)) {
+        return NULL;
+    }
+    if (!PyBytes_CheckExact(drop) || !PyBytes_CheckExact(ask) || !PyCallable_Check(fallback)) {
+        PyErr_SetString(PyExc_TypeError, "app_headers_setup: two bytes names and a callable");
+        return NULL;
+    }
+    Py_INCREF(drop);
+    Py_INCREF(ask);
+    Py_INCREF(fallback);
+    Py_XSETREF(headers_drop, drop);
+    Py_XSETREF(headers_ask, ask);
+    Py_XSETREF(headers_fallback, fallback);
+    Py_RETURN_NONE;
+}
+
+static int
+bytes_is(PyObject *key, PyObject *name)
+{
+    Py_ssize_t n = PyBytes_GET_SIZE(name);
+    return PyBytes_GET_SIZE(key) == n
+           && memcmp(PyBytes_AS_STRING(key), PyBytes_AS_STRING(name), (size_t)n) == 0;
+}
+
+static PyObject *
+app_headers(PyObject *self, PyObject *headers)
+{
+    if (headers_fallback == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "app_headers: app_headers_setup was not called");
+        return NULL;
+    }
+    if (!PyList_CheckExact(headers) && !PyTuple_CheckExact(headers)) {
+        return PyObject_CallOneArg(headers_fallback, headers);
+    }
+    PyObject **items = PySequence_Fast_ITEMS(headers);
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(headers);
+    Py_ssize_t dropped = 0;
+    int ask = 0;
+    /* Borrowed items; nothing below runs Python code until the copy, so they cannot change. */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = items[i];
+        if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 2
+            || !PyBytes_CheckExact(PyTuple_GET_ITEM(item, 0))) {
+            return PyObject_CallOneArg(headers_fallback, headers);
+        }
+        PyObject *key = PyTuple_GET_ITEM(item, 0);
+        if (bytes_is(key, headers_drop)) {
+            dropped++;
+        } else if (bytes_is(key, headers_ask)) {
+            ask = 1;
+        }
+    }
+    if (ask) {
+        Py_RETURN_NONE;
+    }
+    if (dropped == 0) {
+        Py_INCREF(headers);
+        return headers;
+    }
+    PyObject *kept = PyList_New(n - dropped);
+    if (kept == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0, j = 0; i < n; i++) {
+        PyObject *item = items[i];
+        if (!bytes_is(PyTuple_GET_ITEM(item, 0), headers_drop)) {
+            Py_INCREF(item);
+            PyList_SET_ITEM(kept, j++, item);
+        }
+    }
+    return kept;
+}
+
+/* ---- pass_send: gate/send.py's PassSend, the send the site's app is given ----
+ * A first message that is an http.response.start dict whose raw headers start_kind reads as
+ * PASSES (JSON or a file, no Set-Cookie), with the consent unread and a method other than
+ * HEAD, goes straight to the server's send and so does every later message; any other first
+ * message makes the HtmlResponder (send.responder_for) and hands it that message
+ * (responder.start_message(message, announced) for a start, responder.send otherwise) and
+ * every later one. Anything unusual (not an exact dict, no "type", no str "method") takes
+ * the responder's way, which raises as it always did. */
+static PyObject *pass_make;   /* send.responder_for(gate, scope, raw_send, state) */
+static PyObject *str_type, *str_headers, *str_method, *str_consent_read, *str_send,
+    *str_start_message, *str_response_start, *str_head;
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *gate;
+    PyObject *scope;
+    PyObject *raw_send;
+    PyObject *state;
+    PyObject *responder; /* NULL until made */
+    int passing;
+} PassSend;
+
+static int
+pass_send_traverse(PassSend *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->gate);
+    Py_VISIT(self->scope);
+    Py_VISIT(self->raw_send);
+    Py_VISIT(self->state);
+    Py_VISIT(self->responder);
+    return 0;
+}
+
+static int
+pass_send_clear(PassSend *self)
+{
+    Py_CLEAR(self->gate);
+    Py_CLEAR(self->scope);
+    Py_CLEAR(self->raw_send);
+    Py_CLEAR(self->state);
+    Py_CLEAR(self->responder);
+    return 0;
+}
+
+static void
+pass_send_dealloc(PassSend *self)
+{
+    PyObject_GC_UnTrack(self);
+    pass_send_clear(self);
+    PyObject_GC_Del(self);
+}
+
+static PyObject *
+pass_send_responder(PassSend *self)
+{
+    PyObject *args[4] = {self->gate, self->scope, self->raw_send, self->state};
+    PyObject *r = PyObject_Vectorcall(pass_make, args, 4, NULL);
+    if (r != NULL) {
+        Py_XSETREF(self->responder, r);
+        Py_INCREF(r);
+    }
+    return r;
+}
+
+static PyObject *
+pass_send_call(PassSend *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    if (PyVectorcall_NARGS(nargsf) != 1 || kwnames != NULL) {
+        PyErr_SetString(PyExc_TypeError, "send(message) takes one positional argument");
+        return NULL;
+    }
+    PyObject *message = args[0];
+    if (self->passing) {
+        return PyObject_Vectorcall(self->raw_send, args, 1, NULL);
+    }
+    if (self->responder != NULL) {
+        return PyObject_CallMethodOneArg(self->responder, str_send, message);
+    }
+    PyObject *kind = PyDict_CheckExact(message) ? PyDict_GetItemWithError(message, str_type) : NULL;
+    if (kind == NULL && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (kind != NULL && PyUnicode_CheckExact(kind)
+        && PyUnicode_Compare(kind, str_response_start) == 0) {
+        PyObject *headers = PyDict_GetItemWithError(message, str_headers);
+        if (headers == NULL && PyErr_Occurred()) {
+            return NULL;
+        }
+        PyObject *empty = NULL;
+        if (headers == NULL) {
+            headers = empty = PyTuple_New(0);
+            if (empty == NULL) {
+                return NULL;
+            }
+        }
+        Py_INCREF(message); /* the dict may lose its other references while start_kind runs */
+        PyObject *announced = start_kind(NULL, headers);
+        Py_XDECREF(empty);
+        if (announced == NULL) {
+            Py_DECREF(message);
+            return NULL;
+        }
+        if (announced == PyTuple_GET_ITEM(start_other_pairs, 0) && PyDict_CheckExact(self->scope)) {
+            PyObject *method = PyDict_GetItemWithError(self->scope, str_method);
+            int read = -1;
+            if (method != NULL && PyUnicode_CheckExact(method)) {
+                PyObject *flag = PyObject_GetAttr(self->state, str_consent_read);
+                if (flag != NULL) {
+                    read = PyObject_IsTrue(flag);
+                    Py_DECREF(flag);
+                }
+                if (read < 0) {
+                    Py_DECREF(announced);
+                    Py_DECREF(message);
+                    return NULL;
+                }
+                if (!read && PyUnicode_Compare(method, str_head) != 0) {
+                    self->passing = 1;
+                    Py_DECREF(announced);
+                    PyObject *r = PyObject_Vectorcall(self->raw_send, &message, 1, NULL);
+                    Py_DECREF(message);
+                    return r;
+                }
+            } else if (PyErr_Occurred()) {
+                Py_DECREF(announced);
+                Py_DECREF(message);
+                return NULL;
+            }
+        }
+        PyObject *responder = pass_send_responder(self);
+        PyObject *r = NULL;
+        if (responder != NULL) {
+            PyObject *call[3] = {responder, message, announced};
+            r = PyObject_VectorcallMethod(str_start_message, call,
+                                          3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+            Py_DECREF(responder);
+        }
+        Py_DECREF(announced);
+        Py_DECREF(message);
+        return r;
+    }
+    PyObject *responder = pass_send_responder(self);
+    if (responder == NULL) {
+        return NULL;
+    }
+    PyObject *r = PyObject_CallMethodOneArg(responder, str_send, message);
+    Py_DECREF(responder);
+    return r;
+}
+
+static PyObject *
+pass_send_get_responder(PassSend *self, void *closure)
+{
+    PyObject *r = self->responder != NULL ? self->responder : Py_None;
+    Py_INCREF(r);
+    return r;
+}
+
+static PyObject *
+pass_send_get_passing(PassSend *self, void *closure)
+{
+    return PyBool_FromLong(self->passing);
+}
+
+static PyGetSetDef pass_send_getset[] = {
+    {"responder", (getter)pass_send_get_responder, NULL, "the HtmlResponder, once made", NULL},
+    {"passing", (getter)pass_send_get_passing, NULL, "the response passed untouched", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject PassSendType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "middleware._speedups.PassSend",
+    .tp_basicsize = sizeof(PassSend),
+    .tp_dealloc = (destructor)pass_send_dealloc,
+    .tp_vectorcall_offset = offsetof(PassSend, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = "The send the site's app is given (gate/send.py); made by pass_send().",
+    .tp_traverse = (traverseproc)pass_send_traverse,
+    .tp_clear = (inquiry)pass_send_clear,
+    .tp_getset = pass_send_getset,
+};
+
+static PyObject *
+pass_send_setup(PyObject *self, PyObject *make)
+{
+    if (!PyCallable_Check(make)) {
+        PyErr_SetString(PyExc_TypeError, "pass_send_setup: a callable");
+        return NULL;
+    }
+    Py_INCREF(make);
+    Py_XSETREF(pass_make, make);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+pass_send(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "pass_send(gate, scope, raw_send, state)");
+        return NULL;
+    }
+    if (pass_make == NULL || start_other_pairs == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "pass_send: pass_send_setup and start_setup first");
+        return NULL;
+    }
+    PassSend *made = PyObject_GC_New(PassSend, &PassSendType);
+    if (made == NULL) {
+        return NULL;
+    }
+    made->vectorcall = (vectorcallfunc)pass_send_call;
+    Py_INCREF(args[0]);
+    made->gate = args[0];
+    Py_INCREF(args[1]);
+    made->scope = args[1];
+    Py_INCREF(args[2]);
+    made->raw_send = args[2];
+    Py_INCREF(args[3]);
+    made->state = args[3];
+    made->responder = NULL;
+    made->passing = 0;
+    PyObject_GC_Track(made);
+    return (PyObject *)made;
+}
+
+static int
+init_gate(PyObject *m)
+{
+    if (PyType_Ready(&PassSendType) < 0) {
+        return -1;
+    }
+    str_type = PyUnicode_InternFromString("type");
+    str_headers = PyUnicode_InternFromString("headers");
+    str_method = PyUnicode_InternFromString("method");
+    str_consent_read = PyUnicode_InternFromString("consent_read");
+    str_send = PyUnicode_InternFromString("send");
+    str_start_message = PyUnicode_InternFromString("start_message");
+    str_response_start = PyUnicode_InternFromString("http.response.start");
+    str_head = PyUnicode_InternFromString("HEAD");
+    if (!str_type || !str_headers || !str_method || !str_consent_read || !str_send
+        || !str_start_message || !str_response_start || !str_head) {
+        return -1;
+    }
+    Py_INCREF(&PassSendType);
+    if (PyModule_AddObject(m, "PassSend", (PyObject *)&PassSendType) < 0) {
+        Py_DECREF(&PassSendType);
+        return -1;
+    }
+    return 0;
+}
+
 static PyMethodDef methods[] = {
+    {"app_headers_setup", app_headers_setup, METH_VARARGS,
+     "app_headers_setup(drop, ask, fallback) -> None\n\nThe header names app_headers drops "
+     "(Accept-Encoding) and answers None for (the scan token's), and the Python it defers to."},
+    {"app_headers", app_headers, METH_O,
+     "app_headers(headers) -> headers | None\n\nThe same as gate/request.py's app_headers_py."},
+    {"pass_send_setup", pass_send_setup, METH_O,
+     "pass_send_setup(make) -> None\n\nmake(gate, scope, raw_send, state) -> HtmlResponder."},
+    {"pass_send", (PyCFunction)(void (*)(void))pass_send, METH_FASTCALL,
+     "pass_send(gate, scope, raw_send, state) -> send\n\nThe same as gate/send.py's "
+     "pass_send_py: JSON and files straight to raw_send, no responder made."},
     {"start_setup", start_setup, METH_VARARGS,
      "start_setup(html_pairs, other_pairs, fallback) -> None\n\nThe answers start_kind returns "
      "(each a (without, with) Set-Cookie pair) and the Python start_kind it defers to."},
@@ -3615,6 +3966,10 @@ PyInit__speedups(void)
     init_names();
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) {
+        return NULL;
+    }
+    if (init_gate(m) < 0) {
+        Py_DECREF(m);
         return NULL;
     }
     const char *const *lists[] = {NAMES, END_NAMES, PLAIN_URL_TAGS, LINK_NO_FETCH, FETCH_URL_ATTRS,

@@ -24,8 +24,9 @@ from .csp import CspBuilder
 from .csp_reports import CspReports
 from .disclosure import Discloser
 from .gate.lifespan import run_lifespan
-from .gate.responder import HtmlResponder
+from .gate.request import app_headers, request_view
 from .gate.response_headers import ResponseHeaders
+from .gate.send import pass_send
 from .gate.state import ConsentState
 from .headers import GatedHeaders, cookie_value
 from .hosts import HostMatcher
@@ -49,9 +50,6 @@ logger = logging.getLogger("consent_gate")
 AnyASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
 #: Distinct raw Cookie headers whose consent cookie value is remembered.
 _MAX_COOKIE_HEADERS = 4096
-_SCAN_HEADER = scan_token.HEADER_BYTES
-#: The request headers the entry reads.
-_ENTRY_NAMES = frozenset({b"accept-encoding", _SCAN_HEADER})
 
 #: ASGI extensions with which the server sends a file itself, past the rewriter: hidden from
 #: the app, which then sends a body we can read (a file sent this way anyway goes out behind
@@ -208,25 +206,14 @@ class ConsentMiddleware:
         if self.forwarder is not None:
             inner[self.forwarder.SCOPE_KEY] = self.forwarder
         # Ask for identity bodies: compressed HTML could not be rewritten (compression goes
-        # outside us). One pass also notices a scan token.
+        # outside us). The same pass notices a scan token (None: one is among the headers).
         headers = scope["headers"]
-        encoding: tuple[bytes, bytes] | None = None
-        several = scan = False
-        for item in headers:
-            key = item[0]
-            if key in _ENTRY_NAMES:  # (one set lookup for the headers that are neither)
-                if key == b"accept-encoding":
-                    several = encoding is not None
-                    encoding = item
-                else:
-                    scan = True
-        if encoding is not None:
-            if several:
-                inner["headers"] = [(k, v) for k, v in headers if k != b"accept-encoding"]
-            else:  # the usual one header: a copy without it, in C
-                kept = list(headers)
-                kept.remove(encoding)
-                inner["headers"] = kept
+        kept = app_headers(headers)
+        scan = kept is None
+        if scan:
+            kept = request_view(headers)[0]
+        if kept is not headers:
+            inner["headers"] = kept
         extensions = scope.get("extensions")
         if extensions and not _SERVER_SENDS.isdisjoint(extensions):
             # A file the server sends itself never passes through us: ask for a body instead.
@@ -234,12 +221,8 @@ class ConsentMiddleware:
         if scan and scan_token.owner_scan(scope, self.keys):  # the page as the site sends it
             await self.app(inner, receive, scan_token.mark_original(send))
             return
-        responder = HtmlResponder()  # (no Python __init__: see there)
-        responder.gate = self
-        responder.scope = inner
-        responder.raw_send = send
-        responder.state = state
-        await self.app(inner, receive, responder.send)
+        # JSON and files go straight to the server's send; the responder is made for the rest.
+        await self.app(inner, receive, pass_send(self, inner, send, state))
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         await run_lifespan(self.app, scope, receive, send, open_=self._open, close=self._close)

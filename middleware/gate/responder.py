@@ -116,7 +116,7 @@ class HtmlResponder:
     start: Message | None = None
     kind = OTHER
     # No Python __init__ (one called through the type costs ~0.8 k instructions per
-    # response): ConsentMiddleware.__call__ makes it with ``HtmlResponder()`` and sets these.
+    # response): gate/send.py's responder_for makes it with ``HtmlResponder()`` and sets these.
     gate: ConsentMiddleware
     scope: Scope
     raw_send: Send
@@ -139,20 +139,25 @@ class HtmlResponder:
         if phase is PASSING:
             return self.raw_send(message)
         if phase is HELD and message["type"] == "http.response.start":
-            announced = start_kind(message.get("headers", ()))
-            if (announced is PASSES and not self.state.consent_read
-                    and self.scope["method"] != "HEAD"):
-                # JSON or a file, no cookie set, consent unread: out as the app sent it.
-                self.phase = PASSING
-                return self.raw_send(message)
-            if announced is HTML_PAGE:
-                # HTML without Set-Cookie: held until the first body decides (as in _start).
-                self.kind = HTML
-                self.start = message
-                return _HELD
-            passing = self._start(message, announced)
-            return _HELD if passing is None else self.raw_send(passing)
+            return self.start_message(message, start_kind(message.get("headers", ())))
         return self._send(message)
+
+    def start_message(self, message: Message, announced: tuple[BodyKind, bool] | None,
+                      ) -> Awaitable[None]:
+        """The first message, a start (``announced``: ``start_kind`` of its headers), while
+        HELD: what ``send`` does with it (gate/send.py calls it with the answer it read)."""
+        if (announced is PASSES and not self.state.consent_read
+                and self.scope["method"] != "HEAD"):
+            # JSON or a file, no cookie set, consent unread: out as the app sent it.
+            self.phase = PASSING
+            return self.raw_send(message)
+        if announced is HTML_PAGE:
+            # HTML without Set-Cookie: held until the first body decides (as in _start).
+            self.kind = HTML
+            self.start = message
+            return _HELD
+        passing = self._start(message, announced)
+        return _HELD if passing is None else self.raw_send(passing)
 
     def _start(self, message: Message, announced: tuple[BodyKind, bool] | None) -> Message | None:
         """The start message (``announced``: what start_kind read on its raw headers): the

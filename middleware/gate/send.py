@@ -1,0 +1,88 @@
+"""The ``send`` the site's app is given: a response whose start message passes untouched (JSON
+or a file: ``start_kind`` on its raw headers, no Set-Cookie, the consent unread, not HEAD)
+goes straight to the server's send, and no HtmlResponder is made for it; any other first
+message makes the response's HtmlResponder, which then gets that message and every later one.
+
+So the pass path builds one small object per request and runs no Python frame per message in
+C (``_speedups.pass_send``, unless pure Python); ``PassSend`` is the reference. Either way the
+messages the server receives, and the exceptions the app sees, are those of an HtmlResponder
+given every message (tests/test_gate_send.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from starlette.types import Message, Scope, Send
+
+from ..accel import speedups
+from .responder import HtmlResponder
+from .start import PASSES, start_kind
+from .state import ConsentState
+
+if TYPE_CHECKING:
+    from ..asgi import ConsentMiddleware
+
+
+def responder_for(gate: ConsentMiddleware, scope: Scope, raw_send: Send,
+                  state: ConsentState) -> HtmlResponder:
+    """The response's HtmlResponder (no Python __init__: see there)."""
+    responder = HtmlResponder()
+    responder.gate = gate
+    responder.scope = scope
+    responder.raw_send = raw_send
+    responder.state = state
+    return responder
+
+
+class PassSend:
+    """The reference of ``_speedups.pass_send``'s object (see the module)."""
+
+    __slots__ = ("gate", "passing", "raw_send", "responder", "scope", "state")
+    gate: ConsentMiddleware
+    scope: Scope
+    raw_send: Send
+    state: ConsentState
+    responder: HtmlResponder | None
+    passing: bool
+
+    def send(self, message: Message) -> Awaitable[None]:
+        if self.passing:
+            return self.raw_send(message)
+        responder = self.responder
+        if responder is not None:
+            return responder.send(message)
+        if message["type"] == "http.response.start":  # (a KeyError as the responder raises it)
+            announced = start_kind(message.get("headers", ()))
+            if (announced is PASSES and not self.state.consent_read
+                    and self.scope["method"] != "HEAD"):
+                # JSON or a file, no cookie set, consent unread: out as the app sent it.
+                self.passing = True
+                return self.raw_send(message)
+            responder = self.responder = responder_for(self.gate, self.scope, self.raw_send,
+                                                       self.state)
+            return responder.start_message(message, announced)
+        responder = self.responder = responder_for(self.gate, self.scope, self.raw_send,
+                                                   self.state)
+        return responder.send(message)
+
+
+def pass_send_py(gate: ConsentMiddleware, scope: Scope, raw_send: Send,
+                 state: ConsentState) -> Send:
+    """The send for the app of one response (``scope``: the app's scope)."""
+    made = PassSend()
+    made.gate = gate
+    made.scope = scope
+    made.raw_send = raw_send
+    made.state = state
+    made.responder = None
+    made.passing = False
+    return made.send
+
+
+#: The C twin of pass_send_py (the same moves, its answer is the callable object itself).
+pass_send: Callable[[Any, Scope, Send, ConsentState], Send] = pass_send_py
+if speedups is not None:
+    speedups.pass_send_setup(responder_for)
+    pass_send = speedups.pass_send
