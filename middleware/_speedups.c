@@ -51,6 +51,12 @@
 #include <stdint.h>
 #include <string.h>
 
+#if defined(__GNUC__)
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define ALWAYS_INLINE inline
+#endif
+
 /* Byte classes (the tokenizer's whitespace is \t \n \f \r and space; not \v). */
 #define C_WS     0x01  /* \t \n \f \r ' ' */
 #define C_NSTOP  0x02  /* ends a tag name: WS / > */
@@ -104,6 +110,7 @@ init_classes(void)
 }
 
 #define IS(c, f) (cls[(unsigned char)(c)] & (f))
+
 
 /* The name lists of rewrite.py (checked against it at import and by the tests). */
 static const char *const NAMES[] = {
@@ -201,44 +208,65 @@ eq_fold(const unsigned char *F, const unsigned char *s, Py_ssize_t len, const ch
 #define EQ_LIT(F, s, len, lit) ((len) == (Py_ssize_t)sizeof(lit) - 1 && eq_n((F), (s), (lit), (len)))
 
 /* A word list with, per first byte, a bit per word length (< 32): most names are rejected by
-   one lookup before any comparison. */
+   one lookup before any comparison; the rest are compared only with the words that start with
+   that byte (by[first], -1 ended; no list has more than NAMES_PER_BYTE words per first byte). */
+#define NAMES_PER_BYTE 15
 typedef struct {
     const char *const *words;
     unsigned char len[80];
     uint32_t lens[256];
+    signed char by[256][NAMES_PER_BYTE + 1];
 } Names;
 static Names N_NAMES, N_END, N_PLAIN, N_FETCH, N_LINK_NO_FETCH, N_SVG_NOT_FLAT;
 
-static void
+static int
 names_init(Names *t, const char *const *words)
 {
     t->words = words;
+    memset(t->by, -1, sizeof(t->by));
     for (int i = 0; words[i]; i++) {
         size_t k = strlen(words[i]);
+        unsigned char c = (unsigned char)words[i][0];
+        int j = 0;
+        while (t->by[c][j] >= 0) {
+            j++;
+        }
+        if (k > 31 || i >= 80 || j >= NAMES_PER_BYTE) {
+            return -1;
+        }
         t->len[i] = (unsigned char)k;
-        t->lens[(unsigned char)words[i][0]] |= (uint32_t)1 << k;
+        t->lens[c] |= (uint32_t)1 << k;
+        t->by[c][j] = (signed char)i;
     }
-}
-
-static void
-init_names(void)
-{
-    names_init(&N_NAMES, NAMES);
-    names_init(&N_END, END_NAMES);
-    names_init(&N_PLAIN, PLAIN_URL_TAGS);
-    names_init(&N_FETCH, FETCH_URL_ATTRS);
-    names_init(&N_LINK_NO_FETCH, LINK_NO_FETCH);
-    names_init(&N_SVG_NOT_FLAT, SVG_NOT_FLAT);
+    return 0;
 }
 
 static int
+init_names(void)
+{
+    return names_init(&N_NAMES, NAMES) | names_init(&N_END, END_NAMES)
+           | names_init(&N_PLAIN, PLAIN_URL_TAGS) | names_init(&N_FETCH, FETCH_URL_ATTRS)
+           | names_init(&N_LINK_NO_FETCH, LINK_NO_FETCH)
+           | names_init(&N_SVG_NOT_FLAT, SVG_NOT_FLAT);
+}
+
+/* Whether a name of this first byte (folded) and length may be in the list (the one-lookup
+   test of in_list: 0 means it is not). */
+static inline int
+may_be_in(const Names *t, unsigned char first, Py_ssize_t len)
+{
+    return len >= 1 && len <= 31 && ((t->lens[first] >> len) & 1);
+}
+
+static ALWAYS_INLINE int
 in_list(const unsigned char *F, const Names *t, const unsigned char *name, Py_ssize_t len)
 {
-    if (len < 1 || len > 31 || !((t->lens[F[name[0]]] >> len) & 1)) {
+    unsigned char c = F[name[0]];
+    if (!may_be_in(t, c, len)) {
         return 0;
     }
-    for (int i = 0; t->words[i]; i++) {
-        if (t->len[i] == len && eq_n(F, name, t->words[i], len)) {
+    for (const signed char *i = t->by[c]; *i >= 0; i++) {
+        if (t->len[*i] == len && eq_n(F, name + 1, t->words[*i] + 1, len - 1)) {
             return 1;
         }
     }
@@ -543,11 +571,6 @@ quiet_value(const unsigned char *s, Py_ssize_t n, Py_ssize_t vs, Py_ssize_t ve, 
    -1. With at, each attribute is recorded there (more than MAX_ATTRS: -1). Without (the skip's
    check), fetch selects GRAM_ATTR_SKIP: the attributes in FETCH_URL_ATTRS and "style" must
    also have quiet values. */
-#if defined(__GNUC__)
-#define ALWAYS_INLINE inline __attribute__((always_inline))
-#else
-#define ALWAYS_INLINE inline
-#endif
 
 static ALWAYS_INLINE Py_ssize_t
 parse_attrs(const Scan *S, Py_ssize_t p, Attr *at, int *count, int fetch)
@@ -3165,18 +3188,66 @@ skip_lt(Scan *S, Py_ssize_t pos)
     return pos + 1;  /* '<' followed by anything else is text */
 }
 
+/* The skip from pos: text and tags, as long as skip_lt consumes them. The most common tags
+   are read here without a call: a start tag whose name is in no list (N_NAMES) with a quiet
+   body, and an end tag whose name is not in N_END; every other '<' goes to skip_lt, which reads
+   it from the start (the same answer for these two, so which reads them changes nothing).
+   Text runs are mostly short (a newline between two tags): the next two bytes are looked at
+   before memchr. */
 static Py_ssize_t
 skip_run(Scan *S, Py_ssize_t pos)
 {
-    const unsigned char *s = S->s;
+    const unsigned char *s = S->s, *F = S->F;
     Py_ssize_t n = S->n;
     while (pos < n) {
         if (s[pos] != '<') {
-            const unsigned char *lt = memchr(s + pos, '<', (size_t)(n - pos));
-            if (lt == NULL) {
-                return n;
+            if (pos + 1 < n && s[pos + 1] == '<') {
+                pos += 1;
             }
-            pos = lt - s;
+            else if (pos + 2 < n && s[pos + 2] == '<') {
+                pos += 2;
+            }
+            else {
+                const unsigned char *lt = memchr(s + pos, '<', (size_t)(n - pos));
+                if (lt == NULL) {
+                    return n;
+                }
+                pos = lt - s;
+            }
+        }
+        if (pos + 2 < n) {
+            unsigned char c = F[s[pos + 1]];
+            if ((unsigned char)(c - 'a') < 26) {
+                Py_ssize_t r = name_end(s, n, pos + 2);
+                if (r < n && !may_be_in(&N_NAMES, c, r - (pos + 1))) {
+                    if (s[r] == '>') {
+                        pos = r + 1;
+                        continue;
+                    }
+                    Py_ssize_t e = parse_attrs(S, r, NULL, NULL, 1);
+                    if (e >= 0) {
+                        pos = e;
+                        continue;
+                    }
+                }
+            }
+            else if (c == '/') {
+                unsigned char d = F[s[pos + 2]];
+                if ((unsigned char)(d - 'a') < 26) {
+                    Py_ssize_t r = name_end(s, n, pos + 3);
+                    if (r < n && !may_be_in(&N_END, d, r - (pos + 2))) {
+                        if (s[r] == '>') {
+                            pos = r + 1;
+                            continue;
+                        }
+                        Py_ssize_t e = parse_attrs(S, r, NULL, NULL, 0);
+                        if (e >= 0) {
+                            pos = e;
+                            continue;
+                        }
+                    }
+                }
+            }
         }
         Py_ssize_t e = skip_lt(S, pos);
         if (e < 0) {
@@ -3963,7 +4034,10 @@ PyMODINIT_FUNC
 PyInit__speedups(void)
 {
     init_classes();
-    init_names();
+    if (init_names() < 0) {
+        PyErr_SetString(PyExc_SystemError, "_speedups: a name list outgrew its lookup table");
+        return NULL;
+    }
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) {
         return NULL;
