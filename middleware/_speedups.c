@@ -218,6 +218,9 @@ typedef struct {
     signed char by[256][NAMES_PER_BYTE + 1];
 } Names;
 static Names N_NAMES, N_END, N_PLAIN, N_FETCH, N_LINK_NO_FETCH, N_SVG_NOT_FLAT;
+/* FETCH_URL_ATTRS and "style": the attributes whose values the skip's grammar checks */
+static const char *const FETCH_STYLE[] = {"attributionsrc", "background", "ping", "style", NULL};
+static Names N_FETCH_STYLE;
 
 static int
 names_init(Names *t, const char *const *words)
@@ -246,6 +249,7 @@ init_names(void)
 {
     return names_init(&N_NAMES, NAMES) | names_init(&N_END, END_NAMES)
            | names_init(&N_PLAIN, PLAIN_URL_TAGS) | names_init(&N_FETCH, FETCH_URL_ATTRS)
+           | names_init(&N_FETCH_STYLE, FETCH_STYLE)
            | names_init(&N_LINK_NO_FETCH, LINK_NO_FETCH)
            | names_init(&N_SVG_NOT_FLAT, SVG_NOT_FLAT);
 }
@@ -507,6 +511,30 @@ typedef struct {
     int failed;              /* a Python exception is set */
 } Scan;
 
+/* The first byte of class `stop` from p (or n): four bytes per bound check while they last. */
+static ALWAYS_INLINE Py_ssize_t
+run_to(const unsigned char *s, Py_ssize_t n, Py_ssize_t p, unsigned short stop)
+{
+    for (; n - p >= 4; p += 4) {
+        if (IS(s[p], stop)) {
+            return p;
+        }
+        if (IS(s[p + 1], stop)) {
+            return p + 1;
+        }
+        if (IS(s[p + 2], stop)) {
+            return p + 2;
+        }
+        if (IS(s[p + 3], stop)) {
+            return p + 3;
+        }
+    }
+    while (p < n && !IS(s[p], stop)) {
+        p++;
+    }
+    return p;
+}
+
 /* End of a tag-name run starting at p: [^WS/>]*+ */
 static Py_ssize_t
 name_end(const unsigned char *s, Py_ssize_t n, Py_ssize_t p)
@@ -592,10 +620,7 @@ parse_attrs(const Scan *S, Py_ssize_t p, Attr *at, int *count, int fetch)
             return q + 1;
         }
         /* Attribute name: [^WS/>] (may be '=') then [^WS/>=]*+ */
-        Py_ssize_t r = q + 1;
-        while (r < n && !IS(s[r], C_ASTOP)) {
-            r++;
-        }
+        Py_ssize_t r = run_to(s, n, q + 1, C_ASTOP);
         Py_ssize_t vs = -1, ve = -1;
         unsigned char quote = 0;
         Py_ssize_t t = r;
@@ -641,7 +666,7 @@ parse_attrs(const Scan *S, Py_ssize_t p, Attr *at, int *count, int fetch)
             a->ve = ve;
             a->ae = p;
         }
-        else if (fetch && vs >= 0) {
+        else if (fetch && vs >= 0 && may_be_in(&N_FETCH_STYLE, F[s[q]], r - q)) {
             int css = EQ_LIT(F, s + q, r - q, "style");
             if ((css || in_list(F, &N_FETCH, s + q, r - q))
                 && !quiet_value(s, n, vs, ve, quote, css)) {
