@@ -20,6 +20,7 @@ from middleware.gate import request as req
 from middleware.gate.send import pass_send_py, responder_for
 from middleware.gate.state import ConsentState
 from tests.asgi_helpers import make_gate
+from tests.support.budget import examples
 
 #: The extension as the gate uses it (set up by gate/request.py and gate/send.py at import);
 #: None in pure-Python mode, where the references are what runs.
@@ -44,7 +45,7 @@ def _outcome(f: Any, arg: Any) -> Any:
 
 
 @needs_c
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(header_lists, st.booleans())
 def test_app_headers_c_matches_python(headers: list[tuple[bytes, bytes]], as_tuple: bool) -> None:
     given_ = tuple(headers) if as_tuple else headers
@@ -56,7 +57,7 @@ def test_app_headers_c_matches_python(headers: list[tuple[bytes, bytes]], as_tup
 
 
 @needs_c
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.lists(st.one_of(st.tuples(st.sampled_from(NAMES), st.binary(max_size=4)), odd_items),
                 min_size=1, max_size=5))
 def test_app_headers_odd_items_deferred(headers: list[Any]) -> None:
@@ -138,7 +139,7 @@ def gate(tmp_path_factory: pytest.TempPathFactory) -> Any:
     return make_gate(app, Path(tmp_path_factory.mktemp("send")))
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.sampled_from(FIRST_TYPES), st.sampled_from(START_HEADERS),
        st.sampled_from(["GET", "HEAD"]), st.booleans())
 def test_pass_send_delivers_what_the_responder_delivers(gate: Any, kind: Any, headers: Any,
