@@ -32,7 +32,16 @@ if [ ! -x .venv/bin/python ]; then
 fi
 spec="."
 [ -n "$extra" ] && spec=".[$extra]"
+# The C accelerator is optional (setup.py): a failed build still installs. Remove the old build
+# first, so that a failed one falls back to pure Python instead of silently loading a stale
+# extension that no longer matches middleware/_speedups.c, and say so loudly.
+rm -f middleware/_speedups.*.so middleware/_speedups.so
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e "$spec"
+if ! ls middleware/_speedups.*.so >/dev/null 2>&1 && ! ls middleware/_speedups.so >/dev/null 2>&1; then
+  echo "!! consent-gate: the C accelerator (middleware/_speedups.c) did not build; running pure" >&2
+  echo "!! Python (same behaviour, slower). See the compiler's errors with" >&2
+  echo "!!   .venv/bin/python setup.py build_ext --inplace   (then rerun this script)" >&2
+fi
 # Keep only stamps of this hash: an older build no longer counts.
 { [ -f "$stamp" ] && grep "^$hash " "$stamp" || true; echo "$hash $extra"; } | sort -u > "$stamp.new"
 mv "$stamp.new" "$stamp"

@@ -65,6 +65,18 @@ def test_scripts_bootstrap_reinstalls_when_its_inputs_change(fake_repo: Path, ch
     assert script(fake_repo, "bootstrap.sh", "test") == []
 
 
+def test_scripts_bootstrap_drops_a_stale_accelerator_and_says_so(fake_repo: Path) -> None:
+    """A failed C build still installs (the extension is optional): the old build must not
+    stay behind to be loaded against a changed _speedups.c, and the fallback is announced."""
+    stale = fake_repo / "middleware" / "_speedups.cpython-311-x86_64-linux-gnu.so"
+    stale.write_bytes(b"an old build")
+    done = subprocess.run(["bash", str(fake_repo / "scripts" / "bootstrap.sh"), "test"],
+                          check=True, timeout=60, capture_output=True, text=True,
+                          env={**os.environ, **OFFLINE})
+    assert not stale.exists()
+    assert "the C accelerator (middleware/_speedups.c) did not build" in done.stderr
+
+
 def test_scripts_bootstrap_other_extra_installs_it(fake_repo: Path) -> None:
     script(fake_repo, "bootstrap.sh")
     assert script(fake_repo, "bootstrap.sh", "test") == [
