@@ -81,6 +81,15 @@ class _Done(tuple[()]):
 _HELD = cast("Awaitable[None]", _Done())  # (typeshed types tuple.__iter__ as an Iterator)
 
 
+def passes_untouched(announced: tuple[BodyKind, bool] | None, state: ConsentState,
+                     scope: Scope) -> bool:
+    """A response whose start goes out as the app sent it, with no responder work after:
+    JSON or a file (``start_kind`` PASSES: no Set-Cookie, no fetching header), the consent
+    unread by the view, not HEAD. The one Python statement of the rule (gate/send.py's
+    PassSend and HtmlResponder.start_message; ``_speedups.pass_send`` is its C twin)."""
+    return announced is PASSES and not state.consent_read and scope["method"] != "HEAD"
+
+
 class HtmlResponder:
     """Per-response state: holds the start message until the first body decides what to do."""
 
@@ -146,9 +155,7 @@ class HtmlResponder:
                       ) -> Awaitable[None]:
         """The first message, a start (``announced``: ``start_kind`` of its headers), while
         HELD: what ``send`` does with it (gate/send.py calls it with the answer it read)."""
-        if (announced is PASSES and not self.state.consent_read
-                and self.scope["method"] != "HEAD"):
-            # JSON or a file, no cookie set, consent unread: out as the app sent it.
+        if passes_untouched(announced, self.state, self.scope):
             self.phase = PASSING
             return self.raw_send(message)
         if announced is HTML_PAGE:

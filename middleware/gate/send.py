@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 from starlette.types import Message, Scope, Send
 
 from ..accel import speedups
-from .responder import HtmlResponder
-from .start import PASSES, start_kind
+from .responder import HtmlResponder, passes_untouched
+from .start import start_kind
 from .state import ConsentState
 
 if TYPE_CHECKING:
@@ -55,9 +55,7 @@ class PassSend:
             return responder.send(message)
         if message["type"] == "http.response.start":  # (a KeyError as the responder raises it)
             announced = start_kind(message.get("headers", ()))
-            if (announced is PASSES and not self.state.consent_read
-                    and self.scope["method"] != "HEAD"):
-                # JSON or a file, no cookie set, consent unread: out as the app sent it.
+            if passes_untouched(announced, self.state, self.scope):
                 self.passing = True
                 return self.raw_send(message)
             responder = self.responder = responder_for(self.gate, self.scope, self.raw_send,
