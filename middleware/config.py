@@ -154,6 +154,9 @@ class LedgerConfig:
     #: shares a GIL with an event loop; one commit for all workers); "thread": a writer
     #: thread in each worker (no extra process). Measured in bench_load.py: docs/ledger.md.
     writer: Literal["process", "thread"] = "process"
+    #: After a failed write, pages are served with every partner off for this long before the
+    #: ledger is tried again (0: every page view tries it).
+    retry_seconds: float = 5.0
     #: Signed chain heads (``consent-gate log keygen``): the Ed25519 private key file, and the
     #: witnesses that receive a head every ``heads_every`` records or ``heads_seconds``.
     heads_key: str = ""
@@ -604,8 +607,22 @@ def _read_ledger(t: Table, done: Mapping[str, Any]) -> LedgerConfig:
         purge_on_start=t.get("purge_on_start", bool, False),
         synchronous=cast(Any, t.choice("synchronous", ("full", "normal"), "full")),
         writer=cast(Any, t.choice("writer", ("process", "thread"), "process")),
+        retry_seconds=_read_seconds(t, "retry_seconds", 5.0),
         **_read_heads(t),
     )
+
+
+def _read_seconds(t: Table, name: str, default: float) -> float:
+    """A duration in seconds, 0 or more: an integer or a float (TOML keeps them apart)."""
+    t.used.add(name)
+    value = t.data.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        t.error(name, f"expected a number of seconds, got {_show(value)}")
+        return default
+    if not 0 <= value < float("inf"):
+        t.error(name, f"expected 0 or more seconds, got {value}")
+        return default
+    return float(value)
 
 
 def _read_heads(t: Table) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import cast, get_args
 
@@ -50,8 +50,6 @@ _minimise_ip = functools.lru_cache(maxsize=8192)(minimise_ip)
 
 _EVENT_SOURCES = frozenset(get_args(ConsentSource))
 
-#: After a failed write, pages are served with partners off; retry the ledger this often.
-_RETRY_SECONDS = 5.0
 _ERROR_LOG_INTERVAL = 60.0
 #: A page never waits longer than this for the ledger; past it the write counts as failed.
 _WRITE_TIMEOUT = 5.0
@@ -110,13 +108,19 @@ def head_publisher(config: Config) -> HeadPublisher | None:
 class Discloser:
     """Builds records from config + request and hands them to the ledger writer."""
 
-    def __init__(self, config: Config, writer: RecordWriter | None, ip_key: bytes | None) -> None:
+    def __init__(self, config: Config, writer: RecordWriter | None, ip_key: bytes | None, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
         self.writer = writer
         self.ip_key = ip_key
         self.fail_open = config.ledger.fail == "open"
+        # The retry pause and the error log's interval run on this clock: a test passes its
+        # own instead of sleeping through them.
+        self._clock = clock
+        #: After a failed write, pages are served with partners off; retry the ledger this often.
+        self._retry_seconds = config.ledger.retry_seconds
         self._failed_at: float | None = None
-        self._last_error_log = 0.0
+        self._last_error_log: float | None = None
         self._tcf_partners = frozenset(pid for pid, p in config.partners.items()
                                        if p.signals.tcf_vendor_id is not None)
         necessary = config.necessary_purposes
@@ -154,12 +158,12 @@ class Discloser:
         """False right after a failed write: partners stay off until the retry interval passes."""
         if self.fail_open or self._failed_at is None:
             return True
-        return time.monotonic() - self._failed_at >= _RETRY_SECONDS
+        return self._clock() - self._failed_at >= self._retry_seconds
 
     def _failed(self, exc: LedgerUnavailable) -> None:
-        now = time.monotonic()
+        now = self._clock()
         self._failed_at = now
-        if now - self._last_error_log >= _ERROR_LOG_INTERVAL:
+        if self._last_error_log is None or now - self._last_error_log >= _ERROR_LOG_INTERVAL:
             self._last_error_log = now
             logger.error("consent-gate: the ledger cannot write (%s); %s", exc.cause,
                          "partners are enabled anyway (fail = \"open\")" if self.fail_open
