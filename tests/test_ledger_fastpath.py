@@ -196,12 +196,20 @@ def test_row_parameters_match_the_generic_path(tmp_path: Path) -> None:
             assert store._params(row) == store._params_generic(row)
 
 
-@pytest.mark.parametrize("n", [0, 1, 2, 3, 5, 7, 64, 100, 513, 2049])
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 5, 7, 13, 63, 64, 65, 100, 513, 2049])
 def test_chunks_cover_every_row(n: int) -> None:
     sizes = list(_chunks(n, 1927))
     assert sum(sizes) == n
+    if 0 < n <= 64:  # a writer process's commit: one statement
+        assert sizes == [n]
+        return
     assert all(s & (s - 1) == 0 and s <= 1024 for s in sizes)
     assert len(set(sizes)) == len(sizes) or max(sizes) == 1024
+
+
+def test_chunks_respect_the_variable_limit() -> None:
+    assert list(_chunks(13, 2)) == [2, 2, 2, 2, 2, 2, 1]
+    assert list(_chunks(40, 32)) == [32, 8]
 
 
 def test_multirow_insert_keeps_order_and_verifies(tmp_path: Path) -> None:

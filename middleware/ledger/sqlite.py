@@ -151,6 +151,14 @@ def _loads(text: str) -> Any:
 class SqliteStore(SqlStore):
     """The ledger in one SQLite file (created with mode 0600). Connects lazily."""
 
+    #: A plain INSERT of several rows inside BEGIN ... COMMIT opens a statement journal: it
+    #: may abort half-way (a NOT NULL constraint) and SQLite must then undo that statement
+    #: alone, so every page it touches is first copied there (memory; a temp file before
+    #: ``temp_store = MEMORY``). ``append`` never keeps a transaction whose insert failed
+    #: (it raises, the commit fails closed), so ``OR ROLLBACK``, which ends the whole
+    #: transaction at once and needs no statement journal, does what the error path did.
+    _insert_verb = "INSERT OR ROLLBACK"
+
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout_s: float = 5.0,
                  synchronous: str = "full", deferred_checkpoints: bool = False) -> None:
         super().__init__()
