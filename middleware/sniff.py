@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator
 __all__ = [
     "SNIFF_BYTES",
     "BodyKind",
+    "binary",
     "bom_prefix",
     "classify",
     "declares_iso2022jp",
@@ -38,6 +39,7 @@ class BodyKind(enum.Enum):
     HTML = "html"  # rewrite it
     DOCUMENT = "document"  # a document we cannot rewrite (XML, multipart): no-partner CSP
     SNIFF = "sniff"  # no usable type: decide from the first bytes
+    CSS = "css"  # a style sheet: its fetches are gated by the consent (gate/css.py)
     OTHER = "other"  # provably not a document that fetches: pass untouched
 
 
@@ -45,13 +47,19 @@ class BodyKind(enum.Enum):
 SNIFF_BYTES = 1445
 
 _UNKNOWN = frozenset({"", "unknown/unknown", "application/unknown", "*/*"})
+#: Types Chromium 156 applies as a style sheet in a standards-mode page (measured:
+#: tests/browser/test_redteam_css.py; text/plain is not, nor an untyped body with nosniff).
+_SHEETS = frozenset({"text/css", "application/x-unknown-content-type"})
 _DOCUMENTS = frozenset({"application/xhtml+xml", "image/svg+xml", "text/xml", "application/xml",
                         "multipart/x-mixed-replace", "text/xsl", "application/xslt+xml"})
 #: A document outranks HTML: its path (not tokenized, every http-equiv respelled, enforced
 #: no-partner CSP) is safe whichever parser the browser picks, while the HTML rewrite is not
 #: what an XML parser reads (Chromium 156 takes the last of 'text/html, application/xhtml+xml'
 #: and expanded an entity-built meta refresh to the partner past the rewritten page).
-_RANK = {BodyKind.OTHER: 0, BodyKind.SNIFF: 1, BodyKind.HTML: 2, BodyKind.DOCUMENT: 3}
+#: A style sheet outranks sniffing and other types (Chromium applies a sheet whose list names
+#: text/css last, '*/*, text/css'), and is outranked by HTML (a page's reading).
+_RANK = {BodyKind.OTHER: 0, BodyKind.SNIFF: 1, BodyKind.CSS: 2, BodyKind.HTML: 3,
+         BodyKind.DOCUMENT: 4}
 
 
 def _essence(value: bytes) -> str:
@@ -62,6 +70,8 @@ def _kind(value: bytes) -> BodyKind:
     essence = _essence(value)
     if essence == "text/html":
         return BodyKind.HTML
+    if essence in _SHEETS:
+        return BodyKind.CSS
     if essence in _UNKNOWN or "/" not in essence:
         # An unparsable type counts as none at all (Fetch: "extract a MIME type" fails).
         return BodyKind.SNIFF
@@ -97,6 +107,15 @@ _HTML_PATTERNS = tuple(p.lower() for p in (
     b"<!DOCTYPE HTML", b"<HTML", b"<HEAD", b"<SCRIPT", b"<IFRAME", b"<H1", b"<DIV", b"<FONT",
     b"<TABLE", b"<A", b"<STYLE", b"<TITLE", b"<B", b"<BODY", b"<BR", b"<P", b"<!--"))
 _LONGEST = max(len(p) for p in _HTML_PATTERNS) + 1
+
+
+#: MIME Sniffing's binary data bytes: a body that has one is no text.
+_BINARY = re.compile(rb"[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f]")
+
+
+def binary(head: bytes) -> bool:
+    """Whether ``head`` has a binary data byte (MIME Sniffing §3: not text)."""
+    return _BINARY.search(head) is not None
 
 
 def sniff(head: bytes, *, complete: bool) -> BodyKind | None:

@@ -19,6 +19,8 @@ from middleware.sniff import BodyKind
 from .asgi_helpers import html_app, make_gate
 
 HTML, OTHER, SNIFF, DOCUMENT = BodyKind.HTML, BodyKind.OTHER, BodyKind.SNIFF, BodyKind.DOCUMENT
+CSS = BodyKind.CSS
+SHEET = (b"content-type", b"text/css")
 UTF8 = (b"content-type", b"text/html; charset=utf-8")
 PAGE = b"<!DOCTYPE html><html><head></head><body><p>x</p></body></html>"
 META_2022 = b'<meta charset="iso-2022-jp"><p>x</p>'
@@ -68,7 +70,21 @@ TABLE: list[tuple[str, dict[str, Any], Decision]] = [
      Decision(Route.DOCUMENT, "an XML document or multipart body", ("gzip",))),
     ("sniffed XML", row(kind=DOCUMENT, headers=(), sniffed=True),
      Decision(Route.DOCUMENT, "an XML document without a Content-Type")),
-    # 5./6. no usable type
+    # 5. style sheets (gate/css.py), whatever their status; HEAD and 304 as above
+    ("style sheet", row(kind=CSS, headers=(SHEET,)), Decision(Route.CSS, "a style sheet")),
+    ("style sheet, 404", row(kind=CSS, status=404, headers=(SHEET,)),
+     Decision(Route.CSS, "a style sheet")),
+    ("style sheet, utf-8, gzip", row(kind=CSS, headers=((b"content-type", b"text/css; charset=utf-8"), GZ)),
+     Decision(Route.CSS, "a style sheet", ("gzip",), "utf-8")),
+    ("style sheet, two types", row(kind=CSS, headers=((b"content-type", b"text/plain; charset=utf-16"),
+                                                      (b"content-type", b"text/css"))),
+     Decision(Route.CSS, "a style sheet", (), "utf-16")),
+    ("style sheet, zstd without its library",
+     row(kind=CSS, headers=(SHEET, (b"content-encoding", b"zstd"))),
+     Decision(Route.NO_DECODER, "zstd (no decoder installed)")),
+    ("HEAD of a style sheet", row(kind=CSS, method="HEAD", headers=(SHEET,)), Decision(Route.HEAD)),
+    ("304 of a style sheet", row(kind=CSS, status=304, headers=(SHEET,)), Decision(Route.PASS)),
+    # 6./7. no usable type
     ("no type, gzip", row(kind=SNIFF, headers=(GZ,)),
      Decision(Route.UNREADABLE, "a compressed body without a Content-Type", ("gzip",))),
     ("no type, br then gzip", row(kind=SNIFF, headers=((b"content-encoding", b"br"), GZ)),

@@ -10,9 +10,11 @@ The rules, in order (the first that applies decides):
    is missing, or too many codings are stacked): the response is ended behind the enforced
    no-partner CSP.
 4. ``DOCUMENT``: XML or multipart: another parser reads it (out respelled, no-partner CSP).
-5. ``UNREADABLE``: a compressed body without a Content-Type (it is never sniffed).
-6. ``SNIFF``: no usable Content-Type: the first bytes are kept to sniff them.
-7. HTML, by its charset: ``RESPELLED`` (UTF-16/UTF-32 label or identity BOM: ``codec``;
+5. ``CSS``: a style sheet (``text/css``): read by gate/css.py (its codings undone, its
+   charset given), whatever its status.
+6. ``UNREADABLE``: a compressed body without a Content-Type (it is never sniffed).
+7. ``SNIFF``: no usable Content-Type: the first bytes are kept to sniff them.
+8. HTML, by its charset: ``RESPELLED`` (UTF-16/UTF-32 label or identity BOM: ``codec``;
    an ISO-2022-JP label, or a body that declares ISO-2022-JP under a label no browser knows:
    ``codec`` None), ``UNREADABLE`` (another charset the rewriter cannot read), else
    ``WHOLE`` (the whole identity body is in this message: rewritten in one go, exact
@@ -31,7 +33,7 @@ from starlette.types import Message
 
 from ..sniff import BodyKind, declares_iso2022jp, label_known, unreadable_charset, wide_bom, wide_codec
 from .encodings import cannot_decode, codings
-from .start import COMMA, DOCUMENT, HTML, NO_BODY_STATUSES, OTHER
+from .start import COMMA, CSS, DOCUMENT, HTML, NO_BODY_STATUSES, OTHER
 
 
 class Route(enum.Enum):
@@ -46,6 +48,7 @@ class Route(enum.Enum):
     RESPELLED = "respelled"
     WHOLE = "whole"
     STREAM = "stream"
+    CSS = "css"
 
     __hash__ = object.__hash__  # (as Phase: identity, not Enum's Python-level hash)
 
@@ -83,6 +86,7 @@ SNIFF_ROUTE = Route.SNIFF
 RESPELLED = Route.RESPELLED
 WHOLE = Route.WHOLE
 STREAM = Route.STREAM
+CSS_ROUTE = Route.CSS
 
 _PASS = Decision(PASS)
 _HEAD = Decision(HEAD)
@@ -123,6 +127,12 @@ def decide(kind: BodyKind, method: str, start: Message, first: Message, charsets
         why = cannot_decode(names)
         if why is not None:
             return Decision(NO_DECODER, why)
+    if kind is CSS:
+        if several or (content_type is not None and COMMA in content_type):
+            sheet_charset = charsets.charset_of(headers)
+        else:
+            sheet_charset = charsets.content_type(content_type or b"")[0]
+        return Decision(CSS_ROUTE, "a style sheet", names, sheet_charset)
     if kind is not HTML:
         if kind is DOCUMENT:
             if names:

@@ -27,6 +27,7 @@ from ..sniff import (
     CHARSET_TAIL,
     SNIFF_BYTES,
     BodyKind,
+    binary,
     bom_prefix,
     declares_iso2022jp,
     sniff,
@@ -35,7 +36,9 @@ from ..sniff import (
     wide_codec,
     xml_declaration_open,
 )
+from .css import CssGate
 from .decision import (
+    CSS_ROUTE,
     DOCUMENT_ROUTE,
     HEAD,
     NO_DECODER,
@@ -59,7 +62,7 @@ from .phases import (
     UNREWRITTEN,
     Phase,
 )
-from .start import HTML, HTML_PAGE, OTHER, PASSES, SNIFF, start_kind
+from .start import CSS, HTML, HTML_PAGE, OTHER, PASSES, SNIFF, start_kind
 from .state import ConsentState
 
 if TYPE_CHECKING:
@@ -94,7 +97,8 @@ class HtmlResponder:
     """Per-response state: holds the start message until the first body decides what to do."""
 
     # Defaults for what only a rewritten response sets: the pass path allocates none of it.
-    rewriter: HtmlRewriter | None = None
+    #: The reader of the body: the HTML rewriter, or a style sheet's (gate/css.py).
+    rewriter: HtmlRewriter | CssGate | None = None
     #: Fills consent macros (${GDPR_CONSENT_<id>} ...) in the rewritten bytes, chunk-safe.
     macros: MacroStream | None = None
     inflater: BodyDecoder | None = None
@@ -117,6 +121,8 @@ class HtmlResponder:
     charset_tail = b""
     #: The start message has a Set-Cookie header (the review records undeclared cookies).
     sets_cookie = False
+    #: A body sniffed as binary, read as a style sheet: only partner names are respelled.
+    css_lenient = False
     #: Partners already recorded for this page view: one disclosure per (view, partner).
     disclosed: frozenset[str] = frozenset()
 
@@ -270,6 +276,8 @@ class HtmlResponder:
         elif route is UNREADABLE:
             self.charset = decision.charset
             await self._unreadable(start, first, decision.what)
+        elif route is CSS_ROUTE:
+            await self._css(start, first, decision)
         elif route is RESPELLED:
             self.charset = decision.charset
             codec = decision.codec
@@ -293,6 +301,12 @@ class HtmlResponder:
         if start is None:  # pragma: no cover - SNIFFING is only entered with a held start
             raise RuntimeError("consent-gate responder: sniffing without a start message")
         sniffed, self.sniffed = self.sniffed, b""
+        if verdict is OTHER:
+            # No page: Chromium 156 applies a body without a Content-Type as a style sheet
+            # (measured: tests/browser/test_redteam_css.py), so it is read as one. A binary
+            # one (an untyped image) is respelled only where it names a partner.
+            verdict = CSS
+            self.css_lenient = binary(sniffed[:SNIFF_BYTES])
         body = {"type": "http.response.body", "body": sniffed, "more_body": more}
         await self._act(start, body, decide(verdict, self.scope["method"], start, body, self.gate,
                                             sniffed=True))
@@ -313,7 +327,13 @@ class HtmlResponder:
         charset = self.gate.charset_of(start.get("headers", ()))
         names = codings(start.get("headers", ()))
         decoded = bool(names) and cannot_decode(names) is None
-        if ((kind is HTML and not unreadable_charset(charset) and (decoded or not names))
+        if kind is CSS:
+            # The GET's sheet is private when it names a partner, which a HEAD cannot tell.
+            if decoded:
+                del headers["content-encoding"]
+            self.gate.response_headers.edit(start, self.scope, private=True, drop_validators=True,
+                                            drop_length=True)
+        elif ((kind is HTML and not unreadable_charset(charset) and (decoded or not names))
                 or (kind is SNIFF and not names)):
             self.allowed = self._allowed_partners()
             if decoded:  # the GET body leaves decoded
@@ -473,6 +493,57 @@ class HtmlResponder:
         # CSP can still drop every partner if the ledger fails on the first chunk.
         await self._rewrite_body(first)
 
+    async def _css(self, start: Message, first: Message, decision: Decision) -> None:
+        """A style sheet (``decision`` CSS): its fetches that name a refused partner made inert,
+        those of allowed partners recorded before they leave (gate/css.py). A sheet in one
+        message that names no partner leaves as the app sent it (its bytes are the same for
+        every visitor: cacheable as before); one that names a partner, or that streams,
+        leaves private without validators, so that no cache hands one visitor's sheet to
+        another, or to the same visitor after a withdrawal."""
+        self.kind = CSS
+        self.charset = decision.charset
+        self._to(REWRITING)
+        self.allowed = self._allowed_partners()
+        plan = self.gate.plans.plan(self.consent, self.allowed, self.scope, self.charset)
+        sheet = self.rewriter = CssGate(plan, decision.charset, lenient=self.css_lenient)
+        if self.inflater is None and not first.get("more_body", False):
+            out = await self._css_step(first.get("body", b""), final=True)
+            if out is None:
+                return
+            self.start = None
+            self._to(DONE)
+            if sheet.named:
+                self._rewritten_headers(start, enforced_no_partner=False, length=b"%d" % len(out))
+                first = {"type": "http.response.body", "body": out, "more_body": False}
+            else:
+                self._untouched_headers(start)
+            await self.raw_send(start)
+            await self.raw_send(first)
+            return
+        start["headers"] = [item for item in start.get("headers", ())
+                            if item[0] != b"content-length"]
+        await self._rewrite_body(first)
+
+    def _css_dropped(self, sheet: CssGate) -> None:
+        if sheet.dropped is not None:
+            logger.warning("consent-gate: %s %s is %s, which cannot be read byte by byte; it "
+                           "was sent empty. Fix: serve style sheets in UTF-8.",
+                           self.scope["method"], self.scope["path"], sheet.dropped)
+
+    async def _css_step(self, data: bytes, *, final: bool) -> bytes | None:
+        """A style sheet's read bytes for ``data`` (None once the response was ended: a
+        reader failure fails closed, before or after the headers)."""
+        try:
+            out = await self._rewrite_chunk(data, final=final)
+        except Exception:
+            logger.exception("consent-gate: the style sheet reader failed on %s",
+                             self.scope.get("path", ""))
+            await self._fail("the style sheet reader failed")
+            return None
+        if final and isinstance(self.rewriter, CssGate):
+            self._css_dropped(self.rewriter)
+        return out
+
     def _allowed_partners(self) -> frozenset[str]:
         allowed = self.consent.allowed_partners
         if allowed and not self.gate.discloser.available():
@@ -493,7 +564,12 @@ class HtmlResponder:
 
     def _rewritten_headers(self, start: Message, *, enforced_no_partner: bool,
                            drop_length: bool = False, length: bytes | None = None) -> None:
-        """A rewritten page: private, no validators, the CSP of its allowed partners."""
+        """A rewritten page: private, no validators, the CSP of its allowed partners (a style
+        sheet: private, no validators; a CSP on a sheet governs nothing)."""
+        if self.kind is CSS:
+            self.gate.response_headers.edit(start, self.scope, private=True, drop_validators=True,
+                                            drop_length=drop_length, length=length)
+            return
         self.gate.response_headers.rewritten(
             start, self.scope, frozenset() if self.ledger_failed else self.allowed,
             enforced_no_partner=enforced_no_partner, drop_length=drop_length, length=length)
@@ -508,8 +584,9 @@ class HtmlResponder:
     async def _rewrite_body(self, message: Message) -> None:
         more = bool(message.get("more_body", False))
         data = message.get("body", b"")
+        step = self._css_step if self.kind is CSS else self._step
         if self.inflater is None:
-            out = await self._step(data, final=not more)
+            out = await step(data, final=not more)
             if out is not None:
                 await self._emit(out, more)
             return
@@ -517,7 +594,7 @@ class HtmlResponder:
             # Piece by piece: each decoded step is rewritten and sent before the next is
             # decoded, so a bomb never sits in memory.
             for piece in self.inflater.pieces(data, final=not more):
-                out = await self._step(piece, final=False)
+                out = await step(piece, final=False)
                 if out is None:
                     return
                 if out:
@@ -534,7 +611,7 @@ class HtmlResponder:
                                "(truncated); the %d decoded bytes were rewritten and sent",
                                self.scope["method"], self.scope["path"], ", ".join(cut),
                                self.inflater.decoded)
-            out = await self._step(b"", final=True)
+            out = await step(b"", final=True)
             if out is not None:
                 await self._emit(out, False)
 
@@ -706,6 +783,6 @@ class HtmlResponder:
             self.gate.plans.report_unknown(hosts, self.scope.get("path", ""))
             self.gate.review.saw_hosts(hosts, self.scope.get("path", ""))
 
-def _run(rewriter: HtmlRewriter, data: bytes, final: bool) -> bytes:
+def _run(rewriter: HtmlRewriter | CssGate, data: bytes, final: bool) -> bytes:
     out = rewriter.feed(data) if data else b""
     return out + rewriter.finish() if final else out

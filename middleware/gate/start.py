@@ -15,6 +15,7 @@ HTML = BodyKind.HTML
 OTHER = BodyKind.OTHER
 SNIFF = BodyKind.SNIFF
 DOCUMENT = BodyKind.DOCUMENT
+CSS = BodyKind.CSS
 #: ``b","`` as the byte's value: ``COMMA in value`` is a memchr, while ``b"," in value`` first
 #: tries the needle as an int, raising and clearing a TypeError (~2.2 k instructions, 10x).
 COMMA = ord(",")

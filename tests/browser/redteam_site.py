@@ -53,7 +53,7 @@ MARKUP: dict[str, str] = {
     "js-iframe": f'<iframe src="javascript:\'<img src=http://{P}/js.gif>\'"></iframe>',
     "js-iframe-refresh": ('<iframe src="javascript:\'<meta http-equiv=refresh '
                           f'content=0;url=http://{P}/jr>\'"></iframe>'),
-    # A style sheet the site serves itself: not HTML, not read by the gate (the CSP's).
+    # A style sheet the site serves itself: read by the gate (gate/css.py) since this round.
     "own-css": '<link rel="stylesheet" href="/own.css?h={h}">',
 }
 
