@@ -30,7 +30,9 @@ TYPES = [b"application/json", b"application/json; charset=utf-8", b"application/
          b"application/json, text/html", b"text/html", b"text/html; charset=utf-8", b"TEXT/HTML",
          b"text/htm", b" text/html", b"text/html,", b"text/plain", b"application/xhtml+xml",
          b"image/svg+xml", b"", b"unknown/unknown", b"*/*", b"text/html\x00", b"application/js",
-         b"multipart/x-mixed-replace; boundary=x", b"text/xml", b"nosniff", b" NoSniff\t"]
+         b"multipart/x-mixed-replace; boundary=x", b"text/xml", b"nosniff", b" NoSniff\t",
+         b"text/css", b"text/css; charset=utf-8", b"TEXT/CSS", b"application/x-unknown-content-type",
+         b"text/css, application/json", b"*/*, text/css"]
 #: header names: the interesting ones, their case variants and random bytes
 names = st.one_of(st.sampled_from(NAMES), st.binary(max_size=24))
 #: header values: Content-Types (with random parameters), nosniff spellings, random bytes
