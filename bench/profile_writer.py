@@ -85,8 +85,8 @@ def make_views(start: int, n: int, rng: random.Random,
 class Feed:
     """A writer-process ``Server`` and ``conns`` worker ends of socketpairs."""
 
-    def __init__(self, path: Path, conns: int) -> None:
-        self.store = SqliteStore(path, synchronous="full", deferred_checkpoints=True)
+    def __init__(self, path: Path, conns: int, synchronous: str = "full") -> None:
+        self.store = SqliteStore(path, synchronous=synchronous, deferred_checkpoints=True)
         self.store.open()
         self.server = Server(self.store, ChainCursor(), idle_exit=0.0)
         self.workers: list[tuple[socket.socket, Encoder]] = []
@@ -175,7 +175,7 @@ def run(args: argparse.Namespace, batch: int, tmp: Path) -> dict[str, float]:
         shutil.copyfile(args.prefilled, path)
         os.chmod(path, 0o600)
         n = args.prefill
-    feed = Feed(path, args.conns)
+    feed = Feed(path, args.conns, args.synchronous)
     warm = max(args.warmup // batch, 8)
     commits = max(args.views // batch, 4)
     plan = [feed.frames_for(make_views(n + i * batch, batch, rng, lists))
@@ -241,7 +241,7 @@ def _child_cmd(args: argparse.Namespace, batch: int) -> list[str]:
     return [sys.executable, str(Path(__file__).resolve()), "--child", str(batch),
             "--views", str(args.views), "--warmup", str(args.warmup),
             "--prefill", str(args.prefill), "--conns", str(args.conns),
-            "--prefilled", str(args.prefilled)]
+            "--prefilled", str(args.prefilled), "--synchronous", args.synchronous]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -253,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--prefill", type=int, default=20000,
                     help="views in the ledger before the warm-up (index depth)")
     ap.add_argument("--conns", type=int, default=2, help="worker connections (2 workers)")
+    ap.add_argument("--synchronous", choices=("full", "normal"), default="full",
+                    help="the store's setting (normal: no fsync per commit)")
     ap.add_argument("--native", action="store_true",
                     help="thread CPU of the measured steps, no valgrind")
     ap.add_argument("--keep", type=Path, default=None, help="keep callgrind files here")
