@@ -3856,27 +3856,31 @@ pass_send_call(PassSend *self, PyObject *const *args, size_t nargsf, PyObject *k
             return NULL;
         }
         if (announced == PyTuple_GET_ITEM(start_other_pairs, 0) && PyDict_CheckExact(self->scope)) {
-            PyObject *method = PyDict_GetItemWithError(self->scope, str_method);
+            /* passes_untouched's order: the flag first, then the method. Reading the flag may
+               run Python code that changes the scope, so the method (borrowed from it) is
+               looked up only after (read first, it was freed before the compare: ASan,
+               tests/support/sanitized_child.py). */
+            PyObject *flag = PyObject_GetAttr(self->state, str_consent_read);
             int read = -1;
-            if (method != NULL && PyUnicode_CheckExact(method)) {
-                PyObject *flag = PyObject_GetAttr(self->state, str_consent_read);
-                if (flag != NULL) {
-                    read = PyObject_IsTrue(flag);
-                    Py_DECREF(flag);
-                }
-                if (read < 0) {
-                    Py_DECREF(announced);
-                    Py_DECREF(message);
-                    return NULL;
-                }
-                if (!read && PyUnicode_Compare(method, str_head) != 0) {
-                    self->passing = 1;
-                    Py_DECREF(announced);
-                    PyObject *r = PyObject_Vectorcall(self->raw_send, &message, 1, NULL);
-                    Py_DECREF(message);
-                    return r;
-                }
-            } else if (PyErr_Occurred()) {
+            if (flag != NULL) {
+                read = PyObject_IsTrue(flag);
+                Py_DECREF(flag);
+            }
+            if (read < 0) {
+                Py_DECREF(announced);
+                Py_DECREF(message);
+                return NULL;
+            }
+            PyObject *method = read ? NULL : PyDict_GetItemWithError(self->scope, str_method);
+            if (method != NULL && PyUnicode_CheckExact(method)
+                && PyUnicode_Compare(method, str_head) != 0) {
+                self->passing = 1;
+                Py_DECREF(announced);
+                PyObject *r = PyObject_Vectorcall(self->raw_send, &message, 1, NULL);
+                Py_DECREF(message);
+                return r;
+            }
+            if (method == NULL && PyErr_Occurred()) {
                 Py_DECREF(announced);
                 Py_DECREF(message);
                 return NULL;
