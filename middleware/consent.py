@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
-from itsdangerous import BadData, URLSafeTimedSerializer
+from itsdangerous import BadData, TimestampSigner, URLSafeTimedSerializer
 
 from .config import Config
 from .signals import gpp, tcf
@@ -121,12 +121,19 @@ class ConsentCodec:
 
     salt = "consent-gate.consent.v1"
 
-    def __init__(self, keys: Iterable[str], *, max_age_seconds: int) -> None:
+    def __init__(self, keys: Iterable[str], *, max_age_seconds: int,
+                 now: Callable[[], dt.datetime] | None = None) -> None:
+        """``now``: the clock cookies are signed by and expire on (aware UTC; default the
+        system's). A test passes one it moves instead of sleeping past ``max_age_seconds``."""
         ordered = list(keys)
         if not ordered:
             raise ValueError("at least one signing key is needed")
-        # itsdangerous signs with the *last* key of the list.
-        self._serializer = URLSafeTimedSerializer(list(reversed(ordered)), salt=self.salt)
+        # itsdangerous signs with the *last* key of the list; its signer reads the time
+        # through get_timestamp (its hook for this), given ``now`` when there is one.
+        self._serializer = URLSafeTimedSerializer(
+            list(reversed(ordered)), salt=self.salt,
+            signer=TimestampSigner if now is None else _signer_on(now))
+        self._now = _utc_now if now is None else now
         self.max_age_seconds = max_age_seconds
         # Verified cookie values -> their choice. A returning visitor sends the same value on
         # every request; re-deriving the key and the HMAC each time is most of a JSON request's
@@ -148,7 +155,7 @@ class ConsentCodec:
             return None
         known = self._verified.get(value)
         if known is not None:
-            age = dt.datetime.now(dt.UTC) - known.given_at
+            age = self._now() - known.given_at
             if age.total_seconds() > self.max_age_seconds:
                 del self._verified[value]
                 return None
@@ -169,6 +176,19 @@ class ConsentCodec:
             if len(self._verified) > _VERIFIED_CACHE_SIZE:
                 self._verified.popitem(last=False)
         return choice
+
+
+_utc_now = functools.partial(dt.datetime.now, dt.UTC)
+
+
+def _signer_on(now: Callable[[], dt.datetime]) -> type[TimestampSigner]:
+    """A TimestampSigner whose time is ``now()`` (itsdangerous reads it in get_timestamp)."""
+
+    class ClockSigner(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return int(now().timestamp())
+
+    return ClockSigner
 
 
 def _parse_payload(payload: Any, signed_at: dt.datetime) -> StoredChoice | None:

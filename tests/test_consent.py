@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 
 import pytest
 from hypothesis import given
@@ -52,13 +51,30 @@ def test_codec_rotation_newest_signs_all_verify() -> None:
 
 
 def test_codec_expired_cookie_is_no_consent() -> None:
-    codec = ConsentCodec([KEY], max_age_seconds=1)
+    # The codec's clock, moved past max_age instead of sleeping: from the real time (so the
+    # system clock would call nothing expired), on a whole second (itsdangerous' stamps are).
+    clock = [dt.datetime.now(dt.UTC).replace(microsecond=0)]
+    codec = ConsentCodec([KEY], max_age_seconds=1, now=lambda: clock[0])
     value = codec.dumps(stored({"ads"}))
     other = codec.dumps(stored({"social"}))
+    fresh = codec.dumps(stored({"ads", "social"}))
     assert codec.loads(other) is not None, "verified once, so remembered"
-    time.sleep(2.1)
+    clock[0] += dt.timedelta(seconds=0.4)
+    assert codec.loads(fresh) is not None and codec.loads(other) is not None, "not expired yet"
+    clock[0] += dt.timedelta(seconds=1.7)
     assert codec.loads(value) is None
     assert codec.loads(other) is None, "a remembered cookie still expires"
+
+
+def test_codec_signs_and_expires_on_the_system_clock_by_default() -> None:
+    codec = ConsentCodec([KEY], max_age_seconds=60)
+    back = codec.loads(codec.dumps(stored({"ads"})))
+    assert back is not None
+    assert abs((back.given_at - dt.datetime.now(dt.UTC)).total_seconds()) < 5
+    # A cookie signed by a clock two minutes behind is past the default codec's 60 s.
+    behind = ConsentCodec([KEY], max_age_seconds=60,
+                          now=lambda: dt.datetime.now(dt.UTC) - dt.timedelta(seconds=120))
+    assert codec.loads(behind.dumps(stored({"ads"}))) is None
 
 
 @pytest.mark.parametrize("bad", [
