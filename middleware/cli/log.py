@@ -60,7 +60,9 @@ _BLOCKS = " ▁▂▃▄▅▆▇█"
 def _filters(p: argparse.ArgumentParser, limit: bool) -> None:
     p.add_argument("--partner")
     p.add_argument("--purpose")
-    p.add_argument("--path", help="exact path, or a prefix ending in * (/blog/*)")
+    p.add_argument("--path", help="exact path, or a prefix ending in * (/blog/*); as the "
+                   "browser shows it (/caf%%C3%%A9, /a%%3Fb) or as recorded (/café); a ?query "
+                   "matches only where the ledger keeps queries (keep_query)")
     p.add_argument("--consent-id")
     p.add_argument("--since", type=parse_when, help="7d, 12h or an ISO date/time (inclusive)")
     p.add_argument("--until", type=parse_when, help="7d, 12h or an ISO date/time (exclusive)")

@@ -31,6 +31,7 @@ from middleware.ledger.records import (
     PartnerShare,
     Record,
     parse_time,
+    path_forms,
 )
 from middleware.ledger.store import (
     CONSENT_EVENTS,
@@ -503,13 +504,16 @@ class SqlStore:
                          "WHERE j.value = ?)")
             params.append(f.purpose)
         if f.path is not None:
+            # As a person writes it: the recorded form or the browser's (path_forms).
             if f.path.endswith("*"):
-                esc = f.path[:-1].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-                conds.append("path LIKE ? ESCAPE '\\'")
-                params.append(esc + "%")
+                forms = path_forms(f.path[:-1])
+                conds.append("(" + " OR ".join(["path LIKE ? ESCAPE '\\'"] * len(forms)) + ")")
+                params.extend(form.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+                              + "%" for form in forms)
             else:
-                conds.append("path = ?")
-                params.append(f.path)
+                forms = path_forms(f.path)
+                conds.append(f"path IN ({', '.join(['?'] * len(forms))})")
+                params.extend(forms)
         if f.consent_id is not None:
             conds.append("consent_id = ?")
             params.append(f.consent_id)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, ClassVar, Literal, TypeAlias, get_args
+from urllib.parse import unquote
 
 LegalBasis: TypeAlias = Literal["consent", "opt-out-not-exercised", "necessary"]
 ConsentAction: TypeAlias = Literal["given", "changed", "withdrawn"]
@@ -114,6 +115,29 @@ def recorded_path(path: str) -> str:
 
 
 _PATH_ESCAPES = {"%": "%25", "?": "%3F", "\x00": "%00"}
+
+
+def path_forms(text: str) -> tuple[str, ...]:
+    """The recorded page paths a person means by ``text`` (``log show --path``): ``text`` as
+    written (the recorded form, as ``log show`` prints it: ``/a%3Fb``), and ``text`` as a
+    browser's address bar or a request line spells it, percent-decoded as servers decode it
+    (UTF-8 with replacement, as uvicorn does; bytes kept, as surrogateescape servers do) and
+    recorded as ``page_path`` records it (``/caf%C3%A9`` -> ``/café``, ``/100%25`` ->
+    ``/100%25``). A ``?`` starts the query, kept as written (the ledger records it so).
+
+    The forms name the same request: a recorded path holds a ``%`` only as one of
+    ``recorded_path``'s escapes, which percent-decode to what they escape. The exception is
+    ``%uXXXX`` (the record of a lone surrogate, which no browser sends; in an address bar it
+    is a literal ``%u``): both pages are found then.
+    """
+    path, sep, query = text.partition("?")
+    forms = [text]
+    for errors in ("replace", "surrogateescape"):
+        decoded = unquote(path, errors=errors)
+        form = recorded_path(decoded) + (sep + storable_text(query) if sep else "")
+        if form not in forms:
+            forms.append(form)
+    return tuple(forms)
 
 
 def storable_text(text: str) -> str:

@@ -17,7 +17,8 @@ CHECKPOINTS = "checkpoints"
 
 @dataclass(frozen=True)
 class Filters:
-    """Row filters shared by ``show`` and ``export``. ``path`` ending in ``*`` is a prefix."""
+    """Row filters shared by ``show`` and ``export``. ``path`` as a person writes it: the
+    recorded form or the browser's (``records.path_forms``); ending in ``*``, a prefix."""
 
     partner: str | None = None
     purpose: str | None = None
