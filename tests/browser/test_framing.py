@@ -103,9 +103,13 @@ def attacker() -> Iterator[Attacker]:
         httpd.server_close()
 
 
-def wait_settled(page: Page, seconds: float = 1.0) -> None:
-    page.wait_for_load_state("load")
-    time.sleep(seconds)  # the fetch + reload or the refused form post, in the frame
+def wait_for_events(site: Site, want: list[tuple[str, str]], timeout: float = 10.0) -> None:
+    """Until the ledger holds ``want`` (the choice's POST records the event before it
+    answers; the page's reload comes after), polled instead of a fixed settling sleep."""
+    deadline = time.monotonic() + timeout
+    while site.events() != want and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert site.events() == want
 
 
 def test_framing_default_frame_ancestors_blocks_the_framed_banner(
@@ -122,8 +126,7 @@ def test_framing_default_frame_ancestors_blocks_the_framed_banner(
         # The same banner at top level works: the test can see a consent event.
         page.goto(site.server.url + "/")
         page.get_by_role("button", name="Accept all").first.click()
-        wait_settled(page)
-        assert site.events() == [("given", "banner")]
+        wait_for_events(site, [("given", "banner")])
 
 
 @pytest.mark.parametrize("context", [{}, {"java_script_enabled": False}], indirect=True,
@@ -137,7 +140,9 @@ def test_framing_click_in_allowed_cross_site_frame_records_no_consent(
         page.goto(attacker.url)
         frame_el = page.frame_locator("iframe")
         frame_el.get_by_role("button", name="Accept all").first.click()
-        wait_settled(page)
+        # The refusal is the server's answer to the choice's POST (fetch or form): once the
+        # frame shows it, an event the POST wrote would be in the ledger already.
+        frame_el.get_by_text("Your choice was not saved").first.wait_for(timeout=10_000)
         assert site.events() == [], "a click in a cross-site frame wrote a consent event"
         frame = next(f for f in page.frames if f != page.main_frame)
         assert "Your choice was not saved" in frame.content()
