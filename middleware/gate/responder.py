@@ -24,11 +24,11 @@ from ..memo import Rewritten
 from ..rewrite import HtmlRewriter, RewritePlan
 from ..signals.macros import MacroStream
 from ..sniff import (
-    CHARSET_TAIL,
     SNIFF_BYTES,
     BodyKind,
     binary,
     bom_prefix,
+    charset_tail,
     declares_iso2022jp,
     sniff,
     unreadable_charset,
@@ -691,7 +691,7 @@ class HtmlResponder:
             window = self.charset_tail + data
             if declares_iso2022jp(window):
                 return await self._iso2022jp(data, final)
-            self.charset_tail = window[-CHARSET_TAIL:]
+            self.charset_tail = charset_tail(window)
         if self.start is not None:
             self.unsent += data
         self.fed += len(data)

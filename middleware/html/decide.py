@@ -4,12 +4,11 @@ the partners it enables or blocks. Pure given the plan (and its host memo)."""
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from .attrs import _C0_SPACE, _TAB_NEWLINE, _Attr, _attr_html, _attr_kind
+from .attrs import _C0_SPACE, _TAB_NEWLINE, _Attr, _attr_html, _attr_kind, unescape
 from .fetch import UNREADABLE, css_urls, data_document, javascript_document, refresh_url, srcset_urls
 from .grammar import _ATTR_RE, _DOC_TAGS, _LINK_NO_FETCH, _URL_ATTRS
 from .nested import Rewriter, document_partners
@@ -180,7 +179,7 @@ class TagJudge:
             text = content.decode("utf-8", "surrogateescape")
             judge(self._partners_of(name, "css", text, enabled, unknown))
             if "&" in text:
-                judge(self._partners_of(name, "css", html.unescape(text), enabled, unknown))
+                judge(self._partners_of(name, "css", unescape(text), enabled, unknown))
         # Opt-in markup written by the site: activate it when its purposes are granted.
         edits: list[tuple[int, int, bytes]] = []
         marker = first.get("data-consent")

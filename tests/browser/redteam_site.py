@@ -53,9 +53,20 @@ MARKUP: dict[str, str] = {
     "js-iframe": f'<iframe src="javascript:\'<img src=http://{P}/js.gif>\'"></iframe>',
     "js-iframe-refresh": ('<iframe src="javascript:\'<meta http-equiv=refresh '
                           f'content=0;url=http://{P}/jr>\'"></iframe>'),
+    # An OpenSearch description (rel=search is read as a link that does not fetch) and a
+    # compression dictionary (any rel not known to be quiet is gated as fetching).
+    "link-search": ('<link rel="search" type="application/opensearchdescription+xml" title="s" '
+                    f'href="http://{P}/os.xml">'),
+    "link-dictionary": f'<link rel="compression-dictionary" href="http://{P}/d.dict">',
     # A style sheet the site serves itself: read by the gate (gate/css.py) since this round.
     "own-css": '<link rel="stylesheet" href="/own.css?h={h}">',
 }
+
+def _iso2022_page(declaration: bytes, name: bytes) -> bytes:
+    return (b'<!DOCTYPE html><html><head><meta http-equiv="Content-Type" content="text/html; '
+            + declaration + b'"><title>x</title></head><body>\x1b$B<!--\x1b(B<img src="http://{h}'
+            b'.partner.example/' + name + b'.gif">\x1b$B-->\x1b(B</body></html>')
+
 
 #: name -> (status, headers, body) of responses that are not HTML pages but that Chromium,
 #: opening them as a page, still acts on: their headers fetch (a passing body's headers used
@@ -71,6 +82,23 @@ OTHER: dict[str, tuple[int, list[tuple[str, str]], bytes]] = {
                         ("speculation-rules", f'"http://{P}/rules.json"')], b"x"),
     "gif-link": (200, [("content-type", "image/gif"),
                        ("link", f"<http://{P}/gl.gif>; rel=preload; as=image")], _GIF),
+    # A page without a charset label whose <meta> names ISO-2022-JP with padding past the 512
+    # bytes sniff.py read after each <meta> (a reference's leading zeros; spaces before a
+    # referenced "charset"), then the ESC $ B comment trick: the browser reads the page as
+    # ISO-2022-JP, so the "<!--" around the img is kanji. -split: cut inside the padding.
+    "meta-zeros": (200, [("content-type", "text/html")], _iso2022_page(
+        b'&#' + b"0" * 600 + b'99;harset=iso-2022-jp', b"mz")),
+    "meta-zeros-split": (200, [("content-type", "text/html")], _iso2022_page(
+        b'&#' + b"0" * 600 + b'99;harset=iso-2022-jp', b"mzs")),
+    "meta-spaces": (200, [("content-type", "text/html")], _iso2022_page(
+        b" " * 600 + b'&#99;harset=iso-2022-jp', b"ms")),
+    # A character reference of more than 4300 digits: html.unescape raised on it, and the
+    # page went out unrewritten behind the no-partner CSP (fail closed); now read.
+    "long-charref": (200, [("content-type", "text/html")],
+                     b'<!DOCTYPE html><title>x</title><img src="&#' + b"9" * 5000 + b';">'
+                     b'<img src="http://{h}.partner.example/lc.gif">'),
+    "text-dictionary": (200, [("content-type", "text/plain"),
+                              ("link", f"<http://{P}/hd.dict>; rel=compression-dictionary")], b"x"),
     # Every HTML body is gated, a partial one too.
     "html-206": (206, [("content-type", "text/html"), ("content-range", "bytes 0-79/80")],
                  f'<!DOCTYPE html><title>x</title><img src="http://{P}/p206.gif">'.encode()),
@@ -85,6 +113,11 @@ SPECULATION: dict[str, str] = {
                    '{{"source":"list","urls":["{o}/{w}/listed"]}},'
                    '{{"where":{{"selector_matches":"a"}},"eagerness":"immediate"}}]}}</script>'),
     # Same-origin rules only: kept (prefetching the site's own pages discloses nothing).
+    # Relative rules under a <base href> on another origin, one no partner declares ({u}: a
+    # TLS server for it): the list URL and the matched link resolve there.
+    "spec-base": ('<base href="{u}/{w}/"><a href="doclink">x</a><script type="speculationrules">'
+                  '{{"prefetch":[{{"source":"list","urls":["listed"]}},'
+                  '{{"where":{{"href_matches":"/*"}},"eagerness":"immediate"}}]}}</script>'),
     "spec-local": ('<a href="{o}/{w}/notmatched">x</a><script type="speculationrules">{{"prefetch":['
                    '{{"source":"list","urls":["/next"]}},{{"where":{{"href_matches":"/*"}},'
                    '"eagerness":"immediate"}}]}}</script>'),
@@ -94,7 +127,8 @@ SPECULATION: dict[str, str] = {
 def page(name: str, who: str) -> bytes:
     h = f"{name}.{who}"
     if name in SPECULATION:
-        markup = SPECULATION[name].format(o=os.environ["SPEC_PARTNER"], w=who)
+        markup = SPECULATION[name].format(o=os.environ.get("SPEC_PARTNER", ""),
+                                          u=os.environ.get("SPEC_UNKNOWN", ""), w=who)
     else:
         markup = MARKUP[name].replace("{h}", h).replace("{H}", h.upper())
     return (f"<!DOCTYPE html><html><head><title>{name}</title></head><body>"
@@ -121,6 +155,9 @@ async def site(scope: dict[str, Any], receive: Any, send: Any) -> None:
         headers = [(k.encode(), v.replace("{h}", h).encode()) for k, v in hs]
         body = raw.replace(b"{h}", h.encode())
     await send({"type": "http.response.start", "status": status, "headers": headers})
+    if name.endswith("-split"):  # (cut inside the padding)
+        await send({"type": "http.response.body", "body": body[:400], "more_body": True})
+        body = body[400:]
     await send({"type": "http.response.body", "body": body})
 
 

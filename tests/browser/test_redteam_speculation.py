@@ -1,0 +1,82 @@
+"""Red-team round 2 (docs/rewriter.md): a rule set that fetch.speculation_rules_local keeps
+(relative URLs only) under a <base href> on another origin, one no partner declares. Measured
+in Chromium 156 against a TLS server for that origin (Chromium prefetches only https, never
+past a proxy: tests/support/tls_partner.py). LEFT OPEN, and pinned here as measured so that
+the fix shows: through the gate (CSP off) Chromium prefetched the listed URL and the matched
+link from that origin with the page as Referer, and loaded the gate's own banner.css and
+banner.js from it (the injected banner's URLs are relative too). The fix needs the tokenizer
+to know a <base href> with a host came before (the native pass judges <base> in C)."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.support.browser import BASE_FLAGS, CHROMIUM_PATH
+from tests.support.config_text import config_text, partner
+from tests.support.servers import ServerProcess, start_uvicorn
+from tests.support.tls_partner import TlsPartner
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
+
+    from tests.support.proxy import RecordingProxy
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def unknown_origin() -> Iterator[TlsPartner]:
+    with TlsPartner("spec.unknown.example") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def base_sites(tmp_path_factory: pytest.TempPathFactory,
+               unknown_origin: TlsPartner) -> Iterator[dict[str, ServerProcess]]:
+    tmp: Path = tmp_path_factory.mktemp("redteam-spec")
+    env = {"SPEC_UNKNOWN": unknown_origin.origin}
+    config = tmp / "off.toml"
+    config.write_text(config_text(ledger=(tmp / "off.sqlite3").as_posix(), csp="off",
+                                  partners={"tracker": partner(["ads"], ["*.partner.example"])}))
+    with start_uvicorn("tests.browser.redteam_site:site", env=env, log_level="warning") as raw, \
+            start_uvicorn("tests.browser.redteam_site:create_app", extra_args=["--factory"],
+                          env={**env, "FETCH_SITE_CONFIG": str(config),
+                               "CONSENT_GATE_SECRET": secrets.token_urlsafe(36)},
+                          log_level="warning") as gated:
+        yield {"raw": raw, "off": gated}
+
+
+def test_relative_rules_under_another_origins_base_prefetch_there_left_open(
+        chromium: Browser, recording_proxy: RecordingProxy, unknown_origin: TlsPartner,
+        base_sites: dict[str, ServerProcess]) -> None:
+    browser = chromium.browser_type.launch(
+        executable_path=CHROMIUM_PATH, headless=True,
+        args=[*BASE_FLAGS, recording_proxy.chromium_arg, *unknown_origin.chromium_flags()])
+    types = {}
+    try:
+        page = browser.new_context(ignore_https_errors=True).new_page()
+        page.set_default_timeout(10_000)
+        for who in ("raw", "off"):
+            page.goto(f"{base_sites[who].url}/{who}/spec-base", wait_until="load")
+            types[who] = page.evaluate("document.querySelector('script').type")
+            started = time.monotonic()
+            with contextlib.suppress(TimeoutError):
+                while (len([p for p in unknown_origin.paths() if p.startswith(f"/{who}/")]) < 2
+                       and time.monotonic() < started + 6):
+                    page.wait_for_timeout(100)
+    finally:
+        browser.close()
+    paths = set(unknown_origin.paths())
+    assert {"/raw/doclink", "/raw/listed"} <= paths  # the control: the vector is real
+    assert types == {"raw": "speculationrules", "off": "speculationrules"}  # kept as local
+    # Left open (docs/rewriter.md): the gated page's prefetches and the banner's assets.
+    assert {"/off/doclink", "/off/listed"} <= paths
+    assert any(p.startswith("/.consent/banner.js") for p in paths)
+    assert all(s.purpose == "prefetch" for s in unknown_origin.seen if "/off/" in s.path)
