@@ -34,6 +34,8 @@ _NO_PARTNER: frozenset[str] = frozenset()
 _REPORTING = FETCHING_HEADERS - {b"link", b"refresh"}
 #: Distinct allowed sets whose CSP header is remembered (a site has few consent states).
 _MAX_ALLOWED_SETS = 1024
+#: Distinct (app start headers, allowed set, length) whose rewritten-page edit is remembered.
+_MAX_EDITS = 1024
 
 
 class ResponseHeaders:
@@ -47,6 +49,11 @@ class ResponseHeaders:
         #: [csp] mode = "off". A pure function of the set (CspBuilder.value is); bounded.
         self._appended: dict[frozenset[str], tuple[tuple[bytes, bytes], ...]] = {}
         self._enforced_none = ((b"content-security-policy", csp.value(_NO_PARTNER)),)
+        #: A rewritten page's edited headers per (the app's raw start headers, allowed set,
+        #: enforced, drop_length, length): ``rewritten`` is a pure function of these when no
+        #: fetching header (Link, Refresh ...) is among them, and a site sends few distinct
+        #: starts (a memo hit sends the same one). Oldest out first; bounded.
+        self._edited: dict[tuple[object, ...], tuple[tuple[bytes, bytes], ...]] = {}
 
     def _csp_for(self, allowed: frozenset[str]) -> tuple[tuple[bytes, bytes], ...]:
         appended = self._appended.get(allowed)
@@ -85,6 +92,17 @@ class ResponseHeaders:
                   length: bytes | None = None) -> None:
         """A rewritten page: private, no validators, the CSP of its ``allowed`` partners.
         (``_apply``'s steps written out: this runs on every page.)"""
+        raw = start.get("headers", ())
+        key: tuple[object, ...] | None = None
+        if type(raw) is list:
+            key = (tuple(raw), allowed, enforced_no_partner, drop_length, length)
+            try:
+                done = self._edited.get(key)
+            except TypeError:  # an unhashable pair (a list, a bytearray): edited afresh
+                key = done = None
+            if done is not None:
+                start["headers"] = list(done)
+                return
         append: tuple[tuple[bytes, bytes], ...]
         if enforced_no_partner:
             append = self._enforced_none
@@ -92,13 +110,18 @@ class ResponseHeaders:
             known = self._appended.get(allowed)
             append = self._csp_for(allowed) if known is None else known
         edited, fetching = self.gated.edit(
-            start.get("headers", ()), private=True, drop_validators=True, frame_options=True,
+            raw, private=True, drop_validators=True, frame_options=True,
             append=append, drop_length=drop_length, length=length)
         start["headers"] = edited
         if fetching:
             self.gate_fetching(start, scope)
             if length is not None:  # after the fetching headers, as MutableHeaders put it
                 set_header(start["headers"], b"content-length", length)
+        elif key is not None:
+            edits = self._edited
+            if len(edits) >= _MAX_EDITS:
+                del edits[next(iter(edits))]
+            edits[key] = tuple(edited)
 
     def no_partner(self, start: Message, scope: Scope, what: str | None, *, private: bool,
                    drop_length: bool = False) -> None:
