@@ -3752,6 +3752,89 @@ app_headers(PyObject *self, PyObject *headers)
     return kept;
 }
 
+/* ---- the consent's request inputs: headers.py's consent_inputs ----
+ * (the first Cookie value, whether there are several Cookie headers, the first Sec-GPC, DNT
+ * and Accept-Language values; None for a name that is absent) in one pass, the values as
+ * they are. Anything but an exact list or tuple of exact (bytes, value) tuples is handed to
+ * the Python reference. Names are compared exactly, as the Python compares them. */
+#define INPUT_NAMES 4
+static PyObject *inputs_names[INPUT_NAMES]; /* cookie, sec-gpc, dnt, accept-language */
+static PyObject *inputs_fallback;           /* headers.consent_inputs_py */
+
+static PyObject *
+consent_inputs_setup(PyObject *self, PyObject *args)
+{
+    PyObject *names, *fallback;
+    if (!PyArg_ParseTuple(args, "O!O:consent_inputs_setup", &PyTuple_Type, &names, &fallback)) {
+        return NULL;
+    }
+    if (PyTuple_GET_SIZE(names) != INPUT_NAMES || !PyCallable_Check(fallback)) {
+        PyErr_SetString(PyExc_TypeError, "consent_inputs_setup: four bytes names and a callable");
+        return NULL;
+    }
+    for (int j = 0; j < INPUT_NAMES; j++) {
+        if (!PyBytes_CheckExact(PyTuple_GET_ITEM(names, j))) {
+            PyErr_SetString(PyExc_TypeError, "consent_inputs_setup: four bytes names");
+            return NULL;
+        }
+    }
+    for (int j = 0; j < INPUT_NAMES; j++) {
+        PyObject *name = PyTuple_GET_ITEM(names, j);
+        Py_INCREF(name);
+        Py_XSETREF(inputs_names[j], name);
+    }
+    Py_INCREF(fallback);
+    Py_XSETREF(inputs_fallback, fallback);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+consent_inputs(PyObject *self, PyObject *headers)
+{
+    if (inputs_fallback == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "consent_inputs: consent_inputs_setup was not called");
+        return NULL;
+    }
+    if (!PyList_CheckExact(headers) && !PyTuple_CheckExact(headers)) {
+        return PyObject_CallOneArg(inputs_fallback, headers);
+    }
+    PyObject **items = PySequence_Fast_ITEMS(headers);
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(headers);
+    PyObject *found[INPUT_NAMES] = {NULL, NULL, NULL, NULL}; /* borrowed */
+    int several = 0;
+    /* Borrowed items; nothing below runs Python code until the tuple is built. */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = items[i];
+        if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 2
+            || !PyBytes_CheckExact(PyTuple_GET_ITEM(item, 0))) {
+            return PyObject_CallOneArg(inputs_fallback, headers);
+        }
+        PyObject *key = PyTuple_GET_ITEM(item, 0);
+        for (int j = 0; j < INPUT_NAMES; j++) {
+            if (bytes_is(key, inputs_names[j])) {
+                if (found[j] == NULL) {
+                    found[j] = PyTuple_GET_ITEM(item, 1);
+                } else if (j == 0) {
+                    several = 1;
+                }
+                break;
+            }
+        }
+    }
+    PyObject *out = PyTuple_New(INPUT_NAMES + 1);
+    if (out == NULL) {
+        return NULL;
+    }
+    PyObject *values[INPUT_NAMES + 1] = {found[0], several ? Py_True : Py_False, found[1],
+                                         found[2], found[3]};
+    for (int j = 0; j <= INPUT_NAMES; j++) {
+        PyObject *v = values[j] != NULL ? values[j] : Py_None;
+        Py_INCREF(v);
+        PyTuple_SET_ITEM(out, j, v);
+    }
+    return out;
+}
+
 /* ---- pass_send: gate/send.py's PassSend, the send the site's app is given ----
  * A first message that is an http.response.start dict whose raw headers start_kind reads as
  * PASSES (JSON or a file, no Set-Cookie), with the consent unread and a method other than
@@ -4015,6 +4098,12 @@ static PyMethodDef methods[] = {
      "(Accept-Encoding) and answers None for (the scan token's), and the Python it defers to."},
     {"app_headers", app_headers, METH_O,
      "app_headers(headers) -> headers | None\n\nThe same as gate/request.py's app_headers_py."},
+    {"consent_inputs_setup", consent_inputs_setup, METH_VARARGS,
+     "consent_inputs_setup(names, fallback) -> None\n\nThe four header names consent_inputs "
+     "reads (Cookie, Sec-GPC, DNT, Accept-Language) and the Python it defers to."},
+    {"consent_inputs", consent_inputs, METH_O,
+     "consent_inputs(headers) -> (cookie, several, gpc, dnt, accept_language)\n\nThe same as "
+     "headers.py's consent_inputs_py."},
     {"pass_send_setup", pass_send_setup, METH_O,
      "pass_send_setup(make) -> None\n\nmake(gate, scope, raw_send, state) -> HtmlResponder."},
     {"pass_send", (PyCFunction)(void (*)(void))pass_send, METH_FASTCALL,

@@ -13,7 +13,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from starlette.types import Receive, Scope, Send
 
@@ -28,7 +28,7 @@ from .gate.request import app_headers, request_view
 from .gate.response_headers import ResponseHeaders
 from .gate.send import pass_send
 from .gate.state import ConsentState
-from .headers import GatedHeaders, cookie_value
+from .headers import GatedHeaders, consent_inputs, cookie_value
 from .hosts import HostMatcher
 from .memo import RewriteMemo
 from .plan import PlanBuilder, charset_of, document_charset
@@ -50,6 +50,8 @@ logger = logging.getLogger("consent_gate")
 AnyASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
 #: Distinct raw Cookie headers whose consent cookie value is remembered.
 _MAX_COOKIE_HEADERS = 4096
+#: "Not remembered" (a remembered cookie value may be None: no cookie of ours in the header).
+_UNSEEN = object()
 
 #: ASGI extensions with which the server sends a file itself, past the rewriter: hidden from
 #: the app, which then sends a body we can read (a file sent this way anyway goes out behind
@@ -144,18 +146,10 @@ class ConsentMiddleware:
 
     def _request_inputs(self, headers: Sequence[tuple[bytes, bytes]]) -> tuple[str | None, bool]:
         """(our cookie's value, the browser's privacy signal) in one pass over the request
-        headers. The cookie value of the usual single Cookie header is remembered per raw
-        header value (a pure function of it; bounded, least recently used out first)."""
-        raw = gpc = dnt = None
-        several = False
-        for key, value in headers:
-            if key == b"cookie":
-                several = raw is not None
-                raw = value if raw is None else raw
-            elif key == b"sec-gpc":
-                gpc = value if gpc is None else gpc
-            elif key == b"dnt":
-                dnt = value if dnt is None else dnt
+        headers (``consent_inputs``, in C unless pure Python). The cookie value of the usual
+        single Cookie header is remembered per raw header value (a pure function of it;
+        bounded, least recently used out first)."""
+        raw, several, gpc, dnt, _ = consent_inputs(headers)
         # The same as privacy_signal(): only the exact value "1" counts (first header wins).
         signal = bool((self.honor_gpc and gpc is not None and gpc.strip() == b"1")
                       or (self.honor_dnt and dnt is not None and dnt.strip() == b"1"))
@@ -163,13 +157,15 @@ class ConsentMiddleware:
             return None, signal
         if several:  # several Cookie headers (HTTP/2 may split them)
             return cookie_value(headers, self.cookie_name), signal
-        if raw in self._cookie_values:
-            self._cookie_values.move_to_end(raw)
-            return self._cookie_values[raw], signal
+        remembered = self._cookie_values
+        known = remembered.get(raw, _UNSEEN)
+        if known is not _UNSEEN:
+            remembered.move_to_end(raw)
+            return cast("str | None", known), signal
         value_of = cookie_value(((b"cookie", raw),), self.cookie_name)
-        self._cookie_values[raw] = value_of
-        if len(self._cookie_values) > _MAX_COOKIE_HEADERS:
-            self._cookie_values.popitem(last=False)
+        remembered[raw] = value_of
+        if len(remembered) > _MAX_COOKIE_HEADERS:
+            remembered.popitem(last=False)
         return value_of, signal
 
     def consent_for(self, scope: Scope) -> Consent:

@@ -6,6 +6,9 @@ import ipaddress
 import re
 from collections.abc import Callable, Iterable, Mapping
 from http.cookies import CookieError, SimpleCookie
+from typing import Any
+
+from .accel import speedups
 
 RawHeaders = Iterable[tuple[bytes, bytes]]
 
@@ -307,3 +310,36 @@ def set_header(raw: list[tuple[bytes, bytes]], name: bytes, value: bytes) -> Non
         raw.append((name, value))
     else:
         raw[first] = (name, value)
+
+
+#: The request headers the consent and the plan read (``consent_inputs``), in its order.
+CONSENT_INPUT_NAMES = (b"cookie", b"sec-gpc", b"dnt", b"accept-language")
+#: (first Cookie value, several Cookie headers, first Sec-GPC, DNT, Accept-Language value).
+ConsentInputs = tuple[Any, bool, Any, Any, Any]
+
+
+def consent_inputs_py(headers: Iterable[tuple[bytes, bytes]]) -> ConsentInputs:
+    """What the consent and the plan read of the request headers, in one pass: the first
+    value of each of Cookie, Sec-GPC, DNT and Accept-Language (None when absent), and whether
+    there are several Cookie headers (HTTP/2 may split them: the caller reads them all)."""
+    cookie = gpc = dnt = language = None
+    several = False
+    for key, value in headers:
+        if key == b"cookie":
+            several = several or cookie is not None
+            cookie = value if cookie is None else cookie
+        elif key == b"sec-gpc":
+            gpc = value if gpc is None else gpc
+        elif key == b"dnt":
+            dnt = value if dnt is None else dnt
+        elif key == b"accept-language":
+            language = value if language is None else language
+    return cookie, several, gpc, dnt, language
+
+
+#: The C twin of consent_inputs_py (an exact list or tuple of (bytes, value) pairs read with
+#: length + memcmp name tests; anything else handed to consent_inputs_py), unless pure Python.
+consent_inputs: Callable[[Iterable[tuple[bytes, bytes]]], ConsentInputs] = consent_inputs_py
+if speedups is not None:
+    speedups.consent_inputs_setup(CONSENT_INPUT_NAMES, consent_inputs_py)
+    consent_inputs = speedups.consent_inputs

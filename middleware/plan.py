@@ -18,6 +18,7 @@ from starlette.types import Scope
 
 from .config import POSITIONS, Config, Position
 from .consent import Consent
+from .headers import consent_inputs
 from .hosts import HostMatcher
 from .rewrite import RewritePlan
 from .routes import ConsentUI
@@ -58,7 +59,8 @@ class PlanBuilder:
 
     def plan(self, consent: Consent, allowed: frozenset[str], scope: Scope,
              charset: str | None) -> RewritePlan:
-        lang = self.ui.language(scope)
+        # (the first Accept-Language, as ConsentUI.language reads it: one C pass unless pure)
+        lang = self.ui.language_of(consent_inputs(scope.get("headers", ()))[4] or b"")
         # Injected text is plain ASCII unless the page declares UTF-8 (Shift_JIS pages stay intact).
         ascii_only = not _declares_utf8(charset)
         # Resolved consents are shared between requests (ConsentResolver remembers them), so

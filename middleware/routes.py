@@ -215,6 +215,10 @@ class ConsentUI:
             if key == b"accept-language":
                 raw = value
                 break
+        return self.language_of(raw)
+
+    def language_of(self, raw: bytes) -> str:
+        """``language`` for the request's first raw ``Accept-Language`` value (b"": none)."""
         known = self._languages_by_header.get(raw)
         if known is None:
             known = self._language(raw.decode("latin-1"))
