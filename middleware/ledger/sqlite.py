@@ -10,6 +10,7 @@ References: https://sqlite.org/wal.html, https://sqlite.org/pragma.html#pragma_s
 from __future__ import annotations
 
 import json
+import operator
 import os
 import random
 import sqlite3
@@ -22,9 +23,18 @@ from pathlib import Path
 from typing import Any
 
 from middleware.errors import LedgerUnavailable
-from middleware.ledger._sql import Migration, Row, SqlStore, fetch_batches
+from middleware.ledger._sql import (
+    CHAIN_COLS,
+    EXACT_ROWS,
+    PAGE_VIEW_WRITE_COLS,
+    Migration,
+    Row,
+    SqlStore,
+    fetch_batches,
+)
 from middleware.ledger.chain import ChainedRecord, json_strs, time_text
 from middleware.ledger.records import format_time, parse_time
+from middleware.ledger.store import PAGE_VIEWS
 
 _MIGRATIONS: tuple[Migration, ...] = (
     (1, "disclosures, consent events, purge checkpoints", (
@@ -148,6 +158,44 @@ def _loads(text: str) -> Any:
     return json.loads(text)
 
 
+_VIEW_COLS = (*PAGE_VIEW_WRITE_COLS, *CHAIN_COLS)
+# Positions in a page view's parameter row (SqlStore._params after append's list_id pass).
+_PARTNERS, _WRITER, _PREV, _HASH = (_VIEW_COLS.index(c) for c in
+                                    ("partners", "writer_id", "prev_hash", "hash"))
+_OWN = tuple(i for i in range(len(_VIEW_COLS)) if i not in (_PARTNERS, _WRITER, _PREV))
+#: A row's own values (C: one call per row), and the first row's with its prev_hash.
+_OWN_OF = operator.itemgetter(*_OWN)
+_FIRST = operator.itemgetter(*(i for i in range(len(_VIEW_COLS)) if i not in (_PARTNERS, _WRITER)))
+
+
+@lru_cache(maxsize=EXACT_ROWS)
+def _chained_views_sql(rows: int, verb: str) -> str:
+    """One INSERT of ``rows`` page views of one writer's chain, each the next of the one
+    before: the writer id is bound once (``?1``), ``partners`` is the literal '' (a view
+    refers to its list since schema v4) and a row's ``prev_hash`` is the parameter of the
+    previous row's ``hash``. Parameters: the writer id, then per row its own values in
+    ``_OWN`` order, the first row's ``prev_hash`` before its hash."""
+    n = 1
+    tuples: list[str] = []
+    last_hash = 0
+    for k in range(rows):
+        vals: list[str] = []
+        for i, _ in enumerate(_VIEW_COLS):
+            if i == _WRITER:
+                vals.append("?1")
+            elif i == _PARTNERS:
+                vals.append("''")
+            elif i == _PREV and k:
+                vals.append(f"?{last_hash}")
+            else:
+                n += 1
+                vals.append(f"?{n}")
+                if i == _HASH:
+                    last_hash = n
+        tuples.append(f"({', '.join(vals)})")
+    return f"{verb} INTO page_views ({', '.join(_VIEW_COLS)}) VALUES {', '.join(tuples)}"
+
+
 class SqliteStore(SqlStore):
     """The ledger in one SQLite file (created with mode 0600). Connects lazily."""
 
@@ -186,8 +234,10 @@ class SqliteStore(SqlStore):
             # the -wal and -shm files the same permissions as the database file.
             fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
             os.close(fd)
+        # 256 prepared statements: append's INSERTs of 1-64 rows (chained page views, any
+        # page views, other records) must not push each other out of the cache.
         conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None,
-                               check_same_thread=False)
+                               check_same_thread=False, cached_statements=256)
         try:
             # 1 ms: the write lock is retried by _begin_immediate, faster than SQLite would.
             conn.execute("PRAGMA busy_timeout = 1")
@@ -398,6 +448,28 @@ class SqliteStore(SqlStore):
 
     def _strs_param(self, v: tuple[str, ...]) -> Any:
         return json_strs(v)  # the same text as _json_param(list(v)), cached
+
+    def _insert(self, cur: Any, table: str, record_cols: tuple[str, ...],
+                params: list[list[Any]]) -> None:
+        """The writer process's commit (up to ``EXACT_ROWS`` page views of its own chain, in
+        order) binds 12 values per view instead of 15 (``_chained_views_sql``: each bound
+        text is copied by SQLite); anything else as ``SqlStore._insert``."""
+        n = len(params)
+        if table == PAGE_VIEWS and 0 < n <= EXACT_ROWS and n * 12 + 2 <= self._max_variables:
+            writer = params[0][_WRITER]
+            prev_hash = params[0][_PREV]
+            flat: list[Any] = [writer, *_FIRST(params[0])]
+            own = _OWN_OF
+            for p in params:
+                if p[_WRITER] != writer or p[_PARTNERS] != "" or p[_PREV] != prev_hash:
+                    break
+                prev_hash = p[_HASH]
+            else:
+                for p in params[1:]:
+                    flat += own(p)
+                cur.execute(_chained_views_sql(n, self._insert_verb), flat)
+                return
+        super()._insert(cur, table, record_cols, params)
 
     def _multirow_max(self, ncols: int) -> int:
         # _write_tx has connected, so the limit is the connection's own.
