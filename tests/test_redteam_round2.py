@@ -38,3 +38,25 @@ def test_a_padded_reference_still_decodes() -> None:
     doc = b'<img src="&#' + b"0" * 5000 + b'104;ttps://pagead2.googlesyndication.com/y.gif">'
     out = rewriter.feed(doc) + rewriter.finish()
     assert b"data-consent-src=" in out
+
+
+RULES = (b'<script type="speculationrules">{"prefetch":[{"source":"list","urls":["/next"]}]}'
+         b"</script>")
+
+
+@pytest.mark.parametrize(("before", "kept"), [
+    (b"", True),
+    (b'<a href="https://other.example/">x</a>', True),  # a link is the visitor's navigation
+    (b'<base href="https://other.example/">', False),
+    (b'<base href="//other.example/">', False),
+    (b'<img src="https://cdn.example/x.png">', False),  # (over-inclusive: any other host)
+    (b'<base href="/sub/">', True),
+])
+def test_relative_rules_after_another_host_are_inert(before: bytes, kept: bool) -> None:
+    """Relative rules resolve against the document's base: under a <base href> on another
+    origin Chromium 156 prefetched them there (tests/browser/test_redteam_speculation.py).
+    Any unknown host named before the rule set makes it inert, on every chunking."""
+    from tests.test_rewrite import rewrite
+
+    out, _, _ = rewrite(b"<!DOCTYPE html><head>" + before + b"</head><body>" + RULES, make_plan())
+    assert (b'data-consent-speculation=""' not in out) == kept

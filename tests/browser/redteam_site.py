@@ -118,6 +118,11 @@ SPECULATION: dict[str, str] = {
     "spec-base": ('<base href="{u}/{w}/"><a href="doclink">x</a><script type="speculationrules">'
                   '{{"prefetch":[{{"source":"list","urls":["listed"]}},'
                   '{{"where":{{"href_matches":"/*"}},"eagerness":"immediate"}}]}}</script>'),
+    # The same rules before the <base>: the document's base changes after they were read.
+    "spec-base-after": ('<a href="doclink">x</a><script type="speculationrules">'
+                        '{{"prefetch":[{{"source":"list","urls":["listed"]}},'
+                        '{{"where":{{"href_matches":"/*"}},"eagerness":"immediate"}}]}}</script>'
+                        '<base href="{u}/{w}a/">'),
     "spec-local": ('<a href="{o}/{w}/notmatched">x</a><script type="speculationrules">{{"prefetch":['
                    '{{"source":"list","urls":["/next"]}},{{"where":{{"href_matches":"/*"}},'
                    '"eagerness":"immediate"}}]}}</script>'),

@@ -1,11 +1,12 @@
 """Red-team round 2 (docs/rewriter.md): a rule set that fetch.speculation_rules_local keeps
 (relative URLs only) under a <base href> on another origin, one no partner declares. Measured
 in Chromium 156 against a TLS server for that origin (Chromium prefetches only https, never
-past a proxy: tests/support/tls_partner.py). LEFT OPEN, and pinned here as measured so that
-the fix shows: through the gate (CSP off) Chromium prefetched the listed URL and the matched
-link from that origin with the page as Referer, and loaded the gate's own banner.css and
-banner.js from it (the injected banner's URLs are relative too). The fix needs the tokenizer
-to know a <base href> with a host came before (the native pass judges <base> in C)."""
+past a proxy: tests/support/tls_partner.py): through the gate (CSP off) Chromium prefetched the
+listed URL and the matched link from that origin, with the page as Referer. Closed for a
+<base> before the rule set (any unknown host seen before it makes it inert); LEFT OPEN and
+pinned here as measured: a <base> after it (Chromium re-resolves the rules against the new
+base), and the gate's own banner.css/banner.js, loaded from that origin (the injected
+banner's URLs are relative too)."""
 
 from __future__ import annotations
 
@@ -64,6 +65,9 @@ def test_relative_rules_under_another_origins_base_prefetch_there_left_open(
         page = browser.new_context(ignore_https_errors=True).new_page()
         page.set_default_timeout(10_000)
         for who in ("raw", "off"):
+            page.goto(f"{base_sites[who].url}/{who}/spec-base-after", wait_until="load")
+            types[who, "after"] = page.evaluate("document.querySelector('script').type")
+            page.wait_for_timeout(1500)
             page.goto(f"{base_sites[who].url}/{who}/spec-base", wait_until="load")
             types[who] = page.evaluate("document.querySelector('script').type")
             started = time.monotonic()
@@ -74,9 +78,12 @@ def test_relative_rules_under_another_origins_base_prefetch_there_left_open(
     finally:
         browser.close()
     paths = set(unknown_origin.paths())
-    assert {"/raw/doclink", "/raw/listed"} <= paths  # the control: the vector is real
-    assert types == {"raw": "speculationrules", "off": "speculationrules"}  # kept as local
-    # Left open (docs/rewriter.md): the gated page's prefetches and the banner's assets.
-    assert {"/off/doclink", "/off/listed"} <= paths
+    assert {"/raw/doclink", "/raw/listed", "/rawa/doclink", "/rawa/listed"} <= paths  # controls
+    # A <base> before the rules: another host was named, so the rule set is inert.
+    assert types["off"] == "text/plain"
+    assert not any(p.startswith("/off/") for p in paths)
+    # LEFT OPEN (docs/rewriter.md): a <base> after the rules (Chromium re-resolves them), and
+    # the gate's own banner assets under a foreign base.
+    assert types["off", "after"] == "speculationrules"
+    assert {"/offa/doclink", "/offa/listed"} <= paths
     assert any(p.startswith("/.consent/banner.js") for p in paths)
-    assert all(s.purpose == "prefetch" for s in unknown_origin.seen if "/off/" in s.path)
