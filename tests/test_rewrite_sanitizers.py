@@ -7,6 +7,7 @@ corpus pages cut at every length, speculation-rule script tags (``maybe_speculat
 the whole rewriter in every chunking, ``splice`` against ``tokenizer.splice_py``,
 ``start_kind`` against ``gate.start.start_kind_py`` (FETCHING_PASS by identity),
 ``app_headers`` against ``gate.request.app_headers_py`` (odd types, huge and empty values),
+``consent_inputs`` against ``headers.consent_inputs_py`` (likewise),
 and ``pass_send`` against ``gate.send.pass_send_py`` and a bare HtmlResponder (messages of
 every type, missing keys, a server send that raises). Any out-of-bounds access, use after
 free or undefined behaviour aborts the child. Skipped, with the reason, when the compiler
@@ -53,6 +54,6 @@ def test_c_skip_under_address_and_undefined_sanitizers(tmp_path: Path) -> None:
                           str(examples(400))],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-1000:] + run.stderr[-3000:]
-    assert ("sanitized skip_end, scan_end, splice, start_kind, app_headers, pass_send: ok"
-            in run.stdout), run.stdout[-1000:]
+    assert ("sanitized skip_end, scan_end, splice, start_kind, app_headers, consent_inputs, "
+            "pass_send: ok" in run.stdout), run.stdout[-1000:]
     print(run.stdout)  # the child's cost per part (pytest -s shows it)

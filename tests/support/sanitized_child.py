@@ -52,6 +52,7 @@ from middleware.gate import request as req  # noqa: E402
 from middleware.gate import start  # noqa: E402
 from middleware.gate.send import pass_send_py, responder_for  # noqa: E402
 from middleware.gate.state import ConsentState  # noqa: E402
+from middleware.headers import CONSENT_INPUT_NAMES, consent_inputs_py  # noqa: E402
 from middleware.html import native  # noqa: E402
 from middleware.html.tokenizer import splice_py  # noqa: E402
 from tests import test_gate_send as gsend  # noqa: E402
@@ -275,6 +276,24 @@ def check_app_headers(make: Callable[[], Any]) -> None:
     assert got == want, (headers, got, want)
     if before is not None:
         assert list(headers) == before, "the server's header list was changed"
+
+
+# --------------------------------------------------------------------------- consent_inputs
+
+INPUT_NAMES = [*CONSENT_INPUT_NAMES, b"Cookie", b"cookies", b"cooki", b"dnt ", b"sec-gp",
+               b"accept-languages", b"c" * 15, b""]
+input_lists = st.lists(st.tuples(st.one_of(st.sampled_from(INPUT_NAMES), st.binary(max_size=16)),
+                                 st.one_of(request_values, st.text(max_size=3), st.none(),
+                                           st.integers())), max_size=10)
+
+
+def check_consent_inputs(make: Callable[[], Any]) -> None:
+    """consent_inputs (sanitized) == consent_inputs_py, value for value (the very objects:
+    the values are handed on as they are), or the same exception type."""
+    got, want = _outcome(san.consent_inputs, make()), _outcome(consent_inputs_py, make())
+    assert got == want, (got, want)
+    if got[0] == "ok":
+        assert all(a is b for a, b in zip(got[1], want[1], strict=True)), (got, want)
 
 
 # --------------------------------------------------------------------------- pass_send
@@ -512,6 +531,18 @@ def run_app_headers(headers: list[Any], kind: Any) -> None:
         check_app_headers(lambda: kind(headers))
 
 
+@settings(max_examples=N, deadline=None, database=None)
+@given(st.one_of(input_lists,
+                 st.lists(st.one_of(st.tuples(st.sampled_from(INPUT_NAMES), request_values),
+                                    odd_request_items), min_size=1, max_size=6)),
+       st.sampled_from([list, tuple, iter, "subclass"]))
+def run_consent_inputs(headers: list[Any], kind: Any) -> None:
+    if kind == "subclass":
+        check_consent_inputs(lambda: type("HeaderList", (list,), {})(headers))
+    else:
+        check_consent_inputs(lambda: kind(headers))
+
+
 def run_pass_send(gate: Any) -> None:
     @settings(max_examples=N, deadline=None, database=None,
               suppress_health_check=[HealthCheck.too_slow])
@@ -540,6 +571,7 @@ def main() -> None:
             ("corpus", run_corpus), ("skip_end", run_skip), ("scan_end", run_scan),
             ("speculation", run_speculation), ("splice", run_splice), ("spare", check_spare),
             ("start_kind", run_start), ("app_headers", run_app_headers),
+            ("consent_inputs", run_consent_inputs),
             ("pass_send", lambda: run_pass_send(gate))]
         print(f"imports: {time.process_time():.2f} s CPU", flush=True)
         for name, step in steps:
@@ -547,7 +579,8 @@ def main() -> None:
             step()
             print(f"{name}: {time.perf_counter() - began:.2f} s, {time.process_time() - cpu:.2f} s CPU",
                   flush=True)
-    print("sanitized skip_end, scan_end, splice, start_kind, app_headers, pass_send: ok")
+    print("sanitized skip_end, scan_end, splice, start_kind, app_headers, consent_inputs, "
+          "pass_send: ok")
 
 
 if __name__ == "__main__":
