@@ -9,8 +9,7 @@ Pages in tests/browser/css_site.py; the partner is ``*.partner.example``."""
 from __future__ import annotations
 
 import contextlib
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +17,7 @@ import pytest
 
 from middleware import ConsentMiddleware
 from tests.asgi_helpers import SECRET, cookie_for
+from tests.browser.tabs import TabVisit, visit_in_tabs
 from tests.support.config_text import config_text, partner
 from tests.support.servers import ServerProcess, start_uvicorn
 from tests.test_disclosure import rows
@@ -62,32 +62,32 @@ def _visit(page: Page, url: str) -> None:
         page.goto(url, wait_until="load")
 
 
-def reached(page: Page, proxy: RecordingProxy, servers: dict[str, ServerProcess],
+#: How long a page is watched after its load event (a raw page that fetches leaves as soon
+#: as its fetch arrived).
+HOLD = 1.0
+
+
+def reached(context: BrowserContext, proxy: RecordingProxy, servers: dict[str, ServerProcess],
             paths: list[str], who: tuple[str, ...]) -> dict[str, set[str]]:
     """path ("p/css") -> which of the servers ``who`` made Chromium contact the partner from
-    that page. The raw page first: how long after "load" its fetches came is how long each
-    gated page is watched."""
+    that page, the pages visited side by side in the tab pool (tests/browser/tabs.py)."""
     def host(path: str, w: str) -> str:
         mode, name = path.split("/")
         return f"{name}-{mode}.{w}.partner.example"
 
-    for path in paths:
-        lag = 0.0
-        for w in who:
-            _visit(page, f"{servers[w].url}/{path}/{w}")
-            loaded = time.monotonic()
-            if w == "raw":
-                with contextlib.suppress(TimeoutError):
-                    proxy.wait_for_hosts({host(path, "raw")}, timeout=2)
-                lag = time.monotonic() - loaded
-            page.wait_for_timeout(lag * 1000 + 150)
+    def seen(h: str) -> Callable[[], bool]:
+        return lambda: any(r.host == h for r in proxy.requests)
+
+    visit_in_tabs(context, [TabVisit(f"{servers[w].url}/{path}/{w}", HOLD,
+                                     seen(host(path, w)) if w == "raw" else None)
+                            for path in paths for w in who])
     proxy.wait_quiet(0.3)
     hosts = {r.host for r in proxy.requests}
     return {path: {w for w in who if host(path, w) in hosts} for path in paths}
 
 
 def test_own_style_sheets_reach_the_partner_only_as_written(
-        page: Page, recording_proxy: RecordingProxy,
+        context: BrowserContext, recording_proxy: RecordingProxy,
         css_sites: tuple[dict[str, ServerProcess], dict[str, tuple[str, str]], Path]) -> None:
     """No consent. As written, Chromium fetches the partner's @import, url() and image-set()
     from the site's own sheet; through the gate with the CSP off or report-only it fetches
@@ -97,16 +97,17 @@ def test_own_style_sheets_reach_the_partner_only_as_written(
     too (measured)."""
     servers, _, _ = css_sites
     paths = ["p/css", "p/css-chunked", "p/css-gzip", "p/untyped", "p/x-unknown"]
-    seen = reached(page, recording_proxy, servers, paths, ("raw", *GATED))
+    seen = reached(context, recording_proxy, servers, paths, ("raw", *GATED))
     assert seen == {path: {"raw"} for path in paths}
     raw_paths = sorted(r.path for r in recording_proxy.requests if r.host == "css-p.raw.partner.example")
     assert raw_paths == ["/b.gif", "/i.css", "/s.gif"]  # each of the three ways fetched
+    page = context.new_page()
     _visit(page, f"{servers['off'].url}/p/css/off")
     assert page.evaluate("getComputedStyle(document.querySelector('.own')).color") == "rgb(0, 128, 0)"
 
 
 def test_other_types_are_no_style_sheet_in_standards_mode_but_are_in_quirks_mode(
-        page: Page, recording_proxy: RecordingProxy,
+        context: BrowserContext, recording_proxy: RecordingProxy,
         css_sites: tuple[dict[str, ServerProcess], dict[str, tuple[str, str]], Path]) -> None:
     """Measured, not read by the gate: the same sheet as text/plain, or with no Content-Type
     and ``X-Content-Type-Options: nosniff``, is not applied by a standards-mode page
@@ -117,7 +118,7 @@ def test_other_types_are_no_style_sheet_in_standards_mode_but_are_in_quirks_mode
     read by the gate (above)."""
     servers, _, _ = css_sites
     paths = ["p/plain", "p/untyped-nosniff", "q/plain", "q/untyped"]
-    seen = reached(page, recording_proxy, servers, paths, ("raw", "off"))
+    seen = reached(context, recording_proxy, servers, paths, ("raw", "off"))
     assert seen == {"p/plain": set(), "p/untyped-nosniff": set(), "q/plain": {"raw", "off"},
                     "q/untyped": {"raw"}}
 
