@@ -52,6 +52,9 @@ WINDOW = 65536
 _CANDIDATE = re.compile(rb"[(@]")
 #: Bytes that change the scan of a window (outside strings and comments).
 _SPECIAL = re.compile(rb"[\\\"'/()\[\]{};]")
+#: A window with no byte that changes the scan before its end: read in one match.
+_SIMPLE_FUNCTION = re.compile(rb"(?:[^\\\"'/()\[\]{}]|/(?!\*))*+\)")
+_SIMPLE_AT = re.compile(rb"(?:[^\\\"'/()\[\]{};]|/(?!\*))*+[;{}]")
 _IN_STRING = {0x22: re.compile(rb"[\\\"\n\r\x0c]"), 0x27: re.compile(rb"[\\'\n\r\x0c]")}
 #: A double-byte encoding's second byte may be one of these (0x40-0x7E): read after a
 #: non-ASCII byte they may not be what they look like.
@@ -80,6 +83,9 @@ def _window_end(buf: bytes, i: int, at_rule: bool, careful: bool, bound: int) ->
     negative answers. Strings, comments and escapes are read as css-syntax-3 reads them;
     ``(`` ``[`` ``{`` open blocks whose own closer ends them (any other closer in them is
     text, as the spec's component values are)."""
+    simple = (_SIMPLE_AT if at_rule else _SIMPLE_FUNCTION).match(buf, i, i + bound)
+    if simple is not None:  # (most windows: no string, comment, escape or block in them)
+        return simple.end()
     n = len(buf)
     stop = min(n, i + bound)
     # Not ended within what was read: the bytes ended first (more may come) or the bound did.
@@ -331,11 +337,13 @@ class CssGate:
 
 
 def _hosts_need(plan: RewritePlan) -> re.Pattern[bytes] | None:
-    """A search that finds a byte every partner host's spelling in CSS needs (its dot, or an
-    escape or percent sign that may spell one), or None when some host has no dot."""
+    """A search that finds what a URL naming a host needs: ``//``, a backslash (a CSS escape,
+    or the slash a browser reads in one), a scheme's ``:`` (``https:host`` on an http page
+    names that host) or a non-ASCII byte. A window with none of them names no host: a
+    relative URL stays on the site (most windows: ``rgba(0,0,0,.5)``, ``url(/i.png)``). None
+    (every window read) when some declared host has no dot, for a host read bare."""
     exact, suffixes = plan.matcher.table()
     hosts = [h for h, _ in exact] + [s for s, _ in suffixes]
     if all("." in h for h in hosts):
-        # (a non-ASCII byte: IDNA reads U+FF0E and U+3002 as dots)
-        return re.compile(rb"[.\\%\x80-\xff]")
+        return re.compile(rb"//|[:\\\x80-\xff]")
     return None
