@@ -11,7 +11,6 @@ import datetime as dt
 import functools
 import logging
 import os
-import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -55,6 +54,35 @@ _ERROR_LOG_INTERVAL = 60.0
 _WRITE_TIMEOUT = 5.0
 
 
+class _RandomHex:
+    """The random part of request ids: 12 hex digits of the OS's randomness each (what
+    ``secrets.token_hex(6)`` gives), read 3 KB at a time, so one ``getrandom`` serves 512
+    page views instead of one. A forked child starts with an empty buffer (uvicorn forks its
+    workers after import), so no two processes hand out the same ids."""
+
+    __slots__ = ("hex", "pos")
+
+    def __init__(self) -> None:
+        self.hex = ""
+        self.pos = 0
+
+    def take(self) -> str:
+        pos = self.pos
+        if pos >= len(self.hex):
+            self.hex = os.urandom(3072).hex()
+            pos = 0
+        self.pos = pos + 12
+        return self.hex[pos:pos + 12]
+
+    def reset(self) -> None:
+        self.hex = ""
+        self.pos = 0
+
+
+_random_hex = _RandomHex()
+os.register_at_fork(after_in_child=_random_hex.reset)
+
+
 @dataclass(frozen=True)
 class RequestInfo:
     """What a disclosure record needs to know about the request, read once."""
@@ -80,7 +108,7 @@ class RequestInfo:
         # not through the frozen dataclass's object.__setattr__ one by one (2.1 -> 0.85 us).
         info = object.__new__(cls)
         info.__dict__.update(
-            request_id=f"{int(time.time()):x}-{secrets.token_hex(6)}",
+            request_id=f"{int(time.time()):x}-{_random_hex.take()}",
             path=scope.get("path", "/"),
             query=scope.get("query_string", b"").decode("latin-1"),
             client_ip=ip,
