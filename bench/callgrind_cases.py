@@ -13,7 +13,7 @@ collected segments of ``--short`` and ``--long`` requests, each between callgrin
 requests (``CALLGRIND_TOGGLE_COLLECT``, then ``CALLGRIND_DUMP_STATS_AT(label)``: one dump file
 per segment). Instructions per request = (long - short) / (long - short requests): the
 segments' fixed costs (the marks themselves, the loop's set-up) cancel. The client requests
-come from a 20-line C file compiled on first use (``cc``, valgrind's ``callgrind.h``) and
+come from a 4-line C file compiled on first use (``cc``, valgrind's ``callgrind.h``) and
 called through ctypes; outside valgrind they do nothing.
 
 Each case has a bare twin (the same request to the app without the middleware); the table
