@@ -60,16 +60,19 @@ class PlanBuilder:
     def plan(self, consent: Consent, allowed: frozenset[str], scope: Scope,
              charset: str | None) -> RewritePlan:
         # (the first Accept-Language, as ConsentUI.language reads it: one C pass unless pure)
-        lang = self.ui.language_of(consent_inputs(scope.get("headers", ()))[4] or b"")
-        # Injected text is plain ASCII unless the page declares UTF-8 (Shift_JIS pages stay intact).
-        ascii_only = not _declares_utf8(charset)
+        raw_language = consent_inputs(scope.get("headers", ()))[4]
         # Resolved consents are shared between requests (ConsentResolver remembers them), so
-        # the same Consent object comes back: its plan is found by identity first. The entry
-        # holds the Consent, so its id cannot be reused while the entry lives.
-        fast_key = (id(consent), allowed, lang, ascii_only)
+        # the same Consent object comes back: its plan is found by identity first, with the
+        # raw Accept-Language and the charset (the language and ASCII-only below are pure
+        # functions of them). The entry holds the Consent, so its id cannot be reused while
+        # the entry lives.
+        fast_key = (id(consent), allowed, raw_language, charset)
         known = self._by_consent.get(fast_key)
         if known is not None and known[0] is consent:
             return known[1]
+        lang = self.ui.language_of(raw_language or b"")
+        # Injected text is plain ASCII unless the page declares UTF-8 (Shift_JIS pages stay intact).
+        ascii_only = not _declares_utf8(charset)
         result = self._plan(consent, allowed, lang, ascii_only)
         self._by_consent[fast_key] = (consent, result)
         if len(self._by_consent) > _MAX_CACHED_PLANS:
