@@ -408,7 +408,12 @@ class HtmlResponder:
         if gate.page_macros:
             self.macros = gate.plans.signals.page_stream(consent)
         hit, keep = gate.memo.find(plan, body)
-        out = self._from_memo(hit) if hit is not None else self._rewrite_now(body, plan, keep)
+        if hit is None:
+            out = self._rewrite_now(body, plan, keep)
+        elif hit.enabled or hit.unknown_hosts:
+            out = self._from_memo(hit)
+        else:  # (the common hit: _from_memo has nothing to do but return the bytes)
+            out = hit.output
         return self._whole_sent(start, out)
 
     def _from_memo(self, hit: Rewritten) -> bytes:
