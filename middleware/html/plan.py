@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
 
 from ..hosts import HostMatcher
 
@@ -26,3 +28,15 @@ class RewritePlan:
     #: every partner listed (tests/test_plan_placeholders.py); None, or a partner not listed:
     #: Python calls ``placeholder``.
     placeholder_parts: Mapping[str, tuple[bytes, bytes]] | None = None
+
+    @cached_property
+    def native_args(self) -> tuple[Any, frozenset[str], frozenset[str],
+                                   Mapping[str, tuple[bytes, bytes]] | None, frozenset[str], bool]:
+        """What ``native.scan_end`` reads from the plan: (the matcher's host table, allowed,
+        injected partners, placeholder parts, granted purposes, may an ``srcdoc`` be read).
+        Made once per plan (plans are shared by the requests of one consent), not per response:
+        a frozen dataclass keeps it in its ``__dict__``, outside the fields (equality, replace)."""
+        from . import native  # (native imports the grammar; the plan stays a plain value)
+        from .nested import MAX_NESTING
+        return (native.host_table(self.matcher), self.allowed_partners, self.injected_partners,
+                self.placeholder_parts, self.granted_purposes, self.nesting < MAX_NESTING)

@@ -53,7 +53,6 @@ from .grammar import (
     _state_re,
     _tag_tail,
 )
-from .nested import MAX_NESTING
 from .oversized import oversized_tag
 from .plan import RewritePlan
 
@@ -248,7 +247,8 @@ class Tokenizer:
         skip = _SKIP_RE.match
         skip_end = native.skip_end
         scan = native.scan_end
-        table = native.host_table(self.plan.matcher) if scan is not None else None
+        if scan is not None:
+            table, allowed, injected, parts, granted, documents = self.plan.native_args
         self._hold_tag = False
         while True:
             state = self._state
@@ -278,11 +278,9 @@ class Tokenizer:
                     if scan is not None:
                         # The native pass: also passes the tags Python would leave unchanged,
                         # and neutralises the simple ones of blocked partners (their edits).
-                        lt = scan(buf, pos, table, self.unknown_hosts, self.plan.allowed_partners,
-                                  self._enabled, self.blocked, out, self._inj,
-                                  self.plan.injected_partners, self.plan.placeholder_parts,
-                                  self.plan.granted_purposes,
-                                  self.plan.nesting < MAX_NESTING)
+                        lt = scan(buf, pos, table, self.unknown_hosts, allowed, self._enabled,
+                                  self.blocked, out, self._inj, injected, parts, granted,
+                                  documents)
                         if lt < 0:  # an <html>, <head> or <body> start tag was passed
                             lt = ~lt
                             self._seen_doc = True
