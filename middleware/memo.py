@@ -4,7 +4,9 @@ Most pages of a site are byte-identical from one visitor to the next (an article
 template), and a site has few distinct plans, so the same (plan, body) pair is rewritten
 again and again. The result is a pure function of the two; remembering it turns a scan of
 the page into a lookup and a comparison. A page is remembered from its second sighting on:
-pages that differ on every request (a CSRF token, a timestamp) never fill it. Log before
+pages that differ on every request (a CSRF token, a timestamp) never fill it, wherever they
+differ: inside the lookup key's sample (a new key each time) or outside it (a second body
+under one key drops the slot). Log before
 disclose still happens on every request: only the bytes are reused, never the ledger write.
 """
 
@@ -17,8 +19,12 @@ from .rewrite import RewritePlan
 
 #: Bytes taken from the start, the middle and the end of a body for its lookup key.
 _SAMPLE = 64
+#: Bodies this short are their own key.
+_SHORT = 3 * _SAMPLE
 #: Keys of recent misses remembered (to keep a page from its second miss on).
 _MAX_MISSED = 4096
+#: A key's miss count once two different bodies were seen under it: never reaches 2.
+_VARIES = -(1 << 62)
 
 
 class Rewritten(NamedTuple):
@@ -37,24 +43,24 @@ class RewriteMemo:
     def __init__(self, *, max_bytes: int = 32 * 1024 * 1024, max_body: int = 2 * 1024 * 1024) -> None:
         self.max_bytes = max_bytes
         self.max_body = max_body
-        self._entries: OrderedDict[tuple[int, int, bytes], Rewritten] = OrderedDict()
+        self._entries: OrderedDict[tuple[int, int, bytes, bytes, bytes], Rewritten] = OrderedDict()
         self._size = 0
         self.hits = 0
         self.misses = 0
         #: Keys of recent misses: a page is kept from its second miss on (``keep``), so that
         #: pages unique per request (a token, a timestamp) cost a lookup, never an entry.
-        self._missed: OrderedDict[tuple[int, int, bytes], int] = OrderedDict()
+        self._missed: dict[tuple[int, int, bytes, bytes, bytes], int] = {}
 
     @staticmethod
-    def _key(plan: RewritePlan, body: bytes) -> tuple[int, int, bytes]:
+    def _key(plan: RewritePlan, body: bytes) -> tuple[int, int, bytes, bytes, bytes]:
         """A lookup key from a sample of the body, not a hash of all of it: hashing 30 KB
         costs more than the rest of a hit together, and a hit compares the whole body
-        anyway. Pages that share the sample share a slot (the newest wins), never a result."""
+        anyway. Pages that share the sample share a slot, never a result (see ``find``)."""
         n = len(body)
-        if n <= 3 * _SAMPLE:
-            return (id(plan), n, body)
-        mid = n // 2
-        return (id(plan), n, body[:_SAMPLE] + body[mid:mid + _SAMPLE] + body[-_SAMPLE:])
+        if n <= _SHORT:
+            return (id(plan), n, body, b"", b"")
+        mid = n >> 1
+        return (id(plan), n, body[:_SAMPLE], body[mid:mid + _SAMPLE], body[-_SAMPLE:])
 
     def get(self, plan: RewritePlan, body: bytes) -> Rewritten | None:
         return self.find(plan, body)[0]
@@ -65,23 +71,37 @@ class RewriteMemo:
         n = len(body)
         if n > self.max_body:
             return None, False
-        if n <= 3 * _SAMPLE:  # (= _key, inline: this runs on every one-message page)
-            key = (id(plan), n, body)
+        if n <= _SHORT:  # (= _key, inline: this runs on every one-message page)
+            key = (id(plan), n, body, b"", b"")
         else:
-            mid = n // 2
-            key = (id(plan), n, body[:_SAMPLE] + body[mid:mid + _SAMPLE] + body[-_SAMPLE:])
+            mid = n >> 1
+            key = (id(plan), n, body[:_SAMPLE], body[mid:mid + _SAMPLE], body[-_SAMPLE:])
         entry = self._entries.get(key)
-        # A key match is not proof: compare the bytes (a memcmp, microseconds).
-        if entry is None or entry.plan is not plan or entry.body != body:
+        if entry is not None:
+            # A key match is not proof: compare the bytes (a memcmp, microseconds). The key
+            # holds id(plan) and the entry holds the plan, so the plan is this one.
+            if entry.body == body:
+                self._entries.move_to_end(key)
+                self.hits += 1
+                return entry, False
+            # The same sample, other bytes: a page that differs per request outside the
+            # sample (a token in a form, a timestamp in the text). Keeping each version would
+            # store 2 x its size and compare it in vain on every request: the slot is dropped
+            # and the key is no longer kept while it is among the recent misses.
+            del self._entries[key]
+            self._size -= len(entry.body) + len(entry.output)
             self.misses += 1
-            seen = self._missed.pop(key, 0) + 1
-            self._missed[key] = seen
-            if len(self._missed) > _MAX_MISSED:
-                self._missed.popitem(last=False)
-            return None, seen >= 2
-        self._entries.move_to_end(key)
-        self.hits += 1
-        return entry, False
+            self._missed[key] = _VARIES
+            return None, False
+        self.misses += 1
+        missed = self._missed
+        seen = missed.get(key, 0) + 1
+        if seen == 1 and len(missed) >= _MAX_MISSED:
+            # Full of keys seen once or twice: start afresh (an LRU's bookkeeping cost a
+            # unique page ~1 µs per request; a page that repeats is seen twice again soon).
+            missed.clear()
+        missed[key] = seen
+        return None, seen >= 2
 
     def keep(self, plan: RewritePlan, body: bytes) -> bool:
         """Is this miss worth an entry: has a body with the same key missed before?"""

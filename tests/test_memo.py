@@ -48,6 +48,32 @@ def test_memo_pages_sharing_the_sample_share_a_slot_never_a_result() -> None:
     b = a.replace(b"AAAA", b"BBBB")
     assert RewriteMemo._key(p, a) == RewriteMemo._key(p, b), "the sample misses the token"
     memo.put(Rewritten(p, a, b"out-a", frozenset(), frozenset()))
-    assert memo.get(p, b) is None
     hit = memo.get(p, a)
     assert hit is not None and hit.output == b"out-a"
+    assert memo.get(p, b) is None
+    assert memo.get(p, a) is None, "two bodies under one key: the slot is dropped"
+    assert memo._size == 0
+
+
+def test_memo_never_keeps_a_page_that_differs_outside_the_sample() -> None:
+    """A token in the middle of a form: every request is another body under the same key.
+    From the second version on nothing is kept (no 2 x 30 KB entry per request, no compare
+    in vain); a page that repeats under another key still is."""
+    memo, p = RewriteMemo(), plan()
+    pages = [b"<p>" + b"x" * 300 + b"%04d" % i + b"x" * 300 + b"z" * 400 + b"</p>"
+             for i in range(6)]
+    first, kept = pages[0], 0
+    for page in [first, first, *pages[1:], first, first, first]:
+        hit, keep = memo.find(p, page)
+        assert hit is None
+        if keep:
+            kept += 1
+            memo.put(Rewritten(p, page, b"out", frozenset(), frozenset()))
+    assert kept == 1, "only the first page's second miss was kept (then dropped)"
+    assert memo._size == 0 and not memo._entries
+    other = b"<p>" + b"y" * 1000 + b"</p>"
+    for _ in range(2):
+        if memo.find(p, other)[1]:
+            memo.put(Rewritten(p, other, b"out-y", frozenset(), frozenset()))
+    hit = memo.get(p, other)
+    assert hit is not None and hit.output == b"out-y"
