@@ -62,6 +62,10 @@ _OVERSIZED_STYLE = b' type="text/plain" data-consent-oversized=""'
 #: A speculation rule set that may reach another origin: inert (the first type wins).
 _SPECULATION_OFF = b' type="text/plain" data-consent-speculation=""'
 _SPECULATION_HINT = re.compile(rb"(?i)speculationrules|&")
+#: feed reads a chunk of at least _SPLIT_CHUNK bytes in place behind at most _SPLIT_HELD held
+#: bytes (a copy of the chunk costs more than a second scan call below that).
+_SPLIT_CHUNK = 8192
+_SPLIT_HELD = 4096
 #: Index of each injection in Tokenizer._inj.
 _INJECTIONS = {"head": 0, "body": 1, "end": 2}
 
@@ -154,8 +158,23 @@ class Tokenizer:
                 self._more_len += len(chunk)
                 return b""
             self._join_more()
-        buf = self._buf + chunk if self._buf else bytes(chunk)
-        return self._run(buf, final=False)
+        held = self._buf
+        if not held:
+            return self._run(bytes(chunk), final=False)
+        n = len(chunk)
+        if n >= _SPLIT_CHUNK and len(held) <= _SPLIT_HELD and type(chunk) is bytes:
+            # Bytes held from the last chunk (a tag it cut, a possible end marker): read them
+            # with this chunk's bytes up to its first '>' (which ends them, mostly), and the
+            # rest of the chunk in place, instead of a copy of the whole chunk behind them.
+            # The same as feeding the two parts one after the other (the output does not
+            # depend on how a body is cut into chunks).
+            cut = chunk.find(b">") + 1
+            if 0 < cut < n:
+                head = self._run(held + chunk[:cut], final=False)
+                if not self._buf:
+                    return self._run(chunk, final=False, start=cut, prefix=head)
+                return head + self._run(self._buf + chunk[cut:], final=False)
+        return self._run(held + chunk, final=False)
 
     def _join_more(self) -> None:
         if self._more:
@@ -236,12 +255,13 @@ class Tokenizer:
         looked at (the skip knows only HTML content)."""
         return bool(self._stack or self._guards)
 
-    def _run(self, buf: bytes, *, final: bool) -> bytes:
+    def _run(self, buf: bytes, *, final: bool, start: int = 0, prefix: bytes = b"") -> bytes:
         # The output as edits of buf (splice_py): each (a, b, data) is buf[cur:a], then data,
         # then cur = b, where cur is the last edit's end (0 before the first). The native pass
         # appends its edits here too, and splice writes the result once.
-        out: list[Edit] = []
-        pos = 0  # next byte to look at
+        # ``start``: buf[:start] was read already and gave ``prefix`` (see feed).
+        out: list[Edit] = [(0, start, prefix)] if start else []
+        pos = start  # next byte to look at
         n = len(buf)
         low = b""  # lowercased copy of buf for _SKIP_RE, made when first needed
         skip = _SKIP_RE.match
