@@ -27,6 +27,7 @@ from .gate.lifespan import run_lifespan
 from .gate.request import app_headers, request_view
 from .gate.response_headers import ResponseHeaders
 from .gate.send import pass_send
+from .gate.sheet_memo import SheetMemo
 from .gate.state import ConsentState
 from .headers import GatedHeaders, consent_inputs, cookie_value
 from .hosts import HostMatcher
@@ -107,6 +108,7 @@ class ConsentMiddleware:
         self.csp_reports = CspReports(self.matcher, trust_proxy=policy.trust_proxy,
                                       on_unknown=self.review.saw_csp)
         self.memo = RewriteMemo()
+        self.sheets = SheetMemo()
         self.csp_report_path = self.csp.report_uri
         # What ConsentUI.owns answers, read once (its own routes all live under the prefix).
         self.own_prefix = self.ui.prefix

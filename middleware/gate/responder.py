@@ -62,6 +62,7 @@ from .phases import (
     UNREWRITTEN,
     Phase,
 )
+from .sheet_memo import SheetRead
 from .start import CSS, HTML, HTML_PAGE, OTHER, PASSES, SNIFF, start_kind
 from .state import ConsentState
 
@@ -510,14 +511,15 @@ class HtmlResponder:
         self._to(REWRITING)
         self.allowed = self._allowed_partners()
         plan = self.gate.plans.plan(self.consent, self.allowed, self.scope, self.charset)
-        sheet = self.rewriter = CssGate(plan, decision.charset, lenient=self.css_lenient)
         if self.inflater is None and not first.get("more_body", False):
-            out = await self._css_step(first.get("body", b""), final=True)
-            if out is None:
+            body = first.get("body", b"")
+            read = await self._css_whole(plan, decision.charset, body)
+            if read is None:
                 return
+            out, named = read
             self.start = None
             self._to(DONE)
-            if sheet.named:
+            if named:
                 self._rewritten_headers(start, enforced_no_partner=False, length=b"%d" % len(out))
                 first = {"type": "http.response.body", "body": out, "more_body": False}
             else:
@@ -525,9 +527,34 @@ class HtmlResponder:
             await self.raw_send(start)
             await self.raw_send(first)
             return
+        self.rewriter = CssGate(plan, decision.charset, lenient=self.css_lenient)
         start["headers"] = [item for item in start.get("headers", ())
                             if item[0] != b"content-length"]
         await self._rewrite_body(first)
+
+    async def _css_whole(self, plan: RewritePlan, charset: str | None,
+                         body: bytes) -> tuple[bytes, bool] | None:
+        """A one-message sheet's (bytes, named), remembered per plan (gate/sheet_memo.py): a
+        hit still discloses its allowed partners first, and on a ledger failure the sheet is
+        read afresh with every partner refused. None once the response was ended."""
+        memo = self.gate.sheets
+        lenient = self.css_lenient
+        read = memo.get(plan, charset, lenient, body)
+        if read is not None:
+            if not read.enabled or await self._disclose(read.enabled):
+                self._report_unknown(read.unknown_hosts)
+                return read.output, read.named
+            plan = self.gate.plans.blocked(self.consent, self.scope, self.charset)
+        sheet = self.rewriter = CssGate(plan, charset, lenient=lenient)
+        out = await self._css_step(body, final=True)
+        if out is None:
+            return None
+        if not self.ledger_failed and sheet.dropped is None:
+            unknown = sheet.unknown_hosts
+            memo.put(charset, lenient, body, SheetRead(
+                plan, out, self.disclosed, sheet.named,
+                frozenset(unknown) if unknown else _NO_HOSTS))
+        return out, sheet.named
 
     def _css_dropped(self, sheet: CssGate) -> None:
         if sheet.dropped is not None:
