@@ -513,7 +513,7 @@ class HtmlResponder:
         plan = self.gate.plans.plan(self.consent, self.allowed, self.scope, self.charset)
         if self.inflater is None and not first.get("more_body", False):
             body = first.get("body", b"")
-            read = await self._css_whole(plan, decision.charset, body)
+            read = await self._css_whole(plan, body)
             if read is None:
                 return
             out, named = read
@@ -527,17 +527,17 @@ class HtmlResponder:
             await self.raw_send(start)
             await self.raw_send(first)
             return
-        self.rewriter = CssGate(plan, decision.charset, lenient=self.css_lenient)
+        self.rewriter = CssGate(plan, self.charset, lenient=self.css_lenient)
         start["headers"] = [item for item in start.get("headers", ())
                             if item[0] != b"content-length"]
         await self._rewrite_body(first)
 
-    async def _css_whole(self, plan: RewritePlan, charset: str | None,
-                         body: bytes) -> tuple[bytes, bool] | None:
+    async def _css_whole(self, plan: RewritePlan, body: bytes) -> tuple[bytes, bool] | None:
         """A one-message sheet's (bytes, named), remembered per plan (gate/sheet_memo.py): a
         hit still discloses its allowed partners first, and on a ledger failure the sheet is
         read afresh with every partner refused. None once the response was ended."""
         memo = self.gate.sheets
+        charset = self.charset
         lenient = self.css_lenient
         read = memo.get(plan, charset, lenient, body)
         if read is not None:
