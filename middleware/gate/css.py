@@ -35,8 +35,10 @@ https://drafts.csswg.org/css-syntax-3/#input-byte-stream
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
+from ..hosts import HostMatcher
 from ..html.fetch import UNREADABLE, css_decode
 from ..html.partners import PartnerLookup
 from ..rewrite import RewritePlan
@@ -193,7 +195,7 @@ class CssGate:
         self._offset = 0  # the sheet's position of _buf[0]
         self._enabled: set[str] = set()
         self._finished = False
-        self._hosts_need = _hosts_need(plan)
+        self._hosts_need = _hosts_need(plan.matcher)
         if label.startswith(_WIDE):
             self._drop(f"a style sheet in {label}")
 
@@ -231,7 +233,7 @@ class CssGate:
             self.plan = plan
             self._lookup = PartnerLookup(plan.matcher)
             self._memo = {}
-            self._hosts_need = _hosts_need(plan)
+            self._hosts_need = _hosts_need(plan.matcher)
 
     # --- the reading -----------------------------------------------------------------------
 
@@ -336,13 +338,14 @@ class CssGate:
         return result
 
 
-def _hosts_need(plan: RewritePlan) -> re.Pattern[bytes] | None:
+@lru_cache(maxsize=64)  # (a pure function of the matcher, which a config keeps for its life)
+def _hosts_need(matcher: HostMatcher) -> re.Pattern[bytes] | None:
     """A search that finds what a URL naming a host needs: ``//``, a backslash (a CSS escape,
     or the slash a browser reads in one), a scheme's ``:`` (``https:host`` on an http page
     names that host) or a non-ASCII byte. A window with none of them names no host: a
     relative URL stays on the site (most windows: ``rgba(0,0,0,.5)``, ``url(/i.png)``). None
     (every window read) when some declared host has no dot, for a host read bare."""
-    exact, suffixes = plan.matcher.table()
+    exact, suffixes = matcher.table()
     hosts = [h for h, _ in exact] + [s for s, _ in suffixes]
     if all("." in h for h in hosts):
         return re.compile(rb"//|[:\\\x80-\xff]")
