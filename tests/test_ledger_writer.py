@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import queue
 import shutil
 import sqlite3
 import statistics
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from middleware.errors import LedgerUnavailable
+from middleware.ledger.writer import _Waiter
 from middleware.ledger import (
     ConsentEvent,
     DisclosureRecord,
@@ -63,21 +67,98 @@ def test_writer_group_commits_concurrent_awaits_and_is_durable_on_return(
     assert check(p).ok
 
 
+class _HeldStore:
+    """A real SqliteStore whose first transaction waits for the test's go-ahead, so the
+    test knows exactly what is queued when the thread next collects a batch."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+        self.in_commit = threading.Event()
+        self.release = threading.Event()
+
+    def append(self, rows):  # type: ignore[no-untyped-def]
+        if not self.in_commit.is_set():
+            self.in_commit.set()
+            assert self.release.wait(30)
+        return self._store.append(rows)
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self._store, name)
+
+
 def test_writer_linger_collects_bigger_batches(tmp_path: Path) -> None:
-    w = LedgerWriter(SqliteStore(tmp_path / "l.db"), max_wait_s=0.05)
-    w.write_sync([disclosure(0)])
+    # Deterministic: the linger's clock stands still and its timed wait is an event wait
+    # (the next queued item) that reports "time is up" after the four late writes.
+    store = _HeldStore(SqliteStore(tmp_path / "l.db"))
+    waits: list[float] = []
+    late: list[_Waiter] = []
+
+    def wait(q: queue.SimpleQueue, timeout: float) -> object:
+        waits.append(timeout)
+        if len(waits) > 1:
+            raise queue.Empty  # the linger ran out
+        # The batch is lingering: four more writes arrive now (queued as write_sync does).
+        for i in range(4, 8):
+            late.append(_Waiter((disclosure(i),), cfut=concurrent.futures.Future()))
+            q.put(late[-1])
+        return q.get()
+
+    w = LedgerWriter(store, max_wait_s=0.05, clock=lambda: 100.0, wait=wait)
 
     async def main() -> None:
-        async def late(i: int) -> None:
-            await asyncio.sleep(0.01)
-            await w.write([disclosure(i)])
-
-        await asyncio.gather(*(w.write([disclosure(i)]) for i in range(1, 4)),
-                             *(late(i) for i in range(4, 8)))
+        first = asyncio.create_task(w.write([disclosure(0)]))
+        await asyncio.to_thread(store.in_commit.wait, 30)  # the thread holds [0] alone
+        rest = [asyncio.create_task(w.write([disclosure(i)])) for i in range(1, 4)]
+        await asyncio.sleep(0)  # each task has queued its records and awaits its commit
+        store.release.set()
+        await asyncio.gather(first, *rest)
 
     asyncio.run(main())
+    for waiter in late:
+        waiter.cfut.result(30)
     w.close()
     assert list(w.stats.batch_sizes) == [1, 7]
+    assert waits == pytest.approx([0.05, 0.05])  # the clock stood still: the whole linger each time
+    assert check(tmp_path / "l.db").ok
+
+
+def test_writer_linger_ends_at_its_deadline(tmp_path: Path) -> None:
+    # Once the clock passes the deadline the batch goes without waiting any more.
+    now = [100.0]
+    waits: list[float] = []
+
+    def clock() -> float:
+        t = now[0]
+        now[0] += 0.03
+        return t
+
+    late: list[threading.Thread] = []
+
+    def wait(q: queue.SimpleQueue, timeout: float) -> object:
+        waits.append(timeout)
+        if len(waits) > 1:
+            raise queue.Empty
+        late.append(threading.Thread(target=w.write_sync, args=([disclosure(9)],)))
+        late[0].start()
+        return q.get()
+
+    store = _HeldStore(SqliteStore(tmp_path / "l.db"))
+    w = LedgerWriter(store, max_wait_s=0.05, clock=clock, wait=wait)
+
+    async def main() -> None:
+        first = asyncio.create_task(w.write([disclosure(0)]))
+        await asyncio.to_thread(store.in_commit.wait, 30)
+        rest = [asyncio.create_task(w.write([disclosure(i)])) for i in range(1, 3)]
+        await asyncio.sleep(0)
+        store.release.set()
+        await asyncio.gather(first, *rest)
+
+    asyncio.run(main())
+    late[0].join(30)
+    w.close()
+    # One wait of the 0.02 s left; after it the clock is past the deadline: no second wait.
+    assert list(w.stats.batch_sizes) == [1, 3]
+    assert len(waits) == 1 and abs(waits[0] - 0.02) < 1e-9
 
 
 def test_writer_lone_write_is_not_delayed_by_the_linger(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -122,6 +122,10 @@ class RecordWriter(Protocol):
     def close(self, timeout: float | None = 30.0) -> None: ...
 
 
+def _timed_get(q: queue.SimpleQueue, timeout: float) -> object:
+    return q.get(timeout=timeout)
+
+
 class LedgerWriter:
     """Durable, batched writes to a LedgerStore from any thread or event loop.
 
@@ -143,8 +147,15 @@ class LedgerWriter:
         max_wait_s: float = 0.0,
         writer_id: str | None = None,
         heads: HeadPublisher | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wait: Callable[[queue.SimpleQueue, float], object] | None = None,
     ) -> None:
         self.store = store
+        #: The linger's clock and its timed wait for the next queued item (raises
+        #: ``queue.Empty`` when the time runs out): injectable so tests of the linger
+        #: follow events, not a real 50 ms on a busy host.
+        self._clock = clock
+        self._wait = wait if wait is not None else _timed_get
         #: Signs this writer's chain tip every N records / T seconds for the witnesses.
         self.heads = heads
         self.max_batch = max_batch
@@ -253,12 +264,12 @@ class LedgerWriter:
                 if len(batch) == 1 or self.max_wait_s <= 0:
                     break
                 if deadline is None:
-                    deadline = time.monotonic() + self.max_wait_s
-                remaining = deadline - time.monotonic()
+                    deadline = self._clock() + self.max_wait_s
+                remaining = deadline - self._clock()
                 if remaining <= 0:
                     break
                 try:
-                    item = self._queue.get(timeout=remaining)
+                    item = self._wait(self._queue, remaining)
                 except queue.Empty:
                     break
             if not isinstance(item, _Waiter):  # the stop marker
