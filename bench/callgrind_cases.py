@@ -222,14 +222,16 @@ async def piece(name: str, gate: Any, app: Any, scope: dict[str, Any],
     from middleware.gate.decision import decide
     from middleware.gate.start import HTML, start_kind
     from middleware.gate.state import ConsentState
+    from middleware.plan import language_of_scope
 
     sent = await call(gate, dict(scope))
     start, body = (await call(app, dict(scope))).messages
     headers = start["headers"]
     consent = gate.consent_for(scope)
     allowed = consent.allowed_partners
-    plan = gate.plans.plan(consent, allowed, scope, "utf-8")
-    cookie, signal = gate._request_inputs(scope["headers"])
+    language = language_of_scope(scope)
+    plan = gate.plans.plan(consent, allowed, language, "utf-8")
+    cookie, signal, _ = gate._request_inputs(scope["headers"])
     length = b"%d" % len(sent.body)
 
     def state() -> None:
@@ -243,7 +245,7 @@ async def piece(name: str, gate: Any, app: Any, scope: dict[str, Any],
         "piece-consent": lambda: gate.consent_for(scope),
         "piece-request-inputs": lambda: gate._request_inputs(scope["headers"]),
         "piece-resolve": lambda: gate.resolver.resolve(cookie, signal, None),
-        "piece-plan": lambda: gate.plans.plan(consent, allowed, scope, "utf-8"),
+        "piece-plan": lambda: gate.plans.plan(consent, allowed, language, "utf-8"),
         "piece-language": lambda: gate.ui.language(scope),
         "piece-start-kind": lambda: start_kind(headers),
         "piece-decide": lambda: decide(HTML, "GET", start, body, gate),

@@ -146,33 +146,39 @@ class ConsentMiddleware:
                 self._charsets[value] = known
         return known
 
-    def _request_inputs(self, headers: Sequence[tuple[bytes, bytes]]) -> tuple[str | None, bool]:
-        """(our cookie's value, the browser's privacy signal) in one pass over the request
-        headers (``consent_inputs``, in C unless pure Python). The cookie value of the usual
-        single Cookie header is remembered per raw header value (a pure function of it;
-        bounded, least recently used out first)."""
-        raw, several, gpc, dnt, _ = consent_inputs(headers)
+    def _request_inputs(self, headers: Sequence[tuple[bytes, bytes]],
+                        ) -> tuple[str | None, bool, bytes | None]:
+        """(our cookie's value, the browser's privacy signal, the first raw Accept-Language)
+        in one pass over the request headers (``consent_inputs``, in C unless pure Python).
+        The cookie value of the usual single Cookie header is remembered per raw header value
+        (a pure function of it; bounded, least recently used out first)."""
+        raw, several, gpc, dnt, language = consent_inputs(headers)
         # The same as privacy_signal(): only the exact value "1" counts (first header wins).
         signal = bool((self.honor_gpc and gpc is not None and gpc.strip() == b"1")
                       or (self.honor_dnt and dnt is not None and dnt.strip() == b"1"))
         if raw is None:
-            return None, signal
+            return None, signal, language
         if several:  # several Cookie headers (HTTP/2 may split them)
-            return cookie_value(headers, self.cookie_name), signal
+            return cookie_value(headers, self.cookie_name), signal, language
         remembered = self._cookie_values
         known = remembered.get(raw, _UNSEEN)
         if known is not _UNSEEN:
             remembered.move_to_end(raw)
-            return cast("str | None", known), signal
+            return cast("str | None", known), signal, language
         value_of = cookie_value(((b"cookie", raw),), self.cookie_name)
         remembered[raw] = value_of
         if len(remembered) > _MAX_COOKIE_HEADERS:
             remembered.popitem(last=False)
-        return value_of, signal
+        return value_of, signal, language
 
-    def consent_for(self, scope: Scope) -> Consent:
+    def consent_for(self, scope: Scope, state: ConsentState | None = None) -> Consent:
+        """The request's consent; with ``state`` (the request's ConsentState), its
+        ``raw_language`` is set too: the plan reads the same Accept-Language without a second
+        pass over the headers."""
         headers = scope.get("headers", ())
-        cookie, signal = self._request_inputs(headers)
+        cookie, signal, language = self._request_inputs(headers)
+        if state is not None:
+            state.raw_language = language
         signals = self.signals
         return self.resolver.resolve(
             cookie, signal,
@@ -201,6 +207,7 @@ class ConsentMiddleware:
         state._gate = self
         state._scope = scope
         state._resolved = state.consent_read = False
+        state.raw_language = None  # (set with the consent; a safe default before)
         if self.forwarder is not None:
             inner[self.forwarder.SCOPE_KEY] = self.forwarder
         # Ask for identity bodies: compressed HTML could not be rewritten (compression goes

@@ -138,7 +138,10 @@ class CspBuilder:
             parts.append(f"{directive} {' '.join(unique)}")
         parts.append(self.frame_ancestors)
         parts.append(f"report-uri {self.report_uri}")
-        return "; ".join(parts).encode("ascii")
+        # ";" with no space: CSP3 §2.2.1 splits on ";" and strips each directive's
+        # whitespace, so the policy is the same; h11 checks every space of a header value at
+        # ~600 instructions each (docs/performance.md, round 10).
+        return ";".join(parts).encode("ascii")
 
     def _hosts(self, allowed: frozenset[str], directive: str | None = None) -> list[str]:
         """The allowed partners' hosts (only those declaring ``directive``, if given), in order,

@@ -57,10 +57,11 @@ class PlanBuilder:
         self.unknown_hosts: Counter[str] = Counter()
         self._reported: set[tuple[str, str]] = set()
 
-    def plan(self, consent: Consent, allowed: frozenset[str], scope: Scope,
+    def plan(self, consent: Consent, allowed: frozenset[str], raw_language: bytes | None,
              charset: str | None) -> RewritePlan:
-        # (the first Accept-Language, as ConsentUI.language reads it: one C pass unless pure)
-        raw_language = consent_inputs(scope.get("headers", ()))[4]
+        """The plan of a response. ``raw_language``: the request's first Accept-Language
+        value (``ConsentState.raw_language``, read with the consent; ``language_of_scope``
+        for a scope), as ConsentUI.language reads it."""
         # Resolved consents are shared between requests (ConsentResolver remembers them), so
         # the same Consent object comes back: its plan is found by identity first, with the
         # raw Accept-Language and the charset (the language and ASCII-only below are pure
@@ -158,9 +159,10 @@ class PlanBuilder:
         html = self.ui.placeholder(partner_id, attrs, lang)
         return _ascii_safe(html) if ascii_only else html
 
-    def blocked(self, consent: Consent, scope: Scope, charset: str | None) -> RewritePlan:
+    def blocked(self, consent: Consent, raw_language: bytes | None,
+                charset: str | None) -> RewritePlan:
         """The plan with every partner disabled (the ledger could not record a disclosure)."""
-        return self.plan(consent, frozenset(), scope, charset)
+        return self.plan(consent, frozenset(), raw_language, charset)
 
     def report_unknown(self, hosts: Iterable[str], path: str) -> None:
         """Warn once per (host, path) about third-party hosts that no partner declares."""
@@ -174,6 +176,11 @@ class PlanBuilder:
                 "consent-gate: %s loads from third-party host %s, which no partner in %s declares; "
                 "it is not gated. Add it to a partner's hosts (or to [csp.extra]) after review.",
                 path, host, self.config.source)
+
+
+def language_of_scope(scope: Scope) -> bytes | None:
+    """A scope's first raw Accept-Language value (what ``PlanBuilder.plan`` takes)."""
+    return consent_inputs(scope.get("headers", ()))[4]
 
 
 @functools.lru_cache(maxsize=256)

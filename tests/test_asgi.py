@@ -93,7 +93,7 @@ def test_middleware_html_is_private_and_varies_on_cookie(tmp_path: Path) -> None
     out = asyncio.run(run(gate, http_scope()))
     assert out.header(b"cache-control") == [b"private, max-age=600"]
     vary = out.header(b"vary")[0].decode()
-    assert vary.startswith("Accept-Encoding, Cookie")
+    assert vary.startswith("Accept-Encoding,Cookie")
     assert out.header(b"etag") == []
 
 
@@ -279,7 +279,7 @@ def test_middleware_mixed_case_response_headers_are_rewritten(tmp_path: Path) ->
     names = [k for k, _ in out.start["headers"]]
     assert names.count(b"content-length") == 1 and b"Content-Length" not in names
     assert out.header(b"content-length") == [str(len(out.body)).encode()]
-    assert out.header(b"vary")[0].startswith(b"Accept-Encoding, Cookie")
+    assert out.header(b"vary")[0].startswith(b"Accept-Encoding,Cookie")
 
 
 def test_middleware_json_that_read_consent_is_private(tmp_path: Path) -> None:

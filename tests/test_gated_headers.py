@@ -81,9 +81,9 @@ def test_gated_headers_remembered_values_are_per_value() -> None:
                             private=True, drop_validators=False, frame_options=False)
         two, _ = gated.edit([(b"vary", b"Accept-Encoding"), (b"cache-control", b"no-store")],
                             private=True, drop_validators=False, frame_options=False)
-        assert one == [(b"vary", b"Origin, Cookie, Accept-Language, Sec-GPC"),
+        assert one == [(b"vary", b"Origin,Cookie,Accept-Language,Sec-GPC"),
                        (b"cache-control", b"private")]
-        assert two == [(b"vary", b"Accept-Encoding, Cookie, Accept-Language, Sec-GPC"),
+        assert two == [(b"vary", b"Accept-Encoding,Cookie,Accept-Language,Sec-GPC"),
                        (b"cache-control", b"no-store")]
 
 

@@ -13,7 +13,7 @@ from middleware.config import load_config
 from middleware.consent import ConsentCodec, ConsentResolver
 from middleware.hosts import HostMatcher
 from middleware.html import native
-from middleware.plan import PlanBuilder
+from middleware.plan import PlanBuilder, language_of_scope
 from middleware.rewrite import HtmlRewriter, RewritePlan
 from middleware.routes import ConsentUI
 from middleware.ui.templates import placeholder_size
@@ -32,8 +32,9 @@ def plans(accept: str, charset: str | None) -> tuple[RewritePlan, RewritePlan]:
     builder = PlanBuilder(config, HostMatcher({p.id: p.hosts for p in config.partners.values()}), ui)
     consent = ui.resolver.resolve(None, signal=False)
     scope = {"type": "http", "headers": [(b"accept-language", accept.encode())]}
-    return (builder.plan(consent, frozenset(), scope, charset),
-            builder.plan(consent, frozenset(config.partners), scope, charset))
+    language = language_of_scope(scope)
+    return (builder.plan(consent, frozenset(), language, charset),
+            builder.plan(consent, frozenset(config.partners), language, charset))
 
 
 @pytest.mark.parametrize("accept", ["en", "ja-JP,ja;q=0.9", "fr"])

@@ -532,9 +532,9 @@ def test_pass_path_resolves_no_consent_for_a_view_that_never_reads_it(
     calls: list[str] = []
     real = gate.consent_for
 
-    def counting(scope: Any) -> Any:
+    def counting(scope: Any, state: Any = None) -> Any:
         calls.append(scope["path"])
-        return real(scope)
+        return real(scope, state)
 
     monkeypatch.setattr(gate, "consent_for", counting)
     plain = asyncio.run(run(gate, http_scope("/plain", cookie=cookie_for(gate, {"ads"}))))

@@ -405,7 +405,7 @@ class HtmlResponder:
         if allowed and not discloser.available():  # (as _allowed_partners)
             allowed = frozenset()
         self.allowed = allowed
-        plan = gate.plans.plan(consent, allowed, scope, charset)
+        plan = gate.plans.plan(consent, allowed, self.state.raw_language, charset)
         if gate.page_macros:
             self.macros = gate.plans.signals.page_stream(consent)
         hit, keep = gate.memo.find(plan, body)
@@ -477,7 +477,8 @@ class HtmlResponder:
         body = first.get("body", b"")
         self._to(REWRITING)
         self.allowed = self._allowed_partners()
-        plan = self.gate.plans.plan(self.consent, self.allowed, self.scope, self.charset)
+        plan = self.gate.plans.plan(self.consent, self.allowed, self.state.raw_language,
+                                     self.charset)
         if self.gate.page_macros:
             self.macros = self.gate.plans.signals.page_stream(self.consent)
         if decision.route is WHOLE:
@@ -510,7 +511,8 @@ class HtmlResponder:
         self.charset = decision.charset
         self._to(REWRITING)
         self.allowed = self._allowed_partners()
-        plan = self.gate.plans.plan(self.consent, self.allowed, self.scope, self.charset)
+        plan = self.gate.plans.plan(self.consent, self.allowed, self.state.raw_language,
+                                     self.charset)
         if self.inflater is None and not first.get("more_body", False):
             body = first.get("body", b"")
             read = await self._css_whole(plan, body)
@@ -544,7 +546,7 @@ class HtmlResponder:
             if not read.enabled or await self._disclose(read.enabled):
                 self._report_unknown(read.unknown_hosts)
                 return read.output, read.named
-            plan = self.gate.plans.blocked(self.consent, self.scope, self.charset)
+            plan = self.gate.plans.blocked(self.consent, self.state.raw_language, self.charset)
         sheet = self.rewriter = CssGate(plan, charset, lenient=lenient)
         out = await self._css_step(body, final=True)
         if out is None:
@@ -759,7 +761,8 @@ class HtmlResponder:
             except Exception:
                 return self._unrewritten_whole(data)
         if hit.enabled and not await self._disclose(hit.enabled):
-            self.rewriter = HtmlRewriter(self.gate.plans.blocked(self.consent, self.scope, self.charset))
+            self.rewriter = HtmlRewriter(self.gate.plans.blocked(
+                self.consent, self.state.raw_language, self.charset))
             return await self._rewrite_chunk(data, final=True)
         self._report_unknown(hit.unknown_hosts)
         return hit.output
@@ -799,7 +802,8 @@ class HtmlResponder:
             # Log before disclose failed: redo this chunk with every partner blocked.
             if before is None:  # pragma: no cover - without a writer _disclose never fails
                 raise RuntimeError("consent-gate responder: a redo without a snapshot")
-            rewriter.restore(before, self.gate.plans.blocked(self.consent, self.scope, self.charset))
+            rewriter.restore(before, self.gate.plans.blocked(
+                self.consent, self.state.raw_language, self.charset))
             out = _run(rewriter, data, final)
             rewriter.take_enabled()
         if final:

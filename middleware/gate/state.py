@@ -23,11 +23,14 @@ class ConsentState(dict[str, Any]):
     ``copy``, ``dict()``) resolves it first, so no reader sees the state without it.
     """
 
-    __slots__ = ("_gate", "_resolved", "_scope", "consent_read")
+    __slots__ = ("_gate", "_resolved", "_scope", "consent_read", "raw_language")
     _gate: ConsentMiddleware
     _scope: Scope
     _resolved: bool
     consent_read: bool
+    #: The request's first raw Accept-Language (None: none), set with the consent (read it
+    #: only after ``consent``): what the plan is looked up by.
+    raw_language: bytes | None
 
     # No Python __init__ (one called through the type costs ~0.7 k instructions per
     # request): ConsentMiddleware.__call__ makes it with the dict's own constructor
@@ -40,7 +43,7 @@ class ConsentState(dict[str, Any]):
         """The request's consent, for the middleware (not counted as the site's read)."""
         if not self._resolved:
             self._resolved = True
-            consent = self._gate.consent_for(self._scope)
+            consent = self._gate.consent_for(self._scope, self)
             dict.__setitem__(self, "consent", consent)
             return consent
         value: Consent = dict.__getitem__(self, "consent")
