@@ -65,15 +65,18 @@ def test_csp_extra_sources_and_report_only_mode(tmp_path: Path) -> None:
     gate = make_gate(html_app(), tmp_path,
                      csp={"mode": "report-only", "extra": {"script-src": ["cdn.example.net"]}})
     out = asyncio.run(run(gate, http_scope()))
-    assert out.header(b"content-security-policy") == []
+    # Only the base rule is enforced (a foreign <base> would move the gate's own URLs).
+    assert out.header(b"content-security-policy") == [b"base-uri 'self'"]
     policy = directives(out.header(b"content-security-policy-report-only")[0])
     assert "cdn.example.net" in policy["script-src"] and "cdn.example.net" not in policy["img-src"]
 
 
-def test_csp_off_sends_no_policy(tmp_path: Path) -> None:
+def test_csp_off_sends_only_the_base_rule(tmp_path: Path) -> None:
+    """Off: no fetch directives, but base-uri 'self' stays enforced: a <base href> on another
+    origin would load the gate's own banner from there (tests/browser/test_redteam_banner_base.py)."""
     gate = make_gate(html_app(), tmp_path, csp={"mode": "off"})
     out = asyncio.run(run(gate, http_scope()))
-    assert out.header(b"content-security-policy") == []
+    assert out.header(b"content-security-policy") == [b"base-uri 'self'"]
     assert out.header(b"content-security-policy-report-only") == []
 
 

@@ -49,4 +49,5 @@ def test_framing_x_frame_options_also_without_enforced_csp(tmp_path: Path, mode:
     gate = make_gate(html_app(), tmp_path, csp={"mode": mode})
     out = asyncio.run(run(gate, http_scope()))
     assert out.header(b"x-frame-options") == [b"SAMEORIGIN"]
-    assert out.header(b"content-security-policy") == []
+    # Only the base rule is enforced, no frame-ancestors.
+    assert out.header(b"content-security-policy") == [b"base-uri 'self'"]

@@ -31,6 +31,13 @@ from ..html.fetch import refresh_url
 logger = logging.getLogger("consent_gate")
 
 _NO_PARTNER: frozenset[str] = frozenset()
+#: Enforced on every rewritten page whatever [csp] mode says (off, report-only): a ``<base
+#: href>`` on another origin would resolve the gate's own injected URLs (banner.css, banner.js,
+#: the consent form's action) and kept relative speculation rules against that origin, even a
+#: ``<base>`` after them (measured in Chromium: tests/browser/test_redteam_speculation.py).
+#: Chromium then ignores such a base; a same-origin base still applies. The full policy
+#: already has ``base-uri 'self'``.
+_BASE_URI_ONLY = (b"content-security-policy", b"base-uri 'self'")
 _REPORTING = FETCHING_HEADERS - {b"link", b"refresh"}
 #: Distinct allowed sets whose CSP header is remembered (a site has few consent states).
 _MAX_ALLOWED_SETS = 1024
@@ -59,7 +66,12 @@ class ResponseHeaders:
         appended = self._appended.get(allowed)
         if appended is None:
             csp = self.csp
-            appended = ((csp.header_name, csp.value(allowed)),) if csp.enabled else ()
+            if csp.mode == "enforce":
+                appended = ((csp.header_name, csp.value(allowed)),)
+            elif csp.enabled:  # report-only: the report-only policy, and the base rule enforced
+                appended = ((csp.header_name, csp.value(allowed)), _BASE_URI_ONLY)
+            else:
+                appended = (_BASE_URI_ONLY,)
             if len(self._appended) < _MAX_ALLOWED_SETS:
                 self._appended[allowed] = appended
         return appended

@@ -123,6 +123,9 @@ SPECULATION: dict[str, str] = {
                         '{{"prefetch":[{{"source":"list","urls":["listed"]}},'
                         '{{"where":{{"href_matches":"/*"}},"eagerness":"immediate"}}]}}</script>'
                         '<base href="{u}/{w}a/">'),
+    # Bases on other origins before the banner (head) and after it (body): the gate's own
+    # banner.css/banner.js and its form must still come from and post to the site.
+    "banner-base-inhead": ('<base href="{u}/{w}b/"><base href="https://second.unknown.example/">'),
     "spec-local": ('<a href="{o}/{w}/notmatched">x</a><script type="speculationrules">{{"prefetch":['
                    '{{"source":"list","urls":["/next"]}},{{"where":{{"href_matches":"/*"}},'
                    '"eagerness":"immediate"}}]}}</script>'),
@@ -136,6 +139,10 @@ def page(name: str, who: str) -> bytes:
                                           u=os.environ.get("SPEC_UNKNOWN", ""), w=who)
     else:
         markup = MARKUP[name].replace("{h}", h).replace("{H}", h.upper())
+    if name.endswith("-inhead"):
+        return (f"<!DOCTYPE html><html><head><title>{name}</title>{markup}</head><body>"
+                f"<h1>{name}</h1><base href=\"https://third.unknown.example/\"></body>"
+                f"</html>").encode()
     return (f"<!DOCTYPE html><html><head><title>{name}</title></head><body>"
             f"<h1>{name}</h1>{markup}</body></html>").encode()
 

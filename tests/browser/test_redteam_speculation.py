@@ -3,10 +3,10 @@
 in Chromium 156 against a TLS server for that origin (Chromium prefetches only https, never
 past a proxy: tests/support/tls_partner.py): through the gate (CSP off) Chromium prefetched the
 listed URL and the matched link from that origin, with the page as Referer. Closed for a
-<base> before the rule set (any unknown host seen before it makes it inert); LEFT OPEN and
-pinned here as measured: a <base> after it (Chromium re-resolves the rules against the new
-base), and the gate's own banner.css/banner.js, loaded from that origin (the injected
-banner's URLs are relative too)."""
+<base> before the rule set (any unknown host seen before it makes it inert). A <base> after it
+(Chromium re-resolved the rules against the new base) and the gate's own banner.css/banner.js
+loaded from that origin were closed by the enforced `base-uri 'self'` every rewritten page
+carries, CSP off included (middleware/gate/response_headers.py)."""
 
 from __future__ import annotations
 
@@ -85,8 +85,10 @@ def test_relative_rules_under_another_origins_base_prefetch_there_left_open(
     # A <base> before the rules: another host was named, so the rule set is inert.
     assert types["off"] == "text/plain"
     assert not any(p.startswith("/off/") for p in paths)
-    # LEFT OPEN (docs/rewriter.md): a <base> after the rules (Chromium re-resolves them), and
-    # the gate's own banner assets under a foreign base.
+    # Closed by the enforced `base-uri 'self'` every rewritten page gets, CSP off included: a
+    # <base> after the kept rules is ignored (nothing prefetched from that origin), and the
+    # gate's own banner assets never load from a foreign base's origin.
     assert types["off", "after"] == "speculationrules"
-    assert {"/offa/doclink", "/offa/listed"} <= paths
-    assert any(p.startswith("/.consent/banner.js") for p in paths)
+    assert not any(p.startswith("/offa/") for p in paths)
+    assert not any("banner" in p for p in paths)
+    assert not [r.url for r in recording_proxy.requests if "banner" in r.url]
