@@ -180,7 +180,8 @@ class PlanBuilder:
 
 def language_of_scope(scope: Scope) -> bytes | None:
     """A scope's first raw Accept-Language value (what ``PlanBuilder.plan`` takes)."""
-    return consent_inputs(scope.get("headers", ()))[4]
+    language: bytes | None = consent_inputs(scope.get("headers", ()))[4]
+    return language
 
 
 @functools.lru_cache(maxsize=256)

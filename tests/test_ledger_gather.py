@@ -195,7 +195,7 @@ def test_a_writer_that_closes_after_writing_is_committed_at_once(host) -> None: 
 
 
 def test_gather_zero_commits_every_round(host) -> None:  # type: ignore[no-untyped-def]
-    server, a, b, now, p = host
+    server, a, b, _now, p = host
     server.gather = 0.0
     _warm(server, a, b)
     ia = a.write()

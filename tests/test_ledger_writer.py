@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from middleware.errors import LedgerUnavailable
-from middleware.ledger.writer import _Waiter
 from middleware.ledger import (
     ConsentEvent,
     DisclosureRecord,
@@ -25,6 +24,7 @@ from middleware.ledger import (
     VerifyReport,
     verify,
 )
+from middleware.ledger.writer import _Waiter
 
 
 def check(p: Path, key: bytes | None = None) -> VerifyReport:

@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from middleware.errors import LedgerUnavailable
 from middleware.ledger.chain import ChainCursor
@@ -122,7 +122,7 @@ class RecordWriter(Protocol):
     def close(self, timeout: float | None = 30.0) -> None: ...
 
 
-def _timed_get(q: queue.SimpleQueue, timeout: float) -> object:
+def _timed_get(q: queue.SimpleQueue[Any], timeout: float) -> object:
     return q.get(timeout=timeout)
 
 
@@ -148,7 +148,7 @@ class LedgerWriter:
         writer_id: str | None = None,
         heads: HeadPublisher | None = None,
         clock: Callable[[], float] = time.monotonic,
-        wait: Callable[[queue.SimpleQueue, float], object] | None = None,
+        wait: Callable[[queue.SimpleQueue[Any], float], object] | None = None,
     ) -> None:
         self.store = store
         #: The linger's clock and its timed wait for the next queued item (raises
