@@ -140,7 +140,7 @@ class CspBuilder:
         parts.append(f"report-uri {self.report_uri}")
         # ";" with no space: CSP3 §2.2.1 splits on ";" and strips each directive's
         # whitespace, so the policy is the same; h11 checks every space of a header value at
-        # ~600 instructions each (docs/performance.md, round 10).
+        # ~600 instructions each (docs/csp.md, under the example policy).
         return ";".join(parts).encode("ascii")
 
     def _hosts(self, allowed: frozenset[str], directive: str | None = None) -> list[str]:
