@@ -1,15 +1,12 @@
-"""``consent-gate log ...``: output of each subcommand, --json, exit codes, streaming export."""
+"""``consent-gate log ...``: output of each subcommand, --json, exit codes (the export's flat
+memory: test_ledger_export_memory.py)."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
-import os
 import sqlite3
-import subprocess
-import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,7 +17,6 @@ from middleware.cli.common import parse_duration, parse_when
 from middleware.cli.log import format_sparkline, format_summary
 from middleware.ledger import ConsentEvent, DisclosureRecord, LedgerWriter, SqliteStore
 from middleware.ledger.query import PartnerSummary
-from tests.support import budget
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 DAY = timedelta(days=1)
@@ -202,47 +198,3 @@ def test_cli_takes_the_ledger_path_from_config(ledger: Path, tmp_path: Path,
     code, out, err = run(capsys, "verify", "--config", str(cfg))
     assert (code, err) == (0, ""), err
     assert out.startswith("ok: 6 records")
-
-
-@pytest.mark.slow
-def test_cli_export_of_a_million_records_in_bounded_memory(tmp_path: Path) -> None:
-    p = tmp_path / "big.sqlite3"
-    SqliteStore(p).open()
-    body = ("2024-05-01T00:00:00.000000Z", "c", "/a", "adsense", '["ads"]', "consent",
-            '["ip_address"]', '["__gads"]', "v1", "203.0.113.0/24", "Chrome 124", "{}", "w")
-    # 1,000,000 in the deep profile; 250,000 in CI: their JSON lines alone (100 MB) are more
-    # than three times the 32 MiB bound, so an export that buffers still fails it.
-    n = budget.choose(1_000_000, ci=250_000)
-    c = sqlite3.connect(p)
-    c.executemany(
-        "INSERT INTO disclosures (request_id, time, consent_id, path, partner, purposes, "
-        "legal_basis, data_categories, cookies, policy_version, ip, ua_family, fields, "
-        "writer_id, seq, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-        "'x', 'y')", ((f"r{i}", *body, i) for i in range(1, n + 1)))
-    c.commit()
-    c.close()
-    small = tmp_path / "small.sqlite3"
-    w = LedgerWriter(SqliteStore(small))
-    w.write_sync([disclosure(1, "adsense", NOW)])
-    w.close()
-    probe = ("import resource, sys\nfrom middleware.cli import main\n"
-             "rc = main(sys.argv[1:])\n"
-             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
-             "raise SystemExit(rc)\n")
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-
-    def export(db: Path, out: Path) -> tuple[int, float]:
-        t = time.perf_counter()
-        r = subprocess.run([sys.executable, "-c", probe, "log", "export", "--ledger", str(db),
-                            "-o", str(out)], capture_output=True, text=True, env=env,
-                           timeout=120, check=True)
-        return int(r.stderr.strip().splitlines()[-1]), time.perf_counter() - t
-
-    base_kb, _ = export(small, tmp_path / "small.jsonl")
-    big_kb, seconds = export(p, tmp_path / "big.jsonl")
-    with open(tmp_path / "big.jsonl", "rb") as f:
-        lines = sum(1 for _ in f)
-    print(f"\nexport of {n:,} records: {seconds:.1f} s, peak RSS {big_kb / 1024:.1f} MiB "
-          f"(baseline {base_kb / 1024:.1f} MiB)")
-    assert lines == n
-    assert big_kb - base_kb < 32 * 1024, (base_kb, big_kb)
