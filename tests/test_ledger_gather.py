@@ -9,7 +9,6 @@ and time passes only when the test moves it. Nothing waits on a real clock.
 
 from __future__ import annotations
 
-import os
 import socket
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +19,7 @@ from middleware.ledger import PageView, PartnerShare, SqliteStore, open_store, v
 from middleware.ledger.chain import ChainCursor
 from middleware.ledger.host import Server
 from middleware.ledger.wire import Encoder, frame, frames
+from tests.support.abstract_listener import abstract_listener
 
 SHARES = (PartnerShare("adsense", ("ads",), "consent", ("ip_address",), ()),)
 GATHER, ACTIVE = 0.001, 0.02
@@ -65,10 +65,7 @@ class Worker:
 def host(tmp_path: Path):  # type: ignore[no-untyped-def]
     p = tmp_path / "l.sqlite3"
     open_store(str(p)).open()
-    name = b"\0consent-gate-gather-" + os.urandom(8).hex().encode()
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(name)
-    listener.listen(8)
+    name, listener = abstract_listener("consent-gate-gather")
     now = [100.0]
     store = open_store(str(p), deferred_checkpoints=True)
     server = Server(store, ChainCursor(None), listener=listener, clock=lambda: now[0],

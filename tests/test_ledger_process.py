@@ -29,6 +29,7 @@ from middleware.ledger.chain import ChainCursor
 from middleware.ledger.host import Server
 from middleware.ledger.service import ProcessWriter
 from middleware.ledger.wire import Decoder, Encoder, frame, frames
+from tests.support.abstract_listener import abstract_listener
 
 SHARES = (
     PartnerShare("adsense", ("ads",), "consent", ("ip_address", "cookies"), ("__gads",)),
@@ -240,10 +241,7 @@ def _read_frames(s: socket.socket, want: int) -> list[object]:
 def test_host_writer_drops_a_broken_stream_and_keeps_serving_the_others(tmp_path: Path) -> None:
     p = tmp_path / "l.sqlite3"
     open_store(str(p)).open()
-    name = b"\0consent-gate-test-" + os.urandom(8).hex().encode()
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(name)
-    listener.listen(8)
+    name, listener = abstract_listener("consent-gate-test")
     now = [0.0]  # the writer's clock: idle time passes only when the test says so
     server, t = _serve_in_thread(p, listener, now)
     bad, good = _client(name), _client(name)
