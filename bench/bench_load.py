@@ -106,26 +106,28 @@ def serve(app: str, port: int, workers: int, factory: bool) -> None:
 
 def bare_app() -> Any:
     """uvicorn factory (in each worker): the bare site, unwrapped, in a process with the GC
-    threshold ``consent-gate run`` gives its workers, so that every row's ratio to bare is the
-    middleware's cost and not that process-wide setting (which a bare site could take too)."""
+    threshold and glibc heap trim ``consent-gate run`` gives its workers, so that every row's
+    ratio to bare is the middleware's cost and not those process-wide settings (which a bare
+    site could take too)."""
     from examples.japan_talk.app import app as site
-    from middleware.runner import apply_gc_threshold
+    from middleware.runner import apply_worker_settings
 
-    apply_gc_threshold()
+    apply_worker_settings()
     return site
 
 
 def ledger_off_app() -> Any:
     """uvicorn factory (in each worker): the wrapped site with a Discloser that writes nothing,
-    in a process set up as ``consent-gate run`` sets up its workers (the same GC threshold,
-    ``CONSENT_GATE_GC_THRESHOLD`` or the default), so that on/off differ by the ledger alone."""
+    in a process set up as ``consent-gate run`` sets up its workers (the same GC threshold and
+    glibc heap trim, ``runner.apply_worker_settings``), so that on/off differ by the ledger
+    alone."""
     from examples.japan_talk.app import app as site
     from middleware import ConsentMiddleware
     from middleware.config import load_config
     from middleware.disclosure import Discloser
-    from middleware.runner import apply_gc_threshold
+    from middleware.runner import apply_worker_settings
 
-    apply_gc_threshold()
+    apply_worker_settings()
 
     config = load_config(os.environ[CONFIG_ENV])
     return ConsentMiddleware(site, config=config, ledger=Discloser(config, None, None))

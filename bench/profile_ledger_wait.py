@@ -12,7 +12,7 @@ host's real writer process (shared by the processes, SQLite FULL in a temp dir),
 whose clients all wait goes to sleep, as a uvicorn worker holding 16 of wrk's connections
 does. No sockets to a client: what is counted is the middleware, the loop and the ledger's
 wire. Per request and per process, summed over the processes: user and system CPU of the
-loop's thread, voluntary and involuntary context switches, loop iterations (selector calls)
+loop's thread, voluntary and involuntary context switches, page faults, loop iterations (selector calls)
 and those that blocked, frames sent to the writer; the writer process's CPU per request from
 ``/proc``. ``--pairs`` alternates ledger on and ledger off runs (fresh processes each) and
 prints every run and the medians: on a shared host only such pairs can be compared.
@@ -40,9 +40,9 @@ ROOT = Path(__file__).resolve().parent.parent
 _TICK_US = 1e6 / os.sysconf("SC_CLK_TCK")
 
 
-def _thread_usage() -> tuple[float, float, int, int]:
+def _thread_usage() -> tuple[float, float, int, int, int]:
     r = resource.getrusage(resource.RUSAGE_THREAD)
-    return r.ru_utime * 1e6, r.ru_stime * 1e6, r.ru_nvcsw, r.ru_nivcsw
+    return r.ru_utime * 1e6, r.ru_stime * 1e6, r.ru_nvcsw, r.ru_nivcsw, r.ru_minflt
 
 
 async def _clients(mode: str, ledger: str, conc: int, warmup: int, n: int,
@@ -53,9 +53,9 @@ async def _clients(mode: str, ledger: str, conc: int, warmup: int, n: int,
     from middleware import ConsentMiddleware
     from middleware.config import load_config
     from middleware.disclosure import Discloser
-    from middleware.runner import apply_gc_threshold
+    from middleware.runner import apply_worker_settings
 
-    apply_gc_threshold()  # as consent-gate run's workers (and bench_load's ledger-off app)
+    apply_worker_settings()  # as consent-gate run's workers (and bench_load's ledger-off app)
 
     base = load_config(ROOT / "examples/japan_talk/partners.toml")
     config = dataclasses.replace(base, ledger=dataclasses.replace(base.ledger, path=ledger))
@@ -105,17 +105,17 @@ async def _clients(mode: str, ledger: str, conc: int, warmup: int, n: int,
     writer = disc.writer
     frames0 = getattr(writer, "_next", 0)
     counts["iterations"] = counts["blocked"] = 0
-    u0, s0, v0, i0 = _thread_usage()
+    u0, s0, v0, i0, f0 = _thread_usage()
     t0 = time.perf_counter()
     left[0] = n
     await asyncio.gather(*(client() for _ in range(conc)))
     wall = time.perf_counter() - t0
-    u1, s1, v1, i1 = _thread_usage()
+    u1, s1, v1, i1, f1 = _thread_usage()
     frames = getattr(writer, "_next", 0) - frames0
     if writer is not None:
         await writer.aclose()  # type: ignore[attr-defined]
     return {"requests": n, "user_us": u1 - u0, "sys_us": s1 - s0, "vol_cs": v1 - v0,
-            "invol_cs": i1 - i0, "iterations": counts["iterations"],
+            "invol_cs": i1 - i0, "page_faults": f1 - f0, "iterations": counts["iterations"],
             "blocked": counts["blocked"], "frames": frames, "wall_s": wall}
 
 
@@ -227,7 +227,7 @@ def one_run(mode: str, args: argparse.Namespace, ledger: str) -> dict[str, float
     return per
 
 
-KEYS = ["cpu_us", "user_us", "sys_us", "writer_us", "vol_cs", "invol_cs", "iterations",
+KEYS = ["cpu_us", "user_us", "sys_us", "writer_us", "vol_cs", "invol_cs", "page_faults", "iterations",
         "blocked", "frames", "views_per_frame", "req_s"]
 
 

@@ -24,6 +24,11 @@ PURE_PYTHON_ENV = "CONSENT_GATE_PURE_PYTHON"
 GC_THRESHOLD_ENV = "CONSENT_GATE_GC_THRESHOLD"
 #: Its default (Python's own is 700): ``middleware.runner.apply_gc_threshold`` says why.
 DEFAULT_GC_THRESHOLD = 50_000
+#: The glibc heap-trim threshold, in MB, each worker of ``consent-gate run`` sets
+#: (``--malloc-trim-mb``; ``0`` leaves glibc's own). Read by ``middleware.malloc``.
+MALLOC_TRIM_ENV = "CONSENT_GATE_MALLOC_TRIM_MB"
+#: Its default (glibc's is 128 KB): ``middleware.malloc`` says why.
+DEFAULT_MALLOC_TRIM_MB = 32
 
 ALL = (CONFIG_ENV, LEDGER_ENV, APP_ENV, SECRET_ENV, DEV_ENV, LEDGER_KEY_ENV, PURE_PYTHON_ENV,
-       GC_THRESHOLD_ENV)
+       GC_THRESHOLD_ENV, MALLOC_TRIM_ENV)

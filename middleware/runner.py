@@ -11,8 +11,9 @@ from uvicorn.importer import import_from_string
 
 from .asgi import ConsentMiddleware
 from .env import APP_ENV, CONFIG_ENV, DEFAULT_GC_THRESHOLD, GC_THRESHOLD_ENV
+from .malloc import apply_malloc_trim
 
-__all__ = ["DEFAULT_GC_THRESHOLD", "apply_gc_threshold", "create_app"]
+__all__ = ["DEFAULT_GC_THRESHOLD", "apply_gc_threshold", "apply_worker_settings", "create_app"]
 
 
 def apply_gc_threshold(threshold: int | None = None) -> int:
@@ -43,10 +44,19 @@ def apply_gc_threshold(threshold: int | None = None) -> int:
     return gc.get_threshold()[0]
 
 
+def apply_worker_settings() -> None:
+    """The process-wide settings of a ``consent-gate run`` worker, from the environment the
+    supervisor hands it: the GC threshold (:func:`apply_gc_threshold`) and glibc's heap trim
+    (:func:`middleware.malloc.apply_malloc_trim`). The benchmarks' bare and ledger-off apps
+    call it too, so that their rows differ from the gate's by the middleware alone."""
+    apply_gc_threshold()
+    apply_malloc_trim()
+
+
 def create_app() -> ASGIApp:
     target = os.environ.get(APP_ENV)
     if not target:
         raise RuntimeError(f"{APP_ENV} is not set; start the server with `consent-gate run module:app`")
-    apply_gc_threshold()
+    apply_worker_settings()
     site: ASGIApp = import_from_string(target)
     return ConsentMiddleware(site, config=os.environ.get(CONFIG_ENV, "partners.toml"))

@@ -13,8 +13,17 @@ from typing import Any
 
 from ..config import POSITIONS, Config, load_config
 from ..csp import WildcardOverlap, wildcard_overlaps
-from ..env import APP_ENV, CONFIG_ENV, DEFAULT_GC_THRESHOLD, DEV_ENV, GC_THRESHOLD_ENV
+from ..env import (
+    APP_ENV,
+    CONFIG_ENV,
+    DEFAULT_GC_THRESHOLD,
+    DEFAULT_MALLOC_TRIM_MB,
+    DEV_ENV,
+    GC_THRESHOLD_ENV,
+    MALLOC_TRIM_ENV,
+)
 from ..errors import ConsentGateError, SecretError
+from ..malloc import malloc_trim_mb
 from ..secrets import DEV_KEY
 from ..signals.describe import partner_dict, partner_lines, signal_lines, signals_dict
 from .common import EXIT_FOUND, EXIT_OK, config_path, emit
@@ -194,6 +203,10 @@ def run_arguments(p: argparse.ArgumentParser) -> None:
                    help="the cyclic GC's generation-0 threshold in each worker (default "
                         f"{DEFAULT_GC_THRESHOLD:,}, or ${GC_THRESHOLD_ENV}; 0 keeps Python's "
                         "own 700): fewer collections over page views that wait for the ledger")
+    p.add_argument("--malloc-trim-mb", type=int, default=None, metavar="MB",
+                   help="free memory glibc keeps at its heap top in each worker (default "
+                        f"{DEFAULT_MALLOC_TRIM_MB} MB, or ${MALLOC_TRIM_ENV}; 0 keeps glibc's "
+                        "own 128 KB): no page faults for every response re-allocated there")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -222,6 +235,16 @@ def run(args: argparse.Namespace) -> int:
         if bad:
             raise ConsentGateError(f"${GC_THRESHOLD_ENV}={raw!r} must be a whole number, 0 "
                                    "(Python's own) or more")
+    if args.malloc_trim_mb is not None:
+        if args.malloc_trim_mb < 0:
+            raise ConsentGateError("--malloc-trim-mb must be 0 (glibc's own) or more")
+        os.environ[MALLOC_TRIM_ENV] = str(args.malloc_trim_mb)
+    else:  # each worker reads it (middleware.malloc): a bad one fails here, not there
+        try:
+            malloc_trim_mb()
+        except RuntimeError:
+            raise ConsentGateError(f"${MALLOC_TRIM_ENV}={os.environ.get(MALLOC_TRIM_ENV)!r} must "
+                                   "be a whole number of MB, 0 (glibc's own) or more") from None
     _refuse_clashing_module(Path(args.app_dir or os.getcwd()))
     if args.app_dir:
         sys.path.insert(0, args.app_dir)

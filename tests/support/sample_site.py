@@ -11,6 +11,9 @@ Run it with ``start_uvicorn("tests.support.sample_site:app")``.
 * ``/_env``       JSON of the ``SAMPLE_SITE_*`` environment variables
 * ``/_gc``        JSON ``{"pid": ..., "threshold": [...]}``: the serving process and its
                   ``gc.get_threshold()``
+* ``/_heap``      JSON ``{"pid": ..., "faults": N}``: the page faults (``ru_minflt``) of
+                  10 cycles of allocating and freeing 1 MB as 32 KB blocks, after one
+                  cycle to grow the heap (glibc's heap trim: ``middleware.malloc``)
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import resource
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -99,5 +103,24 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     elif path == "/_gc":
         info = {"pid": os.getpid(), "threshold": list(gc.get_threshold())}
         await _respond(send, 200, json.dumps(info).encode(), "application/json")
+    elif path == "/_heap":
+        info = {"pid": os.getpid(), "faults": heap_cycle_faults()}
+        await _respond(send, 200, json.dumps(info).encode(), "application/json")
     else:
         await _respond(send, 404, b"not found", "text/plain")
+
+
+def heap_cycle_faults(cycles: int = 10) -> int:
+    """Page faults of ``cycles`` rounds of 32 blocks of 32 KB written and freed: each block is
+    under glibc's mmap threshold, so they come from the heap's top; freed together they leave
+    1 MB free there, which glibc gives back to the kernel (and faults in again) unless its trim
+    threshold keeps it."""
+    def cycle() -> None:
+        blocks = [b"x" * 32768 for _ in range(32)]  # written: bytes(n) might be calloc's fresh pages
+        del blocks
+
+    cycle()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(cycles):
+        cycle()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
