@@ -1883,7 +1883,8 @@ judge_optin(Scan *S, const TagRule *rule, Py_ssize_t p, const Attr *at, int coun
 }
 
 
-/* A <script> type value that may be "speculationrules" (a reference may spell it: '&'). */
+/* A <script> type value that may be "speculationrules" or "importmap" (a reference may spell
+   either: '&'): tokenizer._speculation reads its text. */
 static int
 maybe_speculation(const unsigned char *F, const unsigned char *v, Py_ssize_t n)
 {
@@ -1892,6 +1893,9 @@ maybe_speculation(const unsigned char *F, const unsigned char *v, Py_ssize_t n)
             return 1;
         }
         if (i + 16 <= n && eq_n(F, v + i, "speculationrules", 16)) {
+            return 1;
+        }
+        if (i + 9 <= n && eq_n(F, v + i, "importmap", 9)) {
             return 1;
         }
     }

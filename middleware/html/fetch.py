@@ -17,8 +17,16 @@ import json
 import re
 from urllib.parse import unquote_to_bytes
 
-__all__ = ["UNREADABLE", "css_urls", "data_document", "javascript_document", "refresh_url",
-           "speculation_rules_local", "srcset_urls"]
+__all__ = [
+    "UNREADABLE",
+    "css_urls",
+    "data_document",
+    "import_map_urls",
+    "javascript_document",
+    "refresh_url",
+    "speculation_rules_local",
+    "srcset_urls",
+]
 
 #: Partner id for a URL (or document) that cannot be read: it is blocked like a partner's.
 UNREADABLE = "unreadable"
@@ -172,7 +180,7 @@ def speculation_rules_local(text: bytes) -> bool:
         return False  # script data escapes: the script may not end at the first </script
     try:
         data = json.loads(text.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # (deep nesting: not ours to read)
         return False
     if not isinstance(data, dict) or not set(data) <= _RULE_ACTIONS | {"tag"}:
         return False
@@ -191,3 +199,35 @@ def speculation_rules_local(text: bytes) -> bool:
             elif not _local_predicate(rule.get("where")):
                 return False
     return True
+
+
+def import_map_urls(text: bytes) -> list[str] | None:
+    """Every string value of a ``<script type=importmap>``'s JSON (its ``imports`` and
+    ``scopes`` targets, over-inclusively any value at any depth): each may be a module URL the
+    page's ``import`` statements fetch. Chromium 156 fetched a partner URL mapped this way
+    through the gate with the CSP off or report-only (tests/browser/test_redteam_round4.py):
+    the map is markup, but the fetch comes from a module script, which the rewriter never
+    reads. [] when the text is not JSON (Chromium registers no map then: nothing to fetch);
+    None when it cannot be read (not UTF-8, nested past Python's reach, or script data escapes
+    that may end the script elsewhere): the caller fails closed."""
+    if b"<!--" in text:
+        return None
+    try:
+        data = json.loads(text.decode("utf-8"))
+    except UnicodeDecodeError:
+        return None
+    except RecursionError:
+        return None
+    except ValueError:
+        return []
+    urls: list[str] = []
+    todo = [data]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, str):
+            urls.append(item)
+        elif isinstance(item, dict):
+            todo.extend(item.values())
+        elif isinstance(item, list):
+            todo.extend(item)
+    return urls

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from . import native
 from .attrs import _first_value, _has_attr, _name_end, _self_closing
 from .decide import Edit, TagJudge
-from .fetch import speculation_rules_local
+from .fetch import UNREADABLE, import_map_urls, speculation_rules_local
 from .foreign import OpenElements
 from .grammar import (
     _BOGUS,
@@ -61,7 +61,10 @@ MAX_TAG = 1024 * 1024
 _OVERSIZED_STYLE = b' type="text/plain" data-consent-oversized=""'
 #: A speculation rule set that may reach another origin: inert (the first type wins).
 _SPECULATION_OFF = b' type="text/plain" data-consent-speculation=""'
-_SPECULATION_HINT = re.compile(rb"(?i)speculationrules|&")
+#: An import map that maps a module to a refused partner (or cannot be read): inert.
+_IMPORT_MAP_OFF = b' type="text/plain" data-consent-importmap=""'
+#: A <script> attribute that may spell a type read here (speculation rules, an import map).
+_SPECULATION_HINT = re.compile(rb"(?i)speculationrules|importmap|&")
 #: feed reads a chunk of at least _SPLIT_CHUNK bytes in place behind at most _SPLIT_HELD held
 #: bytes (a copy of the chunk costs more than a second scan call below that).
 _SPLIT_CHUNK = 8192
@@ -623,16 +626,26 @@ class Tokenizer:
         """For a ``<script>``: the edit that makes it inert when it is a speculation rule set
         that may reach another origin (``fetch.speculation_rules_local``: Chromium prefetches
         those with the enforced CSP in place, whatever the consent, and no record precedes
-        it), else b""; None while its text must be waited for (at most ``max_tag``)."""
+        it) or an import map that maps a module to a refused partner (``_import_map``), else
+        b""; None while its text must be waited for (at most ``max_tag``)."""
         if _SPECULATION_HINT.search(buf, name_end, end) is None:
             return b""  # (most scripts: no attribute could spell it)
         kind = _first_value(buf, name_end, end, "type")
-        if kind is None or kind.strip("\t\n\x0c\r ").lower() != "speculationrules":
+        if kind is None:
+            return b""
+        kind = kind.strip("\t\n\x0c\r ").lower()
+        if kind == "importmap":
+            off = _IMPORT_MAP_OFF
+        elif kind == "speculationrules":
+            off = _SPECULATION_OFF
+        else:
             return b""
         se = _SCRIPT_END_RE.search(buf, end)
         if se is None and not final:
-            return None if len(buf) - lt <= self.max_tag else _SPECULATION_OFF
+            return None if len(buf) - lt <= self.max_tag else off
         text = buf[end : se.start() if se else len(buf)]
+        if off is _IMPORT_MAP_OFF:
+            return self._import_map(text)
         # Relative rules resolve against the document's base: under a <base href> on another
         # origin Chromium 156 prefetched them there (test_redteam_speculation.py). The native
         # pass judges <base> in C, so "another host was named before" stands in for it: any
@@ -640,6 +653,33 @@ class Tokenizer:
         if self.unknown_hosts:
             return _SPECULATION_OFF
         return b"" if speculation_rules_local(text) else _SPECULATION_OFF
+
+    def _import_map(self, text: bytes) -> bytes:
+        """An import map's edit: inert (``type="text/plain"`` first: the first type wins) when
+        one of its targets names a partner the visitor did not allow, or it cannot be read;
+        kept otherwise, the allowed partners it names enabled (recorded before the bytes
+        leave). A module mapped to a partner is fetched by the page's own module scripts,
+        which the CSP governs only when enforced: with it off or report-only Chromium 156
+        fetched ``import "lib"`` from the partner (tests/browser/test_redteam_round4.py)."""
+        urls = import_map_urls(text)
+        if urls is None:
+            self.blocked.add(UNREADABLE)
+            return _IMPORT_MAP_OFF
+        judge = self._judge
+        if judge is None:
+            judge = self._judge = TagJudge(self.plan, self._nested_maker())
+        allowed = self.plan.allowed_partners
+        named: set[str] = set()
+        for url in urls:
+            pid = judge.lookup.partner(url, self.unknown_hosts)
+            if pid is not None:
+                named.add(pid)
+        refused = {pid for pid in named if pid == UNREADABLE or pid not in allowed}
+        if refused:
+            self.blocked |= refused
+            return _IMPORT_MAP_OFF
+        self._enabled |= named
+        return b""
 
     def _style_text(self, buf: bytes, name: str, lt: int, end: int,
                     final: bool) -> bytes | Literal[False] | None:
