@@ -105,6 +105,12 @@ class CspBuilder:
     def enabled(self) -> bool:
         return self.mode != "off"
 
+    @property
+    def enforced(self) -> bool:
+        """Whether ``header_name`` is the enforced ``Content-Security-Policy`` (mode
+        "enforce"); "report-only" sends ``...-Report-Only`` and "off" no policy at all."""
+        return self.mode == "enforce"
+
     def value(self, allowed_partners: Iterable[str]) -> bytes:
         key = frozenset(allowed_partners)
         cached = self._cache.get(key)

@@ -66,7 +66,7 @@ class ResponseHeaders:
         appended = self._appended.get(allowed)
         if appended is None:
             csp = self.csp
-            if csp.mode == "enforce":
+            if csp.enforced:
                 appended = ((csp.header_name, csp.value(allowed)),)
             elif csp.enabled:  # report-only: the report-only policy, and the base rule enforced
                 appended = ((csp.header_name, csp.value(allowed)), _BASE_URI_ONLY)
