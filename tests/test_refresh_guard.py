@@ -17,7 +17,8 @@ PIECES = [b"http-equiv", b"HTTP-EQUIV", b"Http-Equiv", b"http-eq", b"uiv", b"h",
 
 
 def _respelled(data: bytes) -> bytes:
-    return re.sub(rb"(?i)http-equiv", b"data-consent-http-equiv", data)
+    return re.sub(rb"(?i)http-equiv|speculationrules", lambda m: b"data-consent-" + m.group(0).lower(),
+                  data)
 
 
 def _stream(data: bytes, cuts: list[int]) -> bytes:

@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.browser.redteam4_site import HEADERS, MARKUP, XML
+from tests.browser.redteam4_site import HEADERS, MARKUP, SPECULATION, XML
 from tests.browser.tabs import TabVisit, visit_in_tabs
+from tests.support.browser import BASE_FLAGS, CHROMIUM_PATH
 from tests.support.config_text import config_text, partner
 from tests.support.servers import ServerProcess, start_uvicorn
+from tests.support.tls_partner import TlsPartner
 
 if TYPE_CHECKING:
-    from playwright.sync_api import BrowserContext
+    from playwright.sync_api import Browser, BrowserContext
 
     from tests.support.proxy import RecordingProxy
 
@@ -29,12 +32,21 @@ MODES = ("off", "report-only", "enforce")
 
 
 @pytest.fixture(scope="module")
-def sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ServerProcess]]:
+def tls_partner() -> Iterator[TlsPartner]:
+    with TlsPartner("spec.partner.example") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def sites(tmp_path_factory: pytest.TempPathFactory,
+          tls_partner: TlsPartner) -> Iterator[dict[str, ServerProcess]]:
+    """raw, and the gate in each [csp] mode (one partner: *.partner.example)."""
     tmp = tmp_path_factory.mktemp("redteam4")
     secret = secrets.token_urlsafe(36)
+    spec = {"SPEC_PARTNER": tls_partner.origin}
     with contextlib.ExitStack() as stack:
         servers = {"raw": stack.enter_context(
-            start_uvicorn("tests.browser.redteam4_site:site", log_level="warning"))}
+            start_uvicorn("tests.browser.redteam4_site:site", env=spec, log_level="warning"))}
         for mode in MODES:
             config = tmp / f"{mode}.toml"
             config.write_text(config_text(
@@ -42,7 +54,7 @@ def sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Server
                 partners={"tracker": partner(["ads"], ["*.partner.example"])}))
             servers[mode] = stack.enter_context(start_uvicorn(
                 "tests.browser.redteam4_site:create_app", extra_args=["--factory"],
-                env={"FETCH_SITE_CONFIG": str(config), "CONSENT_GATE_SECRET": secret},
+                env={"FETCH_SITE_CONFIG": str(config), "CONSENT_GATE_SECRET": secret, **spec},
                 log_level="warning"))
         yield servers
 
@@ -97,6 +109,40 @@ def test_vectors_reach_the_partner_only_as_written(
     names, who, want = GROUPS[group]
     seen = reached(context, recording_proxy, sites, names, who)
     assert {name: sorted(w) for name, w in seen.items() if w != want} == {}
+
+
+def test_speculation_rules_in_documents_the_gate_cannot_rewrite(
+        chromium: Browser, recording_proxy: RecordingProxy, tls_partner: TlsPartner,
+        sites: dict[str, ServerProcess]) -> None:
+    """An XHTML, an SVG and a UTF-16 HTML document (sent unrewritten behind the enforced
+    no-partner CSP) with an inline rule set listing the partner: Chromium 156 prefetched it
+    through the gate in every mode, enforced CSP included (no CSP directive governs a
+    prefetch). Now every ``speculationrules`` in such a body is respelled: only the raw
+    pages prefetch. Chromium refuses a prefetch past a proxy, so this browser reaches the TLS
+    partner directly (as test_redteam_vectors.py's rule sets)."""
+    browser = chromium.browser_type.launch(
+        executable_path=CHROMIUM_PATH, headless=True,
+        args=[*BASE_FLAGS, recording_proxy.chromium_arg, *tls_partner.chromium_flags()])
+    try:
+        page = browser.new_context(ignore_https_errors=True).new_page()
+        page.set_default_timeout(10_000)
+        raw_took = 1.0
+        for name in SPECULATION:
+            for who in ("raw", *MODES):
+                with contextlib.suppress(Exception):
+                    page.goto(f"{sites[who].url}/{who}/{name}", wait_until="load")
+                if who == "raw":  # (a gated page is watched as long as the raw one needed)
+                    started = time.monotonic()
+                    while f"/raw/{name}" not in tls_partner.paths() and time.monotonic() < started + 10:
+                        page.wait_for_timeout(50)
+                    raw_took = max(raw_took, time.monotonic() - started + 0.5)
+                else:
+                    page.wait_for_timeout(int(raw_took * 1000))
+        page.wait_for_timeout(500)
+    finally:
+        browser.close()
+    assert sorted(tls_partner.paths()) == sorted(f"/raw/{name}" for name in SPECULATION)
+    assert recording_proxy.requests == []
 
 
 def test_every_vector_has_a_row() -> None:
