@@ -16,6 +16,10 @@ loop's thread, voluntary and involuntary context switches, page faults, loop ite
 and those that blocked, frames sent to the writer; the writer process's CPU per request from
 ``/proc``. ``--pairs`` alternates ledger on and ledger off runs (fresh processes each) and
 prints every run and the medians: on a shared host only such pairs can be compared.
+``--pin`` puts process i on CPU i (mod the CPU count) and the writer process on the last CPU,
+and prints each process's CPU per request: does the worker that shares its core with the
+writer pay more? ``--polluter KB:MS`` adds a control process (on the last CPU with ``--pin``)
+that writes a KB buffer every MS ms: a cache footprint like the writer's, without the writer.
 A measurement script: prints, never fails on a number.
 """
 
@@ -160,6 +164,9 @@ class NullWriter:
 
 
 def child(args: argparse.Namespace) -> int:
+    if args.cpu >= 0:
+        os.sched_setaffinity(0, {args.cpu})
+
     async def go() -> None:
         if args.solo:
             return
@@ -189,15 +196,49 @@ def _writer_cpu(ledger: str) -> float:
     return total
 
 
+def _writer_pids(ledger: str) -> list[int]:
+    pids = []
+    for name in os.listdir("/proc"):
+        try:
+            cmd = Path(f"/proc/{name}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if name.isdigit() and b"--writer-id" in cmd and ledger.encode() in cmd:
+            pids.append(int(name))
+    return pids
+
+
+def polluter(spec: str, cpu: int) -> int:
+    """A control for the writer's cache footprint: every MS ms, write one byte per 64 of a KB
+    buffer (then sleep), on ``cpu``, until killed."""
+    kb, ms = (float(x) for x in spec.split(":"))
+    if cpu >= 0:
+        os.sched_setaffinity(0, {cpu})
+    buf = bytearray(int(kb * 1024))
+    view = memoryview(buf)
+    while True:
+        view[::64] = bytes(len(buf[::64]))
+        time.sleep(ms / 1000)
+
+
 def one_run(mode: str, args: argparse.Namespace, ledger: str) -> dict[str, float]:
+    ncpu = os.cpu_count() or 1
     argv = [sys.executable, __file__, "--child", "--mode", mode, "--ledger", ledger,
             "--conc", str(args.conc), "--warmup", str(args.warmup), "-n", str(args.n)]
-    procs = [subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-             for _ in range(args.procs)]
+    procs = [subprocess.Popen([*argv, "--cpu", str(i % ncpu if args.pin else -1)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+             for i in range(args.procs)]
     for p in procs:
         assert p.stdout is not None
         if p.stdout.readline().strip() != "ready":
             raise SystemExit("a child did not start")
+    if args.pin:  # the writer on the last CPU, with the last worker (or alone, if procs < ncpu)
+        for pid in _writer_pids(ledger):
+            os.sched_setaffinity(pid, {ncpu - 1})
+    pol = None
+    if args.polluter:
+        pol = subprocess.Popen([sys.executable, __file__, "--pollute", args.polluter,
+                                "--cpu", str(ncpu - 1 if args.pin else -1)])
     w0 = _writer_cpu(ledger)
     for p in procs:
         assert p.stdin is not None
@@ -212,6 +253,9 @@ def one_run(mode: str, args: argparse.Namespace, ledger: str) -> dict[str, float
         results.append(json.loads(line))
     for p in procs:
         p.wait()
+    if pol is not None:
+        pol.kill()
+        pol.wait()
     total: dict[str, float] = {}
     for r in results:
         for k, v in r.items():
@@ -224,6 +268,8 @@ def one_run(mode: str, args: argparse.Namespace, ledger: str) -> dict[str, float
     per["writer_us"] = (w1 - w0) / reqs
     per["views_per_frame"] = 1 / per["frames"] if per["frames"] else float("nan")
     per["req_s"] = reqs / wall
+    for i, r in enumerate(results):  # each process's own loop CPU per request (for --pin)
+        per[f"cpu{i}_us"] = (r["user_us"] + r["sys_us"]) / r["requests"]
     return per
 
 
@@ -247,7 +293,17 @@ def main() -> int:
                          "loop iteration), null1 (after 1 ms: the loop sleeps), nullnow "
                          "(records built, write returns at once), nullpath (the ledger-on path, "
                          "no record built)")
+    ap.add_argument("--pin", action="store_true",
+                    help="process i on CPU i mod the CPU count, the writer process on the last "
+                         "CPU (with the last process): prints each process's CPU per request")
+    ap.add_argument("--polluter", default="", metavar="KB:MS",
+                    help="a control process (on the last CPU with --pin) writing a KB buffer "
+                         "every MS ms: a cache footprint like the writer's, without the writer")
+    ap.add_argument("--cpu", type=int, default=-1, help=argparse.SUPPRESS)
+    ap.add_argument("--pollute", default="", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.pollute:
+        return polluter(args.pollute, args.cpu)
     if args.child:
         return child(args)
     tmp = tempfile.TemporaryDirectory(prefix="consent-gate-wait-")
@@ -263,7 +319,9 @@ def main() -> int:
         for mode in modes if i % 2 == 0 else modes[::-1]:
             r = one_run(mode, args, ledger)
             runs[mode].append(r)
-            print(f"{mode:3} " + " ".join(f"{k}={r[k]:.3g}" for k in KEYS), flush=True)
+            print(f"{mode:3} " + " ".join(f"{k}={r[k]:.3g}" for k in KEYS)
+                  + " " + " ".join(f"{k}={v:.3g}" for k, v in r.items() if k.startswith("cpu") and
+                                   k != "cpu_us"), flush=True)
     for mode in modes:
         med = {k: statistics.median(r[k] for r in runs[mode]) for k in KEYS}
         print(f"median {mode:3} " + " ".join(f"{k}={med[k]:.3g}" for k in KEYS))
