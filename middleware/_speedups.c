@@ -4145,6 +4145,159 @@ pass_send(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return (PyObject *)made;
 }
 
+/* ---- page_decision: gate/decision.py's decide for the common page ----
+ * decide_py's answer for an HTML start (kind HTML, checked by the caller) when every input is
+ * the plain case: an exact dict start with an exact int status (or none) outside 204/205/304,
+ * a str method other than HEAD, headers an exact list/tuple of exact (bytes, bytes) pairs with
+ * at most one Content-Type, no comma in it and no Content-Encoding, that value's remembered
+ * reading (content_types) readable and known, an exact bytes body that opens with no wide
+ * start, more_body absent/True/False, and the remembered Decision of that charset in
+ * whole/streamed. Then it returns that very Decision object (what decide_py returns there);
+ * otherwise None, and decide_py decides. So it can only agree with the Python: it answers
+ * from the Python's own tables, and runs no Python code. */
+static PyObject *str_status, *str_body, *str_more_body;
+
+static int
+page_bytes_is(PyObject *b, const char *lit, Py_ssize_t n)
+{
+    return PyBytes_GET_SIZE(b) == n && memcmp(PyBytes_AS_STRING(b), lit, (size_t)n) == 0;
+}
+
+static PyObject *
+page_decision(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "page_decision(method, start, first, content_types, "
+                                         "whole, streamed, wide_starts)");
+        return NULL;
+    }
+    PyObject *method = args[0], *start = args[1], *first = args[2], *types = args[3];
+    PyObject *whole = args[4], *streamed = args[5], *wide = args[6];
+    if (!PyUnicode_CheckExact(method) || !PyDict_CheckExact(start) || !PyDict_CheckExact(first)
+        || !PyDict_CheckExact(types) || !PyDict_CheckExact(whole) || !PyDict_CheckExact(streamed)
+        || !PyTuple_CheckExact(wide)) {
+        Py_RETURN_NONE;
+    }
+    PyObject *status = PyDict_GetItemWithError(start, str_status);
+    if (status == NULL && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (status != NULL) {
+        if (!PyLong_CheckExact(status)) {
+            Py_RETURN_NONE;
+        }
+        int overflow = 0;
+        long code = PyLong_AsLongAndOverflow(status, &overflow);
+        if (code == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+        if (overflow || code == 204 || code == 205 || code == 304) {
+            Py_RETURN_NONE;
+        }
+    }
+    if (PyUnicode_CompareWithASCIIString(method, "HEAD") == 0) {
+        Py_RETURN_NONE;
+    }
+    PyObject *headers = PyDict_GetItemWithError(start, str_headers);
+    if (headers == NULL && PyErr_Occurred()) {
+        return NULL;
+    }
+    PyObject *content_type = NULL; /* borrowed from a pair of headers */
+    if (headers != NULL) {
+        if (!PyList_CheckExact(headers) && !PyTuple_CheckExact(headers)) {
+            Py_RETURN_NONE;
+        }
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(headers);
+        PyObject **items = PySequence_Fast_ITEMS(headers);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *pair = items[i];
+            if (!PyTuple_CheckExact(pair) || PyTuple_GET_SIZE(pair) != 2) {
+                Py_RETURN_NONE;
+            }
+            PyObject *key = PyTuple_GET_ITEM(pair, 0), *value = PyTuple_GET_ITEM(pair, 1);
+            if (!PyBytes_CheckExact(key) || !PyBytes_CheckExact(value)) {
+                Py_RETURN_NONE;
+            }
+            if (page_bytes_is(key, "content-type", 12)) {
+                if (content_type != NULL) {
+                    Py_RETURN_NONE; /* several */
+                }
+                content_type = value;
+            }
+            else if (page_bytes_is(key, "content-encoding", 16)) {
+                Py_RETURN_NONE;
+            }
+        }
+    }
+    PyObject *empty = NULL;
+    if (content_type == NULL) {
+        content_type = empty = PyBytes_FromStringAndSize(NULL, 0);
+        if (empty == NULL) {
+            return NULL;
+        }
+    }
+    else if (memchr(PyBytes_AS_STRING(content_type), ',',
+                    (size_t)PyBytes_GET_SIZE(content_type)) != NULL) {
+        Py_RETURN_NONE;
+    }
+    Py_INCREF(content_type); /* the lookup hashes and compares bytes only, but hold it */
+    PyObject *read = PyDict_GetItemWithError(types, content_type);
+    Py_DECREF(content_type);
+    Py_XDECREF(empty);
+    if (read == NULL) {
+        return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
+    }
+    if (!PyTuple_CheckExact(read) || PyTuple_GET_SIZE(read) != 3
+        || PyTuple_GET_ITEM(read, 1) != Py_False || PyTuple_GET_ITEM(read, 2) != Py_True) {
+        Py_RETURN_NONE; /* unreadable, or a label no browser knows: decide_py reads on */
+    }
+    PyObject *charset = PyTuple_GET_ITEM(read, 0);
+    if (charset != Py_None && !PyUnicode_CheckExact(charset)) {
+        Py_RETURN_NONE;
+    }
+    PyObject *body = PyDict_GetItemWithError(first, str_body);
+    if (body == NULL) {
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    if (!PyBytes_CheckExact(body)) {
+        Py_RETURN_NONE;
+    }
+    const char *data = PyBytes_AS_STRING(body);
+    Py_ssize_t size = PyBytes_GET_SIZE(body);
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(wide); i++) {
+        PyObject *w = PyTuple_GET_ITEM(wide, i);
+        if (!PyBytes_CheckExact(w)) {
+            Py_RETURN_NONE;
+        }
+        Py_ssize_t k = PyBytes_GET_SIZE(w);
+        if (size >= k && memcmp(data, PyBytes_AS_STRING(w), (size_t)k) == 0) {
+            Py_RETURN_NONE;
+        }
+    }
+    PyObject *more = PyDict_GetItemWithError(first, str_more_body);
+    if (more == NULL && PyErr_Occurred()) {
+        return NULL;
+    }
+    PyObject *made;
+    if (more == NULL || more == Py_False) {
+        made = whole;
+    }
+    else if (more == Py_True) {
+        made = streamed;
+    }
+    else {
+        Py_RETURN_NONE;
+    }
+    PyObject *decision = PyDict_GetItemWithError(made, charset);
+    if (decision == NULL) {
+        return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
+    }
+    return Py_NewRef(decision);
+}
+
 static int
 init_gate(PyObject *m)
 {
@@ -4159,6 +4312,12 @@ init_gate(PyObject *m)
     str_start_message = PyUnicode_InternFromString("start_message");
     str_response_start = PyUnicode_InternFromString("http.response.start");
     str_head = PyUnicode_InternFromString("HEAD");
+    str_status = PyUnicode_InternFromString("status");
+    str_body = PyUnicode_InternFromString("body");
+    str_more_body = PyUnicode_InternFromString("more_body");
+    if (!str_status || !str_body || !str_more_body) {
+        return -1;
+    }
     if (!str_type || !str_headers || !str_method || !str_consent_read || !str_send
         || !str_start_message || !str_response_start || !str_head) {
         return -1;
@@ -4188,6 +4347,10 @@ static PyMethodDef methods[] = {
     {"pass_send", (PyCFunction)(void (*)(void))pass_send, METH_FASTCALL,
      "pass_send(gate, scope, raw_send, state) -> send\n\nThe same as gate/send.py's "
      "pass_send_py: JSON and files straight to raw_send, no responder made."},
+    {"page_decision", (PyCFunction)(void (*)(void))page_decision, METH_FASTCALL,
+     "page_decision(method, start, first, content_types, whole, streamed, wide_starts) -> "
+     "Decision | None\n\ngate/decision.py's decide for the plain HTML page, from its own "
+     "tables; None: decide_py decides."},
     {"start_setup", start_setup, METH_VARARGS,
      "start_setup(html_pairs, other_pairs, fallback) -> None\n\nThe answers start_kind returns "
      "(each a (without, with) Set-Cookie pair) and the Python start_kind it defers to."},

@@ -122,7 +122,8 @@ class ConsentMiddleware:
         #: Vary, private Cache-Control, X-Frame-Options and CSP edits on raw start headers.
         self.response_headers = ResponseHeaders(GatedHeaders(self.vary, self.csp.frame_options),
                                                 self.csp, self.matcher)
-        self._charsets: dict[bytes, tuple[str | None, bool, bool]] = {}
+        #: ``content_type``'s answers per raw value (decide reads it first: no call on a hit).
+        self.content_types: dict[bytes, tuple[str | None, bool, bool]] = {}
         self._cookie_values: OrderedDict[bytes, str | None] = OrderedDict()
 
     def charset_of(self, headers: Iterable[tuple[bytes, bytes]]) -> str | None:
@@ -138,12 +139,12 @@ class ConsentMiddleware:
         """(the charset of one raw Content-Type value with no comma, whether the rewriter
         cannot read it, whether a browser knows the label): a pure function of the value,
         remembered per value (bounded)."""
-        known = self._charsets.get(value)
+        known = self.content_types.get(value)
         if known is None:
             charset = charset_of(value.decode("latin-1"))
             known = (charset, unreadable_charset(charset), label_known(charset))
-            if len(self._charsets) < 256:
-                self._charsets[value] = known
+            if len(self.content_types) < 256:
+                self.content_types[value] = known
         return known
 
     def _request_inputs(self, headers: Sequence[tuple[bytes, bytes]],

@@ -26,12 +26,21 @@ The same function decides again once sniffing found a verdict (``sniffed=True``)
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import NamedTuple, Protocol
 
 from starlette.types import Message
 
-from ..sniff import BodyKind, declares_iso2022jp, label_known, unreadable_charset, wide_bom, wide_codec
+from ..accel import speedups
+from ..sniff import (
+    WIDE_STARTS,
+    BodyKind,
+    declares_iso2022jp,
+    label_known,
+    unreadable_charset,
+    wide_bom,
+    wide_codec,
+)
 from .encodings import cannot_decode, codings
 from .start import COMMA, CSS, DOCUMENT, HTML, NO_BODY_STATUSES, OTHER
 
@@ -71,6 +80,11 @@ class Decision(NamedTuple):
 class Charsets(Protocol):
     """The gate's remembered reading of Content-Type values (``ConsentMiddleware``)."""
 
+    @property
+    def content_types(self) -> Mapping[bytes, tuple[str | None, bool, bool]]:
+        """``content_type``'s remembered answers, read directly on the common page (a hit
+        costs no call)."""
+
     def content_type(self, value: bytes) -> tuple[str | None, bool, bool]: ...
 
     def charset_of(self, headers: Iterable[tuple[bytes, bytes]]) -> str | None: ...
@@ -100,10 +114,26 @@ _ISO2022JP_NAMES = ("iso-2022-jp", "csiso2022jp")
 _WHOLE: dict[str | None, Decision] = {}
 _STREAMED: dict[str | None, Decision] = {}
 _MAX_READ = 256
+#: ``_speedups.page_decision`` (decide's answer for the plain page: the Decision of _WHOLE or
+#: _STREAMED, or None), unless pure Python.
+_page: Callable[..., Decision | None] | None = (
+    speedups.page_decision if speedups is not None else None)
 
 
 def decide(kind: BodyKind, method: str, start: Message, first: Message, charsets: Charsets,
            *, sniffed: bool = False) -> Decision:
+    """``decide_py``'s decision; the plain HTML page's from its C twin (``_page``) when the
+    extension is there: the same Decision object, from decide_py's own tables."""
+    if kind is HTML and _page is not None:
+        known: Decision | None = _page(method, start, first, charsets.content_types, _WHOLE,
+                                       _STREAMED, WIDE_STARTS)
+        if known is not None:
+            return known
+    return decide_py(kind, method, start, first, charsets, sniffed=sniffed)
+
+
+def decide_py(kind: BodyKind, method: str, start: Message, first: Message, charsets: Charsets,
+              *, sniffed: bool = False) -> Decision:
     """The decision for a response to ``method`` whose start message announced ``kind``
     (``sniffed``: the verdict of sniffing the bytes of ``first``), from the raw headers of
     ``start`` (lower-case names) and its first body message ``first``. One pass over the
@@ -147,8 +177,12 @@ def decide(kind: BodyKind, method: str, start: Message, first: Message, charsets
         charset = charsets.charset_of(headers)
         unreadable, known = unreadable_charset(charset), label_known(charset)
     else:
-        charset, unreadable, known = charsets.content_type(content_type or b"")
-    if unreadable or (not names and wide_bom(body)):
+        value = content_type or b""
+        read = charsets.content_types.get(value)
+        charset, unreadable, known = charsets.content_type(value) if read is None else read
+    # (wide_bom's test written out for bytes: a call fewer on every page)
+    if unreadable or (not names and (body.startswith(WIDE_STARTS) if type(body) is bytes
+                                     else wide_bom(body))):
         codec = wide_codec(charset, b"" if names else body)
         if codec is not None:
             return Decision(RESPELLED, f"a {codec} page", names, charset, known, codec)

@@ -162,14 +162,15 @@ class HtmlResponder:
                       ) -> Awaitable[None]:
         """The first message, a start (``announced``: ``start_kind`` of its headers), while
         HELD: what ``send`` does with it (gate/send.py calls it with the answer it read)."""
-        if passes_untouched(announced, self.state, self.scope):
-            self.phase = PASSING
-            return self.raw_send(message)
         if announced is HTML_PAGE:
-            # HTML without Set-Cookie: held until the first body decides (as in _start).
+            # HTML without Set-Cookie: held until the first body decides (as in _start). (Tested
+            # first: it is not PASSES, so passes_untouched would say no, a call later.)
             self.kind = HTML
             self.start = message
             return _HELD
+        if passes_untouched(announced, self.state, self.scope):
+            self.phase = PASSING
+            return self.raw_send(message)
         passing = self._start(message, announced)
         return _HELD if passing is None else self.raw_send(passing)
 
@@ -391,7 +392,8 @@ class HtmlResponder:
         gate = self.gate
         scope = self.scope
         body = first.get("body", b"")
-        consent = self.state.consent
+        state = self.state
+        consent = state.resolved_consent()  # (= state.consent, without a property's C call)
         discloser = gate.discloser
         allowed = consent.allowed_partners
         if allowed and discloser.writer is not None:
@@ -405,17 +407,30 @@ class HtmlResponder:
         if allowed and not discloser.available():  # (as _allowed_partners)
             allowed = frozenset()
         self.allowed = allowed
-        plan = gate.plans.plan(consent, allowed, self.state.raw_language, charset)
+        plans = gate.plans
+        plan = plans.plan(consent, allowed, state.raw_language, charset)
         if gate.page_macros:
-            self.macros = gate.plans.signals.page_stream(consent)
+            self.macros = plans.signals.page_stream(consent)
         hit, keep = gate.memo.find(plan, body)
         if hit is None:
             out = self._rewrite_now(body, plan, keep)
-        elif hit.enabled or hit.unknown_hosts:
+            if self.phase is UNREWRITTEN:
+                return self._whole_sent(start, out)
+        elif hit.unknown_hosts:
             out = self._from_memo(hit)
-        else:  # (the common hit: _from_memo has nothing to do but return the bytes)
+        else:  # (the common hits: _from_memo's steps written out, a call fewer)
+            if hit.enabled:
+                self.disclosed = self.disclosed | hit.enabled
             out = hit.output
-        return self._whole_sent(start, out)
+        # _whole_sent's steps for a rewritten page (REWRITING), written out: a call fewer.
+        macros = self.macros
+        if macros is not None:
+            out = macros.feed(out) + macros.finish()
+        gate.response_headers.rewritten(start, scope, allowed, enforced_no_partner=False,
+                                        length=b"%d" % len(out))
+        self.start = None
+        self.phase = DONE  # from REWRITING, as _to(DONE) allows
+        return {"type": "http.response.body", "body": out, "more_body": False}
 
     def _from_memo(self, hit: Rewritten) -> bytes:
         """A remembered rewrite of this very page with this plan, when no ledger write has to
