@@ -88,9 +88,7 @@ class Feed:
     def __init__(self, path: Path, conns: int, synchronous: str = "full") -> None:
         self.store = SqliteStore(path, synchronous=synchronous, deferred_checkpoints=True)
         self.store.open()
-        # gather=0: every step commits what it read (what this measures is a commit's cost,
-        # not the scheduling of ``Server._gathering``).
-        self.server = Server(self.store, ChainCursor(), idle_exit=0.0, gather=0.0)
+        self.server = Server(self.store, ChainCursor(), idle_exit=0.0)
         self.workers: list[tuple[socket.socket, Encoder]] = []
         for _ in range(conns):
             ours, theirs = socket.socketpair()

@@ -4,13 +4,9 @@ Workers connect over a Unix socket (``service.ProcessWriter``) and send frames
 (``wire.py``); this process reads whatever every connection has sent, commits it all in
 one transaction (group commit across workers: no SQLite write lock to fight over, one
 fsync for all of them), then acknowledges each write. It shares no GIL with any event
-loop. A commit costs ~450 us of CPU whatever its size (the fsync, docs/ledger.md), so a
-round whose frames came from one worker can wait a little (``gather``, off by default:
-measured, it did not pay) while another worker
-that is sending (a frame in the last ``active`` seconds) has not sent since the last
-commit: both workers' frames then share one fsync. An idle or stopped peer never delays
-anyone for long, and a connection that closed is committed at once. It keeps one hash
-chain (its writer id) and publishes its signed heads.
+loop. Every wake-up commits what has arrived (holding a round back for the other
+worker's frame was measured and removed: docs/ledger.md, "Gathering workers' frames").
+It keeps one hash chain (its writer id) and publishes its signed heads.
 
 It ignores SIGINT and SIGTERM (a server's stop signal reaches its whole process group):
 it stops once its last worker has disconnected, after committing what they sent, and
@@ -43,13 +39,6 @@ _READ_CAP = 16 << 20
 #: ``recv(1 << 20)`` allocated and shrank a 1 MB bytes object per call.
 _RECV_BUF = bytearray(256 << 10)
 _RECV_VIEW = memoryview(_RECV_BUF)
-#: How long a round's first frame may wait for an active peer's (seconds), and how recent a
-#: peer's last frame must be for it to count as active (docs/ledger.md, "Gathering").
-#: Off by default: measured at 2 workers, a 1 ms window cut commits per request ~0.12 ->
-#: ~0.09 but only 15 % of commits then held both workers' frames, most pages waited the
-#: whole window (p50 1.1 ms), and the writer's CPU per request did not clearly fall.
-GATHER = 0.0
-ACTIVE = 0.02
 
 
 def _peer_uid(sock: socket.socket) -> int | None:
@@ -64,7 +53,7 @@ def _peer_uid(sock: socket.socket) -> int | None:
 class _Conn:
     """One worker: what it sent and not yet framed, acks it has not read yet."""
 
-    __slots__ = ("decoder", "eof", "inbox", "last_frame", "outbox", "sock", "waiting")
+    __slots__ = ("decoder", "eof", "inbox", "outbox", "sock")
 
     def __init__(self, sock: socket.socket) -> None:
         sock.setblocking(False)
@@ -73,9 +62,6 @@ class _Conn:
         self.outbox = bytearray()
         self.decoder = Decoder()
         self.eof = False
-        #: When it last sent a write (clock), and whether one is in the uncommitted round.
-        self.last_frame = float("-inf")
-        self.waiting = False
 
     def read(self) -> None:
         """Take what the socket holds. A short read means it was drained (the selector is
@@ -118,20 +104,13 @@ class Server:
 
     def __init__(self, store: LedgerStore, cursor: ChainCursor, *, heads: Any = None,
                  listener: socket.socket | None = None, first: socket.socket | None = None,
-                 idle_exit: float = 2.0, clock: Callable[[], float] = time.monotonic,
-                 gather: float = GATHER, active: float = ACTIVE) -> None:
+                 idle_exit: float = 2.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.store = store
         self.cursor = cursor
         self.heads = heads
         self.listener = listener
         self.idle_exit = idle_exit
         self.clock = clock
-        self.gather = gather
-        self.active = active
-        #: The round not yet committed: who wrote what, and since when (clock).
-        self.owners: list[tuple[_Conn, list[int]]] = []
-        self.records: list[Record] = []
-        self.since = 0.0
         self.sel = selectors.DefaultSelector()
         self.conns: dict[int, _Conn] = {}
         self.uid = _own_uid()
@@ -203,9 +182,7 @@ class Server:
         try:
             while not self._stopping():
                 timeout = None
-                if self.records:
-                    timeout = max(0.0, self.since + self.gather - self.clock())
-                elif not self.conns:
+                if not self.conns:
                     timeout = max(0.0, self.idle_since + self.idle_exit - self.clock())
                 self.poll(timeout)
         finally:
@@ -226,28 +203,10 @@ class Server:
                 conn.flush()
         self._round()
 
-    def _gathering(self) -> bool:
-        """Whether the uncommitted round should wait for another worker's frame: while one
-        that sent a write within ``active`` seconds has sent none into it, for at most
-        ``gather`` seconds from the round's first frame. A writer that closed its
-        connection is committed at once (what it sent is kept before it is dropped)."""
-        if self.gather <= 0:
-            return False
-        now = self.clock()
-        if now - self.since >= self.gather:
-            return False
-        if any(conn.eof for conn, _ in self.owners):
-            return False
-        horizon = now - self.active
-        return any(not conn.waiting and not conn.eof and conn.last_frame >= horizon
-                   for conn in self.conns.values())
-
     def _round(self) -> None:
-        """Take in what every connection has sent; commit the round unless it is gathering
-        (``_gathering``), then acknowledge it."""
-        owners = self.owners
-        records = self.records
-        now = None
+        """Commit everything every connection has sent, then acknowledge it."""
+        owners: list[tuple[_Conn, list[int]]] = []
+        records: list[Record] = []
         for conn in list(self.conns.values()):
             try:
                 got = frames(conn.inbox)
@@ -268,30 +227,18 @@ class Server:
                 records += decoded
                 ids.append(f[1])
             if ids:
-                if now is None:
-                    now = self.clock()
-                if not owners:
-                    self.since = now
                 owners.append((conn, ids))
-                conn.last_frame = now
-                conn.waiting = True
-        committed = bool(records) and not self._gathering()
-        if committed:
+        if records:
             error = self._commit(records)
             for conn, ids in owners:
                 conn.ack(ids, error)
-                conn.waiting = False
-            self.owners = []
-            self.records = []
         for conn in list(self.conns.values()):
             if conn.outbox:
                 conn.flush()
-        if committed and self.checkpoint is not None:
+        if records and self.checkpoint is not None:
             self.checkpoint()  # after the acknowledgements: no page waits for it
         for conn in list(self.conns.values()):
-            if conn.eof and not conn.waiting:
-                # What it sent is committed (``_gathering`` never holds an EOF's round);
-                # a partial frame is of no use.
+            if conn.eof:  # what it sent is committed; a partial frame is of no use
                 self._drop(conn)
             elif conn.outbox:
                 self.sel.modify(conn.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, conn)

@@ -1,0 +1,86 @@
+"""One wake-up of the writer process commits what every worker has sent (``host.Server``).
+
+Real sockets (socketpairs, as a worker's ``ProcessWriter`` end), a real SQLite ledger, the
+server stepped with ``poll(0)``: nothing waits on a clock.
+"""
+
+from __future__ import annotations
+
+import socket
+from datetime import UTC, datetime
+from pathlib import Path
+
+from middleware.ledger import PageView, PartnerShare, SqliteStore, open_store, verify
+from middleware.ledger.chain import ChainCursor
+from middleware.ledger.host import Server
+from middleware.ledger.wire import Encoder, frame, frames
+
+SHARES = (PartnerShare("adsense", ("ads",), "consent", ("ip_address",), ()),)
+
+
+class Worker:
+    def __init__(self, server: Server) -> None:
+        self.sock, theirs = socket.socketpair()
+        server._add(theirs)
+        self.sock.setblocking(False)
+        self.enc = Encoder()
+        self.buf = bytearray()
+        self.next = 0
+
+    def write(self, views: int) -> int:
+        self.next += 1
+        pre: list[bytes] = []
+        recs = [PageView(time=datetime.now(UTC), request_id=f"{id(self)}-{self.next}-{i}",
+                         consent_id="c1", path="/a", partners=SHARES, policy_version="v1")
+                for i in range(views)]
+        items = self.enc.encode(recs, pre)
+        self.sock.sendall(b"".join([*pre, frame(("W", self.next, items))]))
+        return self.next
+
+    def acks(self) -> list[object]:
+        while True:
+            try:
+                data = self.sock.recv(65536)
+            except BlockingIOError:
+                break
+            if not data:
+                break
+            self.buf += data
+        return [f for f in frames(self.buf) if f[0] == "A"]
+
+
+def _rows(p: Path) -> int:
+    with SqliteStore(p) as store:
+        report = verify(store)
+    assert report.ok
+    return report.rows
+
+
+def test_every_wakeup_commits_both_workers_frames_and_a_closed_writer_is_kept(
+        tmp_path: Path) -> None:
+    p = tmp_path / "l.sqlite3"
+    store = open_store(str(p), deferred_checkpoints=True)
+    server = Server(store, ChainCursor(None), idle_exit=0.0)
+    a, b = Worker(server), Worker(server)
+    try:
+        ia, ib = a.write(2), b.write(3)
+        server.poll(0)
+        assert server.commits == 1  # one transaction for both workers' frames
+        assert a.acks() == [("A", [ia], None)] and b.acks() == [("A", [ib], None)]
+        ia = a.write(4)
+        server.poll(0)  # b sent nothing: a's frame is committed at once, not held for b
+        assert server.commits == 2 and a.acks() == [("A", [ia], None)]
+        ib = b.write(1)
+        b.sock.shutdown(socket.SHUT_WR)  # b's process exits right after its last write
+        server.poll(0)
+        assert server.commits == 3 and b.acks() == [("A", [ib], None)]
+        server.poll(0)  # the read stopped at the short read: the EOF comes next
+        assert len(server.conns) == 1 and server.commits == 3  # b dropped, nothing lost
+        assert _rows(p) == 2 + 3 + 4 + 1
+    finally:
+        for w in (a, b):
+            w.sock.close()
+        for conn in list(server.conns.values()):
+            conn.sock.close()
+        server.sel.close()
+        store.close()
