@@ -90,18 +90,25 @@ def time_text(t: datetime) -> str:
     return text
 
 
-def time_text_us(t: datetime, us: int) -> str:
-    """``time_text(t)`` for ``t`` = the epoch + ``us`` microseconds, remembered for ``t``:
-    the second's text once per second, the microseconds by hand (``isoformat`` of an aware
+def _second_text(s: int) -> str:
+    head = format_time(_EPOCH + s * _SECOND)[:-8]  # without ".ffffffZ"
+    if len(_SECONDS) >= _CACHE_MAX:
+        _SECONDS.clear()
+    _SECONDS[s] = head
+    return head
+
+
+def us_text(us: int) -> str:
+    """``format_time`` of the epoch + ``us`` microseconds, without the datetime: the
+    second's text once per second, the microseconds by hand (``isoformat`` of an aware
     datetime costs ~1.2-2 µs, this ~0.5)."""
     s, frac = divmod(us, 1_000_000)
-    head = _SECONDS.get(s)
-    if head is None:
-        head = format_time(_EPOCH + s * _SECOND)[:-8]  # without ".ffffffZ"
-        if len(_SECONDS) >= _CACHE_MAX:
-            _SECONDS.clear()
-        _SECONDS[s] = head
-    text = f"{head}.{frac:06d}Z"
+    return f"{_SECONDS.get(s) or _second_text(s)}.{frac:06d}Z"
+
+
+def time_text_us(t: datetime, us: int) -> str:
+    """``time_text(t)`` for ``t`` = the epoch + ``us`` microseconds, remembered for ``t``."""
+    text = us_text(us)
     if len(_TIMES) >= _CACHE_MAX:
         _TIMES.clear()
     _TIMES[t] = text

@@ -25,11 +25,12 @@ import struct
 import time
 from collections.abc import Callable, Sequence
 from contextlib import suppress
-from typing import Any
+from typing import Any, cast
 
 from middleware.ledger.chain import ChainCursor
 from middleware.ledger.records import Record
 from middleware.ledger.store import LedgerStore
+from middleware.ledger.viewrows import ViewBatch, ViewRow, link_views, page_view
 from middleware.ledger.wire import Decoder, FrameError, frame, frames
 
 _UCRED = struct.Struct("3i")
@@ -117,6 +118,9 @@ class Server:
         self.commits = 0
         #: The store's deferred WAL checkpoint (SQLite), run after acknowledging a commit.
         self.checkpoint: Callable[[], bool] | None = getattr(store, "checkpoint_if_due", None)
+        #: The store's insert of page view rows (``SqliteStore.append_views``), if it has one.
+        self.append_views: Callable[[ViewBatch], None] | None = getattr(
+            store, "append_views", None)
         if listener is not None:
             listener.setblocking(False)
             self.sel.register(listener, selectors.EVENT_READ, None)
@@ -206,7 +210,7 @@ class Server:
     def _round(self) -> None:
         """Commit everything every connection has sent, then acknowledge it."""
         owners: list[tuple[_Conn, list[int]]] = []
-        records: list[Record] = []
+        records: list[ViewRow | Record] = []
         for conn in list(self.conns.values()):
             try:
                 got = frames(conn.inbox)
@@ -220,7 +224,7 @@ class Server:
                     conn.decoder.share_list(f[1], f[2])
                     continue
                 try:
-                    decoded = [conn.decoder.decode(item) for item in f[2]]
+                    decoded = [conn.decoder.read(item) for item in f[2]]
                 except Exception as exc:  # a write we cannot read fails alone
                     conn.ack([f[1]], f"bad ledger frame: {exc}")
                     continue
@@ -246,17 +250,44 @@ class Server:
                 with suppress(KeyError, ValueError):
                     self.sel.modify(conn.sock, selectors.EVENT_READ, conn)
 
-    def _commit(self, records: list[Record]) -> str | None:
-        rows = self.cursor.link(records)
+    def _commit(self, records: list[ViewRow | Record]) -> str | None:
+        """Chain and store the round. Page views only (the steady state) go as rows
+        (``viewrows``) to a store that takes them; otherwise every record as a record."""
+        append_views = self.append_views
+        if append_views is not None:
+            for r in records:
+                if type(r) is not tuple:
+                    break
+            else:
+                return self._commit_views(append_views, cast("list[ViewRow]", records))
+        return self._commit_records(
+            [page_view(r) if isinstance(r, tuple) else r for r in records])
+
+    def _commit_views(self, append_views: Callable[[ViewBatch], None],
+                      views: list[ViewRow]) -> str | None:
         try:
+            batch = link_views(self.cursor, views)
+            append_views(batch)
+        except Exception as exc:  # any driver error means "not durable"
+            return f"{type(exc).__name__}: {exc}"
+        self._committed(batch.last_seq, batch.hashes[-1], len(views))
+        return None
+
+    def _commit_records(self, records: list[Record]) -> str | None:
+        try:
+            rows = self.cursor.link(records)
             self.store.append(rows)
         except Exception as exc:  # any driver error means "not durable"
             return f"{type(exc).__name__}: {exc}"
-        self.cursor.advance(rows)
+        self._committed(rows[-1].seq, rows[-1].hash, len(rows))
+        return None
+
+    def _committed(self, seq: int, hash_: str, count: int) -> None:
+        cursor = self.cursor
+        cursor.seq, cursor.tip = seq, hash_
         self.commits += 1
         if self.heads is not None:
-            self.heads.committed(self.cursor.writer_id, rows[-1].seq, rows[-1].hash, len(rows))
-        return None
+            self.heads.committed(cursor.writer_id, seq, hash_, count)
 
 
 def _own_uid() -> int:

@@ -35,6 +35,7 @@ from middleware.ledger._sql import (
 from middleware.ledger.chain import ChainedRecord, json_strs, time_text
 from middleware.ledger.records import format_time, parse_time
 from middleware.ledger.store import PAGE_VIEWS
+from middleware.ledger.viewrows import ViewBatch
 
 _MIGRATIONS: tuple[Migration, ...] = (
     (1, "disclosures, consent events, purge checkpoints", (
@@ -470,6 +471,46 @@ class SqliteStore(SqlStore):
                 cur.execute(_chained_views_sql(n, self._insert_verb), flat)
                 return
         super()._insert(cur, table, record_cols, params)
+
+    def append_views(self, batch: ViewBatch) -> None:
+        """``append(batch.chained())`` from the rows' texts (the writer process's commit
+        of page views only: ``viewrows``): the parameters of ``_chained_views_sql`` built in
+        one pass, no records. The same rows, lists and sets as ``append``
+        (``tests/test_ledger_viewrows.py``)."""
+        views = batch.views
+        n = len(views)
+        if not n:
+            return
+        if n > EXACT_ROWS or n * 12 + 2 > self._max_variables:
+            self.append(batch.chained())
+            return
+        with self._lock, self._write_tx() as cur:
+            # Inside the transaction: _write_tx may have (re)connected and cleared the caches.
+            known, sets = self._list_ids, self._known_sets
+            new_ids: dict[str, int] = {}
+            new_sets: set[str] = set()
+            flat: list[Any] = [batch.writer_id]
+            seq = batch.seq
+            for (t, rid, cid, path, (_, text, ps), pv, ip, ua, fields, _, _), h in zip(
+                    views, batch.hashes, strict=True):
+                seq += 1
+                list_id = known.get(text)
+                if list_id is None:
+                    list_id = new_ids.get(text)
+                    if list_id is None:
+                        list_id = new_ids[text] = self._list_id(cur, text, ps)
+                if ps not in sets:
+                    new_sets.add(ps)
+                flat += (t, rid, cid, path, ps, pv, ip, ua, fields, list_id, seq, h)
+            flat.insert(12, batch.prev)  # the first row's prev_hash, before its hash
+            for ps in sorted(new_sets):
+                cur.execute("INSERT INTO partner_sets (partner_set) VALUES (?) "
+                            "ON CONFLICT DO NOTHING", [ps])
+            cur.execute(_chained_views_sql(n, self._insert_verb), flat)
+        self._known_sets |= new_sets
+        self._list_ids.update(new_ids)
+        self._since_checkpoint[0] += 1
+        self._since_checkpoint[1] += n
 
     def _multirow_max(self, ncols: int) -> int:
         # _write_tx has connected, so the limit is the connection's own.

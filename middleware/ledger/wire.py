@@ -19,8 +19,9 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
-from middleware.ledger.chain import time_text_us
+from middleware.ledger.chain import canonical_text, list_texts, us_text
 from middleware.ledger.records import PageView, PartnerShare, Record, record_from_dict
+from middleware.ledger.viewrows import ListTexts, ViewRow, page_view
 
 _LEN = struct.Struct("!I")
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -88,18 +89,23 @@ class Encoder:
 
 
 class Decoder:
-    """Writer side, one per connection: wire tuples back to the records the worker built."""
+    """Writer side, one per connection: wire tuples back to what the worker sent."""
 
     def __init__(self) -> None:
         self.lists: dict[int, tuple[PartnerShare, ...]] = {}
+        #: ``list_texts`` of each list, by the worker's list id (what ``read`` puts in a row).
+        self.texts: dict[int, ListTexts] = {}
 
     def share_list(self, list_id: int, dicts: Sequence[Mapping[str, Any]]) -> None:
         shares = tuple(PartnerShare.from_dict(d) for d in dicts)
         # Checked once here as PageView checks it (sorted, each partner once), not per view.
         probe = PageView(time=_EPOCH, request_id="", consent_id=None, path="/", partners=shares)
         self.lists[list_id] = probe.partners
+        self.texts[list_id] = list_texts(probe.partners)
 
-    def decode(self, item: Sequence[Any]) -> Record:
+    def read(self, item: Sequence[Any]) -> ViewRow | Record:
+        """A page view as the ``ViewRow`` the writer process chains and stores (no
+        ``PageView``: ``viewrows``); any other record as its record."""
         if item[0] == "V":
             _, us, rid, cid, path, list_id, pv, ip, ua, fields = item
             if not (type(us) is int and type(rid) is str and type(path) is str
@@ -107,15 +113,13 @@ class Decoder:
                     and (cid is None or type(cid) is str) and (ip is None or type(ip) is str)
                     and (fields is None or type(fields) is dict)):
                 raise ValueError("a page view of the wrong shape")
-            # The worker built and checked this PageView; filling its fields directly skips
-            # __post_init__'s checks (a fifth of this process's CPU per view) and the frozen
-            # dataclass's object.__setattr__ per field.
-            t = _EPOCH + us * _US
-            time_text_us(t, us)  # the hash and the row format it next: from the integer
-            view = object.__new__(PageView)
-            view.__dict__.update(
-                time=t, request_id=rid, consent_id=cid, path=path,
-                partners=self.lists[list_id], policy_version=pv, ip=ip, ua_family=ua,
-                fields=MappingProxyType(fields) if fields else _EMPTY)
-            return view
+            # The worker built and checked this PageView: its texts are all the writer needs.
+            # (A field value JSON cannot hold fails this write here, not the commit.)
+            return (us_text(us), rid, cid, path, self.texts[list_id], pv, ip, ua,
+                    canonical_text(fields) if fields else "{}", us, fields)
         return record_from_dict(item[1], item[2])
+
+    def decode(self, item: Sequence[Any]) -> Record:
+        """The record the worker built (``read``, then the ``PageView`` of a page view)."""
+        got = self.read(item)
+        return page_view(got) if isinstance(got, tuple) else got
