@@ -50,7 +50,7 @@ def _thread_usage() -> tuple[float, float, int, int, int]:
 
 
 async def _clients(mode: str, ledger: str, conc: int, warmup: int, n: int,
-                   go: Any) -> dict[str, float]:
+                   go: Any, segments: Any = None) -> dict[str, float]:
     from bench_asgi import ARTICLE, SECRET, Collect, cookie_for, make_scope, receive
 
     from examples.japan_talk.app import app as japan_app
@@ -70,7 +70,7 @@ async def _clients(mode: str, ledger: str, conc: int, warmup: int, n: int,
     elif mode == "nullpath":  # the ledger-on path through the responder, no record built
         disc = Discloser(config, NullWriter(-1), None)
 
-        async def disclose(partners: Any, request: Any) -> None:
+        async def disclose(partners: Any, *request: Any) -> None:
             return None
 
         disc.disclose = disclose  # type: ignore[method-assign]
@@ -105,6 +105,20 @@ async def _clients(mode: str, ledger: str, conc: int, warmup: int, n: int,
 
     left[0] = warmup
     await asyncio.gather(*(client() for _ in range(conc)))
+    if segments is not None:  # --cg: collected segments between callgrind client requests
+        start, stop, sizes, label = segments
+        for size in sizes:
+            frames0 = getattr(disc.writer, "_next", 0)
+            counts["iterations"] = 0
+            start()
+            left[0] = size
+            await asyncio.gather(*(client() for _ in range(conc)))
+            stop(f"{label}|{size}".encode())
+            print(f"{label}|{size} frames={getattr(disc.writer, '_next', 0) - frames0} "
+                  f"iterations={counts['iterations']}", file=sys.stderr, flush=True)
+        if disc.writer is not None:
+            await disc.writer.aclose()  # type: ignore[attr-defined]
+        return {}
     await go()
     writer = disc.writer
     frames0 = getattr(writer, "_next", 0)
@@ -161,6 +175,57 @@ class NullWriter:
 
     async def aclose(self) -> None:
         return None
+
+
+def cg_inside(args: argparse.Namespace) -> int:
+    from callgrind_cases import marks
+
+    start, stop = marks()
+    for r in range(args.rounds):
+        modes = args.cg.split(",")
+        for mode in modes if r % 2 == 0 else modes[::-1]:
+            asyncio.run(_clients(mode, args.ledger, args.conc, args.warmup, 0, _nothing,
+                                 (start, stop, (args.short, args.long), f"{mode}|{r}")))
+    return 0
+
+
+def cg_outside(args: argparse.Namespace, ledger: str) -> int:
+    """Every mode of ``--cg`` in one valgrind run (imports once), ``--rounds`` times
+    alternating the order; instructions per request = (long - short) / (long - short)."""
+    import shutil
+
+    from callgrind_cases import marks, read_dumps, total
+
+    marks()  # compiled before valgrind starts
+    directory = Path(tempfile.mkdtemp(prefix="callgrind-wait-"))
+    argv = ["valgrind", "--tool=callgrind", "--collect-atstart=no", "--dump-instr=no",
+            f"--callgrind-out-file={directory}/cg.%p", sys.executable, __file__,
+            "--cg-inside", "--cg", args.cg, "--ledger", ledger, "--conc", str(args.conc),
+            "--warmup", str(args.warmup), "--short", str(args.short), "--long", str(args.long),
+            "--rounds", str(args.rounds)]
+    done = subprocess.run(argv, env=dict(os.environ, PYTHONHASHSEED="0"),
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        print(done.stderr[-3000:], file=sys.stderr)
+        return done.returncode
+    for line in done.stderr.splitlines():
+        if " frames=" in line:
+            print(line)
+    dumps = read_dumps(directory)
+    extra = args.long - args.short
+    print(f"instructions per request, (segment of {args.long} - segment of {args.short}) / {extra},"
+          f" --conc {args.conc}, PYTHONHASHSEED=0")
+    for mode in args.cg.split(","):
+        per = []
+        for r in range(args.rounds):
+            a, b = dumps.get((mode, str(r), args.short)), dumps.get((mode, str(r), args.long))
+            per.append(f"{(total(b) - total(a)) / extra / 1000:.1f} k" if a and b else "-")
+        print(f"{mode:9s} " + " ".join(per))
+    if args.keep:
+        print(f"dumps in {directory}", flush=True)
+    else:
+        shutil.rmtree(directory, ignore_errors=True)
+    return 0
 
 
 def child(args: argparse.Namespace) -> int:
@@ -301,13 +366,23 @@ def main() -> int:
                          "every MS ms: a cache footprint like the writer's, without the writer")
     ap.add_argument("--cpu", type=int, default=-1, help=argparse.SUPPRESS)
     ap.add_argument("--pollute", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--cg", help="modes (comma-separated) counted under callgrind in one run")
+    ap.add_argument("--cg-inside", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--short", type=int, default=400, help="--cg: the short segment's requests")
+    ap.add_argument("--long", type=int, default=1600, help="--cg: the long segment's requests")
+    ap.add_argument("--rounds", type=int, default=2, help="--cg: rounds, order alternating")
+    ap.add_argument("--keep", action="store_true", help="--cg: keep the dump files")
     args = ap.parse_args()
     if args.pollute:
         return polluter(args.pollute, args.cpu)
     if args.child:
         return child(args)
+    if args.cg_inside:
+        return cg_inside(args)
     tmp = tempfile.TemporaryDirectory(prefix="consent-gate-wait-")
     ledger = str(Path(tmp.name) / "ledger.sqlite3")
+    if args.cg:
+        return cg_outside(args, ledger)
     if args.solo:
         args.mode, args.ledger = args.solo, ledger
         print(json.dumps(asyncio.run(_clients(args.solo, ledger, args.conc, args.warmup,

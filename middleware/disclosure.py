@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import cast, get_args
+from typing import Any, cast, get_args
 
 from starlette.types import Scope
 
@@ -35,7 +35,7 @@ from .ledger import (
     ua_family,
 )
 from .ledger.heads import FileWitness, HeadPublisher, HttpWitness, Witness, load_private_key
-from .ledger.records import ConsentAction, ConsentSource, LegalBasis
+from .ledger.records import ConsentAction, ConsentSource
 from .ledger.service import ProcessWriter, heads_arguments
 from .ledger.writer import RecordWriter
 from .signals.page import ledger_fields
@@ -48,6 +48,19 @@ _ua_family = functools.lru_cache(maxsize=4096)(ua_family)
 _minimise_ip = functools.lru_cache(maxsize=8192)(minimise_ip)
 
 _EVENT_SOURCES = frozenset(get_args(ConsentSource))
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_UTC = dt.UTC
+_time = time.time
+_now = dt.datetime.now
+_new = object.__new__
+_MISSING: Any = object()
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any, size: int) -> None:
+    """``cache[key] = value``, the cache emptied first when it holds ``size`` entries."""
+    if len(cache) >= size:
+        cache.clear()
+    cache[key] = value
 
 _ERROR_LOG_INTERVAL = 60.0
 #: A page never waits longer than this for the ledger; past it the write counts as failed.
@@ -56,29 +69,46 @@ _WRITE_TIMEOUT = 5.0
 
 class _RandomHex:
     """The random part of request ids: 12 hex digits of the OS's randomness each (what
-    ``secrets.token_hex(6)`` gives), read 3 KB at a time, so one ``getrandom`` serves 512
-    page views instead of one. A forked child starts with an empty buffer (uvicorn forks its
-    workers after import), so no two processes hand out the same ids."""
+    ``secrets.token_hex(6)`` gives), read 3 KB at a time and cut into 512 parts at once, so
+    one ``getrandom`` serves 512 page views and each takes its part with a ``list.pop``. A
+    forked child starts with an empty buffer (uvicorn forks its workers after import), so no
+    two processes hand out the same ids. Also the ids' other half, the Unix second in hex,
+    formatted once per second (``stamp``, valid until ``until``), not once per page view."""
 
-    __slots__ = ("hex", "pos")
+    __slots__ = ("parts", "stamp", "until")
 
     def __init__(self) -> None:
-        self.hex = ""
-        self.pos = 0
+        self.parts: list[str] = []
+        self.stamp = ""
+        self.until = 0.0
 
     def take(self) -> str:
-        pos = self.pos
-        if pos >= len(self.hex):
-            self.hex = os.urandom(3072).hex()
-            pos = 0
-        self.pos = pos + 12
-        return self.hex[pos:pos + 12]
+        parts = self.parts
+        return parts.pop() if parts else self.refill()
+
+    def refill(self) -> str:
+        """Cut a fresh block into parts (the next one handed out is the block's first)
+        and return one of them."""
+        block = os.urandom(_BLOCK).hex()
+        parts = [block[i:i + 12] for i in range(len(block) - 12, -1, -12)]
+        self.parts = parts
+        return parts.pop()
+
+    def request_id(self, now: float) -> str:
+        """``<now's Unix second, hex>-<12 random hex digits>``."""
+        if now >= self.until or now < self.until - 1.0:  # a new second (or the clock went back)
+            second = int(now)
+            self.stamp = f"{second:x}-"
+            self.until = second + 1.0
+        parts = self.parts
+        return self.stamp + (parts.pop() if parts else self.refill())
 
     def reset(self) -> None:
-        self.hex = ""
-        self.pos = 0
+        self.parts = []
 
 
+#: Bytes of randomness read at once: 512 request ids.
+_BLOCK = 3072
 _random_hex = _RandomHex()
 os.register_at_fork(after_in_child=_random_hex.reset)
 
@@ -108,7 +138,7 @@ class RequestInfo:
         # not through the frozen dataclass's object.__setattr__ one by one (2.1 -> 0.85 us).
         info = object.__new__(cls)
         info.__dict__.update(
-            request_id=f"{int(time.time()):x}-{_random_hex.take()}",
+            request_id=_random_hex.request_id(time.time()),
             path=scope.get("path", "/"),
             query=scope.get("query_string", b"").decode("latin-1"),
             client_ip=ip,
@@ -162,8 +192,19 @@ class Discloser:
             for pid, p in config.partners.items()
             for basis in ("consent", "opt-out-not-exercised")
         }
-        # A page view's partner list, by (partner set, basis): sorted, shared between views.
-        self._lists: dict[tuple[frozenset[str], str], tuple[PartnerShare, ...]] = {}
+        # A page view's partner list, by basis and partner set: sorted, shared between views.
+        self._lists: dict[str, dict[frozenset[str], tuple[PartnerShare, ...]]] = {
+            "consent": {}, "opt-out-not-exercised": {}}
+        # What page_view reads of the config, and its caches: visitors repeat, so the same
+        # browser string, address and path arrive on many page views, and parsing them costs
+        # more than the rest of a record together (each bounded: emptied when full).
+        ledger = config.ledger
+        self._trust_proxy = config.policy.trust_proxy
+        self._keep_query = ledger.keep_query
+        self._ip_mode = ledger.ip
+        self._agents: dict[bytes | None, str] = {}
+        self._addresses: dict[str | None, str | None] = {}
+        self._paths: dict[str, str] = {}
 
     @classmethod
     def from_config(cls, config: Config, signing_key: str) -> Discloser:
@@ -198,40 +239,104 @@ class Discloser:
                          else "partners are disabled until it can (fail = \"closed\")")
 
     def _partner_list(self, partners: frozenset[str], basis: str) -> tuple[PartnerShare, ...]:
-        key = (partners, basis)
-        shares = self._lists.get(key)
+        """The page view's partner list for ``partners`` on ``basis``: sorted, shared between
+        views, and checked as ``PageView`` checks it when it was made (a view holding it needs
+        no check of its own)."""
+        lists = self._lists[basis]
+        shares = lists.get(partners)
         if shares is None:
             shares = tuple(self._shares[(pid, basis)] for pid in sorted(partners))
-            if len(self._lists) < 4096:  # a site has few partner sets; never grow unbounded
-                self._lists[key] = shares
+            # PageView's checks (at least one partner, each once, sorted): ValueError if not.
+            shares = PageView(time=_EPOCH, request_id="", consent_id=None, path="/",
+                              partners=shares).partners
+            if len(lists) < 4096:  # a site has few partner sets; never grow unbounded
+                lists[partners] = shares
         return shares
 
-    async def disclose(self, partners: frozenset[str], request: RequestInfo) -> None:
-        """Make one page view record holding these partners durable; raise
-        LedgerUnavailable when fail-closed. Called again for partners a later chunk
-        enables: that is a second record for the same request id."""
-        if self.writer is None:
-            return
-        ledger = self.config.ledger
-        basis: LegalBasis = "consent" if request.consent.decided else "opt-out-not-exercised"
-        record = PageView.on_loop(
-            time=dt.datetime.now(dt.UTC), request_id=request.request_id,
-            consent_id=request.consent.consent_id,
-            path=page_path(request.path, request.query, ledger.keep_query),
-            partners=self._partner_list(partners, basis),
-            policy_version=request.consent.policy_version,
-            ip=_minimise_ip(request.client_ip, ledger.ip, self.ip_key),
-            ua_family=_ua_family(request.user_agent),
-            fields=ledger_fields(request.consent, partners, self._tcf_partners),
-        )
+    def page_view(self, partners: frozenset[str], scope: Scope, consent: Consent,
+                  first: PageView | None = None) -> PageView:
+        """The record of one page view enabling ``partners``, built in one step from the ASGI
+        ``scope`` (one pass over its headers, the path, address and browser family looked up
+        in bounded caches), as ``RequestInfo.from_scope`` and then the ``PageView`` of
+        ``disclose`` built it (tests/test_ledger_onestep.py holds the two to the same record).
+        ``first``: this request's earlier record, when a later chunk enables more partners:
+        its request id, path, address and browser are this one's (the same request).
+        Built for every logged page view, on the event loop."""
+        now = _now(_UTC)
+        shares = self._partner_list(
+            partners, "consent" if consent.decided else "opt-out-not-exercised")
+        source = consent.source
+        if (consent.jurisdiction is None and consent.tc is None and consent.gpp is None
+                and not (source and source.startswith("foreign:"))):
+            fields: dict[str, object] = {}  # what ledger_fields returns for it, sooner
+        else:
+            fields = ledger_fields(consent, partners, self._tcf_partners)
+        if first is not None:
+            request_id, path, ip, ua = first.request_id, first.path, first.ip, first.ua_family
+        else:
+            request_id = _random_hex.request_id(_time())
+            headers = scope.get("headers", ())
+            client = scope.get("client")
+            address = client[0] if client else None
+            agent = forwarded = None
+            if self._trust_proxy:
+                for key, value in headers:  # the first of each, as header_value finds it
+                    if key == b"user-agent":
+                        if agent is None:
+                            agent = value
+                    elif key == b"x-forwarded-for" and forwarded is None:
+                        forwarded = value
+                if forwarded:
+                    address = forwarded.decode("latin-1").split(",")[0].strip() or address
+            else:
+                for key, value in headers:
+                    if key == b"user-agent":
+                        agent = value
+                        break
+            ua = self._agents.get(agent, "")
+            if not ua:  # (a family is never empty)
+                ua = ua_family((agent or b"").decode("latin-1"))
+                _remember(self._agents, agent, ua, 4096)
+            ip = self._addresses.get(address, _MISSING)
+            if ip is _MISSING:
+                ip = minimise_ip(address, self._ip_mode, self.ip_key)
+                _remember(self._addresses, address, ip, 8192)
+            raw = scope.get("path", "/")
+            if self._keep_query:
+                path = page_path(raw, scope.get("query_string", b""), True)
+            else:
+                path = self._paths.get(raw, "")
+                if not path:  # (a recorded path is never empty)
+                    path = page_path(raw)
+                    _remember(self._paths, raw, path, 4096)
+        if fields:  # PageView's checks and copy of the fields
+            return PageView(time=now, request_id=request_id, consent_id=consent.consent_id,
+                            path=path, partners=shares, policy_version=consent.policy_version,
+                            ip=ip, ua_family=ua, fields=fields)
+        # An aware UTC time, a checked partner list, no fields: PageView's __post_init__
+        # would change nothing, so the fields are filled directly (PageView.on_loop's way).
+        view = _new(PageView)
+        view.__dict__.update(time=now, request_id=request_id, consent_id=consent.consent_id,
+                             path=path, partners=shares, policy_version=consent.policy_version,
+                             ip=ip, ua_family=ua, fields=fields)
+        return view
+
+    async def disclose(self, partners: frozenset[str], scope: Scope, consent: Consent,
+                       first: PageView | None = None) -> PageView:
+        """Make one page view record holding these partners durable (``page_view``); raise
+        LedgerUnavailable when fail-closed. Returns the record, to pass as ``first`` when a
+        later chunk enables more partners: a second record for the same request id. Needs
+        a writer."""
+        record = self.page_view(partners, scope, consent, first)
         try:
-            await self.writer.write((record,), timeout=_WRITE_TIMEOUT)
+            await cast(RecordWriter, self.writer).write((record,), timeout=_WRITE_TIMEOUT)
         except LedgerUnavailable as exc:
             self._failed(exc)
             if not self.fail_open:
                 raise
         else:
             self._failed_at = None
+        return record
 
     async def record_event(self, action: str, new: Consent, previous: Consent | None, source: str,
                            scope: Scope) -> None:

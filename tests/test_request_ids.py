@@ -21,8 +21,7 @@ def test_request_ids_are_unique_and_shaped_as_before_across_buffer_refills() -> 
 
 def test_a_forked_child_draws_its_own_randomness_not_its_parents_buffer() -> None:
     _random_hex.take()  # the buffer holds the next 511 ids of this process
-    ahead = [_random_hex.hex[_random_hex.pos + 12 * k:_random_hex.pos + 12 * (k + 1)]
-             for k in range(8)]
+    ahead = _random_hex.parts[-8:][::-1]  # handed out from the end
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: what a uvicorn worker forked after import would hand out

@@ -16,10 +16,10 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import Message, Scope, Send
 
 from ..consent import Consent
-from ..disclosure import RequestInfo
 from ..errors import LedgerUnavailable
 from ..headers import header_value
 from ..html.refresh_guard import AnyRespeller, Iso2022Respeller, RefreshRespeller, WideRespeller
+from ..ledger.records import PageView
 from ..memo import Rewritten
 from ..rewrite import HtmlRewriter, RewritePlan
 from ..signals.macros import MacroStream
@@ -103,7 +103,8 @@ class HtmlResponder:
     #: Fills consent macros (${GDPR_CONSENT_<id>} ...) in the rewritten bytes, chunk-safe.
     macros: MacroStream | None = None
     inflater: BodyDecoder | None = None
-    request: RequestInfo | None = None
+    #: This view's first ledger record (a later one for the same request reuses its id).
+    recorded: PageView | None = None
     charset: str | None = None
     allowed: frozenset[str] = frozenset()
     ledger_failed = False
@@ -790,11 +791,11 @@ class HtmlResponder:
         if self.gate.discloser.writer is None:  # no ledger configured: nothing to record
             self.disclosed = self.disclosed | new
             return True
-        if self.request is None:  # built on the first disclosure only: most views have none
-            self.request = RequestInfo.from_scope(self.scope, self.consent,
-                                                  trust_proxy=self.gate.config.policy.trust_proxy)
         try:
-            await self.gate.discloser.disclose(new, self.request)
+            # The first record of this view reads the request (most views have none); a later
+            # one, for partners a later chunk enables, is the same request's.
+            self.recorded = await self.gate.discloser.disclose(new, self.scope, self.consent,
+                                                                self.recorded)
         except LedgerUnavailable:
             self.ledger_failed = True
             return False
