@@ -3747,31 +3747,88 @@ start_kind(PyObject *self, PyObject *headers)
 /* ---- the entry's request headers: gate/request.py's app_headers ----
  * The headers the site's app is given: the same list when it has no Accept-Encoding, else a
  * new list of the same items without any; None when a scan-token header is among them (the
- * caller checks the token in Python). Anything but an exact list or tuple of exact
- * (bytes, bytes) tuples is handed to the Python reference. Names are compared exactly (ASGI
- * servers send them lower-case; Python compares them exactly too). */
+ * caller checks the token in Python) or the browser asks for a style sheet (the first
+ * Sec-Fetch-Dest is "style", or with none the first Accept begins with "text/css": the
+ * caller reads the answer as CSS). Anything but an exact list or tuple of exact
+ * (bytes, bytes) tuples is handed to the Python reference (for those two names, a value
+ * that is not exact bytes too). Names are compared exactly (ASGI servers send them
+ * lower-case; Python compares them exactly too). */
 static PyObject *headers_drop;     /* b"accept-encoding" */
 static PyObject *headers_ask;      /* scan_token.HEADER_BYTES */
+static PyObject *headers_dest;     /* b"sec-fetch-dest" */
+static PyObject *headers_accept;   /* b"accept" */
 static PyObject *headers_fallback; /* request.app_headers_py */
 
 static PyObject *
 app_headers_setup(PyObject *self, PyObject *args)
 {
-    PyObject *drop, *ask, *fallback;
-    if (!PyArg_ParseTuple(args, "SSO:app_headers_setup", &drop, &ask, &fallback)) {
+    PyObject *drop, *ask, *dest, *accept, *fallback;
+    if (!PyArg_ParseTuple(args, "SSSSO:app_headers_setup", &drop, &ask, &dest, &accept,
+                          &fallback)) {
         return NULL;
     }
-    if (!PyBytes_CheckExact(drop) || !PyBytes_CheckExact(ask) || !PyCallable_Check(fallback)) {
-        PyErr_SetString(PyExc_TypeError, "app_headers_setup: two bytes names and a callable");
+    if (!PyBytes_CheckExact(drop) || !PyBytes_CheckExact(ask) || !PyBytes_CheckExact(dest)
+        || !PyBytes_CheckExact(accept) || !PyCallable_Check(fallback)) {
+        PyErr_SetString(PyExc_TypeError, "app_headers_setup: four bytes names and a callable");
         return NULL;
     }
     Py_INCREF(drop);
     Py_INCREF(ask);
+    Py_INCREF(dest);
+    Py_INCREF(accept);
     Py_INCREF(fallback);
     Py_XSETREF(headers_drop, drop);
     Py_XSETREF(headers_ask, ask);
+    Py_XSETREF(headers_dest, dest);
+    Py_XSETREF(headers_accept, accept);
     Py_XSETREF(headers_fallback, fallback);
     Py_RETURN_NONE;
+}
+
+/* Whether v[0:n] is the lowercase ASCII word w[0:n] in any ASCII case. */
+static int
+ascii_ieq(const unsigned char *v, const char *w, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = v[i];
+        if (c >= 'A' && c <= 'Z') {
+            c = (unsigned char)(c + 32);
+        }
+        if (c != (unsigned char)w[i]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* request._asks_for_a_sheet on bytes values (NULL: no such header): the Sec-Fetch-Dest
+   value with spaces and tabs stripped is "style" in any case; without one, the Accept value
+   with leading spaces and tabs dropped begins with "text/css" in any case. */
+static int
+asks_for_a_sheet(PyObject *dest, PyObject *accept)
+{
+    const unsigned char *v;
+    Py_ssize_t a = 0, b;
+    if (dest != NULL) {
+        v = (const unsigned char *)PyBytes_AS_STRING(dest);
+        b = PyBytes_GET_SIZE(dest);
+        while (a < b && (v[a] == ' ' || v[a] == '\t')) {
+            a++;
+        }
+        while (b > a && (v[b - 1] == ' ' || v[b - 1] == '\t')) {
+            b--;
+        }
+        return b - a == 5 && ascii_ieq(v + a, "style", 5);
+    }
+    if (accept == NULL) {
+        return 0;
+    }
+    v = (const unsigned char *)PyBytes_AS_STRING(accept);
+    b = PyBytes_GET_SIZE(accept);
+    while (a < b && (v[a] == ' ' || v[a] == '\t')) {
+        a++;
+    }
+    return b - a >= 8 && ascii_ieq(v + a, "text/css", 8);
 }
 
 static int
@@ -3796,6 +3853,7 @@ app_headers(PyObject *self, PyObject *headers)
     Py_ssize_t n = PySequence_Fast_GET_SIZE(headers);
     Py_ssize_t dropped = 0;
     int ask = 0;
+    PyObject *dest = NULL, *accept = NULL; /* borrowed: the first of each */
     /* Borrowed items; nothing below runs Python code until the copy, so they cannot change. */
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *item = items[i];
@@ -3808,9 +3866,19 @@ app_headers(PyObject *self, PyObject *headers)
             dropped++;
         } else if (bytes_is(key, headers_ask)) {
             ask = 1;
+        } else if (bytes_is(key, headers_dest) || bytes_is(key, headers_accept)) {
+            PyObject *value = PyTuple_GET_ITEM(item, 1);
+            if (!PyBytes_CheckExact(value)) {
+                return PyObject_CallOneArg(headers_fallback, headers);
+            }
+            if (bytes_is(key, headers_dest)) {
+                dest = dest == NULL ? value : dest;
+            } else {
+                accept = accept == NULL ? value : accept;
+            }
         }
     }
-    if (ask) {
+    if (ask || asks_for_a_sheet(dest, accept)) {
         Py_RETURN_NONE;
     }
     if (dropped == 0) {
@@ -4332,8 +4400,9 @@ init_gate(PyObject *m)
 
 static PyMethodDef methods[] = {
     {"app_headers_setup", app_headers_setup, METH_VARARGS,
-     "app_headers_setup(drop, ask, fallback) -> None\n\nThe header names app_headers drops "
-     "(Accept-Encoding) and answers None for (the scan token's), and the Python it defers to."},
+     "app_headers_setup(drop, ask, dest, accept, fallback) -> None\n\nThe header names "
+     "app_headers drops (Accept-Encoding), answers None for (the scan token's) and reads for a "
+     "style sheet request (Sec-Fetch-Dest, Accept), and the Python it defers to."},
     {"app_headers", app_headers, METH_O,
      "app_headers(headers) -> headers | None\n\nThe same as gate/request.py's app_headers_py."},
     {"consent_inputs_setup", consent_inputs_setup, METH_VARARGS,

@@ -26,7 +26,7 @@ from .disclosure import Discloser
 from .gate.lifespan import run_lifespan
 from .gate.request import app_headers, request_view
 from .gate.response_headers import ResponseHeaders
-from .gate.send import pass_send
+from .gate.send import pass_send, style_send
 from .gate.sheet_memo import SheetMemo
 from .gate.state import ConsentState
 from .headers import GatedHeaders, consent_inputs, cookie_value
@@ -215,9 +215,9 @@ class ConsentMiddleware:
         # outside us). The same pass notices a scan token (None: one is among the headers).
         headers = scope["headers"]
         kept = app_headers(headers)
-        scan = kept is None
-        if scan:
-            kept = request_view(headers)[0]
+        scan = style = False
+        if kept is None:  # a scan token, or the browser asks for a style sheet
+            kept, scan, style = request_view(headers)
         if kept is not headers:
             inner["headers"] = kept
         extensions = scope.get("extensions")
@@ -226,6 +226,10 @@ class ConsentMiddleware:
             inner["extensions"] = {k: v for k, v in extensions.items() if k not in _SERVER_SENDS}
         if scan and scan_token.owner_scan(scope, self.keys):  # the page as the site sends it
             await self.app(inner, receive, scan_token.mark_original(send))
+            return
+        if style:
+            # Its answer is read as a style sheet whatever its type (gate/send.py style_send).
+            await self.app(inner, receive, style_send(self, inner, send, state))
             return
         # JSON and files go straight to the server's send; the responder is made for the rest.
         await self.app(inner, receive, pass_send(self, inner, send, state))

@@ -28,9 +28,13 @@ _speedups = speedups
 needs_c = pytest.mark.skipif(_speedups is None, reason="C off (not built or pure Python)")
 
 NAMES = [b"accept-encoding", b"x-consent-gate-scan", b"host", b"cookie", b"Accept-Encoding",
-         b"accept-encodin", b"accept-encoding ", b""]
+         b"accept-encodin", b"accept-encoding ", b"", b"sec-fetch-dest", b"accept",
+         b"Sec-Fetch-Dest", b"accept "]
+#: Values that may or may not ask for a style sheet (gate/request.py _asks_for_a_sheet).
+VALUES = [b"style", b" Style\t", b"STYLE", b"styles", b"sty le", b"document", b"", b"text/css",
+          b"\t TEXT/CSS,*/*;q=0.1", b"text/cs", b"text/html", b"*/*", b"style\x00"]
 header_lists = st.lists(st.tuples(st.one_of(st.sampled_from(NAMES), st.binary(max_size=16)),
-                                  st.binary(max_size=8)), max_size=7)
+                                  st.sampled_from(VALUES) | st.binary(max_size=8)), max_size=7)
 odd_items = st.one_of(st.lists(st.sampled_from(NAMES), min_size=2, max_size=2),
                       st.tuples(st.sampled_from(NAMES).map(bytearray), st.binary(max_size=4)),
                       st.tuples(st.sampled_from(NAMES), st.text(max_size=4)),
@@ -72,6 +76,12 @@ def test_app_headers_drops_accept_encoding_keeps_the_rest() -> None:
         assert f(headers) == [(b"host", b"h"), (b"cookie", b"c=1")]
         assert f([(b"host", b"h")]) == [(b"host", b"h")]
         assert f([*headers, (b"x-consent-gate-scan", b"t")]) is None
+        # a style sheet request (Sec-Fetch-Dest first; Accept only without one)
+        assert f([(b"sec-fetch-dest", b"style"), *headers]) is None
+        assert f([(b"accept", b"text/css,*/*;q=0.1")]) is None
+        assert f([(b"sec-fetch-dest", b"empty"), (b"accept", b"text/css")]) == [
+            (b"sec-fetch-dest", b"empty"), (b"accept", b"text/css")]
+        assert f([(b"sec-fetch-dest", b"image"), (b"sec-fetch-dest", b"style")]) is not None
     assert len(headers) == 4  # the server's list is not changed
 
 

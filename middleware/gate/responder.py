@@ -63,7 +63,7 @@ from .phases import (
     Phase,
 )
 from .sheet_memo import SheetRead
-from .start import CSS, HTML, HTML_PAGE, OTHER, PASSES, SNIFF, start_kind
+from .start import CSS, HTML, HTML_PAGE, OTHER, PASSES, SHEET_PAIRS, SNIFF, start_kind
 from .state import ConsentState
 
 if TYPE_CHECKING:
@@ -125,6 +125,9 @@ class HtmlResponder:
     sets_cookie = False
     #: A body sniffed as binary, read as a style sheet: only partner names are respelled.
     css_lenient = False
+    #: The browser asked for a style sheet (gate/send.py style_send): the answer is read as
+    #: one whatever its Content-Type announces (a quirks-mode page applies any type).
+    style_request = False
     #: Partners already recorded for this page view: one disclosure per (view, partner).
     disclosed: frozenset[str] = frozenset()
 
@@ -183,6 +186,8 @@ class HtmlResponder:
             # Django sends "Content-Type"; names are case-insensitive, our lookups are not.
             message = {**message, "headers": [(k.lower(), v) for k, v in message["headers"]]}
             announced = start_kind(message["headers"])
+            if self.style_request and announced is not None:
+                announced = SHEET_PAIRS[announced[1]]
         # (still None: a name with no letter at all; sniffed, as before)
         body_kind, self.sets_cookie = announced if announced is not None else (None, True)
         if body_kind is OTHER and self.scope["method"] != "HEAD":
@@ -838,3 +843,17 @@ class HtmlResponder:
 def _run(rewriter: HtmlRewriter | CssGate, data: bytes, final: bool) -> bytes:
     out = rewriter.feed(data) if data else b""
     return out + rewriter.finish() if final else out
+
+
+class SheetResponder(HtmlResponder):
+    """The responder of a request that asks for a style sheet (gate/send.py style_send): its
+    start is a sheet's whatever its Content-Type announces (a quirks-mode page applies any
+    type), so gate/css.py reads the body. A subclass, so the common responder pays nothing."""
+
+    style_request = True
+
+    def start_message(self, message: Message, announced: tuple[BodyKind, bool] | None,
+                      ) -> Awaitable[None]:
+        if announced is not None:
+            announced = SHEET_PAIRS[announced[1]]
+        return super().start_message(message, announced)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.types import Message, Scope, Send
 
 from ..accel import speedups
-from .responder import HtmlResponder, passes_untouched
+from .responder import HtmlResponder, SheetResponder, passes_untouched
 from .start import start_kind
 from .state import ConsentState
 
@@ -77,6 +77,21 @@ def pass_send_py(gate: ConsentMiddleware, scope: Scope, raw_send: Send,
     made.responder = None
     made.passing = False
     return made.send
+
+
+def style_send(gate: ConsentMiddleware, scope: Scope, raw_send: Send,
+               state: ConsentState) -> Send:
+    """The send for the app when the browser asks for a style sheet (gate/request.py
+    ``request_view``): no pass path, the responder reads the answer as a sheet whatever its
+    Content-Type. A quirks-mode page applies a same-origin sheet of any type (text/plain,
+    text/html, JSON, an image): Chromium 156 fetched the partner such a sheet names through
+    the gate with the CSP off or report-only (tests/browser/test_redteam_round4.py)."""
+    responder = SheetResponder()
+    responder.gate = gate
+    responder.scope = scope
+    responder.raw_send = raw_send
+    responder.state = state
+    return responder.send
 
 
 #: The C twin of pass_send_py (the same moves, its answer is the callable object itself).

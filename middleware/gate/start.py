@@ -27,6 +27,9 @@ _PAIRS = {kind: ((kind, False), (kind, True)) for kind in BodyKind}
 PASSES = _PAIRS[OTHER][0]
 #: The answer of an HTML page without a Set-Cookie (held until its first body).
 HTML_PAGE = _PAIRS[HTML][0]
+#: A style sheet's answers (without, with a Set-Cookie): what any start becomes when the
+#: browser asked for a sheet (HtmlResponder.style_request).
+SHEET_PAIRS = _PAIRS[CSS]
 #: JSON or a file without a Set-Cookie whose headers make a browser fetch (``Link`` preload,
 #: ``Refresh``, ``Speculation-Rules``, reporting): equal to ``PASSES`` but not it, so the
 #: responder gates those headers. Chromium acts on them for any document it shows: a
