@@ -559,6 +559,10 @@ class Tokenizer:
                     return None
                 edits = self._tag_edits(buf, name, start + len(name), end, careful=True,
                                         content=content)
+                if name == "script" and not isinstance(edits, bytes):
+                    off = self._foreign_script(buf, start + len(name), end)
+                    if off:
+                        edits = [*edits, (start + len(name), start + len(name), off)]
                 if not isinstance(edits, bytes):
                     if not _self_closing(buf, start + len(name), end):
                         stack.push_foreign(buf, name, start + len(name), end)
@@ -653,6 +657,24 @@ class Tokenizer:
         if self.unknown_hosts:
             return _SPECULATION_OFF
         return b"" if speculation_rules_local(text) else _SPECULATION_OFF
+
+    def _foreign_script(self, buf: bytes, name_end: int, end: int) -> bytes:
+        """For an SVG ``<script>`` (foreign content): the edit that makes it inert when its
+        first type is ``importmap`` or ``speculationrules``, else b"". Chromium 156 registers an
+        import map from ``<svg><script type=importmap>`` and fetches ``import "lib"`` from the
+        partner it maps (tests/test_review_foreign_importmap.py); that text is markup, not raw
+        text (references decoded, ``<!--`` a comment), so it is not read here: such a script is
+        made inert whatever it maps, the map counted unreadable (fails closed)."""
+        if _SPECULATION_HINT.search(buf, name_end, end) is None:
+            return b""
+        kind = _first_value(buf, name_end, end, "type")
+        if kind is None:
+            return b""
+        kind = kind.strip("\t\n\x0c\r ").lower()
+        if kind == "importmap":
+            self.blocked.add(UNREADABLE)
+            return _IMPORT_MAP_OFF
+        return _SPECULATION_OFF if kind == "speculationrules" else b""
 
     def _import_map(self, text: bytes) -> bytes:
         """An import map's edit: inert (``type="text/plain"`` first: the first type wins) when

@@ -85,6 +85,12 @@ MARKUP: dict[str, str] = {
     "refresh-math": f'<math><mi><meta http-equiv="refresh" content="0;url=http://{P}/rm"></mi></math>',
     "importmap": ('<script type="importmap">{"imports":{"lib":"http://' + P + '/im.js"}}</script>'
                   '<script type="module">import "lib";</script>'),
+    # An SVG script's text is markup (references decoded), and Chromium 156 registers its map
+    # (found by review, tests/test_review_foreign_importmap.py).
+    "importmap-svg": ('<svg><script type="importmap">{"imports":{"lib":"http://' + P
+                      + '/ims.js"}}</script></svg><script type="module">import "lib";</script>'),
+    "importmap-svg-ref": ('<svg><script type="importmap">{"imports":{"lib":"http:&#x2F;&#x2F;' + P
+                          + '/imr.js"}}</script></svg><script type="module">import "lib";</script>'),
     "importmap-modulepreload": ('<script type="importmap">{"imports":{"lib":"http://' + P
                                 + '/imp.js"}}</script><link rel="modulepreload" href="lib">'),
     "input-image": f'<input type="image" src="http://{P}/ii.gif">',

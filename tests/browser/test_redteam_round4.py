@@ -76,10 +76,12 @@ def reached(context: BrowserContext, proxy: RecordingProxy, servers: dict[str, S
 #: an import map's module target (the module fetch is the CSP's only when it is enforced),
 #: and a quirks-mode page's same-origin sheet served as text/plain, text/html, JSON,
 #: JavaScript, XML or an image (Chromium applies it as CSS; the gate read only text/css).
-CLOSED = ["importmap", *QUIRKS]
+#: The same in an <svg> (a foreign script's map, closed by the review that found it).
+CLOSED = ["importmap", "importmap-svg", "importmap-svg-ref", *QUIRKS]
 #: Blocked through the gate in every mode already (the rewriter, or for XML documents the
 #: enforced no-partner CSP and the http-equiv respelling): now pinned.
-COVERED = [name for name in [*MARKUP, *XML, *HEADERS] if name not in ("importmap", "form-autosubmit")]
+COVERED = [name for name in [*MARKUP, *XML, *HEADERS]
+           if name not in ("importmap", "importmap-svg", "importmap-svg-ref", "form-autosubmit")]
 #: Fetched nothing as written in Chromium 156 (a srcset candidate after a data: URL with a
 #: comma, a cross-origin <track> without CORS, an external <use> sprite, an SMIL set of
 #: xlink:href, a modulepreload of a bare specifier, a favicon in headless mode).
