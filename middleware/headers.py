@@ -318,25 +318,35 @@ def set_header(raw: list[tuple[bytes, bytes]], name: bytes, value: bytes) -> Non
 CONSENT_INPUT_NAMES = (b"cookie", b"sec-gpc", b"dnt", b"accept-language")
 #: (first Cookie value, several Cookie headers, first Sec-GPC, DNT, Accept-Language value).
 ConsentInputs = tuple[Any, bool, Any, Any, Any]
+#: No such header yet (a header's value may itself be None: see consent_inputs_py).
+_ABSENT: Any = object()
 
 
 def consent_inputs_py(headers: Iterable[tuple[bytes, bytes]]) -> ConsentInputs:
     """What the consent and the plan read of the request headers, in one pass: the first
     value of each of Cookie, Sec-GPC, DNT and Accept-Language (None when absent), and whether
-    there are several Cookie headers (HTTP/2 may split them: the caller reads them all)."""
-    cookie = gpc = dnt = language = None
+    there are several Cookie headers (HTTP/2 may split them: the caller reads them all).
+    The first header's value is the answer whatever it is, as in the C twin: a server that
+    hands over ``(b"cookie", None)`` first gets None for the cookie, not the next header's
+    value (the hypothesis search of tests/support/sanitized_child.py found the two apart)."""
+    cookie = gpc = dnt = language = _ABSENT
     several = False
     for key, value in headers:
         if key == b"cookie":
-            several = several or cookie is not None
-            cookie = value if cookie is None else cookie
+            if cookie is _ABSENT:
+                cookie = value
+            else:
+                several = True
         elif key == b"sec-gpc":
-            gpc = value if gpc is None else gpc
+            if gpc is _ABSENT:
+                gpc = value
         elif key == b"dnt":
-            dnt = value if dnt is None else dnt
-        elif key == b"accept-language":
-            language = value if language is None else language
-    return cookie, several, gpc, dnt, language
+            if dnt is _ABSENT:
+                dnt = value
+        elif key == b"accept-language" and language is _ABSENT:
+            language = value
+    return (None if cookie is _ABSENT else cookie, several, None if gpc is _ABSENT else gpc,
+            None if dnt is _ABSENT else dnt, None if language is _ABSENT else language)
 
 
 #: The C twin of consent_inputs_py (an exact list or tuple of (bytes, value) pairs read with

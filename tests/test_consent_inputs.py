@@ -48,6 +48,10 @@ def test_consent_inputs_c_same_as_python(headers: list[tuple[bytes, bytes]], as_
     [("cookie", b"a=1"), (b"cookie", b"b")],
     [(Name(b"cookie"), b"a=1")],
     [(b"cookie", "text value"), (b"accept-language", 5)],
+    # Not bytes, and first: the first header's value is the answer (C and Python alike).
+    [(b"cookie", None), (b"cookie", b"a=1"), (b"dnt", None), (b"dnt", b"1"),
+     (b"sec-gpc", None), (b"sec-gpc", b"1"), (b"accept-language", None), (b"accept-language", b"ja")],
+    [(b"cookie", None), (b"cookie", None)],
 ])
 def test_consent_inputs_odd_lists_answer_as_python(headers: list[Any]) -> None:
     assert speedups is not None
