@@ -249,7 +249,7 @@ json_with_fetching = st.tuples(
 # --------------------------------------------------------------------------- app_headers
 
 REQUEST_NAMES = [*gsend.NAMES, b"accept-encoding" * 2, b"x-consent-gate-scanx", b"\x00" * 15]
-request_values = st.one_of(st.binary(max_size=8), huge)
+request_values = st.one_of(st.sampled_from(gsend.VALUES), st.binary(max_size=8), huge)
 request_lists = st.lists(st.tuples(st.one_of(st.sampled_from(REQUEST_NAMES), st.binary(max_size=16)),
                                    request_values), max_size=9)
 odd_request_items = st.one_of(
