@@ -16,12 +16,12 @@ and more still come from ``mmap`` and go back to the kernel when freed. A proces
 the site's own code in the worker allocates under it too. ``0`` (``--malloc-trim-mb 0``,
 ``CONSENT_GATE_MALLOC_TRIM_MB=0``) leaves glibc as it is, and so do glibc's own settings when
 the environment has them (``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_MMAP_THRESHOLD_``, or
-``GLIBC_TUNABLES`` naming either). Not glibc (musl, macOS) or no ``mallopt``: nothing, silently.
+``GLIBC_TUNABLES`` naming either). Not glibc (musl, macOS), no ``mallopt`` or no ``ctypes``:
+nothing, silently.
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
 from collections.abc import Callable
 
@@ -64,6 +64,10 @@ def _glibc_mallopt() -> Callable[[int, int], int] | None:
         if not os.confstr("CS_GNU_LIBC_VERSION"):
             return None
     except (AttributeError, ValueError, OSError):  # not glibc (macOS, musl: no such name)
+        return None
+    try:  # (imported here: an interpreter built without _ctypes still serves, untrimmed)
+        import ctypes
+    except ImportError:
         return None
     try:
         fn = ctypes.CDLL(None).mallopt
