@@ -3986,13 +3986,22 @@ consent_inputs(PyObject *self, PyObject *headers)
  * A first message that is an http.response.start dict whose raw headers start_kind reads as
  * PASSES (JSON or a file, no Set-Cookie), with the consent unread and a method other than
  * HEAD, goes straight to the server's send and so does every later message; any other first
- * message makes the HtmlResponder (send.responder_for) and hands it that message
- * (responder.start_message(message, announced) for a start, responder.send otherwise) and
- * every later one. Anything unusual (not an exact dict, no "type", no str "method") takes
- * the responder's way, which raises as it always did. */
-static PyObject *pass_make;   /* send.responder_for(gate, scope, raw_send, state) */
+ * message makes the HtmlResponder (as send.responder_for does: the type called with no
+ * argument, then gate, scope, raw_send and state set) and hands it that message and every
+ * later one: a start that announces an HTML page (start_kind's HTML_PAGE) is held as
+ * HtmlResponder.start_message holds it (kind = HTML, start = the message, the done
+ * awaitable _HELD returned), any other start goes to responder.start_message(message,
+ * announced); a body while the responder's phase is HELD goes to responder._send (what
+ * HtmlResponder.send does with it), anything else to responder.send. Anything unusual (not
+ * an exact dict, no "type", no str "method") takes the responder's way, which raises as it
+ * always did. */
+static PyObject *pass_make;       /* responder.HtmlResponder */
+static PyObject *pass_html_kind;  /* BodyKind.HTML */
+static PyObject *pass_held;       /* responder._HELD: an awaitable already done */
+static PyObject *pass_held_phase; /* phases.HELD */
 static PyObject *str_type, *str_headers, *str_method, *str_consent_read, *str_send,
-    *str_start_message, *str_response_start, *str_head;
+    *str_start_message, *str_response_start, *str_head, *str_gate, *str_scope, *str_raw_send,
+    *str_state, *str_kind, *str_start, *str_phase, *str_inner_send, *str_response_body;
 
 typedef struct {
     PyObject_HEAD
@@ -4038,12 +4047,19 @@ pass_send_dealloc(PassSend *self)
 static PyObject *
 pass_send_responder(PassSend *self)
 {
-    PyObject *args[4] = {self->gate, self->scope, self->raw_send, self->state};
-    PyObject *r = PyObject_Vectorcall(pass_make, args, 4, NULL);
-    if (r != NULL) {
-        Py_XSETREF(self->responder, r);
-        Py_INCREF(r);
+    PyObject *r = PyObject_CallNoArgs(pass_make);
+    if (r == NULL) {
+        return NULL;
     }
+    if (PyObject_SetAttr(r, str_gate, self->gate) < 0
+        || PyObject_SetAttr(r, str_scope, self->scope) < 0
+        || PyObject_SetAttr(r, str_raw_send, self->raw_send) < 0
+        || PyObject_SetAttr(r, str_state, self->state) < 0) {
+        Py_DECREF(r);
+        return NULL;
+    }
+    Py_XSETREF(self->responder, r);
+    Py_INCREF(r);
     return r;
 }
 
@@ -4059,7 +4075,34 @@ pass_send_call(PassSend *self, PyObject *const *args, size_t nargsf, PyObject *k
         return PyObject_Vectorcall(self->raw_send, args, 1, NULL);
     }
     if (self->responder != NULL) {
-        return PyObject_CallMethodOneArg(self->responder, str_send, message);
+        /* HtmlResponder.send's way for a body while the start is held: its _send */
+        PyObject *responder = self->responder;
+        Py_INCREF(responder);
+        PyObject *phase = PyObject_GetAttr(responder, str_phase);
+        if (phase == NULL) {
+            Py_DECREF(responder);
+            return NULL;
+        }
+        int held = phase == pass_held_phase;
+        Py_DECREF(phase);
+        PyObject *r;
+        PyObject *kind = held && PyDict_CheckExact(message)
+                             ? PyDict_GetItemWithError(message, str_type) : NULL;
+        if (kind == NULL && PyErr_Occurred()) {
+            Py_DECREF(responder);
+            return NULL;
+        }
+        if (kind != NULL && PyUnicode_CheckExact(kind)
+            && PyUnicode_Compare(kind, str_response_body) == 0) {
+            PyObject *call[2] = {responder, message};
+            r = PyObject_VectorcallMethod(str_inner_send, call,
+                                          2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        }
+        else {
+            r = PyObject_CallMethodOneArg(responder, str_send, message);
+        }
+        Py_DECREF(responder);
+        return r;
     }
     PyObject *kind = PyDict_CheckExact(message) ? PyDict_GetItemWithError(message, str_type) : NULL;
     if (kind == NULL && PyErr_Occurred()) {
@@ -4118,7 +4161,15 @@ pass_send_call(PassSend *self, PyObject *const *args, size_t nargsf, PyObject *k
         }
         PyObject *responder = pass_send_responder(self);
         PyObject *r = NULL;
-        if (responder != NULL) {
+        if (responder != NULL && announced == PyTuple_GET_ITEM(start_html_pairs, 0)) {
+            /* start_message's HTML_PAGE way: held until the first body */
+            if (PyObject_SetAttr(responder, str_kind, pass_html_kind) == 0
+                && PyObject_SetAttr(responder, str_start, message) == 0) {
+                r = Py_NewRef(pass_held);
+            }
+            Py_DECREF(responder);
+        }
+        else if (responder != NULL) {
             PyObject *call[3] = {responder, message, announced};
             r = PyObject_VectorcallMethod(str_start_message, call,
                                           3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
@@ -4172,14 +4223,17 @@ static PyTypeObject PassSendType = {
 };
 
 static PyObject *
-pass_send_setup(PyObject *self, PyObject *make)
+pass_send_setup(PyObject *self, PyObject *args)
 {
-    if (!PyCallable_Check(make)) {
-        PyErr_SetString(PyExc_TypeError, "pass_send_setup: a callable");
+    PyObject *make, *html, *held, *phase;
+    if (!PyArg_ParseTuple(args, "O!OOO:pass_send_setup", &PyType_Type, &make, &html, &held,
+                          &phase)) {
         return NULL;
     }
-    Py_INCREF(make);
-    Py_XSETREF(pass_make, make);
+    Py_XSETREF(pass_make, Py_NewRef(make));
+    Py_XSETREF(pass_html_kind, Py_NewRef(html));
+    Py_XSETREF(pass_held, Py_NewRef(held));
+    Py_XSETREF(pass_held_phase, Py_NewRef(phase));
     Py_RETURN_NONE;
 }
 
@@ -4211,6 +4265,75 @@ pass_send(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     made->passing = 0;
     PyObject_GC_Track(made);
     return (PyObject *)made;
+}
+
+/* ---- memo_key: memo.py's lookup key of a whole body, its samples hashed in one pass ----
+ * (id(plan), len(body), body) for a body of at most 3 * 64 bytes; else (id(plan), len(body),
+ * h), h a 64-bit hash of the 64 bytes at the start, the middle (len >> 1) and the end: the
+ * same samples as memo._key_py, read in place (no slices, no SipHash of each). A key match
+ * is never proof (the memo compares the whole body), so a collision of h only shares a
+ * slot, as equal samples do. None for anything but exact bytes: memo._key_py then. */
+#define MEMO_SAMPLE 64
+
+static uint64_t
+memo_mix(uint64_t h, const unsigned char *p)
+{
+    for (int i = 0; i < MEMO_SAMPLE; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        h ^= w;
+        h *= 0x9E3779B97F4A7C15ULL;
+        h ^= h >> 29;
+    }
+    return h;
+}
+
+static PyObject *
+memo_key(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "memo_key(plan, body)");
+        return NULL;
+    }
+    PyObject *body = args[1];
+    if (!PyBytes_CheckExact(body)) {
+        Py_RETURN_NONE;
+    }
+    Py_ssize_t n = PyBytes_GET_SIZE(body);
+    PyObject *last;
+    if (n <= 3 * MEMO_SAMPLE) {
+        last = Py_NewRef(body);
+    }
+    else {
+        const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(body);
+        uint64_t h = 0x243F6A8885A308D3ULL ^ (uint64_t)n;
+        h = memo_mix(h, p);
+        h = memo_mix(h, p + (n >> 1));
+        h = memo_mix(h, p + n - MEMO_SAMPLE);
+        h ^= h >> 32;
+        last = PyLong_FromUnsignedLongLong(h);
+        if (last == NULL) {
+            return NULL;
+        }
+    }
+    PyObject *plan_id = PyLong_FromVoidPtr(args[0]);
+    PyObject *size = plan_id == NULL ? NULL : PyLong_FromSsize_t(n);
+    if (size == NULL) {
+        Py_XDECREF(plan_id);
+        Py_DECREF(last);
+        return NULL;
+    }
+    PyObject *key = PyTuple_New(3);
+    if (key == NULL) {
+        Py_DECREF(plan_id);
+        Py_DECREF(size);
+        Py_DECREF(last);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(key, 0, plan_id);
+    PyTuple_SET_ITEM(key, 1, size);
+    PyTuple_SET_ITEM(key, 2, last);
+    return key;
 }
 
 /* ---- page_decision: gate/decision.py's decide for the common page ----
@@ -4380,6 +4503,19 @@ init_gate(PyObject *m)
     str_start_message = PyUnicode_InternFromString("start_message");
     str_response_start = PyUnicode_InternFromString("http.response.start");
     str_head = PyUnicode_InternFromString("HEAD");
+    str_gate = PyUnicode_InternFromString("gate");
+    str_scope = PyUnicode_InternFromString("scope");
+    str_raw_send = PyUnicode_InternFromString("raw_send");
+    str_state = PyUnicode_InternFromString("state");
+    str_kind = PyUnicode_InternFromString("kind");
+    str_start = PyUnicode_InternFromString("start");
+    str_phase = PyUnicode_InternFromString("phase");
+    str_inner_send = PyUnicode_InternFromString("_send");
+    str_response_body = PyUnicode_InternFromString("http.response.body");
+    if (!str_gate || !str_scope || !str_raw_send || !str_state || !str_kind || !str_start
+        || !str_phase || !str_inner_send || !str_response_body) {
+        return -1;
+    }
     str_status = PyUnicode_InternFromString("status");
     str_body = PyUnicode_InternFromString("body");
     str_more_body = PyUnicode_InternFromString("more_body");
@@ -4411,11 +4547,16 @@ static PyMethodDef methods[] = {
     {"consent_inputs", consent_inputs, METH_O,
      "consent_inputs(headers) -> (cookie, several, gpc, dnt, accept_language)\n\nThe same as "
      "headers.py's consent_inputs_py."},
-    {"pass_send_setup", pass_send_setup, METH_O,
-     "pass_send_setup(make) -> None\n\nmake(gate, scope, raw_send, state) -> HtmlResponder."},
+    {"pass_send_setup", pass_send_setup, METH_VARARGS,
+     "pass_send_setup(HtmlResponder, BodyKind.HTML, _HELD, HELD) -> None\n\nThe responder "
+     "type made (then gate, scope, raw_send, state set), and what its start_message and send "
+     "do for an HTML page held until its first body."},
     {"pass_send", (PyCFunction)(void (*)(void))pass_send, METH_FASTCALL,
      "pass_send(gate, scope, raw_send, state) -> send\n\nThe same as gate/send.py's "
      "pass_send_py: JSON and files straight to raw_send, no responder made."},
+    {"memo_key", (PyCFunction)(void (*)(void))memo_key, METH_FASTCALL,
+     "memo_key(plan, body) -> tuple | None\n\nmemo.py's lookup key: (id(plan), len, body) "
+     "or (id(plan), len, a 64-bit hash of the three 64-byte samples); None: not bytes."},
     {"page_decision", (PyCFunction)(void (*)(void))page_decision, METH_FASTCALL,
      "page_decision(method, start, first, content_types, whole, streamed, wide_starts) -> "
      "Decision | None\n\ngate/decision.py's decide for the plain HTML page, from its own "

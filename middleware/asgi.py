@@ -13,7 +13,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from starlette.types import Receive, Scope, Send
 
@@ -165,7 +165,8 @@ class ConsentMiddleware:
         known = remembered.get(raw, _UNSEEN)
         if known is not _UNSEEN:
             remembered.move_to_end(raw)
-            return cast("str | None", known), signal, language
+            # (a str or None here; no typing.cast: a Python call, ~0.5 k instructions)
+            return known, signal, language  # type: ignore[return-value]
         value_of = cookie_value(((b"cookie", raw),), self.cookie_name)
         remembered[raw] = value_of
         if len(remembered) > _MAX_COOKIE_HEADERS:

@@ -13,8 +13,10 @@ disclose still happens on every request: only the bytes are reused, never the le
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import NamedTuple
 
+from .accel import speedups
 from .rewrite import RewritePlan
 
 #: Bytes taken from the start, the middle and the end of a body for its lookup key.
@@ -25,6 +27,36 @@ _SHORT = 3 * _SAMPLE
 _MAX_MISSED = 4096
 #: A key's miss count once two different bodies were seen under it: never reaches 2.
 _VARIES = -(1 << 62)
+
+
+#: A lookup key: (id(plan), len(body), the samples), or in C (id(plan), len(body), the body
+#: itself or a 64-bit hash of the three samples). Keys of the two kinds never meet: one process
+#: uses one.
+Key = tuple[object, ...]
+
+
+def _key_py(plan: RewritePlan, body: bytes) -> Key:
+    """A lookup key from a sample of the body, not a hash of all of it: hashing 30 KB
+    costs more than the rest of a hit together, and a hit compares the whole body
+    anyway. Pages that share the sample share a slot, never a result (see ``find``)."""
+    n = len(body)
+    if n <= _SHORT:
+        return (id(plan), n, body, b"", b"")
+    mid = n >> 1
+    return (id(plan), n, body[:_SAMPLE], body[mid:mid + _SAMPLE], body[-_SAMPLE:])
+
+
+#: ``_speedups.memo_key``: the same samples hashed in one C pass (three slices and their
+#: SipHash cost ~2 k instructions per lookup); None for a body that is not bytes. A hash
+#: collision shares a slot as equal samples do: ``find`` compares the whole body.
+_key_c: Callable[[RewritePlan, bytes], Key | None] | None = (
+    speedups.memo_key if speedups is not None else None)
+
+
+def lookup_key(plan: RewritePlan, body: bytes) -> Key:
+    """The key ``find`` and ``put`` file a body under (C, else Python)."""
+    key = _key_c(plan, body) if _key_c is not None else None
+    return _key_py(plan, body) if key is None else key
 
 
 class Rewritten(NamedTuple):
@@ -43,24 +75,15 @@ class RewriteMemo:
     def __init__(self, *, max_bytes: int = 32 * 1024 * 1024, max_body: int = 2 * 1024 * 1024) -> None:
         self.max_bytes = max_bytes
         self.max_body = max_body
-        self._entries: OrderedDict[tuple[int, int, bytes, bytes, bytes], Rewritten] = OrderedDict()
+        self._entries: OrderedDict[Key, Rewritten] = OrderedDict()
         self._size = 0
         self.hits = 0
         self.misses = 0
         #: Keys of recent misses: a page is kept from its second miss on (``keep``), so that
         #: pages unique per request (a token, a timestamp) cost a lookup, never an entry.
-        self._missed: dict[tuple[int, int, bytes, bytes, bytes], int] = {}
+        self._missed: dict[Key, int] = {}
 
-    @staticmethod
-    def _key(plan: RewritePlan, body: bytes) -> tuple[int, int, bytes, bytes, bytes]:
-        """A lookup key from a sample of the body, not a hash of all of it: hashing 30 KB
-        costs more than the rest of a hit together, and a hit compares the whole body
-        anyway. Pages that share the sample share a slot, never a result (see ``find``)."""
-        n = len(body)
-        if n <= _SHORT:
-            return (id(plan), n, body, b"", b"")
-        mid = n >> 1
-        return (id(plan), n, body[:_SAMPLE], body[mid:mid + _SAMPLE], body[-_SAMPLE:])
+    _key = staticmethod(lookup_key)
 
     def get(self, plan: RewritePlan, body: bytes) -> Rewritten | None:
         return self.find(plan, body)[0]
@@ -68,14 +91,11 @@ class RewriteMemo:
     def find(self, plan: RewritePlan, body: bytes) -> tuple[Rewritten | None, bool]:
         """(the remembered rewrite, or None; on a miss, whether to keep this one: a body with
         the same key missed before, so the page repeats)."""
-        n = len(body)
-        if n > self.max_body:
+        if len(body) > self.max_body:
             return None, False
-        if n <= _SHORT:  # (= _key, inline: this runs on every one-message page)
-            key = (id(plan), n, body, b"", b"")
-        else:
-            mid = n >> 1
-            key = (id(plan), n, body[:_SAMPLE], body[mid:mid + _SAMPLE], body[-_SAMPLE:])
+        key = _key_c(plan, body) if _key_c is not None else None  # (= lookup_key, inline)
+        if key is None:
+            key = _key_py(plan, body)
         entry = self._entries.get(key)
         if entry is not None:
             # A key match is not proof: compare the bytes (a memcmp, microseconds). The key

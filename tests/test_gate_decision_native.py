@@ -144,6 +144,37 @@ def test_decide_is_decide_py(gate: Any, kind: BodyKind, method: str, status: Any
         assert got[1] is want[1]
 
 
+#: Pages one change or two away from the plain one: most of them the C answers.
+near_headers = st.lists(st.one_of(
+    st.tuples(st.just(b"content-type"), st.sampled_from(TYPES)),
+    st.tuples(st.sampled_from([b"content-length", b"vary", b"content-encoding"]),
+              st.sampled_from([b"62", b"Cookie", b"gzip", b"identity"]))), min_size=1, max_size=3)
+
+
+@needs_c
+@settings(max_examples=examples(300), deadline=None)
+@given(st.sampled_from(["GET", "GET", "POST", "HEAD"]), st.sampled_from([200, 200, 404, 304, "absent"]),
+       near_headers, st.sampled_from(BODIES), st.sampled_from(["absent", False, True]))
+def test_near_plain_pages(gate: Any, method: str, status: Any, headers: list[Any], body: bytes,
+                          more: Any) -> None:
+    start = message(type="http.response.start", status=status, headers=headers)
+    first = message(type="http.response.body", body=body, more_body=more)
+    want = decide_py(BodyKind.HTML, method, start, first, gate)  # (tables warm from here on)
+    assert decide_py(BodyKind.HTML, method, start, first, gate) == want
+    c = _speedups.page_decision(method, start, first, gate.content_types, decision._WHOLE,
+                                decision._STREAMED, WIDE_STARTS)
+    assert c is None or c is decide_py(BodyKind.HTML, method, start, first, gate)
+    got = decide(BodyKind.HTML, method, start, first, gate)
+    assert got == want
+    types = [v for k, v in headers if k == b"content-type"]
+    plain = (method != "HEAD" and status != 304 and not any(k == b"content-encoding" for k, _ in headers)
+             and len(types) == 1 and b"," not in types[0] and want.route in (
+                 decision.WHOLE, decision.STREAM) and want.label_known)
+    # The C answers exactly the plain pages (a label no browser knows: decide_py reads the
+    # body for an ISO-2022-JP declaration)
+    assert (c is not None) == plain
+
+
 @needs_c
 def test_odd_arguments_leave_it_to_decide_py(gate: Any) -> None:
     start = {"status": 200, "headers": [(b"content-type", b"text/html; charset=utf-8")]}

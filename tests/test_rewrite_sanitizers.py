@@ -55,5 +55,5 @@ def test_c_skip_under_address_and_undefined_sanitizers(tmp_path: Path) -> None:
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-1000:] + run.stderr[-3000:]
     assert ("sanitized skip_end, scan_end, splice, start_kind, app_headers, consent_inputs, "
-            "pass_send: ok" in run.stdout), run.stdout[-1000:]
+            "pass_send, page_decision, memo_key: ok" in run.stdout), run.stdout[-1000:]
     print(run.stdout)  # the child's cost per part (pytest -s shows it)

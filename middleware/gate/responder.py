@@ -72,6 +72,19 @@ if TYPE_CHECKING:
 logger = logging.getLogger("consent_gate")
 
 _NO_HOSTS: frozenset[str] = frozenset()
+#: Content-Length values by length (a memo hit sends the same length again: ``b"%d" % n`` and
+#: the fresh value's hash in the header edit's key cost ~1 k instructions). Bounded.
+_LENGTHS: dict[int, bytes] = {}
+_MAX_LENGTHS = 4096
+
+
+def _length(n: int) -> bytes:
+    value = _LENGTHS.get(n)
+    if value is None:
+        value = b"%d" % n
+        if len(_LENGTHS) < _MAX_LENGTHS:
+            _LENGTHS[n] = value
+    return value
 
 
 class _Done(tuple[()]):
@@ -136,7 +149,8 @@ class HtmlResponder:
     start: Message | None = None
     kind = OTHER
     # No Python __init__ (one called through the type costs ~0.8 k instructions per
-    # response): gate/send.py's responder_for makes it with ``HtmlResponder()`` and sets these.
+    # response): gate/send.py's responder_for (or its C twin, _speedups.pass_send) makes it
+    # with ``HtmlResponder()`` and sets these.
     gate: ConsentMiddleware
     scope: Scope
     raw_send: Send
@@ -155,6 +169,7 @@ class HtmlResponder:
         """The send the app is given. A message that passes goes straight to the server's
         send, with no coroutine of ours: every message once the start passed, and a start
         that announces JSON or a file (decided on its raw headers, ``_start``)."""
+        # (_speedups.pass_send takes a body while HELD to _send itself: keep the two in step)
         phase = self.phase
         if phase is PASSING:
             return self.raw_send(message)
@@ -168,7 +183,8 @@ class HtmlResponder:
         HELD: what ``send`` does with it (gate/send.py calls it with the answer it read)."""
         if announced is HTML_PAGE:
             # HTML without Set-Cookie: held until the first body decides (as in _start). (Tested
-            # first: it is not PASSES, so passes_untouched would say no, a call later.)
+            # first: it is not PASSES, so passes_untouched would say no, a call later. The C
+            # pass_send does these two steps itself: keep them in step.)
             self.kind = HTML
             self.start = message
             return _HELD
@@ -432,8 +448,10 @@ class HtmlResponder:
         macros = self.macros
         if macros is not None:
             out = macros.feed(out) + macros.finish()
+        n = len(out)
+        length = _LENGTHS.get(n)  # (= _length(n), inline)
         gate.response_headers.rewritten(start, scope, allowed, enforced_no_partner=False,
-                                        length=b"%d" % len(out))
+                                        length=_length(n) if length is None else length)
         self.start = None
         self.phase = DONE  # from REWRITING, as _to(DONE) allows
         return {"type": "http.response.body", "body": out, "more_body": False}
@@ -486,7 +504,7 @@ class HtmlResponder:
             out = self.macros.feed(out) + self.macros.finish()
         self.gate.response_headers.rewritten(
             start, self.scope, frozenset() if self.ledger_failed else self.allowed,
-            enforced_no_partner=unrewritten, length=b"%d" % len(out))
+            enforced_no_partner=unrewritten, length=_length(len(out)))
         self.start = None
         self.phase = DONE  # from REWRITING or UNREWRITTEN, as _to(DONE) allows
         return {"type": "http.response.body", "body": out, "more_body": False}

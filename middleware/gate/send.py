@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 from starlette.types import Message, Scope, Send
 
 from ..accel import speedups
-from .responder import HtmlResponder, SheetResponder, passes_untouched
-from .start import start_kind
+from .phases import HELD
+from .responder import _HELD, HtmlResponder, SheetResponder, passes_untouched
+from .start import HTML, start_kind
 from .state import ConsentState
 
 if TYPE_CHECKING:
@@ -97,5 +98,7 @@ def style_send(gate: ConsentMiddleware, scope: Scope, raw_send: Send,
 #: The C twin of pass_send_py (the same moves, its answer is the callable object itself).
 pass_send: Callable[[Any, Scope, Send, ConsentState], Send] = pass_send_py
 if speedups is not None:
-    speedups.pass_send_setup(responder_for)
+    # What responder_for makes, and how HtmlResponder.start_message and send take an HTML
+    # page held until its first body (the C does those two steps itself: no Python frame).
+    speedups.pass_send_setup(HtmlResponder, HTML, _HELD, HELD)
     pass_send = speedups.pass_send

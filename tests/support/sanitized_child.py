@@ -48,15 +48,20 @@ from hypothesis import strategies as st  # noqa: E402
 
 from middleware import rewrite  # noqa: E402
 from middleware.accel import speedups  # noqa: E402
+from middleware.gate import decision, start  # noqa: E402
 from middleware.gate import request as req  # noqa: E402
-from middleware.gate import start  # noqa: E402
+from middleware.gate.decision import decide_py  # noqa: E402
 from middleware.gate.send import pass_send_py, responder_for  # noqa: E402
 from middleware.gate.state import ConsentState  # noqa: E402
 from middleware.headers import CONSENT_INPUT_NAMES, consent_inputs_py  # noqa: E402
 from middleware.html import native  # noqa: E402
 from middleware.html.tokenizer import splice_py  # noqa: E402
+from middleware.memo import _key_py  # noqa: E402
+from middleware.sniff import WIDE_STARTS, BodyKind  # noqa: E402
+from tests import test_gate_decision_native as gdn  # noqa: E402
 from tests import test_gate_send as gsend  # noqa: E402
 from tests import test_gate_start_native as gs  # noqa: E402
+from tests import test_memo_key_native as mkn  # noqa: E402
 from tests import test_rewrite_native as nat  # noqa: E402
 from tests import test_rewrite_speedups as t  # noqa: E402
 from tests.asgi_helpers import make_gate  # noqa: E402
@@ -543,6 +548,38 @@ def run_consent_inputs(headers: list[Any], kind: Any) -> None:
         check_consent_inputs(lambda: kind(headers))
 
 
+def run_page_decision(gate: Any) -> None:
+    """page_decision (sanitized): None or decide_py's very object, on random and near-plain
+    starts and bodies (decide_py run first, so its tables hold the charsets and decisions)."""
+    @settings(max_examples=N, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.too_slow])
+    @given(gdn.methods, st.one_of(gdn.statuses, st.just(200)),
+           st.one_of(gdn.header_lists, gdn.near_headers), st.one_of(gdn.bodies, st.just(gdn.PAGE)),
+           gdn.mores)
+    def run(method: str, status: Any, headers: Any, body: Any, more: Any) -> None:
+        def make() -> tuple[dict[str, Any], dict[str, Any]]:
+            return (gdn.message(type="http.response.start", status=status,
+                                headers=list(headers) if isinstance(headers, list) else headers),
+                    gdn.message(type="http.response.body", body=body, more_body=more))
+        want = _outcome(lambda _: decide_py(BodyKind.HTML, method, *make(), gate), None)
+        got = san.page_decision(method, *make(), gate.content_types, decision._WHOLE,
+                                decision._STREAMED, WIDE_STARTS)
+        assert got is None or (want[0] == "ok" and got is want[1]), (got, want)
+
+    run()
+
+
+def run_memo_key() -> None:
+    @settings(max_examples=N, deadline=None, database=None)
+    @given(mkn.body_pairs(), st.sampled_from([(0, 0), (0, 1)]))
+    def run(pair: tuple[bytes, bytes], plans: tuple[int, int]) -> None:
+        a, b = pair
+        pa, pb = mkn.PLANS[plans[0]], mkn.PLANS[plans[1]]
+        assert (san.memo_key(pa, a) == san.memo_key(pb, b)) == (_key_py(pa, a) == _key_py(pb, b))
+
+    run()
+
+
 def run_pass_send(gate: Any) -> None:
     @settings(max_examples=N, deadline=None, database=None,
               suppress_health_check=[HealthCheck.too_slow])
@@ -572,7 +609,8 @@ def main() -> None:
             ("speculation", run_speculation), ("splice", run_splice), ("spare", check_spare),
             ("start_kind", run_start), ("app_headers", run_app_headers),
             ("consent_inputs", run_consent_inputs),
-            ("pass_send", lambda: run_pass_send(gate))]
+            ("pass_send", lambda: run_pass_send(gate)),
+            ("page_decision", lambda: run_page_decision(gate)), ("memo_key", run_memo_key)]
         print(f"imports: {time.process_time():.2f} s CPU", flush=True)
         for name, step in steps:
             began, cpu = time.perf_counter(), time.process_time()
@@ -580,7 +618,7 @@ def main() -> None:
             print(f"{name}: {time.perf_counter() - began:.2f} s, {time.process_time() - cpu:.2f} s CPU",
                   flush=True)
     print("sanitized skip_end, scan_end, splice, start_kind, app_headers, consent_inputs, "
-          "pass_send: ok")
+          "pass_send, page_decision, memo_key: ok")
 
 
 if __name__ == "__main__":
