@@ -84,3 +84,39 @@ def test_every_wakeup_commits_both_workers_frames_and_a_closed_writer_is_kept(
             conn.sock.close()
         server.sel.close()
         store.close()
+
+
+def test_acks_a_worker_does_not_read_yet_wait_for_its_socket_and_all_arrive(
+        tmp_path: Path) -> None:
+    """The server registers a connection for writing only while an ack is stuck in its
+    outbox (``_Conn.writing``), and back to reading once the socket took it all."""
+    store = open_store(str(tmp_path / "l.sqlite3"), synchronous="normal",
+                       deferred_checkpoints=True)
+    server = Server(store, ChainCursor(None), idle_exit=0.0)
+    w = Worker(server)
+    (conn,) = server.conns.values()
+    conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1)  # the kernel's minimum
+    try:
+        sent = 0
+        while not conn.writing and sent < 5000:  # the worker reads nothing meanwhile
+            w.write(1)
+            sent += 1
+            server.poll(0)
+        assert conn.writing and conn.outbox and sent < 5000
+        acked: list[object] = []
+        for _ in range(10_000):
+            acked += w.acks()  # the worker reads: the socket can take the rest
+            server.poll(0)  # EVENT_WRITE: flush
+            if not conn.outbox:
+                break
+        server.poll(0)
+        assert not conn.writing and not conn.outbox
+        acked += w.acks()
+        assert [i for f in acked for i in f[1]] == list(range(1, sent + 1))  # type: ignore[index]
+        assert server.commits == sent
+    finally:
+        w.sock.close()
+        for c in list(server.conns.values()):
+            c.sock.close()
+        server.sel.close()
+        store.close()
