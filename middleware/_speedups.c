@@ -4354,6 +4354,9 @@ page_bytes_is(PyObject *b, const char *lit, Py_ssize_t n)
     return PyBytes_GET_SIZE(b) == n && memcmp(PyBytes_AS_STRING(b), lit, (size_t)n) == 0;
 }
 
+static PyObject *page_decision_read(PyObject *first, PyObject *charset, PyObject *whole,
+                                    PyObject *streamed, PyObject *wide);
+
 static PyObject *
 page_decision(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -4446,6 +4449,19 @@ page_decision(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (charset != Py_None && !PyUnicode_CheckExact(charset)) {
         Py_RETURN_NONE;
     }
+    /* Held from here: a key of first's with the hash of "body" or "more_body" runs its
+       __eq__ in the look-ups below, and may drop content_types' tuple (and so charset). */
+    Py_INCREF(charset);
+    PyObject *decision = page_decision_read(first, charset, whole, streamed, wide);
+    Py_DECREF(charset);
+    return decision;
+}
+
+/* page_decision's part that reads first (body, more_body): charset held by the caller. */
+static PyObject *
+page_decision_read(PyObject *first, PyObject *charset, PyObject *whole, PyObject *streamed,
+                   PyObject *wide)
+{
     PyObject *body = PyDict_GetItemWithError(first, str_body);
     if (body == NULL) {
         if (PyErr_Occurred()) {
