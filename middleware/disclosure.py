@@ -54,6 +54,9 @@ _time = time.time
 _now = dt.datetime.now
 _new = object.__new__
 _MISSING: Any = object()
+#: Consent sources ``ledger_fields`` records nothing for (any other: it decides).
+_PLAIN_SOURCES = frozenset({None, "", "banner", "preferences", "form", "placeholder", "gpc",
+                            "api"})
 
 
 def _remember(cache: dict[Any, Any], key: Any, value: Any, size: int) -> None:
@@ -95,13 +98,18 @@ class _RandomHex:
         return parts.pop()
 
     def request_id(self, now: float) -> str:
-        """``<now's Unix second, hex>-<12 random hex digits>``."""
-        if now >= self.until or now < self.until - 1.0:  # a new second (or the clock went back)
-            second = int(now)
-            self.stamp = f"{second:x}-"
-            self.until = second + 1.0
+        """``<now's Unix second, hex>-<12 random hex digits>`` (``Discloser.page_view`` has
+        this inline)."""
+        stamp = self.stamp if self.until - 1.0 <= now < self.until else self.restamp(now)
         parts = self.parts
-        return self.stamp + (parts.pop() if parts else self.refill())
+        return stamp + (parts.pop() if parts else self.refill())
+
+    def restamp(self, now: float) -> str:
+        """The ids' first half for ``now``'s second (a new second, or the clock went back)."""
+        second = int(now)
+        self.stamp = stamp = f"{second:x}-"
+        self.until = second + 1.0
+        return stamp
 
     def reset(self) -> None:
         self.parts = []
@@ -193,8 +201,9 @@ class Discloser:
             for basis in ("consent", "opt-out-not-exercised")
         }
         # A page view's partner list, by basis and partner set: sorted, shared between views.
-        self._lists: dict[str, dict[frozenset[str], tuple[PartnerShare, ...]]] = {
-            "consent": {}, "opt-out-not-exercised": {}}
+        self._consented: dict[frozenset[str], tuple[PartnerShare, ...]] = {}
+        self._opted: dict[frozenset[str], tuple[PartnerShare, ...]] = {}
+        self._lists = {"consent": self._consented, "opt-out-not-exercised": self._opted}
         # What page_view reads of the config, and its caches: visitors repeat, so the same
         # browser string, address and path arrive on many page views, and parsing them costs
         # more than the rest of a record together (each bounded: emptied when full).
@@ -263,18 +272,23 @@ class Discloser:
         its request id, path, address and browser are this one's (the same request).
         Built for every logged page view, on the event loop."""
         now = _now(_UTC)
-        shares = self._partner_list(
-            partners, "consent" if consent.decided else "opt-out-not-exercised")
-        source = consent.source
-        if (consent.jurisdiction is None and consent.tc is None and consent.gpp is None
-                and not (source and source.startswith("foreign:"))):
+        shares = (self._consented if consent.decided else self._opted).get(partners)
+        if shares is None:
+            shares = self._partner_list(
+                partners, "consent" if consent.decided else "opt-out-not-exercised")
+        if (consent.source in _PLAIN_SOURCES and consent.jurisdiction is None
+                and consent.tc is None and consent.gpp is None):
             fields: dict[str, object] = {}  # what ledger_fields returns for it, sooner
         else:
             fields = ledger_fields(consent, partners, self._tcf_partners)
         if first is not None:
             request_id, path, ip, ua = first.request_id, first.path, first.ip, first.ua_family
         else:
-            request_id = _random_hex.request_id(_time())
+            ids = _random_hex
+            t = _time()
+            stamp = ids.stamp if ids.until - 1.0 <= t < ids.until else ids.restamp(t)
+            parts = ids.parts
+            request_id = stamp + (parts.pop() if parts else ids.refill())
             headers = scope.get("headers", ())
             client = scope.get("client")
             address = client[0] if client else None

@@ -95,8 +95,9 @@ def _consents(draw: st.DrawFn) -> Consent:
     return Consent(
         consent_id=draw(st.none() | st.text(max_size=8)), granted=frozenset({"ads"}),
         policy_version=draw(st.text(max_size=6)), decided=decided,
-        source=draw(st.none() | st.sampled_from(["banner", "form", "gpc", "api", "foreign:cmp",
-                                                  "foreign:"])),
+        source=draw(st.none() | st.sampled_from(["banner", "preferences", "form", "placeholder",
+                                                  "gpc", "api", "", "foreign:cmp", "foreign:",
+                                                  "foreign", "Foreign:x"]) | st.text(max_size=10)),
         jurisdiction=where, tc=tc, gpp=gpp_string)
 
 
