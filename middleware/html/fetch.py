@@ -176,8 +176,10 @@ def speculation_rules_local(text: bytes) -> bool:
     JSON or may not be the whole script) is not: Chromium 156 prefetched a listed partner URL
     and a partner link matched by ``selector_matches`` with the enforced CSP in place (no CSP
     directive governs a prefetch), with the visitor's IP and the page as Referer."""
-    if b"<!--" in text:
-        return False  # script data escapes: the script may not end at the first </script
+    if b"<!--" in text or not text.isascii():
+        # script data escapes: the script may not end at the first </script; not ASCII: the
+        # browser's encoding may read it otherwise (import_map_urls)
+        return False
     try:
         data = json.loads(text.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):  # (deep nesting: not ours to read)
@@ -210,7 +212,10 @@ def import_map_urls(text: bytes) -> list[str] | None:
     reads. [] when the text is not JSON (Chromium registers no map then: nothing to fetch);
     None when it cannot be read (not UTF-8, nested past Python's reach, or script data escapes
     that may end the script elsewhere): the caller fails closed."""
-    if b"<!--" in text:
+    if b"<!--" in text or not text.isascii():
+        # (not ASCII: read as UTF-8 here, but the browser decodes it in the page's encoding,
+        # and in Shift_JIS, Big5 or GBK a byte >= 0x80 takes the next '\\' as its trail byte:
+        # "\xc3\x83\\" ends a JSON string there that UTF-8 reads as escaping its quote)
         return None
     try:
         data = json.loads(text.decode("utf-8"))
