@@ -5,6 +5,8 @@ The signing secret's variable is configurable (``[policy] secret_env``); this is
 
 from __future__ import annotations
 
+import os
+
 #: The partners.toml to use when no ``--config`` is given (also how ``run`` hands it to workers).
 CONFIG_ENV = "CONSENT_GATE_CONFIG"
 #: The ledger (SQLite path or postgresql:// DSN) when no ``--ledger`` is given.
@@ -32,3 +34,18 @@ DEFAULT_MALLOC_TRIM_MB = 32
 
 ALL = (CONFIG_ENV, LEDGER_ENV, APP_ENV, SECRET_ENV, DEV_ENV, LEDGER_KEY_ENV, PURE_PYTHON_ENV,
        GC_THRESHOLD_ENV, MALLOC_TRIM_ENV)
+
+
+def whole_number(name: str, default: int, unit: str = "") -> int:
+    """The whole number of 0 or more in the environment variable ``name`` (surrounding blanks
+    ignored), ``default`` when it is unset or blank. ``RuntimeError`` naming the variable for
+    anything else, so a worker setting that cannot be read stops ``consent-gate run`` before
+    it serves instead of being silently replaced."""
+    raw = os.environ.get(name, "").strip()
+    try:
+        value = int(raw) if raw else default
+    except ValueError:
+        raise RuntimeError(f"{name}={raw!r} is not a whole number{unit}") from None
+    if value < 0:
+        raise RuntimeError(f"{name} must be 0 or more{unit}, not {value}")
+    return value

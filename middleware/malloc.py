@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from .env import DEFAULT_MALLOC_TRIM_MB, MALLOC_TRIM_ENV
+from .env import DEFAULT_MALLOC_TRIM_MB, MALLOC_TRIM_ENV, whole_number
 
 __all__ = ["DEFAULT_MALLOC_TRIM_MB", "apply_malloc_trim", "malloc_trim_mb", "mmap_threshold"]
 
@@ -37,20 +37,11 @@ _GLIBC_OWN = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_")
 _TUNABLES = ("glibc.malloc.trim_threshold", "glibc.malloc.mmap_threshold")
 
 
-def malloc_trim_mb(raw: str | None = None) -> int:
-    """The trim threshold in MB from ``raw`` (default: ``$CONSENT_GATE_MALLOC_TRIM_MB``), or
+def malloc_trim_mb() -> int:
+    """The trim threshold in MB from ``$CONSENT_GATE_MALLOC_TRIM_MB``, or
     :data:`DEFAULT_MALLOC_TRIM_MB` when unset; ``RuntimeError`` for anything but a whole number
     of 0 or more (``consent-gate run`` checks it before it serves)."""
-    if raw is None:
-        raw = os.environ.get(MALLOC_TRIM_ENV, "")
-    raw = raw.strip()
-    try:
-        mb = int(raw) if raw else DEFAULT_MALLOC_TRIM_MB
-    except ValueError:
-        raise RuntimeError(f"{MALLOC_TRIM_ENV}={raw!r} is not a whole number of MB") from None
-    if mb < 0:
-        raise RuntimeError(f"the malloc trim threshold must be 0 (glibc's own) or more MB, not {mb}")
-    return mb
+    return whole_number(MALLOC_TRIM_ENV, DEFAULT_MALLOC_TRIM_MB, " of MB")
 
 
 def mmap_threshold(trim_bytes: int) -> int:

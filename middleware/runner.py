@@ -10,7 +10,7 @@ from starlette.types import ASGIApp
 from uvicorn.importer import import_from_string
 
 from .asgi import ConsentMiddleware
-from .env import APP_ENV, CONFIG_ENV, DEFAULT_GC_THRESHOLD, GC_THRESHOLD_ENV
+from .env import APP_ENV, CONFIG_ENV, DEFAULT_GC_THRESHOLD, GC_THRESHOLD_ENV, whole_number
 from .malloc import apply_malloc_trim
 
 __all__ = ["DEFAULT_GC_THRESHOLD", "apply_gc_threshold", "apply_worker_settings", "create_app"]
@@ -32,11 +32,7 @@ def apply_gc_threshold(threshold: int | None = None) -> int:
     "The worker's share".
     """
     if threshold is None:
-        raw = os.environ.get(GC_THRESHOLD_ENV, "").strip()
-        try:
-            threshold = int(raw) if raw else DEFAULT_GC_THRESHOLD
-        except ValueError:
-            raise RuntimeError(f"{GC_THRESHOLD_ENV}={raw!r} is not a whole number") from None
+        threshold = whole_number(GC_THRESHOLD_ENV, DEFAULT_GC_THRESHOLD)
     if threshold < 0:
         raise RuntimeError(f"the GC threshold must be 0 (Python's own) or more, not {threshold}")
     if threshold:

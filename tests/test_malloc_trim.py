@@ -92,10 +92,14 @@ def test_malloc_trim_mb_parses_the_environment(monkeypatch: pytest.MonkeyPatch) 
     assert malloc_trim_mb() == DEFAULT_MALLOC_TRIM_MB
     monkeypatch.setenv(MALLOC_TRIM_ENV, " 64 ")
     assert malloc_trim_mb() == 64
-    assert malloc_trim_mb("0") == 0
+    monkeypatch.setenv(MALLOC_TRIM_ENV, "0")
+    assert malloc_trim_mb() == 0
+    monkeypatch.setenv(MALLOC_TRIM_ENV, "")
+    assert malloc_trim_mb() == DEFAULT_MALLOC_TRIM_MB
     for bad in ("lots", "-1", "1.5"):
-        with pytest.raises(RuntimeError, match=MALLOC_TRIM_ENV if bad != "-1" else "0 .glibc"):
-            malloc_trim_mb(bad)
+        monkeypatch.setenv(MALLOC_TRIM_ENV, bad)
+        with pytest.raises(RuntimeError, match=MALLOC_TRIM_ENV):
+            malloc_trim_mb()
     with pytest.raises(RuntimeError):
         apply_malloc_trim(-1)
 
