@@ -49,6 +49,16 @@ class Worker:
         return [f for f in frames(self.buf) if f[0] == "A"]
 
 
+def _until_closed(sock: socket.socket) -> list[object]:
+    """Every frame the writer sent on ``sock`` until it closed its end (it has, when called)."""
+    sock.setblocking(True)
+    sock.settimeout(5)
+    buf = bytearray()
+    while data := sock.recv(65536):
+        buf += data
+    return list(frames(buf))
+
+
 def _rows(p: Path) -> int:
     with SqliteStore(p) as store:
         report = verify(store)
@@ -118,5 +128,35 @@ def test_acks_a_worker_does_not_read_yet_wait_for_its_socket_and_all_arrive(
         w.sock.close()
         for c in list(server.conns.values()):
             c.sock.close()
+        server.sel.close()
+        store.close()
+
+
+def test_a_partner_list_the_writer_cannot_read_drops_its_connection_not_the_writer(
+        tmp_path: Path) -> None:
+    """A worker's partner-list frame ("S") that does not decode ends that connection (its
+    pages fail closed, as after a framing error) and the round goes on for the others: the
+    writer process, shared by every worker of the host, does not exit."""
+    p = tmp_path / "l.sqlite3"
+    store = open_store(str(p), deferred_checkpoints=True)
+    server = Server(store, ChainCursor(None), idle_exit=0.0)
+    a, b = Worker(server), Worker(server)
+    try:
+        for bad in ([{"no such": "field"}], [{"partner": 5}], "not a list", [None]):
+            a.sock.sendall(frame(("S", 1, bad)))
+            ib = b.write(2)
+            server.poll(0)
+            assert b.acks() == [("A", [ib], None)]
+            assert len(server.conns) == 1  # a is dropped, b kept
+            assert _until_closed(a.sock) == [("H", server.cursor.writer_id)]  # then EOF:
+            # a's end sees the close, so its pages fail closed
+            a.sock.close()
+            a = Worker(server)
+        assert _rows(p) == 8 and server.commits == 4
+    finally:
+        for w in (a, b):
+            w.sock.close()
+        for conn in list(server.conns.values()):
+            conn.sock.close()
         server.sel.close()
         store.close()

@@ -223,7 +223,11 @@ class Server:
             ids: list[int] = []
             for f in got:
                 if f[0] == "S":
-                    conn.decoder.share_list(f[1], f[2])
+                    try:
+                        conn.decoder.share_list(f[1], f[2])
+                    except Exception:  # nor could the views that name it be read
+                        conn.eof = True  # its pages fail closed; the other workers go on
+                        break
                     continue
                 try:
                     decoded = [conn.decoder.read(item) for item in f[2]]
