@@ -13,6 +13,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
@@ -182,6 +183,30 @@ def _table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
                                                + "</tr>" for r in rows) + "</tbody></table></div>")
 
 
+def banners_shown(events: Sequence[ConsentEvent], proofs: Sequence[Proof]) -> list[str | None]:
+    """For each consent event, the hash of the consent screen it was given on, or None.
+
+    A proof is written after its event's ledger record has been committed
+    (``recorder.wrap``), so it may carry a later minute than the event (a commit that waited
+    across :59): each event takes the first unused proof of its action from its own time on
+    (a second's slack for the clock) and before the next event's time."""
+    order = sorted(range(len(events)), key=lambda i: events[i].time)
+    free = sorted(proofs, key=lambda p: p.time)
+    out: list[str | None] = [None] * len(events)
+    slack = timedelta(seconds=1)
+    for rank, i in enumerate(order):
+        ev = events[i]
+        until = events[order[rank + 1]].time if rank + 1 < len(order) else None
+        for k, proof in enumerate(free):
+            if proof.time < ev.time - slack or proof.action != ev.action:
+                continue
+            if until is not None and proof.time >= until:
+                break
+            out[i] = free.pop(k).banner_hash
+            break
+    return out
+
+
 def render(config: Config, texts: Mapping[str, str], lang: str, urls: templates.Urls,
            data: VisitorData | None) -> str:
     t = texts
@@ -196,12 +221,11 @@ def render(config: Config, texts: Mapping[str, str], lang: str, urls: templates.
                          f'</p><div class="cg-shown">{data.banner_html}</div>')
         parts.append(f'<h2>{e(t["my_data_history"])}</h2>')
         if data.events:
-            shown = {p.time.strftime("%Y-%m-%d %H:%M"): p.banner_hash for p in data.proofs}
+            shown = banners_shown(data.events, data.proofs)
             rows = []
-            for ev in data.events:
+            for ev, digest in zip(data.events, shown, strict=True):
                 when = ev.time.strftime("%Y-%m-%d %H:%M")
                 action = e(t.get(f"my_data_{ev.action}", ev.action))
-                digest = shown.get(when)
                 link = (f'<br><a href="{e(urls.prefix)}my-data?banner={e(digest)}#cg-main">'
                         f'{e(t["my_data_banner"])}</a>' if digest else "")
                 rows.append([e(when), action + link, _choices(t, config, ev.choices)])
