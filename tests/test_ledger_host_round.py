@@ -7,8 +7,11 @@ server stepped with ``poll(0)``: nothing waits on a clock.
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from middleware.ledger import PageView, PartnerShare, SqliteStore, open_store, verify
 from middleware.ledger.chain import ChainCursor
@@ -49,6 +52,37 @@ class Worker:
         return [f for f in frames(self.buf) if f[0] == "A"]
 
 
+class Host:
+    """A writer process's ``Server`` on a real SQLite ledger, stepped by the test, and the
+    workers connected to it; ``close`` closes every socket, then the store."""
+
+    def __init__(self, path: Path, **store_options: Any) -> None:
+        self.store = open_store(str(path), deferred_checkpoints=True, **store_options)
+        self.server = Server(self.store, ChainCursor(None), idle_exit=0.0)
+        self.workers: list[Worker] = []
+
+    def worker(self) -> Worker:
+        self.workers.append(Worker(self.server))
+        return self.workers[-1]
+
+    def close(self) -> None:
+        for w in self.workers:
+            w.sock.close()
+        for conn in list(self.server.conns.values()):
+            conn.sock.close()
+        self.server.sel.close()
+        self.store.close()
+
+
+@contextmanager
+def host(path: Path, **store_options: Any) -> Iterator[Host]:
+    h = Host(path, **store_options)
+    try:
+        yield h
+    finally:
+        h.close()
+
+
 def _until_closed(sock: socket.socket) -> list[object]:
     """Every frame the writer sent on ``sock`` until it closed its end (it has, when called)."""
     sock.setblocking(True)
@@ -69,10 +103,9 @@ def _rows(p: Path) -> int:
 def test_every_wakeup_commits_both_workers_frames_and_a_closed_writer_is_kept(
         tmp_path: Path) -> None:
     p = tmp_path / "l.sqlite3"
-    store = open_store(str(p), deferred_checkpoints=True)
-    server = Server(store, ChainCursor(None), idle_exit=0.0)
-    a, b = Worker(server), Worker(server)
-    try:
+    with host(p) as h:
+        server = h.server
+        a, b = h.worker(), h.worker()
         ia, ib = a.write(2), b.write(3)
         server.poll(0)
         assert server.commits == 1  # one transaction for both workers' frames
@@ -87,26 +120,17 @@ def test_every_wakeup_commits_both_workers_frames_and_a_closed_writer_is_kept(
         server.poll(0)  # the read stopped at the short read: the EOF comes next
         assert len(server.conns) == 1 and server.commits == 3  # b dropped, nothing lost
         assert _rows(p) == 2 + 3 + 4 + 1
-    finally:
-        for w in (a, b):
-            w.sock.close()
-        for conn in list(server.conns.values()):
-            conn.sock.close()
-        server.sel.close()
-        store.close()
 
 
 def test_acks_a_worker_does_not_read_yet_wait_for_its_socket_and_all_arrive(
         tmp_path: Path) -> None:
     """The server registers a connection for writing only while an ack is stuck in its
     outbox (``_Conn.writing``), and back to reading once the socket took it all."""
-    store = open_store(str(tmp_path / "l.sqlite3"), synchronous="normal",
-                       deferred_checkpoints=True)
-    server = Server(store, ChainCursor(None), idle_exit=0.0)
-    w = Worker(server)
-    (conn,) = server.conns.values()
-    conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1)  # the kernel's minimum
-    try:
+    with host(tmp_path / "l.sqlite3", synchronous="normal") as h:
+        server = h.server
+        w = h.worker()
+        (conn,) = server.conns.values()
+        conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1)  # the kernel's minimum
         sent = 0
         while not conn.writing and sent < 5000:  # the worker reads nothing meanwhile
             w.write(1)
@@ -124,12 +148,6 @@ def test_acks_a_worker_does_not_read_yet_wait_for_its_socket_and_all_arrive(
         acked += w.acks()
         assert [i for f in acked for i in f[1]] == list(range(1, sent + 1))  # type: ignore[index]
         assert server.commits == sent
-    finally:
-        w.sock.close()
-        for c in list(server.conns.values()):
-            c.sock.close()
-        server.sel.close()
-        store.close()
 
 
 def test_a_partner_list_the_writer_cannot_read_drops_its_connection_not_the_writer(
@@ -138,10 +156,9 @@ def test_a_partner_list_the_writer_cannot_read_drops_its_connection_not_the_writ
     pages fail closed, as after a framing error) and the round goes on for the others: the
     writer process, shared by every worker of the host, does not exit."""
     p = tmp_path / "l.sqlite3"
-    store = open_store(str(p), deferred_checkpoints=True)
-    server = Server(store, ChainCursor(None), idle_exit=0.0)
-    a, b = Worker(server), Worker(server)
-    try:
+    with host(p) as h:
+        server = h.server
+        a, b = h.worker(), h.worker()
         for bad in ([{"no such": "field"}], [{"partner": 5}], "not a list", [None]):
             a.sock.sendall(frame(("S", 1, bad)))
             ib = b.write(2)
@@ -150,13 +167,5 @@ def test_a_partner_list_the_writer_cannot_read_drops_its_connection_not_the_writ
             assert len(server.conns) == 1  # a is dropped, b kept
             assert _until_closed(a.sock) == [("H", server.cursor.writer_id)]  # then EOF:
             # a's end sees the close, so its pages fail closed
-            a.sock.close()
-            a = Worker(server)
+            a = h.worker()
         assert _rows(p) == 8 and server.commits == 4
-    finally:
-        for w in (a, b):
-            w.sock.close()
-        for conn in list(server.conns.values()):
-            conn.sock.close()
-        server.sel.close()
-        store.close()
