@@ -16,67 +16,28 @@ from typing import Any
 from middleware.ledger import PageView, PartnerShare, SqliteStore, open_store, verify
 from middleware.ledger.chain import ChainCursor
 from middleware.ledger.host import Server
-from middleware.ledger.wire import Encoder, frame, frames
+from middleware.ledger.wire import frame, frames
+from tests.support.ledger_host import Host, SocketWorker
 
 SHARES = (PartnerShare("adsense", ("ads",), "consent", ("ip_address",), ()),)
 
 
-class Worker:
-    def __init__(self, server: Server) -> None:
-        self.sock, theirs = socket.socketpair()
-        server._add(theirs)
-        self.sock.setblocking(False)
-        self.enc = Encoder()
-        self.buf = bytearray()
-        self.next = 0
-
+class Worker(SocketWorker):
     def write(self, views: int) -> int:
-        self.next += 1
-        pre: list[bytes] = []
-        recs = [PageView(time=datetime.now(UTC), request_id=f"{id(self)}-{self.next}-{i}",
-                         consent_id="c1", path="/a", partners=SHARES, policy_version="v1")
-                for i in range(views)]
-        items = self.enc.encode(recs, pre)
-        self.sock.sendall(b"".join([*pre, frame(("W", self.next, items))]))
-        return self.next
+        """``views`` page views as one frame; its id."""
+        return self.send([PageView(time=datetime.now(UTC),
+                                   request_id=f"{id(self)}-{self.next + 1}-{i}",
+                                   consent_id="c1", path="/a", partners=SHARES,
+                                   policy_version="v1") for i in range(views)])
 
     def acks(self) -> list[object]:
-        while True:
-            try:
-                data = self.sock.recv(65536)
-            except BlockingIOError:
-                break
-            if not data:
-                break
-            self.buf += data
-        return [f for f in frames(self.buf) if f[0] == "A"]
-
-
-class Host:
-    """A writer process's ``Server`` on a real SQLite ledger, stepped by the test, and the
-    workers connected to it; ``close`` closes every socket, then the store."""
-
-    def __init__(self, path: Path, **store_options: Any) -> None:
-        self.store = open_store(str(path), deferred_checkpoints=True, **store_options)
-        self.server = Server(self.store, ChainCursor(None), idle_exit=0.0)
-        self.workers: list[Worker] = []
-
-    def worker(self) -> Worker:
-        self.workers.append(Worker(self.server))
-        return self.workers[-1]
-
-    def close(self) -> None:
-        for w in self.workers:
-            w.sock.close()
-        for conn in list(self.server.conns.values()):
-            conn.sock.close()
-        self.server.sel.close()
-        self.store.close()
+        return [f for f in self.received() if f[0] == "A"]
 
 
 @contextmanager
 def host(path: Path, **store_options: Any) -> Iterator[Host]:
-    h = Host(path, **store_options)
+    store = open_store(str(path), deferred_checkpoints=True, **store_options)
+    h = Host(Server(store, ChainCursor(None), idle_exit=0.0), store)
     try:
         yield h
     finally:
@@ -105,7 +66,7 @@ def test_every_wakeup_commits_both_workers_frames_and_a_closed_writer_is_kept(
     p = tmp_path / "l.sqlite3"
     with host(p) as h:
         server = h.server
-        a, b = h.worker(), h.worker()
+        a, b = h.worker(Worker), h.worker(Worker)
         ia, ib = a.write(2), b.write(3)
         server.poll(0)
         assert server.commits == 1  # one transaction for both workers' frames
@@ -128,7 +89,7 @@ def test_acks_a_worker_does_not_read_yet_wait_for_its_socket_and_all_arrive(
     outbox (``_Conn.writing``), and back to reading once the socket took it all."""
     with host(tmp_path / "l.sqlite3", synchronous="normal") as h:
         server = h.server
-        w = h.worker()
+        w = h.worker(Worker)
         (conn,) = server.conns.values()
         conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1)  # the kernel's minimum
         sent = 0
@@ -158,7 +119,7 @@ def test_a_partner_list_the_writer_cannot_read_drops_its_connection_not_the_writ
     p = tmp_path / "l.sqlite3"
     with host(p) as h:
         server = h.server
-        a, b = h.worker(), h.worker()
+        a, b = h.worker(Worker), h.worker(Worker)
         for bad in ([{"no such": "field"}], [{"partner": 5}], "not a list", [None]):
             a.sock.sendall(frame(("S", 1, bad)))
             ib = b.write(2)
@@ -167,5 +128,5 @@ def test_a_partner_list_the_writer_cannot_read_drops_its_connection_not_the_writ
             assert len(server.conns) == 1  # a is dropped, b kept
             assert _until_closed(a.sock) == [("H", server.cursor.writer_id)]  # then EOF:
             # a's end sees the close, so its pages fail closed
-            a = h.worker()
+            a = h.worker(Worker)
         assert _rows(p) == 8 and server.commits == 4

@@ -12,7 +12,6 @@ every ledger equals the reference. Real SQLite files throughout.
 
 from __future__ import annotations
 
-import socket
 import sqlite3
 import tempfile
 from datetime import UTC, datetime
@@ -29,6 +28,7 @@ from middleware.ledger.host import Server
 from middleware.ledger.records import Record
 from middleware.ledger.viewrows import ViewRow, link_views, page_view
 from middleware.ledger.wire import Decoder, Encoder, frame, frames
+from tests.support.ledger_host import Host, SocketWorker
 
 text = st.text(max_size=12)
 json_leaf = st.none() | st.booleans() | st.integers(-10**18, 10**18) | text | st.floats(
@@ -140,33 +140,17 @@ def test_hashes_pinned_before_the_rows_path_still_come_out() -> None:
         prev = h
 
 
-class _Worker:
+class _Worker(SocketWorker):
     def __init__(self, server: Server) -> None:
-        self.sock, theirs = socket.socketpair()
-        server._add(theirs)
-        self.sock.setblocking(False)
-        self.enc = Encoder()
-        self.buf = bytearray()
-        self.next = 0
+        super().__init__(server)
         self.acks: list[object] = []
 
     def write(self, records: list[Record]) -> None:
-        self.next += 1
-        pre: list[bytes] = []
-        items = self.enc.encode(records, pre)
-        self.sock.sendall(b"".join([*pre, frame(("W", self.next, items))]))
+        self.send(records)
 
     def errors(self) -> list[object]:
         """The error (or None) of every acknowledgement so far, in order."""
-        while True:
-            try:
-                data = self.sock.recv(65536)
-            except BlockingIOError:
-                break
-            if not data:
-                break
-            self.buf += data
-        self.acks += [f[2] for f in frames(self.buf) if f[0] == "A"]
+        self.acks += [f[2] for f in self.received() if f[0] == "A"]
         return self.acks
 
 
@@ -185,10 +169,11 @@ def test_the_writer_process_stores_what_the_records_path_stores(
         tmp_path: Path, rows_path: bool) -> None:
     p, ref = tmp_path / "host.sqlite3", tmp_path / "ref.sqlite3"
     store = SqliteStore(p, deferred_checkpoints=True)
-    server = Server(store, ChainCursor("w-host"), idle_exit=0.0)
+    h = Host(Server(store, ChainCursor("w-host"), idle_exit=0.0), store)
+    server = h.server
     if not rows_path:
         server.append_views = None  # a store without append_views (PostgreSQL)
-    worker = _Worker(server)
+    worker = h.worker(_Worker)
     event = ConsentEvent(time=datetime(2026, 12, 4, tzinfo=UTC), consent_id="c1",
                          action="given", choices={"ads": True}, policy_version="v1",
                          source="banner")
@@ -200,11 +185,7 @@ def test_the_writer_process_stores_what_the_records_path_stores(
             server.poll(0)
             assert worker.errors()[-1:] == [None] and len(worker.acks) == worker.next
     finally:
-        worker.sock.close()
-        for conn in list(server.conns.values()):
-            conn.sock.close()
-        server.sel.close()
-        store.close()
+        h.close()
     ref_store, cursor = SqliteStore(ref), ChainCursor("w-host")
     for records in rounds:
         rows: list[ChainedRecord] = cursor.link(records)
@@ -222,8 +203,9 @@ def test_a_refused_round_of_rows_leaves_nothing_and_the_next_commits_the_same_se
         tmp_path: Path) -> None:
     p = tmp_path / "l.sqlite3"
     store = SqliteStore(p, deferred_checkpoints=True)
-    server = Server(store, ChainCursor("w"), idle_exit=0.0)
-    worker = _Worker(server)
+    h = Host(Server(store, ChainCursor("w"), idle_exit=0.0), store)
+    server = h.server
+    worker = h.worker(_Worker)
     try:
         worker.write([_view(0)])
         server.poll(0)
@@ -243,11 +225,7 @@ def test_a_refused_round_of_rows_leaves_nothing_and_the_next_commits_the_same_se
         server.poll(0)
         assert worker.errors()[2:] == [None]
     finally:
-        worker.sock.close()
-        for conn in list(server.conns.values()):
-            conn.sock.close()
-        server.sel.close()
-        store.close()
+        h.close()
     with SqliteStore(p) as s:
         report = verify(s)
     assert report.ok and report.rows == 3
