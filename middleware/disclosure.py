@@ -98,8 +98,7 @@ class _RandomHex:
         return parts.pop()
 
     def request_id(self, now: float) -> str:
-        """``<now's Unix second, hex>-<12 random hex digits>`` (``Discloser.page_view`` has
-        this inline)."""
+        """``<now's Unix second, hex>-<12 random hex digits>``."""
         stamp = self.stamp if self.until - 1.0 <= now < self.until else self.restamp(now)
         parts = self.parts
         return stamp + (parts.pop() if parts else self.refill())
@@ -284,11 +283,7 @@ class Discloser:
         if first is not None:
             request_id, path, ip, ua = first.request_id, first.path, first.ip, first.ua_family
         else:
-            ids = _random_hex
-            t = _time()
-            stamp = ids.stamp if ids.until - 1.0 <= t < ids.until else ids.restamp(t)
-            parts = ids.parts
-            request_id = stamp + (parts.pop() if parts else ids.refill())
+            request_id = _random_hex.request_id(_time())
             headers = scope.get("headers", ())
             client = scope.get("client")
             address = client[0] if client else None
