@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from middleware.ledger import (
     ConsentEvent,
@@ -38,7 +40,7 @@ from middleware.ledger.chain import (
     time_text,
     time_text_us,
 )
-from middleware.ledger.records import Record, format_time
+from middleware.ledger.records import Record, format_time, parse_time
 from middleware.ledger.wire import Decoder, Encoder, frame, frames
 
 T = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
@@ -66,12 +68,13 @@ RECORDS: list[Record] = [
         action="withdrawn", choices={}, policy_version="", source="gpc"),
 ]
 
-# Chained from GENESIS, seq 1..4, writer WRITER, by the implementation before the fast path.
+# Chained from GENESIS, seq 1..4, writer WRITER, by the implementation before the fast path;
+# the fourth since its year-999 time is "0999-01-02T..." (was "999-...", never readable back).
 HASHES = [
     "7a6bb7deffba5b2fba383501ef5470abbe2cf388923b64b38e9ab46861ccfd01",
     "4388d89b687998ac4dcae8771362d8201f587e1a05e571e4cd7f106633764bcc",
     "9d3109f678a518fffd3cbc8b996a2aebb39c0c1cc9ea55eca84c2e2ab53730d4",
-    "59cd8566b1af868632e53d47d6d0090d4d9d1e944c39a98d07654e1e307cbeee",
+    "c8c83c86c63b24018864e3a6c3ff154c84b02999db011b0cb33e9de5bf45ae5d",
 ]
 
 
@@ -183,10 +186,21 @@ def test_format_time_matches_strftime() -> None:
     def ref(t: datetime) -> str:
         return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
-    for t in (T, T.replace(microsecond=0), datetime(999, 12, 31, 23, 59, tzinfo=UTC),
+    for t in (T, T.replace(microsecond=0),
               datetime(1000, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, 23, 59, 59, 999999, UTC),
               datetime(2024, 3, 31, 2, 30, tzinfo=timezone(timedelta(hours=-9, minutes=-30)))):
         assert format_time(t) == ref(t)
+
+
+@given(st.datetimes(timezones=st.just(UTC)), st.datetimes(timezones=st.just(UTC)))
+def test_format_time_is_fixed_width_sorts_and_parses_back_in_every_year(
+        a: datetime, b: datetime) -> None:
+    """Year 999 came out as "999-12-31T..." (glibc's %Y is not padded): 26 characters,
+    sorting after "1000-..." and refused by parse_time."""
+    ta, tb = format_time(a), format_time(b)
+    assert len(ta) == len(tb) == len("2024-05-01T12:00:00.000000Z")
+    assert parse_time(ta) == a and parse_time(tb) == b
+    assert (ta < tb) == (a < b)
 
 
 def test_row_parameters_match_the_generic_path(tmp_path: Path) -> None:

@@ -30,11 +30,9 @@ _EMPTY: Mapping[str, Any] = MappingProxyType({})
 def format_time(t: datetime) -> str:
     """Fixed-width UTC ISO form (``2024-05-01T12:00:00.000000Z``): sorts as text."""
     u = t if t.tzinfo is UTC else t.astimezone(UTC)
-    if u.year >= 1000:
-        # isoformat is several times faster than strftime and, from year 1000 on, gives the
-        # same text ("2024-05-01T12:00:00.000000+00:00" minus the offset).
-        return u.isoformat(timespec="microseconds")[:26] + "Z"
-    return u.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat pads the year to four digits in every year; glibc's strftime("%Y") does not
+    # before 1000 ("999-12-31..."), a text that neither sorts nor parses back.
+    return u.isoformat(timespec="microseconds")[:26] + "Z"
 
 
 def _iso(text: str) -> datetime:
