@@ -17,7 +17,7 @@ from starlette.types import Message, Scope, Send
 
 from ..consent import Consent
 from ..errors import LedgerUnavailable
-from ..headers import header_value
+from ..headers import header_value, merge_vary
 from ..html.refresh_guard import AnyRespeller, Iso2022Respeller, RefreshRespeller, WideRespeller
 from ..ledger.records import PageView
 from ..memo import Rewritten
@@ -872,6 +872,36 @@ class SheetResponder(HtmlResponder):
 
     def start_message(self, message: Message, announced: tuple[BodyKind, bool] | None,
                       ) -> Awaitable[None]:
-        if announced is not None:
-            announced = SHEET_PAIRS[announced[1]]
-        return super().start_message(message, announced)
+        """The start read as a sheet's. Names lower-cased first (Django's ``Content-Type``),
+        and a start whose kind cannot be read even then (a header name with no letter) is a
+        sheet's too: sniffed, an HTML body was rewritten as HTML and its CSS left as text.
+        A start that announces anything but CSS is read as a sheet only because the request
+        asked for one, so it leaves ``no-store`` (``_stored_by_no_cache``)."""
+        headers = [(k.lower(), v) for k, v in message.get("headers", ())]
+        read = start_kind(headers)
+        if read is None or read[0] is not CSS:
+            headers = self._stored_by_no_cache(headers)
+        message = {**message, "headers": headers}
+        return super().start_message(message, SHEET_PAIRS[read[1] if read is not None else True])
+
+    def _stored_by_no_cache(self, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        """The headers of a body read as CSS though its type says otherwise (an HTML page, a
+        text, JSON ...): gate/css.py gates its CSS fetches only, so an HTML page's ``<img>``
+        or ``<script src>`` of a refused partner leaves as written, and with the app's own
+        ``Cache-Control: public`` one request with ``Sec-Fetch-Dest: style`` stored that
+        ungated page in a shared cache under its URL for every later document request
+        (tests/test_review_style_cache.py). So: ``private, no-store`` in place of the app's caching,
+        no validators, ``Vary`` on the headers that chose the reading, and the enforced
+        no-partner CSP, should anything show it as a document all the same."""
+        kept = [(k, v) for k, v in headers if k not in _SHEET_DROPPED]
+        vary = merge_vary(b",".join(v for k, v in headers if k == b"vary").decode("latin-1"),
+                          ("Sec-Fetch-Dest", "Accept"))
+        csp = self.gate.response_headers.csp.value(frozenset())
+        kept += [(b"cache-control", b"private, no-store"), (b"vary", vary.encode("latin-1")),
+                 (b"content-security-policy", csp)]
+        return kept
+
+
+#: What ``SheetResponder._stored_by_no_cache`` replaces or drops of the app's headers.
+_SHEET_DROPPED = frozenset({b"cache-control", b"expires", b"pragma", b"etag", b"last-modified",
+                            b"vary", b"age"})
