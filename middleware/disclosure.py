@@ -59,6 +59,15 @@ _PLAIN_SOURCES = frozenset({None, "", "banner", "preferences", "form", "placehol
                             "api"})
 
 
+#: What ``ua_family`` reads of a browser string (characters; latin-1 makes them the bytes).
+_UA_READ = 512
+#: Longer keys are not kept by page_view's caches (an address's text is at most 45 characters
+#: plus brackets and a zone; a path this long is rare): each cache then holds at most its
+#: count of entries times this, whatever visitors send (h11 takes a 16 KB request head).
+_LONGEST_KEPT_ADDRESS = 64
+_LONGEST_KEPT_PATH = 512
+
+
 def _remember(cache: dict[Any, Any], key: Any, value: Any, size: int) -> None:
     """``cache[key] = value``, the cache emptied first when it holds ``size`` entries."""
     if len(cache) >= size:
@@ -302,6 +311,11 @@ class Discloser:
                     if key == b"user-agent":
                         agent = value
                         break
+            # Keys of bounded size (tests/test_review_page_view_caches.py): a family reads the
+            # first 512 characters only (a slice of a shorter bytes is the bytes itself), and
+            # a longer address or path is worked out each time, not kept.
+            if agent is not None:
+                agent = agent[:_UA_READ]
             ua = self._agents.get(agent, "")
             if not ua:  # (a family is never empty)
                 ua = ua_family((agent or b"").decode("latin-1"))
@@ -309,7 +323,8 @@ class Discloser:
             ip = self._addresses.get(address, _MISSING)
             if ip is _MISSING:
                 ip = minimise_ip(address, self._ip_mode, self.ip_key)
-                _remember(self._addresses, address, ip, 8192)
+                if address is None or len(address) <= _LONGEST_KEPT_ADDRESS:
+                    _remember(self._addresses, address, ip, 8192)
             raw = scope.get("path", "/")
             if self._keep_query:
                 path = page_path(raw, scope.get("query_string", b""), True)
@@ -317,7 +332,8 @@ class Discloser:
                 path = self._paths.get(raw, "")
                 if not path:  # (a recorded path is never empty)
                     path = page_path(raw)
-                    _remember(self._paths, raw, path, 4096)
+                    if len(raw) <= _LONGEST_KEPT_PATH:
+                        _remember(self._paths, raw, path, 4096)
         if fields:  # PageView's checks and copy of the fields
             return PageView(time=now, request_id=request_id, consent_id=consent.consent_id,
                             path=path, partners=shares, policy_version=consent.policy_version,
@@ -359,8 +375,10 @@ class Discloser:
             choices={pid: pid in new.granted for pid in self.config.purposes},
             policy_version=new.policy_version,
             source=cast(ConsentSource, source if source in _EVENT_SOURCES else "form"),
-            ip=_minimise_ip(info.client_ip, self.config.ledger.ip, self.ip_key),
-            ua_family=_ua_family(info.user_agent),
+            ip=(_minimise_ip if info.client_ip is None
+                or len(info.client_ip) <= _LONGEST_KEPT_ADDRESS else minimise_ip)(
+                info.client_ip, self.config.ledger.ip, self.ip_key),
+            ua_family=_ua_family(info.user_agent[:_UA_READ]),
         )
         try:
             await self.writer.write([event], timeout=_WRITE_TIMEOUT)
