@@ -222,6 +222,13 @@ class Server:
                 got = []
             ids: list[int] = []
             for f in got:
+                # A worker sends ("S", list id, shares) and ("W", frame id, items) only: any
+                # other object (marshal loads any) is a broken stream, as a framing error,
+                # not an exception out of the round for every worker
+                # (tests/test_review_ledger_frames.py).
+                if type(f) is not tuple or len(f) != 3 or (f[0] != "S" and f[0] != "W"):
+                    conn.eof = True
+                    break
                 if f[0] == "S":
                     try:
                         conn.decoder.share_list(f[1], f[2])
