@@ -15,7 +15,7 @@ import contextlib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext, Page
@@ -27,12 +27,18 @@ __all__ = ["TabVisit", "visit_in_tabs"]
 class TabVisit:
     """One page view. The tab closes ``hold`` seconds after the page's load event, or as soon
     as ``until()`` is true (a page expected to fetch: its fetches have been seen). A page that
-    must *not* fetch has no ``until``: it is watched for its whole hold."""
+    must *not* fetch has no ``until``: it is watched for its whole hold.
+
+    ``wait_until="commit"`` for a page whose script navigates away at once (submits a form,
+    sets ``location``): ``goto(wait_until="load")`` never returns for it when the proxy's 204
+    leaves the page where it was, and sits out its whole timeout (10 s a page). Such a page is
+    awaited in the page instead (``document.readyState``), as test_csp_leaks.visit_quietly."""
 
     url: str
     hold: float
     until: Callable[[], bool] | None = None
     on_load: Callable[[Page], None] | None = None
+    wait_until: Literal["load", "commit"] = "load"
 
 
 @dataclass
@@ -73,7 +79,9 @@ def visit_in_tabs(context: BrowserContext, visits: Iterable[TabVisit], *, width:
             tab = free_tab()
             tab.visit = None
             with contextlib.suppress(Exception):
-                tab.page.goto(visit.url, wait_until="load")
+                tab.page.goto(visit.url, wait_until=visit.wait_until)
+                if visit.wait_until == "commit":
+                    tab.page.wait_for_function("document.readyState === 'complete'")
             if visit.on_load is not None:
                 with contextlib.suppress(Exception):
                     visit.on_load(tab.page)

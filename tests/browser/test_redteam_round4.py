@@ -7,7 +7,6 @@ partner is ``*.partner.example``."""
 from __future__ import annotations
 
 import contextlib
-import secrets
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
@@ -16,9 +15,9 @@ import pytest
 
 from tests.browser.redteam4_site import HEADERS, MARKUP, QUIRKS, SPECULATION, XML
 from tests.browser.tabs import TabVisit, visit_in_tabs
+from tests.browser.vector_sites import raw_and_modes
 from tests.support.browser import BASE_FLAGS, CHROMIUM_PATH
-from tests.support.config_text import config_text, partner
-from tests.support.servers import ServerProcess, start_uvicorn
+from tests.support.servers import ServerProcess
 from tests.support.tls_partner import TlsPartner
 
 if TYPE_CHECKING:
@@ -41,21 +40,8 @@ def tls_partner() -> Iterator[TlsPartner]:
 def sites(tmp_path_factory: pytest.TempPathFactory,
           tls_partner: TlsPartner) -> Iterator[dict[str, ServerProcess]]:
     """raw, and the gate in each [csp] mode (one partner: *.partner.example)."""
-    tmp = tmp_path_factory.mktemp("redteam4")
-    secret = secrets.token_urlsafe(36)
-    spec = {"SPEC_PARTNER": tls_partner.origin}
-    with contextlib.ExitStack() as stack:
-        servers = {"raw": stack.enter_context(
-            start_uvicorn("tests.browser.redteam4_site:site", env=spec, log_level="warning"))}
-        for mode in MODES:
-            config = tmp / f"{mode}.toml"
-            config.write_text(config_text(
-                ledger=(tmp / f"{mode}.sqlite3").as_posix(), csp=mode,
-                partners={"tracker": partner(["ads"], ["*.partner.example"])}))
-            servers[mode] = stack.enter_context(start_uvicorn(
-                "tests.browser.redteam4_site:create_app", extra_args=["--factory"],
-                env={"FETCH_SITE_CONFIG": str(config), "CONSENT_GATE_SECRET": secret, **spec},
-                log_level="warning"))
+    with raw_and_modes("tests.browser.redteam4_site", tmp_path_factory.mktemp("redteam4"),
+                       MODES, env={"SPEC_PARTNER": tls_partner.origin}) as servers:
         yield servers
 
 
@@ -64,14 +50,18 @@ def reached(context: BrowserContext, proxy: RecordingProxy, servers: dict[str, S
     def seen(h: str) -> Callable[[], bool]:
         return lambda: any(r.host.rstrip(".") == h for r in proxy.requests)
 
+    # (a page whose script submits a form at once is awaited in the page: tabs.TabVisit)
     visit_in_tabs(context, [TabVisit(f"{servers[w].url}/{w}/{name}", hold,
-                                     seen(f"{name}.{w}.partner.example") if w == "raw" else None)
+                                     seen(f"{name}.{w}.partner.example") if w == "raw" else None,
+                                     wait_until="commit" if name in NAVIGATES else "load")
                             for name in names for w in who])
     proxy.wait_quiet(0.4)
     hosts = {r.host.rstrip(".") for r in proxy.requests}
     return {name: {w for w in who if f"{name}.{w}.partner.example" in hosts} for name in names}
 
 
+#: Pages whose own script navigates away at once (tabs.TabVisit.wait_until).
+NAVIGATES = {"form-autosubmit"}
 #: Reached the partner through the gate with the CSP off and report-only before this round:
 #: an import map's module target (the module fetch is the CSP's only when it is enforced),
 #: and a quirks-mode page's same-origin sheet served as text/plain, text/html, JSON,

@@ -7,7 +7,6 @@ A visitor without consent; the partner is ``*.partner.example``."""
 from __future__ import annotations
 
 import contextlib
-import secrets
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -15,9 +14,9 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.browser.redteam_site import MARKUP, OTHER
+from tests.browser.vector_sites import raw_and_modes
 from tests.support.browser import BASE_FLAGS, CHROMIUM_PATH
-from tests.support.config_text import config_text, partner
-from tests.support.servers import ServerProcess, start_uvicorn
+from tests.support.servers import ServerProcess
 from tests.support.tls_partner import TlsPartner
 
 if TYPE_CHECKING:
@@ -58,21 +57,8 @@ def tls_partner() -> Iterator[TlsPartner]:
 def sites(tmp_path_factory: pytest.TempPathFactory,
           tls_partner: TlsPartner) -> Iterator[dict[str, ServerProcess]]:
     """raw, gated with the CSP off, gated with it enforced (one partner: *.partner.example)."""
-    tmp = tmp_path_factory.mktemp("redteam")
-    secret = secrets.token_urlsafe(36)
-    spec = {"SPEC_PARTNER": tls_partner.origin}
-    with contextlib.ExitStack() as stack:
-        servers = {"raw": stack.enter_context(
-            start_uvicorn("tests.browser.redteam_site:site", env=spec, log_level="warning"))}
-        for mode in ("off", "enforce"):
-            config = tmp / f"{mode}.toml"
-            config.write_text(config_text(
-                ledger=(tmp / f"{mode}.sqlite3").as_posix(), csp=mode,
-                partners={"tracker": partner(["ads"], ["*.partner.example"])}))
-            servers[mode] = stack.enter_context(start_uvicorn(
-                "tests.browser.redteam_site:create_app", extra_args=["--factory"],
-                env={"FETCH_SITE_CONFIG": str(config), "CONSENT_GATE_SECRET": secret, **spec},
-                log_level="warning"))
+    with raw_and_modes("tests.browser.redteam_site", tmp_path_factory.mktemp("redteam"),
+                       ("off", "enforce"), env={"SPEC_PARTNER": tls_partner.origin}) as servers:
         yield servers
 
 

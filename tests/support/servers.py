@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Self
 
@@ -34,8 +34,10 @@ __all__ = [
     "ServerStartError",
     "bound_socket",
     "free_port",
+    "start_all",
     "start_command",
     "start_uvicorn",
+    "uvicorn_process",
     "wait_for_port",
 ]
 
@@ -115,6 +117,8 @@ class ServerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path: Path | None = None
         self.startup_seconds: float | None = None
+        self._spawned = 0.0
+        self._terminated = False
 
     @property
     def url(self) -> str:
@@ -128,13 +132,20 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace")
 
     def start(self) -> Self:
+        """Spawn the server and wait until it accepts connections."""
+        self.spawn()
+        return self.wait_started()
+
+    def spawn(self) -> Self:
+        """Start the process without waiting for it (``wait_started`` does): several servers
+        spawned first and then awaited start up side by side (``start_all``)."""
         if self.proc is not None:
             raise RuntimeError("already started")
         if _accepts(self.host, self.port):
             raise ServerStartError(f"{self.host}:{self.port} is already in use")
         fd, name = tempfile.mkstemp(prefix="consent-gate-server-", suffix=".log")
         self.log_path = Path(name)
-        t0 = time.monotonic()
+        self._spawned = time.monotonic()
         with os.fdopen(fd, "wb") as log:
             self.proc = subprocess.Popen(
                 self.argv,
@@ -147,6 +158,14 @@ class ServerProcess:
                 pass_fds=() if self.sock is None else (self.sock.fileno(),),
             )
         _RUNNING.add(self)
+        return self
+
+    def wait_started(self) -> Self:
+        """Wait until the spawned server accepts connections; stop it and raise
+        ServerStartError (with its output) if it exits or stays silent."""
+        if self.proc is None:
+            raise RuntimeError("not spawned")
+        t0 = self._spawned
         deadline = t0 + self.startup_timeout
         while True:
             if self.proc.poll() is not None:
@@ -185,13 +204,21 @@ class ServerProcess:
             with contextlib.suppress(ProcessLookupError):
                 self.proc.send_signal(sig)
 
+    def terminate(self) -> None:
+        """SIGTERM without waiting (``stop`` then waits): several servers shut down side by
+        side."""
+        if self.proc is not None and self.proc.poll() is None and not self._terminated:
+            self._signal(signal.SIGTERM)
+            self._terminated = True
+
     def stop(self) -> int | None:
         """SIGTERM, wait ``stop_timeout``, then SIGKILL. Returns the exit code."""
         self._close_sock()
         if self.proc is None:
             return None
         if self.proc.poll() is None:
-            self._signal(signal.SIGTERM)
+            if not self._terminated:
+                self._signal(signal.SIGTERM)
             try:
                 self.proc.wait(self.stop_timeout)
             except subprocess.TimeoutExpired:
@@ -292,6 +319,24 @@ def start_uvicorn(
     if port is not None:
         return start_command(argv, port=port, host=host, env=env, inherit_env=inherit_env,
                              cwd=cwd, startup_timeout=startup_timeout)
+    return _on_bound_socket(argv, host=host, env=env, inherit_env=inherit_env, cwd=cwd,
+                            startup_timeout=startup_timeout).start()
+
+
+def uvicorn_process(app: str, *, host: str = LOOPBACK, env: Mapping[str, str] | None = None,
+                    extra_args: Sequence[str] = (), log_level: str = "info",
+                    startup_timeout: float = 20.0) -> ServerProcess:
+    """``start_uvicorn(app, ...)`` on a port bound here, not yet spawned: for ``start_all``."""
+    argv = [sys.executable, "-m", "tests.support.uvicorn_on_socket", "{fd}", app,
+            "--host", "{host}", "--port", "{port}", "--log-level", log_level,
+            "--timeout-graceful-shutdown", "2", *extra_args]
+    return _on_bound_socket(argv, host=host, env=env, inherit_env=True, cwd=None,
+                            startup_timeout=startup_timeout)
+
+
+def _on_bound_socket(argv: list[str], *, host: str, env: Mapping[str, str] | None,
+                     inherit_env: bool, cwd: str | os.PathLike[str] | None,
+                     startup_timeout: float) -> ServerProcess:
     sock = bound_socket(host)
     # The launcher is imported from the repository root, wherever the app's cwd is.
     root = str(REPO_ROOT)
@@ -300,7 +345,24 @@ def start_uvicorn(
     env = {**(env or {}), "PYTHONPATH": root + (os.pathsep + path if path else "")}
     return ServerProcess(argv, port=int(sock.getsockname()[1]), host=host, env=env,
                          inherit_env=inherit_env, cwd=cwd, startup_timeout=startup_timeout,
-                         sock=sock).start()
+                         sock=sock)
+
+
+@contextlib.contextmanager
+def start_all(servers: Sequence[ServerProcess]) -> Iterator[list[ServerProcess]]:
+    """Spawn every server, then wait for each: their start-ups (mostly imports) overlap
+    instead of adding up. All are stopped at the end, or when one fails to start."""
+    try:
+        for srv in servers:
+            srv.spawn()
+        for srv in servers:
+            srv.wait_started()
+        yield list(servers)
+    finally:
+        for srv in servers:
+            srv.terminate()
+        for srv in reversed(servers):
+            srv.__exit__(None, None, None)
 
 
 def bound_socket(host: str = LOOPBACK) -> socket.socket:
