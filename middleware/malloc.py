@@ -27,7 +27,8 @@ from collections.abc import Callable
 
 from .env import DEFAULT_MALLOC_TRIM_MB, MALLOC_TRIM_ENV, whole_number
 
-__all__ = ["DEFAULT_MALLOC_TRIM_MB", "apply_malloc_trim", "malloc_trim_mb", "mmap_threshold"]
+__all__ = ["DEFAULT_MALLOC_TRIM_MB", "applied_malloc_trim", "apply_malloc_trim", "malloc_trim_mb",
+           "mmap_threshold"]
 
 M_TRIM_THRESHOLD = -1  # glibc's malloc.h
 M_MMAP_THRESHOLD = -3
@@ -35,6 +36,8 @@ M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD_MAX = 32 * 1024 * 1024
 _GLIBC_OWN = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_")
 _TUNABLES = ("glibc.malloc.trim_threshold", "glibc.malloc.mmap_threshold")
+#: What the last apply_malloc_trim of this process set (bytes; 0: glibc left alone).
+_applied = 0
 
 
 def malloc_trim_mb() -> int:
@@ -82,6 +85,8 @@ def apply_malloc_trim(mb: int | None = None) -> int:
     and its mmap threshold to :func:`mmap_threshold` of it. Returns the trim threshold set, in
     bytes, or 0 when glibc was left alone (``mb`` 0, glibc's own settings in the environment,
     not glibc, or ``mallopt`` refused)."""
+    global _applied
+    _applied = 0
     if mb is None:
         mb = malloc_trim_mb()
     if mb < 0:
@@ -96,4 +101,14 @@ def apply_malloc_trim(mb: int | None = None) -> int:
         return 0
     if not mallopt(M_TRIM_THRESHOLD, trim):
         return 0
+    _applied = trim
     return trim
+
+
+def applied_malloc_trim() -> int:
+    """What this process's last :func:`apply_malloc_trim` set, in bytes (0: glibc left alone,
+    or never called). The worker test reads it per worker: the faults alone cannot show it,
+    because glibc's own (dynamic) thresholds also keep the heap top once the process has freed
+    one large ``mmap`` block (a fresh interpreter: 2,200 faults over the 1 MB cycles; after
+    freeing one 4 MB block, 0), so glibc's default trims in some workers and not others."""
+    return _applied

@@ -11,9 +11,10 @@ Run it with ``start_uvicorn("tests.support.sample_site:app")``.
 * ``/_env``       JSON of the ``SAMPLE_SITE_*`` environment variables
 * ``/_gc``        JSON ``{"pid": ..., "threshold": [...]}``: the serving process and its
                   ``gc.get_threshold()``
-* ``/_heap``      JSON ``{"pid": ..., "faults": N}``: the page faults (``ru_minflt``) of
-                  10 cycles of allocating and freeing 1 MB as 32 KB blocks, after one
-                  cycle to grow the heap (glibc's heap trim: ``middleware.malloc``)
+* ``/_heap``      JSON ``{"pid": ..., "faults": N, "applied": B}``: the page faults
+                  (``ru_minflt``) of 10 cycles of allocating and freeing 1 MB as 32 KB
+                  blocks, after one cycle to grow the heap, and the trim threshold this
+                  process set (glibc's heap trim: ``middleware.malloc``)
 """
 
 from __future__ import annotations
@@ -104,7 +105,9 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         info = {"pid": os.getpid(), "threshold": list(gc.get_threshold())}
         await _respond(send, 200, json.dumps(info).encode(), "application/json")
     elif path == "/_heap":
-        info = {"pid": os.getpid(), "faults": heap_cycle_faults()}
+        from middleware.malloc import applied_malloc_trim
+
+        info = {"pid": os.getpid(), "faults": heap_cycle_faults(), "applied": applied_malloc_trim()}
         await _respond(send, 200, json.dumps(info).encode(), "application/json")
     else:
         await _respond(send, 404, b"not found", "text/plain")
