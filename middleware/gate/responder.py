@@ -469,8 +469,13 @@ class HtmlResponder:
         _rewrite_whole and _rewrite_chunk do for it, without a coroutine."""
         self.rewriter = rewriter = HtmlRewriter(plan)
         try:
-            out = _run(rewriter, data, True)
-            enabled = rewriter.take_enabled()
+            # (= _run(rewriter, data, True) and take_enabled(), inline: two calls fewer on
+            # the unique page; a page that enables nothing takes no frozenset)
+            out = rewriter.feed(data) if data else b""
+            tail = rewriter.finish()
+            if tail:
+                out += tail
+            enabled = rewriter.take_enabled() if rewriter._enabled else _NO_HOSTS
             if keep:
                 unknown = rewriter.unknown_hosts
                 self.gate.memo.put(Rewritten(plan, data, out, enabled,

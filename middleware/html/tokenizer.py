@@ -189,7 +189,8 @@ class Tokenizer:
         """The rest: held-back bytes, and injections the document never gave a place for."""
         if self._finished:
             return b""
-        self._join_more()
+        if self._more:  # (= _join_more(), a call fewer on a whole body)
+            self._join_more()
         if self._buf:
             out = self._run(self._buf, final=True)
         else:  # what _run makes of no bytes, in every state: nothing (a whole body ends here)
