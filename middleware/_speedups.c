@@ -661,7 +661,8 @@ parse_attrs(const Scan *S, Py_ssize_t p, Attr *at, int *count, int fetch)
                 t++;
             }
             if (t < n && (s[t] == '"' || s[t] == '\'')) {
-                Py_ssize_t e = find_byte(s, n, t + 1, s[t]);
+                const unsigned char *ep = memchr(s + t + 1, s[t], (size_t)(n - t - 1));
+                Py_ssize_t e = ep == NULL ? n : ep - s;
                 if (e >= n) {
                     /* Unclosed value: the attribute fails, and what follows the last
                        complete attribute is not '>'. */
@@ -3258,9 +3259,17 @@ skip_run(Scan *S, Py_ssize_t pos)
     Py_ssize_t n = S->n;
     while (pos < n) {
         if (s[pos] != '<') {
-            pos = find_byte(s, n, pos + 1, '<');
-            if (pos >= n) {
-                return n;
+            if (pos + 1 < n && s[pos + 1] == '<') {
+                pos += 1;
+            }
+            else if (pos + 2 < n && s[pos + 2] == '<') {
+                pos += 2;
+            }
+            else {
+                pos = find_byte(s, n, pos + 3, '<');
+                if (pos >= n) {
+                    return n;
+                }
             }
         }
         if (pos + 2 < n) {

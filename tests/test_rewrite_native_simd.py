@@ -1,6 +1,6 @@
-"""The native pass's 16-byte SSE2 searches (``find_byte`` in middleware/_speedups.c: the text
-between tags up to its ``<``, a quoted attribute value up to its closing quote) answer as the
-scalar scan and the pure-Python rewriter do at their edges: the byte they look for at every
+"""The native pass's 16-byte SSE2 search (``find_byte`` in middleware/_speedups.c: the text
+between tags up to its ``<``; quoted values, which memchr reads, are run beside it) answers as
+the scalar scan and the pure-Python rewriter do at its edges: the byte it looks for at every
 offset modulo 16 and in every one of the inline vectors, right after them (memchr's part),
 buffers that end mid-vector (the scalar tail), NUL bytes and bytes >= 0x80 beside the target.
 A vector is loaded only where 16 bytes remain: the guard-page test puts each buffer right
